@@ -1,0 +1,50 @@
+"""VaultConfig: the typed options of a vault, passed in (never read from the environment)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from strongroom import errors
+from strongroom.clock import Clock, SystemClock
+
+__all__ = ["VaultConfig"]
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class VaultConfig:
+    """Options of one vault instance.
+
+    Attributes:
+        auto_lock: lock after `auto_lock_timeout` without a secret operation.
+        auto_lock_timeout: inactivity before auto-lock (status and health are not activity).
+        argon2_time_cost / argon2_memory_kib / argon2_parallelism: Argon2id parameters used when
+            the vault is initialised or its master key rotated (unlock uses the stored ones).
+        max_value_bytes: the largest accepted secret value, UTF-8 encoded.
+        term_max_encryptions: start a new data-key term before this many encryptions.
+        term_max_age: start a new data-key term when the current one is this old.
+        rotation_batch: versions re-encrypted per transaction during rotation.
+        unlock_backoff_after: failed unlocks tolerated before exponential back-off starts.
+        clock: time source (tests inject a ManualClock).
+    """
+
+    auto_lock: bool = True
+    auto_lock_timeout: timedelta = timedelta(minutes=15)
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 64 * 1024
+    argon2_parallelism: int = 4
+    max_value_bytes: int = MIB
+    term_max_encryptions: int = 2**30
+    term_max_age: timedelta = timedelta(days=365)
+    rotation_batch: int = 500
+    unlock_backoff_after: int = 5
+    clock: Clock = field(default_factory=SystemClock)
+
+    def __post_init__(self) -> None:
+        if self.auto_lock_timeout <= timedelta(0):
+            raise errors.InvalidInput("auto_lock_timeout must be positive")
+        if self.max_value_bytes < 1 or self.rotation_batch < 1 or self.term_max_encryptions < 2:
+            raise errors.InvalidInput("max_value_bytes, rotation_batch and term_max_encryptions "
+                                      "must be positive")

@@ -1,0 +1,143 @@
+"""Group commit: one writer thread turns the writes and audit entries of concurrent callers into
+few durable transactions.
+
+A caller submits a job (a function run inside the write transaction, under its own savepoint) and
+waits for its future. The writer drains every job queued at that moment into one transaction,
+appends each job's audit entry to the hash chain, commits once (one fsync), then answers all
+callers. A caller is answered only after its audit entry is durable; if the commit fails, every
+job in the batch fails and nothing of it is stored (fail-closed).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from strongroom import errors
+from strongroom.core.audit import canonical
+from strongroom.storage import NewAudit, Storage, Tx
+
+__all__ = ["Job", "Writer"]
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 256
+
+#: Audit entries a job writes: one, several or none.
+Entries = NewAudit | list[NewAudit] | None
+#: Runs inside the transaction; returns (result, audit entries).
+JobFn = Callable[[Tx], tuple[Any, Entries]]
+#: Builds the audit entry of a job that raised.
+FailFn = Callable[[errors.StrongroomError], Entries]
+
+
+@dataclass
+class Job:
+    """One unit of work for the writer."""
+
+    run: JobFn
+    on_error: FailFn
+    future: Future[Any] = field(default_factory=Future)
+
+
+class Writer:
+    """The single writer thread of one Vault instance."""
+
+    def __init__(self, storage: Storage, mac: Callable[[bytes], str | None],
+                 genesis: Callable[[], str], before_batch: Callable[[Tx], None],
+                 after_commit: Callable[[], None], after_failure: Callable[[], None]) -> None:
+        self._storage = storage
+        self._mac = mac
+        self._genesis = genesis
+        self._before_batch = before_batch
+        self._after_commit = after_commit
+        self._after_failure = after_failure
+        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="strongroom-writer", daemon=True)
+        self._closed = False
+        self._thread.start()
+
+    def submit(self, run: JobFn, on_error: FailFn) -> Any:
+        """Run `run` in the next batch and return its result once the batch is durable.
+
+        Raises:
+            StrongroomError: what `run` raised (its failure audit entry is durable), or
+                StorageUnavailable when the batch could not be committed.
+        """
+        if self._closed:
+            raise errors.StorageUnavailable("vault is closed")
+        job = Job(run, on_error)
+        self._queue.put(job)
+        return job.future.result()
+
+    def close(self) -> None:
+        """Finish queued work and stop the thread."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < MAX_BATCH:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            self._run_batch(batch)
+            if stop:
+                return
+
+    def _run_batch(self, batch: list[Job]) -> None:
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        try:
+            with self._storage.write() as tx:
+                self._before_batch(tx)
+                head = tx.last_audit_mac()
+                for job in batch:
+                    try:
+                        with tx.savepoint():
+                            result, entry = job.run(tx)
+                        outcomes.append((result, None))
+                    except errors.StrongroomError as exc:
+                        if isinstance(exc, errors.StorageUnavailable):
+                            raise
+                        entry = job.on_error(exc)
+                        outcomes.append((None, exc))
+                    for item in entry if isinstance(entry, list) else [entry] if entry else []:
+                        head = self._append(tx, item, head)
+        except Exception as exc:
+            self._after_failure()
+            failure = exc if isinstance(exc, errors.StorageUnavailable) else None
+            if failure is None:
+                log.error("write batch failed: %s", type(exc).__name__, exc_info=exc)
+                failure = errors.StorageUnavailable("the write could not be committed")
+            for job in batch:
+                job.future.set_exception(failure)
+            return
+        self._after_commit()
+        for job, (result, error) in zip(batch, outcomes, strict=True):
+            if error is None:
+                job.future.set_result(result)
+            else:
+                job.future.set_exception(error)
+
+    def _append(self, tx: Tx, entry: NewAudit, head: str | None) -> str | None:
+        # The genesis is read late: the batch that initialises the vault has no key at its start.
+        mac = self._mac(canonical(self._genesis() if head is None else head, entry))
+        tx.insert_audit(entry, mac)
+        return head if mac is None else mac

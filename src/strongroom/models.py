@@ -1,0 +1,159 @@
+"""Frozen value types shared by every layer, and the one path validator.
+
+Nothing here does I/O or touches keys; these are the shapes that cross layer boundaries.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from strongroom import errors
+
+__all__ = [
+    "MAX_PATH_LENGTH",
+    "AuditEntry",
+    "AuditVerification",
+    "SecretInfo",
+    "VaultHealth",
+    "VaultStatus",
+    "VersionInfo",
+    "validate_path",
+    "validate_prefix",
+]
+
+MAX_PATH_LENGTH = 500
+_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def validate_path(path: object) -> str:
+    """Return `path` unchanged if it is a valid secret path, else raise.
+
+    A path is segments of `[A-Za-z0-9._-]` joined by `/`: no empty, `.` or `..` segment, no
+    leading or trailing slash, at most 500 characters. There is exactly one spelling of each
+    path, so the path bound into a ciphertext's AAD is the one every front-end uses.
+
+    Raises:
+        InvalidInput: the path is not a string or breaks a rule above.
+    """
+    if not isinstance(path, str) or not path:
+        raise errors.InvalidInput("invalid path: must be a non-empty string")
+    if len(path) > MAX_PATH_LENGTH:
+        raise errors.InvalidInput(f"invalid path: longer than {MAX_PATH_LENGTH} characters")
+    for segment in path.split("/"):
+        if not segment:
+            raise errors.InvalidInput("invalid path: empty segment (leading, trailing or '//')")
+        if segment in (".", ".."):
+            raise errors.InvalidInput("invalid path: '.' and '..' segments are not allowed")
+        if not _SEGMENT.fullmatch(segment):
+            raise errors.InvalidInput(
+                "invalid path: segments may contain only letters, digits, '.', '_' and '-'"
+            )
+    return path
+
+
+def validate_prefix(prefix: object) -> str:
+    """Return a list prefix: any string up to 500 characters (matched literally, case-sensitive).
+
+    Raises:
+        InvalidInput: not a string, too long, or containing a NUL or control character.
+    """
+    if not isinstance(prefix, str):
+        raise errors.InvalidInput("invalid prefix: must be a string")
+    if len(prefix) > MAX_PATH_LENGTH:
+        raise errors.InvalidInput(f"invalid prefix: longer than {MAX_PATH_LENGTH} characters")
+    if any(ord(ch) < 32 for ch in prefix):
+        raise errors.InvalidInput("invalid prefix: control characters are not allowed")
+    return prefix
+
+
+@dataclass(frozen=True, slots=True)
+class SecretInfo:
+    """A secret's metadata as listed (never its value)."""
+
+    id: int
+    path: str
+    description: str | None
+    created_by: int
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    expires_at: datetime | None
+    custom_metadata: dict[str, str] = field(default_factory=dict)
+    max_versions: int = 0
+    cas_required: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    """One version of a secret, newest first in listings."""
+
+    version: int
+    updated_at: datetime
+    updated_by: int
+    deleted_at: datetime | None = None
+    destroyed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class VaultStatus:
+    """What `status()` reports; reading it is not activity."""
+
+    locked: bool
+    initialized: bool
+    vault_id: str | None
+    terms: int
+    current_term: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class VaultHealth:
+    """The design document's `/health` body."""
+
+    locked: bool
+    last_access: datetime | None
+    auto_lock: bool
+    audit: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        """The documented JSON shape (times as ISO-8601 UTC with `Z`)."""
+        return {
+            "locked": self.locked,
+            "last_access": iso(self.last_access) if self.last_access else None,
+            "auto_lock": self.auto_lock,
+            "audit": self.audit,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One audit entry. It never carries a secret value, a key or a token."""
+
+    id: int
+    timestamp: datetime
+    secret_id: int | None
+    path: str | None
+    user_id: int
+    action: str
+    ip_address: str
+    success: bool
+    error: str | None
+    request_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditVerification:
+    """Result of verifying the audit hash chain."""
+
+    ok: bool
+    entries: int
+    first_bad_id: int | None
+    unchained: int = 0
+    reason: str | None = None
+
+
+def iso(moment: datetime) -> str:
+    """Format an aware datetime as ISO-8601 UTC with a `Z` suffix, seconds precision."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,97 @@
+"""Rows that cross the storage seam. Storage is untrusted and dumb: it never sees plaintext or keys.
+
+Values arrive as opaque envelopes (text) made by the crypto layer; storage only persists them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = ["AuditRow", "KeysRow", "NewAudit", "SecretRow", "TermRow", "VersionRow"]
+
+
+@dataclass(frozen=True, slots=True)
+class KeysRow:
+    """The single `vault_keys` row: salt, KDF parameters, wrapped root key, rotation state."""
+
+    vault_id: str
+    salt: bytes
+    kdf_params: dict[str, Any]
+    wrapped_root: str
+    rotation: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TermRow:
+    """One data key, wrapped under the root key, with its shared encryption counter."""
+
+    term: int
+    wrapped_key: str
+    created_at: datetime
+    encryptions: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRow:
+    """A `vault_secrets` row."""
+
+    id: int
+    path: str
+    description: str | None
+    created_by: int
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    expires_at: datetime | None
+    metadata: dict[str, str] = field(default_factory=dict)
+    max_versions: int = 0
+    cas_required: bool = False
+    delete_version_after: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRow:
+    """A `vault_secret_versions` row; `value` is an envelope, None once destroyed."""
+
+    secret_id: int
+    version: int
+    value: str | None
+    key_term: int | None
+    updated_by: int
+    updated_at: datetime
+    deleted_at: datetime | None = None
+    destroyed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NewAudit:
+    """An audit entry about to be written (the MAC is computed over these fields and the id)."""
+
+    timestamp: datetime
+    secret_id: int | None
+    path: str | None
+    user_id: int
+    action: str
+    ip_address: str
+    success: bool
+    error: str | None
+    request_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    """A stored audit entry with its id and chain MAC (None for entries written while locked)."""
+
+    id: int
+    timestamp: datetime
+    secret_id: int | None
+    path: str | None
+    user_id: int
+    action: str
+    ip_address: str
+    success: bool
+    error: str | None
+    request_id: str | None
+    mac: str | None

@@ -1,0 +1,312 @@
+"""The shared SQLAlchemy Core implementation of storage, for SQLite and PostgreSQL.
+
+`Storage.read()` yields a `Tx` on a plain transaction; `Storage.write()` yields one on a write
+transaction that holds the vault's single writer lock (SQLite `BEGIN IMMEDIATE`, a PostgreSQL
+transaction-scoped advisory lock), so writes and the audit chain are serialised across processes.
+Foreign database exceptions are translated here, once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection, Engine
+
+from strongroom import errors
+from strongroom.storage import tables as t
+from strongroom.storage.base import AuditRow, KeysRow, NewAudit, SecretRow, TermRow, VersionRow
+
+__all__ = ["Storage", "Tx"]
+
+
+def _secret(row: Any) -> SecretRow:
+    meta = json.loads(row.metadata) if row.metadata else {}
+    return SecretRow(row.id, row.path, row.description, row.created_by, row.created_at,
+                     row.updated_at, row.version, row.expires_at, meta, row.max_versions,
+                     bool(row.cas_required), row.delete_version_after)
+
+
+def _version(row: Any) -> VersionRow:
+    return VersionRow(row.secret_id, row.version, row.value, row.key_term, row.updated_by,
+                      row.updated_at, row.deleted_at, bool(row.destroyed))
+
+
+def _audit(row: Any) -> AuditRow:
+    return AuditRow(row.id, row.timestamp, row.secret_id, row.path, row.user_id, row.action,
+                    row.ip_address, bool(row.success), row.error, row.request_id, row.mac)
+
+
+class Tx:
+    """Queries and changes inside one transaction. Methods return rows, never ORM objects."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Run a block whose changes are undone alone if it raises."""
+        nested = self.conn.begin_nested()
+        try:
+            yield
+        except BaseException:
+            nested.rollback()
+            raise
+        nested.commit()
+
+    # -- keys -----------------------------------------------------------------------------
+    def get_keys(self) -> KeysRow | None:
+        """The vault's key row, or None for an uninitialised database."""
+        row = self.conn.execute(sa.select(t.keys).where(t.keys.c.id == 1)).first()
+        if row is None:
+            return None
+        return KeysRow(row.vault_id, bytes(row.salt), json.loads(row.kdf_params), row.wrapped_root,
+                       json.loads(row.rotation) if row.rotation else None)
+
+    def put_keys(self, keys: KeysRow, now: datetime) -> None:
+        """Insert or replace the key row (one statement: the atomic step of a re-wrap)."""
+        values = {"vault_id": keys.vault_id, "salt": keys.salt,
+                  "kdf_params": json.dumps(keys.kdf_params), "wrapped_root": keys.wrapped_root,
+                  "rotation": json.dumps(keys.rotation) if keys.rotation else None,
+                  "updated_at": now}
+        done = self.conn.execute(sa.update(t.keys).where(t.keys.c.id == 1).values(**values))
+        if done.rowcount == 0:
+            self.conn.execute(sa.insert(t.keys).values(id=1, created_at=now, **values))
+
+    def terms(self) -> list[TermRow]:
+        """Every data-key term, oldest first."""
+        rows = self.conn.execute(sa.select(t.key_terms).order_by(t.key_terms.c.term))
+        return [TermRow(r.term, r.wrapped_key, r.created_at, r.encryptions) for r in rows]
+
+    def add_term(self, term: TermRow) -> None:
+        """Store a new wrapped data key."""
+        self.conn.execute(sa.insert(t.key_terms).values(
+            term=term.term, wrapped_key=term.wrapped_key, created_at=term.created_at,
+            encryptions=term.encryptions))
+
+    def delete_term(self, term: int) -> None:
+        """Remove a data key no row uses any more."""
+        self.conn.execute(sa.delete(t.key_terms).where(t.key_terms.c.term == term))
+
+    def reserve_encryptions(self, term: int, count: int) -> int:
+        """Add `count` to the term's shared counter; return the new total."""
+        col = t.key_terms.c.encryptions
+        self.conn.execute(sa.update(t.key_terms).where(t.key_terms.c.term == term)
+                          .values(encryptions=col + count))
+        total = self.conn.execute(sa.select(col).where(t.key_terms.c.term == term)).scalar_one()
+        return int(total)
+
+    # -- secrets --------------------------------------------------------------------------
+    def secret_by_path(self, path: str) -> SecretRow | None:
+        """The secret at exactly `path`."""
+        row = self.conn.execute(sa.select(t.secrets).where(t.secrets.c.path == path)).first()
+        return _secret(row) if row else None
+
+    def insert_secret(self, path: str, description: str | None, created_by: int, now: datetime,
+                      expires_at: datetime | None, metadata: dict[str, str] | None = None) -> int:
+        """Create the secret row at version 1 (its first version is inserted next); return its id.
+
+        Raises:
+            SecretExists: the path is taken.
+        """
+        try:
+            with self.savepoint():
+                result = self.conn.execute(sa.insert(t.secrets).values(
+                    path=path, description=description, created_by=created_by, created_at=now,
+                    updated_at=now, version=1, expires_at=expires_at,
+                    metadata=json.dumps(metadata or {}), max_versions=0, cas_required=False,
+                    delete_version_after=0))
+        except sa_exc.IntegrityError as exc:
+            raise errors.SecretExists() from exc
+        return int(result.inserted_primary_key[0])
+
+    def update_secret(self, secret_id: int, **values: Any) -> None:
+        """Change columns of a secret row (`metadata` is given as a dict)."""
+        if "metadata" in values:
+            values["metadata"] = json.dumps(values["metadata"])
+        self.conn.execute(sa.update(t.secrets).where(t.secrets.c.id == secret_id).values(**values))
+
+    def delete_secret(self, secret_id: int) -> None:
+        """Delete a secret and its versions (audit rows are not linked and stay)."""
+        self.conn.execute(sa.delete(t.secret_versions)
+                          .where(t.secret_versions.c.secret_id == secret_id))
+        self.conn.execute(sa.delete(t.secrets).where(t.secrets.c.id == secret_id))
+
+    def list_secrets(self, prefix: str = "") -> list[SecretRow]:
+        """Secrets whose path starts with `prefix`, compared literally and case-sensitively."""
+        query = sa.select(t.secrets).order_by(t.secrets.c.path)
+        if prefix:
+            # substr equality, not LIKE: no wildcards, and identical semantics on both backends.
+            query = query.where(sa.func.substr(t.secrets.c.path, 1, len(prefix)) == prefix)
+        return [_secret(r) for r in self.conn.execute(query)]
+
+    def expired_secrets(self, now: datetime) -> list[SecretRow]:
+        """Secrets whose `expires_at` is at or before `now`."""
+        query = sa.select(t.secrets).where(t.secrets.c.expires_at <= now)
+        return [_secret(r) for r in self.conn.execute(query.order_by(t.secrets.c.path))]
+
+    # -- versions -------------------------------------------------------------------------
+    def insert_version(self, row: VersionRow) -> None:
+        """Store a new version.
+
+        Raises:
+            VersionConflict: that version number exists already.
+        """
+        try:
+            with self.savepoint():
+                self.conn.execute(sa.insert(t.secret_versions).values(
+                    secret_id=row.secret_id, version=row.version, value=row.value,
+                    key_term=row.key_term, updated_by=row.updated_by, updated_at=row.updated_at,
+                    deleted_at=row.deleted_at, destroyed=row.destroyed))
+        except sa_exc.IntegrityError as exc:
+            raise errors.VersionConflict("version already exists") from exc
+
+    def get_version(self, secret_id: int, version: int) -> VersionRow | None:
+        """One version of a secret."""
+        v = t.secret_versions
+        row = self.conn.execute(
+            sa.select(v).where(v.c.secret_id == secret_id, v.c.version == version)).first()
+        return _version(row) if row else None
+
+    def versions(self, secret_id: int) -> list[VersionRow]:
+        """Every version of a secret, newest first."""
+        v = t.secret_versions
+        rows = self.conn.execute(
+            sa.select(v).where(v.c.secret_id == secret_id).order_by(v.c.version.desc()))
+        return [_version(r) for r in rows]
+
+    def update_version(self, secret_id: int, version: int, **values: Any) -> None:
+        """Change columns of one version (re-encryption, soft delete, destroy)."""
+        v = t.secret_versions
+        self.conn.execute(sa.update(v).where(v.c.secret_id == secret_id, v.c.version == version)
+                          .values(**values))
+
+    def delete_versions(self, secret_id: int, versions: list[int]) -> None:
+        """Remove versions outright (pruning beyond max_versions)."""
+        v = t.secret_versions
+        self.conn.execute(sa.delete(v).where(v.c.secret_id == secret_id, v.c.version.in_(versions)))
+
+    def versions_below_term(self, term: int, limit: int) -> list[tuple[VersionRow, str]]:
+        """Up to `limit` live versions encrypted under a term older than `term`, with their path."""
+        v, s = t.secret_versions, t.secrets
+        query = (sa.select(v, s.c.path).join(s, s.c.id == v.c.secret_id)
+                 .where(v.c.key_term < term, v.c.value.is_not(None))
+                 .order_by(v.c.id).limit(limit))
+        return [(_version(r), r.path) for r in self.conn.execute(query)]
+
+    def count_versions_below_term(self, term: int) -> int:
+        """How many live versions still use a term older than `term`."""
+        v = t.secret_versions
+        query = sa.select(sa.func.count()).select_from(v).where(
+            v.c.key_term < term, v.c.value.is_not(None))
+        return int(self.conn.execute(query).scalar_one())
+
+    def terms_in_use(self) -> set[int]:
+        """Terms referenced by at least one stored version."""
+        v = t.secret_versions
+        rows = self.conn.execute(sa.select(v.c.key_term).where(v.c.value.is_not(None)).distinct())
+        return {int(r[0]) for r in rows if r[0] is not None}
+
+    # -- audit ----------------------------------------------------------------------------
+    def last_audit_mac(self) -> str | None:
+        """The MAC of the newest chained entry (the chain head), or None for an empty chain."""
+        a = t.audit_logs
+        query = sa.select(a.c.mac).where(a.c.mac.is_not(None)).order_by(a.c.id.desc()).limit(1)
+        return self.conn.execute(query).scalar()
+
+    def insert_audit(self, entry: NewAudit, mac: str | None) -> int:
+        """Append an entry with its chain MAC (None while locked); return its id."""
+        result = self.conn.execute(sa.insert(t.audit_logs).values(
+            timestamp=entry.timestamp, secret_id=entry.secret_id, path=entry.path,
+            user_id=entry.user_id, action=entry.action, ip_address=entry.ip_address,
+            success=entry.success, error=entry.error, request_id=entry.request_id, mac=mac))
+        return int(result.inserted_primary_key[0])
+
+    def max_term(self) -> int:
+        """The newest data-key term stored (0 when none)."""
+        return int(self.conn.execute(sa.select(sa.func.max(t.key_terms.c.term))).scalar() or 0)
+
+    def query_audit(self, *, path: str | None = None, user_id: int | None = None,
+                    action: str | None = None, since: datetime | None = None,
+                    limit: int = 50) -> list[AuditRow]:
+        """Entries matching every given filter, newest first."""
+        a = t.audit_logs
+        query = sa.select(a)
+        if path is not None:
+            query = query.where(a.c.path == path)
+        if user_id is not None:
+            query = query.where(a.c.user_id == user_id)
+        if action is not None:
+            query = query.where(a.c.action == action)
+        if since is not None:
+            query = query.where(a.c.timestamp >= since)
+        return [_audit(r) for r in self.conn.execute(query.order_by(a.c.id.desc()).limit(limit))]
+
+    def scan_audit(self, after_id: int, limit: int) -> list[AuditRow]:
+        """Entries with id > `after_id`, oldest first (for verification and export)."""
+        a = t.audit_logs
+        query = sa.select(a).where(a.c.id > after_id).order_by(a.c.id).limit(limit)
+        return [_audit(r) for r in self.conn.execute(query)]
+
+
+class Storage:
+    """An engine plus the dialect's way to open a serialised write transaction."""
+
+    def __init__(self, engine: Engine, dsn_label: str) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.label = dsn_label
+        self._lock_key: int | None = None
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        """A read transaction (snapshot on SQLite WAL, read committed on PostgreSQL).
+
+        Raises:
+            StorageUnavailable: the database cannot be reached.
+        """
+        with self._translate(), self.engine.connect() as conn, conn.begin():
+            yield Tx(conn)
+
+    @contextmanager
+    def write(self) -> Iterator[Tx]:
+        """A write transaction holding the vault-wide writer lock; commits on success.
+
+        Raises:
+            StorageUnavailable: the database cannot be reached or the commit failed.
+        """
+        with self._translate():
+            opts = {"sqlite_immediate": True} if self.dialect == "sqlite" else {}
+            with self.engine.connect().execution_options(**opts) as conn, conn.begin():
+                if self.dialect == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"),
+                                 {"k": self._advisory_key(conn)})
+                yield Tx(conn)
+
+    def _advisory_key(self, conn: Connection) -> int:
+        if self._lock_key is None:
+            # One lock per schema, so isolated test schemas do not serialise each other.
+            self._lock_key = int(conn.execute(sa.text(
+                "SELECT ('x' || substr(md5('strongroom:' || current_schema()), 1, 15))::bit(60)::bigint"
+            )).scalar_one())
+        return self._lock_key
+
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        try:
+            yield
+        except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DatabaseError) as exc:
+            if isinstance(exc, sa_exc.IntegrityError):
+                raise errors.Conflict("the write conflicted with stored data") from exc
+            raise errors.StorageUnavailable(
+                f"storage unavailable ({type(exc.orig).__name__ if exc.orig else 'error'})"
+            ) from exc
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()

@@ -1,0 +1,16 @@
+"""PostgreSQL specifics: psycopg 3 through SQLAlchemy's connection pool."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+
+__all__ = ["create_postgres_engine"]
+
+
+def create_postgres_engine(dsn: str) -> Engine:
+    """An engine on PostgreSQL (`postgresql://` and `postgres://` both accepted)."""
+    url = make_url(dsn.replace("postgres://", "postgresql://", 1) if dsn.startswith("postgres://")
+                   else dsn)
+    return sa.create_engine(url.set(drivername="postgresql+psycopg"), pool_size=8,
+                            max_overflow=24, pool_pre_ping=True)

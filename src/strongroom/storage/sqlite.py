@@ -1,0 +1,52 @@
+"""SQLite specifics: WAL, synchronous=FULL, busy timeout, and BEGIN IMMEDIATE for writers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+
+from strongroom import errors
+
+__all__ = ["create_sqlite_engine"]
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def create_sqlite_engine(dsn: str) -> Engine:
+    """An engine on a SQLite file with durable WAL settings.
+
+    Raises:
+        InvalidInput: an in-memory database (it would vanish on close), or a missing directory.
+    """
+    url = make_url(dsn)
+    database = url.database or ""
+    if not database or database == ":memory:":
+        raise errors.InvalidInput("sqlite DSN must name a file, e.g. sqlite:///vault.db")
+    parent = Path(database).expanduser().resolve().parent
+    if not parent.is_dir():
+        raise errors.InvalidInput(f"sqlite DSN: directory {str(parent)!r} does not exist")
+    engine = sa.create_engine(url.set(drivername="sqlite+pysqlite"), pool_size=8,
+                              max_overflow=16, pool_pre_ping=False,
+                              connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's own is broken).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get("sqlite_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine

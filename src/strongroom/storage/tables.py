@@ -1,0 +1,153 @@
+"""SQLAlchemy Core table definitions (DESIGN §4). Migrations create these; code queries them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+__all__ = [
+    "audit_logs",
+    "key_terms",
+    "keys",
+    "metadata",
+    "policies",
+    "secret_versions",
+    "secrets",
+    "users",
+]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both backends (SQLite stores naive text; we re-attach UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; BIGINT elsewhere.
+ID = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+keys = Table(
+    "vault_keys", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("vault_id", String(64), nullable=False),
+    Column("salt", LargeBinary, nullable=False),
+    Column("kdf_params", Text, nullable=False),
+    Column("wrapped_root", Text, nullable=False),
+    Column("rotation", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+key_terms = Table(
+    "vault_key_terms", metadata,
+    Column("term", Integer, primary_key=True, autoincrement=False),
+    Column("wrapped_key", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("encryptions", BigInteger, nullable=False, default=0),
+)
+
+secrets = Table(
+    "vault_secrets", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("path", String(500), nullable=False, unique=True),
+    Column("description", Text, nullable=True),
+    Column("created_by", BigInteger, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("version", Integer, nullable=False, default=1),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("metadata", Text, nullable=True),
+    Column("max_versions", Integer, nullable=False, default=0),
+    Column("cas_required", Boolean, nullable=False, default=False),
+    Column("delete_version_after", Integer, nullable=False, default=0),
+    Index("idx_vault_secrets_created_by", "created_by"),
+    Index("idx_vault_secrets_expires_at", "expires_at"),
+    sqlite_autoincrement=True,
+)
+
+secret_versions = Table(
+    "vault_secret_versions", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("secret_id", ID, ForeignKey("vault_secrets.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("value", Text, nullable=True),
+    Column("key_term", Integer, nullable=True),
+    Column("updated_by", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("deleted_at", UTCDateTime, nullable=True),
+    Column("destroyed", Boolean, nullable=False, default=False),
+    UniqueConstraint("secret_id", "version", name="uq_vault_secret_versions_secret_version"),
+    Index("idx_vault_secret_versions_key_term", "key_term"),
+    sqlite_autoincrement=True,
+)
+
+audit_logs = Table(
+    "vault_audit_logs", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("timestamp", UTCDateTime, nullable=False),
+    Column("secret_id", BigInteger, nullable=True),
+    Column("path", String(500), nullable=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("action", String(50), nullable=False),
+    Column("ip_address", String(64), nullable=False),
+    Column("success", Boolean, nullable=False),
+    Column("error", String(64), nullable=True),
+    Column("request_id", String(64), nullable=True),
+    Column("mac", String(64), nullable=True),
+    Index("idx_vault_audit_logs_secret_id", "secret_id"),
+    Index("idx_vault_audit_logs_user_id", "user_id"),
+    Index("idx_vault_audit_logs_timestamp", "timestamp"),
+    Index("idx_vault_audit_logs_path", "path"),
+    sqlite_autoincrement=True,
+)
+
+users = Table(
+    "vault_users", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("username", String(128), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("role", String(64), nullable=False),
+    Column("policies", Text, nullable=False, default="[]"),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+policies = Table(
+    "vault_policies", metadata,
+    Column("name", String(128), primary_key=True),
+    Column("rules", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
