@@ -94,8 +94,8 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def vault(dsn: str, clock: ManualClock) -> Iterator[Vault]:
-    """An unlocked vault on each backend with an injected clock."""
-    v = open_vault(dsn, fast_config(clock=clock))
+    """An unlocked vault on each backend with an injected clock (auto-lock off: tests move time)."""
+    v = open_vault(dsn, fast_config(clock=clock, auto_lock=False))
     v.unlock(MASTER_KEY)
     yield v
     v.close()

@@ -210,7 +210,7 @@ def _all_subclasses(cls: type[StrongroomError]) -> list[type[StrongroomError]]:
 
 
 def error_for_code(code: str) -> type[StrongroomError]:
-    """Return the class whose `code` is `code` (StrongroomError when unknown); used by the client."""
+    """The class whose `code` is `code` (StrongroomError when unknown); for the client."""
     for cls in _all_subclasses(StrongroomError):
         if cls.code == code:
             return cls

@@ -90,11 +90,25 @@ class SecretsMixin(VaultBase):
             raise errors.SecretExpired()
         return row
 
-    def _read_data(self, tx: Tx, row: SecretRow, version: int) -> dict[str, Any]:
-        stored = tx.get_version(row.id, version)
+    def _read_data(self, tx: Tx, row: SecretRow, version: int,
+                   stored: VersionRow | None = None) -> dict[str, Any]:
+        if stored is None:
+            stored = tx.get_version(row.id, version)
         if stored is None or stored.value is None or stored.deleted_at is not None:
             raise errors.VersionNotFound()
         return decode_value(self._decrypt(tx, stored.value, row.id, row.path, version))
+
+    def _read_value(self, tx: Tx, path: str, version: int | None) -> tuple[str, int]:
+        """The value of `version` (default current) of the live secret at `path`, one query."""
+        found = tx.secret_with_version(path, version)
+        if found is None:
+            raise errors.SecretNotFound()
+        row, stored = found
+        if self._expired(row):
+            raise errors.SecretExpired()
+        if stored is None:
+            raise errors.VersionNotFound()
+        return as_text(self._read_data(tx, row, stored.version, stored)), row.id
 
     def _add_version(self, tx: Tx, row: SecretRow, data: dict[str, Any], user_id: int) -> int:
         """Store `data` as the next version of `row` and make it current."""
@@ -162,12 +176,8 @@ class SecretsMixin(VaultBase):
             VaultLocked: the vault is locked.
         """
         validate_path(path)
-
-        def read(tx: Tx) -> tuple[str, int]:
-            row = self._live(tx, path)
-            return as_text(self._read_data(tx, row, row.version)), row.id
-
-        return self._read_op("read", Actor(user_id, ip, request_id), path, read)
+        return self._read_op("read", Actor(user_id, ip, request_id), path,
+                             lambda tx: self._read_value(tx, path, None))
 
     def get_secret_version(self, path: str, version: int, *, user_id: int = 1, ip: str = "cli",
                            request_id: str | None = None) -> str:
@@ -181,12 +191,8 @@ class SecretsMixin(VaultBase):
         """
         validate_path(path)
         _check_version(version)
-
-        def read(tx: Tx) -> tuple[str, int]:
-            row = self._live(tx, path)
-            return as_text(self._read_data(tx, row, version)), row.id
-
-        return self._read_op("read", Actor(user_id, ip, request_id), path, read)
+        return self._read_op("read", Actor(user_id, ip, request_id), path,
+                             lambda tx: self._read_value(tx, path, version))
 
     def update_secret(self, path: str, value: str, *, user_id: int = 1, ip: str = "cli",
                       request_id: str | None = None) -> int:

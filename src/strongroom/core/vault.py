@@ -162,7 +162,7 @@ class VaultBase:
                         actor.request_id[:64] if actor.request_id else None)
 
     def _audit(self, entries: Entries) -> None:
-        self._writer.submit(lambda tx: (None, entries), lambda exc: None)
+        self._writer.submit(lambda tx: (None, entries), lambda exc: None, atomic=False)
 
     def _read_op(self, action: str, actor: Actor, path: str | None,
                  fn: Callable[[Tx], tuple[T, int | None]]) -> T:
@@ -179,7 +179,7 @@ class VaultBase:
         return result
 
     def _write_op(self, action: str, actor: Actor, path: str | None,
-                  fn: Callable[[Tx], tuple[T, int | None | Entries]]) -> T:
+                  fn: Callable[[Tx], tuple[T, int | Entries | None]]) -> T:
         """Run a change in the writer's next batch with its audit entry (fail-closed)."""
         self._touch()
 

@@ -42,6 +42,7 @@ class Job:
 
     run: JobFn
     on_error: FailFn
+    atomic: bool = True
     future: Future[Any] = field(default_factory=Future)
 
 
@@ -62,16 +63,18 @@ class Writer:
         self._closed = False
         self._thread.start()
 
-    def submit(self, run: JobFn, on_error: FailFn) -> Any:
+    def submit(self, run: JobFn, on_error: FailFn, *, atomic: bool = True) -> Any:
         """Run `run` in the next batch and return its result once the batch is durable.
 
         Raises:
             StrongroomError: what `run` raised (its failure audit entry is durable), or
                 StorageUnavailable when the batch could not be committed.
+
+        `atomic=False` skips the savepoint; only for jobs that write in one statement.
         """
         if self._closed:
             raise errors.StorageUnavailable("vault is closed")
-        job = Job(run, on_error)
+        job = Job(run, on_error, atomic)
         self._queue.put(job)
         return job.future.result()
 
@@ -110,7 +113,10 @@ class Writer:
                 head = tx.last_audit_mac()
                 for job in batch:
                     try:
-                        with tx.savepoint():
+                        if job.atomic:
+                            with tx.savepoint():
+                                result, entry = job.run(tx)
+                        else:  # cannot fail half-way (a lone audit entry): no savepoint needed
                             result, entry = job.run(tx)
                         outcomes.append((result, None))
                     except errors.StrongroomError as exc:

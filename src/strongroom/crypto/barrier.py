@@ -2,8 +2,8 @@
 
 Key hierarchy (DESIGN §3)::
 
-    master key --Argon2id(salt)--> KEK --wraps--> root key --wraps--> data keys (terms 1..n)
-                                                    |                      `--encrypt--> secret versions
+    master key --Argon2id(salt)--> KEK --wraps--> root key --wraps--> data keys (terms)
+                                                    |             `--encrypt--> versions
                                                     `--HKDF--> audit MAC key
 
 The barrier hands out envelopes and plaintexts, never a key. Locking overwrites the bytearrays

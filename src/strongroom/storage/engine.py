@@ -26,7 +26,7 @@ __all__ = ["Storage", "Tx"]
 
 
 def _secret(row: Any) -> SecretRow:
-    meta = json.loads(row.metadata) if row.metadata else {}
+    meta = json.loads(row.metadata) if row.metadata and row.metadata != "{}" else {}
     return SecretRow(row.id, row.path, row.description, row.created_by, row.created_at,
                      row.updated_at, row.version, row.expires_at, meta, row.max_versions,
                      bool(row.cas_required), row.delete_version_after)
@@ -123,7 +123,7 @@ class Tx:
                     delete_version_after=0))
         except sa_exc.IntegrityError as exc:
             raise errors.SecretExists() from exc
-        return int(result.inserted_primary_key[0])
+        return int(result.inserted_primary_key[0])  # type: ignore[index]
 
     def update_secret(self, secret_id: int, **values: Any) -> None:
         """Change columns of a secret row (`metadata` is given as a dict)."""
@@ -165,6 +165,26 @@ class Tx:
                     deleted_at=row.deleted_at, destroyed=row.destroyed))
         except sa_exc.IntegrityError as exc:
             raise errors.VersionConflict("version already exists") from exc
+
+    def secret_with_version(self, path: str, version: int | None = None,
+                            ) -> tuple[SecretRow, VersionRow | None] | None:
+        """The secret at `path` and one of its versions (default: the current one), in one query."""
+        s, v = t.secrets, t.secret_versions
+        wanted = s.c.version if version is None else sa.literal(version)
+        query = (sa.select(s, v.c.version.label("v_version"), v.c.value, v.c.key_term,
+                           v.c.updated_by, v.c.updated_at.label("v_updated_at"), v.c.deleted_at,
+                           v.c.destroyed)
+                 .select_from(s.outerjoin(v, sa.and_(v.c.secret_id == s.c.id,
+                                                     v.c.version == wanted)))
+                 .where(s.c.path == path))
+        row = self.conn.execute(query).first()
+        if row is None:
+            return None
+        secret = _secret(row)
+        if row.v_version is None:
+            return secret, None
+        return secret, VersionRow(row.id, row.v_version, row.value, row.key_term, row.updated_by,
+                                  row.v_updated_at, row.deleted_at, bool(row.destroyed))
 
     def get_version(self, secret_id: int, version: int) -> VersionRow | None:
         """One version of a secret."""
@@ -225,7 +245,7 @@ class Tx:
             timestamp=entry.timestamp, secret_id=entry.secret_id, path=entry.path,
             user_id=entry.user_id, action=entry.action, ip_address=entry.ip_address,
             success=entry.success, error=entry.error, request_id=entry.request_id, mac=mac))
-        return int(result.inserted_primary_key[0])
+        return int(result.inserted_primary_key[0])  # type: ignore[index]
 
     def max_term(self) -> int:
         """The newest data-key term stored (0 when none)."""
@@ -292,8 +312,8 @@ class Storage:
         if self._lock_key is None:
             # One lock per schema, so isolated test schemas do not serialise each other.
             self._lock_key = int(conn.execute(sa.text(
-                "SELECT ('x' || substr(md5('strongroom:' || current_schema()), 1, 15))::bit(60)::bigint"
-            )).scalar_one())
+                "SELECT ('x' || substr(md5('strongroom:' || current_schema()), 1, 15))"
+                "::bit(60)::bigint")).scalar_one())
         return self._lock_key
 
     @contextmanager

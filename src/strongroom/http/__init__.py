@@ -1,0 +1,1 @@
+"""The HTTP adapter: the ASGI app serving /api/vault, /api/auth, /v1 and /metrics."""
