@@ -116,7 +116,7 @@ class SecretsMixin(VaultBase):
         number = row.version + 1
         envelope, term = self._encrypt(tx, encode_value(data), row.id, row.path, number)
         tx.insert_version(VersionRow(row.id, number, envelope, term, user_id, now))
-        tx.update_secret(row.id, version=number, updated_at=now)
+        tx.set_current_version(row.id, number, now)
         if row.max_versions > 0 and number > row.max_versions:
             tx.delete_versions(row.id, list(range(1, number - row.max_versions + 1)))
         return number

@@ -1,8 +1,7 @@
-"""Group commit: one writer thread turns the writes and audit entries of concurrent callers into
-few durable transactions.
+"""Group commit: the writes and audit entries of concurrent callers become few durable transactions.
 
 A caller submits a job (a function run inside the write transaction, under its own savepoint) and
-waits for its future. The writer drains every job queued at that moment into one transaction,
+waits for its future. The leader drains every job queued at that moment into one transaction,
 appends each job's audit entry to the hash chain, commits once (one fsync), then answers all
 callers. A caller is answered only after its audit entry is durable; if the commit fails, every
 job in the batch fails and nothing of it is stored (fail-closed).
@@ -11,11 +10,12 @@ job in the batch fails and nothing of it is stored (fail-closed).
 from __future__ import annotations
 
 import logging
-import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from strongroom import errors
@@ -47,7 +47,12 @@ class Job:
 
 
 class Writer:
-    """The single writer thread of one Vault instance."""
+    """Group commit for one Vault instance, leader/follower style (as LevelDB's write queue).
+
+    Callers queue their jobs; the caller at the head of the queue becomes the leader, takes every
+    job queued so far, runs them in one transaction in its own thread and answers the others. An
+    uncontended call therefore costs no thread hand-off; contended calls share one commit.
+    """
 
     def __init__(self, storage: Storage, mac: Callable[[bytes], str | None],
                  genesis: Callable[[], str], before_batch: Callable[[Tx], None],
@@ -58,52 +63,44 @@ class Writer:
         self._before_batch = before_batch
         self._after_commit = after_commit
         self._after_failure = after_failure
-        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name="strongroom-writer", daemon=True)
+        self._cond = threading.Condition()
+        self._queue: deque[Job] = deque()
         self._closed = False
-        self._thread.start()
 
     def submit(self, run: JobFn, on_error: FailFn, *, atomic: bool = True) -> Any:
         """Run `run` in the next batch and return its result once the batch is durable.
 
+        `atomic=False` skips the savepoint; only for jobs that write in one statement.
+
         Raises:
             StrongroomError: what `run` raised (its failure audit entry is durable), or
                 StorageUnavailable when the batch could not be committed.
-
-        `atomic=False` skips the savepoint; only for jobs that write in one statement.
         """
-        if self._closed:
-            raise errors.StorageUnavailable("vault is closed")
         job = Job(run, on_error, atomic)
-        self._queue.put(job)
+        with self._cond:
+            if self._closed:
+                raise errors.StorageUnavailable("vault is closed")
+            self._queue.append(job)
+            while not job.future.done() and self._queue[0] is not job:
+                self._cond.wait()
+            batch = [] if job.future.done() else list(islice(self._queue, MAX_BATCH))
+        if batch:
+            try:
+                self._run_batch(batch)
+            finally:
+                for other in batch:  # only if _run_batch itself was interrupted
+                    if not other.future.done():
+                        other.future.set_exception(errors.StorageUnavailable("write interrupted"))
+                with self._cond:
+                    for _ in batch:
+                        self._queue.popleft()
+                    self._cond.notify_all()
         return job.future.result()
 
     def close(self) -> None:
-        """Finish queued work and stop the thread."""
-        if not self._closed:
+        """Refuse new work; queued work finishes in its callers' threads."""
+        with self._cond:
             self._closed = True
-            self._queue.put(None)
-            self._thread.join(timeout=30)
-
-    def _loop(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            stop = False
-            while len(batch) < MAX_BATCH:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                batch.append(nxt)
-            self._run_batch(batch)
-            if stop:
-                return
 
     def _run_batch(self, batch: list[Job]) -> None:
         outcomes: list[tuple[Any, BaseException | None]] = []
