@@ -288,12 +288,13 @@ class VaultBase:
         self._barrier.load_terms([SealedTerm(t.term, t.wrapped_key) for t in rows])
         self._term_created.update({t.term: t.created_at for t in rows})
 
-    def _before_batch(self, tx: Tx) -> None:
-        """Runs at the start of every write transaction, under the writer lock."""
+    def _before_batch(self, tx: Tx, newest_term: int) -> None:
+        """Runs at the start of every write transaction, under the writer lock: picks up a term
+        another process added, or starts a new one when the current is used up or too old."""
         if not self._barrier.is_unlocked:
             return
         current = self._barrier.current_term
-        if tx.max_term() > current:
+        if newest_term > current:
             self._load_terms(tx)
             self._budget = 0
             return

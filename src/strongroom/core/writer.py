@@ -55,7 +55,7 @@ class Writer:
     """
 
     def __init__(self, storage: Storage, mac: Callable[[bytes], str | None],
-                 genesis: Callable[[], str], before_batch: Callable[[Tx], None],
+                 genesis: Callable[[], str], before_batch: Callable[[Tx, int], None],
                  after_commit: Callable[[], None], after_failure: Callable[[], None]) -> None:
         self._storage = storage
         self._mac = mac
@@ -106,8 +106,8 @@ class Writer:
         outcomes: list[tuple[Any, BaseException | None]] = []
         try:
             with self._storage.write() as tx:
-                self._before_batch(tx)
-                head = tx.last_audit_mac()
+                newest_term, head = tx.batch_head()
+                self._before_batch(tx, newest_term)
                 for job in batch:
                     try:
                         if job.atomic:

@@ -66,6 +66,7 @@ _SET_CURRENT = (sa.update(_S).where(_S.c.id == sa.bindparam("sid"))
                 .values(version=sa.bindparam("version"), updated_at=sa.bindparam("at")))
 _LAST_MAC = sa.select(_A.c.mac).where(_A.c.mac.is_not(None)).order_by(_A.c.id.desc()).limit(1)
 _MAX_TERM = sa.select(sa.func.max(t.key_terms.c.term))
+_BATCH_HEAD = sa.select(_MAX_TERM.scalar_subquery(), _LAST_MAC.scalar_subquery())
 _INSERT_AUDIT = sa.insert(_A)
 _RESERVE = (sa.update(t.key_terms).where(t.key_terms.c.term == sa.bindparam("t"))
             .values(encryptions=t.key_terms.c.encryptions + sa.bindparam("n")))
@@ -270,6 +271,11 @@ class Tx:
             "success": entry.success, "error": entry.error, "request_id": entry.request_id,
             "mac": mac})
         return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def batch_head(self) -> tuple[int, str | None]:
+        """(newest data-key term, audit chain head) in one round trip, at a batch's start."""
+        row = self.conn.execute(_BATCH_HEAD).one()
+        return int(row[0] or 0), row[1]
 
     def max_term(self) -> int:
         """The newest data-key term stored (0 when none)."""
