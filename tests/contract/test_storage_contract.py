@@ -99,11 +99,11 @@ def test_audit_rows(storage: Storage) -> None:
     with storage.write() as tx:
         assert tx.last_audit_mac() is None
         first = tx.insert_audit(entry, "mac1")
-        tx.insert_audit(entry, None)
+        tx.insert_audit(entry, "sha256:" + "0" * 64)
     with storage.read() as tx:
-        assert tx.last_audit_mac() == "mac1"
+        assert tx.last_audit_mac() == "sha256:" + "0" * 64
         rows = tx.scan_audit(0, 10)
-        assert [r.mac for r in rows] == ["mac1", None] and rows[0].id == first
+        assert [r.mac for r in rows] == ["mac1", "sha256:" + "0" * 64] and rows[0].id == first
         assert tx.query_audit(path="p", limit=1)[0].id == rows[1].id
         assert tx.query_audit(action="nope") == []
 

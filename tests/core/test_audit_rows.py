@@ -59,3 +59,19 @@ def test_audit_logs_query_newest_first(vault: Vault) -> None:
     assert [e.action for e in entries] == ["read", "create"]
     assert [e.action for e in vault.audit_logs(user_id=3)] == ["read"]
     assert len(vault.audit_logs(limit=1)) == 1
+
+
+def test_entries_written_while_locked_are_covered_after_unlock(vault: Vault, dsn: str) -> None:
+    from tests.conftest import MASTER_KEY
+
+    vault.create_secret("a/b", "v")
+    vault.lock()
+    with pytest.raises(errors.InvalidMasterKey):
+        vault.unlock("wrong-key-for-this-vault")
+    vault.unlock(MASTER_KEY)
+    result = vault.verify_audit()
+    assert result.ok and result.unchained == 1  # the failed unlock, SHA-256 linked
+    locked_row = execute(dsn, "SELECT id FROM vault_audit_logs WHERE success = false")[0][0]
+    execute(dsn, "UPDATE vault_audit_logs SET ip_address = 'forged' WHERE id = :i",
+            {"i": locked_row})
+    assert vault.verify_audit().first_bad_id == locked_row

@@ -1,15 +1,17 @@
 """The audit hash chain: canonical entry encoding, MAC linking and end-to-end verification.
 
 Every entry written while the vault is unlocked stores ``mac = HMAC(audit key, prev_mac ||
-canonical(entry))``, where `prev_mac` is the newest chained entry's MAC (the vault id for the
-first). Entries are appended under the vault-wide writer lock, so id order is chain order, across
-processes too. Entries written while locked (failed unlocks, calls refused as locked) cannot be
-MACed and are stored with no MAC: verification counts them as "unchained" and skips them, and
-nulling the MAC of a chained entry breaks the link of the entry after it.
+canonical(entry))``, where `prev_mac` is the previous entry's MAC (the vault id for the first).
+Entries are appended under the vault-wide writer lock, so id order is chain order, across
+processes too. Entries written while locked (failed unlocks, calls refused as locked) have no key
+to use: they are chained with plain SHA-256 (``sha256:<hex>``), and the first keyed entry after
+the next unlock covers them (threats.md G1). They are tamper-evident from that point on, not
+before; verification counts them as `unchained`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 from collections.abc import Callable
@@ -17,9 +19,15 @@ from collections.abc import Callable
 from strongroom.models import AuditEntry, AuditVerification
 from strongroom.storage import AuditRow, NewAudit, Storage
 
-__all__ = ["canonical", "entry_from_row", "verify_chain"]
+__all__ = ["canonical", "entry_from_row", "unkeyed_mac", "verify_chain"]
 
 _SCAN_BATCH = 2000
+_UNKEYED = "sha256:"
+
+
+def unkeyed_mac(data: bytes) -> str:
+    """The link of an entry written while locked: plain SHA-256, covered by the next keyed MAC."""
+    return _UNKEYED + hashlib.sha256(data).hexdigest()
 
 
 def canonical(prev_mac: str, entry: NewAudit | AuditRow) -> bytes:
@@ -46,11 +54,14 @@ def verify_chain(storage: Storage, genesis: str, mac: Callable[[bytes], str]) ->
             return AuditVerification(True, entries, None, unchained)
         for row in rows:
             after = row.id
-            if row.mac is None:
-                unchained += 1
-                continue
             entries += 1
-            if not hmac.compare_digest(mac(canonical(prev, row)), row.mac):
+            data = canonical(prev, row)
+            if row.mac is not None and row.mac.startswith(_UNKEYED):
+                unchained += 1
+                expected = unkeyed_mac(data)
+            else:
+                expected = mac(data)
+            if row.mac is None or not hmac.compare_digest(expected, row.mac):
                 return AuditVerification(False, entries, row.id, unchained,
                                          "entry changed, or an entry before it removed or inserted")
             prev = row.mac

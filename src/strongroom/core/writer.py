@@ -19,7 +19,7 @@ from itertools import islice
 from typing import Any
 
 from strongroom import errors
-from strongroom.core.audit import canonical
+from strongroom.core.audit import canonical, unkeyed_mac
 from strongroom.storage import NewAudit, Storage, Tx
 
 __all__ = ["Job", "Writer"]
@@ -139,8 +139,9 @@ class Writer:
             else:
                 job.future.set_exception(error)
 
-    def _append(self, tx: Tx, entry: NewAudit, head: str | None) -> str | None:
+    def _append(self, tx: Tx, entry: NewAudit, head: str | None) -> str:
         # The genesis is read late: the batch that initialises the vault has no key at its start.
-        mac = self._mac(canonical(self._genesis() if head is None else head, entry))
+        data = canonical(self._genesis() if head is None else head, entry)
+        mac = self._mac(data) or unkeyed_mac(data)
         tx.insert_audit(entry, mac)
-        return head if mac is None else mac
+        return mac

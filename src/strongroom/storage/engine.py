@@ -64,7 +64,7 @@ _GET_VERSION = sa.select(_V).where(_V.c.secret_id == sa.bindparam("sid"),
 _INSERT_VERSION = sa.insert(_V)
 _SET_CURRENT = (sa.update(_S).where(_S.c.id == sa.bindparam("sid"))
                 .values(version=sa.bindparam("version"), updated_at=sa.bindparam("at")))
-_LAST_MAC = sa.select(_A.c.mac).where(_A.c.mac.is_not(None)).order_by(_A.c.id.desc()).limit(1)
+_LAST_MAC = sa.select(_A.c.mac).order_by(_A.c.id.desc()).limit(1)
 _MAX_TERM = sa.select(sa.func.max(t.key_terms.c.term))
 _BATCH_HEAD = sa.select(_MAX_TERM.scalar_subquery(), _LAST_MAC.scalar_subquery())
 _INSERT_AUDIT = sa.insert(_A)
@@ -205,7 +205,8 @@ class Tx:
         if version is None:
             row = self.conn.execute(_SECRET_WITH_CURRENT, {"path": path}).first()
         else:
-            row = self.conn.execute(_SECRET_WITH_VERSION, {"path": path, "version": version}).first()
+            params = {"path": path, "version": version}
+            row = self.conn.execute(_SECRET_WITH_VERSION, params).first()
         if row is None:
             return None
         secret = _secret(row)
@@ -260,11 +261,11 @@ class Tx:
 
     # -- audit ----------------------------------------------------------------------------
     def last_audit_mac(self) -> str | None:
-        """The MAC of the newest chained entry (the chain head), or None for an empty chain."""
+        """The MAC of the newest entry (the chain head), or None for an empty chain."""
         return self.conn.execute(_LAST_MAC).scalar()
 
     def insert_audit(self, entry: NewAudit, mac: str | None) -> int:
-        """Append an entry with its chain MAC (None while locked); return its id."""
+        """Append an entry with its chain MAC; return its id."""
         result = self.conn.execute(_INSERT_AUDIT, {
             "timestamp": entry.timestamp, "secret_id": entry.secret_id, "path": entry.path,
             "user_id": entry.user_id, "action": entry.action, "ip_address": entry.ip_address,

@@ -124,7 +124,7 @@ audit_logs = Table(
     Column("success", Boolean, nullable=False),
     Column("error", String(64), nullable=True),
     Column("request_id", String(64), nullable=True),
-    Column("mac", String(64), nullable=True),
+    Column("mac", String(80), nullable=True),
     Index("idx_vault_audit_logs_secret_id", "secret_id"),
     Index("idx_vault_audit_logs_user_id", "user_id"),
     Index("idx_vault_audit_logs_timestamp", "timestamp"),
