@@ -84,7 +84,7 @@ def test_edited_row_detected_at_its_id(dsn: str, vault: Vault, column: str, valu
     target = ids[len(ids) // 2]
     if column == "success" and not dsn.startswith("sqlite"):
         value = "false"
-    raw_sql(dsn, f"UPDATE vault_audit_logs SET {column} = {value} WHERE id = ?",  # noqa: S608
+    raw_sql(dsn, f"UPDATE vault_audit_logs SET {column} = {value} WHERE id = ?",
             (target,))
     result = vault.verify_audit()
     assert not result.ok
