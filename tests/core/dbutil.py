@@ -25,8 +25,8 @@ def raw_sql(dsn: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any,
         finally:
             conn.close()
     with psycopg.connect(dsn, autocommit=True) as pg:
-        cur = pg.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
-        return cur.fetchall() if cur.description else []
+        pg_cur = pg.execute(sql.replace("?", "%s"), params)
+        return pg_cur.fetchall() if pg_cur.description else []
 
 
 def raw_script(dsn: str, sqlite_sql: str, pg_sql: str) -> None:
@@ -39,4 +39,4 @@ def raw_script(dsn: str, sqlite_sql: str, pg_sql: str) -> None:
             conn.close()
         return
     with psycopg.connect(dsn, autocommit=True) as pg:
-        pg.execute(pg_sql)  # type: ignore[arg-type]
+        pg.execute(pg_sql)

@@ -223,7 +223,8 @@ def test_export_since_oldest_first(vault: Vault, clock: ManualClock) -> None:
                        "action": "read", "ip_address": "10.0.0.5", "success": True,
                        "error": None, "request_id": None}
     everything = list(vault.export_audit())
-    assert [r["id"] for r in everything] == sorted(r["id"] for r in everything)
+    ids = [int(str(r["id"])) for r in everything]
+    assert ids == sorted(ids)
     assert everything[0]["action"] == "init" and "mac" not in everything[0]
     for row in everything:
         json.dumps(row)  # JSON-ready
