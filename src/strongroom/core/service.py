@@ -1,6 +1,5 @@
-"""`Vault`: the complete vault service, assembled from its parts (secrets, audit queries).
-
-Rotation is added by `core.rotation`; every part shares `VaultBase`'s lock state and writer.
+"""`Vault`: the complete vault service, assembled from its parts (secrets, rotation, audit queries
+and export); every part shares `VaultBase`'s lock state and writer.
 """
 
 from __future__ import annotations
@@ -9,7 +8,8 @@ from datetime import datetime
 
 from strongroom import errors
 from strongroom.core.audit import entry_from_row, verify_chain
-from strongroom.core.secrets import SecretsMixin
+from strongroom.core.audit_export import AuditExportMixin
+from strongroom.core.rotation import RotationMixin
 from strongroom.models import AuditEntry, AuditVerification
 
 __all__ = ["Vault"]
@@ -17,7 +17,7 @@ __all__ = ["Vault"]
 MAX_AUDIT_LIMIT = 10_000
 
 
-class Vault(SecretsMixin):
+class Vault(RotationMixin, AuditExportMixin):
     """A vault on one database. Thread-safe; share one instance per process."""
 
     def audit_logs(self, *, path: str | None = None, user_id: int | None = None,

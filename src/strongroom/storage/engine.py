@@ -259,6 +259,39 @@ class Tx:
         rows = self.conn.execute(sa.select(v.c.key_term).where(v.c.value.is_not(None)).distinct())
         return {int(r[0]) for r in rows if r[0] is not None}
 
+    # -- rotation -------------------------------------------------------------------------
+    def versions_below_term_after(self, term: int, after_id: int, limit: int,
+                                  ) -> list[tuple[int, VersionRow, str]]:
+        """Up to `limit` live versions under a term older than `term` whose row id is above
+        `after_id`, oldest row first, as (row id, version, path): a cursor that can step past
+        a version it could not re-encrypt."""
+        v, s = t.secret_versions, t.secrets
+        query = (sa.select(v, s.c.path).join(s, s.c.id == v.c.secret_id)
+                 .where(v.c.key_term < term, v.c.value.is_not(None), v.c.id > after_id)
+                 .order_by(v.c.id).limit(limit))
+        return [(int(r.id), _version(r), r.path) for r in self.conn.execute(query)]
+
+    def count_secrets_below_term(self, term: int) -> int:
+        """How many secrets have at least one live version under a term older than `term`."""
+        v = t.secret_versions
+        query = sa.select(sa.func.count(sa.distinct(v.c.secret_id))).where(
+            v.c.key_term < term, v.c.value.is_not(None))
+        return int(self.conn.execute(query).scalar_one())
+
+    def set_rotation(self, rotation: dict[str, Any] | None, now: datetime) -> None:
+        """Set or clear the rotation marker of the key row, leaving the keys as they are."""
+        self.conn.execute(sa.update(t.keys).where(t.keys.c.id == 1).values(
+            rotation=json.dumps(rotation) if rotation else None, updated_at=now))
+
+    def scan_audit_since(self, after_id: int, since: datetime | None,
+                         limit: int) -> list[AuditRow]:
+        """Entries with id > `after_id` and timestamp >= `since`, oldest first (export)."""
+        a = t.audit_logs
+        query = sa.select(a).where(a.c.id > after_id)
+        if since is not None:
+            query = query.where(a.c.timestamp >= since)
+        return [_audit(r) for r in self.conn.execute(query.order_by(a.c.id).limit(limit))]
+
     # -- audit ----------------------------------------------------------------------------
     def last_audit_mac(self) -> str | None:
         """The MAC of the newest entry (the chain head), or None for an empty chain."""
