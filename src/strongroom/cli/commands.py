@@ -1,0 +1,379 @@
+"""The design document's commands: one small function each, parse -> one vault call -> render.
+
+Every command is written against `api.VaultAPI`, so it runs the same locally and remotely.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from strongroom import errors
+from strongroom.cli import render
+from strongroom.cli.session import global_options, session_of
+from strongroom.clock import parse_duration
+
+__all__ = ["COMMANDS", "format_option", "parse_expires_in", "read_value"]
+
+format_option = click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="Output format; json has stable keys and ISO-8601 UTC times.")
+path_option = click.option("--path", required=True, metavar="PATH",
+                           help="Secret path, e.g. service/component/key.")
+WRITE_SHOWN = ("user_id",)
+
+
+def parse_expires_in(ctx: click.Context, param: click.Parameter,
+                     value: str | None) -> timedelta | None:
+    """Click callback: `--expires-in` through `clock.parse_duration` (usage error if malformed)."""
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except errors.InvalidInput as exc:
+        raise click.BadParameter(exc.message, ctx=ctx, param=param) from None
+
+
+def read_value(value: str | None, value_file: str | None) -> str:
+    """The secret value from `--value`, `--value -` (stdin) or `--value-file`.
+
+    Standard input loses one trailing newline (so `echo v | vaultctl ...` stores `v`); a file
+    is taken verbatim.
+
+    Raises:
+        UsageError: neither or both given.
+        InvalidInput: stdin closed, unreadable file, not UTF-8.
+    """
+    if (value is None) == (value_file is None):
+        raise click.UsageError("give the value with exactly one of --value VALUE, --value - "
+                               "(standard input) or --value-file FILE")
+    if value_file is not None:
+        try:
+            data = Path(value_file).read_bytes()
+        except OSError as exc:
+            raise errors.InvalidInput(f"cannot read value file {value_file!r}: "
+                                      f"{exc.strerror or type(exc).__name__}") from None
+        return _decode(data, f"value file {value_file!r}")
+    if value != "-":
+        return value or ""
+    stdin = sys.stdin
+    if stdin is None or stdin.closed:
+        raise errors.InvalidInput("--value -: standard input is closed")
+    try:
+        data = stdin.buffer.read()
+    except (OSError, ValueError) as exc:
+        raise errors.InvalidInput("--value -: cannot read standard input") from exc
+    text = _decode(data, "standard input")
+    return text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
+
+
+def _decode(data: bytes, what: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise errors.InvalidInput(f"{what} is not UTF-8 text") from None
+
+
+def value_options(f: Any) -> Any:
+    """`--value` and `--value-file`."""
+    f = click.option("--value-file", metavar="FILE",
+                     help="Read the value from FILE (verbatim).")(f)
+    return click.option("--value", metavar="VALUE",
+                        help="Secret value; '-' reads standard input (one trailing newline "
+                             "stripped). Prefer '-' or --value-file: arguments are visible "
+                             "in the process list.")(f)
+
+
+# -- lock state -------------------------------------------------------------------------------
+@click.command()
+@global_options(show=("master_key",))
+@format_option
+@click.pass_context
+def unlock(ctx: click.Context, fmt: str) -> None:
+    """Unlock the vault with the master key (first use initialises an empty database).
+
+    Locally this verifies the key: each vaultctl command unlocks the vault for its own
+    run, with the key from VAULT_MASTER_KEY, --master-key-file or --master-key. Against a
+    server (--addr) it unlocks the server.
+
+    \b
+    Example:
+      vaultctl unlock --master-key "your-master-key"
+    """
+    s = session_of(ctx)
+    api = s.api()
+    initialising = False
+    if not s.settings.is_remote:
+        initialising = not api.status().initialized
+    key = s.master_key(initialising=initialising and not s.settings.master_key)
+    assert key is not None  # noqa: S101 - prompt=True never returns None
+    api.unlock(key, user_id=s.user_id)
+    message = "Vault unlocked successfully"
+    render.emit(fmt, message, {"message": message, "locked": False,
+                               "initialized_now": initialising}, quiet=s.quiet)
+    if initialising and fmt == "text" and not s.quiet:
+        click.echo(f"Initialized a new vault ({s.where()})", err=True)
+
+
+@click.command()
+@global_options()
+@format_option
+@click.pass_context
+def lock(ctx: click.Context, fmt: str) -> None:
+    """Lock the vault: drop every key from memory.
+
+    Against a server (--addr) this locks the server. Locally no key outlives a command
+    (each vaultctl process unlocks, works and drops its keys), so the vault is always
+    locked at rest; when a master key is configured, lock verifies it and records the
+    lock in the audit log.
+
+    \b
+    Example:
+      vaultctl lock
+    """
+    s = session_of(ctx)
+    api = s.api()
+    if s.settings.is_remote:
+        api.lock(user_id=s.user_id)
+        message = "Vault locked successfully"
+    else:
+        key = s.master_key(prompt=False)
+        if key is not None and api.status().initialized:
+            api.unlock(key, user_id=s.user_id)
+            api.lock(user_id=s.user_id)
+        message = ("Vault locked successfully (local mode keeps no keys between commands; "
+                   "each command unlocks with the master key for its own run)")
+    render.emit(fmt, message, {"message": message, "locked": True}, quiet=s.quiet)
+
+
+@click.command()
+@global_options()
+@format_option
+@click.pass_context
+def status(ctx: click.Context, fmt: str) -> None:
+    """Show whether the vault is locked and initialised (needs no master key).
+
+    \b
+    Example:
+      vaultctl status
+      vaultctl status --format json
+    """
+    s = session_of(ctx)
+    st = s.api().status()
+    data = {"locked": st.locked, "initialized": st.initialized, "vault_id": st.vault_id,
+            "terms": st.terms, "current_term": st.current_term,
+            "mode": "remote" if s.settings.is_remote else "local"}
+    render.emit(fmt, render.render_status(st, s.where()), data)
+
+
+# -- secrets ----------------------------------------------------------------------------------
+@click.command()
+@path_option
+@value_options
+@click.option("--description", metavar="TEXT", help="Human-readable description (stored in "
+              "plaintext: keep secrets out of it).")
+@click.option("--expires-in", callback=parse_expires_in, metavar="DURATION",
+              help="Expire after DURATION: 30s, 15m, 24h, 7d, 90d or combinations like 1h30m.")
+@global_options(show=WRITE_SHOWN)
+@format_option
+@click.pass_context
+def create(ctx: click.Context, path: str, value: str | None, value_file: str | None,
+           description: str | None, expires_in: timedelta | None, fmt: str) -> None:
+    """Create a secret (version 1).
+
+    \b
+    Example:
+      vaultctl create --path "api/stripe/secret-key" --value "sk_live_..." \\
+        --description "Stripe API secret key" --expires-in "90d" --user-id 1
+      printf %s "$PASSWORD" | vaultctl create --path db/password --value -
+    """
+    s = session_of(ctx)
+    text = read_value(value, value_file)
+    info = s.unlocked().create_secret(path, text, description=description, user_id=s.user_id,
+                                      expires_in=expires_in)
+    message = "Secret created successfully"
+    render.emit(fmt, f"{message}: {info.path}", {"message": message, "path": info.path,
+                                                "version": info.version,
+                                                "expires_at": render.iso(info.expires_at)},
+                quiet=s.quiet)
+
+
+@click.command()
+@path_option
+@click.option("--version", type=click.IntRange(min=1), metavar="N",
+              help="Read version N instead of the current one.")
+@global_options()
+@format_option
+@click.pass_context
+def get(ctx: click.Context, path: str, version: int | None, fmt: str) -> None:
+    """Print a secret's value.
+
+    \b
+    Example:
+      vaultctl get --path "api/stripe/secret-key"
+      vaultctl get --path "api/stripe/secret-key" --version 1
+      PASSWORD=$(vaultctl get --path db/password --quiet)
+    """
+    s = session_of(ctx)
+    api = s.unlocked()
+    if version is None:
+        value = api.get_secret(path, user_id=s.user_id)
+    else:
+        value = api.get_secret_version(path, version, user_id=s.user_id)
+    if fmt == "json":
+        render.emit_json({"path": path, "value": value, "version": version})
+    elif s.quiet:
+        click.echo(value)
+    else:
+        click.echo(f"Path: {path}\nValue: {value}")
+
+
+@click.command()
+@path_option
+@value_options
+@global_options(show=WRITE_SHOWN)
+@format_option
+@click.pass_context
+def update(ctx: click.Context, path: str, value: str | None, value_file: str | None,
+           fmt: str) -> None:
+    """Store a new value as a new version (old versions are kept for rollback).
+
+    \b
+    Example:
+      vaultctl update --path "api/stripe/secret-key" --value "sk_live_new_key_..." --user-id 1
+    """
+    s = session_of(ctx)
+    text = read_value(value, value_file)
+    number = s.unlocked().update_secret(path, text, user_id=s.user_id)
+    message = "Secret updated successfully"
+    render.emit(fmt, f"{message}: {path} (version {number})",
+                {"message": message, "path": path, "version": number}, quiet=s.quiet)
+
+
+@click.command()
+@path_option
+@global_options(show=WRITE_SHOWN)
+@format_option
+@click.pass_context
+def delete(ctx: click.Context, path: str, fmt: str) -> None:
+    """Delete a secret and all its versions (its audit history stays).
+
+    \b
+    Example:
+      vaultctl delete --path "api/stripe/secret-key" --user-id 1
+    """
+    s = session_of(ctx)
+    s.unlocked().delete_secret(path, user_id=s.user_id)
+    message = "Secret deleted successfully"
+    render.emit(fmt, f"{message}: {path}", {"message": message, "path": path}, quiet=s.quiet)
+
+
+@click.command(name="list")
+@click.option("--prefix", default="", metavar="PREFIX",
+              help="Only paths starting with PREFIX (literal, case-sensitive).")
+@global_options()
+@format_option
+@click.pass_context
+def list_(ctx: click.Context, prefix: str, fmt: str) -> None:
+    """List secrets (metadata only, never values).
+
+    \b
+    Example:
+      vaultctl list
+      vaultctl list --prefix "database/"
+    """
+    s = session_of(ctx)
+    secrets = s.unlocked().list_secrets(prefix, user_id=s.user_id)
+    if fmt == "json":
+        render.emit_json({"secrets": [render.secret_dict(i) for i in secrets],
+                          "count": len(secrets)})
+    elif s.quiet:
+        for info in secrets:
+            click.echo(info.path)
+    else:
+        click.echo(render.render_list(secrets))
+
+
+@click.command()
+@path_option
+@global_options()
+@format_option
+@click.pass_context
+def versions(ctx: click.Context, path: str, fmt: str) -> None:
+    """List the versions of a secret, newest first.
+
+    \b
+    Example:
+      vaultctl versions --path "database/postgres/password"
+    """
+    s = session_of(ctx)
+    found = s.unlocked().list_versions(path, user_id=s.user_id)
+    render.emit(fmt, render.render_versions(found),
+                {"path": path, "versions": [render.version_dict(v) for v in found],
+                 "count": len(found)})
+
+
+@click.command()
+@path_option
+@click.option("--version", type=click.IntRange(min=1), required=True, metavar="N",
+              help="The version whose value becomes current again.")
+@global_options(show=WRITE_SHOWN)
+@format_option
+@click.pass_context
+def rollback(ctx: click.Context, path: str, version: int, fmt: str) -> None:
+    """Make an old version's value current again (stored as a new version).
+
+    \b
+    Example:
+      vaultctl rollback --path "database/postgres/password" --version 1
+    """
+    s = session_of(ctx)
+    number = s.unlocked().rollback_secret(path, version, user_id=s.user_id)
+    message = "Secret rolled back successfully"
+    render.emit(fmt, f"{message}: {path} (version {version} restored as version {number})",
+                {"message": message, "path": path, "version": number,
+                 "restored_from": version}, quiet=s.quiet)
+
+
+@click.command()
+@global_options()
+@format_option
+@click.pass_context
+def cleanup(ctx: click.Context, fmt: str) -> None:
+    """Delete every expired secret (each deletion is audited).
+
+    \b
+    Example:
+      vaultctl cleanup
+    """
+    s = session_of(ctx)
+    count = s.unlocked().cleanup_expired(user_id=s.user_id)
+    render.emit(fmt, f"✅ Cleaned up {count} expired secret(s)",
+                {"message": "Cleanup completed", "count": count}, quiet=s.quiet)
+
+
+@click.command()
+@click.option("--length", type=click.IntRange(1, 1024), default=32, show_default=True,
+              metavar="BYTES", help="Random bytes in the token (printed URL-safe base64).")
+@global_options()
+@format_option
+@click.pass_context
+def generate(ctx: click.Context, length: int, fmt: str) -> None:
+    """Generate a secure random token (not stored).
+
+    \b
+    Example:
+      vaultctl generate
+      vaultctl generate --length 64
+    """
+    s = session_of(ctx)
+    token = s.unlocked().generate_token(length, user_id=s.user_id)
+    render.emit(fmt, token, {"token": token, "length": length})
+
+
+COMMANDS: list[click.Command] = [unlock, lock, status, create, get, update, delete, list_,
+                                 versions, rollback, cleanup, generate]
