@@ -1,4 +1,4 @@
-"""Settings: the typed configuration adapters build once and pass down. The only reader of os.environ.
+"""Settings: typed configuration built once by adapters and passed down; sole reader of os.environ.
 
 Environment variables (every one optional):
 
@@ -161,13 +161,13 @@ class Settings:
         Raises:
             InvalidInput: an out-of-range option.
         """
-        kdf = {
-            "argon2_time_cost": self.argon2_time_cost,
-            "argon2_memory_kib": self.argon2_memory_kib,
-            "argon2_parallelism": self.argon2_parallelism,
-        }
-        return VaultConfig(auto_lock=self.auto_lock, auto_lock_timeout=self.auto_lock_timeout,
-                           **{k: v for k, v in kdf.items() if v is not None})
+        default = VaultConfig(auto_lock=self.auto_lock, auto_lock_timeout=self.auto_lock_timeout)
+        return replace(
+            default,
+            argon2_time_cost=self.argon2_time_cost or default.argon2_time_cost,
+            argon2_memory_kib=self.argon2_memory_kib or default.argon2_memory_kib,
+            argon2_parallelism=self.argon2_parallelism or default.argon2_parallelism,
+        )
 
 
 def child_environment(extra: Mapping[str, str]) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""One `vaultctl` invocation: global options, settings, the master key, and local vs remote dispatch.
+"""One `vaultctl` invocation: global options, settings, the master key, local vs remote dispatch.
 
 Global options are accepted before or after the command name (`vaultctl --master-key K get ...`
 and `vaultctl get ... --master-key K`); either way they land in the invocation's `Session`.
@@ -189,7 +189,7 @@ class Session:
         api, local, self._api, self._local = self._api, self._local, None, None
         if api is not None:
             api.close()
-        if local is not None and local is not api:
+        if local is not None:
             local.close()
 
     def warn_key_on_command_line(self) -> None:
