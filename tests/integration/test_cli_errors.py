@@ -1,4 +1,4 @@
-"""Bad input to `vaultctl`: one clear line on stderr, the right exit code, nothing stored changes."""
+"""Bad input to `vaultctl`: one clear stderr line, the right exit code, nothing stored changes."""
 
 from __future__ import annotations
 

@@ -45,8 +45,19 @@ def cli(ctx: click.Context) -> None:
         ctx.call_on_close(ctx.obj.close)
 
 
+GLOBAL_EPILOG = ("Global options (--db-dsn, --master-key, --master-key-file, --addr, --token, "
+                 "--user-id, --quiet, --debug; see 'vaultctl --help') are accepted here too.")
+
+
+def _with_epilog(command: click.Command) -> click.Command:
+    command.epilog = command.epilog or GLOBAL_EPILOG
+    for sub in getattr(command, "commands", {}).values():
+        _with_epilog(sub)
+    return command
+
+
 for _command in [*commands.COMMANDS, rotate, audit, *admin.COMMANDS]:
-    cli.add_command(_command)
+    cli.add_command(_with_epilog(_command))
 
 
 def _fail(message: str, code: int) -> int:
