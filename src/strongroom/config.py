@@ -132,6 +132,10 @@ class Settings:
         """
         env = os.environ if environ is None else environ
         timeout = env.get("STRONGROOM_AUTO_LOCK_TIMEOUT", "").strip()
+        try:
+            auto_lock_timeout = parse_duration(timeout) if timeout else timedelta(minutes=15)
+        except errors.InvalidInput as exc:
+            raise errors.InvalidInput(f"STRONGROOM_AUTO_LOCK_TIMEOUT: {exc.message}") from None
         return cls(
             db_dsn=env.get("DATABASE_URL", "").strip() or DEFAULT_DSN,
             master_key=_secret(env, "VAULT_MASTER_KEY"),
@@ -143,7 +147,7 @@ class Settings:
             argon2_memory_kib=_int(env, "STRONGROOM_ARGON2_MEMORY_KIB"),
             argon2_parallelism=_int(env, "STRONGROOM_ARGON2_PARALLELISM"),
             auto_lock=_bool(env, "STRONGROOM_AUTO_LOCK", True),
-            auto_lock_timeout=parse_duration(timeout) if timeout else timedelta(minutes=15),
+            auto_lock_timeout=auto_lock_timeout,
         )
 
     def with_overrides(self, **changes: Any) -> Settings:
