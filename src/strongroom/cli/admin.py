@@ -153,18 +153,32 @@ def _exec_failed(message: str, code: int) -> int:
 
 
 @contextmanager
-def _output(out: str | None) -> Iterator[TextIO]:
-    """stdout, or a new file readable by its owner only."""
+def _output(out: str | None, *, atomic: bool = False) -> Iterator[TextIO]:
+    """stdout, or a new file readable by its owner only.
+
+    With `atomic`, the file appears under its name only once complete (written beside it, then
+    renamed), so an interrupted backup never leaves a truncated file that looks finished.
+    """
     if out is None:
         yield sys.stdout
         return
+    target = f"{out}.partial-{os.getpid()}" if atomic else out
     try:
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     except OSError as exc:
         raise errors.InvalidInput(f"cannot write {out!r}: "
                                   f"{exc.strerror or type(exc).__name__}") from None
-    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-        yield f
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        if atomic:
+            os.replace(target, out)
+    except BaseException:
+        if atomic:
+            Path(target).unlink(missing_ok=True)
+        raise
 
 
 @click.command(name="export")
@@ -224,7 +238,7 @@ def backup(ctx: click.Context, out: str, fmt: str) -> None:
     s.require_local("backup")
     vault = s.local()
     s.unlocked()
-    with _output(None if out == "-" else out) as stream, \
+    with _output(None if out == "-" else out, atomic=True) as stream, \
             progress_bar("Backing up", enabled=out != "-") as update:
         summary = write_backup(vault, stream, user_id=s.user_id, progress=update)
     if out == "-":
