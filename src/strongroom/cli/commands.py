@@ -109,7 +109,7 @@ def unlock(ctx: click.Context, fmt: str) -> None:
     initialising = False
     if not s.settings.is_remote:
         initialising = not api.status().initialized
-    key = s.master_key(initialising=initialising and not s.settings.master_key)
+    key = s.master_key(initialising=initialising)
     assert key is not None  # noqa: S101 - prompt=True never returns None
     api.unlock(key, user_id=s.user_id)
     message = "Vault unlocked successfully"
