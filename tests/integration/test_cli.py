@@ -207,3 +207,7 @@ def test_rotate_path_and_all(vc: Vaultctl, tmp_path: Path) -> None:
     assert r.code == 0 and "Master key rotated successfully" in r.out, r
     one_error_line(vc("get", "--path", "a/b"), 1, "invalid master key")
     assert vc("get", "--path", "a/b", "-q", key="brand-new-master-key-0123").out == "v2\n"
+    # Resuming a finished rotation (old key still in the environment) is a no-op.
+    r = vc("rotate", "--all", "--resume", "--new-master-key-file", str(new_key))
+    assert r.code == 0 and "Nothing to resume" in r.out, r
+    one_error_line(vc("rotate", "--all", "--new-master-key", "short"), 2, "at least 16")

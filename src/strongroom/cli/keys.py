@@ -85,9 +85,22 @@ def rotate(ctx: click.Context, path: str | None, all_: bool, new_master_key: str
     if not all_:
         raise click.UsageError("give --path PATH or --all --new-master-key-file FILE")
     new_key = _new_master_key(s, new_master_key, new_master_key_file)
-    api = _unlock_for_resume(s, new_key) if resume else s.unlocked()
-    with progress_bar("Re-encrypting secrets") as update:
-        result = api.rotate_all(new_key, user_id=s.user_id, progress=update)
+    opened_with_new = False
+    if resume:
+        api, opened_with_new = _unlock_for_resume(s, new_key)
+    else:
+        api = s.unlocked()
+    try:
+        with progress_bar("Re-encrypting secrets") as update:
+            result = api.rotate_all(new_key, user_id=s.user_id, progress=update)
+    except errors.InvalidInput:
+        if not opened_with_new:
+            raise
+        # The new key already opens the vault and nothing is unfinished: the rotation is done.
+        render.emit(fmt, "Nothing to resume: the master-key rotation is complete",
+                    {"message": "nothing to resume", "term": None, "reencrypted": 0,
+                     "secrets": 0}, quiet=s.quiet)
+        return
     message = "Master key rotated successfully"
     render.emit(fmt, f"{message}: {result.reencrypted} version(s) of {result.secrets} secret(s) "
                      f"re-encrypted under key term {result.term}",
@@ -98,16 +111,20 @@ def rotate(ctx: click.Context, path: str | None, all_: bool, new_master_key: str
                    "the vault.", err=True)
 
 
-def _unlock_for_resume(s: Session, new_key: str) -> VaultAPI:
+def _unlock_for_resume(s: Session, new_key: str) -> tuple[VaultAPI, bool]:
     """Unlock with the configured key or, when the interrupted rotation already re-wrapped the
-    root key, with the new one."""
+    root key, with the new one; say whether the new one was used.
+
+    Re-running `rotate_all` with the key the vault now opens with finishes the re-encryption.
+    """
     api = s.api()
     if s.settings.is_remote:
-        return api
+        return api, False
     key = s.master_key()
     assert key is not None  # noqa: S101 - prompt=True never returns None
     try:
         api.unlock(key, user_id=s.user_id)
+        return api, False
     except errors.InvalidMasterKey:
         api.unlock(new_key, user_id=s.user_id)
-    return api
+        return api, True
