@@ -60,6 +60,11 @@ for _command in [*commands.COMMANDS, rotate, audit, *admin.COMMANDS]:
     cli.add_command(_with_epilog(_command))
 
 
+#: Click >= 8.2 raises this for a group called without a command (8.1 prints help itself).
+_NO_ARGS_IS_HELP: tuple[type[click.UsageError], ...] = tuple(
+    c for c in [getattr(click.exceptions, "NoArgsIsHelpError", None)] if c is not None)
+
+
 def _fail(message: str, code: int) -> int:
     click.echo(f"Error: {message}", err=True)
     return code
@@ -73,6 +78,9 @@ def run(argv: Sequence[str] | None = None) -> int:
                           standalone_mode=False, obj=session)
         return result if isinstance(result, int) else 0
     except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except _NO_ARGS_IS_HELP as exc:  # bare `vaultctl` or `vaultctl audit`: the help text
+        click.echo(exc.format_message(), err=True)
         return exc.exit_code
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
