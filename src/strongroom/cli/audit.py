@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import click
 
 from strongroom.cli import render
-from strongroom.cli.commands import format_option
+from strongroom.cli.inputs import format_option
 from strongroom.cli.session import global_options, session_of
 from strongroom.clock import parse_duration
 

@@ -9,7 +9,7 @@ import click
 from strongroom import errors
 from strongroom.api import VaultAPI
 from strongroom.cli import render
-from strongroom.cli.commands import format_option
+from strongroom.cli.inputs import format_option
 from strongroom.cli.progress import progress_bar
 from strongroom.cli.session import Session, global_options, read_key_file, session_of
 
