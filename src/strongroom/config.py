@@ -65,7 +65,8 @@ class Secret:
         import hmac
 
         return isinstance(other, Secret) and hmac.compare_digest(
-            self._value.encode("utf-8"), other._value.encode("utf-8"))
+            self._value.encode("utf-8"), other._value.encode("utf-8")
+        )
 
     def __hash__(self) -> int:
         return hash(("Secret", len(self._value)))

@@ -30,7 +30,8 @@ COMMANDS = [p for p in _walk(cli, []) if p]
 def test_command_documented_with_example(path: list[str]) -> None:
     heading = f"### `vaultctl {' '.join(path)}`"
     assert heading in CLI_DOC.read_text(encoding="utf-8"), (
-        f"{heading} missing from docs/cli.md: run `cog -r docs/cli.md`")
+        f"{heading} missing from docs/cli.md: run `cog -r docs/cli.md`"
+    )
     result = CliRunner().invoke(cli, [*path, "--help"], prog_name="vaultctl")
     assert result.exit_code == 0
     assert "Example" in result.output

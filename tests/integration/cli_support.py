@@ -50,13 +50,25 @@ class Vaultctl:
         env.update(self.extra_env)
         return env
 
-    def __call__(self, *args: str, input: str | None = None, key: str | None = "default",
-                 check: bool | None = None, stdin: int | None = None) -> Result:
+    def __call__(
+        self,
+        *args: str,
+        input: str | None = None,
+        key: str | None = "default",
+        check: bool | None = None,
+        stdin: int | None = None,
+    ) -> Result:
         use_key = self.key if key == "default" else key
         proc = subprocess.run(
-            [sys.executable, "-m", "strongroom", *args], input=input, capture_output=True,
-            text=True, env=self.env(use_key), cwd=self.cwd, timeout=120,
-            stdin=stdin if input is None else None)
+            [sys.executable, "-m", "strongroom", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=self.env(use_key),
+            cwd=self.cwd,
+            timeout=120,
+            stdin=stdin if input is None else None,
+        )
         result = Result(proc.returncode, proc.stdout, proc.stderr)
         if check is True:
             assert result.code == 0, (args, result)

@@ -23,14 +23,42 @@ def test_documented_flow(vc: Vaultctl) -> None:
     r = vc("unlock", "--master-key", MASTER_KEY, key=None)
     assert r.code == 0 and r.out == "Vault unlocked successfully\n"
     assert "visible in the process list" in r.err
-    vc.ok("create", "--path", "database/postgres/password", "--value", "my-secure-password",
-          "--description", "PostgreSQL database password", "--user-id", "1")
-    vc.ok("create", "--path", "api/stripe/secret-key", "--value", "sk_live_...",
-          "--description", "Stripe API secret key", "--expires-in", "90d", "--user-id", "1")
+    vc.ok(
+        "create",
+        "--path",
+        "database/postgres/password",
+        "--value",
+        "my-secure-password",
+        "--description",
+        "PostgreSQL database password",
+        "--user-id",
+        "1",
+    )
+    vc.ok(
+        "create",
+        "--path",
+        "api/stripe/secret-key",
+        "--value",
+        "sk_live_...",
+        "--description",
+        "Stripe API secret key",
+        "--expires-in",
+        "90d",
+        "--user-id",
+        "1",
+    )
     assert vc.ok("get", "--path", "api/stripe/secret-key") == (
-        "Path: api/stripe/secret-key\nValue: sk_live_...\n")
-    assert "version 2" in vc.ok("update", "--path", "database/postgres/password", "--value",
-                                "new-password", "--user-id", "2")
+        "Path: api/stripe/secret-key\nValue: sk_live_...\n"
+    )
+    assert "version 2" in vc.ok(
+        "update",
+        "--path",
+        "database/postgres/password",
+        "--value",
+        "new-password",
+        "--user-id",
+        "2",
+    )
 
     listing = vc.ok("list")
     assert re.fullmatch(
@@ -38,14 +66,18 @@ def test_documented_flow(vc: Vaultctl) -> None:
         "Path: api/stripe/secret-key\n  Description: Stripe API secret key\n  Version: 1\n"
         f"  Created: {ISO}\n  Updated: {ISO}\n  Expires: {ISO}\n\n"
         "Path: database/postgres/password\n  Description: PostgreSQL database password\n"
-        f"  Version: 2\n  Created: {ISO}\n  Updated: {ISO}\n", listing), listing
+        f"  Version: 2\n  Created: {ISO}\n  Updated: {ISO}\n",
+        listing,
+    ), listing
     assert vc.ok("list", "--prefix", "database/").startswith(
-        "Found 1 secret(s):\n\nPath: database/postgres/password\n")
+        "Found 1 secret(s):\n\nPath: database/postgres/password\n"
+    )
 
     assert re.fullmatch(
         f"Found 2 version\\(s\\):\n\nVersion: 2\n  Updated: {ISO}\n  Updated By: User ID 2\n\n"
         f"Version: 1\n  Updated: {ISO}\n  Updated By: User ID 1\n",
-        vc.ok("versions", "--path", "database/postgres/password"))
+        vc.ok("versions", "--path", "database/postgres/password"),
+    )
 
     vc("get", "--path", "database/nope")  # a failed read is audited too
     audit = vc.ok("audit", "--path", "database/postgres/password", "--limit", "50")
@@ -69,16 +101,43 @@ def test_documented_flow(vc: Vaultctl) -> None:
 
 def test_global_flags_before_or_after_command(vc: Vaultctl, tmp_path: Path) -> None:
     other = tmp_path / "other.db"
-    r = vc("--db-dsn", f"sqlite:///{other}", "--master-key", "k-before-0123456789", "create",
-           "--path", "a/b", "--value", "v", key=None)
+    r = vc(
+        "--db-dsn",
+        f"sqlite:///{other}",
+        "--master-key",
+        "k-before-0123456789",
+        "create",
+        "--path",
+        "a/b",
+        "--value",
+        "v",
+        key=None,
+    )
     assert r.code == 0 and "visible in the process list" in r.err
-    r = vc("get", "--path", "a/b", "--db-dsn", f"sqlite:///{other}", "--master-key",
-           "k-before-0123456789", key=None)
+    r = vc(
+        "get",
+        "--path",
+        "a/b",
+        "--db-dsn",
+        f"sqlite:///{other}",
+        "--master-key",
+        "k-before-0123456789",
+        key=None,
+    )
     assert r.out == "Path: a/b\nValue: v\n"
     key_file = tmp_path / "key.txt"
     key_file.write_text("k-before-0123456789\n")
-    r = vc("--master-key-file", str(key_file), "get", "--path", "a/b", "--quiet",
-           "--db-dsn", f"sqlite:///{other}", key=None)
+    r = vc(
+        "--master-key-file",
+        str(key_file),
+        "get",
+        "--path",
+        "a/b",
+        "--quiet",
+        "--db-dsn",
+        f"sqlite:///{other}",
+        key=None,
+    )
     assert r.code == 0 and r.out == "v\n" and r.err == ""
     # The default database is vault.db in the working directory.
     env_less = Vaultctl("", tmp_path, extra_env={"DATABASE_URL": ""})
@@ -87,16 +146,30 @@ def test_global_flags_before_or_after_command(vc: Vaultctl, tmp_path: Path) -> N
 
 
 def test_json_output_has_stable_keys(vc: Vaultctl) -> None:
-    created = json.loads(vc.ok("create", "--path", "a/b", "--value", "v1", "--expires-in",
-                               "1h30m", "--format", "json"))
+    created = json.loads(
+        vc.ok(
+            "create", "--path", "a/b", "--value", "v1", "--expires-in", "1h30m", "--format", "json"
+        )
+    )
     assert created["path"] == "a/b" and created["version"] == 1
     assert re.fullmatch(ISO, created["expires_at"])
     assert json.loads(vc.ok("get", "--path", "a/b", "--format", "json")) == {
-        "path": "a/b", "value": "v1", "version": None}
+        "path": "a/b",
+        "value": "v1",
+        "version": None,
+    }
     listed = json.loads(vc.ok("list", "--format", "json"))
     assert listed["count"] == 1
-    assert set(listed["secrets"][0]) == {"id", "path", "description", "created_by", "created_at",
-                                         "updated_at", "version", "expires_at"}
+    assert set(listed["secrets"][0]) == {
+        "id",
+        "path",
+        "description",
+        "created_by",
+        "created_at",
+        "updated_at",
+        "version",
+        "expires_at",
+    }
     versions = json.loads(vc.ok("versions", "--path", "a/b", "--format", "json"))
     assert versions["count"] == 1 and versions["versions"][0]["updated_by"] == 1
     entries = json.loads(vc.ok("audit", "--format", "json"))["entries"]
@@ -123,8 +196,7 @@ def test_rollback_and_get_version(vc: Vaultctl) -> None:
     vc.ok("create", "--path", "a/b", "--value", "one")
     vc.ok("update", "--path", "a/b", "--value", "two")
     assert vc.ok("get", "--path", "a/b", "--version", "1", "-q") == "one\n"
-    assert "version 1 restored as version 3" in vc.ok("rollback", "--path", "a/b", "--version",
-                                                      "1")
+    assert "version 1 restored as version 3" in vc.ok("rollback", "--path", "a/b", "--version", "1")
     assert vc.ok("get", "--path", "a/b", "-q") == "one\n"
     one_error_line(vc("get", "--path", "a/b", "--version", "9"), 1, "version not found")
 
@@ -151,14 +223,24 @@ def test_run_sets_environment_and_returns_exit_code(vc: Vaultctl) -> None:
     vc.ok("create", "--path", "app/billing/api.key", "--value", "k1")
     vc.ok("create", "--path", "other/token", "--value", "t1")
     script = 'printf "%s|%s|%s|%s" "$DB_PASSWORD" "$API_KEY" "$TOKEN" "${VAULT_MASTER_KEY-unset}"'
-    r = vc("run", "--prefix", "app/billing/", "--env", "TOKEN=other/token", "--", "sh", "-c",
-           script + "; exit 7")
+    r = vc(
+        "run",
+        "--prefix",
+        "app/billing/",
+        "--env",
+        "TOKEN=other/token",
+        "--",
+        "sh",
+        "-c",
+        script + "; exit 7",
+    )
     assert r.code == 7, r
     assert r.out == "pw 'q' $x|k1|t1|unset"
     vc.ok("create", "--path", "app/billing/db_password", "--value", "clash")
     one_error_line(vc("run", "--prefix", "app/billing/", "--", "true"), 2, "DB_PASSWORD")
-    one_error_line(vc("run", "--prefix", "other/", "--", "no-such-command-xyz"), 127,
-                   "command not found")
+    one_error_line(
+        vc("run", "--prefix", "other/", "--", "no-such-command-xyz"), 127, "command not found"
+    )
 
 
 def test_export_dotenv_round_trips_through_sh(vc: Vaultctl, tmp_path: Path) -> None:
@@ -170,15 +252,23 @@ def test_export_dotenv_round_trips_through_sh(vc: Vaultctl, tmp_path: Path) -> N
     assert out.stat().st_mode & 0o777 == 0o600
     import subprocess
 
-    shell = subprocess.run(["sh", "-c", f'set -a; . "{out}"; printf %s "$NASTY"'],
-                           capture_output=True, text=True, check=True)
+    shell = subprocess.run(
+        ["sh", "-c", f'set -a; . "{out}"; printf %s "$NASTY"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert shell.stdout == nasty and shell.stderr == ""
     assert json.loads(vc.ok("export", "--prefix", "app/", "--format", "json")) == {
-        "NASTY": nasty, "PLAIN": "plain"}
+        "NASTY": nasty,
+        "PLAIN": "plain",
+    }
     import yaml
 
     assert yaml.safe_load(vc.ok("export", "--prefix", "app/", "--format", "yaml")) == {
-        "NASTY": nasty, "PLAIN": "plain"}
+        "NASTY": nasty,
+        "PLAIN": "plain",
+    }
 
 
 def test_rotate_single_path_refuses_new_master_key(vc: Vaultctl) -> None:
@@ -210,5 +300,14 @@ def test_rotate_path_and_all(vc: Vaultctl, tmp_path: Path) -> None:
     r = vc("rotate", "--all", "--resume", "--new-master-key-file", str(new_key))
     assert r.code == 0 and "Nothing to resume" in r.out, r
     new_key.write_text("short")
-    one_error_line(vc("rotate", "--all", "--new-master-key-file", str(new_key),
-                      key="brand-new-master-key-0123"), 2, "at least 16")
+    one_error_line(
+        vc(
+            "rotate",
+            "--all",
+            "--new-master-key-file",
+            str(new_key),
+            key="brand-new-master-key-0123",
+        ),
+        2,
+        "at least 16",
+    )

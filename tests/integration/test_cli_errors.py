@@ -21,7 +21,8 @@ def _state(vc: Vaultctl) -> object:
     """Every secret's metadata and value, to show nothing changed."""
     listed = json.loads(vc.ok("list", "--format", "json"))["secrets"]
     return [(s["path"], s["version"], s["updated_at"]) for s in listed], vc.ok(
-        "get", "--path", "a/b", "-q")
+        "get", "--path", "a/b", "-q"
+    )
 
 
 def test_bad_input_changes_nothing(vc: Vaultctl, tmp_path: Path) -> None:
@@ -30,21 +31,34 @@ def test_bad_input_changes_nothing(vc: Vaultctl, tmp_path: Path) -> None:
     one_error_line(vc("create", "--value", "x"), 2, "Missing option '--path'", "--help")
     one_error_line(vc("create", "--path", "a/c"), 2, "--value")
     # Wrong master key: operation failed.
-    one_error_line(vc("update", "--path", "a/b", "--value", "evil", key="wrong-key-0123456789"),
-                   1, "invalid master key")
+    one_error_line(
+        vc("update", "--path", "a/b", "--value", "evil", key="wrong-key-0123456789"),
+        1,
+        "invalid master key",
+    )
     # No master key at all, no terminal to ask on.
     one_error_line(vc("get", "--path", "a/b", key=None), 2, "VAULT_MASTER_KEY")
     # Unknown and invalid paths.
     one_error_line(vc("update", "--path", "a/nope", "--value", "x"), 1, "secret not found")
     one_error_line(vc("create", "--path", "../etc/passwd", "--value", "x"), 2, "invalid path")
     # Unreadable files.
-    one_error_line(vc("update", "--path", "a/b", "--value-file", str(tmp_path / "missing")), 2,
-                   "cannot read value file")
-    one_error_line(vc("get", "--path", "a/b", "--master-key-file", str(tmp_path / "nokey")), 2,
-                   "cannot read key file")
+    one_error_line(
+        vc("update", "--path", "a/b", "--value-file", str(tmp_path / "missing")),
+        2,
+        "cannot read value file",
+    )
+    one_error_line(
+        vc("get", "--path", "a/b", "--master-key-file", str(tmp_path / "nokey")),
+        2,
+        "cannot read key file",
+    )
     # Malformed duration names the accepted forms.
-    one_error_line(vc("create", "--path", "a/d", "--value", "x", "--expires-in", "3 weeks"), 2,
-                   "--expires-in", "30s, 15m, 24h, 7d, 90d")
+    one_error_line(
+        vc("create", "--path", "a/d", "--value", "x", "--expires-in", "3 weeks"),
+        2,
+        "--expires-in",
+        "30s, 15m, 24h, 7d, 90d",
+    )
     # Duplicate create.
     one_error_line(vc("create", "--path", "a/b", "--value", "x"), 1, "already exists")
     assert _state(vc) == before
@@ -59,10 +73,18 @@ def test_closed_and_empty_stdin(vc: Vaultctl) -> None:
     import shlex
     import sys
 
-    cmd = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "strongroom", "update",
-                                             "--path", "a/b", "--value", "-"])
-    proc = subprocess.run(["sh", "-c", f"{cmd} <&-"], capture_output=True, text=True,
-                          env=vc.env(vc.key), cwd=vc.cwd, check=False)
+    cmd = " ".join(
+        shlex.quote(a)
+        for a in [sys.executable, "-m", "strongroom", "update", "--path", "a/b", "--value", "-"]
+    )
+    proc = subprocess.run(
+        ["sh", "-c", f"{cmd} <&-"],
+        capture_output=True,
+        text=True,
+        env=vc.env(vc.key),
+        cwd=vc.cwd,
+        check=False,
+    )
     assert proc.returncode == 2, proc
     assert proc.stderr.strip() == "Error: --value -: standard input is closed"
     assert vc.ok("get", "--path", "a/b", "-q") == "original\n"
@@ -70,8 +92,9 @@ def test_closed_and_empty_stdin(vc: Vaultctl) -> None:
 
 def test_debug_shows_traceback(vc: Vaultctl) -> None:
     r = vc("get", "--path", "a/nope", "--debug")
-    assert r.code == 1 and "Traceback" in r.err and r.err.rstrip().endswith(
-        "Error: secret not found")
+    assert (
+        r.code == 1 and "Traceback" in r.err and r.err.rstrip().endswith("Error: secret not found")
+    )
     # Database that cannot be opened: one line, exit 1.
     bad = Vaultctl("sqlite:////nonexistent-dir/x/vault.db", vc.cwd)
     one_error_line(bad("status"), 2, "does not exist")

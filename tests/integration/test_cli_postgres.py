@@ -14,11 +14,27 @@ pytestmark = pytest.mark.postgres
 
 
 def _seed(vc: Vaultctl) -> None:
-    vc.ok("create", "--path", "database/postgres/password", "--value", "pw-1",
-          "--description", "PostgreSQL database password", "--user-id", "1")
+    vc.ok(
+        "create",
+        "--path",
+        "database/postgres/password",
+        "--value",
+        "pw-1",
+        "--description",
+        "PostgreSQL database password",
+        "--user-id",
+        "1",
+    )
     vc.ok("update", "--path", "database/postgres/password", "--value", "pw-2", "--user-id", "2")
-    vc.ok("create", "--path", "api/stripe/secret-key", "--value", "sk 'live' $x\nline",
-          "--expires-in", "90d")
+    vc.ok(
+        "create",
+        "--path",
+        "api/stripe/secret-key",
+        "--value",
+        "sk 'live' $x\nline",
+        "--expires-in",
+        "90d",
+    )
 
 
 def _everything(vc: Vaultctl) -> tuple[object, ...]:
@@ -33,13 +49,17 @@ def test_key_flows_on_postgres(pg_dsn: str, tmp_path: Path) -> None:
     assert vc.ok("unlock") == "Vault unlocked successfully\n"
     _seed(vc)
     assert vc.ok("get", "--path", "database/postgres/password") == (
-        "Path: database/postgres/password\nValue: pw-2\n")
+        "Path: database/postgres/password\nValue: pw-2\n"
+    )
     assert vc.ok("list", "--prefix", "database/").startswith("Found 1 secret(s):")
-    assert re.search(r"Version: 2\n  Updated: .*Z\n  Updated By: User ID 2",
-                     vc.ok("versions", "--path", "database/postgres/password"))
+    assert re.search(
+        r"Version: 2\n  Updated: .*Z\n  Updated By: User ID 2",
+        vc.ok("versions", "--path", "database/postgres/password"),
+    )
     assert "chain intact" in vc.ok("audit", "verify")
-    one_error_line(vc("get", "--path", "database/x", key="wrong-key-0123456789"), 1,
-                   "invalid master key")
+    one_error_line(
+        vc("get", "--path", "database/x", key="wrong-key-0123456789"), 1, "invalid master key"
+    )
 
 
 def test_backup_sqlite_to_postgres_and_back(pg_dsn: str, tmp_path: Path) -> None:
@@ -52,8 +72,9 @@ def test_backup_sqlite_to_postgres_and_back(pg_dsn: str, tmp_path: Path) -> None
     assert first.read_text().count("pw-2") == 0  # values stay encrypted
 
     pg = Vaultctl(pg_dsn, tmp_path)
-    one_error_line(pg("restore", "--in", str(first), key="wrong-key-0123456789"), 1,
-                   "invalid master key")
+    one_error_line(
+        pg("restore", "--in", str(first), key="wrong-key-0123456789"), 1, "invalid master key"
+    )
     assert "restored and verified" in pg.ok("restore", "--in", str(first))
     assert _everything(pg) == expected
     one_error_line(pg("restore", "--in", str(first)), 1, "empty database")

@@ -16,13 +16,20 @@ from tests.integration.cli_support import MASTER_KEY, Vaultctl, base_env
 PROMPTS = ("Master key: ", "Repeat for confirmation: ")
 
 
-def run_on_tty(args: list[str], env: dict[str, str], cwd: Path, answers: list[str],
-               timeout: float = 60.0) -> tuple[int, str]:
+def run_on_tty(
+    args: list[str], env: dict[str, str], cwd: Path, answers: list[str], timeout: float = 60.0
+) -> tuple[int, str]:
     """Run vaultctl with stdin/stdout/stderr on a pty, answering each prompt in turn."""
     master, slave = os.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "strongroom", *args], stdin=slave,
-                            stdout=slave, stderr=slave, env=env, cwd=cwd,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "strongroom", *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+    )
     os.close(slave)
     output, sent = b"", 0
     deadline = time.monotonic() + timeout
@@ -61,11 +68,11 @@ def test_prompt_is_hidden_and_progress_shows_on_a_tty(tmp_path: Path) -> None:
     assert "Master key: " in out and "Repeat for confirmation: " in out
     assert "Vault unlocked successfully" in out
     assert MASTER_KEY not in out  # not echoed
-    code, out = run_on_tty(["create", "--path", "a/b", "--value", "v"], env, tmp_path,
-                           [MASTER_KEY])
+    code, out = run_on_tty(["create", "--path", "a/b", "--value", "v"], env, tmp_path, [MASTER_KEY])
     assert code == 0 and "Repeat" not in out, out
-    code, out = run_on_tty(["backup", "--out", str(tmp_path / "b.backup")], env, tmp_path,
-                           [MASTER_KEY])
+    code, out = run_on_tty(
+        ["backup", "--out", str(tmp_path / "b.backup")], env, tmp_path, [MASTER_KEY]
+    )
     assert code == 0 and "Backing up" in out, out
     # Piped, the same command prints nothing extra on stderr.
     piped = Vaultctl(env["DATABASE_URL"], tmp_path)("backup", "--out", str(tmp_path / "c"))

@@ -17,16 +17,27 @@ def test_defaults_from_empty_environment() -> None:
     assert s.auto_lock is True and s.auto_lock_timeout == timedelta(minutes=15)
     config = s.vault_config()
     assert (config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism) == (
-        3, 64 * 1024, 4)
+        3,
+        64 * 1024,
+        4,
+    )
 
 
 def test_environment_and_overrides() -> None:
-    s = Settings.from_env({
-        "DATABASE_URL": "postgresql://u@h/db", "VAULT_MASTER_KEY": "k" * 20,
-        "VAULT_ADDR": "http://127.0.0.1:8200", "VAULT_TOKEN": "tok", "VAULT_JWT_SECRET": "j" * 32,
-        "STRONGROOM_ARGON2_TIME_COST": "1", "STRONGROOM_ARGON2_MEMORY_KIB": "1024",
-        "STRONGROOM_ARGON2_PARALLELISM": "1", "STRONGROOM_AUTO_LOCK": "false",
-        "STRONGROOM_AUTO_LOCK_TIMEOUT": "1h30m"})
+    s = Settings.from_env(
+        {
+            "DATABASE_URL": "postgresql://u@h/db",
+            "VAULT_MASTER_KEY": "k" * 20,
+            "VAULT_ADDR": "http://127.0.0.1:8200",
+            "VAULT_TOKEN": "tok",
+            "VAULT_JWT_SECRET": "j" * 32,
+            "STRONGROOM_ARGON2_TIME_COST": "1",
+            "STRONGROOM_ARGON2_MEMORY_KIB": "1024",
+            "STRONGROOM_ARGON2_PARALLELISM": "1",
+            "STRONGROOM_AUTO_LOCK": "false",
+            "STRONGROOM_AUTO_LOCK_TIMEOUT": "1h30m",
+        }
+    )
     assert s.db_dsn == "postgresql://u@h/db" and s.is_remote
     assert s.master_key is not None and s.master_key.reveal() == "k" * 20
     assert s.auto_lock is False and s.auto_lock_timeout == timedelta(minutes=90)
@@ -42,9 +53,14 @@ def test_secrets_are_masked() -> None:
     assert Secret("a") == Secret("a") and Secret("a") != Secret("b")
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("STRONGROOM_ARGON2_TIME_COST", "three"), ("STRONGROOM_AUTO_LOCK", "maybe"),
-    ("STRONGROOM_AUTO_LOCK_TIMEOUT", "soon")])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("STRONGROOM_ARGON2_TIME_COST", "three"),
+        ("STRONGROOM_AUTO_LOCK", "maybe"),
+        ("STRONGROOM_AUTO_LOCK_TIMEOUT", "soon"),
+    ],
+)
 def test_malformed_variables_are_invalid_input(name: str, value: str) -> None:
     with pytest.raises(errors.InvalidInput, match=name):
         Settings.from_env({name: value})

@@ -37,7 +37,7 @@ def env_name(path: str, prefix: str) -> str:
 
     `app/billing/db-password` under `app/billing/` is `DB_PASSWORD`.
     """
-    return _NOT_ALNUM.sub("_", path[len(prefix):]).upper()
+    return _NOT_ALNUM.sub("_", path[len(prefix) :]).upper()
 
 
 def quote_dotenv(value: str) -> str:
@@ -50,16 +50,18 @@ def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
     for pair in pairs:
         name, sep, path = pair.partition("=")
         if not sep or not _ENV_NAME.fullmatch(name) or not path:
-            raise click.BadParameter(f"{pair!r} is not NAME=path (NAME: letters, digits, _)",
-                                     param_hint="'--env'")
+            raise click.BadParameter(
+                f"{pair!r} is not NAME=path (NAME: letters, digits, _)", param_hint="'--env'"
+            )
         if name in explicit:
             raise click.BadParameter(f"{name} is given twice", param_hint="'--env'")
         explicit[name] = path
     return explicit
 
 
-def collect(api: VaultAPI, prefix: str | None, pairs: tuple[str, ...],
-            user_id: int) -> dict[str, str]:
+def collect(
+    api: VaultAPI, prefix: str | None, pairs: tuple[str, ...], user_id: int
+) -> dict[str, str]:
     """Variable name -> value for every live secret under `prefix` plus the `--env` pairs.
 
     Raises:
@@ -79,11 +81,15 @@ def collect(api: VaultAPI, prefix: str | None, pairs: tuple[str, ...],
                 continue
             name = env_name(info.path, prefix)
             if not name:
-                raise errors.InvalidInput(f"secret {info.path!r} gives an empty variable name; "
-                                          "name it with --env NAME=path")
+                raise errors.InvalidInput(
+                    f"secret {info.path!r} gives an empty variable name; "
+                    "name it with --env NAME=path"
+                )
             if name in names:
-                raise errors.InvalidInput(f"secrets {names[name]!r} and {info.path!r} both map "
-                                          f"to {name}; name one with --env NAME=path")
+                raise errors.InvalidInput(
+                    f"secrets {names[name]!r} and {info.path!r} both map "
+                    f"to {name}; name one with --env NAME=path"
+                )
             names[name] = info.path
     for name, path in explicit.items():
         if name in names:
@@ -98,27 +104,34 @@ def collect(api: VaultAPI, prefix: str | None, pairs: tuple[str, ...],
                 raise
             continue
         if "\x00" in value:
-            raise errors.InvalidInput(f"secret {path!r} holds a NUL character and cannot be an "
-                                      "environment variable")
+            raise errors.InvalidInput(
+                f"secret {path!r} holds a NUL character and cannot be an environment variable"
+            )
         values[name] = value
     return values
 
 
-prefix_option = click.option("--prefix", metavar="PREFIX",
-                             help="Every secret whose path starts with PREFIX.")
-env_option = click.option("--env", "pairs", multiple=True, metavar="NAME=PATH",
-                          help="Also set NAME from the secret at PATH (repeatable).")
+prefix_option = click.option(
+    "--prefix", metavar="PREFIX", help="Every secret whose path starts with PREFIX."
+)
+env_option = click.option(
+    "--env",
+    "pairs",
+    multiple=True,
+    metavar="NAME=PATH",
+    help="Also set NAME from the secret at PATH (repeatable).",
+)
 
 
-@click.command(context_settings={"ignore_unknown_options": True,
-                                 "allow_interspersed_args": False})
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @prefix_option
 @env_option
 @global_options()
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_context
-def run(ctx: click.Context, prefix: str | None, pairs: tuple[str, ...],
-        command: tuple[str, ...]) -> None:
+def run(
+    ctx: click.Context, prefix: str | None, pairs: tuple[str, ...], command: tuple[str, ...]
+) -> None:
     """Run COMMAND with secrets as environment variables; exit with its exit code.
 
     Each secret under PREFIX becomes a variable named by the rest of its path,
@@ -140,11 +153,11 @@ def run(ctx: click.Context, prefix: str | None, pairs: tuple[str, ...],
     try:
         os.execvpe(command[0], list(command), env)  # noqa: S606 - running it is the point
     except FileNotFoundError:
-        raise click.exceptions.Exit(_exec_failed(f"command not found: {command[0]}", 127)) \
-            from None
+        raise click.exceptions.Exit(_exec_failed(f"command not found: {command[0]}", 127)) from None
     except OSError as exc:
-        raise click.exceptions.Exit(_exec_failed(
-            f"cannot run {command[0]}: {exc.strerror or type(exc).__name__}", 126)) from None
+        raise click.exceptions.Exit(
+            _exec_failed(f"cannot run {command[0]}: {exc.strerror or type(exc).__name__}", 126)
+        ) from None
 
 
 def _exec_failed(message: str, code: int) -> int:
@@ -166,8 +179,9 @@ def _output(out: str | None, *, atomic: bool = False) -> Iterator[TextIO]:
     try:
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     except OSError as exc:
-        raise errors.InvalidInput(f"cannot write {out!r}: "
-                                  f"{exc.strerror or type(exc).__name__}") from None
+        raise errors.InvalidInput(
+            f"cannot write {out!r}: {exc.strerror or type(exc).__name__}"
+        ) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             yield f
@@ -184,13 +198,20 @@ def _output(out: str | None, *, atomic: bool = False) -> Iterator[TextIO]:
 @click.command(name="export")
 @prefix_option
 @env_option
-@click.option("--format", "fmt", type=click.Choice(["dotenv", "json", "yaml"]), default="dotenv",
-              show_default=True, help="dotenv lines are single-quoted for POSIX sh.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["dotenv", "json", "yaml"]),
+    default="dotenv",
+    show_default=True,
+    help="dotenv lines are single-quoted for POSIX sh.",
+)
 @click.option("--out", metavar="FILE", help="Write to FILE (mode 0600) instead of stdout.")
 @global_options()
 @click.pass_context
-def export_(ctx: click.Context, prefix: str | None, pairs: tuple[str, ...], fmt: str,
-            out: str | None) -> None:
+def export_(
+    ctx: click.Context, prefix: str | None, pairs: tuple[str, ...], fmt: str, out: str | None
+) -> None:
     """Print secrets under a prefix as NAME=value (dotenv), JSON or YAML.
 
     Names follow the rule of `vaultctl run`. The dotenv form can be sourced by a shell
@@ -210,15 +231,23 @@ def export_(ctx: click.Context, prefix: str | None, pairs: tuple[str, ...], fmt:
     else:
         import yaml
 
-        text = yaml.safe_dump(values, default_flow_style=False, allow_unicode=True,
-                              sort_keys=True) if values else "{}\n"
+        text = (
+            yaml.safe_dump(values, default_flow_style=False, allow_unicode=True, sort_keys=True)
+            if values
+            else "{}\n"
+        )
     with _output(out) as stream:
         stream.write(text)
 
 
 @click.command()
-@click.option("--out", "out", required=True, metavar="FILE",
-              help="Write the backup to FILE (mode 0600; '-' for stdout).")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    metavar="FILE",
+    help="Write the backup to FILE (mode 0600; '-' for stdout).",
+)
 @global_options()
 @format_option
 @click.pass_context
@@ -238,16 +267,21 @@ def backup(ctx: click.Context, out: str, fmt: str) -> None:
     s.require_local("backup")
     vault = s.local()
     s.unlocked()
-    with _output(None if out == "-" else out, atomic=True) as stream, \
-            progress_bar("Backing up", enabled=out != "-") as update:
+    with (
+        _output(None if out == "-" else out, atomic=True) as stream,
+        progress_bar("Backing up", enabled=out != "-") as update,
+    ):
         summary = write_backup(vault, stream, user_id=s.user_id, progress=update)
     if out == "-":
         return
     message = "Backup written successfully"
-    render.emit(fmt, f"{message}: {out} ({summary.secrets} secret(s), {summary.versions} "
-                     f"version(s), {summary.audit_entries} audit entries)",
-                {"message": message, "file": out, "counts": summary.counts,
-                 "vault_id": summary.vault_id}, quiet=s.quiet)
+    render.emit(
+        fmt,
+        f"{message}: {out} ({summary.secrets} secret(s), {summary.versions} "
+        f"version(s), {summary.audit_entries} audit entries)",
+        {"message": message, "file": out, "counts": summary.counts, "vault_id": summary.vault_id},
+        quiet=s.quiet,
+    )
 
 
 @click.command()
@@ -276,13 +310,22 @@ def restore(ctx: click.Context, source: str, fmt: str) -> None:
     key = s.master_key()
     assert key is not None  # noqa: S101 - prompt=True never returns None
     with progress_bar("Restoring") as update:
-        summary = load_backup(s.settings.db_dsn, path, key, s.settings.vault_config(),
-                              user_id=s.user_id, progress=update)
+        summary = load_backup(
+            s.settings.db_dsn,
+            path,
+            key,
+            s.settings.vault_config(),
+            user_id=s.user_id,
+            progress=update,
+        )
     message = "Backup restored and verified successfully"
-    render.emit(fmt, f"{message}: {summary.secrets} secret(s), {summary.versions} version(s), "
-                     f"{summary.audit_entries} audit entries",
-                {"message": message, "counts": summary.counts, "vault_id": summary.vault_id},
-                quiet=s.quiet)
+    render.emit(
+        fmt,
+        f"{message}: {summary.secrets} secret(s), {summary.versions} version(s), "
+        f"{summary.audit_entries} audit entries",
+        {"message": message, "counts": summary.counts, "vault_id": summary.vault_id},
+        quiet=s.quiet,
+    )
 
 
 COMMANDS: list[click.Command] = [run, export_, backup, restore]

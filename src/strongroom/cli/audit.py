@@ -27,22 +27,40 @@ def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> dat
         except ValueError:
             raise click.BadParameter(
                 f"{value!r} is neither an ISO-8601 time (2025-11-03T10:00:00Z) nor a duration "
-                "(30s, 15m, 24h, 7d)", ctx=ctx, param=param) from None
+                "(30s, 15m, 24h, 7d)",
+                ctx=ctx,
+                param=param,
+            ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @click.group(invoke_without_command=True)
 @click.option("--path", metavar="PATH", help="Only entries about this secret path.")
 @click.option("--action", metavar="ACTION", help="Only this action (read, update, ...).")
-@click.option("--since", callback=_since, metavar="TIME",
-              help="Only entries at or after TIME (ISO-8601, or a duration ago such as 24h).")
-@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True,
-              help="At most this many entries, newest first.")
+@click.option(
+    "--since",
+    callback=_since,
+    metavar="TIME",
+    help="Only entries at or after TIME (ISO-8601, or a duration ago such as 24h).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 10_000),
+    default=50,
+    show_default=True,
+    help="At most this many entries, newest first.",
+)
 @global_options()
 @format_option
 @click.pass_context
-def audit(ctx: click.Context, path: str | None, action: str | None, since: datetime | None,
-          limit: int, fmt: str) -> None:
+def audit(
+    ctx: click.Context,
+    path: str | None,
+    action: str | None,
+    since: datetime | None,
+    limit: int,
+    fmt: str,
+) -> None:
     """Show audit log entries, newest first (or verify / export the log).
 
     \b
@@ -55,9 +73,11 @@ def audit(ctx: click.Context, path: str | None, action: str | None, since: datet
         return
     s = session_of(ctx)
     entries = s.unlocked().audit_logs(path=path, action=action, since=since, limit=limit)
-    render.emit(fmt, render.render_audit(entries, with_path=path is None),
-                {"entries": [render.audit_entry_dict(e) for e in entries],
-                 "count": len(entries)})
+    render.emit(
+        fmt,
+        render.render_audit(entries, with_path=path is None),
+        {"entries": [render.audit_entry_dict(e) for e in entries], "count": len(entries)},
+    )
 
 
 @audit.command()
@@ -73,18 +93,35 @@ def verify(ctx: click.Context, fmt: str) -> None:
     """
     s = session_of(ctx)
     result = s.unlocked().verify_audit()
-    render.emit(fmt, render.render_verification(result),
-                {"ok": result.ok, "entries": result.entries, "first_bad_id": result.first_bad_id,
-                 "unchained": result.unchained, "reason": result.reason})
+    render.emit(
+        fmt,
+        render.render_verification(result),
+        {
+            "ok": result.ok,
+            "entries": result.entries,
+            "first_bad_id": result.first_bad_id,
+            "unchained": result.unchained,
+            "reason": result.reason,
+        },
+    )
     if not result.ok:
         ctx.exit(1)
 
 
 @audit.command()
-@click.option("--since", callback=_since, metavar="TIME",
-              help="Only entries at or after TIME (ISO-8601, or a duration ago such as 7d).")
-@click.option("--limit", type=click.IntRange(1, 10_000), default=10_000, show_default=True,
-              help="At most this many entries (the newest ones).")
+@click.option(
+    "--since",
+    callback=_since,
+    metavar="TIME",
+    help="Only entries at or after TIME (ISO-8601, or a duration ago such as 7d).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 10_000),
+    default=10_000,
+    show_default=True,
+    help="At most this many entries (the newest ones).",
+)
 @global_options()
 @click.pass_context
 def export(ctx: click.Context, since: datetime | None, limit: int) -> None:

@@ -24,101 +24,33 @@ __all__ = ["COMMANDS"]
 WRITE_SHOWN = ("user_id",)
 
 
-# -- lock state -------------------------------------------------------------------------------
-@click.command()
-@global_options(show=("master_key",))
-@format_option
-@click.pass_context
-def unlock(ctx: click.Context, fmt: str) -> None:
-    """Unlock the vault with the master key (first use initialises an empty database).
-
-    Locally this verifies the key: each vaultctl command unlocks the vault for its own
-    run, with the key from VAULT_MASTER_KEY, --master-key-file or --master-key. Against a
-    server (--addr) it unlocks the server.
-
-    \b
-    Example:
-      vaultctl unlock --master-key "your-master-key"
-    """
-    s = session_of(ctx)
-    api = s.api()
-    initialising = False
-    if not s.settings.is_remote:
-        initialising = not api.status().initialized
-    key = s.master_key(initialising=initialising)
-    assert key is not None  # noqa: S101 - prompt=True never returns None
-    api.unlock(key, user_id=s.user_id)
-    message = "Vault unlocked successfully"
-    render.emit(fmt, message, {"message": message, "locked": False,
-                               "initialized_now": initialising}, quiet=s.quiet)
-    if initialising and fmt == "text" and not s.quiet:
-        click.echo(f"Initialized a new vault ({s.where()})", err=True)
-
-
-@click.command()
-@global_options()
-@format_option
-@click.pass_context
-def lock(ctx: click.Context, fmt: str) -> None:
-    """Lock the vault: drop every key from memory.
-
-    Against a server (--addr) this locks the server. Locally no key outlives a command
-    (each vaultctl process unlocks, works and drops its keys), so the vault is always
-    locked at rest; when a master key is configured, lock verifies it and records the
-    lock in the audit log.
-
-    \b
-    Example:
-      vaultctl lock
-    """
-    s = session_of(ctx)
-    api = s.api()
-    if s.settings.is_remote:
-        api.lock(user_id=s.user_id)
-        message = "Vault locked successfully"
-    else:
-        key = s.master_key(prompt=False)
-        if key is not None and api.status().initialized:
-            api.unlock(key, user_id=s.user_id)
-            api.lock(user_id=s.user_id)
-        message = ("Vault locked successfully (local mode keeps no keys between commands; "
-                   "each command unlocks with the master key for its own run)")
-    render.emit(fmt, message, {"message": message, "locked": True}, quiet=s.quiet)
-
-
-@click.command()
-@global_options()
-@format_option
-@click.pass_context
-def status(ctx: click.Context, fmt: str) -> None:
-    """Show whether the vault is locked and initialised (needs no master key).
-
-    \b
-    Example:
-      vaultctl status
-      vaultctl status --format json
-    """
-    s = session_of(ctx)
-    st = s.api().status()
-    data = {"locked": st.locked, "initialized": st.initialized, "vault_id": st.vault_id,
-            "terms": st.terms, "current_term": st.current_term,
-            "mode": "remote" if s.settings.is_remote else "local"}
-    render.emit(fmt, render.render_status(st, s.where()), data)
-
-
 # -- secrets ----------------------------------------------------------------------------------
 @click.command()
 @path_option
 @value_options
-@click.option("--description", metavar="TEXT", help="Human-readable description (stored in "
-              "plaintext: keep secrets out of it).")
-@click.option("--expires-in", callback=parse_expires_in, metavar="DURATION",
-              help="Expire after DURATION: 30s, 15m, 24h, 7d, 90d or combinations like 1h30m.")
+@click.option(
+    "--description",
+    metavar="TEXT",
+    help="Human-readable description (stored in plaintext: keep secrets out of it).",
+)
+@click.option(
+    "--expires-in",
+    callback=parse_expires_in,
+    metavar="DURATION",
+    help="Expire after DURATION: 30s, 15m, 24h, 7d, 90d or combinations like 1h30m.",
+)
 @global_options(show=WRITE_SHOWN)
 @format_option
 @click.pass_context
-def create(ctx: click.Context, path: str, value: str | None, value_file: str | None,
-           description: str | None, expires_in: timedelta | None, fmt: str) -> None:
+def create(
+    ctx: click.Context,
+    path: str,
+    value: str | None,
+    value_file: str | None,
+    description: str | None,
+    expires_in: timedelta | None,
+    fmt: str,
+) -> None:
     """Create a secret (version 1).
 
     \b
@@ -129,19 +61,31 @@ def create(ctx: click.Context, path: str, value: str | None, value_file: str | N
     """
     s = session_of(ctx)
     text = read_value(value, value_file)
-    info = s.unlocked().create_secret(path, text, description=description, user_id=s.user_id,
-                                      expires_in=expires_in)
+    info = s.unlocked().create_secret(
+        path, text, description=description, user_id=s.user_id, expires_in=expires_in
+    )
     message = "Secret created successfully"
-    render.emit(fmt, f"{message}: {info.path}", {"message": message, "path": info.path,
-                                                "version": info.version,
-                                                "expires_at": render.iso(info.expires_at)},
-                quiet=s.quiet)
+    render.emit(
+        fmt,
+        f"{message}: {info.path}",
+        {
+            "message": message,
+            "path": info.path,
+            "version": info.version,
+            "expires_at": render.iso(info.expires_at),
+        },
+        quiet=s.quiet,
+    )
 
 
 @click.command()
 @path_option
-@click.option("--version", type=click.IntRange(min=1), metavar="N",
-              help="Read version N instead of the current one.")
+@click.option(
+    "--version",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Read version N instead of the current one.",
+)
 @global_options()
 @format_option
 @click.pass_context
@@ -174,8 +118,9 @@ def get(ctx: click.Context, path: str, version: int | None, fmt: str) -> None:
 @global_options(show=WRITE_SHOWN)
 @format_option
 @click.pass_context
-def update(ctx: click.Context, path: str, value: str | None, value_file: str | None,
-           fmt: str) -> None:
+def update(
+    ctx: click.Context, path: str, value: str | None, value_file: str | None, fmt: str
+) -> None:
     """Store a new value as a new version (old versions are kept for rollback).
 
     \b
@@ -186,8 +131,12 @@ def update(ctx: click.Context, path: str, value: str | None, value_file: str | N
     text = read_value(value, value_file)
     number = s.unlocked().update_secret(path, text, user_id=s.user_id)
     message = "Secret updated successfully"
-    render.emit(fmt, f"{message}: {path} (version {number})",
-                {"message": message, "path": path, "version": number}, quiet=s.quiet)
+    render.emit(
+        fmt,
+        f"{message}: {path} (version {number})",
+        {"message": message, "path": path, "version": number},
+        quiet=s.quiet,
+    )
 
 
 @click.command()
@@ -209,8 +158,12 @@ def delete(ctx: click.Context, path: str, fmt: str) -> None:
 
 
 @click.command(name="list")
-@click.option("--prefix", default="", metavar="PREFIX",
-              help="Only paths starting with PREFIX (literal, case-sensitive).")
+@click.option(
+    "--prefix",
+    default="",
+    metavar="PREFIX",
+    help="Only paths starting with PREFIX (literal, case-sensitive).",
+)
 @global_options()
 @format_option
 @click.pass_context
@@ -225,8 +178,9 @@ def list_(ctx: click.Context, prefix: str, fmt: str) -> None:
     s = session_of(ctx)
     secrets = s.unlocked().list_secrets(prefix, user_id=s.user_id)
     if fmt == "json":
-        render.emit_json({"secrets": [render.secret_dict(i) for i in secrets],
-                          "count": len(secrets)})
+        render.emit_json(
+            {"secrets": [render.secret_dict(i) for i in secrets], "count": len(secrets)}
+        )
     elif s.quiet:
         for info in secrets:
             click.echo(info.path)
@@ -248,15 +202,22 @@ def versions(ctx: click.Context, path: str, fmt: str) -> None:
     """
     s = session_of(ctx)
     found = s.unlocked().list_versions(path, user_id=s.user_id)
-    render.emit(fmt, render.render_versions(found),
-                {"path": path, "versions": [render.version_dict(v) for v in found],
-                 "count": len(found)})
+    render.emit(
+        fmt,
+        render.render_versions(found),
+        {"path": path, "versions": [render.version_dict(v) for v in found], "count": len(found)},
+    )
 
 
 @click.command()
 @path_option
-@click.option("--version", type=click.IntRange(min=1), required=True, metavar="N",
-              help="The version whose value becomes current again.")
+@click.option(
+    "--version",
+    type=click.IntRange(min=1),
+    required=True,
+    metavar="N",
+    help="The version whose value becomes current again.",
+)
 @global_options(show=WRITE_SHOWN)
 @format_option
 @click.pass_context
@@ -270,9 +231,12 @@ def rollback(ctx: click.Context, path: str, version: int, fmt: str) -> None:
     s = session_of(ctx)
     number = s.unlocked().rollback_secret(path, version, user_id=s.user_id)
     message = "Secret rolled back successfully"
-    render.emit(fmt, f"{message}: {path} (version {version} restored as version {number})",
-                {"message": message, "path": path, "version": number,
-                 "restored_from": version}, quiet=s.quiet)
+    render.emit(
+        fmt,
+        f"{message}: {path} (version {version} restored as version {number})",
+        {"message": message, "path": path, "version": number, "restored_from": version},
+        quiet=s.quiet,
+    )
 
 
 @click.command()
@@ -288,13 +252,23 @@ def cleanup(ctx: click.Context, fmt: str) -> None:
     """
     s = session_of(ctx)
     count = s.unlocked().cleanup_expired(user_id=s.user_id)
-    render.emit(fmt, f"✅ Cleaned up {count} expired secret(s)",
-                {"message": "Cleanup completed", "count": count}, quiet=s.quiet)
+    render.emit(
+        fmt,
+        f"✅ Cleaned up {count} expired secret(s)",
+        {"message": "Cleanup completed", "count": count},
+        quiet=s.quiet,
+    )
 
 
 @click.command()
-@click.option("--length", type=click.IntRange(1, 1024), default=32, show_default=True,
-              metavar="BYTES", help="Random bytes in the token (printed URL-safe base64).")
+@click.option(
+    "--length",
+    type=click.IntRange(1, 1024),
+    default=32,
+    show_default=True,
+    metavar="BYTES",
+    help="Random bytes in the token (printed URL-safe base64).",
+)
 @global_options()
 @format_option
 @click.pass_context
@@ -311,5 +285,14 @@ def generate(ctx: click.Context, length: int, fmt: str) -> None:
     render.emit(fmt, token, {"token": token, "length": length})
 
 
-COMMANDS: list[click.Command] = [unlock, lock, status, create, get, update, delete, list_,
-                                 versions, rollback, cleanup, generate]
+COMMANDS: list[click.Command] = [
+    create,
+    get,
+    update,
+    delete,
+    list_,
+    versions,
+    rollback,
+    cleanup,
+    generate,
+]

@@ -15,13 +15,21 @@ from strongroom.clock import parse_duration
 __all__ = ["format_option", "parse_expires_in", "path_option", "read_value", "value_options"]
 
 format_option = click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-    help="Output format; json has stable keys and ISO-8601 UTC times.")
-path_option = click.option("--path", required=True, metavar="PATH",
-                           help="Secret path, e.g. service/component/key.")
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format; json has stable keys and ISO-8601 UTC times.",
+)
+path_option = click.option(
+    "--path", required=True, metavar="PATH", help="Secret path, e.g. service/component/key."
+)
 
-def parse_expires_in(ctx: click.Context, param: click.Parameter,
-                     value: str | None) -> timedelta | None:
+
+def parse_expires_in(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> timedelta | None:
     """Click callback: `--expires-in` through `clock.parse_duration` (usage error if malformed)."""
     if value is None:
         return None
@@ -42,14 +50,17 @@ def read_value(value: str | None, value_file: str | None) -> str:
         InvalidInput: stdin closed, unreadable file, not UTF-8.
     """
     if (value is None) == (value_file is None):
-        raise click.UsageError("give the value with exactly one of --value VALUE, --value - "
-                               "(standard input) or --value-file FILE")
+        raise click.UsageError(
+            "give the value with exactly one of --value VALUE, --value - "
+            "(standard input) or --value-file FILE"
+        )
     if value_file is not None:
         try:
             data = Path(value_file).read_bytes()
         except OSError as exc:
-            raise errors.InvalidInput(f"cannot read value file {value_file!r}: "
-                                      f"{exc.strerror or type(exc).__name__}") from None
+            raise errors.InvalidInput(
+                f"cannot read value file {value_file!r}: {exc.strerror or type(exc).__name__}"
+            ) from None
         return _decode(data, f"value file {value_file!r}")
     if value != "-":
         return value or ""
@@ -73,9 +84,11 @@ def _decode(data: bytes, what: str) -> str:
 
 def value_options(f: Any) -> Any:
     """`--value` and `--value-file`."""
-    f = click.option("--value-file", metavar="FILE",
-                     help="Read the value from FILE (verbatim).")(f)
-    return click.option("--value", metavar="VALUE",
-                        help="Secret value; '-' reads standard input (one trailing newline "
-                             "stripped). Prefer '-' or --value-file: arguments are visible "
-                             "in the process list.")(f)
+    f = click.option("--value-file", metavar="FILE", help="Read the value from FILE (verbatim).")(f)
+    return click.option(
+        "--value",
+        metavar="VALUE",
+        help="Secret value; '-' reads standard input (one trailing newline "
+        "stripped). Prefer '-' or --value-file: arguments are visible "
+        "in the process list.",
+    )(f)

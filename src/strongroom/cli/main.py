@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import click
 
 from strongroom import __version__, errors
-from strongroom.cli import admin, commands
+from strongroom.cli import admin, commands, lockstate
 from strongroom.cli.audit import audit
 from strongroom.cli.keys import rotate
 from strongroom.cli.session import Session, global_options
@@ -45,8 +45,10 @@ def cli(ctx: click.Context) -> None:
         ctx.call_on_close(ctx.obj.close)
 
 
-GLOBAL_EPILOG = ("Global options (--db-dsn, --master-key, --master-key-file, --addr, --token, "
-                 "--user-id, --quiet, --debug; see 'vaultctl --help') are accepted here too.")
+GLOBAL_EPILOG = (
+    "Global options (--db-dsn, --master-key, --master-key-file, --addr, --token, "
+    "--user-id, --quiet, --debug; see 'vaultctl --help') are accepted here too."
+)
 
 
 def _with_epilog(command: click.Command) -> click.Command:
@@ -56,13 +58,14 @@ def _with_epilog(command: click.Command) -> click.Command:
     return command
 
 
-for _command in [*commands.COMMANDS, rotate, audit, *admin.COMMANDS]:
+for _command in [*lockstate.COMMANDS, *commands.COMMANDS, rotate, audit, *admin.COMMANDS]:
     cli.add_command(_with_epilog(_command))
 
 
 #: Click >= 8.2 raises this for a group called without a command (8.1 prints help itself).
 _NO_ARGS_IS_HELP: tuple[type[click.UsageError], ...] = tuple(
-    c for c in [getattr(click.exceptions, "NoArgsIsHelpError", None)] if c is not None)
+    c for c in [getattr(click.exceptions, "NoArgsIsHelpError", None)] if c is not None
+)
 
 
 def _fail(message: str, code: int) -> int:
@@ -74,8 +77,12 @@ def run(argv: Sequence[str] | None = None) -> int:
     """Run `vaultctl` with `argv`; return the exit code instead of exiting."""
     session = Session()
     try:
-        result = cli.main(args=list(argv) if argv is not None else None, prog_name="vaultctl",
-                          standalone_mode=False, obj=session)
+        result = cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="vaultctl",
+            standalone_mode=False,
+            obj=session,
+        )
         return result if isinstance(result, int) else 0
     except click.exceptions.Exit as exc:
         return exc.exit_code

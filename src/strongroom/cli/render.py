@@ -97,8 +97,11 @@ def render_list(secrets: list[SecretInfo]) -> str:
         lines += ["", f"Path: {s.path}"]
         if s.description:
             lines.append(f"  Description: {s.description}")
-        lines += [f"  Version: {s.version}", f"  Created: {iso(s.created_at)}",
-                  f"  Updated: {iso(s.updated_at)}"]
+        lines += [
+            f"  Version: {s.version}",
+            f"  Created: {iso(s.created_at)}",
+            f"  Updated: {iso(s.updated_at)}",
+        ]
         if s.expires_at is not None:
             lines.append(f"  Expires: {iso(s.expires_at)}")
     return "\n".join(lines)
@@ -108,8 +111,12 @@ def render_versions(versions: list[VersionInfo]) -> str:
     """`Found N version(s):` followed by one block per version, newest first."""
     lines = [f"Found {len(versions)} version(s):"]
     for v in versions:
-        lines += ["", f"Version: {v.version}", f"  Updated: {iso(v.updated_at)}",
-                  f"  Updated By: User ID {v.updated_by}"]
+        lines += [
+            "",
+            f"Version: {v.version}",
+            f"  Updated: {iso(v.updated_at)}",
+            f"  Updated By: User ID {v.updated_by}",
+        ]
         if v.deleted_at is not None:
             lines.append(f"  Deleted: {iso(v.deleted_at)}")
         if v.destroyed:
@@ -124,8 +131,10 @@ def render_audit(entries: list[AuditEntry], *, with_path: bool) -> str:
     """
     lines = [f"Found {len(entries)} audit log(s):", ""]
     for e in entries:
-        line = (f"{'✅' if e.success else '❌'} {iso(e.timestamp)} - User ID {e.user_id} - "
-                f"{e.action} - {e.ip_address}")
+        line = (
+            f"{'✅' if e.success else '❌'} {iso(e.timestamp)} - User ID {e.user_id} - "
+            f"{e.action} - {e.ip_address}"
+        )
         if with_path and e.path:
             line += f" - {e.path}"
         lines.append(line)
@@ -134,8 +143,11 @@ def render_audit(entries: list[AuditEntry], *, with_path: bool) -> str:
 
 def render_status(status: VaultStatus, where: str) -> str:
     """Lock and initialisation state, and where the vault lives."""
-    lines = [f"Vault status: {'locked' if status.locked else 'unlocked'}",
-             f"Initialized: {'yes' if status.initialized else 'no'}", where]
+    lines = [
+        f"Vault status: {'locked' if status.locked else 'unlocked'}",
+        f"Initialized: {'yes' if status.initialized else 'no'}",
+        where,
+    ]
     if not status.locked and status.current_term is not None:
         lines.append(f"Key terms: {status.terms} (current {status.current_term})")
     return "\n".join(lines)
@@ -148,5 +160,7 @@ def render_verification(result: AuditVerification) -> str:
         if result.unchained:
             text += f" ({result.unchained} unchained entries written while locked)"
         return text
-    return (f"chain broken at entry {result.first_bad_id}: "
-            f"{result.reason or 'entry changed, removed or inserted'}")
+    return (
+        f"chain broken at entry {result.first_bad_id}: "
+        f"{result.reason or 'entry changed, removed or inserted'}"
+    )

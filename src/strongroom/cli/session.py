@@ -29,8 +29,10 @@ __all__ = ["Session", "global_options", "read_key_file", "session_of"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-KEY_ON_COMMAND_LINE = ("Warning: a master key on the command line is visible in the process list "
-                       "and shell history; prefer VAULT_MASTER_KEY or --master-key-file")
+KEY_ON_COMMAND_LINE = (
+    "Warning: a master key on the command line is visible in the process list "
+    "and shell history; prefer VAULT_MASTER_KEY or --master-key-file"
+)
 
 
 @dataclass
@@ -41,19 +43,39 @@ class _Global:
 
 
 _GLOBALS = [
-    _Global(("--db-dsn",), "Database DSN [env: DATABASE_URL; default: sqlite:///vault.db in the "
-            "current directory].", {"metavar": "DSN"}),
-    _Global(("--master-key",), "Vault master key [env: VAULT_MASTER_KEY]. Visible in the process "
-            "list: prefer the variable or --master-key-file.", {"metavar": "KEY"}),
-    _Global(("--master-key-file",), "Read the master key from FILE (one trailing newline is "
-            "stripped) [env: VAULT_MASTER_KEY_FILE].", {"metavar": "FILE"}),
-    _Global(("--addr",), "Remote mode: URL of a `vaultctl server` [env: VAULT_ADDR].",
-            {"metavar": "URL"}),
+    _Global(
+        ("--db-dsn",),
+        "Database DSN [env: DATABASE_URL; default: sqlite:///vault.db in the current directory].",
+        {"metavar": "DSN"},
+    ),
+    _Global(
+        ("--master-key",),
+        "Vault master key [env: VAULT_MASTER_KEY]. Visible in the process "
+        "list: prefer the variable or --master-key-file.",
+        {"metavar": "KEY"},
+    ),
+    _Global(
+        ("--master-key-file",),
+        "Read the master key from FILE (one trailing newline is "
+        "stripped) [env: VAULT_MASTER_KEY_FILE].",
+        {"metavar": "FILE"},
+    ),
+    _Global(
+        ("--addr",),
+        "Remote mode: URL of a `vaultctl server` [env: VAULT_ADDR].",
+        {"metavar": "URL"},
+    ),
     _Global(("--token",), "Remote mode: bearer token [env: VAULT_TOKEN].", {"metavar": "TOKEN"}),
-    _Global(("--user-id",), "User ID recorded in the audit log (default: 1).",
-            {"type": click.IntRange(min=0), "metavar": "N"}),
-    _Global(("--quiet", "-q"), "Print no confirmations; `get` prints the bare value.",
-            {"is_flag": True, "default": None}),
+    _Global(
+        ("--user-id",),
+        "User ID recorded in the audit log (default: 1).",
+        {"type": click.IntRange(min=0), "metavar": "N"},
+    ),
+    _Global(
+        ("--quiet", "-q"),
+        "Print no confirmations; `get` prints the bare value.",
+        {"is_flag": True, "default": None},
+    ),
     _Global(("--debug",), "Show a traceback on errors.", {"is_flag": True, "default": None}),
 ]
 
@@ -97,9 +119,11 @@ class Session:
             if key is None and f.get("master_key_file"):
                 key = read_key_file(f["master_key_file"])
             self._settings = Settings.from_env().with_overrides(
-                db_dsn=f.get("db_dsn"), addr=f.get("addr"),
+                db_dsn=f.get("db_dsn"),
+                addr=f.get("addr"),
                 master_key=Secret(key) if key is not None else None,
-                token=Secret(f["token"]) if f.get("token") else None)
+                token=Secret(f["token"]) if f.get("token") else None,
+            )
         return self._settings
 
     def where(self) -> str:
@@ -151,11 +175,14 @@ class Session:
         if not prompt:
             return None
         if sys.stdin is not None and sys.stdin.isatty():
-            key: str = click.prompt("Master key", hide_input=True,
-                                    confirmation_prompt=initialising, err=True)
+            key: str = click.prompt(
+                "Master key", hide_input=True, confirmation_prompt=initialising, err=True
+            )
             return key
-        raise errors.InvalidInput("no master key: set VAULT_MASTER_KEY, or pass "
-                                  "--master-key-file FILE (or --master-key KEY)")
+        raise errors.InvalidInput(
+            "no master key: set VAULT_MASTER_KEY, or pass "
+            "--master-key-file FILE (or --master-key KEY)"
+        )
 
     def unlocked(self) -> VaultAPI:
         """The vault, unlocked for this command (remote: the server's own lock state).
@@ -181,8 +208,10 @@ class Session:
             UsageError: remote mode is configured.
         """
         if self.settings.is_remote:
-            raise click.UsageError(f"{what} works on the database directly: run it without "
-                                   "--addr/VAULT_ADDR, with --db-dsn reaching the database")
+            raise click.UsageError(
+                f"{what} works on the database directly: run it without "
+                "--addr/VAULT_ADDR, with --db-dsn reaching the database"
+            )
 
     def close(self) -> None:
         """Finish queued writes, drop keys, close connections."""
@@ -222,8 +251,9 @@ def read_key_file(path: str) -> str:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise errors.InvalidInput(f"cannot read key file {path!r}: "
-                                  f"{exc.strerror or type(exc).__name__}") from None
+        raise errors.InvalidInput(
+            f"cannot read key file {path!r}: {exc.strerror or type(exc).__name__}"
+        ) from None
     except UnicodeDecodeError:
         raise errors.InvalidInput(f"key file {path!r} is not UTF-8 text") from None
     key = text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
@@ -260,9 +290,15 @@ def global_options(show: Iterable[str] = (), *, on_group: bool = False) -> Calla
     def decorate(f: F) -> F:
         for g in reversed(_GLOBALS):
             name = g.decls[0].lstrip("-").replace("-", "_")
-            f = click.option(*g.decls, help=g.help, expose_value=False, callback=_store,
-                             is_eager=True, hidden=not on_group and name not in visible,
-                             **g.kwargs)(f)
+            f = click.option(
+                *g.decls,
+                help=g.help,
+                expose_value=False,
+                callback=_store,
+                is_eager=True,
+                hidden=not on_group and name not in visible,
+                **g.kwargs,
+            )(f)
         return f
 
     return decorate

@@ -68,8 +68,14 @@ def _line(data: dict[str, Any]) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True) + "\n"
 
 
-def backup(vault: Vault, out: TextIO, *, user_id: int = 1, ip: str = "cli",
-           progress: Progress | None = None) -> BackupSummary:
+def backup(
+    vault: Vault,
+    out: TextIO,
+    *,
+    user_id: int = 1,
+    ip: str = "cli",
+    progress: Progress | None = None,
+) -> BackupSummary:
     """Write a consistent snapshot of the whole vault to `out` (audited as `backup`).
 
     Raises:
@@ -99,8 +105,16 @@ def _dump(vault: Vault, out: TextIO, progress: Progress | None) -> BackupSummary
     with snapshot.snapshot(vault._storage) as snap:
         counts = snap.counts()
         total = sum(counts.values())
-        write({"format": FORMAT, "format_version": FORMAT_VERSION, "schema": HEAD_REVISION,
-               "vault_id": vault_id, "created_at": iso(vault._clock.now()), "counts": counts})
+        write(
+            {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "schema": HEAD_REVISION,
+                "vault_id": vault_id,
+                "created_at": iso(vault._clock.now()),
+                "counts": counts,
+            }
+        )
         for done, (table, row) in enumerate(snap.rows(), start=1):
             write({"t": table, "r": row})
             if progress is not None and (done % 500 == 0 or done == total):
@@ -120,14 +134,17 @@ def _read(path: Path) -> tuple[dict[str, Any], Callable[[], Iterator[snapshot.Ro
         with path.open("r", encoding="ascii") as f:
             header = json.loads(f.readline())
     except (OSError, ValueError) as exc:
-        raise errors.InvalidInput(f"cannot read backup {str(path)!r}: not a Strongroom backup "
-                                  "or unreadable") from exc
+        raise errors.InvalidInput(
+            f"cannot read backup {str(path)!r}: not a Strongroom backup or unreadable"
+        ) from exc
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise errors.InvalidInput(f"{str(path)!r} is not a Strongroom backup")
     if header.get("format_version") != FORMAT_VERSION or header.get("schema") != HEAD_REVISION:
-        raise errors.InvalidInput("backup was written by an incompatible version of Strongroom "
-                                  f"(format {header.get('format_version')}, "
-                                  f"schema {header.get('schema')})")
+        raise errors.InvalidInput(
+            "backup was written by an incompatible version of Strongroom "
+            f"(format {header.get('format_version')}, "
+            f"schema {header.get('schema')})"
+        )
 
     def rows() -> Iterator[snapshot.Row]:
         corrupt = errors.IntegrityError("backup file is truncated or corrupt")
@@ -137,8 +154,11 @@ def _read(path: Path) -> tuple[dict[str, Any], Callable[[], Iterator[snapshot.Ro
                 for number, text in enumerate(f):
                     data = json.loads(text)
                     if number > 0 and data.get("end") is True:
-                        if not hmac.compare_digest(str(data.get("sha256")), digest.hexdigest()) \
-                                or data.get("counts") != header["counts"] or f.read():
+                        if (
+                            not hmac.compare_digest(str(data.get("sha256")), digest.hexdigest())
+                            or data.get("counts") != header["counts"]
+                            or f.read()
+                        ):
                             raise corrupt
                         return
                     digest.update(text.encode("ascii"))
@@ -165,8 +185,12 @@ class _Checker:
 
     def check(self, table: str, row: dict[str, Any]) -> None:
         if table == "vault_keys":
-            self._root = SealedRoot(row["vault_id"], snapshot.decode_bytes(row["salt"]),
-                                    json.loads(row["kdf_params"]), row["wrapped_root"])
+            self._root = SealedRoot(
+                row["vault_id"],
+                snapshot.decode_bytes(row["salt"]),
+                json.loads(row["kdf_params"]),
+                row["wrapped_root"],
+            )
             if row["vault_id"] != self._vault_id:
                 raise errors.IntegrityError("backup header and key row name different vaults")
         elif table == "vault_key_terms":
@@ -190,15 +214,24 @@ class _Checker:
             path = self._paths.get(row["secret_id"])
             if path is None:
                 raise errors.IntegrityError("backup holds a version of an unknown secret")
-            self._barrier.decrypt(row["value"], "version", row["secret_id"], path,
-                                  row["version"])
+            self._barrier.decrypt(row["value"], "version", row["secret_id"], path, row["version"])
 
     def _vault_audit_logs(self, row: dict[str, Any]) -> None:
         if row["mac"] is None:
             return
-        entry = AuditRow(row["id"], datetime.fromisoformat(row["timestamp"]), row["secret_id"],
-                         row["path"], row["user_id"], row["action"], row["ip_address"],
-                         bool(row["success"]), row["error"], row["request_id"], row["mac"])
+        entry = AuditRow(
+            row["id"],
+            datetime.fromisoformat(row["timestamp"]),
+            row["secret_id"],
+            row["path"],
+            row["user_id"],
+            row["action"],
+            row["ip_address"],
+            bool(row["success"]),
+            row["error"],
+            row["request_id"],
+            row["mac"],
+        )
         if not hmac.compare_digest(self._barrier.mac(canonical(self._prev, entry)), row["mac"]):
             raise errors.IntegrityError(f"backup's audit chain is broken at entry {row['id']}")
         self._prev = row["mac"]
@@ -208,9 +241,16 @@ class _Checker:
         self._barrier.lock()
 
 
-def restore(dsn: str, source: Path, master_key: str, config: VaultConfig | None = None, *,
-            user_id: int = 1, ip: str = "cli", progress: Progress | None = None,
-            ) -> BackupSummary:
+def restore(
+    dsn: str,
+    source: Path,
+    master_key: str,
+    config: VaultConfig | None = None,
+    *,
+    user_id: int = 1,
+    ip: str = "cli",
+    progress: Progress | None = None,
+) -> BackupSummary:
     """Restore a backup into the EMPTY database at `dsn`, verified before and after loading.
 
     Raises:
@@ -243,8 +283,9 @@ def restore(dsn: str, source: Path, master_key: str, config: VaultConfig | None 
         vault.unlock(master_key, user_id=user_id, ip=ip)
         result = vault.verify_audit()
         if not result.ok:
-            raise errors.IntegrityError(f"restored audit chain is broken at entry "
-                                        f"{result.first_bad_id}")
+            raise errors.IntegrityError(
+                f"restored audit chain is broken at entry {result.first_bad_id}"
+            )
         vault._audit(vault._entry("restore", Actor(user_id, ip)))
     finally:
         vault.close()
@@ -253,8 +294,9 @@ def restore(dsn: str, source: Path, master_key: str, config: VaultConfig | None 
     return BackupSummary(str(header.get("vault_id")), loaded)
 
 
-def _counting(rows: Iterator[snapshot.Row], progress: Progress | None, done: int,
-              total: int) -> Iterator[snapshot.Row]:
+def _counting(
+    rows: Iterator[snapshot.Row], progress: Progress | None, done: int, total: int
+) -> Iterator[snapshot.Row]:
     for row in rows:
         yield row
         done += 1

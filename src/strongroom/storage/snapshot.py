@@ -26,8 +26,15 @@ from strongroom.storage.engine import Storage
 __all__ = ["TABLES", "Row", "Snapshot", "decode_bytes", "is_empty", "load", "snapshot"]
 
 #: Dump order: keys before the data they open, secrets before their versions.
-TABLES: list[sa.Table] = [t.keys, t.key_terms, t.secrets, t.secret_versions, t.audit_logs,
-                          t.users, t.policies]
+TABLES: list[sa.Table] = [
+    t.keys,
+    t.key_terms,
+    t.secrets,
+    t.secret_versions,
+    t.audit_logs,
+    t.users,
+    t.policies,
+]
 _BY_NAME = {table.name: table for table in TABLES}
 _SERIAL = [t.secrets, t.secret_versions, t.audit_logs, t.users]
 _BATCH = 500
@@ -69,8 +76,9 @@ def _decode(column: sa.Column[Any], value: Any) -> Any:
         if isinstance(column.type, sa.Boolean):
             return bool(value)
     except (ValueError, TypeError) as exc:
-        raise errors.InvalidInput(f"backup: bad value in {column.table.name}.{column.name}") \
-            from exc
+        raise errors.InvalidInput(
+            f"backup: bad value in {column.table.name}.{column.name}"
+        ) from exc
     return value
 
 
@@ -86,14 +94,19 @@ class Snapshot:
 
     def counts(self) -> dict[str, int]:
         """Rows per table."""
-        return {table.name: int(self._conn.execute(
-            sa.select(sa.func.count()).select_from(table)).scalar_one()) for table in TABLES}
+        return {
+            table.name: int(
+                self._conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+            )
+            for table in TABLES
+        }
 
     def rows(self) -> Iterator[Row]:
         """Every row of every table, in dump order, streamed."""
         for table in TABLES:
             result = self._conn.execution_options(yield_per=_BATCH).execute(
-                sa.select(table).order_by(*_order(table)))
+                sa.select(table).order_by(*_order(table))
+            )
             for row in result:
                 mapping = row._mapping
                 yield table.name, {c.name: _encode(c, mapping[c.name]) for c in table.columns}
@@ -108,15 +121,18 @@ def snapshot(storage: Storage) -> Iterator[Snapshot]:
     """
     with storage._translate(), storage.engine.connect() as conn:
         if storage.dialect == "postgresql":
-            conn = conn.execution_options(isolation_level="REPEATABLE READ",
-                                          postgresql_readonly=True)
+            conn = conn.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
         with conn.begin():
             yield Snapshot(conn)
 
 
 def _empty(conn: Connection) -> bool:
-    return all(conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first() is None
-               for table in TABLES)
+    return all(
+        conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first() is None
+        for table in TABLES
+    )
 
 
 def is_empty(storage: Storage) -> bool:
@@ -155,14 +171,22 @@ def load(storage: Storage, rows: Iterable[Row], expected: dict[str, int]) -> dic
         _flush(conn, current, pending)
         if storage.dialect == "postgresql":
             for table in _SERIAL:
-                conn.execute(sa.text(
-                    f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "  # noqa: S608
-                    f"COALESCE(MAX(id), 1), MAX(id) IS NOT NULL) FROM {table.name}"))
-        counts = {table.name: int(conn.execute(
-            sa.select(sa.func.count()).select_from(table)).scalar_one()) for table in TABLES}
+                conn.execute(
+                    sa.text(
+                        f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "  # noqa: S608
+                        f"COALESCE(MAX(id), 1), MAX(id) IS NOT NULL) FROM {table.name}"
+                    )
+                )
+        counts = {
+            table.name: int(
+                conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+            )
+            for table in TABLES
+        }
         if counts != {name: expected.get(name, 0) for name in counts}:
-            raise errors.IntegrityError("restore verification failed: row counts differ from "
-                                        "the backup")
+            raise errors.IntegrityError(
+                "restore verification failed: row counts differ from the backup"
+            )
         return counts
 
 
