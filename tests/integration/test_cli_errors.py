@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -18,11 +18,13 @@ def vc(tmp_path: Path) -> Vaultctl:
 
 
 def _state(vc: Vaultctl) -> object:
-    """Every secret's metadata and value, to show nothing changed."""
-    listed = json.loads(vc.ok("list", "--format", "json"))["secrets"]
-    return [(s["path"], s["version"], s["updated_at"]) for s in listed], vc.ok(
-        "get", "--path", "a/b", "-q"
-    )
+    """Every stored row except the audit log (failed attempts are audited), and the value."""
+    with sqlite3.connect(vc.cwd / "vault.db") as db:
+        rows = [
+            db.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+            for table in ("vault_keys", "vault_key_terms", "vault_secrets", "vault_secret_versions")
+        ]
+    return rows, vc.ok("get", "--path", "a/b", "-q")
 
 
 def test_bad_input_changes_nothing(vc: Vaultctl, tmp_path: Path) -> None:

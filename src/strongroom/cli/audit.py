@@ -136,3 +136,9 @@ def export(ctx: click.Context, since: datetime | None, limit: int) -> None:
     entries = s.unlocked().audit_logs(since=since, limit=limit)
     for entry in reversed(entries):
         click.echo(json.dumps(render.audit_entry_dict(entry), sort_keys=True, ensure_ascii=False))
+    if len(entries) == limit:
+        click.echo(
+            f"Warning: exported only the newest {limit} entries; export older ones with an "
+            "earlier --since window or a larger --limit",
+            err=True,
+        )
