@@ -23,6 +23,7 @@ check: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/cog --check docs/cli.md
 
 bench: $(STAMP)
 	$(PY) bench/core_ops.py

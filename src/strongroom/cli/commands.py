@@ -1,0 +1,298 @@
+"""The design document's commands: one small function each, parse -> one vault call -> render.
+
+Every command is written against `api.VaultAPI`, so it runs the same locally and remotely.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import click
+
+from strongroom.cli import render
+from strongroom.cli.inputs import (
+    format_option,
+    parse_expires_in,
+    path_option,
+    read_value,
+    value_options,
+)
+from strongroom.cli.session import global_options, session_of
+
+__all__ = ["COMMANDS"]
+
+WRITE_SHOWN = ("user_id",)
+
+
+# -- secrets ----------------------------------------------------------------------------------
+@click.command()
+@path_option
+@value_options
+@click.option(
+    "--description",
+    metavar="TEXT",
+    help="Human-readable description (stored in plaintext: keep secrets out of it).",
+)
+@click.option(
+    "--expires-in",
+    callback=parse_expires_in,
+    metavar="DURATION",
+    help="Expire after DURATION: 30s, 15m, 24h, 7d, 90d or combinations like 1h30m.",
+)
+@global_options(show=WRITE_SHOWN)
+@format_option
+@click.pass_context
+def create(
+    ctx: click.Context,
+    path: str,
+    value: str | None,
+    value_file: str | None,
+    description: str | None,
+    expires_in: timedelta | None,
+    fmt: str,
+) -> None:
+    """Create a secret (version 1).
+
+    \b
+    Example:
+      vaultctl create --path "api/stripe/secret-key" --value "sk_live_..." \\
+        --description "Stripe API secret key" --expires-in "90d" --user-id 1
+      printf %s "$PASSWORD" | vaultctl create --path db/password --value -
+    """
+    s = session_of(ctx)
+    text = read_value(value, value_file)
+    info = s.unlocked().create_secret(
+        path, text, description=description, user_id=s.user_id, expires_in=expires_in
+    )
+    message = "Secret created successfully"
+    render.emit(
+        fmt,
+        f"{message}: {info.path}",
+        {
+            "message": message,
+            "path": info.path,
+            "version": info.version,
+            "expires_at": render.iso(info.expires_at),
+        },
+        quiet=s.quiet,
+    )
+
+
+@click.command()
+@path_option
+@click.option(
+    "--version",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Read version N instead of the current one.",
+)
+@global_options()
+@format_option
+@click.pass_context
+def get(ctx: click.Context, path: str, version: int | None, fmt: str) -> None:
+    """Print a secret's value.
+
+    \b
+    Example:
+      vaultctl get --path "api/stripe/secret-key"
+      vaultctl get --path "api/stripe/secret-key" --version 1
+      PASSWORD=$(vaultctl get --path db/password --quiet)
+    """
+    s = session_of(ctx)
+    api = s.unlocked()
+    if version is None:
+        value = api.get_secret(path, user_id=s.user_id)
+    else:
+        value = api.get_secret_version(path, version, user_id=s.user_id)
+    if fmt == "json":
+        render.emit_json({"path": path, "value": value, "version": version})
+    elif s.quiet:
+        click.echo(value)
+    else:
+        click.echo(f"Path: {path}\nValue: {value}")
+
+
+@click.command()
+@path_option
+@value_options
+@global_options(show=WRITE_SHOWN)
+@format_option
+@click.pass_context
+def update(
+    ctx: click.Context, path: str, value: str | None, value_file: str | None, fmt: str
+) -> None:
+    """Store a new value as a new version (old versions are kept for rollback).
+
+    \b
+    Example:
+      vaultctl update --path "api/stripe/secret-key" --value "sk_live_new_key_..." --user-id 1
+    """
+    s = session_of(ctx)
+    text = read_value(value, value_file)
+    number = s.unlocked().update_secret(path, text, user_id=s.user_id)
+    message = "Secret updated successfully"
+    render.emit(
+        fmt,
+        f"{message}: {path} (version {number})",
+        {"message": message, "path": path, "version": number},
+        quiet=s.quiet,
+    )
+
+
+@click.command()
+@path_option
+@global_options(show=WRITE_SHOWN)
+@format_option
+@click.pass_context
+def delete(ctx: click.Context, path: str, fmt: str) -> None:
+    """Delete a secret and all its versions (its audit history stays).
+
+    \b
+    Example:
+      vaultctl delete --path "api/stripe/secret-key" --user-id 1
+    """
+    s = session_of(ctx)
+    s.unlocked().delete_secret(path, user_id=s.user_id)
+    message = "Secret deleted successfully"
+    render.emit(fmt, f"{message}: {path}", {"message": message, "path": path}, quiet=s.quiet)
+
+
+@click.command(name="list")
+@click.option(
+    "--prefix",
+    default="",
+    metavar="PREFIX",
+    help="Only paths starting with PREFIX (literal, case-sensitive).",
+)
+@global_options()
+@format_option
+@click.pass_context
+def list_(ctx: click.Context, prefix: str, fmt: str) -> None:
+    """List secrets (metadata only, never values).
+
+    \b
+    Example:
+      vaultctl list
+      vaultctl list --prefix "database/"
+    """
+    s = session_of(ctx)
+    secrets = s.unlocked().list_secrets(prefix, user_id=s.user_id)
+    if fmt == "json":
+        render.emit_json(
+            {"secrets": [render.secret_dict(i) for i in secrets], "count": len(secrets)}
+        )
+    elif s.quiet:
+        for info in secrets:
+            click.echo(info.path)
+    else:
+        click.echo(render.render_list(secrets))
+
+
+@click.command()
+@path_option
+@global_options()
+@format_option
+@click.pass_context
+def versions(ctx: click.Context, path: str, fmt: str) -> None:
+    """List the versions of a secret, newest first.
+
+    \b
+    Example:
+      vaultctl versions --path "database/postgres/password"
+    """
+    s = session_of(ctx)
+    found = s.unlocked().list_versions(path, user_id=s.user_id)
+    render.emit(
+        fmt,
+        render.render_versions(found),
+        {"path": path, "versions": [render.version_dict(v) for v in found], "count": len(found)},
+    )
+
+
+@click.command()
+@path_option
+@click.option(
+    "--version",
+    type=click.IntRange(min=1),
+    required=True,
+    metavar="N",
+    help="The version whose value becomes current again.",
+)
+@global_options(show=WRITE_SHOWN)
+@format_option
+@click.pass_context
+def rollback(ctx: click.Context, path: str, version: int, fmt: str) -> None:
+    """Make an old version's value current again (stored as a new version).
+
+    \b
+    Example:
+      vaultctl rollback --path "database/postgres/password" --version 1
+    """
+    s = session_of(ctx)
+    number = s.unlocked().rollback_secret(path, version, user_id=s.user_id)
+    message = "Secret rolled back successfully"
+    render.emit(
+        fmt,
+        f"{message}: {path} (version {version} restored as version {number})",
+        {"message": message, "path": path, "version": number, "restored_from": version},
+        quiet=s.quiet,
+    )
+
+
+@click.command()
+@global_options()
+@format_option
+@click.pass_context
+def cleanup(ctx: click.Context, fmt: str) -> None:
+    """Delete every expired secret (each deletion is audited).
+
+    \b
+    Example:
+      vaultctl cleanup
+    """
+    s = session_of(ctx)
+    count = s.unlocked().cleanup_expired(user_id=s.user_id)
+    render.emit(
+        fmt,
+        f"✅ Cleaned up {count} expired secret(s)",
+        {"message": "Cleanup completed", "count": count},
+        quiet=s.quiet,
+    )
+
+
+@click.command()
+@click.option(
+    "--length",
+    type=click.IntRange(1, 1024),
+    default=32,
+    show_default=True,
+    metavar="BYTES",
+    help="Random bytes in the token (printed URL-safe base64).",
+)
+@global_options()
+@format_option
+@click.pass_context
+def generate(ctx: click.Context, length: int, fmt: str) -> None:
+    """Generate a secure random token (not stored).
+
+    \b
+    Example:
+      vaultctl generate
+      vaultctl generate --length 64
+    """
+    s = session_of(ctx)
+    token = s.unlocked().generate_token(length, user_id=s.user_id)
+    render.emit(fmt, token, {"token": token, "length": length})
+
+
+COMMANDS: list[click.Command] = [
+    create,
+    get,
+    update,
+    delete,
+    list_,
+    versions,
+    rollback,
+    cleanup,
+    generate,
+]

@@ -1,0 +1,115 @@
+"""`vaultctl`: the command group, its global options, and the one error -> exit-code handler.
+
+Exit codes: 0 ok, 1 the operation failed (locked, not found, wrong key...), 2 usage error; each
+`StrongroomError` carries its own `exit_code`. Errors are one line on stderr (`Error: ...`), with
+a traceback only under `--debug`. Commands live in `commands`, `keys`, `audit` and `admin`.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Sequence
+
+import click
+
+from strongroom import __version__, errors
+from strongroom.cli import admin, commands, lockstate
+from strongroom.cli.audit import audit
+from strongroom.cli.keys import rotate
+from strongroom.cli.session import Session, global_options
+
+__all__ = ["cli", "main"]
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@global_options(on_group=True)
+@click.version_option(__version__, prog_name="vaultctl")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Strongroom's vault command line: encrypted, versioned, audited secrets.
+
+    Global options may be given before or after the command name. With --addr (or
+    VAULT_ADDR) and --token, commands go to a running `vaultctl server` instead of the
+    database. Exit codes: 0 ok, 1 operation failed, 2 usage error.
+
+    \b
+    Example:
+      export VAULT_MASTER_KEY="your-super-secret-master-key-here"
+      vaultctl create --path "database/postgres/password" --value "my-secure-password"
+      vaultctl get --path "database/postgres/password"
+    """
+    if isinstance(ctx.obj, Session):
+        ctx.call_on_close(ctx.obj.close)
+
+
+GLOBAL_EPILOG = (
+    "Global options (--db-dsn, --master-key, --master-key-file, --addr, --token, "
+    "--user-id, --quiet, --debug; see 'vaultctl --help') are accepted here too."
+)
+
+
+def _with_epilog(command: click.Command) -> click.Command:
+    command.epilog = command.epilog or GLOBAL_EPILOG
+    for sub in getattr(command, "commands", {}).values():
+        _with_epilog(sub)
+    return command
+
+
+for _command in [*lockstate.COMMANDS, *commands.COMMANDS, rotate, audit, *admin.COMMANDS]:
+    cli.add_command(_with_epilog(_command))
+
+
+#: Click >= 8.2 raises this for a group called without a command (8.1 prints help itself).
+_NO_ARGS_IS_HELP: tuple[type[click.UsageError], ...] = tuple(
+    c for c in [getattr(click.exceptions, "NoArgsIsHelpError", None)] if c is not None
+)
+
+
+def _fail(message: str, code: int) -> int:
+    click.echo(f"Error: {message}", err=True)
+    return code
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run `vaultctl` with `argv`; return the exit code instead of exiting."""
+    session = Session()
+    try:
+        result = cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="vaultctl",
+            standalone_mode=False,
+            obj=session,
+        )
+        return result if isinstance(result, int) else 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except _NO_ARGS_IS_HELP as exc:  # bare `vaultctl` or `vaultctl audit`: the help text
+        click.echo(exc.format_message(), err=True)
+        return exc.exit_code
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        return _fail(exc.format_message().rstrip(".") + hint, exc.exit_code)
+    except click.ClickException as exc:
+        return _fail(exc.format_message(), exc.exit_code)
+    except click.Abort:
+        return _fail("aborted", 1)
+    except errors.StrongroomError as exc:
+        if session.debug:
+            traceback.print_exc()
+        return _fail(exc.message, exc.exit_code)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:
+        if session.debug:
+            traceback.print_exc()
+        return _fail(f"unexpected {type(exc).__name__}; rerun with --debug for details", 1)
+
+
+def main() -> None:
+    """Console-script entry point (`vaultctl`)."""
+    sys.exit(run())

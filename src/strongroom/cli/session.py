@@ -1,0 +1,304 @@
+"""One `vaultctl` invocation: global options, settings, the master key, local vs remote dispatch.
+
+Global options are accepted before or after the command name (`vaultctl --master-key K get ...`
+and `vaultctl get ... --master-key K`); either way they land in the invocation's `Session`.
+Commands are written once against `api.VaultAPI`: `Session.api()` returns the core `Vault`
+(local mode, on `--db-dsn`) or `strongroom.client.Client` (remote mode, with `--addr`/`--token`).
+Each process is its own vault instance: commands other than unlock/lock/status unlock it with the
+master key for the duration of the command only. Nothing here prints or logs a key or a value.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import click
+
+from strongroom import errors
+from strongroom.api import VaultAPI
+from strongroom.config import Secret, Settings
+
+if TYPE_CHECKING:
+    from strongroom.core import Vault
+
+__all__ = ["Session", "global_options", "read_key_file", "session_of"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+KEY_ON_COMMAND_LINE = (
+    "Warning: a master key on the command line is visible in the process list "
+    "and shell history; prefer VAULT_MASTER_KEY or --master-key-file"
+)
+
+
+@dataclass
+class _Global:
+    decls: tuple[str, ...]
+    help: str
+    kwargs: dict[str, Any]
+
+
+_GLOBALS = [
+    _Global(
+        ("--db-dsn",),
+        "Database DSN [env: DATABASE_URL; default: sqlite:///vault.db in the current directory].",
+        {"metavar": "DSN"},
+    ),
+    _Global(
+        ("--master-key",),
+        "Vault master key [env: VAULT_MASTER_KEY]. Visible in the process "
+        "list: prefer the variable or --master-key-file.",
+        {"metavar": "KEY"},
+    ),
+    _Global(
+        ("--master-key-file",),
+        "Read the master key from FILE (one trailing newline is "
+        "stripped) [env: VAULT_MASTER_KEY_FILE].",
+        {"metavar": "FILE"},
+    ),
+    _Global(
+        ("--addr",),
+        "Remote mode: URL of a `vaultctl server` [env: VAULT_ADDR].",
+        {"metavar": "URL"},
+    ),
+    _Global(("--token",), "Remote mode: bearer token [env: VAULT_TOKEN].", {"metavar": "TOKEN"}),
+    _Global(
+        ("--user-id",),
+        "User ID recorded in the audit log (default: 1).",
+        {"type": click.IntRange(min=0), "metavar": "N"},
+    ),
+    _Global(
+        ("--quiet", "-q"),
+        "Print no confirmations; `get` prints the bare value.",
+        {"is_flag": True, "default": None},
+    ),
+    _Global(("--debug",), "Show a traceback on errors.", {"is_flag": True, "default": None}),
+]
+
+
+class Session:
+    """The state of one invocation: flags, settings, and the vault (opened lazily)."""
+
+    def __init__(self) -> None:
+        self.flags: dict[str, Any] = {}
+        self._settings: Settings | None = None
+        self._api: VaultAPI | None = None
+        self._local: Vault | None = None
+        self._warned = False
+
+    # -- flags and settings -----------------------------------------------------------------
+    @property
+    def debug(self) -> bool:
+        """`--debug` was given."""
+        return bool(self.flags.get("debug"))
+
+    @property
+    def quiet(self) -> bool:
+        """`--quiet` was given."""
+        return bool(self.flags.get("quiet"))
+
+    @property
+    def user_id(self) -> int:
+        """The acting user id for the audit log."""
+        return int(self.flags.get("user_id") or 1)
+
+    @property
+    def settings(self) -> Settings:
+        """Settings from the environment, overridden by flags.
+
+        Raises:
+            InvalidInput: a malformed environment variable or an unreadable key file.
+        """
+        if self._settings is None:
+            f = self.flags
+            key = f.get("master_key")
+            if key is None and f.get("master_key_file"):
+                key = read_key_file(f["master_key_file"])
+            self._settings = Settings.from_env().with_overrides(
+                db_dsn=f.get("db_dsn"),
+                addr=f.get("addr"),
+                master_key=Secret(key) if key is not None else None,
+                token=Secret(f["token"]) if f.get("token") else None,
+            )
+        return self._settings
+
+    def where(self) -> str:
+        """A line naming the vault this invocation uses (no password)."""
+        if self.settings.is_remote:
+            return f"Server: {self.settings.addr}"
+        return f"Storage: {self.local().storage_label}"
+
+    # -- the vault --------------------------------------------------------------------------
+    def api(self) -> VaultAPI:
+        """The vault, local (core `Vault`) or remote (`Client`), opened once per invocation.
+
+        Raises:
+            UsageError: remote mode without a token.
+            InvalidInput / StorageUnavailable: bad DSN or unreachable database.
+        """
+        if self._api is None:
+            if self.settings.is_remote:
+                self._api = open_client(self.settings)
+            else:
+                self._api = cast("VaultAPI", self.local())
+        return self._api
+
+    def local(self) -> Vault:
+        """The core vault on `--db-dsn` (local mode only).
+
+        Raises:
+            InvalidInput / StorageUnavailable: bad DSN or unreachable database.
+        """
+        if self._local is None:
+            from strongroom.core import open_vault
+
+            self._local = open_vault(self.settings.db_dsn, self.settings.vault_config())
+        return self._local
+
+    def master_key(self, *, prompt: bool = True, initialising: bool = False) -> str | None:
+        """The master key from flag, key file, environment or (on a TTY) a hidden prompt.
+
+        Returns None only when `prompt` is False and no key is configured.
+
+        Raises:
+            InvalidInput: no key available (exit 2), or an unreadable key file.
+        """
+        s = self.settings
+        if s.master_key:
+            return s.master_key.reveal()
+        if s.master_key_file:
+            return read_key_file(s.master_key_file)
+        if not prompt:
+            return None
+        if sys.stdin is not None and sys.stdin.isatty():
+            key: str = click.prompt(
+                "Master key", hide_input=True, confirmation_prompt=initialising, err=True
+            )
+            return key
+        raise errors.InvalidInput(
+            "no master key: set VAULT_MASTER_KEY, or pass "
+            "--master-key-file FILE (or --master-key KEY)"
+        )
+
+    def unlocked(self) -> VaultAPI:
+        """The vault, unlocked for this command (remote: the server's own lock state).
+
+        Raises:
+            InvalidMasterKey: the key does not open the vault.
+            InvalidInput: no key available.
+        """
+        api = self.api()
+        if not self.settings.is_remote:
+            initialising = False
+            if self.settings.master_key is None and not self.settings.master_key_file:
+                initialising = not api.status().initialized
+            key = self.master_key(initialising=initialising)
+            assert key is not None  # noqa: S101 - prompt=True never returns None
+            api.unlock(key, user_id=self.user_id)
+        return api
+
+    def require_local(self, what: str) -> None:
+        """Refuse a command that works on the database directly in remote mode.
+
+        Raises:
+            UsageError: remote mode is configured.
+        """
+        if self.settings.is_remote:
+            raise click.UsageError(
+                f"{what} works on the database directly: run it without "
+                "--addr/VAULT_ADDR, with --db-dsn reaching the database"
+            )
+
+    def close(self) -> None:
+        """Finish queued writes, drop keys, close connections."""
+        api, local, self._api, self._local = self._api, self._local, None, None
+        if api is not None:
+            api.close()
+        if local is not None:
+            local.close()
+
+    def warn_key_on_command_line(self) -> None:
+        """Print the process-list warning once per invocation."""
+        if not self._warned:
+            self._warned = True
+            click.echo(KEY_ON_COMMAND_LINE, err=True)
+
+
+def open_client(settings: Settings) -> VaultAPI:
+    """An HTTP client for a `vaultctl server`; it implements `VaultAPI` as the core Vault does.
+
+    Raises:
+        UsageError: remote mode without a token.
+    """
+    if not settings.addr or not settings.token:
+        raise click.UsageError("remote mode needs a token: pass --token or set VAULT_TOKEN")
+    from strongroom.client import Client  # type: ignore[import-not-found, unused-ignore]
+
+    client: VaultAPI = Client(settings.addr, settings.token.reveal())
+    return client
+
+
+def read_key_file(path: str) -> str:
+    """The content of a key file, one trailing newline stripped.
+
+    Raises:
+        InvalidInput: unreadable, not UTF-8, or empty.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise errors.InvalidInput(
+            f"cannot read key file {path!r}: {exc.strerror or type(exc).__name__}"
+        ) from None
+    except UnicodeDecodeError:
+        raise errors.InvalidInput(f"key file {path!r} is not UTF-8 text") from None
+    key = text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
+    if not key:
+        raise errors.InvalidInput(f"key file {path!r} is empty")
+    return key
+
+
+def session_of(ctx: click.Context) -> Session:
+    """The invocation's Session (created on first use, shared by group and command)."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, Session):
+        root.obj = Session()
+    return cast(Session, root.obj)
+
+
+def _store(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    if value is None or value is False or param.name is None:
+        return
+    session = session_of(ctx)
+    session.flags[param.name] = value
+    if param.name == "master_key":
+        session.warn_key_on_command_line()
+
+
+def global_options(show: Iterable[str] = (), *, on_group: bool = False) -> Callable[[F], F]:
+    """Add the global options to a group or command.
+
+    On commands they are hidden from `--help` (the group's help lists them) except those named in
+    `show` (the design document lists `--master-key` on unlock and `--user-id` on writes).
+    """
+    visible = set(show)
+
+    def decorate(f: F) -> F:
+        for g in reversed(_GLOBALS):
+            name = g.decls[0].lstrip("-").replace("-", "_")
+            f = click.option(
+                *g.decls,
+                help=g.help,
+                expose_value=False,
+                callback=_store,
+                is_eager=True,
+                hidden=not on_group and name not in visible,
+                **g.kwargs,
+            )(f)
+        return f
+
+    return decorate

@@ -1,0 +1,72 @@
+"""Settings.from_env: defaults, overrides, masking, malformed variables."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from strongroom import errors
+from strongroom.config import DEFAULT_DSN, Secret, Settings, child_environment
+
+
+def test_defaults_from_empty_environment() -> None:
+    s = Settings.from_env({})
+    assert s.db_dsn == DEFAULT_DSN == "sqlite:///vault.db"
+    assert s.master_key is None and s.addr is None and not s.is_remote
+    assert s.auto_lock is True and s.auto_lock_timeout == timedelta(minutes=15)
+    config = s.vault_config()
+    assert (config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism) == (
+        3,
+        64 * 1024,
+        4,
+    )
+
+
+def test_environment_and_overrides() -> None:
+    s = Settings.from_env(
+        {
+            "DATABASE_URL": "postgresql://u@h/db",
+            "VAULT_MASTER_KEY": "k" * 20,
+            "VAULT_ADDR": "http://127.0.0.1:8200",
+            "VAULT_TOKEN": "tok",
+            "VAULT_JWT_SECRET": "j" * 32,
+            "STRONGROOM_ARGON2_TIME_COST": "1",
+            "STRONGROOM_ARGON2_MEMORY_KIB": "1024",
+            "STRONGROOM_ARGON2_PARALLELISM": "1",
+            "STRONGROOM_AUTO_LOCK": "false",
+            "STRONGROOM_AUTO_LOCK_TIMEOUT": "1h30m",
+        }
+    )
+    assert s.db_dsn == "postgresql://u@h/db" and s.is_remote
+    assert s.master_key is not None and s.master_key.reveal() == "k" * 20
+    assert s.auto_lock is False and s.auto_lock_timeout == timedelta(minutes=90)
+    assert s.vault_config().argon2_memory_kib == 1024
+    changed = s.with_overrides(db_dsn="sqlite:///other.db", addr=None)
+    assert changed.db_dsn == "sqlite:///other.db" and changed.addr == s.addr
+
+
+def test_secrets_are_masked() -> None:
+    s = Settings.from_env({"VAULT_MASTER_KEY": "super-secret-key", "VAULT_TOKEN": "tok-123"})
+    assert "super-secret-key" not in repr(s) and "tok-123" not in repr(s)
+    assert str(Secret("x")) == "Secret('**********')"
+    assert Secret("a") == Secret("a") and Secret("a") != Secret("b")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("STRONGROOM_ARGON2_TIME_COST", "three"),
+        ("STRONGROOM_AUTO_LOCK", "maybe"),
+        ("STRONGROOM_AUTO_LOCK_TIMEOUT", "soon"),
+    ],
+)
+def test_malformed_variables_are_invalid_input(name: str, value: str) -> None:
+    with pytest.raises(errors.InvalidInput, match=name):
+        Settings.from_env({name: value})
+
+
+def test_child_environment_drops_the_master_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VAULT_MASTER_KEY", "do-not-leak")
+    env = child_environment({"DB_PASSWORD": "pw"})
+    assert "VAULT_MASTER_KEY" not in env and env["DB_PASSWORD"] == "pw"
