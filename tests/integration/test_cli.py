@@ -279,13 +279,6 @@ def test_rotate_single_path_refuses_new_master_key(vc: Vaultctl) -> None:
     assert vc.ok("get", "--path", "a/b", "-q") == "v\n"
 
 
-def _has_rotation() -> bool:
-    from strongroom import Vault
-
-    return hasattr(Vault, "rotate_all")
-
-
-@pytest.mark.skipif(not _has_rotation(), reason="Vault.rotate_all comes with the rotation branch")
 def test_rotate_path_and_all(vc: Vaultctl, tmp_path: Path) -> None:
     vc.ok("create", "--path", "a/b", "--value", "v")
     vc.ok("update", "--path", "a/b", "--value", "v2")
