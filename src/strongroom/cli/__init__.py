@@ -1,0 +1,1 @@
+"""The vaultctl command-line interface."""
