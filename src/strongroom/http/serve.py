@@ -33,7 +33,7 @@ log = logging.getLogger("strongroom.http")
 def _config(app: Any, settings: ServerSettings) -> uvicorn.Config:
     return uvicorn.Config(app, host=settings.host, port=settings.port, loop="uvloop",
                           http="httptools", lifespan="on", access_log=False,
-                          log_level="warning", server_header=False,
+                          log_level="warning", server_header=False, proxy_headers=False,
                           timeout_graceful_shutdown=int(settings.graceful_timeout))
 
 
@@ -41,9 +41,19 @@ def serve(settings: ServerSettings) -> int:
     """Run until SIGTERM/SIGINT; return the exit status."""
     if settings.workers == 1:
         server = uvicorn.Server(_config(create_app(settings), settings))
+        _exit_quietly_after_shutdown()
         server.run()
         return 0 if server.started else 1
     return Supervisor(settings).run()
+
+
+def _exit_quietly_after_shutdown() -> None:
+    """uvicorn re-raises SIGTERM/SIGINT once it has shut down gracefully; exit 0 then."""
+    def done(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, done)
 
 
 def _report_interval(settings: ServerSettings) -> float:
@@ -54,6 +64,7 @@ def worker_main(settings: ServerSettings, sock: socket.socket, conn: Connection)
     """Entry point of a worker process."""
     interval = _report_interval(settings)
     app = create_app(settings, link_factory=lambda vault: WorkerLink(conn, vault, interval))
+    _exit_quietly_after_shutdown()
     uvicorn.Server(_config(app, settings)).run(sockets=[sock])
 
 
