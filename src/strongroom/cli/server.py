@@ -101,7 +101,12 @@ def server(listen: str, db_dsn: str | None, workers: int, master_key_file: str |
         click.echo(f"Error: {exc.message}", err=True)
         sys.exit(exc.exit_code)
     _announce(settings, key if dev else None)
-    sys.exit(serve(settings))
+    try:
+        status = serve(settings)
+    except errors.StrongroomError as exc:
+        click.echo(f"Error: {exc.message}", err=True)
+        sys.exit(exc.exit_code)
+    sys.exit(status)
 
 
 def _announce(settings: ServerSettings, dev_key: str | None) -> None:

@@ -134,9 +134,11 @@ def _extra_routes(settings: ServerSettings) -> list[BaseRoute]:
             Route("/metrics", metrics, include_in_schema=False)]
 
 
-def create_app(settings: ServerSettings, *, link_factory: LinkFactory | None = None,
+def create_app(settings: ServerSettings, *, vault: Vault | None = None,
+               link_factory: LinkFactory | None = None,
                extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
-    """The ASGI app. `link_factory` connects a worker to its siblings (None: single process);
+    """The ASGI app. `vault` is an already opened vault to serve (else the lifespan opens and
+    unlocks one); `link_factory` connects a worker to its siblings (None: single process);
     `extra_routes` adds other route sets (e.g. the `/v1` KV API) behind the same error handler.
 
     Raises:
@@ -148,18 +150,18 @@ def create_app(settings: ServerSettings, *, link_factory: LinkFactory | None = N
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # With siblings, the supervisor owns auto-lock (control.py); alone, the core does.
         config = settings.vault_config(auto_lock=None if link_factory is None else False)
-        vault = open_vault(settings.db_dsn, config)
+        opened = vault if vault is not None else open_vault(settings.db_dsn, config)
         try:
-            if settings.master_key is not None:
-                vault.unlock(settings.master_key.reveal(), user_id=0, ip="server")
-            link = link_factory(vault) if link_factory is not None else LocalLink()
+            if vault is None and settings.master_key is not None:
+                opened.unlock(settings.master_key.reveal(), user_id=0, ip="server")
+            link = link_factory(opened) if link_factory is not None else LocalLink()
         except BaseException:
-            vault.close()
+            opened.close()
             raise
         metrics = Metrics()
-        metrics.watch_vault(lambda: vault.is_locked, vault.secrets_nearing_expiry,
+        metrics.watch_vault(lambda: opened.is_locked, opened.secrets_nearing_expiry,
                             settings.expiry_warning)
-        state = ServerState(settings, vault, link, metrics)
+        state = ServerState(settings, opened, link, metrics)
         app.state.strongroom = holder["state"] = state
         try:
             yield

@@ -109,6 +109,9 @@ class WorkerLink:
             try:
                 message = self._conn.recv()
             except (EOFError, OSError):
+                for pending in list(self._waiting.values()):
+                    if not pending.done():
+                        pending.set_exception(OSError("supervisor gone"))
                 return
             kind = message[0]
             if kind == "done":

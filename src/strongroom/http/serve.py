@@ -21,6 +21,7 @@ from typing import Any
 
 import uvicorn
 
+from strongroom.core import open_vault
 from strongroom.http.app import create_app
 from strongroom.http.control import WorkerLink
 from strongroom.http.settings import ServerSettings
@@ -38,9 +39,21 @@ def _config(app: Any, settings: ServerSettings) -> uvicorn.Config:
 
 
 def serve(settings: ServerSettings) -> int:
-    """Run until SIGTERM/SIGINT; return the exit status."""
+    """Run until SIGTERM/SIGINT; return the exit status.
+
+    Raises:
+        StrongroomError: the database cannot be opened or the master key is wrong (before
+            anything listens).
+    """
     if settings.workers == 1:
-        server = uvicorn.Server(_config(create_app(settings), settings))
+        vault = open_vault(settings.db_dsn, settings.vault_config())
+        try:
+            if settings.master_key is not None:
+                vault.unlock(settings.master_key.reveal(), user_id=0, ip="server")
+        except BaseException:
+            vault.close()
+            raise
+        server = uvicorn.Server(_config(create_app(settings, vault=vault), settings))
         _exit_quietly_after_shutdown()
         server.run()
         return 0 if server.started else 1
@@ -90,8 +103,23 @@ class Supervisor:
         sock.set_inheritable(True)
         return sock
 
+    def _prepare(self) -> None:
+        """Create or migrate the database and initialise the vault once, before any worker
+        starts, so workers never race each other doing it (SQLite cannot queue DDL)."""
+        vault = open_vault(self.settings.db_dsn, self.settings.vault_config(auto_lock=False))
+        try:
+            if self.settings.master_key is not None:
+                vault.unlock(self.settings.master_key.reveal(), user_id=0, ip="server")
+        finally:
+            vault.close()
+
     def run(self) -> int:
-        """Spawn the workers and supervise them until a stop signal; return the exit status."""
+        """Spawn the workers and supervise them until a stop signal; return the exit status.
+
+        Raises:
+            StrongroomError: the database cannot be opened or the master key is wrong.
+        """
+        self._prepare()
         sock = self._bind()
         ctx = multiprocessing.get_context("spawn")
         for _ in range(self.settings.workers):
