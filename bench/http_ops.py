@@ -71,7 +71,8 @@ def wrk(url: str, token: str, conns: int, seconds: int, cpu: str, script: str | 
     p50 = re.search(r"50%\s+([\d.]+\w+)", out)
     p99 = re.search(r"99%\s+([\d.]+\w+)", out)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return (f"{float(rps.group(1)) if rps else 0:>9.0f} req/s  p50 {p50.group(1) if p50 else '?':>8}"
+    rate = float(rps.group(1)) if rps else 0.0
+    return (f"{rate:>9.0f} req/s  p50 {p50.group(1) if p50 else '?':>8}"
             f"  p99 {p99.group(1) if p99 else '?':>8}"
             + (f"  NON-2xx {errors.group(1)}" if errors else ""))
 
