@@ -83,13 +83,16 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-def principal(request: Request, auth: JWTAuth) -> Principal:
-    """The verified principal of the request's bearer token.
+def principal(request: Request, auth: JWTAuth, *, vault_header: bool = False) -> Principal:
+    """The verified principal of the request's bearer token (or, with `vault_header`, of its
+    `X-Vault-Token` header, as the Vault-compatible `/v1` API accepts).
 
     Raises:
         AuthenticationFailed: no token, or a token that fails verification.
     """
     token = bearer_token(request)
+    if token is None and vault_header:
+        token = request.headers.get("x-vault-token") or None
     if token is None:
         raise errors.AuthenticationFailed("missing bearer token")
     return auth.verify(token)

@@ -73,13 +73,13 @@ class ServerState:
         """The client address (trusted proxies honoured)."""
         return deps.client_ip(request.scope, self.settings.proxy_networks)
 
-    def caller(self, request: Request) -> Caller:
-        """The authenticated caller.
+    def caller(self, request: Request, *, vault_header: bool = False) -> Caller:
+        """The authenticated caller (`vault_header`: also accept `X-Vault-Token`, for `/v1`).
 
         Raises:
             AuthenticationFailed: no valid bearer token.
         """
-        who = deps.principal(request, self.auth)
+        who = deps.principal(request, self.auth, vault_header=vault_header)
         return Caller(who, self.client_ip(request), deps.request_id(request.scope))
 
     async def deny(self, caller: Caller, action: str, path: str | None) -> errors.PermissionDenied:
