@@ -41,9 +41,12 @@ def test_two_workers_unlock_and_lock_together(tmp_path: Path) -> None:
 
 
 def test_auto_lock_applies_to_every_worker_and_health_is_not_activity(tmp_path: Path) -> None:
-    proc = ServerProcess(tmp_path, workers=2, args=["--auto-lock-timeout", "2s"]).start()
+    proc = ServerProcess(tmp_path, workers=2, master_key=None,
+                         args=["--auto-lock-timeout", "2s"]).start()
     try:
         with proc.client() as api:
+            assert api.post("/api/vault/unlock",
+                            json={"master_key": MASTER_KEY}).status_code == 200
             api.post("/api/vault/secrets", json={"path": "w/b", "value": "v"})
         deadline = time.monotonic() + 30
         locked = False

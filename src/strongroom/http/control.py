@@ -73,6 +73,7 @@ class WorkerLink:
         self._last_reported: float | None = None
         threading.Thread(target=self._receive, name="strongroom-peer", daemon=True).start()
         threading.Thread(target=self._report, name="strongroom-activity", daemon=True).start()
+        self._send(("ready",))
 
     def publish_unlock(self, master_key: str, user_id: int, ip: str,
                        request_id: str | None) -> None:

@@ -92,6 +92,7 @@ class Supervisor:
         self._ops: dict[tuple[int, int], str] = {}
         self._unlocked = settings.master_key is not None
         self._last_activity = time.time()
+        self._ready: set[int] = set()
         self._stopping = False
 
     def _bind(self) -> socket.socket:
@@ -167,7 +168,11 @@ class Supervisor:
 
     def _handle(self, index: int, message: tuple[Any, ...]) -> None:
         kind = message[0]
-        if kind == "activity":
+        if kind == "ready":
+            # Idle time counts from when the last worker came up, not from the spawn.
+            self._ready.add(index)
+            self._last_activity = time.time()
+        elif kind == "activity":
             self._last_activity = max(self._last_activity, float(message[1]))
         elif kind == "bcast":
             _, bid, op, payload = message
@@ -194,6 +199,8 @@ class Supervisor:
 
     def _check_idle(self) -> None:
         s = self.settings
+        if len(self._ready) < len(self._conns):
+            return
         idle = time.time() - self._last_activity
         if s.auto_lock and self._unlocked and idle >= s.auto_lock_timeout.total_seconds():
             self._unlocked = False
