@@ -11,7 +11,7 @@ whose last segment is one of those names (or `versions/<number>`) cannot be crea
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,11 +20,14 @@ from strongroom import errors
 from strongroom.api import VaultAPI
 from strongroom.clock import parse_duration
 from strongroom.http import schemas as s
+from strongroom.http.bodies import audit_json, secret_json, version_json
+from strongroom.http.bodies import int_field as _int
+from strongroom.http.bodies import str_field as _str
 from strongroom.http.deps import read_json
 from strongroom.http.errors import json_response
 from strongroom.http.routing import Operation, Target
 from strongroom.http.state import ServerState
-from strongroom.models import AuditEntry, SecretInfo, VersionInfo, iso, validate_path
+from strongroom.models import iso, validate_path
 
 __all__ = ["OPERATIONS", "RESERVED_SEGMENTS", "check_creatable"]
 
@@ -44,53 +47,6 @@ def check_creatable(path: str) -> str:
             "invalid path: the last segment may not be 'versions', 'rotate', 'rollback' or "
             "'audit', nor may a path end in 'versions/<number>' (they name sub-resources)")
     return path
-
-
-def _str(body: dict[str, Any], name: str, *, required: bool = True) -> str | None:
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise errors.InvalidInput(f"missing field {name!r}")
-        return None
-    if not isinstance(value, str):
-        raise errors.InvalidInput(f"field {name!r} must be a string")
-    return value
-
-
-def _int(raw: object, name: str, *, default: int | None = None) -> int:
-    if raw is None and default is not None:
-        return default
-    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 9:
-        return int(raw)
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        return raw
-    raise errors.InvalidInput(f"{name} must be a positive integer")
-
-
-def _when(moment: datetime | None) -> str | None:
-    return iso(moment) if moment is not None else None
-
-
-def secret_json(info: SecretInfo) -> dict[str, Any]:
-    """A secret's listed metadata, as the design document shows it."""
-    return {"id": info.id, "path": info.path, "description": info.description,
-            "created_by": info.created_by, "created_at": iso(info.created_at),
-            "updated_at": iso(info.updated_at), "version": info.version,
-            "expires_at": _when(info.expires_at)}
-
-
-def version_json(v: VersionInfo) -> dict[str, Any]:
-    """One version's metadata."""
-    return {"version": v.version, "updated_at": iso(v.updated_at), "updated_by": v.updated_by,
-            "deleted_at": _when(v.deleted_at), "destroyed": v.destroyed}
-
-
-def audit_json(e: AuditEntry) -> dict[str, Any]:
-    """One audit entry."""
-    return {"id": e.id, "timestamp": iso(e.timestamp), "secret_id": e.secret_id,
-            "path": e.path, "user_id": e.user_id, "action": e.action,
-            "ip_address": e.ip_address, "success": e.success, "error": e.error,
-            "request_id": e.request_id}
 
 
 def _limit(st: ServerState) -> int:
