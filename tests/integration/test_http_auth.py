@@ -157,6 +157,21 @@ def test_login(server: ServerProcess) -> None:
     assert httpx.post(f"{server.url}/api/auth/login", json={"username": "x"}).status_code == 400
 
 
+def test_disabling_a_user_ends_their_tokens(server: ServerProcess) -> None:
+    vault = open_vault(server.dsn, fast_config())
+    vault.create_user("frank", "frank-password", "Admin")
+    issued = httpx.post(f"{server.url}/api/auth/login",
+                        json={"username": "frank", "password": "frank-password"}).json()["token"]
+    assert get(server, issued).status_code == 200
+    vault.set_user_disabled("frank")
+    vault.close()
+    deadline = time.monotonic() + 30
+    while get(server, issued).status_code == 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    r = get(server, issued)
+    assert r.status_code == 401 and r.json()["error"] == "token no longer valid: log in again"
+
+
 def test_login_is_rate_limited_per_user_and_timing_does_not_reveal_users(
         tmp_path: Path) -> None:
     dsn = f"sqlite:///{tmp_path / 'vault.db'}"

@@ -117,6 +117,16 @@ class AccessMixin(VaultBase):
         with self._storage.read() as tx:
             return [_info(r) for r in tx.list_users()]
 
+    def get_user(self, user_id: int) -> UserInfo | None:
+        """The built-in user with this id, or None.
+
+        Raises:
+            StorageUnavailable: the database cannot be reached.
+        """
+        with self._storage.read() as tx:
+            row = tx.user_by_id(user_id)
+        return _info(row) if row is not None else None
+
     def set_user_disabled(self, username: str, disabled: bool = True, *, user_id: int = 1,
                           ip: str = "cli", request_id: str | None = None) -> UserInfo:
         """Disable (or re-enable) a built-in user; a disabled user cannot log in.

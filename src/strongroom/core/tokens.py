@@ -37,6 +37,8 @@ class Principal:
     role: str
     policies: tuple[str, ...] = ()
     expires_at: float = field(default=0.0, compare=False)
+    #: Issued by our login for a built-in user (checked against the user record while in use).
+    builtin: bool = False
 
 
 def check_jwt_secret(secret: str | bytes) -> bytes:
@@ -70,7 +72,8 @@ def _principal(claims: dict[str, Any]) -> Principal:
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or len(
             names) > 64:
         raise errors.AuthenticationFailed("invalid token: policies must be a list of names")
-    return Principal(_user_id(claims.get("sub")), role, tuple(names), float(claims["exp"]))
+    return Principal(_user_id(claims.get("sub")), role, tuple(names), float(claims["exp"]),
+                     claims.get("iss") == ISSUER and claims.get("builtin") is True)
 
 
 class JWTAuth:
@@ -89,8 +92,9 @@ class JWTAuth:
         self._lock = threading.Lock()
 
     def issue(self, user_id: int, role: str, *, ttl: timedelta | None = None,
-              policies: Sequence[str] = ()) -> tuple[str, datetime]:
-        """Sign a token for `user_id` with `role`; return it and its expiry.
+              policies: Sequence[str] = (), builtin: bool = False) -> tuple[str, datetime]:
+        """Sign a token for `user_id` with `role`; return it and its expiry. `builtin` marks a
+        token for a built-in user, which stops working once the user is disabled.
 
         Raises:
             InvalidInput: a negative user id, an empty role or a non-positive ttl.
@@ -108,6 +112,8 @@ class JWTAuth:
                                   "iat": int(now.timestamp()), "exp": int(expires_at.timestamp())}
         if policies:
             claims["policies"] = list(policies)
+        if builtin:
+            claims["builtin"] = True
         return jwt.encode(claims, self._key, algorithm=ALGORITHM), expires_at
 
     def verify(self, token: str) -> Principal:

@@ -55,7 +55,7 @@ def _limit(st: ServerState) -> int:
 
 # -- vault state ------------------------------------------------------------------------------
 async def unlock(request: Request, st: ServerState, _: Target) -> Response:
-    caller = st.caller(request)
+    caller = await st.caller(request)
     await st.require_admin(caller, "unlock")
     key = _str(await read_json(request, _limit(st)), "master_key")
     assert key is not None  # noqa: S101 - required field
@@ -66,7 +66,7 @@ async def unlock(request: Request, st: ServerState, _: Target) -> Response:
 
 
 async def lock(request: Request, st: ServerState, _: Target) -> Response:
-    caller = st.caller(request)
+    caller = await st.caller(request)
     await st.require_admin(caller, "lock")
     await st.run(st.vault.lock, **caller.kw())
     await st.run(st.link.publish_lock, caller.principal.user_id, caller.ip, caller.request_id)
@@ -74,7 +74,7 @@ async def lock(request: Request, st: ServerState, _: Target) -> Response:
 
 
 async def status(request: Request, st: ServerState, _: Target) -> Response:
-    st.caller(request)
+    await st.caller(request)
     info = await st.run(st.vault.status)
     return json_response({"locked": info.locked, "initialized": info.initialized,
                           "vault_id": info.vault_id, "terms": info.terms,
@@ -89,7 +89,7 @@ async def health(request: Request, st: ServerState, _: Target) -> Response:
 
 # -- secrets ----------------------------------------------------------------------------------
 async def create(request: Request, st: ServerState, _: Target) -> Response:
-    caller = st.caller(request)
+    caller = await st.caller(request)
     body = await read_json(request, _limit(st))
     path = check_creatable(cast(str, _str(body, "path")))
     value = cast(str, _str(body, "value"))
@@ -106,7 +106,7 @@ async def create(request: Request, st: ServerState, _: Target) -> Response:
 
 
 async def get(request: Request, st: ServerState, target: Target) -> Response:
-    caller = st.caller(request)
+    caller = await st.caller(request)
     path = target.path
     await st.require(caller, "read", "read", path)
     raw_version = request.query_params.get("version")
@@ -119,7 +119,7 @@ async def get(request: Request, st: ServerState, target: Target) -> Response:
 
 
 async def update(request: Request, st: ServerState, target: Target) -> Response:
-    caller = st.caller(request)
+    caller = await st.caller(request)
     value = cast(str, _str(await read_json(request, _limit(st)), "value"))
     await st.require(caller, "update", "update", target.path)
     number = await st.run(st.vault.update_secret, target.path, value, **caller.kw())
@@ -128,14 +128,14 @@ async def update(request: Request, st: ServerState, target: Target) -> Response:
 
 
 async def delete(request: Request, st: ServerState, target: Target) -> Response:
-    caller = st.caller(request)
+    caller = await st.caller(request)
     await st.require(caller, "delete", "delete", target.path)
     await st.run(st.vault.delete_secret, target.path, **caller.kw())
     return json_response({"message": "Secret deleted successfully", "path": target.path})
 
 
 async def list_secrets(request: Request, st: ServerState, _: Target) -> Response:
-    caller = st.caller(request)
+    caller = await st.caller(request)
     prefix = request.query_params.get("prefix", "")
     policies = [] if caller.is_admin else await st.policies_of(caller)
     if not caller.is_admin and not any(p.grants_anywhere("list") for p in policies):
@@ -147,7 +147,7 @@ async def list_secrets(request: Request, st: ServerState, _: Target) -> Response
 
 
 async def versions(request: Request, st: ServerState, target: Target) -> Response:
-    caller = st.caller(request)
+    caller = await st.caller(request)
     await st.require(caller, "read", "versions", target.path)
     found = await st.run(st.vault.list_versions, target.path, **caller.kw())
     return json_response({"path": target.path, "versions": [version_json(v) for v in found],
@@ -155,7 +155,7 @@ async def versions(request: Request, st: ServerState, target: Target) -> Respons
 
 
 async def version(request: Request, st: ServerState, target: Target) -> Response:
-    caller = st.caller(request)
+    caller = await st.caller(request)
     await st.require(caller, "read", "read", target.path)
     number = _int(target.version, "version")
     value = await st.run(st.vault.get_secret_version, target.path, number, **caller.kw())
@@ -163,7 +163,7 @@ async def version(request: Request, st: ServerState, target: Target) -> Response
 
 
 async def rollback(request: Request, st: ServerState, target: Target) -> Response:
-    caller = st.caller(request)
+    caller = await st.caller(request)
     body = await read_json(request, _limit(st))
     number = _int(body.get("version"), "version")
     await st.require(caller, "update", "rollback", target.path)
@@ -173,7 +173,7 @@ async def rollback(request: Request, st: ServerState, target: Target) -> Respons
 
 
 async def rotate(request: Request, st: ServerState, target: Target) -> Response:
-    caller = st.caller(request)
+    caller = await st.caller(request)
     body = await read_json(request, _limit(st), required=False)
     if body.get("new_master_key") is not None:
         raise errors.InvalidInput(
@@ -187,7 +187,7 @@ async def rotate(request: Request, st: ServerState, target: Target) -> Response:
 
 
 async def secret_audit(request: Request, st: ServerState, target: Target) -> Response:
-    caller = st.caller(request)
+    caller = await st.caller(request)
     await st.require(caller, "audit", "audit", target.path)
     limit = _int(request.query_params.get("limit"), "limit", default=50)
     entries = await st.run(st.vault.audit_logs, path=target.path, limit=limit)
@@ -197,7 +197,7 @@ async def secret_audit(request: Request, st: ServerState, target: Target) -> Res
 
 # -- vault-wide operations --------------------------------------------------------------------
 async def rotate_all(request: Request, st: ServerState, _: Target) -> Response:
-    caller = st.caller(request)
+    caller = await st.caller(request)
     await st.require_admin(caller, "rotate_all", superadmin=True)
     key = cast(str, _str(await read_json(request, _limit(st)), "new_master_key"))
     api = cast(VaultAPI, st.vault)
@@ -207,14 +207,14 @@ async def rotate_all(request: Request, st: ServerState, _: Target) -> Response:
 
 
 async def cleanup(request: Request, st: ServerState, _: Target) -> Response:
-    caller = st.caller(request)
+    caller = await st.caller(request)
     await st.require_admin(caller, "cleanup")
     count = await st.run(st.vault.cleanup_expired, **caller.kw())
     return json_response({"message": f"Cleaned up {count} expired secret(s)", "count": count})
 
 
 async def generate_token(request: Request, st: ServerState, _: Target) -> Response:
-    caller = st.caller(request)
+    caller = await st.caller(request)
     await st.require_admin(caller, "generate")
     body = await read_json(request, _limit(st), required=False)
     length = body.get("length", 32)
@@ -225,7 +225,7 @@ async def generate_token(request: Request, st: ServerState, _: Target) -> Respon
 
 
 async def audit_search(request: Request, st: ServerState, _: Target) -> Response:
-    caller = st.caller(request)
+    caller = await st.caller(request)
     await st.require_admin(caller, "audit")
     q = request.query_params
     since = None
@@ -242,7 +242,7 @@ async def audit_search(request: Request, st: ServerState, _: Target) -> Response
 
 
 async def audit_verify(request: Request, st: ServerState, _: Target) -> Response:
-    caller = st.caller(request)
+    caller = await st.caller(request)
     await st.require_admin(caller, "audit_verify")
     r = await st.run(st.vault.verify_audit)
     return json_response({"ok": r.ok, "entries": r.entries, "first_bad_id": r.first_bad_id,
@@ -265,7 +265,7 @@ async def login(request: Request, st: ServerState, _: Target) -> Response:
         st.limiter.failed(username, ip)
         raise
     st.limiter.succeeded(username)
-    token, expires_at = st.auth.issue(user.id, user.role, policies=user.policies)
+    token, expires_at = st.auth.issue(user.id, user.role, policies=user.policies, builtin=True)
     return json_response({"token": token, "expires_at": iso(expires_at)})
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from strongroom.http.settings import ServerSettings
 __all__ = ["Caller", "ServerState"]
 
 T = TypeVar("T")
+USER_RECHECK_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,8 @@ class ServerState:
         self.limiter = LoginLimiter(settings.vault_config().clock)
         self.executor = ThreadPoolExecutor(settings.threads, thread_name_prefix="strongroom-op")
         self.policies = deps.PolicyCache()
+        #: Built-in users' current role (None: disabled or gone), re-read every few seconds.
+        self.users: dict[int, tuple[float, str | None]] = {}
 
     async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run a synchronous core call in the thread pool."""
@@ -73,14 +77,28 @@ class ServerState:
         """The client address (trusted proxies honoured)."""
         return deps.client_ip(request.scope, self.settings.proxy_networks)
 
-    def caller(self, request: Request, *, vault_header: bool = False) -> Caller:
+    async def caller(self, request: Request, *, vault_header: bool = False) -> Caller:
         """The authenticated caller (`vault_header`: also accept `X-Vault-Token`, for `/v1`).
 
         Raises:
-            AuthenticationFailed: no valid bearer token.
+            AuthenticationFailed: no valid bearer token, or a built-in user's token whose user
+                was since disabled, removed or given another role.
         """
         who = deps.principal(request, self.auth, vault_header=vault_header)
+        if who.builtin:
+            await self._check_user(who)
         return Caller(who, self.client_ip(request), deps.request_id(request.scope))
+
+    async def _check_user(self, who: Principal) -> None:
+        state = self.users.get(who.user_id)
+        if state is None or time.monotonic() - state[0] > USER_RECHECK_SECONDS:
+            user = await self.run(self.vault.get_user, who.user_id)
+            state = (time.monotonic(), user.role if user and not user.disabled else None)
+            if len(self.users) > 100_000:
+                self.users.clear()
+            self.users[who.user_id] = state
+        if state[1] != who.role:
+            raise errors.AuthenticationFailed("token no longer valid: log in again")
 
     async def deny(self, caller: Caller, action: str, path: str | None) -> errors.PermissionDenied:
         """Audit a refusal and return the error to raise."""
