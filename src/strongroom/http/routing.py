@@ -74,14 +74,6 @@ def build_routes(operations: Sequence[Operation], state: Callable[[Request], Ser
                  ) -> list[BaseRoute]:
     """Starlette routes for `operations`; `state` finds the ServerState of a request."""
     table = {(op.method, op.path): op.handler for op in operations}
-    routes: list[BaseRoute] = []
-    by_path: dict[str, list[Operation]] = {}
-    for op in operations:
-        if not op.path.startswith(SECRET_PREFIX):
-            by_path.setdefault(op.path, []).append(op)
-    for path, ops in by_path.items():
-        handlers = {op.method: op.handler for op in ops}
-        routes.append(Route(path, _fixed(handlers, state), methods=list(handlers)))
 
     async def secrets(request: Request) -> Response:
         template, target = split_secret_url(request.method, request.path_params["path"])
@@ -91,8 +83,16 @@ def build_routes(operations: Sequence[Operation], state: Callable[[Request], Ser
             raise HTTPException(405)
         return await handler(request, state(request), target)
 
-    routes.append(Route("/api/vault/secrets/{path:path}", secrets,
-                        methods=["GET", "PUT", "DELETE", "POST"], name="secret"))
+    # The secret route comes first: it carries most traffic, and Starlette tries routes in order.
+    routes: list[BaseRoute] = [Route("/api/vault/secrets/{path:path}", secrets,
+                                     methods=["GET", "PUT", "DELETE", "POST"], name="secret")]
+    by_path: dict[str, list[Operation]] = {}
+    for op in operations:
+        if not op.path.startswith(SECRET_PREFIX):
+            by_path.setdefault(op.path, []).append(op)
+    for path, ops in by_path.items():
+        handlers = {op.method: op.handler for op in ops}
+        routes.append(Route(path, _fixed(handlers, state), methods=list(handlers)))
     return routes
 
 
