@@ -82,7 +82,8 @@ async def status(request: Request, st: ServerState, _: Target) -> Response:
 
 
 async def health(request: Request, st: ServerState, _: Target) -> Response:
-    body = st.vault.health().as_dict()
+    # In the pool: health waits for the vault's state lock, which an unlock holds during Argon2.
+    body = (await st.run(st.vault.health)).as_dict()
     body["auto_lock"] = st.settings.auto_lock
     return json_response(body)
 
