@@ -253,3 +253,47 @@ def test_lock_then_every_secret_operation_is_423(tmp_path: Path) -> None:
                             json={"master_key": MASTER_KEY}).status_code == 429
     finally:
         assert proc.stop() == 0
+
+
+WEIRD = [None, True, 0, -1, 2**70, 1.5, "", " ", "\u0000", "x" * 5000, [], ["a"], {}, {"a": 1},
+         "../..", "%00", "\ud800"]
+
+
+def test_no_body_field_value_produces_a_500(api: httpx.Client) -> None:
+    path = unique("fuzz")
+    api.post("/api/vault/secrets", json={"path": path, "value": "v"})
+    endpoints = [
+        ("POST", "/api/vault/secrets", ["path", "value", "description", "expires_in"],
+         {"path": unique("fuzz"), "value": "v"}),
+        ("PUT", f"/api/vault/secrets/{path}", ["value"], {"value": "v"}),
+        ("POST", f"/api/vault/secrets/{path}/rollback", ["version"], {"version": 1}),
+        ("POST", "/api/vault/generate-token", ["length"], {"length": 8}),
+        ("POST", "/api/vault/unlock", ["master_key"], {"master_key": MASTER_KEY}),
+        ("POST", "/api/auth/login", ["username", "password"], {"username": "u", "password": "p"}),
+    ]
+    for method, url, fields, base in endpoints:
+        for field in fields:
+            for weird in WEIRD:
+                body = {**base, field: weird}
+                if method == "POST" and url.endswith("/secrets") and field != "path":
+                    body["path"] = unique("fuzz")
+                r = api.request(method, url, content=_dumps(body),
+                                headers={"content-type": "application/json"})
+                assert r.status_code < 500, (method, url, field, weird, r.text)
+                assert "error" in r.json() or r.status_code < 300
+
+
+def _dumps(body: dict[str, object]) -> bytes:
+    import json
+
+    return json.dumps(body).encode()
+
+
+def test_odd_urls_and_queries_are_never_500(api: httpx.Client) -> None:
+    for url in ["/api/vault/secrets/%00", "/api/vault/secrets/a%2Fb", "/api/vault/secrets/..",
+                "/api/vault/secrets/a/versions/99999999999", "/api/vault/secrets/a/versions/-1",
+                "/api/vault/secrets?prefix=%00", "/api/vault/secrets?prefix=" + "x" * 600,
+                "/api/vault/secrets/a/audit?limit=abc", "/api/vault/audit?since=yesterday",
+                "/api/vault/audit?user_id=-3", "/api/vault/secrets/" + "a/" * 300 + "b"]:
+        r = api.get(url)
+        assert 400 <= r.status_code < 500, (url, r.status_code, r.text)

@@ -97,7 +97,7 @@ async def create(request: Request, st: ServerState, _: Target) -> Response:
     raw_ttl = body.get("expires_in")
     if raw_ttl is not None and not isinstance(raw_ttl, str):
         raise errors.InvalidInput("field 'expires_in' must be a duration such as \"90d\"")
-    expires_in = parse_duration(raw_ttl) if raw_ttl else None
+    expires_in = parse_duration(raw_ttl) if raw_ttl is not None else None
     await st.require(caller, "create", "create", path)
     info = await st.run(st.vault.create_secret, path, value,
                         description=_str(body, "description", required=False),

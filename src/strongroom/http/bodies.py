@@ -8,6 +8,9 @@ from typing import Any
 from strongroom import errors
 from strongroom.models import AuditEntry, SecretInfo, VersionInfo, iso
 
+#: Versions, limits and lengths are 32-bit integer columns; larger numbers are refused here.
+MAX_INT = 2**31 - 1
+
 __all__ = ["audit_json", "int_field", "secret_json", "str_field", "version_json", "when"]
 
 
@@ -15,7 +18,7 @@ def str_field(body: dict[str, Any], name: str, *, required: bool = True) -> str 
     """A string field of a JSON body (None when absent and optional).
 
     Raises:
-        InvalidInput: missing when required, or not a string.
+        InvalidInput: missing when required, not a string, or not encodable as UTF-8.
     """
     value = body.get(name)
     if value is None:
@@ -24,6 +27,10 @@ def str_field(body: dict[str, Any], name: str, *, required: bool = True) -> str 
         return None
     if not isinstance(value, str):
         raise errors.InvalidInput(f"field {name!r} must be a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # JSON allows lone surrogates ("\ud800"); UTF-8 does not
+        raise errors.InvalidInput(f"field {name!r} must be valid Unicode text") from exc
     return value
 
 
@@ -37,7 +44,7 @@ def int_field(raw: object, name: str, *, default: int | None = None) -> int:
         return default
     if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 9:
         return int(raw)
-    if isinstance(raw, int) and not isinstance(raw, bool):
+    if isinstance(raw, int) and not isinstance(raw, bool) and abs(raw) <= MAX_INT:
         return raw
     raise errors.InvalidInput(f"{name} must be a positive integer")
 
