@@ -255,14 +255,14 @@ def test_lock_then_every_secret_operation_is_423(tmp_path: Path) -> None:
         assert proc.stop() == 0
 
 
-WEIRD = [None, True, 0, -1, 2**70, 1.5, "", " ", "\u0000", "x" * 5000, [], ["a"], {}, {"a": 1},
+WEIRD: list[object] = [None, True, 0, -1, 2**70, 1.5, "", " ", "\u0000", "x" * 5000, [], ["a"], {}, {"a": 1},
          "../..", "%00", "\ud800"]
 
 
 def test_no_body_field_value_produces_a_500(api: httpx.Client) -> None:
     path = unique("fuzz")
     api.post("/api/vault/secrets", json={"path": path, "value": "v"})
-    endpoints = [
+    endpoints: list[tuple[str, str, list[str], dict[str, object]]] = [
         ("POST", "/api/vault/secrets", ["path", "value", "description", "expires_in"],
          {"path": unique("fuzz"), "value": "v"}),
         ("PUT", f"/api/vault/secrets/{path}", ["value"], {"value": "v"}),
@@ -274,7 +274,7 @@ def test_no_body_field_value_produces_a_500(api: httpx.Client) -> None:
     for method, url, fields, base in endpoints:
         for field in fields:
             for weird in WEIRD:
-                body = {**base, field: weird}
+                body: dict[str, object] = {**base, field: weird}
                 if method == "POST" and url.endswith("/secrets") and field != "path":
                     body["path"] = unique("fuzz")
                 r = api.request(method, url, content=_dumps(body),
