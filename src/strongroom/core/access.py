@@ -35,6 +35,7 @@ _USERNAME = re.compile(r"[A-Za-z0-9._@-]{1,128}")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
 MAX_ROLE = 64
+BACKOFF_BASE_SECONDS = 5.0
 
 T = TypeVar("T")
 
@@ -251,8 +252,8 @@ class AccessMixin(VaultBase):
 class LoginLimiter:
     """Failed-login throttling per username and per client IP, with exponential back-off.
 
-    After `free` failures for a key, each further failure doubles the wait (1 s, 2 s, ... up to
-    15 min). A success clears the username's counter. In memory, per process.
+    From the `free`-th failure for a key on, each failure doubles the wait (5 s, 10 s, 20 s, ...
+    up to 15 min). A success clears the username's counter. In memory, per process.
     """
 
     def __init__(self, clock: Clock, *, free_per_user: int = 5, free_per_ip: int = 20) -> None:
@@ -287,7 +288,8 @@ class LoginLimiter:
             for key in (("user", username[:128]), ("ip", ip)):
                 count = self._state.get(key, (0, None))[0] + 1
                 over = count - self._free[key[0]]
-                until = now + timedelta(seconds=min(2.0**over, 900.0)) if over >= 0 else None
+                delay = min(BACKOFF_BASE_SECONDS * 2.0**over, 900.0)
+                until = now + timedelta(seconds=delay) if over >= 0 else None
                 self._state[key] = (count, until)
 
     def succeeded(self, username: str) -> None:
