@@ -76,7 +76,10 @@ def server(listen: str, db_dsn: str | None, workers: int, master_key_file: str |
            argon2_memory_kib: int, argon2_parallelism: int) -> None:
     """Start the HTTP server (REST API under /api/vault, /metrics, /docs).
 
-    Example: VAULT_JWT_SECRET=... vaultctl server --listen 127.0.0.1:8080 --workers 2
+    \b
+    Example:
+      export VAULT_JWT_SECRET="$(openssl rand -base64 48)"
+      vaultctl server --listen 127.0.0.1:8080 --workers 2
     """
     try:
         key = _read_secret_file(master_key_file, "master key") or master_key or None
