@@ -62,7 +62,7 @@ def test_request_id_is_taken_only_when_well_formed() -> None:
     assert generated != "bad id\n" and len(generated) == 16
 
 
-def body(response: Response) -> object:
+def body(response: Response) -> Any:
     return json.loads(bytes(response.body))
 
 
