@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -107,3 +108,16 @@ def test_sigterm_finishes_in_flight_writes(tmp_path: Path) -> None:
                 assert r.json()["value"] == value
     finally:
         assert again.stop() == 0
+
+
+def test_a_dead_worker_stops_the_whole_server(tmp_path: Path) -> None:
+    proc = ServerProcess(tmp_path, workers=2).start()
+    assert proc.proc is not None
+    pid = proc.proc.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    workers = [c for c in children
+               if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    assert len(workers) == 2
+    os.kill(int(workers[0]), signal.SIGKILL)
+    assert proc.proc.wait(timeout=60) == 1
+    assert "exited unexpectedly" in proc.output()
