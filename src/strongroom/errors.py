@@ -3,7 +3,8 @@
 ```
 StrongroomError                       internal             500  exit 1
 ├── InvalidInput (ValueError)         invalid_input        400  exit 2
-│   └── PayloadTooLarge               payload_too_large    413  exit 2
+│   ├── PayloadTooLarge               payload_too_large    413  exit 2
+│   └── UnsupportedMediaType          unsupported_media_type 415 exit 2
 ├── AuthenticationFailed              unauthenticated      401  exit 1
 ├── PermissionDenied                  permission_denied    403  exit 1
 ├── InvalidMasterKey                  invalid_master_key   400  exit 1
@@ -42,6 +43,7 @@ __all__ = [
     "StorageUnavailable",
     "StrongroomError",
     "TooManyAttempts",
+    "UnsupportedMediaType",
     "UserNotFound",
     "VaultLocked",
     "VersionConflict",
@@ -82,6 +84,14 @@ class PayloadTooLarge(InvalidInput):
     code = "payload_too_large"
     http_status = 413
     default_message = "payload too large"
+
+
+class UnsupportedMediaType(InvalidInput):
+    """A request body that is not JSON."""
+
+    code = "unsupported_media_type"
+    http_status = 415
+    default_message = "request body must be JSON (Content-Type: application/json)"
 
 
 class AuthenticationFailed(StrongroomError):

@@ -14,9 +14,10 @@ from collections.abc import Sequence
 import click
 
 from strongroom import __version__, errors
-from strongroom.cli import admin, commands, lockstate
+from strongroom.cli import access, admin, commands, lockstate
 from strongroom.cli.audit import audit
 from strongroom.cli.keys import rotate
+from strongroom.cli.server import server
 from strongroom.cli.session import Session, global_options
 
 __all__ = ["cli", "main"]
@@ -58,8 +59,11 @@ def _with_epilog(command: click.Command) -> click.Command:
     return command
 
 
-for _command in [*lockstate.COMMANDS, *commands.COMMANDS, rotate, audit, *admin.COMMANDS]:
+for _command in [*lockstate.COMMANDS, *commands.COMMANDS, rotate, audit, *admin.COMMANDS,
+                 *access.COMMANDS]:
     cli.add_command(_with_epilog(_command))
+# The server has its own --db-dsn and key options (it outlives any one command's session).
+cli.add_command(server)
 
 
 #: Click >= 8.2 raises this for a group called without a command (8.1 prints help itself).

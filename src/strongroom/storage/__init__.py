@@ -13,17 +13,28 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
 from strongroom import errors
-from strongroom.storage.base import AuditRow, KeysRow, NewAudit, SecretRow, TermRow, VersionRow
+from strongroom.storage.base import (
+    AuditRow,
+    KeysRow,
+    NewAudit,
+    PolicyRow,
+    SecretRow,
+    TermRow,
+    UserRow,
+    VersionRow,
+)
 from strongroom.storage.engine import Storage, Tx
 
 __all__ = [
     "AuditRow",
     "KeysRow",
     "NewAudit",
+    "PolicyRow",
     "SecretRow",
     "Storage",
     "TermRow",
     "Tx",
+    "UserRow",
     "VersionRow",
     "open_storage",
     "redact_dsn",

@@ -9,7 +9,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["AuditRow", "KeysRow", "NewAudit", "SecretRow", "TermRow", "VersionRow"]
+__all__ = [
+    "AuditRow",
+    "KeysRow",
+    "NewAudit",
+    "PolicyRow",
+    "SecretRow",
+    "TermRow",
+    "UserRow",
+    "VersionRow",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,3 +104,26 @@ class AuditRow:
     error: str | None
     request_id: str | None
     mac: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    """A built-in user (`vault_users`): an Argon2id hash, never a password."""
+
+    id: int
+    username: str
+    password_hash: str
+    role: str
+    policies: list[str]
+    disabled: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRow:
+    """A named path policy (`vault_policies`); `rules` is its JSON text."""
+
+    name: str
+    rules: str
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,123 @@
+"""Several worker processes share one lock state; SIGTERM shuts down without losing a write."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.server_proc import MASTER_KEY, ServerProcess
+
+pytestmark = pytest.mark.slow
+
+
+def test_two_workers_unlock_and_lock_together(tmp_path: Path) -> None:
+    proc = ServerProcess(tmp_path, workers=2, master_key=None).start()
+    try:
+        # Each request on a fresh connection, so the kernel spreads them over both workers.
+        with proc.client() as api:
+            assert api.post("/api/vault/unlock",
+                            json={"master_key": MASTER_KEY}).status_code == 200
+            api.post("/api/vault/secrets", json={"path": "w/a", "value": "v"})
+        for _ in range(20):
+            with proc.client() as api:
+                r = api.get("/api/vault/secrets/w/a")
+                assert r.status_code == 200, r.text
+        with proc.client() as api:
+            assert api.post("/api/vault/lock").status_code == 200
+        for _ in range(20):
+            with proc.client() as api:
+                assert api.get("/api/vault/secrets/w/a").status_code == 423
+                assert api.get("/api/vault/health").json()["locked"] is True
+        with proc.client() as api:
+            logs_locked = api.get("/api/vault/status").json()["locked"]
+            assert logs_locked is True
+    finally:
+        assert proc.stop() == 0, proc.output()
+
+
+def test_auto_lock_applies_to_every_worker_and_health_is_not_activity(tmp_path: Path) -> None:
+    proc = ServerProcess(tmp_path, workers=2, master_key=None,
+                         args=["--auto-lock-timeout", "2s"]).start()
+    try:
+        with proc.client() as api:
+            assert api.post("/api/vault/unlock",
+                            json={"master_key": MASTER_KEY}).status_code == 200
+            api.post("/api/vault/secrets", json={"path": "w/b", "value": "v"})
+        deadline = time.monotonic() + 30
+        locked = False
+        while time.monotonic() < deadline and not locked:
+            with proc.client() as api:
+                locked = api.get("/api/vault/health").json()["locked"]
+            time.sleep(0.2)
+        assert locked, "auto-lock never fired while only /health was polled"
+        for _ in range(20):
+            with proc.client() as api:
+                assert api.get("/api/vault/secrets/w/b").status_code == 423
+        with proc.client() as api:
+            auto = api.post("/api/vault/unlock", json={"master_key": MASTER_KEY})
+            assert auto.status_code == 200
+            entries = api.get("/api/vault/audit", params={"action": "auto_lock"}).json()
+            assert entries["count"] >= 1
+    finally:
+        assert proc.stop() == 0, proc.output()
+
+
+def test_sigterm_finishes_in_flight_writes(tmp_path: Path) -> None:
+    proc = ServerProcess(tmp_path).start()
+    with proc.client() as api:
+        api.post("/api/vault/secrets", json={"path": "g/s", "value": "v0"})
+    acknowledged: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def writer(n: int) -> None:
+        with proc.client() as api:
+            i = 0
+            while not stop.is_set():
+                value = f"w{n}-{i}"
+                try:
+                    r = api.put("/api/vault/secrets/g/s", json={"value": value})
+                except httpx.HTTPError:
+                    return
+                if r.status_code == 200:
+                    acknowledged.append((r.json()["version"], value))
+                i += 1
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 30
+    while len(acknowledged) < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    status = proc.stop(signal.SIGTERM)
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    assert status == 0, proc.output()
+    assert "Traceback" not in proc.output()
+    again = ServerProcess(tmp_path, dsn=proc.dsn).start()
+    try:
+        with again.client() as api:
+            for number, value in acknowledged:
+                r = api.get(f"/api/vault/secrets/g/s/versions/{number}")
+                assert r.json()["value"] == value
+    finally:
+        assert again.stop() == 0
+
+
+def test_a_dead_worker_stops_the_whole_server(tmp_path: Path) -> None:
+    proc = ServerProcess(tmp_path, workers=2).start()
+    assert proc.proc is not None
+    pid = proc.proc.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    workers = [c for c in children
+               if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    assert len(workers) == 2
+    os.kill(int(workers[0]), signal.SIGKILL)
+    assert proc.proc.wait(timeout=60) == 1
+    assert "exited unexpectedly" in proc.output()
