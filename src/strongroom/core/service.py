@@ -1,4 +1,4 @@
-"""`Vault`: the complete vault service, assembled from its parts (secrets, audit queries).
+"""`Vault`: the complete vault service, assembled from its parts (secrets, KV v2, audit queries).
 
 Rotation is added by `core.rotation`; every part shares `VaultBase`'s lock state and writer.
 """
@@ -9,7 +9,7 @@ from datetime import datetime
 
 from strongroom import errors
 from strongroom.core.audit import entry_from_row, verify_chain
-from strongroom.core.secrets import SecretsMixin
+from strongroom.core.kv import KVMixin
 from strongroom.models import AuditEntry, AuditVerification
 
 __all__ = ["Vault"]
@@ -17,7 +17,7 @@ __all__ = ["Vault"]
 MAX_AUDIT_LIMIT = 10_000
 
 
-class Vault(SecretsMixin):
+class Vault(KVMixin):
     """A vault on one database. Thread-safe; share one instance per process."""
 
     def audit_logs(self, *, path: str | None = None, user_id: int | None = None,

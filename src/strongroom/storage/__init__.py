@@ -13,11 +13,20 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
 from strongroom import errors
-from strongroom.storage.base import AuditRow, KeysRow, NewAudit, SecretRow, TermRow, VersionRow
+from strongroom.storage.base import (
+    AuditRow,
+    KeysRow,
+    KVConfigRow,
+    NewAudit,
+    SecretRow,
+    TermRow,
+    VersionRow,
+)
 from strongroom.storage.engine import Storage, Tx
 
 __all__ = [
     "AuditRow",
+    "KVConfigRow",
     "KeysRow",
     "NewAudit",
     "SecretRow",
@@ -30,7 +39,7 @@ __all__ = [
 ]
 
 #: The newest migration; when the database is already there, Alembic is not even imported.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 0x5354524F4E47  # "STRONG"
 

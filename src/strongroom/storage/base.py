@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["AuditRow", "KeysRow", "NewAudit", "SecretRow", "TermRow", "VersionRow"]
+__all__ = [
+    "AuditRow", "KVConfigRow", "KeysRow", "NewAudit", "SecretRow", "TermRow", "VersionRow",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,3 +97,15 @@ class AuditRow:
     error: str | None
     request_id: str | None
     mac: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class KVConfigRow:
+    """The mount-wide KV v2 settings (the single `vault_kv_config` row; zeros when absent).
+
+    `delete_version_after` is in seconds; 0 means never. `max_versions` 0 means no mount limit.
+    """
+
+    max_versions: int = 0
+    cas_required: bool = False
+    delete_version_after: int = 0
