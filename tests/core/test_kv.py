@@ -313,3 +313,38 @@ def test_locked_vault_refuses(vault: Vault) -> None:
         vault.kv_write("l/a", {"v": 2})
     with pytest.raises(errors.VaultLocked):
         vault.kv_list("")
+
+
+def test_import_keeps_numbers_times_and_states(vault: Vault, clock: ManualClock) -> None:
+    from strongroom.core.kv_import import KVImportVersion
+
+    t0 = clock.now() - timedelta(days=3)
+    versions = [
+        KVImportVersion(3, {"v": 3}, t0),
+        KVImportVersion(4, None, t0 + timedelta(hours=1), t0 + timedelta(hours=2)),
+        KVImportVersion(5, {"v": 5}, t0 + timedelta(hours=3), None, True),
+        KVImportVersion(6, {"v": 6}, t0 + timedelta(hours=4)),
+    ]
+    copied = vault.kv_import("imp/a", versions, custom_metadata={"team": "ops"}, max_versions=4,
+                             delete_version_after="0s")
+    assert copied == 2
+    assert vault.kv_read("imp/a").data == {"v": 6}
+    assert vault.kv_read("imp/a", 3).metadata.created_at == t0
+    for gone in (4, 5):
+        with pytest.raises(errors.VersionDeleted):
+            vault.kv_read("imp/a", gone)
+    meta = vault.kv_read_metadata("imp/a")
+    assert (meta.current_version, meta.oldest_version, meta.max_versions) == (6, 3, 4)
+    assert meta.custom_metadata == {"team": "ops"} and meta.created_at == t0
+    assert meta.versions[4].deletion_time == t0 + timedelta(hours=2)
+    assert vault.get_secret("imp/a") == '{"v":6}'
+    with pytest.raises(errors.SecretExists):
+        vault.kv_import("imp/a", versions)
+    assert vault.kv_import("imp/a", versions[:1], replace=True) == 1
+    assert vault.kv_read_metadata("imp/a").current_version == 3
+    assert vault.kv_write("imp/a", {"v": 7}).version == 4
+    with pytest.raises(errors.InvalidInput):
+        vault.kv_import("imp/b", [versions[0], versions[0]])
+    with pytest.raises(errors.InvalidInput):
+        vault.kv_import("imp/b", [])
+    assert vault.verify_audit().ok

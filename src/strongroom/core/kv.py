@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from strongroom import errors
-from strongroom.core.kv_meta import KVMetadataMixin
+from strongroom.core.kv_import import KVImportMixin
 from strongroom.core.kv_types import KVSecret, KVVersionMeta, json_size, merge_patch, subkeys
 from strongroom.core.secrets import decode_value, is_deleted
 from strongroom.core.vault import Actor
@@ -61,9 +61,10 @@ def _check_read_version(version: object) -> int:
     return version
 
 
-class KVMixin(KVMetadataMixin):
+class KVMixin(KVImportMixin):
     """KV v2 secret data: write (with cas), read, patch, soft delete, undelete, destroy,
-    subkeys; metadata and configuration come from `KVMetadataMixin`."""
+    subkeys; metadata and configuration come from `KVMetadataMixin`, bulk import from
+    `KVImportMixin`."""
 
     # -- helpers --------------------------------------------------------------------------
     def _check_data(self, data: object) -> dict[str, Any]:

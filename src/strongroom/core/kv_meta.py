@@ -26,7 +26,7 @@ from strongroom.core.vault import Actor
 from strongroom.models import validate_path
 from strongroom.storage import KVConfigRow, SecretRow, Tx, VersionRow
 
-__all__ = ["KVMetadataMixin"]
+__all__ = ["KVMetadataMixin", "kv_settings"]
 
 #: Largest accepted `max_versions` (Vault has no limit; this only rejects nonsense).
 MAX_MAX_VERSIONS = 1_000_000
@@ -47,7 +47,7 @@ def _check_bool(name: str, value: object) -> bool:
     return value
 
 
-def _settings(max_versions: object, cas_required: object, delete_version_after: object,
+def kv_settings(max_versions: object, cas_required: object, delete_version_after: object,
               ) -> dict[str, int | bool]:
     """The validated column values of the settings given (None: leave unchanged)."""
     values: dict[str, int | bool] = {}
@@ -160,7 +160,7 @@ class KVMetadataMixin(SecretsMixin):
                             cas_required: object, delete_version_after: object,
                             custom_metadata: object, patch: bool, actor: Actor) -> None:
         validate_path(path)
-        values: dict[str, object] = dict(_settings(max_versions, cas_required,
+        values: dict[str, object] = dict(kv_settings(max_versions, cas_required,
                                                    delete_version_after))
         if custom_metadata is not None and not patch:
             values["metadata"] = coerce_custom_metadata(custom_metadata)
@@ -247,7 +247,7 @@ class KVMetadataMixin(SecretsMixin):
             InvalidInput: a bad setting.
             VaultLocked: the vault is locked.
         """
-        values = _settings(max_versions, cas_required, delete_version_after)
+        values = kv_settings(max_versions, cas_required, delete_version_after)
 
         def run(tx: Tx) -> tuple[None, None]:
             old = tx.kv_config()
