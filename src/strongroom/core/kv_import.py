@@ -37,10 +37,10 @@ class KVImportVersion:
 
 
 def _check_versions(versions: list[KVImportVersion], limit: int) -> None:
-    if not versions or len(versions) > MAX_IMPORT_VERSIONS:
-        raise errors.InvalidInput(f"a key needs 1 to {MAX_IMPORT_VERSIONS} versions to import")
+    if len(versions) > MAX_IMPORT_VERSIONS:
+        raise errors.InvalidInput(f"at most {MAX_IMPORT_VERSIONS} versions per key")
     numbers = [v.version for v in versions]
-    if len(set(numbers)) != len(numbers) or min(numbers) < 1:
+    if len(set(numbers)) != len(numbers) or min(numbers, default=1) < 1:
         raise errors.InvalidInput("imported version numbers must be unique positive integers")
     for v in versions:
         if v.created_at.tzinfo is None or (v.deletion_time and v.deletion_time.tzinfo is None):
@@ -60,6 +60,8 @@ class KVImportMixin(KVMetadataMixin):
                   request_id: str | None = None) -> int:
         """Create the key at `path` with exactly these versions; return how many carry data.
 
+        With no versions, the key gets only its metadata (current version 0), as Vault allows.
+
         Args:
             current_version: the source's current version (default: the highest imported).
             created_at: the key's creation time (default: the oldest version's).
@@ -78,8 +80,9 @@ class KVImportMixin(KVMetadataMixin):
         if custom_metadata is not None:
             settings["metadata"] = coerce_custom_metadata(custom_metadata)
         ordered = sorted(versions, key=lambda v: v.version)
-        current = current_version or ordered[-1].version
-        if current < ordered[-1].version:
+        newest = ordered[-1].version if ordered else 0
+        current = current_version or newest
+        if current < newest:
             raise errors.InvalidInput("current_version is older than an imported version")
         actor = Actor(user_id, ip, request_id)
 
@@ -89,12 +92,12 @@ class KVImportMixin(KVMetadataMixin):
                 raise errors.SecretExists()
             if old is not None:
                 tx.delete_secret(old.id)
-            created = created_at or ordered[0].created_at
+            created = created_at or (ordered[0].created_at if ordered else self._clock.now())
             secret_id = tx.insert_secret(path, None, user_id, created, None)
             for item in ordered:
                 self._import_version(tx, secret_id, path, item, user_id)
-            tx.update_secret(secret_id, version=current,
-                             updated_at=max(ordered[-1].created_at, created), **settings)
+            updated = max(ordered[-1].created_at, created) if ordered else created
+            tx.update_secret(secret_id, version=current, updated_at=updated, **settings)
             return sum(1 for v in ordered if v.data is not None and not v.destroyed), secret_id
 
         return self._write_op("import", actor, path, run)
