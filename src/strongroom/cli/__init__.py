@@ -1,1 +1,1 @@
-"""The `vaultctl` command line: a thin Click adapter over `api.VaultAPI` (local Vault or Client)."""
+"""The vaultctl command-line interface."""

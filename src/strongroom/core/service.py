@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from strongroom import errors
+from strongroom.core.access import AccessMixin
 from strongroom.core.audit import entry_from_row, verify_chain
 from strongroom.core.kv import KVMixin
 from strongroom.models import AuditEntry, AuditVerification
@@ -17,7 +18,7 @@ __all__ = ["Vault"]
 MAX_AUDIT_LIMIT = 10_000
 
 
-class Vault(KVMixin):
+class Vault(AccessMixin, KVMixin):
     """A vault on one database. Thread-safe; share one instance per process."""
 
     def audit_logs(self, *, path: str | None = None, user_id: int | None = None,

@@ -18,8 +18,10 @@ from strongroom.storage.base import (
     KeysRow,
     KVConfigRow,
     NewAudit,
+    PolicyRow,
     SecretRow,
     TermRow,
+    UserRow,
     VersionRow,
 )
 from strongroom.storage.engine import Storage, Tx
@@ -29,10 +31,12 @@ __all__ = [
     "KVConfigRow",
     "KeysRow",
     "NewAudit",
+    "PolicyRow",
     "SecretRow",
     "Storage",
     "TermRow",
     "Tx",
+    "UserRow",
     "VersionRow",
     "open_storage",
     "redact_dsn",

@@ -10,7 +10,15 @@ from datetime import datetime
 from typing import Any
 
 __all__ = [
-    "AuditRow", "KVConfigRow", "KeysRow", "NewAudit", "SecretRow", "TermRow", "VersionRow",
+    "AuditRow",
+    "KVConfigRow",
+    "KeysRow",
+    "NewAudit",
+    "PolicyRow",
+    "SecretRow",
+    "TermRow",
+    "UserRow",
+    "VersionRow",
 ]
 
 
@@ -109,3 +117,26 @@ class KVConfigRow:
     max_versions: int = 0
     cas_required: bool = False
     delete_version_after: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    """A built-in user (`vault_users`): an Argon2id hash, never a password."""
+
+    id: int
+    username: str
+    password_hash: str
+    role: str
+    policies: list[str]
+    disabled: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRow:
+    """A named path policy (`vault_policies`); `rules` is its JSON text."""
+
+    name: str
+    rules: str
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,145 @@
+"""JWT bearer tokens: issue and verify HS256 tokens, and the `Principal` a verified token names.
+
+Verification pins the algorithm to HS256 (never taken from the token), requires `sub`, `role` and
+`exp`, honours `nbf`, and turns every PyJWT failure into one `AuthenticationFailed` with a
+generic message. Verified tokens are cached until they expire, so a repeated token costs a dict
+look-up instead of an HMAC and a JSON parse. This module never logs or echoes a token or the key.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+
+from strongroom import errors
+
+__all__ = ["ALGORITHM", "JWTAuth", "Principal", "check_jwt_secret"]
+
+ALGORITHM = "HS256"
+MIN_SECRET_BYTES = 32
+MAX_TOKEN_CHARS = 8192
+MAX_CACHED = 10_000
+LEEWAY_SECONDS = 5
+ISSUER = "strongroom"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a verified token speaks for: the audited user id, the role and policy names."""
+
+    user_id: int
+    role: str
+    policies: tuple[str, ...] = ()
+    expires_at: float = field(default=0.0, compare=False)
+
+
+def check_jwt_secret(secret: str | bytes) -> bytes:
+    """Return the signing key as bytes if it is long enough.
+
+    Raises:
+        InvalidInput: shorter than 32 bytes.
+    """
+    key = secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
+    if len(key) < MIN_SECRET_BYTES:
+        raise errors.InvalidInput(
+            f"VAULT_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long")
+    return key
+
+
+def _user_id(sub: object) -> int:
+    if isinstance(sub, bool):
+        raise errors.AuthenticationFailed("invalid token: sub must be a user id")
+    if isinstance(sub, int) and sub >= 0:
+        return sub
+    if isinstance(sub, str) and sub.isascii() and sub.isdigit() and len(sub) <= 18:
+        return int(sub)
+    raise errors.AuthenticationFailed("invalid token: sub must be a user id")
+
+
+def _principal(claims: dict[str, Any]) -> Principal:
+    role = claims.get("role")
+    if not isinstance(role, str) or not role or len(role) > 64:
+        raise errors.AuthenticationFailed("invalid token: role must be a non-empty string")
+    names = claims.get("policies", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or len(
+            names) > 64:
+        raise errors.AuthenticationFailed("invalid token: policies must be a list of names")
+    return Principal(_user_id(claims.get("sub")), role, tuple(names), float(claims["exp"]))
+
+
+class JWTAuth:
+    """Issues and verifies the server's bearer tokens. Thread-safe."""
+
+    def __init__(self, secret: str | bytes, *, default_ttl: timedelta = timedelta(hours=1),
+                 ) -> None:
+        """Create the verifier.
+
+        Raises:
+            InvalidInput: the secret is shorter than 32 bytes.
+        """
+        self._key = check_jwt_secret(secret)
+        self.default_ttl = default_ttl
+        self._cache: dict[str, Principal] = {}
+        self._lock = threading.Lock()
+
+    def issue(self, user_id: int, role: str, *, ttl: timedelta | None = None,
+              policies: Sequence[str] = ()) -> tuple[str, datetime]:
+        """Sign a token for `user_id` with `role`; return it and its expiry.
+
+        Raises:
+            InvalidInput: a negative user id, an empty role or a non-positive ttl.
+        """
+        ttl = self.default_ttl if ttl is None else ttl
+        if isinstance(user_id, bool) or not isinstance(user_id, int) or user_id < 0:
+            raise errors.InvalidInput("user id must be a non-negative integer")
+        if not isinstance(role, str) or not role or len(role) > 64:
+            raise errors.InvalidInput("role must be a non-empty string of at most 64 characters")
+        if ttl <= timedelta(0):
+            raise errors.InvalidInput("token ttl must be positive")
+        now = datetime.now(UTC).replace(microsecond=0)
+        expires_at = now + ttl
+        claims: dict[str, Any] = {"sub": str(user_id), "role": role, "iss": ISSUER,
+                                  "iat": int(now.timestamp()), "exp": int(expires_at.timestamp())}
+        if policies:
+            claims["policies"] = list(policies)
+        return jwt.encode(claims, self._key, algorithm=ALGORITHM), expires_at
+
+    def verify(self, token: str) -> Principal:
+        """The principal of a valid token.
+
+        Raises:
+            AuthenticationFailed: missing, malformed, wrongly signed, `alg` other than HS256
+                (including `none`), expired, not yet valid, or a required claim missing.
+        """
+        cached = self._cache.get(token)
+        if cached is not None:
+            if cached.expires_at > time.time():
+                return cached
+            with self._lock:
+                self._cache.pop(token, None)
+        principal = self._decode(token)
+        with self._lock:
+            if len(self._cache) >= MAX_CACHED:
+                self._cache.clear()
+            self._cache[token] = principal
+        return principal
+
+    def _decode(self, token: str) -> Principal:
+        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
+            raise errors.AuthenticationFailed("invalid token")
+        try:
+            claims = jwt.decode(
+                token, self._key, algorithms=[ALGORITHM], leeway=LEEWAY_SECONDS,
+                options={"require": ["exp", "sub", "role"], "verify_sub": False,
+                         "verify_aud": False, "verify_iss": False})
+        except jwt.ExpiredSignatureError as exc:
+            raise errors.AuthenticationFailed("token expired") from exc
+        except jwt.PyJWTError as exc:
+            raise errors.AuthenticationFailed("invalid token") from exc
+        return _principal(claims)

@@ -1,0 +1,347 @@
+"""`/api/vault/...` and `/api/auth/login`: the design document's REST API, one handler each.
+
+Handlers parse the request, check access, make ONE core call in the thread pool and render the
+documented body; errors propagate to the single handler in `http.errors`. `OPERATIONS` is the one
+route table: `http.app` builds the Starlette routes from it and `http.openapi` the OpenAPI document.
+Secret paths contain slashes, so `/secrets/{path}` and its `/versions`, `/versions/{n}`,
+`/rotate`, `/rollback` and `/audit` sub-resources share one route and are told apart here; a path
+whose last segment is one of those names (or `versions/<number>`) cannot be created over HTTP.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from strongroom import errors
+from strongroom.api import VaultAPI
+from strongroom.clock import parse_duration
+from strongroom.http import schemas as s
+from strongroom.http.deps import read_json
+from strongroom.http.errors import json_response
+from strongroom.http.routing import Operation, Target
+from strongroom.http.state import ServerState
+from strongroom.models import AuditEntry, SecretInfo, VersionInfo, iso, validate_path
+
+__all__ = ["OPERATIONS", "RESERVED_SEGMENTS", "check_creatable"]
+
+RESERVED_SEGMENTS = frozenset({"versions", "rotate", "rollback", "audit"})
+
+
+def check_creatable(path: str) -> str:
+    """Refuse paths that would collide with a sub-resource URL.
+
+    Raises:
+        InvalidInput: invalid path, last segment reserved, or ending in `versions/<number>`.
+    """
+    segments = validate_path(path).split("/")
+    if segments[-1] in RESERVED_SEGMENTS or (
+            len(segments) > 1 and segments[-2] == "versions" and segments[-1].isdigit()):
+        raise errors.InvalidInput(
+            "invalid path: the last segment may not be 'versions', 'rotate', 'rollback' or "
+            "'audit', nor may a path end in 'versions/<number>' (they name sub-resources)")
+    return path
+
+
+def _str(body: dict[str, Any], name: str, *, required: bool = True) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise errors.InvalidInput(f"missing field {name!r}")
+        return None
+    if not isinstance(value, str):
+        raise errors.InvalidInput(f"field {name!r} must be a string")
+    return value
+
+
+def _int(raw: object, name: str, *, default: int | None = None) -> int:
+    if raw is None and default is not None:
+        return default
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 9:
+        return int(raw)
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    raise errors.InvalidInput(f"{name} must be a positive integer")
+
+
+def _when(moment: datetime | None) -> str | None:
+    return iso(moment) if moment is not None else None
+
+
+def secret_json(info: SecretInfo) -> dict[str, Any]:
+    """A secret's listed metadata, as the design document shows it."""
+    return {"id": info.id, "path": info.path, "description": info.description,
+            "created_by": info.created_by, "created_at": iso(info.created_at),
+            "updated_at": iso(info.updated_at), "version": info.version,
+            "expires_at": _when(info.expires_at)}
+
+
+def version_json(v: VersionInfo) -> dict[str, Any]:
+    """One version's metadata."""
+    return {"version": v.version, "updated_at": iso(v.updated_at), "updated_by": v.updated_by,
+            "deleted_at": _when(v.deleted_at), "destroyed": v.destroyed}
+
+
+def audit_json(e: AuditEntry) -> dict[str, Any]:
+    """One audit entry."""
+    return {"id": e.id, "timestamp": iso(e.timestamp), "secret_id": e.secret_id,
+            "path": e.path, "user_id": e.user_id, "action": e.action,
+            "ip_address": e.ip_address, "success": e.success, "error": e.error,
+            "request_id": e.request_id}
+
+
+def _limit(st: ServerState) -> int:
+    return st.settings.body_limit
+
+
+# -- vault state ------------------------------------------------------------------------------
+async def unlock(request: Request, st: ServerState, _: Target) -> Response:
+    caller = st.caller(request)
+    await st.require_admin(caller, "unlock")
+    key = _str(await read_json(request, _limit(st)), "master_key")
+    assert key is not None  # noqa: S101 - required field
+    await st.run(st.vault.unlock, key, **caller.kw())
+    await st.run(st.link.publish_unlock, key, caller.principal.user_id, caller.ip,
+                 caller.request_id)
+    return json_response({"message": "Vault unlocked successfully"})
+
+
+async def lock(request: Request, st: ServerState, _: Target) -> Response:
+    caller = st.caller(request)
+    await st.require_admin(caller, "lock")
+    await st.run(st.vault.lock, **caller.kw())
+    await st.run(st.link.publish_lock, caller.principal.user_id, caller.ip, caller.request_id)
+    return json_response({"message": "Vault locked successfully"})
+
+
+async def status(request: Request, st: ServerState, _: Target) -> Response:
+    st.caller(request)
+    info = await st.run(st.vault.status)
+    return json_response({"locked": info.locked, "initialized": info.initialized,
+                          "vault_id": info.vault_id, "terms": info.terms,
+                          "current_term": info.current_term})
+
+
+async def health(request: Request, st: ServerState, _: Target) -> Response:
+    body = st.vault.health().as_dict()
+    body["auto_lock"] = st.settings.auto_lock
+    return json_response(body)
+
+
+# -- secrets ----------------------------------------------------------------------------------
+async def create(request: Request, st: ServerState, _: Target) -> Response:
+    caller = st.caller(request)
+    body = await read_json(request, _limit(st))
+    path = check_creatable(cast(str, _str(body, "path")))
+    value = cast(str, _str(body, "value"))
+    raw_ttl = body.get("expires_in")
+    if raw_ttl is not None and not isinstance(raw_ttl, str):
+        raise errors.InvalidInput("field 'expires_in' must be a duration such as \"90d\"")
+    expires_in = parse_duration(raw_ttl) if raw_ttl else None
+    await st.require(caller, "create", "create", path)
+    info = await st.run(st.vault.create_secret, path, value,
+                        description=_str(body, "description", required=False),
+                        expires_in=expires_in, **caller.kw())
+    return json_response({"message": "Secret created successfully", "path": path,
+                          "secret": secret_json(info)}, 201)
+
+
+async def get(request: Request, st: ServerState, target: Target) -> Response:
+    caller = st.caller(request)
+    path = target.path
+    await st.require(caller, "read", "read", path)
+    raw_version = request.query_params.get("version")
+    if raw_version is None:
+        value = await st.run(st.vault.get_secret, path, **caller.kw())
+        return json_response({"path": path, "value": value})
+    number = _int(raw_version, "version")
+    value = await st.run(st.vault.get_secret_version, path, number, **caller.kw())
+    return json_response({"path": path, "version": number, "value": value})
+
+
+async def update(request: Request, st: ServerState, target: Target) -> Response:
+    caller = st.caller(request)
+    value = cast(str, _str(await read_json(request, _limit(st)), "value"))
+    await st.require(caller, "update", "update", target.path)
+    number = await st.run(st.vault.update_secret, target.path, value, **caller.kw())
+    return json_response({"message": "Secret updated successfully", "path": target.path,
+                          "version": number})
+
+
+async def delete(request: Request, st: ServerState, target: Target) -> Response:
+    caller = st.caller(request)
+    await st.require(caller, "delete", "delete", target.path)
+    await st.run(st.vault.delete_secret, target.path, **caller.kw())
+    return json_response({"message": "Secret deleted successfully", "path": target.path})
+
+
+async def list_secrets(request: Request, st: ServerState, _: Target) -> Response:
+    caller = st.caller(request)
+    prefix = request.query_params.get("prefix", "")
+    policies = [] if caller.is_admin else await st.policies_of(caller)
+    if not caller.is_admin and not any(p.grants_anywhere("list") for p in policies):
+        raise await st.deny(caller, "list", prefix or None)
+    found = await st.run(st.vault.list_secrets, prefix, **caller.kw())
+    if not caller.is_admin:
+        found = [i for i in found if any(p.allows("list", i.path) for p in policies)]
+    return json_response({"secrets": [secret_json(i) for i in found], "count": len(found)})
+
+
+async def versions(request: Request, st: ServerState, target: Target) -> Response:
+    caller = st.caller(request)
+    await st.require(caller, "read", "versions", target.path)
+    found = await st.run(st.vault.list_versions, target.path, **caller.kw())
+    return json_response({"path": target.path, "versions": [version_json(v) for v in found],
+                          "count": len(found)})
+
+
+async def version(request: Request, st: ServerState, target: Target) -> Response:
+    caller = st.caller(request)
+    await st.require(caller, "read", "read", target.path)
+    number = _int(target.version, "version")
+    value = await st.run(st.vault.get_secret_version, target.path, number, **caller.kw())
+    return json_response({"path": target.path, "version": number, "value": value})
+
+
+async def rollback(request: Request, st: ServerState, target: Target) -> Response:
+    caller = st.caller(request)
+    body = await read_json(request, _limit(st))
+    number = _int(body.get("version"), "version")
+    await st.require(caller, "update", "rollback", target.path)
+    new = await st.run(st.vault.rollback_secret, target.path, number, **caller.kw())
+    return json_response({"message": "Secret rolled back successfully", "path": target.path,
+                          "version": new, "from_version": number})
+
+
+async def rotate(request: Request, st: ServerState, target: Target) -> Response:
+    caller = st.caller(request)
+    body = await read_json(request, _limit(st), required=False)
+    if body.get("new_master_key") is not None:
+        raise errors.InvalidInput(
+            "master-key rotation is vault-wide: use POST /api/vault/rotate-all; "
+            "rotating one secret re-encrypts it under the newest data key")
+    await st.require(caller, "update", "rotate", target.path)
+    api = cast(VaultAPI, st.vault)
+    result = await st.run(api.rotate_secret, target.path, **caller.kw())
+    return json_response({"message": "Secret rotated successfully", "path": target.path,
+                          "term": result.term, "reencrypted": result.reencrypted})
+
+
+async def secret_audit(request: Request, st: ServerState, target: Target) -> Response:
+    caller = st.caller(request)
+    await st.require(caller, "audit", "audit", target.path)
+    limit = _int(request.query_params.get("limit"), "limit", default=50)
+    entries = await st.run(st.vault.audit_logs, path=target.path, limit=limit)
+    return json_response({"path": target.path, "logs": [audit_json(e) for e in entries],
+                          "count": len(entries)})
+
+
+# -- vault-wide operations --------------------------------------------------------------------
+async def rotate_all(request: Request, st: ServerState, _: Target) -> Response:
+    caller = st.caller(request)
+    await st.require_admin(caller, "rotate_all", superadmin=True)
+    key = cast(str, _str(await read_json(request, _limit(st)), "new_master_key"))
+    api = cast(VaultAPI, st.vault)
+    result = await st.run(api.rotate_all, key, **caller.kw())
+    return json_response({"message": "All secrets rotated successfully", "term": result.term,
+                          "reencrypted": result.reencrypted, "secrets": result.secrets})
+
+
+async def cleanup(request: Request, st: ServerState, _: Target) -> Response:
+    caller = st.caller(request)
+    await st.require_admin(caller, "cleanup")
+    count = await st.run(st.vault.cleanup_expired, **caller.kw())
+    return json_response({"message": f"Cleaned up {count} expired secret(s)", "count": count})
+
+
+async def generate_token(request: Request, st: ServerState, _: Target) -> Response:
+    caller = st.caller(request)
+    await st.require_admin(caller, "generate")
+    body = await read_json(request, _limit(st), required=False)
+    length = body.get("length", 32)
+    if isinstance(length, bool) or not isinstance(length, int):
+        raise errors.InvalidInput("field 'length' must be an integer")
+    token = await st.run(st.vault.generate_token, length, **caller.kw())
+    return json_response({"token": token, "length": length})
+
+
+async def audit_search(request: Request, st: ServerState, _: Target) -> Response:
+    caller = st.caller(request)
+    await st.require_admin(caller, "audit")
+    q = request.query_params
+    since = None
+    if q.get("since"):
+        try:
+            since = datetime.fromisoformat(q["since"].replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise errors.InvalidInput("since must be an ISO-8601 time with a timezone") from exc
+    user = _int(q["user_id"], "user_id") if q.get("user_id") else None
+    entries = await st.run(st.vault.audit_logs, path=q.get("path") or None, user_id=user,
+                           action=q.get("action") or None, since=since,
+                           limit=_int(q.get("limit"), "limit", default=50))
+    return json_response({"logs": [audit_json(e) for e in entries], "count": len(entries)})
+
+
+async def audit_verify(request: Request, st: ServerState, _: Target) -> Response:
+    caller = st.caller(request)
+    await st.require_admin(caller, "audit_verify")
+    r = await st.run(st.vault.verify_audit)
+    return json_response({"ok": r.ok, "entries": r.entries, "first_bad_id": r.first_bad_id,
+                          "unchained": r.unchained, "reason": r.reason})
+
+
+async def login(request: Request, st: ServerState, _: Target) -> Response:
+    body = await read_json(request, _limit(st))
+    username = cast(str, _str(body, "username"))
+    password = cast(str, _str(body, "password"))
+    ip, rid = st.client_ip(request), request.scope.get("strongroom.request_id")
+    try:
+        st.limiter.check(username, ip)
+    except errors.TooManyAttempts as exc:
+        await st.run(st.vault.record_failure, "login", None, 0, ip, exc, rid)
+        raise
+    try:
+        user = await st.run(st.vault.authenticate, username, password, ip=ip, request_id=rid)
+    except errors.AuthenticationFailed:
+        st.limiter.failed(username, ip)
+        raise
+    st.limiter.succeeded(username)
+    token, expires_at = st.auth.issue(user.id, user.role, policies=user.policies)
+    return json_response({"token": token, "expires_at": iso(expires_at)})
+
+
+V = "/api/vault"
+P = V + "/secrets/{path}"
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("POST", V + "/unlock", unlock, "Unlock the vault", "admin", s.UNLOCK),
+    Operation("POST", V + "/lock", lock, "Lock the vault", "admin"),
+    Operation("GET", V + "/status", status, "Vault status", "token"),
+    Operation("GET", V + "/health", health, "Health check (no token needed)", "none"),
+    Operation("POST", V + "/secrets", create, "Create a secret", "create", s.CREATE, 201),
+    Operation("GET", V + "/secrets", list_secrets, "List secrets (?prefix=)", "list",
+              query=("prefix",)),
+    Operation("GET", P, get, "Get a secret (?version=N for an old one)", "read",
+              query=("version",)),
+    Operation("PUT", P, update, "Update a secret (new version)", "update", s.UPDATE),
+    Operation("DELETE", P, delete, "Delete a secret and its versions", "delete"),
+    Operation("GET", P + "/versions", versions, "List a secret's versions", "read"),
+    Operation("GET", P + "/versions/{version}", version, "Get one version", "read"),
+    Operation("POST", P + "/rotate", rotate, "Re-encrypt a secret under the newest key",
+              "update", s.ROTATE),
+    Operation("POST", P + "/rollback", rollback, "Roll back to a version (new version)",
+              "update", s.ROLLBACK),
+    Operation("GET", P + "/audit", secret_audit, "A secret's audit log (?limit=)", "audit",
+              query=("limit",)),
+    Operation("POST", V + "/rotate-all", rotate_all, "Rotate the master key", "superadmin",
+              s.ROTATE_ALL),
+    Operation("POST", V + "/cleanup", cleanup, "Remove expired secrets", "admin"),
+    Operation("POST", V + "/generate-token", generate_token, "Generate a random token",
+              "admin", s.GENERATE),
+    Operation("GET", V + "/audit", audit_search, "Search the audit log", "admin",
+              query=("path", "user_id", "action", "since", "limit")),
+    Operation("GET", V + "/audit/verify", audit_verify, "Verify the audit hash chain", "admin"),
+    Operation("POST", "/api/auth/login", login, "Log in as a built-in user", "none", s.LOGIN),
+)

@@ -1,0 +1,178 @@
+"""create_app(settings): the ASGI application of `vaultctl server`.
+
+Starlette (the toolkit under FastAPI) with plain routes built from `api_vault.OPERATIONS`:
+measured faster than FastAPI's dependency-injected routes on this stack (docs/decisions-server.md).
+A thin pure-ASGI front layer gives every request an id, refuses bodies over the limit before
+they are read, and records metrics. The lifespan opens the vault (unlocking it when a master key
+is configured) and closes it after in-flight requests have finished. One exception handler
+(`http.errors`) maps every error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import strongroom
+from strongroom import errors
+from strongroom.core import Vault, open_vault
+from strongroom.http import api_vault, deps
+from strongroom.http.control import LocalLink, PeerLink
+from strongroom.http.errors import error_response, handle_exception, json_response
+from strongroom.http.metrics import CONTENT_TYPE, Metrics
+from strongroom.http.openapi import docs_html, openapi_document
+from strongroom.http.routing import build_routes
+from strongroom.http.settings import ServerSettings
+from strongroom.http.state import ServerState
+
+__all__ = ["LinkFactory", "create_app", "server_state"]
+
+#: Builds the worker's link to its siblings once the vault is open.
+LinkFactory = Callable[[Vault], PeerLink]
+_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "LIST"})
+
+
+def server_state(request: Request) -> ServerState:
+    """The ServerState of the app serving `request`."""
+    state: ServerState = request.app.state.strongroom
+    return state
+
+
+class Front:
+    """Request id, early 413, metrics: a pure ASGI layer (no per-request task or body copy)."""
+
+    def __init__(self, app: ASGIApp, limit: int, metrics: Callable[[], Metrics | None]) -> None:
+        self.app = app
+        self.limit = limit
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        rid = deps.request_id(scope)
+        rid_header = (b"x-request-id", rid.encode("ascii"))
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), rid_header]
+            await send(message)
+
+        if self._declared_too_large(scope):
+            response = error_response(errors.PayloadTooLarge(
+                f"request body exceeds {self.limit} bytes"), scope["path"], rid)
+            response.headers["connection"] = "close"
+            await response(scope, receive, send_with_id)
+        else:
+            await self.app(scope, self._limited(receive), send_with_id)
+        metrics = self.metrics()
+        if metrics is not None:
+            label = scope.get("strongroom.route") or getattr(
+                scope.get("route"), "path", None) or "unmatched"
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            metrics.observe(label, method, status, time.perf_counter() - started)
+
+    def _declared_too_large(self, scope: Scope) -> bool:
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                return not value.isdigit() or int(value) > self.limit
+        return False
+
+    def _limited(self, receive: Receive) -> Receive:
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise errors.PayloadTooLarge(f"request body exceeds {self.limit} bytes")
+            return message
+
+        return limited
+
+
+def _handlers() -> dict[Any, Any]:
+    """One handler for everything: our errors, HTTP errors, validation errors, the rest."""
+    from fastapi.exceptions import RequestValidationError
+
+    return {errors.StrongroomError: handle_exception, HTTPException: handle_exception,
+            RequestValidationError: handle_exception, Exception: handle_exception}
+
+
+def _extra_routes(settings: ServerSettings) -> list[BaseRoute]:
+    document: dict[str, Any] = {}
+
+    async def openapi(request: Request) -> Response:
+        if not document:
+            document.update(openapi_document(api_vault.OPERATIONS, strongroom.__version__))
+        return json_response(document)
+
+    async def docs(request: Request) -> Response:
+        return HTMLResponse(docs_html())
+
+    async def metrics(request: Request) -> Response:
+        st = server_state(request)
+        return Response(await st.run(st.metrics.render), media_type=CONTENT_TYPE)
+
+    return [Route("/openapi.json", openapi, include_in_schema=False),
+            Route("/docs", docs, include_in_schema=False),
+            Route("/metrics", metrics, include_in_schema=False)]
+
+
+def create_app(settings: ServerSettings, *, link_factory: LinkFactory | None = None,
+               extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+    """The ASGI app. `link_factory` connects a worker to its siblings (None: single process);
+    `extra_routes` adds other route sets (e.g. the `/v1` KV API) behind the same error handler.
+
+    Raises:
+        InvalidInput: invalid settings.
+    """
+    holder: dict[str, ServerState] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # With siblings, the supervisor owns auto-lock (control.py); alone, the core does.
+        config = settings.vault_config(auto_lock=None if link_factory is None else False)
+        vault = open_vault(settings.db_dsn, config)
+        try:
+            if settings.master_key is not None:
+                vault.unlock(settings.master_key.reveal(), user_id=0, ip="server")
+            link = link_factory(vault) if link_factory is not None else LocalLink()
+        except BaseException:
+            vault.close()
+            raise
+        metrics = Metrics()
+        metrics.watch_vault(lambda: vault.is_locked, vault.secrets_nearing_expiry,
+                            settings.expiry_warning)
+        state = ServerState(settings, vault, link, metrics)
+        app.state.strongroom = holder["state"] = state
+        try:
+            yield
+        finally:
+            state.close()
+
+    routes = [*build_routes(api_vault.OPERATIONS, server_state), *_extra_routes(settings),
+              *extra_routes]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=_handlers())
+
+    def current_metrics() -> Metrics | None:
+        state = holder.get("state")
+        return state.metrics if state is not None else None
+
+    app.add_middleware(Front, limit=settings.body_limit, metrics=current_metrics)
+    return app

@@ -1,0 +1,171 @@
+"""Per-request facts: request id, client IP, the authenticated principal, the JSON body.
+
+The client IP is the socket peer; `X-Forwarded-For` is believed only when the peer is a configured
+trusted proxy (then the right-most address that is not a trusted proxy is the client). Bodies are
+read incrementally and refused with 413 as soon as they exceed the limit, and must be JSON
+objects sent as `application/json` (415 otherwise). Tokens are never logged.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import secrets
+import time
+from collections.abc import MutableMapping, Sequence
+from typing import Any
+
+from starlette.requests import Request
+
+from strongroom import errors
+from strongroom.core.policy import Policy
+from strongroom.core.tokens import JWTAuth, Principal
+from strongroom.http.settings import IPNetwork
+
+__all__ = ["PolicyCache", "bearer_token", "client_ip", "principal", "read_json",
+           "request_id"]
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+MAX_JSON_DEPTH = 32
+
+
+def request_id(scope: MutableMapping[str, Any]) -> str:
+    """The caller's `X-Request-ID` when well-formed, else a new random id (cached in scope)."""
+    rid = scope.get("strongroom.request_id")
+    if rid is None:
+        for name, value in scope.get("headers", ()):
+            if name == b"x-request-id":
+                text = value.decode("latin-1")
+                if _REQUEST_ID.fullmatch(text):
+                    rid = text
+                break
+        rid = rid or secrets.token_hex(8)
+        scope["strongroom.request_id"] = rid
+    return str(rid)
+
+
+def client_ip(scope: MutableMapping[str, Any], trusted: Sequence[IPNetwork]) -> str:
+    """The client's address: the peer, or what a trusted proxy says it forwarded."""
+    client = scope.get("client")
+    peer = client[0] if client else "unknown"
+    if not trusted or not _is_trusted(peer, trusted):
+        return str(peer)
+    forwarded = [v.decode("latin-1") for k, v in scope.get("headers", ())
+                 if k == b"x-forwarded-for"]
+    hops = [h.strip() for h in ",".join(forwarded).split(",") if h.strip()]
+    for hop in reversed(hops):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            break
+        if not _is_trusted(hop, trusted):
+            return hop
+    return str(peer)
+
+
+def _is_trusted(address: str, trusted: Sequence[IPNetwork]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in trusted)
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of `Authorization: Bearer <jwt>`, if any."""
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def principal(request: Request, auth: JWTAuth) -> Principal:
+    """The verified principal of the request's bearer token.
+
+    Raises:
+        AuthenticationFailed: no token, or a token that fails verification.
+    """
+    token = bearer_token(request)
+    if token is None:
+        raise errors.AuthenticationFailed("missing bearer token")
+    return auth.verify(token)
+
+
+def _depth(value: object, level: int = 0) -> int:
+    if level > MAX_JSON_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
+async def read_json(request: Request, limit: int, *, required: bool = True) -> dict[str, Any]:
+    """The request body as a JSON object ({} when empty and not required).
+
+    Raises:
+        PayloadTooLarge: the body exceeds `limit` bytes (stops reading at once).
+        InvalidInput: not JSON, not an object, nested too deep, or missing when required.
+        UnsupportedMediaType: a body whose Content-Type is not application/json.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise errors.PayloadTooLarge(f"request body exceeds {limit} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        if required:
+            raise errors.InvalidInput("request body must be a JSON object")
+        return {}
+    ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if ctype != "application/json" and not ctype.endswith("+json"):
+        raise UnsupportedMediaType()
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise errors.InvalidInput("malformed JSON body") from exc
+    if not isinstance(data, dict):
+        raise errors.InvalidInput("request body must be a JSON object")
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise errors.InvalidInput("JSON body is nested too deeply")
+    return data
+
+
+class UnsupportedMediaType(errors.InvalidInput):
+    """A request body that is not JSON."""
+
+    code = "unsupported_media_type"
+    http_status = 415
+    default_message = "request body must be JSON (Content-Type: application/json)"
+
+
+class PolicyCache:
+    """Policies by name, re-read from the database at most every `ttl` seconds.
+
+    Policy changes made by another process are therefore seen within `ttl` seconds.
+    """
+
+    def __init__(self, ttl: float = 5.0) -> None:
+        self._ttl = ttl
+        self._entries: dict[tuple[str, ...], tuple[float, list[Policy]]] = {}
+
+    def get(self, names: tuple[str, ...]) -> list[Policy] | None:
+        """The cached policies for `names`, or None when stale or absent."""
+        hit = self._entries.get(names)
+        if hit is None or time.monotonic() - hit[0] > self._ttl:
+            return None
+        return hit[1]
+
+    def put(self, names: tuple[str, ...], policies: list[Policy]) -> None:
+        """Remember the policies loaded for `names`."""
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[names] = (time.monotonic(), policies)

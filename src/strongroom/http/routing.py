@@ -1,0 +1,110 @@
+"""The route table type and the dispatcher for secret paths (which contain slashes).
+
+`Operation` describes one documented endpoint; `build_routes()` turns a table of them into
+Starlette routes. Endpoints under `/api/vault/secrets/{path}` share one Starlette route and are
+chosen here by their suffix (`/versions`, `/versions/{n}`, `/rotate`, `/rollback`, `/audit`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+if TYPE_CHECKING:
+    from strongroom.http.state import ServerState
+
+__all__ = ["SECRET_PREFIX", "Operation", "Target", "build_routes", "split_secret_url"]
+
+SECRET_PREFIX = "/api/vault/secrets/{path}"  # noqa: S105 - a URL template
+_VERSION = re.compile(r"(.+)/versions/(\d{1,9})")
+_GET_SUFFIXES = ("versions", "audit")
+_POST_SUFFIXES = ("rotate", "rollback")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a secret URL names: the secret path and, for `/versions/{n}`, the version."""
+
+    path: str = ""
+    version: int | None = None
+
+
+Handler = Callable[[Request, "ServerState", Target], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One documented endpoint: the source of both its route and its OpenAPI entry.
+
+    `access` is `none`, `token` (any valid token), `admin`, `superadmin`, or the capability a
+    policy must grant on the path (`read`, `list`, `create`, `update`, `delete`, `audit`).
+    """
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    access: str
+    body: dict[str, Any] | None = None
+    status: int = 200
+    query: tuple[str, ...] = ()
+
+
+def split_secret_url(method: str, rest: str) -> tuple[str, Target]:
+    """Map the part after `/secrets/` to (documented template, target)."""
+    if method == "GET":
+        m = _VERSION.fullmatch(rest)
+        if m:
+            return SECRET_PREFIX + "/versions/{version}", Target(m.group(1), int(m.group(2)))
+    head, _, last = rest.rpartition("/")
+    suffixes = _GET_SUFFIXES if method == "GET" else _POST_SUFFIXES if method == "POST" else ()
+    if head and last in suffixes:
+        return f"{SECRET_PREFIX}/{last}", Target(head)
+    return SECRET_PREFIX, Target(rest)
+
+
+def build_routes(operations: Sequence[Operation], state: Callable[[Request], ServerState],
+                 ) -> list[BaseRoute]:
+    """Starlette routes for `operations`; `state` finds the ServerState of a request."""
+    table = {(op.method, op.path): op.handler for op in operations}
+    routes: list[BaseRoute] = []
+    by_path: dict[str, list[Operation]] = {}
+    for op in operations:
+        if not op.path.startswith(SECRET_PREFIX):
+            by_path.setdefault(op.path, []).append(op)
+    for path, ops in by_path.items():
+        handlers = {op.method: op.handler for op in ops}
+        routes.append(Route(path, _fixed(handlers, state), methods=list(handlers)))
+
+    async def secrets(request: Request) -> Response:
+        template, target = split_secret_url(request.method, request.path_params["path"])
+        request.scope["strongroom.route"] = template
+        handler = table.get((request.method, template))
+        if handler is None:
+            raise HTTPException(405)
+        return await handler(request, state(request), target)
+
+    routes.append(Route("/api/vault/secrets/{path:path}", secrets,
+                        methods=["GET", "PUT", "DELETE", "POST"], name="secret"))
+    return routes
+
+
+def _fixed(handlers: dict[str, Handler], state: Callable[[Request], ServerState],
+           ) -> Callable[[Request], Awaitable[Response]]:
+    target = Target()
+    if len(handlers) == 1:
+        (only,) = handlers.values()
+
+        async def endpoint(request: Request) -> Response:
+            return await only(request, state(request), target)
+    else:
+        async def endpoint(request: Request) -> Response:
+            return await handlers[request.method](request, state(request), target)
+    return endpoint

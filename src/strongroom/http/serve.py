@@ -1,0 +1,175 @@
+"""Run the server: one uvicorn process, or a supervisor with N worker processes sharing a socket.
+
+With several workers the supervisor binds the socket, spawns the workers, and relays lock-state
+changes between them (see `http.control`): it forwards one worker's unlock or lock to the others
+and answers when all have applied it, and it decides auto-lock from the activity the workers
+report. It never stores the master key. SIGTERM (or SIGINT) is forwarded to every worker; uvicorn
+then stops accepting, lets in-flight requests finish (up to `graceful_timeout`), and the vault's
+writer commits what is queued before the process exits. If a worker dies unexpectedly the
+supervisor stops the others and exits 1, so a process manager restarts the server whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import socket
+import time
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+import uvicorn
+
+from strongroom.http.app import create_app
+from strongroom.http.control import WorkerLink
+from strongroom.http.settings import ServerSettings
+
+__all__ = ["Supervisor", "serve"]
+
+log = logging.getLogger("strongroom.http")
+
+
+def _config(app: Any, settings: ServerSettings) -> uvicorn.Config:
+    return uvicorn.Config(app, host=settings.host, port=settings.port, loop="uvloop",
+                          http="httptools", lifespan="on", access_log=False,
+                          log_level="warning", server_header=False,
+                          timeout_graceful_shutdown=int(settings.graceful_timeout))
+
+
+def serve(settings: ServerSettings) -> int:
+    """Run until SIGTERM/SIGINT; return the exit status."""
+    if settings.workers == 1:
+        server = uvicorn.Server(_config(create_app(settings), settings))
+        server.run()
+        return 0 if server.started else 1
+    return Supervisor(settings).run()
+
+
+def _report_interval(settings: ServerSettings) -> float:
+    return max(0.05, min(1.0, settings.auto_lock_timeout.total_seconds() / 10))
+
+
+def worker_main(settings: ServerSettings, sock: socket.socket, conn: Connection) -> None:
+    """Entry point of a worker process."""
+    interval = _report_interval(settings)
+    app = create_app(settings, link_factory=lambda vault: WorkerLink(conn, vault, interval))
+    uvicorn.Server(_config(app, settings)).run(sockets=[sock])
+
+
+class Supervisor:
+    """The parent of N workers: relays lock state, owns auto-lock, forwards signals."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self._conns: list[Connection] = []
+        self._procs: list[Any] = []
+        self._pending: dict[tuple[int, int], set[int]] = {}
+        self._ops: dict[tuple[int, int], str] = {}
+        self._unlocked = settings.master_key is not None
+        self._last_activity = time.time()
+        self._stopping = False
+
+    def _bind(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.settings.host, self.settings.port))
+        sock.listen(2048)
+        sock.set_inheritable(True)
+        return sock
+
+    def run(self) -> int:
+        """Spawn the workers and supervise them until a stop signal; return the exit status."""
+        sock = self._bind()
+        ctx = multiprocessing.get_context("spawn")
+        for _ in range(self.settings.workers):
+            parent, child = ctx.Pipe(duplex=True)
+            proc = ctx.Process(target=worker_main, args=(self.settings, sock, child),
+                               daemon=False)
+            proc.start()
+            child.close()
+            self._conns.append(parent)
+            self._procs.append(proc)
+        sock.close()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+        status = self._loop()
+        self._shutdown()
+        return status
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self._stopping = True
+
+    def _loop(self) -> int:
+        sentinels = {p.sentinel: i for i, p in enumerate(self._procs)}
+        while not self._stopping:
+            ready = wait([*self._conns, *sentinels], timeout=0.2)
+            for item in ready:
+                if isinstance(item, int):
+                    log.error("worker %d exited unexpectedly; stopping the server",
+                              sentinels[item])
+                    return 1
+                if not isinstance(item, Connection):
+                    continue
+                try:
+                    message = item.recv()
+                except (EOFError, OSError):
+                    continue
+                self._handle(self._conns.index(item), message)
+            self._check_idle()
+        return 0
+
+    def _send(self, index: int, message: tuple[Any, ...]) -> None:
+        try:
+            self._conns[index].send(message)
+        except OSError:
+            log.error("worker %d is unreachable", index)
+
+    def _handle(self, index: int, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "activity":
+            self._last_activity = max(self._last_activity, float(message[1]))
+        elif kind == "bcast":
+            _, bid, op, payload = message
+            key = (index, bid)
+            others = {i for i in range(len(self._conns)) if i != index}
+            self._pending[key], self._ops[key] = others, op
+            for i in others:
+                self._send(i, ("apply", key, op, payload))
+            self._maybe_done(key)
+        elif kind == "ack":
+            key = (int(message[1][0]), int(message[1][1]))
+            self._pending.get(key, set()).discard(index)
+            self._maybe_done(key)
+
+    def _maybe_done(self, key: tuple[int, int]) -> None:
+        if key in self._pending and not self._pending[key]:
+            del self._pending[key]
+            op = self._ops.pop(key)
+            if op == "unlock":
+                self._unlocked, self._last_activity = True, time.time()
+            elif op == "lock":
+                self._unlocked = False
+            self._send(key[0], ("done", key[1]))
+
+    def _check_idle(self) -> None:
+        s = self.settings
+        idle = time.time() - self._last_activity
+        if s.auto_lock and self._unlocked and idle >= s.auto_lock_timeout.total_seconds():
+            self._unlocked = False
+            for i in range(len(self._conns)):
+                self._send(i, ("apply", None, "auto_lock", None))
+
+    def _shutdown(self) -> None:
+        for proc in self._procs:
+            if proc.is_alive():
+                proc.terminate()  # SIGTERM: uvicorn's graceful shutdown
+        deadline = time.monotonic() + self.settings.graceful_timeout + 10
+        for proc in self._procs:
+            proc.join(timeout=max(0.1, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        for conn in self._conns:
+            conn.close()

@@ -1,0 +1,130 @@
+"""ServerState: what every request handler shares (vault, token verifier, thread pool, link).
+
+Handlers are async; the core is synchronous, so every core call goes through `run()`, which hands
+it to a dedicated thread pool. Authorisation lives here too: `SuperAdmin`/`Admin` pass every
+check except `rotate-all` (SuperAdmin only); any other role needs a policy granting the capability
+on the path. Every refusal is audited before the 403 is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from starlette.requests import Request
+
+from strongroom import errors
+from strongroom.core import Vault
+from strongroom.core.access import LoginLimiter
+from strongroom.core.policy import ADMIN_ROLES, SUPERADMIN, Policy
+from strongroom.core.tokens import JWTAuth, Principal
+from strongroom.http import deps
+from strongroom.http.control import PeerLink
+from strongroom.http.metrics import Metrics
+from strongroom.http.settings import ServerSettings
+
+__all__ = ["Caller", "ServerState"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An authenticated request: who, from where, which request."""
+
+    principal: Principal
+    ip: str
+    request_id: str
+
+    @property
+    def is_admin(self) -> bool:
+        """SuperAdmin or Admin."""
+        return self.principal.role in ADMIN_ROLES
+
+    def kw(self) -> dict[str, Any]:
+        """The audit keywords every core operation takes."""
+        return {"user_id": self.principal.user_id, "ip": self.ip, "request_id": self.request_id}
+
+
+class ServerState:
+    """Shared by all requests of one worker process."""
+
+    def __init__(self, settings: ServerSettings, vault: Vault, link: PeerLink,
+                 metrics: Metrics) -> None:
+        self.settings = settings
+        self.vault = vault
+        self.link = link
+        self.metrics = metrics
+        self.auth = JWTAuth(settings.jwt_secret.reveal(), default_ttl=settings.token_ttl)
+        self.limiter = LoginLimiter(settings.vault_config().clock)
+        self.executor = ThreadPoolExecutor(settings.threads, thread_name_prefix="strongroom-op")
+        self.policies = deps.PolicyCache()
+
+    async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run a synchronous core call in the thread pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+
+    def client_ip(self, request: Request) -> str:
+        """The client address (trusted proxies honoured)."""
+        return deps.client_ip(request.scope, self.settings.proxy_networks)
+
+    def caller(self, request: Request) -> Caller:
+        """The authenticated caller.
+
+        Raises:
+            AuthenticationFailed: no valid bearer token.
+        """
+        who = deps.principal(request, self.auth)
+        return Caller(who, self.client_ip(request), deps.request_id(request.scope))
+
+    async def deny(self, caller: Caller, action: str, path: str | None) -> errors.PermissionDenied:
+        """Audit a refusal and return the error to raise."""
+        await self.run(self.vault.record_denied, action, path, caller.principal.user_id,
+                       caller.ip, caller.request_id)
+        return errors.PermissionDenied()
+
+    async def require_admin(self, caller: Caller, action: str, *, superadmin: bool = False,
+                            path: str | None = None) -> None:
+        """Allow only SuperAdmin/Admin (SuperAdmin alone when `superadmin`).
+
+        Raises:
+            PermissionDenied: any other role (audited).
+        """
+        role = caller.principal.role
+        if role == SUPERADMIN or (not superadmin and role in ADMIN_ROLES):
+            return
+        raise await self.deny(caller, action, path)
+
+    async def policies_of(self, caller: Caller) -> list[Policy]:
+        """The stored policies the caller's token names (cached for a few seconds)."""
+        names = caller.principal.policies
+        if not names:
+            return []
+        cached = self.policies.get(names)
+        if cached is None:
+            cached = await self.run(self.vault.get_policies, list(names))
+            self.policies.put(names, cached)
+        return cached
+
+    async def require(self, caller: Caller, capability: str, action: str, path: str) -> None:
+        """Allow admins, or a policy granting `capability` on `path`.
+
+        Raises:
+            PermissionDenied: nothing grants it (audited).
+        """
+        if caller.is_admin:
+            return
+        if any(p.allows(capability, path) for p in await self.policies_of(caller)):
+            return
+        raise await self.deny(caller, action, path)
+
+    def close(self) -> None:
+        """Stop the link and the thread pool, then close the vault (queued writes finish)."""
+        self.link.close()
+        self.executor.shutdown(wait=True)
+        self.vault.close()
