@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def bao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with bao_dev_server(tmp_path_factory.mktemp("bao")) as url:
+    with bao_dev_server(tmp_path_factory.mktemp("bao")) as server:
+        url = server.url
         client = hvac.Client(url=url, token=ROOT_TOKEN)
         kv = client.secrets.kv.v2
         for i in range(3):

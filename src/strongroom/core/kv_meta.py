@@ -99,6 +99,19 @@ class KVMetadataMixin(SecretsMixin):
         return row
 
     # -- metadata -------------------------------------------------------------------------
+    def kv_exists(self, path: str) -> bool:
+        """Whether a live key is at `path` (not audited: callers use it to pick the capability
+        a write needs, `create` or `update`, before the audited write itself).
+
+        Raises:
+            InvalidInput: bad path.
+            VaultLocked: the vault is locked.
+        """
+        validate_path(path)
+        self._require_unlocked()
+        with self._storage.read() as tx:
+            return self._kv_row(tx, path) is not None
+
     def kv_read_metadata(self, path: str, *, user_id: int = 1, ip: str = "cli",
                          request_id: str | None = None) -> KVMetadata:
         """A key's metadata and the state of each of its stored versions.
