@@ -95,12 +95,12 @@ def run_steps(url: str, token: str) -> dict[str, tuple[int, str | None, Any]]:
         for step, method, path, body, headers in STEPS:
             content = None if body is None else httpx.Request(
                 "POST", "http://x", json=body).content
-            response = http.request(method, path, content=content,
-                                    headers={k: v for k, v in headers.items() if v} or None)
-            if "X-Vault-Token" in headers:  # send the request again without our token
-                response = httpx.request(method, f"{url}/v1/{path}", headers={
-                    k: v for k, v in headers.items() if v})
-            parsed = response.json() if response.content else None
+            extra = {k: v for k, v in headers.items() if v}
+            if "X-Vault-Token" in headers:  # this step replaces (or drops) our token
+                response = httpx.request(method, f"{url}/v1/{path}", headers=extra)
+            else:
+                response = http.request(method, path, content=content, headers=extra or None)
+            parsed: Any = response.json() if response.content else None
             if step == "mounts":  # OpenBao lists its system mounts too; compare `secret/`
                 parsed = {"top": parsed["secret/"], "data": parsed["data"]["secret/"]}
             out[step] = (response.status_code, response.headers.get("content-type"), parsed)
