@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -348,3 +349,36 @@ def test_import_keeps_numbers_times_and_states(vault: Vault, clock: ManualClock)
     vault.kv_import("imp/b", [], max_versions=2)  # metadata only, as Vault allows
     assert vault.kv_read_metadata("imp/b").current_version == 0
     assert vault.verify_audit().ok
+
+
+def test_migration_0002_upgrades_an_existing_vault(dsn: str, clock: ManualClock) -> None:
+    """A database at revision 0001 is brought to 0002 (the KV config table) when opened."""
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    from strongroom.storage import HEAD_REVISION, open_storage
+
+    migrations = Path(__file__).resolve().parents[2] / "src/strongroom/storage/migrations"
+    engine = sa.create_engine(dsn.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            cfg = Config()
+            cfg.set_main_option("script_location", str(migrations))
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0001")
+            conn.commit()
+            assert not sa.inspect(conn).has_table("vault_kv_config")
+    finally:
+        engine.dispose()
+    open_storage(dsn).dispose()
+    v = open_vault(dsn, fast_config(clock=clock, auto_lock=False))
+    try:
+        v.unlock(MASTER_KEY)
+        v.create_secret("old/a", "kept")
+        v.kv_write_config(max_versions=4)
+        assert v.kv_read_config().max_versions == 4 and v.kv_read("old/a").data == {
+            "value": "kept"}
+    finally:
+        v.close()
+    assert HEAD_REVISION == "0002"

@@ -65,6 +65,14 @@ def test_kv_commands(server: Strongroom, tmp_path: Path) -> None:
     assert after["versions"]["1"]["destroyed"] is True
     assert as_json(run("kv", "get", "-format=json", "secret/cli/a"))["data"]["data"] == {
         "k": "w", "extra": "1"}
+    ok(run("kv", "rollback", "-version=2", "secret/cli/a"))
+    assert as_json(run("kv", "get", "-format=json", "secret/cli/a"))["data"]["data"] == {"k": "w"}
+    ok(run("kv", "metadata", "put", "-max-versions=7", "-custom-metadata=team=ops",
+           "secret/cli/a"))
+    meta = as_json(run("kv", "metadata", "get", "-format=json", "secret/cli/a"))["data"]
+    assert meta["max_versions"] == 7 and meta["custom_metadata"] == {"team": "ops"}
+    ok(run("kv", "metadata", "delete", "secret/cli/b/c"))
+    assert as_json(run("kv", "list", "-format=json", "secret/cli")) == ["a"]
     missing = run("kv", "get", "secret/cli/none")
     assert missing.returncode == 2 and "No value found" in missing.stderr
 
