@@ -77,7 +77,16 @@ def test_kv_commands(server: Strongroom, tmp_path: Path) -> None:
     assert missing.returncode == 2 and "No value found" in missing.stderr
 
 
-def test_status_with_vault_and_bao_variables(server: Strongroom, tmp_path: Path) -> None:
+def test_status_seal_and_unseal(server: Strongroom, tmp_path: Path) -> None:
     for prefix in ("VAULT", "BAO"):
         out = ok(bao(server, tmp_path, "status", prefix=prefix))
         assert "Sealed          false" in out and "Total Shares    1" in out
+    ok(bao(server, tmp_path, "operator", "seal"))
+    try:
+        sealed = bao(server, tmp_path, "status")
+        assert sealed.returncode == 2 and "Sealed             true" in sealed.stdout
+        refused = bao(server, tmp_path, "kv", "get", "secret/cli/a")
+        assert refused.returncode == 2 and "Vault is sealed" in refused.stderr
+    finally:
+        unsealed = bao(server, tmp_path, "operator", "unseal", server.master_key)
+    assert unsealed.returncode == 0 and "Sealed          false" in unsealed.stdout

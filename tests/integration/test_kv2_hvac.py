@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -189,8 +188,8 @@ def test_scenario_values(results: tuple[dict[str, Any], dict[str, Any]]) -> None
 
 
 def test_errors_have_vaults_exact_content_type(servers: tuple[Strongroom, Target, Target],
-                                               ) -> None:
-    ours, _, _ = servers
+                                               results: object) -> None:
+    ours, _, _ = servers  # `results`: the scenario wrote the secrets read here
     headers = {"X-Vault-Token": ours.token()}
     missing = httpx.get(f"{ours.url}/v1/secret/data/hv/none", headers=headers)
     assert missing.status_code == 404 and missing.json() == {"errors": []}
@@ -211,8 +210,8 @@ def test_errors_have_vaults_exact_content_type(servers: tuple[Strongroom, Target
 
 
 def test_policies_apply_and_v1_is_audited(servers: tuple[Strongroom, Target, Target],
-                                          tmp_path: Path) -> None:
-    ours, _, _ = servers
+                                          results: object) -> None:
+    ours, _, _ = servers  # `results`: the scenario wrote the secrets read here
     local = open_vault(ours.dsn, fast_config(auto_lock=False))
     try:
         local.write_policy("kv2-ro", "hv/dir/*: read, list")
