@@ -28,6 +28,9 @@ STEPS: list[tuple[str, str, str, Any, dict[str, str]]] = [
     ("patch_missing", "PATCH", "secret/data/raw/none", {"data": {"t": "y"}}, MERGE),
     ("patch", "PATCH", "secret/data/raw/a", {"data": {"s": None, "t": "y"}}, MERGE),
     ("read_patched", "GET", "secret/data/raw/a", None, {}),
+    ("patch_cas", "PATCH", "secret/data/raw/a", {"data": {"t": "z"}, "options": {"cas": 9}},
+     MERGE),
+    ("patch_no_data", "PATCH", "secret/data/raw/a", {"nodata": 1}, MERGE),
     ("meta_write", "POST", "secret/metadata/raw/a",
      {"custom_metadata": {"n": 1, "b": True}, "max_versions": 3}, {}),
     ("meta_patch", "PATCH", "secret/metadata/raw/a",
@@ -39,6 +42,11 @@ STEPS: list[tuple[str, str, str, Any, dict[str, str]]] = [
     ("delete_csv", "POST", "secret/delete/raw/a", {"versions": "1"}, {}),
     ("delete_none", "POST", "secret/delete/raw/a", {"versions": []}, {}),
     ("read_deleted", "GET", "secret/data/raw/a?version=1", None, {}),
+    ("p1", "POST", "secret/data/raw/p", {"data": {"a": 1}}, {}),
+    ("p_delete", "DELETE", "secret/data/raw/p", None, {}),
+    ("patch_deleted", "PATCH", "secret/data/raw/p", {"data": {"b": 1}}, MERGE),
+    ("patch_deleted_cas", "PATCH", "secret/data/raw/p", {"data": {"b": 1}, "options": {"cas": 7}},
+     MERGE),
     ("subkeys_deleted", "GET", "secret/subkeys/raw/a?version=1", None, {}),
     ("bad_version", "GET", "secret/data/raw/a?version=abc", None, {}),
     ("list_root", "LIST", "secret/metadata", None, {}),
@@ -136,5 +144,6 @@ def test_values_behind_the_shapes(both: tuple[dict[str, Any], dict[str, Any]]) -
     assert ours["m_meta"][2]["data"]["oldest_version"] == 2
     assert ours["m_meta"][2]["data"]["versions"]["3"]["deletion_time"] != ""
     assert ours["list_root"][2]["data"]["keys"] == ["raw/"]
+    assert ours["patch_deleted"][2]["data"]["deletion_time"] != ""
     assert ours["health_codes"][0] == 299 and ours["patch_wrong_type"][0] == 415
     assert ours["patch_missing"] == (404, "application/json", None)

@@ -180,8 +180,8 @@ class KVMixin(KVImportMixin):
 
         def run(tx: Tx) -> tuple[KVVersionMeta, int]:
             row = self._kv_existing(tx, path)
-            stored = self._kv_version(tx, row, 0)
             self._kv_check_cas(tx, row, cas)
+            stored = self._kv_version(tx, row, 0)
             assert stored.value is not None  # noqa: S101 - checked by _kv_version
             current = decode_value(self._decrypt(tx, stored.value, row.id, row.path,
                                                  stored.version))

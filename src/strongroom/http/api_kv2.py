@@ -50,12 +50,14 @@ def _cas(body: dict[str, Any]) -> int | None:
     return None if cas is None else parse_int(cas, "cas")
 
 
-def _deleted(exc: errors.VersionDeleted, caller: Caller, key: str) -> Response:
-    """Vault's 404 for a deleted or destroyed version: the full envelope, `key` null."""
+def _deleted(exc: errors.VersionDeleted, caller: Caller, key: str | None) -> Response:
+    """Vault's 404 for a deleted or destroyed version: the full envelope with `key` null and
+    the version's metadata (for PATCH, `key` None: the metadata is the data, as Vault sends)."""
     meta = exc.details
     if not isinstance(meta, KVVersionMeta):
         return json_response({"errors": []}, 404)
-    return json_response(envelope({key: None, "metadata": version_meta_json(meta)},
+    data = version_meta_json(meta)
+    return json_response(envelope(data if key is None else {key: None, "metadata": data},
                                   request_id=caller.request_id), 404)
 
 
@@ -93,9 +95,9 @@ async def data(request: Request) -> Response:
                                 **caller.kw())
         return json_response(envelope(version_meta_json(meta), request_id=caller.request_id))
     except errors.VersionDeleted as exc:
-        if caller is None or request.method == "PATCH":
-            return Response(status_code=404, headers=NO_STORE, media_type=JSON)
-        return _deleted(exc, caller, "data")
+        if caller is None:
+            return vault_error(exc, request)
+        return _deleted(exc, caller, None if request.method == "PATCH" else "data")
     except errors.NotFound as exc:
         if request.method == "PATCH":  # Vault: 404 with an empty body
             return Response(status_code=404, headers=NO_STORE, media_type=JSON)
