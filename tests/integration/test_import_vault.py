@@ -101,3 +101,10 @@ def test_import_reports_a_bad_token(bao: str, tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "403" in done.stderr and "permission denied" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_import_refuses_a_mount_that_is_not_kv2(bao: str, tmp_path: Path) -> None:
+    done = run_import(f"sqlite:///{tmp_path / 'v.db'}", "--addr", bao, "--token", ROOT_TOKEN,
+                      "--mount", "cubbyhole")
+    assert done.returncode == 1
+    assert "mount 'cubbyhole' is not a KV version 2 mount" in done.stderr

@@ -87,6 +87,28 @@ class VaultSource:
         data = body.get("data") if isinstance(body, dict) else None
         return data if isinstance(data, dict) else {}
 
+    def check_mount(self) -> None:
+        """Refuse a mount the source says is not KV version 2 (when it says: the check needs
+        no more than the token's access to the mount).
+
+        Raises:
+            SourceError: the mount is of another type or KV version 1.
+        """
+        try:
+            response = self._http.get(f"sys/internal/ui/mounts/{quote(self.mount)}")
+        except httpx.HTTPError as exc:
+            raise SourceError(f"cannot reach the source: {type(exc).__name__}") from exc
+        if response.status_code != 200:
+            return
+        try:
+            mount = response.json().get("data") or {}
+        except (ValueError, AttributeError):
+            return
+        version = str((mount.get("options") or {}).get("version", ""))
+        if mount.get("type") not in ("kv", "generic") or version != "2":
+            raise SourceError(f"mount {self.mount!r} is not a KV version 2 mount "
+                              f"(type {mount.get('type')!r}, version {version or 'none'!r})")
+
     def keys(self, folder: str = "") -> Iterator[str]:
         """Every key under `folder`, depth first, in sorted order."""
         listing = self._get("metadata", folder, list="true")
@@ -145,6 +167,7 @@ def import_mount(source: VaultSource, vault: Vault, *, prefix: str = "", replace
         SourceError: the source cannot be listed.
     """
     report = ImportReport()
+    source.check_mount()
     for key in source.keys():
         target = f"{prefix}/{key}" if prefix else key
         try:
