@@ -205,6 +205,12 @@ def test_errors_have_vaults_exact_content_type(servers: tuple[Strongroom, Target
     bearer = httpx.get(f"{ours.url}/v1/secret/data/hv/app",
                        headers={"Authorization": f"Bearer {ours.token()}"})
     assert bearer.status_code == 200 and "port" not in bearer.json()["data"]["data"]
+    deep: dict[str, Any] = {}
+    for _ in range(40):
+        deep = {"a": deep}
+    nested = httpx.post(f"{ours.url}/v1/secret/data/hv/deep", headers=headers,
+                        json={"data": deep})
+    assert nested.status_code == 400 and "nested too deeply" in nested.json()["errors"][0]
     unknown = httpx.get(f"{ours.url}/v1/kv/data/x", headers=headers)
     assert unknown.status_code == 404 and unknown.headers["content-type"] == "application/json"
 

@@ -93,9 +93,19 @@ async def json_body(request: Request) -> dict[str, Any]:
         raise errors.InvalidInput("failed to parse JSON input") from exc
     if not isinstance(body, dict):
         raise errors.InvalidInput("the request body must be a JSON object")
-    if deps._depth(body) > deps.MAX_JSON_DEPTH:
+    if _too_deep(body, deps.MAX_JSON_DEPTH):
         raise errors.InvalidInput("JSON body is nested too deeply")
     return body
+
+
+def _too_deep(value: object, budget: int) -> bool:
+    """True when `value` nests objects or arrays more than `budget` levels deep."""
+    if isinstance(value, dict | list):
+        if budget <= 0:
+            return True
+        items = value.values() if isinstance(value, dict) else value
+        return any(_too_deep(item, budget - 1) for item in items)
+    return False
 
 
 def require_merge_patch(request: Request) -> None:
