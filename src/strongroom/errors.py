@@ -13,6 +13,7 @@ StrongroomError                       internal             500  exit 1
 │   ├── SecretNotFound                secret_not_found     404  exit 1
 │   │   └── SecretExpired             secret_expired       404  exit 1
 │   ├── VersionNotFound               version_not_found    404  exit 1
+│   │   └── VersionDeleted            version_deleted      404  exit 1
 │   └── UserNotFound                  user_not_found       404  exit 1
 ├── Conflict                          conflict             409  exit 1
 │   ├── SecretExists                  secret_exists        409  exit 1
@@ -47,6 +48,7 @@ __all__ = [
     "UserNotFound",
     "VaultLocked",
     "VersionConflict",
+    "VersionDeleted",
     "VersionNotFound",
     "error_for_code",
 ]
@@ -153,6 +155,21 @@ class VersionNotFound(NotFound):
 
     code = "version_not_found"
     default_message = "version not found"
+
+
+class VersionDeleted(VersionNotFound):
+    """The version exists but is soft-deleted or destroyed (KV v2).
+
+    `details` carries the version's metadata (a `core.kv.KVVersionMeta`), which the
+    Vault-compatible API returns with its 404, as Vault does.
+    """
+
+    code = "version_deleted"
+    default_message = "version deleted"
+
+    def __init__(self, message: str | None = None, details: object = None) -> None:
+        super().__init__(message)
+        self.details = details
 
 
 class UserNotFound(NotFound):

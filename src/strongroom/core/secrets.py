@@ -17,7 +17,7 @@ from strongroom.core.vault import Actor, VaultBase
 from strongroom.models import SecretInfo, VersionInfo, validate_path, validate_prefix
 from strongroom.storage import SecretRow, Tx, VersionRow
 
-__all__ = ["SecretsMixin", "info_from_row"]
+__all__ = ["SecretsMixin", "as_text", "decode_value", "encode_value", "info_from_row", "is_deleted"]
 
 MAX_DESCRIPTION = 4096
 MAX_TOKEN_BYTES = 1024
@@ -53,6 +53,11 @@ def as_text(data: dict[str, Any]) -> str:
     if len(data) == 1 and isinstance(value, str):
         return value
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
+def is_deleted(version: VersionRow, now: datetime) -> bool:
+    """True when the version is soft-deleted at `now` (a future `deleted_at` is only scheduled)."""
+    return version.deleted_at is not None and version.deleted_at <= now
 
 
 def _check_version(version: object) -> int:
@@ -94,7 +99,7 @@ class SecretsMixin(VaultBase):
                    stored: VersionRow | None = None) -> dict[str, Any]:
         if stored is None:
             stored = tx.get_version(row.id, version)
-        if stored is None or stored.value is None or stored.deleted_at is not None:
+        if stored is None or stored.value is None or is_deleted(stored, self._clock.now()):
             raise errors.VersionNotFound()
         return decode_value(self._decrypt(tx, stored.value, row.id, row.path, version))
 
@@ -111,14 +116,23 @@ class SecretsMixin(VaultBase):
         return as_text(self._read_data(tx, row, stored.version, stored)), row.id
 
     def _add_version(self, tx: Tx, row: SecretRow, data: dict[str, Any], user_id: int) -> int:
-        """Store `data` as the next version of `row` and make it current."""
+        """Store `data` as the next version of `row` and make it current.
+
+        The KV v2 settings apply to every front-end: a `delete_version_after` (the secret's, else
+        the mount's) schedules the version's soft deletion, and versions beyond the larger of the
+        secret's and the mount's `max_versions` are pruned (0 for both: keep every version).
+        """
         now = self._clock.now()
         number = row.version + 1
+        mount = tx.kv_config()
         envelope, term = self._encrypt(tx, encode_value(data), row.id, row.path, number)
-        tx.insert_version(VersionRow(row.id, number, envelope, term, user_id, now))
+        ttl = row.delete_version_after or mount.delete_version_after
+        deleted_at = now + timedelta(seconds=ttl) if ttl > 0 else None
+        tx.insert_version(VersionRow(row.id, number, envelope, term, user_id, now, deleted_at))
         tx.set_current_version(row.id, number, now)
-        if row.max_versions > 0 and number > row.max_versions:
-            tx.delete_versions(row.id, list(range(1, number - row.max_versions + 1)))
+        limit = max(row.max_versions, mount.max_versions)
+        if limit > 0 and number > limit:
+            tx.prune_versions(row.id, number - limit + 1)
         return number
 
     # -- operations -----------------------------------------------------------------------
@@ -156,8 +170,10 @@ class SecretsMixin(VaultBase):
                 tx.delete_secret(old.id)
             expires_at = now + expires_in if expires_in else None
             secret_id = tx.insert_secret(path, description, actor.user_id, now, expires_at)
-            envelope, term = self._encrypt(tx, encode_value(data), secret_id, path, 1)
-            tx.insert_version(VersionRow(secret_id, 1, envelope, term, actor.user_id, now))
+            tx.update_secret(secret_id, version=0)
+            row = tx.secret_by_path(path)
+            assert row is not None  # noqa: S101 - inserted above in this transaction
+            self._add_version(tx, row, data, actor.user_id)
             row = tx.secret_by_path(path)
             assert row is not None  # noqa: S101 - inserted above in this transaction
             return info_from_row(row), secret_id

@@ -1,5 +1,6 @@
-"""`Vault`: the complete vault service, assembled from its parts (secrets, rotation, audit queries
-and export); every part shares `VaultBase`'s lock state and writer.
+"""`Vault`: the complete vault service, assembled from its parts (secrets, KV v2, rotation,
+users and policies, audit queries and export); every part shares `VaultBase`'s lock state and
+writer.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from strongroom import errors
 from strongroom.core.access import AccessMixin
 from strongroom.core.audit import entry_from_row, verify_chain
 from strongroom.core.audit_export import AuditExportMixin
+from strongroom.core.kv import KVMixin
 from strongroom.core.rotation import RotationMixin
 from strongroom.models import AuditEntry, AuditVerification
 
@@ -18,7 +20,7 @@ __all__ = ["Vault"]
 MAX_AUDIT_LIMIT = 10_000
 
 
-class Vault(AccessMixin, RotationMixin, AuditExportMixin):
+class Vault(AccessMixin, RotationMixin, AuditExportMixin, KVMixin):
     """A vault on one database. Thread-safe; share one instance per process."""
 
     def audit_logs(self, *, path: str | None = None, user_id: int | None = None,

@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import strongroom
 from strongroom import errors
 from strongroom.core import Vault, open_vault
-from strongroom.http import api_vault, deps
+from strongroom.http import api_kv2, api_vault, deps
 from strongroom.http.control import LocalLink, PeerLink
 from strongroom.http.errors import error_response, handle_exception, json_response
 from strongroom.http.metrics import CONTENT_TYPE, Metrics
@@ -169,7 +169,7 @@ def create_app(settings: ServerSettings, *, vault: Vault | None = None,
             state.close()
 
     routes = [*build_routes(api_vault.OPERATIONS, server_state), *_extra_routes(settings),
-              *extra_routes]
+              *extra_routes, *api_kv2.ROUTES]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=_handlers())
 
     def current_metrics() -> Metrics | None:

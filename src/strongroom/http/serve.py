@@ -32,8 +32,10 @@ log = logging.getLogger("strongroom.http")
 
 
 def _config(app: Any, settings: ServerSettings) -> uvicorn.Config:
+    # h11, not httptools: llhttp rejects the LIST method, which hvac's list_secrets sends to
+    # /v1/ (measured: the same KV read throughput, ~8% less on trivial endpoints).
     return uvicorn.Config(app, host=settings.host, port=settings.port, loop="uvloop",
-                          http="httptools", lifespan="on", access_log=False,
+                          http="h11", lifespan="on", access_log=False,
                           log_level="warning", server_header=False, proxy_headers=False,
                           timeout_graceful_shutdown=int(settings.graceful_timeout))
 

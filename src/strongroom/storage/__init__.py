@@ -16,6 +16,7 @@ from strongroom import errors
 from strongroom.storage.base import (
     AuditRow,
     KeysRow,
+    KVConfigRow,
     NewAudit,
     PolicyRow,
     SecretRow,
@@ -27,6 +28,7 @@ from strongroom.storage.engine import Storage, Tx
 
 __all__ = [
     "AuditRow",
+    "KVConfigRow",
     "KeysRow",
     "NewAudit",
     "PolicyRow",
@@ -41,7 +43,7 @@ __all__ = [
 ]
 
 #: The newest migration; when the database is already there, Alembic is not even imported.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 0x5354524F4E47  # "STRONG"
 

@@ -11,6 +11,7 @@ from typing import Any
 
 __all__ = [
     "AuditRow",
+    "KVConfigRow",
     "KeysRow",
     "NewAudit",
     "PolicyRow",
@@ -104,6 +105,18 @@ class AuditRow:
     error: str | None
     request_id: str | None
     mac: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class KVConfigRow:
+    """The mount-wide KV v2 settings (the single `vault_kv_config` row; zeros when absent).
+
+    `delete_version_after` is in seconds; 0 means never. `max_versions` 0 means no mount limit.
+    """
+
+    max_versions: int = 0
+    cas_required: bool = False
+    delete_version_after: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ __all__ = [
     "audit_logs",
     "key_terms",
     "keys",
+    "kv_config",
     "metadata",
     "policies",
     "secret_versions",
@@ -149,5 +150,14 @@ policies = Table(
     Column("name", String(128), primary_key=True),
     Column("rules", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+kv_config = Table(
+    "vault_kv_config", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("max_versions", Integer, nullable=False, default=0),
+    Column("cas_required", Boolean, nullable=False, default=False),
+    Column("delete_version_after", Integer, nullable=False, default=0),
     Column("updated_at", UTCDateTime, nullable=False),
 )

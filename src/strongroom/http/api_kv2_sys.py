@@ -1,0 +1,199 @@
+"""`/v1/sys/...` and `/v1/auth/token/lookup-self`: the Vault system endpoints clients call
+around KV v2 (health, seal status, unseal/seal as unlock/lock, mounts, token lookup).
+
+Our single-key model reports a Shamir seal with `t=1, n=1`: `sys/unseal` takes the master key
+as `key` and unlocks, `sys/seal` locks. Unlike Vault, both need an administrator's token, as
+`/api/vault/unlock` and `/lock` do (the design document's rule); with several worker processes
+the change is relayed to every sibling as for `/api/vault`. Health, seal-status, leader and init
+are unauthenticated, unaudited, and not activity (they never delay auto-lock).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from strongroom import __version__, errors
+from strongroom.http import deps
+from strongroom.http.errors import NO_STORE, json_response
+from strongroom.http.kv2_deps import (
+    JSON,
+    json_body,
+    no_content,
+    state_of,
+    vault_caller,
+    vault_error,
+)
+from strongroom.http.kv2_format import MOUNT_PATH, envelope, mount_json
+from strongroom.http.state import ServerState
+
+__all__ = ["ROUTES", "no_route"]
+
+CLUSTER_NAME = "strongroom"
+_HEALTH_CODES = {"activecode": 200, "standbycode": 429, "sealedcode": 503, "uninitcode": 501,
+                 "drsecondarycode": 472, "performancestandbycode": 473}
+
+
+async def no_route(request: Request) -> Response:
+    """Vault's answer for a path no handler serves."""
+    rest = request.url.path.removeprefix("/v1/")[:200]
+    return json_response({"errors": [f'no handler for route "{rest}". route entry not found.']},
+                         404)
+
+
+def _seal_status(st: ServerState) -> dict[str, Any]:
+    status = st.vault.status()
+    body: dict[str, Any] = {
+        "type": "shamir", "initialized": status.initialized, "sealed": status.locked,
+        "t": 1, "n": 1, "progress": 0, "nonce": "", "version": __version__,
+        "build_date": "", "migration": False, "recovery_seal": False,
+        "storage_type": st.vault.storage_label.split(":", 1)[0].split("+", 1)[0],
+    }
+    if not status.locked:
+        body["cluster_name"] = CLUSTER_NAME
+        body["cluster_id"] = status.vault_id or ""
+    return body
+
+
+async def health(request: Request) -> Response:
+    """Vault's health check; the status code follows its `*code` query options."""
+    codes = dict(_HEALTH_CODES)
+    for name in codes:
+        raw = request.query_params.get(name)
+        if raw is not None:
+            if not raw.isdigit() or not 100 <= int(raw) <= 599:
+                return json_response({"errors": []}, 400)
+            codes[name] = int(raw)
+    st = state_of(request)
+    status = await st.run(st.vault.status)
+    code = (codes["uninitcode"] if not status.initialized else
+            codes["sealedcode"] if status.locked else codes["activecode"])
+    if request.method == "HEAD":
+        return Response(status_code=code, headers=NO_STORE, media_type=JSON)
+    return json_response({
+        "initialized": status.initialized, "sealed": status.locked, "standby": False,
+        "performance_standby": False, "replication_performance_mode": "disabled",
+        "replication_dr_mode": "disabled", "server_time_utc": int(time.time()),
+        "version": __version__, "cluster_name": CLUSTER_NAME,
+        "cluster_id": status.vault_id or ""}, code)
+
+
+async def seal_status(request: Request) -> Response:
+    """Seal (lock) state in Vault's shape; a single key: t=1, n=1."""
+    st = state_of(request)
+    return json_response(await st.run(_seal_status, st))
+
+
+async def unseal(request: Request) -> Response:
+    """Unlock with `{"key": <master key>}`; `{"reset": true}` only reports the state."""
+    st = state_of(request)
+    try:
+        caller = vault_caller(request, st, check_lock=False)
+        await st.require_admin(caller, "unlock")
+        body = await json_body(request)
+        key = body.get("key")
+        if not body.get("reset"):
+            if not isinstance(key, str) or not key:
+                raise errors.InvalidInput("missing required 'key' parameter")
+            await st.run(st.vault.unlock, key, **caller.kw())
+            await st.run(st.link.publish_unlock, key, caller.principal.user_id, caller.ip,
+                         caller.request_id)
+        return json_response(await st.run(_seal_status, st))
+    except errors.StrongroomError as exc:
+        return vault_error(exc, request)
+
+
+async def seal(request: Request) -> Response:
+    """Lock the vault (administrators only); 204."""
+    st = state_of(request)
+    try:
+        caller = vault_caller(request, st, check_lock=False)
+        await st.require_admin(caller, "lock")
+        await st.run(st.vault.lock, **caller.kw())
+        await st.run(st.link.publish_lock, caller.principal.user_id, caller.ip,
+                     caller.request_id)
+        return no_content()
+    except errors.StrongroomError as exc:
+        return vault_error(exc, request)
+
+
+async def leader(request: Request) -> Response:
+    """A single node without HA (what `bao status` reads)."""
+    return json_response({"ha_enabled": False})
+
+
+async def init_status(request: Request) -> Response:
+    """Whether the vault is initialised (its first unlock initialises it)."""
+    st = state_of(request)
+    status = await st.run(st.vault.status)
+    return json_response({"initialized": status.initialized})
+
+
+async def mounts(request: Request) -> Response:
+    """Our one secrets mount, `secret/` (KV v2), at the top level and in `data`, as Vault."""
+    st = state_of(request)
+    try:
+        caller = vault_caller(request, st)
+        listing = {MOUNT_PATH: mount_json(with_path=False)}
+        return json_response({**listing, **envelope(listing, request_id=caller.request_id,
+                                                    mount_type="system")})
+    except errors.StrongroomError as exc:
+        return vault_error(exc, request)
+
+
+async def ui_mount(request: Request) -> Response:
+    """The mount serving a path: how the CLI learns that `secret/` is KV version 2."""
+    st = state_of(request)
+    try:
+        caller = vault_caller(request, st)
+        first = request.path_params["path"].strip("/").split("/")[0]
+        if first != MOUNT_PATH.rstrip("/"):
+            raise errors.PermissionDenied(
+                "preflight capability check returned 403, please ensure client's policies "
+                f'grant access to path "{first[:100]}/"')
+        return json_response(envelope(mount_json(with_path=True), request_id=caller.request_id,
+                                      mount_type="system"))
+    except errors.StrongroomError as exc:
+        return vault_error(exc, request)
+
+
+async def lookup_self(request: Request) -> Response:
+    """The caller's token: user, role, policies, remaining lifetime (never the token)."""
+    st = state_of(request)
+    try:
+        principal = vault_caller(request, st).principal
+        ttl = max(int(principal.expires_at - time.time()), 0)
+        data = {
+            "accessor": "", "creation_time": 0, "creation_ttl": 0,
+            "display_name": f"jwt-{principal.user_id}", "entity_id": "",
+            "expire_time": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                         time.gmtime(principal.expires_at)),
+            "explicit_max_ttl": 0, "id": "", "issue_time": "",
+            "meta": {"user_id": str(principal.user_id), "role": principal.role},
+            "num_uses": 0, "orphan": True, "path": "auth/jwt",
+            "policies": sorted({principal.role, *principal.policies}), "renewable": False,
+            "ttl": ttl, "type": "service",
+        }
+        return json_response(envelope(data, request_id=deps.request_id(request.scope),
+                                      mount_type="token"))
+    except errors.StrongroomError as exc:
+        return vault_error(exc, request)
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/v1/sys/health", health, methods=["GET", "HEAD"], name="v1_health"),
+    Route("/v1/sys/seal-status", seal_status, methods=["GET"], name="v1_seal_status"),
+    Route("/v1/sys/unseal", unseal, methods=["PUT", "POST"], name="v1_unseal"),
+    Route("/v1/sys/seal", seal, methods=["PUT", "POST"], name="v1_seal"),
+    Route("/v1/sys/leader", leader, methods=["GET"], name="v1_leader"),
+    Route("/v1/sys/init", init_status, methods=["GET"], name="v1_init"),
+    Route("/v1/sys/mounts", mounts, methods=["GET"], name="v1_mounts"),
+    Route("/v1/sys/internal/ui/mounts/{path:path}", ui_mount, methods=["GET"],
+          name="v1_ui_mounts"),
+    Route("/v1/auth/token/lookup-self", lookup_self, methods=["GET", "POST"],
+          name="v1_lookup_self"),
+]

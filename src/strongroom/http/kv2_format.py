@@ -1,0 +1,105 @@
+"""Vault's wire shapes for the `/v1/` API: the response envelope, times, durations, and the JSON
+form of the core's KV v2 types (`core.kv_types`).
+
+Pure functions, no I/O. Field names and formats follow Vault/OpenBao byte for byte where a
+client could notice (RFC 3339 times with trailing zeros trimmed, Go duration strings,
+`custom_metadata` null when empty, `deletion_time` "" when unset).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from strongroom.core.kv_types import (
+    KVConfig,
+    KVMetadata,
+    KVVersionMeta,
+    KVVersionState,
+    format_go_duration,
+)
+
+__all__ = [
+    "MOUNT_PATH",
+    "config_json",
+    "envelope",
+    "metadata_json",
+    "mount_json",
+    "rfc3339",
+    "version_meta_json",
+]
+
+MOUNT_PATH = "secret/"
+#: Stable identifiers of our single KV v2 mount (Vault generates them per mount).
+MOUNT_ACCESSOR = "kv_strongroom"
+MOUNT_UUID = "00000000-0000-4000-8000-000000000002"
+
+
+def rfc3339(moment: datetime | None) -> str:
+    """Go's RFC 3339 with nanoseconds as Vault prints it (trailing zeros trimmed); "" for None."""
+    if moment is None:
+        return ""
+    utc = moment.astimezone(UTC)
+    fraction = f"{utc.microsecond:06d}".rstrip("0")
+    return utc.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
+
+
+def envelope(data: Any, *, request_id: str | None = None, mount_type: str | None = "kv",
+             auth: Any = None) -> dict[str, Any]:
+    """Vault's response envelope around `data`."""
+    body: dict[str, Any] = {
+        "request_id": request_id or str(uuid.uuid4()), "lease_id": "", "renewable": False,
+        "lease_duration": 0, "data": data, "wrap_info": None, "warnings": None, "auth": auth,
+    }
+    if mount_type is not None:
+        body["mount_type"] = mount_type
+    return body
+
+
+def version_meta_json(meta: KVVersionMeta) -> dict[str, Any]:
+    """The `metadata` of a `data/` read or the `data` of a `data/` write."""
+    return {"created_time": rfc3339(meta.created_at),
+            "custom_metadata": dict(meta.custom_metadata) or None,
+            "deletion_time": rfc3339(meta.deletion_time), "destroyed": meta.destroyed,
+            "version": meta.version}
+
+
+def _state_json(state: KVVersionState) -> dict[str, Any]:
+    return {"created_time": rfc3339(state.created_at),
+            "deletion_time": rfc3339(state.deletion_time), "destroyed": state.destroyed}
+
+
+def metadata_json(meta: KVMetadata) -> dict[str, Any]:
+    """The `data` of a `metadata/` read."""
+    return {
+        "cas_required": meta.cas_required, "created_time": rfc3339(meta.created_at),
+        "current_version": meta.current_version,
+        "custom_metadata": dict(meta.custom_metadata) or None,
+        "delete_version_after": format_go_duration(meta.delete_version_after),
+        "max_versions": meta.max_versions, "oldest_version": meta.oldest_version,
+        "updated_time": rfc3339(meta.updated_at),
+        "versions": {str(n): _state_json(s) for n, s in sorted(meta.versions.items())},
+    }
+
+
+def config_json(config: KVConfig) -> dict[str, Any]:
+    """The `data` of a `config` read."""
+    return {"cas_required": config.cas_required,
+            "delete_version_after": format_go_duration(config.delete_version_after),
+            "max_versions": config.max_versions}
+
+
+def mount_json(*, with_path: bool) -> dict[str, Any]:
+    """Our one mount as `sys/mounts` and `sys/internal/ui/mounts/...` describe it."""
+    mount: dict[str, Any] = {
+        "accessor": MOUNT_ACCESSOR,
+        "config": {"default_lease_ttl": 0, "force_no_cache": False, "max_lease_ttl": 0},
+        "deprecation_status": "supported", "description": "key/value secret storage",
+        "external_entropy_access": False, "local": False, "options": {"version": "2"},
+        "plugin_version": "", "running_plugin_version": "", "running_sha256": "",
+        "seal_wrap": False, "type": "kv", "uuid": MOUNT_UUID,
+    }
+    if with_path:
+        mount["path"] = MOUNT_PATH
+    return mount
