@@ -41,15 +41,8 @@ def bao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def run_import(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """`vaultctl import-vault`, or the stand-in when this tree's vaultctl lacks it."""
-    try:
-        from strongroom.cli import main as cli_main  # type: ignore[attr-defined, unused-ignore]
-
-        real = "import-vault" in cli_main.cli.commands
-    except ImportError:
-        real = False
-    head = ([sys.executable, "-m", "strongroom", "--db-dsn", dsn] if real else
-            [sys.executable, "-m", "tests.integration.import_shim", "--db-dsn", dsn])
+    """`vaultctl import-vault` as a subprocess."""
+    head = [sys.executable, "-m", "strongroom", "--db-dsn", dsn]
     env = {**os.environ, "VAULT_MASTER_KEY": MASTER_KEY,
            **{f"STRONGROOM_{k.upper()}": str(v) for k, v in FAST_KDF.items()}}
     for name in ("VAULT_ADDR", "VAULT_TOKEN"):

@@ -16,6 +16,7 @@ import click
 from strongroom import __version__, errors
 from strongroom.cli import access, admin, commands, lockstate
 from strongroom.cli.audit import audit
+from strongroom.cli.import_vault import import_vault
 from strongroom.cli.keys import rotate
 from strongroom.cli.server import server
 from strongroom.cli.session import Session, global_options
@@ -64,6 +65,8 @@ for _command in [*lockstate.COMMANDS, *commands.COMMANDS, rotate, audit, *admin.
     cli.add_command(_with_epilog(_command))
 # The server has its own --db-dsn and key options (it outlives any one command's session).
 cli.add_command(server)
+# import-vault's own --addr/--token name the source Vault, so no global options on it.
+cli.add_command(import_vault)
 
 
 #: Click >= 8.2 raises this for a group called without a command (8.1 prints help itself).

@@ -34,6 +34,7 @@ TABLES: list[sa.Table] = [
     t.audit_logs,
     t.users,
     t.policies,
+    t.kv_config,
 ]
 _BY_NAME = {table.name: table for table in TABLES}
 _SERIAL = [t.secrets, t.secret_versions, t.audit_logs, t.users]
