@@ -217,6 +217,8 @@ class RotationMixin(SecretsMixin):
     def _reencrypt_batch(self, state: _Pass, actor: Actor) -> bool:
         """Re-encrypt the next batch in its own transaction; False when none is left."""
 
+        self._touch()  # a long rotation is activity: auto-lock must not cut it short
+
         def run(tx: Tx) -> tuple[tuple[int, int, int], Entries]:
             self._require_unlocked()
             rows = tx.versions_below_term_after(state.target, state.cursor,
