@@ -224,7 +224,8 @@ class RotationMixin(SecretsMixin):
             rows = tx.versions_below_term_after(state.target, state.cursor,
                                                 self._config.rotation_batch)
             bad: list[NewAudit] = []
-            for _row_id, stored, path in rows:
+            rewritten: list[tuple[int, str, int]] = []
+            for row_id, stored, path in rows:
                 assert stored.value is not None  # noqa: S101 - the query skips destroyed values
                 try:
                     plain = self._decrypt(tx, stored.value, stored.secret_id, path,
@@ -235,8 +236,8 @@ class RotationMixin(SecretsMixin):
                                            success=False, error=exc))
                     continue
                 envelope, term = self._encrypt(tx, plain, stored.secret_id, path, stored.version)
-                tx.update_version(stored.secret_id, stored.version, value=envelope,
-                                  key_term=term)
+                rewritten.append((row_id, envelope, term))
+            tx.rewrite_versions(rewritten)
             cursor = rows[-1][0] if rows else state.cursor
             return (cursor, len(rows) - len(bad), len(bad)), bad or None
 
