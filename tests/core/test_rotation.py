@@ -291,7 +291,7 @@ def test_rotation_is_online_for_another_instance(dsn: str, vault: Vault, reopen)
         n = 0
         while not stop.is_set():
             try:
-                for client in (vault, other):
+                for client in (vault, other, rotator):  # rotator: the same instance, too
                     assert client.get_secret("r/3") == "r/3@2"
                     assert client.get_secret_version("r/7", 1) == "r/7@1"
                     client.create_secret(f"w/{n}", f"w{n}")
@@ -311,7 +311,8 @@ def test_rotation_is_online_for_another_instance(dsn: str, vault: Vault, reopen)
     assert not failures
     assert written
     assert marker(dsn) is None and row_terms(dsn) == stored_terms(dsn) == {2}
-    for client in (vault, other):
+    assert {int(w.split("/")[1]) % 3 for w in written} == {0, 1, 2}
+    for client in (vault, other, rotator):
         check_all(client, expected)
         assert client.get_secret(written[-1]) == written[-1].replace("w/", "w")
         assert client.status().current_term == 2
