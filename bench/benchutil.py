@@ -25,13 +25,13 @@ def pg_dsn(base: str) -> Iterator[str]:
     """A DSN on a new PostgreSQL schema, dropped afterwards."""
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')  # type: ignore[arg-type]
+        conn.execute(f'CREATE SCHEMA "{schema}"')
     try:
         sep = "&" if "?" in base else "?"
         yield f"{base}{sep}options=-csearch_path%3D{schema}"
     finally:
         with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')  # type: ignore[arg-type]
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @contextmanager

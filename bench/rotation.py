@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -61,10 +62,12 @@ def fill(dsn: str, secrets: int, versions: int) -> None:
         tx.conn.execute(sa.insert(tables.secret_versions), rows)
         return None, None
 
+    def chunk(start: int, stop: int) -> Callable[[Tx], tuple[None, None]]:
+        return lambda tx: run(tx, start, stop)
+
     try:
         for start in range(0, secrets, 2000):
-            stop = min(secrets, start + 2000)
-            vault._writer.submit(lambda tx, a=start, b=stop: run(tx, a, b), lambda exc: None)
+            vault._writer.submit(chunk(start, min(secrets, start + 2000)), lambda exc: None)
     finally:
         vault.close()
 
