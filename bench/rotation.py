@@ -109,7 +109,7 @@ def main() -> None:
     args = parser.parse_args()
     per_argon = min(argon2_seconds() for _ in range(3))
     print(f"{'backend':<11} {'versions':>8} {'wall s':>7} {'versions/s':>10} "
-          f"{'peak RSS MiB':>12} {'traced peak MiB':>15}")
+          f"{'RSS after unlock MiB':>20} {'peak RSS MiB':>12} {'traced peak MiB':>15}")
     for name in ("sqlite", "postgresql"):
         with backend(name, args.pg) as dsn:
             fill(dsn, args.secrets, args.versions)
@@ -117,7 +117,8 @@ def main() -> None:
                                  capture_output=True, text=True).stdout
             r = json.loads(out)
             print(f"{name:<11} {r['versions']:>8} {r['wall']:7.2f} "
-                  f"{r['versions'] / r['wall']:10.0f} {r['rss_peak_kib'] / 1024:12.1f} "
+                  f"{r['versions'] / r['wall']:10.0f} {r['rss_before_kib'] / 1024:20.1f} "
+                  f"{r['rss_peak_kib'] / 1024:12.1f} "
                   f"{r['traced_peak_bytes'] / 2**20:15.2f}")
     total = args.secrets * args.versions
     print(f"one Argon2id run (t=3, 64 MiB, p=4): {per_argon * 1000:.0f} ms; the design "
