@@ -236,6 +236,25 @@ def test_tampered_version_keeps_its_term_and_rotation_unfinished(dsn: str, vault
     check_all(reopen(NEW_KEY), expected)
 
 
+def test_a_version_left_behind_the_cursor_gets_another_pass(dsn: str, vault: Vault,
+                                                           reopen) -> None:
+    expected = fill(vault, 6, 2)
+    first = raw_sql(dsn, "SELECT id, value, key_term FROM vault_secret_versions ORDER BY id")[0]
+    restored: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        if done and not restored:  # the first row was re-encrypted: put its old envelope back
+            raw_sql(dsn, "UPDATE vault_secret_versions SET value = ?, key_term = ? WHERE id = ?",
+                    (first[1], first[2], first[0]))
+            restored.append(done)
+
+    rotator = reopen(MASTER_KEY, rotation_batch=4)
+    result = rotator.rotate_all(NEW_KEY, progress=progress)
+    assert restored and result.reencrypted == 13
+    assert marker(dsn) is None and row_terms(dsn) == stored_terms(dsn) == {2}
+    check_all(rotator, expected)
+
+
 # -- single-secret rotation -------------------------------------------------------------------
 def test_rotate_secret_moves_its_versions_to_the_newest_term(dsn: str, clock: ManualClock,
                                                              reopen) -> None:
