@@ -75,10 +75,12 @@ def test_rotate_all_rewraps_and_reencrypts_every_version(dsn: str, vault: Vault,
     vault.create_secret("lone", "only")
     expected[("lone", 1)] = "only"
     assert row_terms(dsn) == {1}
+    salt = raw_sql(dsn, "SELECT salt FROM vault_keys")[0][0]
 
     result = vault.rotate_all(NEW_KEY, user_id=3, request_id="rot-1")
 
     assert (result.term, result.reencrypted, result.secrets) == (2, 37, 13)
+    assert raw_sql(dsn, "SELECT salt FROM vault_keys")[0][0] != salt  # fresh salt
     assert row_terms(dsn) == stored_terms(dsn) == {2}
     assert marker(dsn) is None
     check_all(vault, expected)  # the rotating instance keeps serving
@@ -143,6 +145,26 @@ def test_progress_is_reported(vault: Vault, reopen) -> None:
     assert seen[0] == (0, 20) and seen[-1] == (20, 20)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
     assert len(seen) >= 8
+
+
+def test_concurrent_rotation_by_another_process_is_not_overwritten(
+        dsn: str, vault: Vault, reopen, monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = fill(vault, 3, 1)
+    other = reopen(MASTER_KEY)
+    rewrap = vault._barrier.rewrap
+
+    def meanwhile(*args: object, **kwargs: object) -> object:
+        other.rotate_all("third-master-key-9876")  # lands between the check and the switch
+        return rewrap(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(vault._barrier, "rewrap", meanwhile)
+    with pytest.raises(errors.Conflict, match="changed meanwhile"):
+        vault.rotate_all(NEW_KEY)
+    with pytest.raises(errors.InvalidMasterKey):
+        reopen(NEW_KEY)
+    check_all(reopen("third-master-key-9876"), expected)
+    last = vault.audit_logs(action="rotate_all", limit=1)[0]
+    assert (last.success, last.error) == (False, "Conflict")
 
 
 # -- interruption and resume ------------------------------------------------------------------
