@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import IO
 
 import pytest
 import sqlalchemy as sa
@@ -137,7 +140,8 @@ def poll(what: str, condition: Callable[[], bool]) -> None:
 
 
 class Child:
-    """rotation_child.py in `mode`, killed with SIGKILL by the test."""
+    """rotation_child.py in `mode`, killed with SIGKILL by the test; its lines are read by a
+    thread so that every wait has a deadline."""
 
     def __init__(self, mode: str, dsn: str, keys: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
@@ -146,20 +150,32 @@ class Child:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(json.dumps(keys) + "\n")
         self.proc.stdin.flush()
-        self.out = self.proc.stdout
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.reader = threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True)
+        self.reader.start()
+
+    def _read(self, out: IO[str]) -> None:
+        for text in out:
+            self.lines.put(text.strip())
+        self.lines.put("")  # end of output
 
     def line(self) -> str:
-        text = self.out.readline()
+        try:
+            text = self.lines.get(timeout=DEADLINE)
+        except queue.Empty:
+            self.kill()
+            raise AssertionError("no output from the child within the deadline") from None
         assert text, "child exited early"
-        return text.strip()
+        return text
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=DEADLINE)
-        assert self.proc.stdin is not None
+        self.reader.join(timeout=DEADLINE)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.close()
-        self.out.close()
+        self.proc.stdout.close()
 
 
 @pytest.mark.slow

@@ -75,10 +75,12 @@ def test_rotate_all_rewraps_and_reencrypts_every_version(dsn: str, vault: Vault,
     vault.create_secret("lone", "only")
     expected[("lone", 1)] = "only"
     assert row_terms(dsn) == {1}
+    salt = raw_sql(dsn, "SELECT salt FROM vault_keys")[0][0]
 
     result = vault.rotate_all(NEW_KEY, user_id=3, request_id="rot-1")
 
     assert (result.term, result.reencrypted, result.secrets) == (2, 37, 13)
+    assert raw_sql(dsn, "SELECT salt FROM vault_keys")[0][0] != salt  # fresh salt
     assert row_terms(dsn) == stored_terms(dsn) == {2}
     assert marker(dsn) is None
     check_all(vault, expected)  # the rotating instance keeps serving
@@ -143,6 +145,26 @@ def test_progress_is_reported(vault: Vault, reopen) -> None:
     assert seen[0] == (0, 20) and seen[-1] == (20, 20)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
     assert len(seen) >= 8
+
+
+def test_concurrent_rotation_by_another_process_is_not_overwritten(
+        dsn: str, vault: Vault, reopen, monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = fill(vault, 3, 1)
+    other = reopen(MASTER_KEY)
+    rewrap = vault._barrier.rewrap
+
+    def meanwhile(*args: object, **kwargs: object) -> object:
+        other.rotate_all("third-master-key-9876")  # lands between the check and the switch
+        return rewrap(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(vault._barrier, "rewrap", meanwhile)
+    with pytest.raises(errors.Conflict, match="changed meanwhile"):
+        vault.rotate_all(NEW_KEY)
+    with pytest.raises(errors.InvalidMasterKey):
+        reopen(NEW_KEY)
+    check_all(reopen("third-master-key-9876"), expected)
+    last = vault.audit_logs(action="rotate_all", limit=1)[0]
+    assert (last.success, last.error) == (False, "Conflict")
 
 
 # -- interruption and resume ------------------------------------------------------------------
@@ -236,6 +258,25 @@ def test_tampered_version_keeps_its_term_and_rotation_unfinished(dsn: str, vault
     check_all(reopen(NEW_KEY), expected)
 
 
+def test_a_version_left_behind_the_cursor_gets_another_pass(dsn: str, vault: Vault,
+                                                           reopen) -> None:
+    expected = fill(vault, 6, 2)
+    first = raw_sql(dsn, "SELECT id, value, key_term FROM vault_secret_versions ORDER BY id")[0]
+    restored: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        if done and not restored:  # the first row was re-encrypted: put its old envelope back
+            raw_sql(dsn, "UPDATE vault_secret_versions SET value = ?, key_term = ? WHERE id = ?",
+                    (first[1], first[2], first[0]))
+            restored.append(done)
+
+    rotator = reopen(MASTER_KEY, rotation_batch=4)
+    result = rotator.rotate_all(NEW_KEY, progress=progress)
+    assert restored and result.reencrypted == 13
+    assert marker(dsn) is None and row_terms(dsn) == stored_terms(dsn) == {2}
+    check_all(rotator, expected)
+
+
 # -- single-secret rotation -------------------------------------------------------------------
 def test_rotate_secret_moves_its_versions_to_the_newest_term(dsn: str, clock: ManualClock,
                                                              reopen) -> None:
@@ -291,7 +332,7 @@ def test_rotation_is_online_for_another_instance(dsn: str, vault: Vault, reopen)
         n = 0
         while not stop.is_set():
             try:
-                for client in (vault, other):
+                for client in (vault, other, rotator):  # rotator: the same instance, too
                     assert client.get_secret("r/3") == "r/3@2"
                     assert client.get_secret_version("r/7", 1) == "r/7@1"
                     client.create_secret(f"w/{n}", f"w{n}")
@@ -311,7 +352,8 @@ def test_rotation_is_online_for_another_instance(dsn: str, vault: Vault, reopen)
     assert not failures
     assert written
     assert marker(dsn) is None and row_terms(dsn) == stored_terms(dsn) == {2}
-    for client in (vault, other):
+    assert {int(w.split("/")[1]) % 3 for w in written} == {0, 1, 2}
+    for client in (vault, other, rotator):
         check_all(client, expected)
         assert client.get_secret(written[-1]) == written[-1].replace("w/", "w")
         assert client.status().current_term == 2

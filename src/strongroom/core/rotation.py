@@ -29,6 +29,8 @@ from strongroom.storage import KeysRow, NewAudit, Tx
 __all__ = ["MIN_MASTER_KEY_LENGTH", "RotationMixin"]
 
 MIN_MASTER_KEY_LENGTH = 16
+#: Re-encryption passes before giving up (a pass after the first only runs if rows were left).
+MAX_PASSES = 3
 VAULT_WIDE = "master-key rotation is vault-wide; use rotate --all"
 
 
@@ -62,9 +64,10 @@ class RotationMixin(SecretsMixin):
             InvalidInput: the key is not a string of at least 16 characters, or it equals the
                 current master key and no rotation is unfinished.
             VaultLocked: the vault is locked.
-            Conflict: the master key was changed by another process meanwhile.
             IntegrityError: some versions fail their integrity check; they keep their old term
                 and the rotation stays unfinished (everything else was re-encrypted).
+            Conflict: the master key was changed by another process meanwhile, or versions
+                kept appearing under old terms (resume later).
             StorageUnavailable: a transaction could not be committed (resume later).
         """
         actor = Actor(user_id, ip, request_id)
@@ -202,27 +205,39 @@ class RotationMixin(SecretsMixin):
                           tx.count_secrets_below_term(target))
         if progress is not None:
             progress(0, state.total)
-        while self._reencrypt_batch(state, actor):
-            if progress is not None:
-                progress(state.done, max(state.total, state.done + state.failed))
+        term, finished = 0, False
+        for _ in range(MAX_PASSES):
+            while self._reencrypt_batch(state, actor):
+                if progress is not None:
+                    progress(state.done, max(state.total, state.done + state.failed))
+            term, finished = self._complete(state, actor)
+            if finished or state.failed:
+                break
+            state.cursor = 0  # rows left behind a concurrent change: one more pass
         if progress is not None:
             progress(state.done, state.done + state.failed)
-        term = self._complete(state, actor)
         if state.failed:
             raise errors.IntegrityError(
                 f"{state.failed} versions failed their integrity check and keep their old key "
                 "term; every other version was re-encrypted and the rotation stays unfinished")
+        if not finished:
+            exc = errors.Conflict("rotation could not finish; run it again to resume")
+            self._audit(self._entry("rotate_all", actor, success=False, error=exc))
+            raise exc
         return RotationResult(term, state.done, state.secrets)
 
     def _reencrypt_batch(self, state: _Pass, actor: Actor) -> bool:
         """Re-encrypt the next batch in its own transaction; False when none is left."""
+
+        self._touch()  # a long rotation is activity: auto-lock must not cut it short
 
         def run(tx: Tx) -> tuple[tuple[int, int, int], Entries]:
             self._require_unlocked()
             rows = tx.versions_below_term_after(state.target, state.cursor,
                                                 self._config.rotation_batch)
             bad: list[NewAudit] = []
-            for _row_id, stored, path in rows:
+            rewritten: list[tuple[int, str, int]] = []
+            for row_id, stored, path in rows:
                 assert stored.value is not None  # noqa: S101 - the query skips destroyed values
                 try:
                     plain = self._decrypt(tx, stored.value, stored.secret_id, path,
@@ -233,8 +248,8 @@ class RotationMixin(SecretsMixin):
                                            success=False, error=exc))
                     continue
                 envelope, term = self._encrypt(tx, plain, stored.secret_id, path, stored.version)
-                tx.update_version(stored.secret_id, stored.version, value=envelope,
-                                  key_term=term)
+                rewritten.append((row_id, envelope, term))
+            tx.rewrite_versions(rewritten)
             cursor = rows[-1][0] if rows else state.cursor
             return (cursor, len(rows) - len(bad), len(bad)), bad or None
 
@@ -247,28 +262,31 @@ class RotationMixin(SecretsMixin):
         state.cursor, state.done, state.failed = cursor, state.done + done, state.failed + bad
         return more
 
-    def _complete(self, state: _Pass, actor: Actor) -> int:
-        """Clear the marker and drop terms no row uses, once no version is left behind."""
+    def _complete(self, state: _Pass, actor: Actor) -> tuple[int, bool]:
+        """Clear the marker and drop terms no row uses, once no version is left behind; return
+        the newest term and whether the rotation is finished."""
 
-        def run(tx: Tx) -> tuple[int, Entries]:
+        def run(tx: Tx) -> tuple[tuple[int, bool], Entries]:
             self._require_unlocked()
             newest = tx.max_term()
-            if tx.count_versions_below_term(state.target) == 0:
-                keys = tx.get_keys()
-                marker = keys.rotation if keys else None
-                # A newer rotation may have superseded ours: its marker stays.
-                if marker is not None and int(marker["target_term"]) <= state.target:
-                    tx.set_rotation(None, self._clock.now())
-                used = tx.terms_in_use()
-                for row in tx.terms():
-                    if row.term < newest and row.term not in used:
-                        tx.delete_term(row.term)
-                return newest, self._entry("rotate_all", actor)
-            return newest, self._entry("rotate_all", actor, success=False,
-                                       error=errors.IntegrityError())
+            if tx.count_versions_below_term(state.target) > 0:
+                if not state.failed:
+                    return (newest, False), None
+                return (newest, False), self._entry("rotate_all", actor, success=False,
+                                                    error=errors.IntegrityError())
+            keys = tx.get_keys()
+            marker = keys.rotation if keys else None
+            # A newer rotation may have superseded ours: its marker stays.
+            if marker is not None and int(marker["target_term"]) <= state.target:
+                tx.set_rotation(None, self._clock.now())
+            used = tx.terms_in_use()
+            for row in tx.terms():
+                if row.term < newest and row.term not in used:
+                    tx.delete_term(row.term)
+            return (newest, True), self._entry("rotate_all", actor)
 
         def failed(exc: errors.StrongroomError) -> Entries:
             return self._entry("rotate_all", actor, success=False, error=exc)
 
-        term: int = self._writer.submit(run, failed)
-        return term
+        outcome: tuple[int, bool] = self._writer.submit(run, failed)
+        return outcome

@@ -316,6 +316,15 @@ class Tx:
                  .order_by(v.c.id).limit(limit))
         return [(int(r.id), _version(r), r.path) for r in self.conn.execute(query)]
 
+    def rewrite_versions(self, rows: list[tuple[int, str, int]]) -> None:
+        """Store re-encrypted envelopes as (row id, envelope, term), in one executemany."""
+        if not rows:
+            return
+        v = t.secret_versions
+        stmt = sa.update(v).where(v.c.id == sa.bindparam("row_id")).values(
+            value=sa.bindparam("envelope"), key_term=sa.bindparam("term"))
+        self.conn.execute(stmt, [{"row_id": r, "envelope": e, "term": k} for r, e, k in rows])
+
     def count_secrets_below_term(self, term: int) -> int:
         """How many secrets have at least one live version under a term older than `term`."""
         v = t.secret_versions
