@@ -1,1 +1,1 @@
-"""The vaultctl command-line interface."""
+"""The `vaultctl` command-line adapter (Click)."""
