@@ -31,8 +31,9 @@ BROADCAST_TIMEOUT = 120.0
 class PeerLink(Protocol):
     """How a worker tells its siblings that the lock state changed."""
 
-    def publish_unlock(self, master_key: str, user_id: int, ip: str,
-                       request_id: str | None) -> None:
+    def publish_unlock(
+        self, master_key: str, user_id: int, ip: str, request_id: str | None
+    ) -> None:
         """Unlock every sibling with the key this worker has just verified."""
         ...
 
@@ -48,8 +49,9 @@ class PeerLink(Protocol):
 class LocalLink:
     """A server with a single process: nothing to tell anyone."""
 
-    def publish_unlock(self, master_key: str, user_id: int, ip: str,
-                       request_id: str | None) -> None:
+    def publish_unlock(
+        self, master_key: str, user_id: int, ip: str, request_id: str | None
+    ) -> None:
         """Nothing to do."""
 
     def publish_lock(self, user_id: int, ip: str, request_id: str | None) -> None:
@@ -75,8 +77,9 @@ class WorkerLink:
         threading.Thread(target=self._report, name="strongroom-activity", daemon=True).start()
         self._send(("ready",))
 
-    def publish_unlock(self, master_key: str, user_id: int, ip: str,
-                       request_id: str | None) -> None:
+    def publish_unlock(
+        self, master_key: str, user_id: int, ip: str, request_id: str | None
+    ) -> None:
         """Unlock every sibling; returns once all have applied it."""
         self._broadcast("unlock", (master_key, user_id, ip, request_id))
 
@@ -100,8 +103,7 @@ class WorkerLink:
             self._send(("bcast", bid, op, payload))
             done.result(timeout=BROADCAST_TIMEOUT)
         except (OSError, TimeoutError) as exc:
-            raise errors.StorageUnavailable(
-                "could not reach the other worker processes") from exc
+            raise errors.StorageUnavailable("could not reach the other worker processes") from exc
         finally:
             self._waiting.pop(bid, None)
 

@@ -32,10 +32,19 @@ log = logging.getLogger("strongroom.http")
 
 
 def _config(app: Any, settings: ServerSettings) -> uvicorn.Config:
-    return uvicorn.Config(app, host=settings.host, port=settings.port, loop="uvloop",
-                          http="httptools", lifespan="on", access_log=False,
-                          log_level="warning", server_header=False, proxy_headers=False,
-                          timeout_graceful_shutdown=int(settings.graceful_timeout))
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=int(settings.graceful_timeout),
+    )
 
 
 def serve(settings: ServerSettings) -> int:
@@ -62,6 +71,7 @@ def serve(settings: ServerSettings) -> int:
 
 def _exit_quietly_after_shutdown() -> None:
     """uvicorn re-raises SIGTERM/SIGINT once it has shut down gracefully; exit 0 then."""
+
     def done(signum: int, frame: object) -> None:
         raise SystemExit(0)
 
@@ -125,8 +135,7 @@ class Supervisor:
         ctx = multiprocessing.get_context("spawn")
         for _ in range(self.settings.workers):
             parent, child = ctx.Pipe(duplex=True)
-            proc = ctx.Process(target=worker_main, args=(self.settings, sock, child),
-                               daemon=False)
+            proc = ctx.Process(target=worker_main, args=(self.settings, sock, child), daemon=False)
             proc.start()
             child.close()
             self._conns.append(parent)
@@ -147,8 +156,7 @@ class Supervisor:
             ready = wait([*self._conns, *sentinels], timeout=0.2)
             for item in ready:
                 if isinstance(item, int):
-                    log.error("worker %d exited unexpectedly; stopping the server",
-                              sentinels[item])
+                    log.error("worker %d exited unexpectedly; stopping the server", sentinels[item])
                     return 1
                 if not isinstance(item, Connection):
                     continue
