@@ -16,6 +16,7 @@ import time
 from collections.abc import MutableMapping, Sequence
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from strongroom import errors
@@ -114,7 +115,7 @@ async def read_json(request: Request, limit: int, *, required: bool = True) -> d
     Raises:
         PayloadTooLarge: the body exceeds `limit` bytes (stops reading at once).
         InvalidInput: not JSON, not an object, nested too deep, or missing when required.
-        UnsupportedMediaType: a body whose Content-Type is not application/json.
+        HTTPException: 415 for a body whose Content-Type is not application/json.
     """
     chunks: list[bytes] = []
     size = 0
@@ -130,7 +131,7 @@ async def read_json(request: Request, limit: int, *, required: bool = True) -> d
         return {}
     ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if ctype != "application/json" and not ctype.endswith("+json"):
-        raise UnsupportedMediaType()
+        raise HTTPException(415)
     try:
         data = json.loads(raw)
     except (ValueError, RecursionError) as exc:
@@ -140,14 +141,6 @@ async def read_json(request: Request, limit: int, *, required: bool = True) -> d
     if _depth(data) > MAX_JSON_DEPTH:
         raise errors.InvalidInput("JSON body is nested too deeply")
     return data
-
-
-class UnsupportedMediaType(errors.InvalidInput):
-    """A request body that is not JSON."""
-
-    code = "unsupported_media_type"
-    http_status = 415
-    default_message = "request body must be JSON (Content-Type: application/json)"
 
 
 class PolicyCache:

@@ -51,11 +51,12 @@ V1_OVERRIDES: dict[type[errors.StrongroomError], V1Override] = {
     errors.Conflict: V1Override(400),
 }
 
-_HTTP_MESSAGES = {
-    404: "not found",
-    405: "method not allowed",
-    413: "payload too large",
-    415: "unsupported media type",
+#: Conditions that exist only in HTTP (no class in the error tree): message and code.
+_HTTP_ERRORS = {
+    404: ("not found", errors.NotFound.code),
+    405: ("method not allowed", "method_not_allowed"),
+    415: ("request body must be JSON (Content-Type: application/json)", "unsupported_media_type"),
+    422: ("invalid request", "invalid_input"),
 }
 
 
@@ -97,12 +98,10 @@ def error_response(
 def _plain(status: int, message: str, path: str, request_id: str | None) -> Response:
     if _is_v1(path):
         return json_response({"errors": [message]}, status)
-    body: dict[str, object] = {
-        "error": message,
-        "code": errors.StrongroomError.code if status >= 500 else f"http_{status}",
-    }
-    if status == 404:
-        body["code"] = errors.NotFound.code
+    code = _HTTP_ERRORS.get(
+        status, ("", errors.StrongroomError.code if status >= 500 else errors.InvalidInput.code)
+    )[1]
+    body: dict[str, object] = {"error": message, "code": code}
     if request_id:
         body["request_id"] = request_id
     return json_response(body, status)
@@ -117,7 +116,7 @@ async def handle_exception(request: Request, exc: Exception) -> Response:
             log.error("request %s failed: %s", request_id, exc.code)
         return error_response(exc, path, request_id)
     if isinstance(exc, HTTPException):
-        message = _HTTP_MESSAGES.get(exc.status_code, "request refused")
+        message = _HTTP_ERRORS.get(exc.status_code, ("request refused", ""))[0]
         return _plain(exc.status_code, message, path, request_id)
     validation = _validation_message(exc)
     if validation is not None:
