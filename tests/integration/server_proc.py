@@ -84,8 +84,13 @@ class ServerProcess:
     def start(self, deadline: float = 60.0) -> ServerProcess:
         """Start and wait until /health answers (and the vault is unlocked, if keyed)."""
         with self.log.open("wb") as out:
+            # A session of its own, so that stop() can signal the supervisor's workers too.
             self.proc = subprocess.Popen(
-                self.cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT
+                self.cmd,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         end = time.monotonic() + deadline
         while time.monotonic() < end:
@@ -114,6 +119,23 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait()
+        finally:
+            self.kill_leftovers()
+
+    def kill_leftovers(self) -> None:
+        """SIGKILL whatever is left of the server's process group (workers of a dead supervisor)."""
+        assert self.proc is not None
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def children(self) -> list[int]:
+        """The worker processes of a `--workers N` supervisor."""
+        assert self.proc is not None
+        pid = self.proc.pid
+        found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return [int(c) for c in found if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
 
     def client(self, role: str = "SuperAdmin", **kwargs: object) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers=auth(role, **kwargs), timeout=30)

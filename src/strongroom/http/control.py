@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
+import signal
 import threading
 from concurrent.futures import Future
 from multiprocessing.connection import Connection
@@ -112,9 +114,7 @@ class WorkerLink:
             try:
                 message = self._conn.recv()
             except (EOFError, OSError):
-                for pending in list(self._waiting.values()):
-                    if not pending.done():
-                        pending.set_exception(OSError("supervisor gone"))
+                self._orphaned()
                 return
             kind = message[0]
             if kind == "done":
@@ -125,6 +125,16 @@ class WorkerLink:
                 self._apply(message[2], message[3])
                 if message[1] is not None:
                     self._send(("ack", message[1]))
+
+    def _orphaned(self) -> None:
+        """The supervisor is gone (killed, crashed): fail waiters and shut this worker down
+        gracefully, so no worker keeps serving with a lock state nobody coordinates."""
+        for pending in list(self._waiting.values()):
+            if not pending.done():
+                pending.set_exception(OSError("supervisor gone"))
+        if not self._stop.is_set():
+            log.error("the supervisor is gone; this worker shuts down")
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def _apply(self, op: str, payload: Any) -> None:
         try:
