@@ -42,12 +42,29 @@ def free_port() -> int:
 
 
 def start_server(dsn: str, port: int, cpu: str, workers: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "VAULT_JWT_SECRET": JWT_SECRET, "VAULT_MASTER_KEY": MASTER_KEY,
-           "STRONGROOM_ARGON2_TIME_COST": "1", "STRONGROOM_ARGON2_MEMORY_KIB": "1024",
-           "STRONGROOM_ARGON2_PARALLELISM": "1"}
-    cmd = ["taskset", "-c", cpu, sys.executable, "-m", "strongroom.cli.server",
-           "--listen", f"127.0.0.1:{port}", "--db-dsn", dsn, "--workers", str(workers),
-           "--no-auto-lock"]
+    env = {
+        **os.environ,
+        "VAULT_JWT_SECRET": JWT_SECRET,
+        "VAULT_MASTER_KEY": MASTER_KEY,
+        "STRONGROOM_ARGON2_TIME_COST": "1",
+        "STRONGROOM_ARGON2_MEMORY_KIB": "1024",
+        "STRONGROOM_ARGON2_PARALLELISM": "1",
+    }
+    cmd = [
+        "taskset",
+        "-c",
+        cpu,
+        sys.executable,
+        "-m",
+        "strongroom.cli.server",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--db-dsn",
+        dsn,
+        "--workers",
+        str(workers),
+        "--no-auto-lock",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -62,8 +79,18 @@ def start_server(dsn: str, port: int, cpu: str, workers: int) -> subprocess.Pope
 
 
 def wrk(url: str, token: str, conns: int, seconds: int, cpu: str, script: str | None) -> str:
-    cmd = ["taskset", "-c", cpu, "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency",
-           "-H", f"Authorization: Bearer {token}"]
+    cmd = [
+        "taskset",
+        "-c",
+        cpu,
+        "wrk",
+        "-t1",
+        f"-c{conns}",
+        f"-d{seconds}s",
+        "--latency",
+        "-H",
+        f"Authorization: Bearer {token}",
+    ]
     if script:
         cmd += ["-s", script]
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
@@ -72,9 +99,11 @@ def wrk(url: str, token: str, conns: int, seconds: int, cpu: str, script: str | 
     p99 = re.search(r"99%\s+([\d.]+\w+)", out)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     rate = float(rps.group(1)) if rps else 0.0
-    return (f"{rate:>9.0f} req/s  p50 {p50.group(1) if p50 else '?':>8}"
-            f"  p99 {p99.group(1) if p99 else '?':>8}"
-            + (f"  NON-2xx {errors.group(1)}" if errors else ""))
+    return (
+        f"{rate:>9.0f} req/s  p50 {p50.group(1) if p50 else '?':>8}"
+        f"  p99 {p99.group(1) if p99 else '?':>8}"
+        + (f"  NON-2xx {errors.group(1)}" if errors else "")
+    )
 
 
 def main() -> None:
@@ -99,8 +128,10 @@ def main() -> None:
         script = Path(folder) / "put.lua"
         script.write_text(PUT_LUA)
         url = f"{base}/bench/db/password"
-        print(f"backend {dsn.split(':', 1)[0]}, server on cpu {args.server_cpu} "
-              f"({args.workers} worker), wrk on cpu {args.load_cpu}, {args.seconds}s each")
+        print(
+            f"backend {dsn.split(':', 1)[0]}, server on cpu {args.server_cpu} "
+            f"({args.workers} worker), wrk on cpu {args.load_cpu}, {args.seconds}s each"
+        )
         for name, lua in (("GET", None), ("PUT", str(script))):
             for conns in (1, 16):
                 line = wrk(url, token, conns, args.seconds, args.load_cpu, lua)

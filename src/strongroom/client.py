@@ -29,10 +29,17 @@ from strongroom.models import (
 __all__ = ["Client"]
 
 _BY_STATUS: dict[int, type[errors.StrongroomError]] = {
-    400: errors.InvalidInput, 401: errors.AuthenticationFailed, 403: errors.PermissionDenied,
-    404: errors.NotFound, 409: errors.Conflict, 413: errors.PayloadTooLarge,
-    415: errors.InvalidInput, 422: errors.InvalidInput, 423: errors.VaultLocked,
-    429: errors.TooManyAttempts, 503: errors.StorageUnavailable,
+    400: errors.InvalidInput,
+    401: errors.AuthenticationFailed,
+    403: errors.PermissionDenied,
+    404: errors.NotFound,
+    409: errors.Conflict,
+    413: errors.PayloadTooLarge,
+    415: errors.InvalidInput,
+    422: errors.InvalidInput,
+    423: errors.VaultLocked,
+    429: errors.TooManyAttempts,
+    503: errors.StorageUnavailable,
 }
 
 
@@ -54,29 +61,58 @@ def _duration(ttl: timedelta) -> str:
 
 
 def _secret(d: dict[str, Any]) -> SecretInfo:
-    return SecretInfo(d["id"], d["path"], d.get("description"), d["created_by"],
-                      _at(d["created_at"]), _at(d["updated_at"]), d["version"],
-                      _time(d.get("expires_at")))
+    return SecretInfo(
+        d["id"],
+        d["path"],
+        d.get("description"),
+        d["created_by"],
+        _at(d["created_at"]),
+        _at(d["updated_at"]),
+        d["version"],
+        _time(d.get("expires_at")),
+    )
 
 
 def _entry(d: dict[str, Any]) -> AuditEntry:
-    return AuditEntry(d["id"], _at(d["timestamp"]), d.get("secret_id"), d.get("path"),
-                      d["user_id"], d["action"], d["ip_address"], d["success"], d.get("error"),
-                      d.get("request_id"))
+    return AuditEntry(
+        d["id"],
+        _at(d["timestamp"]),
+        d.get("secret_id"),
+        d.get("path"),
+        d["user_id"],
+        d["action"],
+        d["ip_address"],
+        d["success"],
+        d.get("error"),
+        d.get("request_id"),
+    )
 
 
 class Client:
     """A remote vault. Thread-safe like httpx.Client; close it when done."""
 
-    def __init__(self, addr: str, token: str | None = None, *, timeout: float = 60.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        addr: str,
+        token: str | None = None,
+        *,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=addr.rstrip("/"), headers=headers, timeout=timeout,
-                                  transport=transport)
+        self._http = httpx.Client(
+            base_url=addr.rstrip("/"), headers=headers, timeout=timeout, transport=transport
+        )
 
     # -- plumbing -------------------------------------------------------------------------
-    def _call(self, method: str, url: str, *, json: dict[str, Any] | None = None,
-              params: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _call(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """One request; the JSON object of a 2xx answer.
 
         Raises:
@@ -87,7 +123,8 @@ class Client:
             response = self._http.request(method, url, json=json, params=params)
         except httpx.HTTPError as exc:
             raise errors.StorageUnavailable(
-                f"cannot reach the server ({type(exc).__name__})") from exc
+                f"cannot reach the server ({type(exc).__name__})"
+            ) from exc
         try:
             body = response.json()
         except ValueError:
@@ -120,8 +157,9 @@ class Client:
         """True when the server's vault holds no keys."""
         return self.status().locked
 
-    def unlock(self, master_key: str, *, user_id: int = 1, ip: str = "cli",
-               request_id: str | None = None) -> None:
+    def unlock(
+        self, master_key: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+    ) -> None:
         """Unlock the server's vault.
 
         Raises:
@@ -144,8 +182,13 @@ class Client:
             AuthenticationFailed: no valid token.
         """
         d = self._call("GET", "/api/vault/status")
-        return VaultStatus(d["locked"], d.get("initialized", True), d.get("vault_id"),
-                           d.get("terms", 0), d.get("current_term"))
+        return VaultStatus(
+            d["locked"],
+            d.get("initialized", True),
+            d.get("vault_id"),
+            d.get("terms", 0),
+            d.get("current_term"),
+        )
 
     def health(self) -> VaultHealth:
         """The health body.
@@ -156,9 +199,17 @@ class Client:
         d = self._call("GET", "/api/vault/health")
         return VaultHealth(d["locked"], _time(d.get("last_access")), d["auto_lock"], d["audit"])
 
-    def create_secret(self, path: str, value: str, *, description: str | None = None,
-                      user_id: int = 1, expires_in: timedelta | None = None, ip: str = "cli",
-                      request_id: str | None = None) -> SecretInfo:
+    def create_secret(
+        self,
+        path: str,
+        value: str,
+        *,
+        description: str | None = None,
+        user_id: int = 1,
+        expires_in: timedelta | None = None,
+        ip: str = "cli",
+        request_id: str | None = None,
+    ) -> SecretInfo:
         """Create a secret (version 1).
 
         Raises:
@@ -171,8 +222,9 @@ class Client:
             body["expires_in"] = _duration(expires_in)
         return _secret(self._call("POST", "/api/vault/secrets", json=body)["secret"])
 
-    def get_secret(self, path: str, *, user_id: int = 1, ip: str = "cli",
-                   request_id: str | None = None) -> str:
+    def get_secret(
+        self, path: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+    ) -> str:
         """The current value.
 
         Raises:
@@ -180,8 +232,15 @@ class Client:
         """
         return str(self._call("GET", self._secret_url(path))["value"])
 
-    def get_secret_version(self, path: str, version: int, *, user_id: int = 1, ip: str = "cli",
-                           request_id: str | None = None) -> str:
+    def get_secret_version(
+        self,
+        path: str,
+        version: int,
+        *,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+    ) -> str:
         """The value of one version.
 
         Raises:
@@ -189,8 +248,15 @@ class Client:
         """
         return str(self._call("GET", self._secret_url(path, f"/versions/{int(version)}"))["value"])
 
-    def update_secret(self, path: str, value: str, *, user_id: int = 1, ip: str = "cli",
-                      request_id: str | None = None) -> int:
+    def update_secret(
+        self,
+        path: str,
+        value: str,
+        *,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+    ) -> int:
         """Store a new version; return its number.
 
         Raises:
@@ -198,8 +264,9 @@ class Client:
         """
         return int(self._call("PUT", self._secret_url(path), json={"value": value})["version"])
 
-    def delete_secret(self, path: str, *, user_id: int = 1, ip: str = "cli",
-                      request_id: str | None = None) -> None:
+    def delete_secret(
+        self, path: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+    ) -> None:
         """Delete a secret and its versions.
 
         Raises:
@@ -207,31 +274,48 @@ class Client:
         """
         self._call("DELETE", self._secret_url(path))
 
-    def list_secrets(self, prefix: str = "", *, user_id: int = 1, ip: str = "cli",
-                     request_id: str | None = None) -> list[SecretInfo]:
+    def list_secrets(
+        self, prefix: str = "", *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+    ) -> list[SecretInfo]:
         """Secrets under `prefix`.
 
         Raises:
             InvalidInput, VaultLocked, PermissionDenied.
         """
         params = {"prefix": prefix} if prefix else None
-        return [_secret(d) for d in self._call("GET", "/api/vault/secrets",
-                                               params=params)["secrets"]]
+        return [
+            _secret(d) for d in self._call("GET", "/api/vault/secrets", params=params)["secrets"]
+        ]
 
-    def list_versions(self, path: str, *, user_id: int = 1, ip: str = "cli",
-                      request_id: str | None = None) -> list[VersionInfo]:
+    def list_versions(
+        self, path: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+    ) -> list[VersionInfo]:
         """Versions of a secret, newest first.
 
         Raises:
             SecretNotFound, VaultLocked, PermissionDenied.
         """
         found = self._call("GET", self._secret_url(path, "/versions"))["versions"]
-        return [VersionInfo(d["version"], _at(d["updated_at"]), d["updated_by"],
-                            _time(d.get("deleted_at")), bool(d.get("destroyed")))
-                for d in found]
+        return [
+            VersionInfo(
+                d["version"],
+                _at(d["updated_at"]),
+                d["updated_by"],
+                _time(d.get("deleted_at")),
+                bool(d.get("destroyed")),
+            )
+            for d in found
+        ]
 
-    def rollback_secret(self, path: str, version: int, *, user_id: int = 1, ip: str = "cli",
-                        request_id: str | None = None) -> int:
+    def rollback_secret(
+        self,
+        path: str,
+        version: int,
+        *,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+    ) -> int:
         """Store a new version with `version`'s value; return the new number.
 
         Raises:
@@ -240,8 +324,9 @@ class Client:
         url = self._secret_url(path, "/rollback")
         return int(self._call("POST", url, json={"version": version})["version"])
 
-    def rotate_secret(self, path: str, *, user_id: int = 1, ip: str = "cli",
-                      request_id: str | None = None) -> RotationResult:
+    def rotate_secret(
+        self, path: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+    ) -> RotationResult:
         """Re-encrypt one secret under the newest data key.
 
         Raises:
@@ -250,9 +335,15 @@ class Client:
         d = self._call("POST", self._secret_url(path, "/rotate"), json={})
         return RotationResult(d["term"], d["reencrypted"], 1)
 
-    def rotate_all(self, new_master_key: str, *, user_id: int = 1, ip: str = "cli",
-                   request_id: str | None = None, progress: Progress | None = None,
-                   ) -> RotationResult:
+    def rotate_all(
+        self,
+        new_master_key: str,
+        *,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+        progress: Progress | None = None,
+    ) -> RotationResult:
         """Rotate the master key (SuperAdmin). Progress is reported once, at the end.
 
         Raises:
@@ -263,8 +354,9 @@ class Client:
             progress(d["reencrypted"], d["reencrypted"])
         return RotationResult(d["term"], d["reencrypted"], d["secrets"])
 
-    def cleanup_expired(self, *, user_id: int = 1, ip: str = "cli",
-                        request_id: str | None = None) -> int:
+    def cleanup_expired(
+        self, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+    ) -> int:
         """Remove expired secrets; return how many.
 
         Raises:
@@ -272,19 +364,27 @@ class Client:
         """
         return int(self._call("POST", "/api/vault/cleanup")["count"])
 
-    def generate_token(self, length: int = 32, *, user_id: int = 1, ip: str = "cli",
-                       request_id: str | None = None) -> str:
+    def generate_token(
+        self, length: int = 32, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+    ) -> str:
         """A random URL-safe token from `length` bytes.
 
         Raises:
             InvalidInput, VaultLocked, PermissionDenied.
         """
-        return str(self._call("POST", "/api/vault/generate-token", json={"length": length})[
-            "token"])
+        return str(
+            self._call("POST", "/api/vault/generate-token", json={"length": length})["token"]
+        )
 
-    def audit_logs(self, *, path: str | None = None, user_id: int | None = None,
-                   action: str | None = None, since: datetime | None = None,
-                   limit: int = 50) -> list[AuditEntry]:
+    def audit_logs(
+        self,
+        *,
+        path: str | None = None,
+        user_id: int | None = None,
+        action: str | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+    ) -> list[AuditEntry]:
         """Audit entries matching every filter, newest first.
 
         Raises:
@@ -309,8 +409,9 @@ class Client:
             VaultLocked, PermissionDenied.
         """
         d = self._call("GET", "/api/vault/audit/verify")
-        return AuditVerification(d["ok"], d["entries"], d.get("first_bad_id"),
-                                 d.get("unchained", 0), d.get("reason"))
+        return AuditVerification(
+            d["ok"], d["entries"], d.get("first_bad_id"), d.get("unchained", 0), d.get("reason")
+        )
 
     def login(self, username: str, password: str) -> tuple[str, datetime]:
         """Log in as a built-in user; use the returned token from now on.
@@ -318,8 +419,7 @@ class Client:
         Raises:
             AuthenticationFailed, TooManyAttempts.
         """
-        d = self._call("POST", "/api/auth/login",
-                       json={"username": username, "password": password})
+        d = self._call("POST", "/api/auth/login", json={"username": username, "password": password})
         self._http.headers["Authorization"] = f"Bearer {d['token']}"
         return d["token"], _at(d["expires_at"])
 

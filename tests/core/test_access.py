@@ -21,7 +21,11 @@ SECRET = "k" * 32
 def test_users_roundtrip_and_authenticate(vault: Vault) -> None:
     alice = vault.create_user("alice", "password-1", "Admin", policies=["p1"])
     assert (alice.username, alice.role, alice.policies, alice.disabled) == (
-        "alice", "Admin", ("p1",), False)
+        "alice",
+        "Admin",
+        ("p1",),
+        False,
+    )
     assert [u.username for u in vault.list_users()] == ["alice"]
     assert vault.authenticate("alice", "password-1").id == alice.id
     with pytest.raises(errors.AuthenticationFailed, match="invalid username or password"):
@@ -39,9 +43,16 @@ def test_users_roundtrip_and_authenticate(vault: Vault) -> None:
     assert [e.success for e in logins] == [False, False, False, True]
 
 
-@pytest.mark.parametrize(("username", "password", "role"), [
-    ("", "password-1", "Admin"), ("a b", "password-1", "Admin"), ("ok", "short", "Admin"),
-    ("ok", "password-1", ""), ("ok", "password-1", "x" * 65)])
+@pytest.mark.parametrize(
+    ("username", "password", "role"),
+    [
+        ("", "password-1", "Admin"),
+        ("a b", "password-1", "Admin"),
+        ("ok", "short", "Admin"),
+        ("ok", "password-1", ""),
+        ("ok", "password-1", "x" * 65),
+    ],
+)
 def test_user_validation(vault: Vault, username: str, password: str, role: str) -> None:
     with pytest.raises(errors.InvalidInput):
         vault.create_user(username, password, role)
@@ -70,8 +81,10 @@ def test_policies(vault: Vault) -> None:
         vault.delete_policy("billing")
 
 
-@pytest.mark.parametrize("text", ["", "app/*", "app/*: fly", "app/*:", "a//b: read",
-                                  "[{\"path\": 1}]", "[1]", "bad name: read"])
+@pytest.mark.parametrize(
+    "text",
+    ["", "app/*", "app/*: fly", "app/*:", "a//b: read", '[{"path": 1}]', "[1]", "bad name: read"],
+)
 def test_bad_policies(text: str) -> None:
     with pytest.raises(errors.InvalidInput):
         parse_rules(text)
@@ -97,22 +110,25 @@ def test_jwt_rejections() -> None:
     now = int(time.time())
     bad = [
         jwt.encode({"sub": "1", "role": "A", "exp": now - 30}, SECRET, algorithm="HS256"),
-        jwt.encode({"sub": "1", "role": "A", "exp": now + 60, "nbf": now + 60}, SECRET,
-                   algorithm="HS256"),
+        jwt.encode(
+            {"sub": "1", "role": "A", "exp": now + 60, "nbf": now + 60}, SECRET, algorithm="HS256"
+        ),
         jwt.encode({"sub": "1", "role": "A"}, SECRET, algorithm="HS256"),
         jwt.encode({"role": "A", "exp": now + 60}, SECRET, algorithm="HS256"),
         jwt.encode({"sub": "1", "exp": now + 60}, SECRET, algorithm="HS256"),
         jwt.encode({"sub": True, "role": "A", "exp": now + 60}, SECRET, algorithm="HS256"),
         jwt.encode({"sub": "1", "role": "A", "exp": now + 60}, "z" * 32, algorithm="HS256"),
-        jwt.encode({"sub": "1", "role": "A", "exp": now + 60, "policies": "p"}, SECRET,
-                   algorithm="HS256"),
+        jwt.encode(
+            {"sub": "1", "role": "A", "exp": now + 60, "policies": "p"}, SECRET, algorithm="HS256"
+        ),
         "a.b.c",
         "",
     ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        bad.append(jwt.encode({"sub": "1", "role": "A", "exp": now + 60}, SECRET,
-                              algorithm="HS384"))
+        bad.append(
+            jwt.encode({"sub": "1", "role": "A", "exp": now + 60}, SECRET, algorithm="HS384")
+        )
     for token in bad:
         with pytest.raises(errors.AuthenticationFailed):
             auth.verify(token)
@@ -147,7 +163,11 @@ def test_record_denied_and_expiring(vault: Vault, clock: ManualClock) -> None:
     vault.record_denied("read", "x/y", 9, "10.0.0.1", "rid-1")
     (entry,) = vault.audit_logs(path="x/y")
     assert (entry.success, entry.error, entry.user_id, entry.request_id) == (
-        False, "PermissionDenied", 9, "rid-1")
+        False,
+        "PermissionDenied",
+        9,
+        "rid-1",
+    )
     vault.create_secret("soon", "v", expires_in=timedelta(days=2))
     vault.create_secret("later", "v", expires_in=timedelta(days=30))
     assert vault.secrets_nearing_expiry(timedelta(days=7)) == 1

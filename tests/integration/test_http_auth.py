@@ -50,8 +50,11 @@ def b64(data: dict[str, object]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
 
-def get(server: ServerProcess, token: str | None, path: str = "app/billing/stripe",
-        ) -> httpx.Response:
+def get(
+    server: ServerProcess,
+    token: str | None,
+    path: str = "app/billing/stripe",
+) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
     return httpx.get(f"{server.url}/api/vault/secrets/{path}", headers=headers)
 
@@ -63,9 +66,24 @@ def test_valid_token_reads(server: ServerProcess) -> None:
     assert get(server, raw_token({"sub": "7", "role": "SuperAdmin", "exp": exp})).status_code == 200
 
 
-@pytest.mark.parametrize("case", ["none", "hs512", "bad_sig", "expired", "nbf", "no_exp",
-                                  "no_sub", "no_role", "garbage", "missing", "bad_sub",
-                                  "truncated", "huge"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "none",
+        "hs512",
+        "bad_sig",
+        "expired",
+        "nbf",
+        "no_exp",
+        "no_sub",
+        "no_role",
+        "garbage",
+        "missing",
+        "bad_sub",
+        "truncated",
+        "huge",
+    ],
+)
 def test_bad_tokens_are_401(server: ServerProcess, case: str) -> None:
     now = int(time.time())
     good = {"sub": "1", "role": "SuperAdmin", "exp": now + 600}
@@ -98,15 +116,17 @@ def test_roles(server: ServerProcess) -> None:
     assert r.status_code == 403
 
 
-def test_policy_token_reads_only_its_prefix_and_denials_are_audited(
-        server: ServerProcess) -> None:
+def test_policy_token_reads_only_its_prefix_and_denials_are_audited(server: ServerProcess) -> None:
     with contextlib.ExitStack() as stack:
         check_policies(server, stack)
 
 
 def check_policies(server: ServerProcess, stack: contextlib.ExitStack) -> None:
-    app = stack.enter_context(httpx.Client(base_url=server.url, headers=auth(
-        "App", user_id=42, policies=["billing-read"])))
+    app = stack.enter_context(
+        httpx.Client(
+            base_url=server.url, headers=auth("App", user_id=42, policies=["billing-read"])
+        )
+    )
     assert app.get("/api/vault/secrets/app/billing/stripe").status_code == 200
     assert app.get("/api/vault/secrets/app/billing/paypal/versions").status_code == 200
     listed = app.get("/api/vault/secrets", params={"prefix": "app/"}).json()
@@ -120,13 +140,19 @@ def check_policies(server: ServerProcess, stack: contextlib.ExitStack) -> None:
         app.post("/api/vault/unlock", json={"master_key": "x"}),
     ]
     assert [r.status_code for r in denied] == [403] * len(denied)
-    writer = stack.enter_context(httpx.Client(base_url=server.url, headers=auth(
-        "App", user_id=43, policies=["billing-read", "billing-write"])))
-    assert writer.put("/api/vault/secrets/app/billing/stripe",
-                      json={"value": "y"}).status_code == 200
+    writer = stack.enter_context(
+        httpx.Client(
+            base_url=server.url,
+            headers=auth("App", user_id=43, policies=["billing-read", "billing-write"]),
+        )
+    )
+    assert (
+        writer.put("/api/vault/secrets/app/billing/stripe", json={"value": "y"}).status_code == 200
+    )
     assert writer.get("/api/vault/secrets", params={"prefix": "app/"}).status_code == 200
-    nothing = stack.enter_context(httpx.Client(base_url=server.url,
-                                               headers=auth("App", user_id=44)))
+    nothing = stack.enter_context(
+        httpx.Client(base_url=server.url, headers=auth("App", user_id=44))
+    )
     assert nothing.get("/api/vault/secrets").status_code == 403
     admin = stack.enter_context(server.client())
     logs = admin.get("/api/vault/audit", params={"user_id": 42, "limit": 100}).json()["logs"]
@@ -137,21 +163,26 @@ def check_policies(server: ServerProcess, stack: contextlib.ExitStack) -> None:
 
 
 def test_login(server: ServerProcess) -> None:
-    r = httpx.post(f"{server.url}/api/auth/login",
-                   json={"username": "alice", "password": "correct horse battery"})
+    r = httpx.post(
+        f"{server.url}/api/auth/login",
+        json={"username": "alice", "password": "correct horse battery"},
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert set(body) == {"token", "expires_at"} and body["expires_at"].endswith("Z")
     assert get(server, body["token"]).status_code == 200
     claims = jwt.decode(body["token"], JWT_SECRET, algorithms=["HS256"])
     assert claims["role"] == "Admin"
-    bob = httpx.post(f"{server.url}/api/auth/login",
-                     json={"username": "bob", "password": "bob-password-1"}).json()["token"]
+    bob = httpx.post(
+        f"{server.url}/api/auth/login", json={"username": "bob", "password": "bob-password-1"}
+    ).json()["token"]
     assert get(server, bob).status_code == 200
     assert get(server, bob, "app/shipping/key").status_code == 403
-    for creds in ({"username": "alice", "password": "wrong password"},
-                  {"username": "nobody-here", "password": "whatever1"},
-                  {"username": "carol", "password": "carol-password"}):
+    for creds in (
+        {"username": "alice", "password": "wrong password"},
+        {"username": "nobody-here", "password": "whatever1"},
+        {"username": "carol", "password": "carol-password"},
+    ):
         r = httpx.post(f"{server.url}/api/auth/login", json=creds)
         assert r.status_code == 401 and r.json()["error"] == "invalid username or password"
     assert httpx.post(f"{server.url}/api/auth/login", json={"username": "x"}).status_code == 400
@@ -160,8 +191,9 @@ def test_login(server: ServerProcess) -> None:
 def test_disabling_a_user_ends_their_tokens(server: ServerProcess) -> None:
     vault = open_vault(server.dsn, fast_config())
     vault.create_user("frank", "frank-password", "Admin")
-    issued = httpx.post(f"{server.url}/api/auth/login",
-                        json={"username": "frank", "password": "frank-password"}).json()["token"]
+    issued = httpx.post(
+        f"{server.url}/api/auth/login", json={"username": "frank", "password": "frank-password"}
+    ).json()["token"]
     assert get(server, issued).status_code == 200
     vault.set_user_disabled("frank")
     vault.close()
@@ -172,8 +204,7 @@ def test_disabling_a_user_ends_their_tokens(server: ServerProcess) -> None:
     assert r.status_code == 401 and r.json()["error"] == "token no longer valid: log in again"
 
 
-def test_login_is_rate_limited_per_user_and_timing_does_not_reveal_users(
-        tmp_path: Path) -> None:
+def test_login_is_rate_limited_per_user_and_timing_does_not_reveal_users(tmp_path: Path) -> None:
     dsn = f"sqlite:///{tmp_path / 'vault.db'}"
     vault = open_vault(dsn, fast_config())
     vault.create_user("dave", "dave-password", "Admin")
@@ -184,12 +215,16 @@ def test_login_is_rate_limited_per_user_and_timing_does_not_reveal_users(
         known, unknown = [], []
         for i in range(3):
             t = time.perf_counter()
-            assert httpx.post(url, json={"username": "dave", "password": f"bad-{i}-xxx"}
-                              ).status_code == 401
+            assert (
+                httpx.post(url, json={"username": "dave", "password": f"bad-{i}-xxx"}).status_code
+                == 401
+            )
             known.append(time.perf_counter() - t)
             t = time.perf_counter()
-            assert httpx.post(url, json={"username": f"ghost{i}", "password": "bad-xxxx"}
-                              ).status_code == 401
+            assert (
+                httpx.post(url, json={"username": f"ghost{i}", "password": "bad-xxxx"}).status_code
+                == 401
+            )
             unknown.append(time.perf_counter() - t)
         # An unknown user costs a full password verification too.
         assert statistics.median(unknown) > 0.5 * statistics.median(known)

@@ -61,13 +61,11 @@ def test_typed_errors_come_back(server: ServerProcess, client: Client) -> None:
         client.get_secret_version("cl/b", 5)
     with pytest.raises(errors.InvalidInput):
         client.create_secret("bad//path", "v")
-    with Client(server.url, "not-a-token") as anonymous, pytest.raises(
-            errors.AuthenticationFailed):
+    with Client(server.url, "not-a-token") as anonymous, pytest.raises(errors.AuthenticationFailed):
         anonymous.get_secret("cl/b")
     with Client(server.url, token("App")) as app, pytest.raises(errors.PermissionDenied):
         app.get_secret("cl/b")
-    with Client("http://127.0.0.1:9", token()) as nowhere, pytest.raises(
-            errors.StorageUnavailable):
+    with Client("http://127.0.0.1:9", token()) as nowhere, pytest.raises(errors.StorageUnavailable):
         nowhere.status()
 
 

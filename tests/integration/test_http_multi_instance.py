@@ -51,8 +51,7 @@ def test_two_instances_sixteen_writers_one_path(tmp_path: Path, pg_dsn: str) -> 
         for server in (first, second):
             with server.client() as api:
                 listed = api.get("/api/vault/secrets/shared/counter/versions").json()
-                assert [v["version"] for v in listed["versions"]] == list(
-                    range(UPDATES + 1, 0, -1))
+                assert [v["version"] for v in listed["versions"]] == list(range(UPDATES + 1, 0, -1))
         expected = dict(results)
         with first.client() as a, second.client() as b:
             for number in (2, 100, 250, UPDATES + 1):
@@ -68,8 +67,10 @@ def test_http_error_never_500_when_database_is_fine(tmp_path: Path, pg_dsn: str)
     server = ServerProcess(tmp_path, dsn=pg_dsn).start()
     try:
         with server.client() as api:
-            statuses = {api.post("/api/vault/secrets", json={"path": "pg/x", "value": "v"}
-                                 ).status_code for _ in range(3)}
+            statuses = {
+                api.post("/api/vault/secrets", json={"path": "pg/x", "value": "v"}).status_code
+                for _ in range(3)
+            }
             assert statuses == {201, 409}
             assert httpx.get(f"{server.url}/api/vault/health").status_code == 200
     finally:

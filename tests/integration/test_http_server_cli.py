@@ -16,18 +16,34 @@ from tests.integration.server_proc import CHEAP_ARGON2, MASTER_KEY, ServerProces
 
 def run_server(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     full = {**os.environ, **CHEAP_ARGON2, **env}
-    return subprocess.run([sys.executable, "-m", "strongroom.cli.server", *args], env=full,
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "strongroom.cli.server", *args],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_missing_or_short_jwt_secret_is_a_usage_error(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "VAULT_JWT_SECRET"}
-    done = subprocess.run([sys.executable, "-m", "strongroom.cli.server", "--db-dsn",
-                           f"sqlite:///{tmp_path / 'v.db'}"], env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "strongroom.cli.server",
+            "--db-dsn",
+            f"sqlite:///{tmp_path / 'v.db'}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 2 and "VAULT_JWT_SECRET" in done.stderr
-    done = run_server(["--db-dsn", f"sqlite:///{tmp_path / 'v.db'}"],
-                      {"VAULT_JWT_SECRET": "short"})
+    done = run_server(["--db-dsn", f"sqlite:///{tmp_path / 'v.db'}"], {"VAULT_JWT_SECRET": "short"})
     assert done.returncode == 2 and "at least 32 bytes" in done.stderr
     assert "Traceback" not in done.stderr
 
@@ -36,9 +52,10 @@ def test_wrong_master_key_at_start_is_one_line(tmp_path: Path) -> None:
     first = ServerProcess(tmp_path).start()
     assert first.stop() == 0
     for workers in ("1", "2"):
-        done = run_server(["--listen", f"127.0.0.1:{free_port()}", "--db-dsn", first.dsn,
-                           "--workers", workers],
-                          {"VAULT_JWT_SECRET": "j" * 40, "VAULT_MASTER_KEY": "not-the-key"})
+        done = run_server(
+            ["--listen", f"127.0.0.1:{free_port()}", "--db-dsn", first.dsn, "--workers", workers],
+            {"VAULT_JWT_SECRET": "j" * 40, "VAULT_MASTER_KEY": "not-the-key"},
+        )
         assert done.returncode == 1, done.stderr
         assert "Error: invalid master key" in done.stderr and "Traceback" not in done.stderr
         assert MASTER_KEY not in done.stdout + done.stderr
@@ -51,9 +68,21 @@ def test_dev_mode_prints_a_master_key_and_an_admin_token(tmp_path: Path) -> None
     env.pop("DATABASE_URL", None)
     log = tmp_path / "dev.log"
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "strongroom.cli.server", "--dev",
-                                 "--listen", f"127.0.0.1:{port}"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "strongroom.cli.server",
+                "--dev",
+                "--listen",
+                f"127.0.0.1:{port}",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=tmp_path,
+        )
     try:
         token = None
         deadline = time.monotonic() + 60
@@ -62,8 +91,10 @@ def test_dev_mode_prints_a_master_key_and_an_admin_token(tmp_path: Path) -> None
             if found:
                 token = found.group(1)
                 try:
-                    r = httpx.get(f"http://127.0.0.1:{port}/api/vault/status",
-                                  headers={"Authorization": f"Bearer {token}"})
+                    r = httpx.get(
+                        f"http://127.0.0.1:{port}/api/vault/status",
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
                     if r.status_code == 200:
                         break
                 except httpx.HTTPError:

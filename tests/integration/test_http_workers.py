@@ -21,8 +21,7 @@ def test_two_workers_unlock_and_lock_together(tmp_path: Path) -> None:
     try:
         # Each request on a fresh connection, so the kernel spreads them over both workers.
         with proc.client() as api:
-            assert api.post("/api/vault/unlock",
-                            json={"master_key": MASTER_KEY}).status_code == 200
+            assert api.post("/api/vault/unlock", json={"master_key": MASTER_KEY}).status_code == 200
             api.post("/api/vault/secrets", json={"path": "w/a", "value": "v"})
         for _ in range(20):
             with proc.client() as api:
@@ -42,12 +41,12 @@ def test_two_workers_unlock_and_lock_together(tmp_path: Path) -> None:
 
 
 def test_auto_lock_applies_to_every_worker_and_health_is_not_activity(tmp_path: Path) -> None:
-    proc = ServerProcess(tmp_path, workers=2, master_key=None,
-                         args=["--auto-lock-timeout", "2s"]).start()
+    proc = ServerProcess(
+        tmp_path, workers=2, master_key=None, args=["--auto-lock-timeout", "2s"]
+    ).start()
     try:
         with proc.client() as api:
-            assert api.post("/api/vault/unlock",
-                            json={"master_key": MASTER_KEY}).status_code == 200
+            assert api.post("/api/vault/unlock", json={"master_key": MASTER_KEY}).status_code == 200
             api.post("/api/vault/secrets", json={"path": "w/b", "value": "v"})
         deadline = time.monotonic() + 30
         locked = False
@@ -113,11 +112,37 @@ def test_sigterm_finishes_in_flight_writes(tmp_path: Path) -> None:
 def test_a_dead_worker_stops_the_whole_server(tmp_path: Path) -> None:
     proc = ServerProcess(tmp_path, workers=2).start()
     assert proc.proc is not None
-    pid = proc.proc.pid
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    workers = [c for c in children
-               if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
-    assert len(workers) == 2
-    os.kill(int(workers[0]), signal.SIGKILL)
-    assert proc.proc.wait(timeout=60) == 1
-    assert "exited unexpectedly" in proc.output()
+    try:
+        workers = proc.children()
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)
+        assert proc.proc.wait(timeout=60) == 1
+        assert "exited unexpectedly" in proc.output()
+    finally:
+        proc.stop(signal.SIGKILL)
+
+
+def test_workers_shut_down_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    proc = ServerProcess(tmp_path, workers=2).start()
+    assert proc.proc is not None
+    try:
+        workers = proc.children()
+        assert len(workers) == 2
+        proc.proc.kill()
+        proc.proc.wait(timeout=30)
+        deadline = time.monotonic() + 60
+        alive = workers
+        while alive and time.monotonic() < deadline:
+            alive = [w for w in workers if _running(w)]
+            time.sleep(0.1)
+        assert alive == [], "workers kept running after their supervisor died"
+    finally:
+        proc.kill_leftovers()
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

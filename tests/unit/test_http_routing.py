@@ -17,24 +17,28 @@ from strongroom.http.routing import SECRET_PREFIX, Target, split_secret_url
 from strongroom.http.settings import Masked, ServerSettings, parse_listen
 
 
-@pytest.mark.parametrize(("method", "rest", "template", "target"), [
-    ("GET", "a/b", SECRET_PREFIX, Target("a/b")),
-    ("GET", "a/b/versions", SECRET_PREFIX + "/versions", Target("a/b")),
-    ("GET", "a/b/versions/12", SECRET_PREFIX + "/versions/{version}", Target("a/b", 12)),
-    ("GET", "a/versions/b", SECRET_PREFIX, Target("a/versions/b")),
-    ("GET", "a/b/audit", SECRET_PREFIX + "/audit", Target("a/b")),
-    ("POST", "a/b/rotate", SECRET_PREFIX + "/rotate", Target("a/b")),
-    ("POST", "a/b/rollback", SECRET_PREFIX + "/rollback", Target("a/b")),
-    ("POST", "a/b", SECRET_PREFIX, Target("a/b")),
-    ("PUT", "a/rotate", SECRET_PREFIX, Target("a/rotate")),
-    ("GET", "versions", SECRET_PREFIX, Target("versions")),
-])
+@pytest.mark.parametrize(
+    ("method", "rest", "template", "target"),
+    [
+        ("GET", "a/b", SECRET_PREFIX, Target("a/b")),
+        ("GET", "a/b/versions", SECRET_PREFIX + "/versions", Target("a/b")),
+        ("GET", "a/b/versions/12", SECRET_PREFIX + "/versions/{version}", Target("a/b", 12)),
+        ("GET", "a/versions/b", SECRET_PREFIX, Target("a/versions/b")),
+        ("GET", "a/b/audit", SECRET_PREFIX + "/audit", Target("a/b")),
+        ("POST", "a/b/rotate", SECRET_PREFIX + "/rotate", Target("a/b")),
+        ("POST", "a/b/rollback", SECRET_PREFIX + "/rollback", Target("a/b")),
+        ("POST", "a/b", SECRET_PREFIX, Target("a/b")),
+        ("PUT", "a/rotate", SECRET_PREFIX, Target("a/rotate")),
+        ("GET", "versions", SECRET_PREFIX, Target("versions")),
+    ],
+)
 def test_split_secret_url(method: str, rest: str, template: str, target: Target) -> None:
     assert split_secret_url(method, rest) == (template, target)
 
 
-@pytest.mark.parametrize("path", ["a/versions", "rotate", "x/rollback", "a/b/audit",
-                                  "a/versions/7"])
+@pytest.mark.parametrize(
+    "path", ["a/versions", "rotate", "x/rollback", "a/b/audit", "a/versions/7"]
+)
 def test_reserved_paths_are_refused(path: str) -> None:
     with pytest.raises(errors.InvalidInput):
         check_creatable(path)
@@ -69,8 +73,7 @@ def body(response: Response) -> Any:
 def test_error_bodies_for_api_and_v1() -> None:
     api = error_response(errors.VaultLocked(), "/api/vault/secrets/a", "rid")
     assert api.status_code == 423
-    assert body(api) == {"error": "vault is locked", "code": "vault_locked",
-                                    "request_id": "rid"}
+    assert body(api) == {"error": "vault is locked", "code": "vault_locked", "request_id": "rid"}
     v1 = error_response(errors.VaultLocked(), "/v1/secret/data/a")
     assert (v1.status_code, body(v1)) == (503, {"errors": ["Vault is sealed"]})
     denied = error_response(errors.AuthenticationFailed("token expired"), "/v1/sys/health")
@@ -88,8 +91,11 @@ def test_settings_validate_and_mask() -> None:
     assert "mk-secret" not in repr(settings) and "s" * 32 not in repr(settings)
     assert parse_listen("[::1]:8080") == ("::1", 8080)
     bad: dict[str, Any]
-    for bad in ({"jwt_secret": Masked("short")}, {"jwt_secret": Masked("s" * 32), "workers": 0},
-                {"jwt_secret": Masked("s" * 32), "listen": "nohost"},
-                {"jwt_secret": Masked("s" * 32), "trusted_proxies": ("x.y",)}):
+    for bad in (
+        {"jwt_secret": Masked("short")},
+        {"jwt_secret": Masked("s" * 32), "workers": 0},
+        {"jwt_secret": Masked("s" * 32), "listen": "nohost"},
+        {"jwt_secret": Masked("s" * 32), "trusted_proxies": ("x.y",)},
+    ):
         with pytest.raises(errors.InvalidInput):
             ServerSettings(**bad)

@@ -53,17 +53,20 @@ class UserInfo:
 
 
 def _info(row: UserRow) -> UserInfo:
-    return UserInfo(row.id, row.username, row.role, tuple(row.policies), row.disabled,
-                    row.created_at)
+    return UserInfo(
+        row.id, row.username, row.role, tuple(row.policies), row.disabled, row.created_at
+    )
 
 
 def _check_user_fields(username: object, role: object, policies: Sequence[str]) -> None:
     if not isinstance(username, str) or not _USERNAME.fullmatch(username):
         raise errors.InvalidInput(
-            "invalid username: use 1-128 letters, digits, '.', '_', '@' or '-'")
+            "invalid username: use 1-128 letters, digits, '.', '_', '@' or '-'"
+        )
     if not isinstance(role, str) or not role.strip() or len(role) > MAX_ROLE:
-        raise errors.InvalidInput(f"role must be a non-empty string of at most {MAX_ROLE} "
-                                  "characters")
+        raise errors.InvalidInput(
+            f"role must be a non-empty string of at most {MAX_ROLE} characters"
+        )
     for name in policies:
         check_policy_name(name)
 
@@ -71,27 +74,39 @@ def _check_user_fields(username: object, role: object, policies: Sequence[str]) 
 def _check_password(password: object) -> str:
     if not isinstance(password, str) or not (MIN_PASSWORD <= len(password) <= MAX_PASSWORD):
         raise errors.InvalidInput(
-            f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long")
+            f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long"
+        )
     return password
 
 
 class AccessMixin(VaultBase):
     """Users, policies and denial records over the audited plumbing of `VaultBase`."""
 
-    def _access_write(self, action: str, actor: Actor, path: str | None,
-                      fn: Callable[[Tx], T]) -> T:
+    def _access_write(
+        self, action: str, actor: Actor, path: str | None, fn: Callable[[Tx], T]
+    ) -> T:
         """Run `fn` in the writer's next batch with its audit entry (no unlock needed)."""
+
         def run(tx: Tx) -> tuple[T, NewAudit]:
             return fn(tx), self._entry(action, actor, path)
 
         result: T = self._writer.submit(
-            run, lambda exc: self._entry(action, actor, path, success=False, error=exc))
+            run, lambda exc: self._entry(action, actor, path, success=False, error=exc)
+        )
         return result
 
     # -- users ----------------------------------------------------------------------------
-    def create_user(self, username: str, password: str, role: str, *,
-                    policies: Sequence[str] = (), user_id: int = 1, ip: str = "cli",
-                    request_id: str | None = None) -> UserInfo:
+    def create_user(
+        self,
+        username: str,
+        password: str,
+        role: str,
+        *,
+        policies: Sequence[str] = (),
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+    ) -> UserInfo:
         """Create a built-in user with an Argon2id password hash.
 
         Raises:
@@ -106,8 +121,9 @@ class AccessMixin(VaultBase):
             new_id = tx.insert_user(username, encoded, role, list(policies), now)
             return UserInfo(new_id, username, role, tuple(policies), False, now)
 
-        return self._access_write("user_create", Actor(user_id, ip, request_id),
-                                  f"user:{username}", run)
+        return self._access_write(
+            "user_create", Actor(user_id, ip, request_id), f"user:{username}", run
+        )
 
     def list_users(self) -> list[UserInfo]:
         """Every built-in user, by id (no password hashes).
@@ -128,13 +144,21 @@ class AccessMixin(VaultBase):
             row = tx.user_by_id(user_id)
         return _info(row) if row is not None else None
 
-    def set_user_disabled(self, username: str, disabled: bool = True, *, user_id: int = 1,
-                          ip: str = "cli", request_id: str | None = None) -> UserInfo:
+    def set_user_disabled(
+        self,
+        username: str,
+        disabled: bool = True,
+        *,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+    ) -> UserInfo:
         """Disable (or re-enable) a built-in user; a disabled user cannot log in.
 
         Raises:
             UserNotFound: no such user.
         """
+
         def run(tx: Tx) -> UserInfo:
             row = tx.user_by_name(username) if isinstance(username, str) else None
             if row is None:
@@ -143,11 +167,11 @@ class AccessMixin(VaultBase):
             return _info(row)
 
         action = "user_disable" if disabled else "user_enable"
-        return self._access_write(action, Actor(user_id, ip, request_id), f"user:{username}",
-                                  run)
+        return self._access_write(action, Actor(user_id, ip, request_id), f"user:{username}", run)
 
-    def authenticate(self, username: str, password: str, *, ip: str = "cli",
-                     request_id: str | None = None) -> UserInfo:
+    def authenticate(
+        self, username: str, password: str, *, ip: str = "cli", request_id: str | None = None
+    ) -> UserInfo:
         """Check a built-in user's password (the same work whether or not the user exists).
 
         Raises:
@@ -174,8 +198,15 @@ class AccessMixin(VaultBase):
         return _info(row)
 
     # -- policies -------------------------------------------------------------------------
-    def write_policy(self, name: str, rules: str, *, user_id: int = 1, ip: str = "cli",
-                     request_id: str | None = None) -> Policy:
+    def write_policy(
+        self,
+        name: str,
+        rules: str,
+        *,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+    ) -> Policy:
         """Create or replace the policy `name` from its text (see `core.policy`).
 
         Raises:
@@ -183,12 +214,17 @@ class AccessMixin(VaultBase):
         """
         policy = Policy(check_policy_name(name), parse_rules(rules))
         now = self._clock.now()
-        self._access_write("policy_write", Actor(user_id, ip, request_id), f"policy:{name}",
-                           lambda tx: tx.put_policy(name, rules_to_json(policy.rules), now))
+        self._access_write(
+            "policy_write",
+            Actor(user_id, ip, request_id),
+            f"policy:{name}",
+            lambda tx: tx.put_policy(name, rules_to_json(policy.rules), now),
+        )
         return policy
 
-    def delete_policy(self, name: str, *, user_id: int = 1, ip: str = "cli",
-                      request_id: str | None = None) -> None:
+    def delete_policy(
+        self, name: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+    ) -> None:
         """Remove a policy (tokens naming it lose what it granted).
 
         Raises:
@@ -222,17 +258,35 @@ class AccessMixin(VaultBase):
         return [Policy(r.name, rules_from_json(r.rules)) for r in rows]
 
     # -- server support -------------------------------------------------------------------
-    def record_denied(self, action: str, path: str | None, user_id: int, ip: str,
-                      request_id: str | None = None) -> None:
+    def record_denied(
+        self, action: str, path: str | None, user_id: int, ip: str, request_id: str | None = None
+    ) -> None:
         """Audit a request refused for lack of permission (fail-closed like every entry)."""
-        self._audit(self._entry(action[:50], Actor(user_id, ip, request_id), path,
-                                success=False, error=errors.PermissionDenied()))
+        self._audit(
+            self._entry(
+                action[:50],
+                Actor(user_id, ip, request_id),
+                path,
+                success=False,
+                error=errors.PermissionDenied(),
+            )
+        )
 
-    def record_failure(self, action: str, path: str | None, user_id: int, ip: str,
-                       error: errors.StrongroomError, request_id: str | None = None) -> None:
+    def record_failure(
+        self,
+        action: str,
+        path: str | None,
+        user_id: int,
+        ip: str,
+        error: errors.StrongroomError,
+        request_id: str | None = None,
+    ) -> None:
         """Audit a request refused before it reached an operation (bad token, rate limit)."""
-        self._audit(self._entry(action[:50], Actor(user_id, ip, request_id), path,
-                                success=False, error=error))
+        self._audit(
+            self._entry(
+                action[:50], Actor(user_id, ip, request_id), path, success=False, error=error
+            )
+        )
 
     def lock_idle(self) -> None:
         """Drop the keys because the whole server was idle (audited as `auto_lock`)."""
@@ -270,14 +324,17 @@ class LoginLimiter:
         """
         now = self._clock.now()
         with self._lock:
-            waits = [(until - now).total_seconds()
-                     for key in (("user", username[:128]), ("ip", ip))
-                     for _, until in [self._state.get(key, (0, None))]
-                     if until is not None and until > now]
+            waits = [
+                (until - now).total_seconds()
+                for key in (("user", username[:128]), ("ip", ip))
+                for _, until in [self._state.get(key, (0, None))]
+                if until is not None and until > now
+            ]
         if waits:
             wait = max(waits)
-            raise errors.TooManyAttempts(f"too many failed logins; retry in {wait:.0f}s",
-                                         retry_after=wait)
+            raise errors.TooManyAttempts(
+                f"too many failed logins; retry in {wait:.0f}s", retry_after=wait
+            )
 
     def failed(self, username: str, ip: str) -> None:
         """Count a failure against both keys."""

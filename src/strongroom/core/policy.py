@@ -50,8 +50,7 @@ def check_policy_name(name: object) -> str:
         InvalidInput: anything else.
     """
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise errors.InvalidInput(
-            "invalid policy name: use 1-128 letters, digits, '.', '_' or '-'")
+        raise errors.InvalidInput("invalid policy name: use 1-128 letters, digits, '.', '_' or '-'")
     return name
 
 
@@ -87,7 +86,8 @@ class Rule:
         if unknown or not self.capabilities:
             shown = sorted(unknown) or "(none)"
             raise errors.InvalidInput(
-                f"invalid capabilities {shown}: use {', '.join(CAPABILITIES)}")
+                f"invalid capabilities {shown}: use {', '.join(CAPABILITIES)}"
+            )
         object.__setattr__(self, "_regex", _compile(self.pattern))
 
     def matches(self, path: str) -> bool:
@@ -145,8 +145,10 @@ def _checked(rules: list[Rule]) -> tuple[Rule, ...]:
 
 def rules_to_json(rules: Iterable[Rule]) -> str:
     """The stored form of a policy's rules."""
-    return json.dumps([{"path": r.pattern, "capabilities": sorted(r.capabilities)}
-                       for r in rules], separators=(",", ":"))
+    return json.dumps(
+        [{"path": r.pattern, "capabilities": sorted(r.capabilities)} for r in rules],
+        separators=(",", ":"),
+    )
 
 
 def rules_from_json(text: str) -> tuple[Rule, ...]:
@@ -162,5 +164,6 @@ def rules_from_json(text: str) -> tuple[Rule, ...]:
         if isinstance(exc, errors.InvalidInput):
             raise
         raise errors.InvalidInput(
-            "policy JSON must be a list of {\"path\": ..., \"capabilities\": [...]}") from exc
+            'policy JSON must be a list of {"path": ..., "capabilities": [...]}'
+        ) from exc
     return _checked(rules)

@@ -50,7 +50,8 @@ def check_jwt_secret(secret: str | bytes) -> bytes:
     key = secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
     if len(key) < MIN_SECRET_BYTES:
         raise errors.InvalidInput(
-            f"VAULT_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long")
+            f"VAULT_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long"
+        )
     return key
 
 
@@ -69,18 +70,26 @@ def _principal(claims: dict[str, Any]) -> Principal:
     if not isinstance(role, str) or not role or len(role) > 64:
         raise errors.AuthenticationFailed("invalid token: role must be a non-empty string")
     names = claims.get("policies", [])
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or len(
-            names) > 64:
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or len(names) > 64:
         raise errors.AuthenticationFailed("invalid token: policies must be a list of names")
-    return Principal(_user_id(claims.get("sub")), role, tuple(names), float(claims["exp"]),
-                     claims.get("iss") == ISSUER and claims.get("builtin") is True)
+    return Principal(
+        _user_id(claims.get("sub")),
+        role,
+        tuple(names),
+        float(claims["exp"]),
+        claims.get("iss") == ISSUER and claims.get("builtin") is True,
+    )
 
 
 class JWTAuth:
     """Issues and verifies the server's bearer tokens. Thread-safe."""
 
-    def __init__(self, secret: str | bytes, *, default_ttl: timedelta = timedelta(hours=1),
-                 ) -> None:
+    def __init__(
+        self,
+        secret: str | bytes,
+        *,
+        default_ttl: timedelta = timedelta(hours=1),
+    ) -> None:
         """Create the verifier.
 
         Raises:
@@ -91,8 +100,15 @@ class JWTAuth:
         self._cache: dict[str, Principal] = {}
         self._lock = threading.Lock()
 
-    def issue(self, user_id: int, role: str, *, ttl: timedelta | None = None,
-              policies: Sequence[str] = (), builtin: bool = False) -> tuple[str, datetime]:
+    def issue(
+        self,
+        user_id: int,
+        role: str,
+        *,
+        ttl: timedelta | None = None,
+        policies: Sequence[str] = (),
+        builtin: bool = False,
+    ) -> tuple[str, datetime]:
         """Sign a token for `user_id` with `role`; return it and its expiry. `builtin` marks a
         token for a built-in user, which stops working once the user is disabled.
 
@@ -108,8 +124,13 @@ class JWTAuth:
             raise errors.InvalidInput("token ttl must be positive")
         now = datetime.now(UTC).replace(microsecond=0)
         expires_at = now + ttl
-        claims: dict[str, Any] = {"sub": str(user_id), "role": role, "iss": ISSUER,
-                                  "iat": int(now.timestamp()), "exp": int(expires_at.timestamp())}
+        claims: dict[str, Any] = {
+            "sub": str(user_id),
+            "role": role,
+            "iss": ISSUER,
+            "iat": int(now.timestamp()),
+            "exp": int(expires_at.timestamp()),
+        }
         if policies:
             claims["policies"] = list(policies)
         if builtin:
@@ -141,9 +162,17 @@ class JWTAuth:
             raise errors.AuthenticationFailed("invalid token")
         try:
             claims = jwt.decode(
-                token, self._key, algorithms=[ALGORITHM], leeway=LEEWAY_SECONDS,
-                options={"require": ["exp", "sub", "role"], "verify_sub": False,
-                         "verify_aud": False, "verify_iss": False})
+                token,
+                self._key,
+                algorithms=[ALGORITHM],
+                leeway=LEEWAY_SECONDS,
+                options={
+                    "require": ["exp", "sub", "role"],
+                    "verify_sub": False,
+                    "verify_aud": False,
+                    "verify_iss": False,
+                },
+            )
         except jwt.ExpiredSignatureError as exc:
             raise errors.AuthenticationFailed("token expired") from exc
         except jwt.PyJWTError as exc:

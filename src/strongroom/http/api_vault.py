@@ -42,10 +42,12 @@ def check_creatable(path: str) -> str:
     """
     segments = validate_path(path).split("/")
     if segments[-1] in RESERVED_SEGMENTS or (
-            len(segments) > 1 and segments[-2] == "versions" and segments[-1].isdigit()):
+        len(segments) > 1 and segments[-2] == "versions" and segments[-1].isdigit()
+    ):
         raise errors.InvalidInput(
             "invalid path: the last segment may not be 'versions', 'rotate', 'rollback' or "
-            "'audit', nor may a path end in 'versions/<number>' (they name sub-resources)")
+            "'audit', nor may a path end in 'versions/<number>' (they name sub-resources)"
+        )
     return path
 
 
@@ -60,8 +62,9 @@ async def unlock(request: Request, st: ServerState, _: Target) -> Response:
     key = _str(await read_json(request, _limit(st)), "master_key")
     assert key is not None  # noqa: S101 - required field
     await st.run(st.vault.unlock, key, **caller.kw())
-    await st.run(st.link.publish_unlock, key, caller.principal.user_id, caller.ip,
-                 caller.request_id)
+    await st.run(
+        st.link.publish_unlock, key, caller.principal.user_id, caller.ip, caller.request_id
+    )
     return json_response({"message": "Vault unlocked successfully"})
 
 
@@ -76,9 +79,15 @@ async def lock(request: Request, st: ServerState, _: Target) -> Response:
 async def status(request: Request, st: ServerState, _: Target) -> Response:
     await st.caller(request)
     info = await st.run(st.vault.status)
-    return json_response({"locked": info.locked, "initialized": info.initialized,
-                          "vault_id": info.vault_id, "terms": info.terms,
-                          "current_term": info.current_term})
+    return json_response(
+        {
+            "locked": info.locked,
+            "initialized": info.initialized,
+            "vault_id": info.vault_id,
+            "terms": info.terms,
+            "current_term": info.current_term,
+        }
+    )
 
 
 async def health(request: Request, st: ServerState, _: Target) -> Response:
@@ -99,11 +108,17 @@ async def create(request: Request, st: ServerState, _: Target) -> Response:
         raise errors.InvalidInput("field 'expires_in' must be a duration such as \"90d\"")
     expires_in = parse_duration(raw_ttl) if raw_ttl is not None else None
     await st.require(caller, "create", "create", path)
-    info = await st.run(st.vault.create_secret, path, value,
-                        description=_str(body, "description", required=False),
-                        expires_in=expires_in, **caller.kw())
-    return json_response({"message": "Secret created successfully", "path": path,
-                          "secret": secret_json(info)}, 201)
+    info = await st.run(
+        st.vault.create_secret,
+        path,
+        value,
+        description=_str(body, "description", required=False),
+        expires_in=expires_in,
+        **caller.kw(),
+    )
+    return json_response(
+        {"message": "Secret created successfully", "path": path, "secret": secret_json(info)}, 201
+    )
 
 
 async def get(request: Request, st: ServerState, target: Target) -> Response:
@@ -124,8 +139,9 @@ async def update(request: Request, st: ServerState, target: Target) -> Response:
     value = cast(str, _str(await read_json(request, _limit(st)), "value"))
     await st.require(caller, "update", "update", target.path)
     number = await st.run(st.vault.update_secret, target.path, value, **caller.kw())
-    return json_response({"message": "Secret updated successfully", "path": target.path,
-                          "version": number})
+    return json_response(
+        {"message": "Secret updated successfully", "path": target.path, "version": number}
+    )
 
 
 async def delete(request: Request, st: ServerState, target: Target) -> Response:
@@ -151,8 +167,9 @@ async def versions(request: Request, st: ServerState, target: Target) -> Respons
     caller = await st.caller(request)
     await st.require(caller, "read", "versions", target.path)
     found = await st.run(st.vault.list_versions, target.path, **caller.kw())
-    return json_response({"path": target.path, "versions": [version_json(v) for v in found],
-                          "count": len(found)})
+    return json_response(
+        {"path": target.path, "versions": [version_json(v) for v in found], "count": len(found)}
+    )
 
 
 async def version(request: Request, st: ServerState, target: Target) -> Response:
@@ -169,8 +186,14 @@ async def rollback(request: Request, st: ServerState, target: Target) -> Respons
     number = _int(body.get("version"), "version")
     await st.require(caller, "update", "rollback", target.path)
     new = await st.run(st.vault.rollback_secret, target.path, number, **caller.kw())
-    return json_response({"message": "Secret rolled back successfully", "path": target.path,
-                          "version": new, "from_version": number})
+    return json_response(
+        {
+            "message": "Secret rolled back successfully",
+            "path": target.path,
+            "version": new,
+            "from_version": number,
+        }
+    )
 
 
 async def rotate(request: Request, st: ServerState, target: Target) -> Response:
@@ -179,12 +202,19 @@ async def rotate(request: Request, st: ServerState, target: Target) -> Response:
     if body.get("new_master_key") is not None:
         raise errors.InvalidInput(
             "master-key rotation is vault-wide: use POST /api/vault/rotate-all; "
-            "rotating one secret re-encrypts it under the newest data key")
+            "rotating one secret re-encrypts it under the newest data key"
+        )
     await st.require(caller, "update", "rotate", target.path)
     api = cast(VaultAPI, st.vault)
     result = await st.run(api.rotate_secret, target.path, **caller.kw())
-    return json_response({"message": "Secret rotated successfully", "path": target.path,
-                          "term": result.term, "reencrypted": result.reencrypted})
+    return json_response(
+        {
+            "message": "Secret rotated successfully",
+            "path": target.path,
+            "term": result.term,
+            "reencrypted": result.reencrypted,
+        }
+    )
 
 
 async def secret_audit(request: Request, st: ServerState, target: Target) -> Response:
@@ -192,8 +222,9 @@ async def secret_audit(request: Request, st: ServerState, target: Target) -> Res
     await st.require(caller, "audit", "audit", target.path)
     limit = _int(request.query_params.get("limit"), "limit", default=50)
     entries = await st.run(st.vault.audit_logs, path=target.path, limit=limit)
-    return json_response({"path": target.path, "logs": [audit_json(e) for e in entries],
-                          "count": len(entries)})
+    return json_response(
+        {"path": target.path, "logs": [audit_json(e) for e in entries], "count": len(entries)}
+    )
 
 
 # -- vault-wide operations --------------------------------------------------------------------
@@ -203,8 +234,14 @@ async def rotate_all(request: Request, st: ServerState, _: Target) -> Response:
     key = cast(str, _str(await read_json(request, _limit(st)), "new_master_key"))
     api = cast(VaultAPI, st.vault)
     result = await st.run(api.rotate_all, key, **caller.kw())
-    return json_response({"message": "All secrets rotated successfully", "term": result.term,
-                          "reencrypted": result.reencrypted, "secrets": result.secrets})
+    return json_response(
+        {
+            "message": "All secrets rotated successfully",
+            "term": result.term,
+            "reencrypted": result.reencrypted,
+            "secrets": result.secrets,
+        }
+    )
 
 
 async def cleanup(request: Request, st: ServerState, _: Target) -> Response:
@@ -236,9 +273,14 @@ async def audit_search(request: Request, st: ServerState, _: Target) -> Response
         except ValueError as exc:
             raise errors.InvalidInput("since must be an ISO-8601 time with a timezone") from exc
     user = _int(q["user_id"], "user_id") if q.get("user_id") else None
-    entries = await st.run(st.vault.audit_logs, path=q.get("path") or None, user_id=user,
-                           action=q.get("action") or None, since=since,
-                           limit=_int(q.get("limit"), "limit", default=50))
+    entries = await st.run(
+        st.vault.audit_logs,
+        path=q.get("path") or None,
+        user_id=user,
+        action=q.get("action") or None,
+        since=since,
+        limit=_int(q.get("limit"), "limit", default=50),
+    )
     return json_response({"logs": [audit_json(e) for e in entries], "count": len(entries)})
 
 
@@ -246,8 +288,15 @@ async def audit_verify(request: Request, st: ServerState, _: Target) -> Response
     caller = await st.caller(request)
     await st.require_admin(caller, "audit_verify")
     r = await st.run(st.vault.verify_audit)
-    return json_response({"ok": r.ok, "entries": r.entries, "first_bad_id": r.first_bad_id,
-                          "unchained": r.unchained, "reason": r.reason})
+    return json_response(
+        {
+            "ok": r.ok,
+            "entries": r.entries,
+            "first_bad_id": r.first_bad_id,
+            "unchained": r.unchained,
+            "reason": r.reason,
+        }
+    )
 
 
 async def login(request: Request, st: ServerState, _: Target) -> Response:
@@ -278,27 +327,60 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", V + "/status", status, "Vault status", "token"),
     Operation("GET", V + "/health", health, "Health check (no token needed)", "none"),
     Operation("POST", V + "/secrets", create, "Create a secret", "create", s.CREATE, 201),
-    Operation("GET", V + "/secrets", list_secrets, "List secrets (?prefix=)", "list",
-              query=("prefix",)),
-    Operation("GET", P, get, "Get a secret (?version=N for an old one)", "read",
-              query=("version",)),
+    Operation(
+        "GET", V + "/secrets", list_secrets, "List secrets (?prefix=)", "list", query=("prefix",)
+    ),
+    Operation(
+        "GET", P, get, "Get a secret (?version=N for an old one)", "read", query=("version",)
+    ),
     Operation("PUT", P, update, "Update a secret (new version)", "update", s.UPDATE),
     Operation("DELETE", P, delete, "Delete a secret and its versions", "delete"),
     Operation("GET", P + "/versions", versions, "List a secret's versions", "read"),
     Operation("GET", P + "/versions/{version}", version, "Get one version", "read"),
-    Operation("POST", P + "/rotate", rotate, "Re-encrypt a secret under the newest key",
-              "update", s.ROTATE),
-    Operation("POST", P + "/rollback", rollback, "Roll back to a version (new version)",
-              "update", s.ROLLBACK),
-    Operation("GET", P + "/audit", secret_audit, "A secret's audit log (?limit=)", "audit",
-              query=("limit",)),
-    Operation("POST", V + "/rotate-all", rotate_all, "Rotate the master key", "superadmin",
-              s.ROTATE_ALL),
+    Operation(
+        "POST",
+        P + "/rotate",
+        rotate,
+        "Re-encrypt a secret under the newest key",
+        "update",
+        s.ROTATE,
+    ),
+    Operation(
+        "POST",
+        P + "/rollback",
+        rollback,
+        "Roll back to a version (new version)",
+        "update",
+        s.ROLLBACK,
+    ),
+    Operation(
+        "GET",
+        P + "/audit",
+        secret_audit,
+        "A secret's audit log (?limit=)",
+        "audit",
+        query=("limit",),
+    ),
+    Operation(
+        "POST", V + "/rotate-all", rotate_all, "Rotate the master key", "superadmin", s.ROTATE_ALL
+    ),
     Operation("POST", V + "/cleanup", cleanup, "Remove expired secrets", "admin"),
-    Operation("POST", V + "/generate-token", generate_token, "Generate a random token",
-              "admin", s.GENERATE),
-    Operation("GET", V + "/audit", audit_search, "Search the audit log", "admin",
-              query=("path", "user_id", "action", "since", "limit")),
+    Operation(
+        "POST",
+        V + "/generate-token",
+        generate_token,
+        "Generate a random token",
+        "admin",
+        s.GENERATE,
+    ),
+    Operation(
+        "GET",
+        V + "/audit",
+        audit_search,
+        "Search the audit log",
+        "admin",
+        query=("path", "user_id", "action", "since", "limit"),
+    ),
     Operation("GET", V + "/audit/verify", audit_verify, "Verify the audit hash chain", "admin"),
     Operation("POST", "/api/auth/login", login, "Log in as a built-in user", "none", s.LOGIN),
 )

@@ -72,16 +72,22 @@ class Front:
             await send(message)
 
         if self._declared_too_large(scope):
-            response = error_response(errors.PayloadTooLarge(
-                f"request body exceeds {self.limit} bytes"), scope["path"], rid)
+            response = error_response(
+                errors.PayloadTooLarge(f"request body exceeds {self.limit} bytes"),
+                scope["path"],
+                rid,
+            )
             response.headers["connection"] = "close"
             await response(scope, receive, send_with_id)
         else:
             await self.app(scope, self._limited(receive), send_with_id)
         metrics = self.metrics()
         if metrics is not None:
-            label = scope.get("strongroom.route") or getattr(
-                scope.get("route"), "path", None) or "unmatched"
+            label = (
+                scope.get("strongroom.route")
+                or getattr(scope.get("route"), "path", None)
+                or "unmatched"
+            )
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             metrics.observe(label, method, status, time.perf_counter() - started)
 
@@ -110,8 +116,12 @@ def _handlers() -> dict[Any, Any]:
     """One handler for everything: our errors, HTTP errors, validation errors, the rest."""
     from fastapi.exceptions import RequestValidationError
 
-    return {errors.StrongroomError: handle_exception, HTTPException: handle_exception,
-            RequestValidationError: handle_exception, Exception: handle_exception}
+    return {
+        errors.StrongroomError: handle_exception,
+        HTTPException: handle_exception,
+        RequestValidationError: handle_exception,
+        Exception: handle_exception,
+    }
 
 
 def _extra_routes(settings: ServerSettings) -> list[BaseRoute]:
@@ -129,14 +139,20 @@ def _extra_routes(settings: ServerSettings) -> list[BaseRoute]:
         st = server_state(request)
         return Response(await st.run(st.metrics.render), media_type=CONTENT_TYPE)
 
-    return [Route("/openapi.json", openapi, include_in_schema=False),
-            Route("/docs", docs, include_in_schema=False),
-            Route("/metrics", metrics, include_in_schema=False)]
+    return [
+        Route("/openapi.json", openapi, include_in_schema=False),
+        Route("/docs", docs, include_in_schema=False),
+        Route("/metrics", metrics, include_in_schema=False),
+    ]
 
 
-def create_app(settings: ServerSettings, *, vault: Vault | None = None,
-               link_factory: LinkFactory | None = None,
-               extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+def create_app(
+    settings: ServerSettings,
+    *,
+    vault: Vault | None = None,
+    link_factory: LinkFactory | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
+) -> Starlette:
     """The ASGI app. `vault` is an already opened vault to serve (else the lifespan opens and
     unlocks one); `link_factory` connects a worker to its siblings (None: single process);
     `extra_routes` adds other route sets (e.g. the `/v1` KV API) behind the same error handler.
@@ -159,8 +175,9 @@ def create_app(settings: ServerSettings, *, vault: Vault | None = None,
             opened.close()
             raise
         metrics = Metrics()
-        metrics.watch_vault(lambda: opened.is_locked, opened.secrets_nearing_expiry,
-                            settings.expiry_warning)
+        metrics.watch_vault(
+            lambda: opened.is_locked, opened.secrets_nearing_expiry, settings.expiry_warning
+        )
         state = ServerState(settings, opened, link, metrics)
         app.state.strongroom = holder["state"] = state
         try:
@@ -168,8 +185,12 @@ def create_app(settings: ServerSettings, *, vault: Vault | None = None,
         finally:
             state.close()
 
-    routes = [*build_routes(api_vault.OPERATIONS, server_state), *_extra_routes(settings),
-              *extra_routes, *api_kv2.ROUTES]
+    routes = [
+        *build_routes(api_vault.OPERATIONS, server_state),
+        *_extra_routes(settings),
+        *extra_routes,
+        *api_kv2.ROUTES,
+    ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=_handlers())
 
     def current_metrics() -> Metrics | None:

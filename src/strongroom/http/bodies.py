@@ -56,21 +56,40 @@ def when(moment: datetime | None) -> str | None:
 
 def secret_json(info: SecretInfo) -> dict[str, Any]:
     """A secret's listed metadata, as the design document shows it."""
-    return {"id": info.id, "path": info.path, "description": info.description,
-            "created_by": info.created_by, "created_at": iso(info.created_at),
-            "updated_at": iso(info.updated_at), "version": info.version,
-            "expires_at": when(info.expires_at)}
+    return {
+        "id": info.id,
+        "path": info.path,
+        "description": info.description,
+        "created_by": info.created_by,
+        "created_at": iso(info.created_at),
+        "updated_at": iso(info.updated_at),
+        "version": info.version,
+        "expires_at": when(info.expires_at),
+    }
 
 
 def version_json(v: VersionInfo) -> dict[str, Any]:
     """One version's metadata."""
-    return {"version": v.version, "updated_at": iso(v.updated_at), "updated_by": v.updated_by,
-            "deleted_at": when(v.deleted_at), "destroyed": v.destroyed}
+    return {
+        "version": v.version,
+        "updated_at": iso(v.updated_at),
+        "updated_by": v.updated_by,
+        "deleted_at": when(v.deleted_at),
+        "destroyed": v.destroyed,
+    }
 
 
 def audit_json(e: AuditEntry) -> dict[str, Any]:
     """One audit entry."""
-    return {"id": e.id, "timestamp": iso(e.timestamp), "secret_id": e.secret_id,
-            "path": e.path, "user_id": e.user_id, "action": e.action,
-            "ip_address": e.ip_address, "success": e.success, "error": e.error,
-            "request_id": e.request_id}
+    return {
+        "id": e.id,
+        "timestamp": iso(e.timestamp),
+        "secret_id": e.secret_id,
+        "path": e.path,
+        "user_id": e.user_id,
+        "action": e.action,
+        "ip_address": e.ip_address,
+        "success": e.success,
+        "error": e.error,
+        "request_id": e.request_id,
+    }

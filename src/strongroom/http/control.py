@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
+import signal
 import threading
 from concurrent.futures import Future
 from multiprocessing.connection import Connection
@@ -31,8 +33,9 @@ BROADCAST_TIMEOUT = 120.0
 class PeerLink(Protocol):
     """How a worker tells its siblings that the lock state changed."""
 
-    def publish_unlock(self, master_key: str, user_id: int, ip: str,
-                       request_id: str | None) -> None:
+    def publish_unlock(
+        self, master_key: str, user_id: int, ip: str, request_id: str | None
+    ) -> None:
         """Unlock every sibling with the key this worker has just verified."""
         ...
 
@@ -48,8 +51,9 @@ class PeerLink(Protocol):
 class LocalLink:
     """A server with a single process: nothing to tell anyone."""
 
-    def publish_unlock(self, master_key: str, user_id: int, ip: str,
-                       request_id: str | None) -> None:
+    def publish_unlock(
+        self, master_key: str, user_id: int, ip: str, request_id: str | None
+    ) -> None:
         """Nothing to do."""
 
     def publish_lock(self, user_id: int, ip: str, request_id: str | None) -> None:
@@ -75,8 +79,9 @@ class WorkerLink:
         threading.Thread(target=self._report, name="strongroom-activity", daemon=True).start()
         self._send(("ready",))
 
-    def publish_unlock(self, master_key: str, user_id: int, ip: str,
-                       request_id: str | None) -> None:
+    def publish_unlock(
+        self, master_key: str, user_id: int, ip: str, request_id: str | None
+    ) -> None:
         """Unlock every sibling; returns once all have applied it."""
         self._broadcast("unlock", (master_key, user_id, ip, request_id))
 
@@ -100,8 +105,7 @@ class WorkerLink:
             self._send(("bcast", bid, op, payload))
             done.result(timeout=BROADCAST_TIMEOUT)
         except (OSError, TimeoutError) as exc:
-            raise errors.StorageUnavailable(
-                "could not reach the other worker processes") from exc
+            raise errors.StorageUnavailable("could not reach the other worker processes") from exc
         finally:
             self._waiting.pop(bid, None)
 
@@ -110,9 +114,7 @@ class WorkerLink:
             try:
                 message = self._conn.recv()
             except (EOFError, OSError):
-                for pending in list(self._waiting.values()):
-                    if not pending.done():
-                        pending.set_exception(OSError("supervisor gone"))
+                self._orphaned()
                 return
             kind = message[0]
             if kind == "done":
@@ -123,6 +125,16 @@ class WorkerLink:
                 self._apply(message[2], message[3])
                 if message[1] is not None:
                     self._send(("ack", message[1]))
+
+    def _orphaned(self) -> None:
+        """The supervisor is gone (killed, crashed): fail waiters and shut this worker down
+        gracefully, so no worker keeps serving with a lock state nobody coordinates."""
+        for pending in list(self._waiting.values()):
+            if not pending.done():
+                pending.set_exception(OSError("supervisor gone"))
+        if not self._stop.is_set():
+            log.error("the supervisor is gone; this worker shuts down")
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def _apply(self, op: str, payload: Any) -> None:
         try:

@@ -23,8 +23,7 @@ from strongroom.core.policy import Policy
 from strongroom.core.tokens import JWTAuth, Principal
 from strongroom.http.settings import IPNetwork
 
-__all__ = ["PolicyCache", "bearer_token", "client_ip", "principal", "read_json",
-           "request_id"]
+__all__ = ["PolicyCache", "bearer_token", "client_ip", "principal", "read_json", "request_id"]
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 MAX_JSON_DEPTH = 32
@@ -51,8 +50,9 @@ def client_ip(scope: MutableMapping[str, Any], trusted: Sequence[IPNetwork]) -> 
     peer = client[0] if client else "unknown"
     if not trusted or not _is_trusted(peer, trusted):
         return str(peer)
-    forwarded = [v.decode("latin-1") for k, v in scope.get("headers", ())
-                 if k == b"x-forwarded-for"]
+    forwarded = [
+        v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"x-forwarded-for"
+    ]
     hops = [h.strip() for h in ",".join(forwarded).split(",") if h.strip()]
     for hop in reversed(hops):
         try:
@@ -114,7 +114,7 @@ async def read_json(request: Request, limit: int, *, required: bool = True) -> d
     Raises:
         PayloadTooLarge: the body exceeds `limit` bytes (stops reading at once).
         InvalidInput: not JSON, not an object, nested too deep, or missing when required.
-        UnsupportedMediaType: a body whose Content-Type is not application/json.
+        UnsupportedMediaType: 415 for a body whose Content-Type is not application/json.
     """
     chunks: list[bytes] = []
     size = 0

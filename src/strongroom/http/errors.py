@@ -21,8 +21,14 @@ from starlette.responses import Response
 
 from strongroom import errors
 
-__all__ = ["NO_STORE", "V1_OVERRIDES", "V1Override", "error_response", "handle_exception",
-           "json_response"]
+__all__ = [
+    "NO_STORE",
+    "V1_OVERRIDES",
+    "V1Override",
+    "error_response",
+    "handle_exception",
+    "json_response",
+]
 
 log = logging.getLogger("strongroom.http")
 
@@ -45,12 +51,18 @@ V1_OVERRIDES: dict[type[errors.StrongroomError], V1Override] = {
     errors.Conflict: V1Override(400),
 }
 
-_HTTP_MESSAGES = {404: "not found", 405: "method not allowed", 413: "payload too large",
-                  415: "unsupported media type"}
+#: Conditions that exist only in HTTP (no class in the error tree): message and code.
+_HTTP_ERRORS = {
+    404: ("not found", errors.NotFound.code),
+    405: ("method not allowed", "method_not_allowed"),
+    415: ("request body must be JSON (Content-Type: application/json)", "unsupported_media_type"),
+    422: ("invalid request", "invalid_input"),
+}
 
 
-def json_response(body: object, status: int = 200,
-                  headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    body: object, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     """A compact JSON response that is never cached."""
     data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return Response(data, status, {**NO_STORE, **(headers or {})}, "application/json")
@@ -60,8 +72,9 @@ def _is_v1(path: str) -> bool:
     return path == "/v1" or path.startswith("/v1/")
 
 
-def error_response(exc: errors.StrongroomError, path: str,
-                   request_id: str | None = None) -> Response:
+def error_response(
+    exc: errors.StrongroomError, path: str, request_id: str | None = None
+) -> Response:
     """The response for a Strongroom error on `path`."""
     status, message = exc.http_status, exc.message
     if isinstance(exc, errors.IntegrityError):
@@ -85,10 +98,10 @@ def error_response(exc: errors.StrongroomError, path: str,
 def _plain(status: int, message: str, path: str, request_id: str | None) -> Response:
     if _is_v1(path):
         return json_response({"errors": [message]}, status)
-    body: dict[str, object] = {"error": message, "code": errors.StrongroomError.code
-                               if status >= 500 else f"http_{status}"}
-    if status == 404:
-        body["code"] = errors.NotFound.code
+    code = _HTTP_ERRORS.get(
+        status, ("", errors.StrongroomError.code if status >= 500 else errors.InvalidInput.code)
+    )[1]
+    body: dict[str, object] = {"error": message, "code": code}
     if request_id:
         body["request_id"] = request_id
     return json_response(body, status)
@@ -103,13 +116,12 @@ async def handle_exception(request: Request, exc: Exception) -> Response:
             log.error("request %s failed: %s", request_id, exc.code)
         return error_response(exc, path, request_id)
     if isinstance(exc, HTTPException):
-        message = _HTTP_MESSAGES.get(exc.status_code, "request refused")
+        message = _HTTP_ERRORS.get(exc.status_code, ("request refused", ""))[0]
         return _plain(exc.status_code, message, path, request_id)
     validation = _validation_message(exc)
     if validation is not None:
         return _plain(422, validation, path, request_id)
-    log.error("request %s failed unexpectedly: %s", request_id, type(exc).__name__,
-              exc_info=exc)
+    log.error("request %s failed unexpectedly: %s", request_id, type(exc).__name__, exc_info=exc)
     return _plain(500, "internal error", path, request_id)
 
 

@@ -21,19 +21,24 @@ _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 
 
 class _VaultGauges(Collector):
-    def __init__(self, is_locked: Callable[[], bool], expiring: Callable[[timedelta], int],
-                 window: timedelta) -> None:
+    def __init__(
+        self, is_locked: Callable[[], bool], expiring: Callable[[timedelta], int], window: timedelta
+    ) -> None:
         self._is_locked = is_locked
         self._expiring = expiring
         self._window = window
 
     def collect(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily("strongroom_vault_locked", "1 when the vault is locked",
-                                value=1.0 if self._is_locked() else 0.0)
+        yield GaugeMetricFamily(
+            "strongroom_vault_locked",
+            "1 when the vault is locked",
+            value=1.0 if self._is_locked() else 0.0,
+        )
         yield GaugeMetricFamily(
             "strongroom_secrets_nearing_expiry",
             f"Live secrets that expire within {int(self._window.total_seconds())} seconds",
-            value=float(self._expiring(self._window)))
+            value=float(self._expiring(self._window)),
+        )
 
 
 class Metrics:
@@ -41,15 +46,24 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self._requests = Counter("strongroom_http_requests", "HTTP requests by route and status",
-                                 ["route", "method", "status"], registry=self.registry)
-        self._latency = Histogram("strongroom_http_request_duration_seconds",
-                                  "HTTP request latency by route", ["route"],
-                                  buckets=_BUCKETS, registry=self.registry)
+        self._requests = Counter(
+            "strongroom_http_requests",
+            "HTTP requests by route and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self._latency = Histogram(
+            "strongroom_http_request_duration_seconds",
+            "HTTP request latency by route",
+            ["route"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
-    def watch_vault(self, is_locked: Callable[[], bool], expiring: Callable[[timedelta], int],
-                    window: timedelta) -> None:
+    def watch_vault(
+        self, is_locked: Callable[[], bool], expiring: Callable[[timedelta], int], window: timedelta
+    ) -> None:
         """Add the lock-state and nearing-expiry gauges."""
         self.registry.register(_VaultGauges(is_locked, expiring, window))
 
@@ -58,8 +72,10 @@ class Metrics:
         key = (route, method, status)
         children = self._children.get(key)
         if children is None:
-            children = (self._requests.labels(route, method, str(status)),
-                        self._latency.labels(route))
+            children = (
+                self._requests.labels(route, method, str(status)),
+                self._latency.labels(route),
+            )
             if len(self._children) < 10_000:
                 self._children[key] = children
         children[0].inc()

@@ -14,44 +14,77 @@ from strongroom.http.routing import Operation
 
 __all__ = ["docs_html", "openapi_document"]
 
-_ERROR = {"type": "object", "required": ["error"],
-          "properties": {"error": {"type": "string"}, "code": {"type": "string"},
-                         "request_id": {"type": "string"}}}
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {"type": "string"},
+        "code": {"type": "string"},
+        "request_id": {"type": "string"},
+    },
+}
 _ACCESS = {
     "none": "No token needed.",
     "token": "Any valid token.",
     "admin": "Role SuperAdmin or Admin.",
     "superadmin": "Role SuperAdmin only.",
 }
-_ERRORS = {"400": "invalid input", "401": "missing or invalid token",
-           "403": "role or policy does not allow it", "404": "no such secret or version",
-           "409": "conflict", "413": "body too large", "415": "body is not JSON",
-           "423": "vault is locked", "429": "too many attempts (see Retry-After)"}
+_ERRORS = {
+    "400": "invalid input",
+    "401": "missing or invalid token",
+    "403": "role or policy does not allow it",
+    "404": "no such secret or version",
+    "409": "conflict",
+    "413": "body too large",
+    "415": "body is not JSON",
+    "423": "vault is locked",
+    "429": "too many attempts (see Retry-After)",
+}
 
 
 def _operation(op: Operation) -> dict[str, Any]:
     access = _ACCESS.get(op.access) or (
-        f"SuperAdmin/Admin, or a policy granting `{op.access}` on the path.")
+        f"SuperAdmin/Admin, or a policy granting `{op.access}` on the path."
+    )
     params: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True,
-         "schema": {"type": "integer" if name == "version" else "string"}}
-        for name in re.findall(r"{(\w+)}", op.path)]
-    params += [{"name": q, "in": "query", "required": False, "schema": {"type": "string"}}
-               for q in op.query]
-    responses: dict[str, Any] = {str(op.status): {
-        "description": "success", "content": {"application/json": {"schema": {"type": "object"}}}}}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "integer" if name == "version" else "string"},
+        }
+        for name in re.findall(r"{(\w+)}", op.path)
+    ]
+    params += [
+        {"name": q, "in": "query", "required": False, "schema": {"type": "string"}}
+        for q in op.query
+    ]
+    responses: dict[str, Any] = {
+        str(op.status): {
+            "description": "success",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    }
     for status, text in _ERRORS.items():
-        responses[status] = {"description": text,
-                             "content": {"application/json": {"schema": _ERROR}}}
-    entry: dict[str, Any] = {"summary": op.summary, "description": access,
-                             "operationId": f"{op.handler.__name__}_{op.method.lower()}",
-                             "parameters": params, "responses": responses,
-                             "tags": ["auth" if op.path.startswith("/api/auth") else "vault"]}
+        responses[status] = {
+            "description": text,
+            "content": {"application/json": {"schema": _ERROR}},
+        }
+    entry: dict[str, Any] = {
+        "summary": op.summary,
+        "description": access,
+        "operationId": f"{op.handler.__name__}_{op.method.lower()}",
+        "parameters": params,
+        "responses": responses,
+        "tags": ["auth" if op.path.startswith("/api/auth") else "vault"],
+    }
     if op.access != "none":
         entry["security"] = [{"bearer": []}]
     if op.body is not None:
-        entry["requestBody"] = {"required": bool(op.body.get("required")),
-                                "content": {"application/json": {"schema": op.body}}}
+        entry["requestBody"] = {
+            "required": bool(op.body.get("required")),
+            "content": {"application/json": {"schema": op.body}},
+        }
     return entry
 
 
@@ -62,13 +95,19 @@ def openapi_document(operations: Sequence[Operation], version: str) -> dict[str,
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Strongroom", "version": version,
-                 "description": "The design document's vault API. Secret paths may contain "
-                                "slashes; a path's last segment may not be versions, rotate, "
-                                "rollback or audit."},
+        "info": {
+            "title": "Strongroom",
+            "version": version,
+            "description": "The design document's vault API. Secret paths may contain "
+            "slashes; a path's last segment may not be versions, rotate, "
+            "rollback or audit.",
+        },
         "paths": paths,
-        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                                      "bearerFormat": "JWT"}}},
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            }
+        },
     }
 
 
@@ -76,5 +115,6 @@ def docs_html() -> str:
     """Swagger UI (FastAPI's page, which loads its assets from FastAPI's default location)."""
     from fastapi.openapi.docs import get_swagger_ui_html
 
-    return bytes(get_swagger_ui_html(openapi_url="/openapi.json",
-                                     title="Strongroom API").body).decode("utf-8")
+    return bytes(
+        get_swagger_ui_html(openapi_url="/openapi.json", title="Strongroom API").body
+    ).decode("utf-8")

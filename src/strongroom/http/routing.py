@@ -70,8 +70,10 @@ def split_secret_url(method: str, rest: str) -> tuple[str, Target]:
     return SECRET_PREFIX, Target(rest)
 
 
-def build_routes(operations: Sequence[Operation], state: Callable[[Request], ServerState],
-                 ) -> list[BaseRoute]:
+def build_routes(
+    operations: Sequence[Operation],
+    state: Callable[[Request], ServerState],
+) -> list[BaseRoute]:
     """Starlette routes for `operations`; `state` finds the ServerState of a request."""
     table = {(op.method, op.path): op.handler for op in operations}
 
@@ -84,8 +86,14 @@ def build_routes(operations: Sequence[Operation], state: Callable[[Request], Ser
         return await handler(request, state(request), target)
 
     # The secret route comes first: it carries most traffic, and Starlette tries routes in order.
-    routes: list[BaseRoute] = [Route("/api/vault/secrets/{path:path}", secrets,
-                                     methods=["GET", "PUT", "DELETE", "POST"], name="secret")]
+    routes: list[BaseRoute] = [
+        Route(
+            "/api/vault/secrets/{path:path}",
+            secrets,
+            methods=["GET", "PUT", "DELETE", "POST"],
+            name="secret",
+        )
+    ]
     by_path: dict[str, list[Operation]] = {}
     for op in operations:
         if not op.path.startswith(SECRET_PREFIX):
@@ -96,8 +104,10 @@ def build_routes(operations: Sequence[Operation], state: Callable[[Request], Ser
     return routes
 
 
-def _fixed(handlers: dict[str, Handler], state: Callable[[Request], ServerState],
-           ) -> Callable[[Request], Awaitable[Response]]:
+def _fixed(
+    handlers: dict[str, Handler],
+    state: Callable[[Request], ServerState],
+) -> Callable[[Request], Awaitable[Response]]:
     target = Target()
     if len(handlers) == 1:
         (only,) = handlers.values()
@@ -105,6 +115,8 @@ def _fixed(handlers: dict[str, Handler], state: Callable[[Request], ServerState]
         async def endpoint(request: Request) -> Response:
             return await only(request, state(request), target)
     else:
+
         async def endpoint(request: Request) -> Response:
             return await handlers[request.method](request, state(request), target)
+
     return endpoint

@@ -17,9 +17,13 @@ def _object(required: list[str], **props: dict[str, Any]) -> dict[str, Any]:
 
 _STR = {"type": "string"}
 UNLOCK = _object(["master_key"], master_key=_STR)
-CREATE = _object(["path", "value"], path={**_STR, "example": "database/postgres/password"},
-                 value=_STR, description=_STR,
-                 expires_in={**_STR, "example": "90d", "description": "e.g. 24h, 7d, 90d"})
+CREATE = _object(
+    ["path", "value"],
+    path={**_STR, "example": "database/postgres/password"},
+    value=_STR,
+    description=_STR,
+    expires_in={**_STR, "example": "90d", "description": "e.g. 24h, 7d, 90d"},
+)
 UPDATE = _object(["value"], value=_STR)
 ROLLBACK = _object(["version"], version={"type": "integer", "minimum": 1})
 ROTATE = _object([])

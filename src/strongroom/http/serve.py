@@ -34,10 +34,19 @@ log = logging.getLogger("strongroom.http")
 def _config(app: Any, settings: ServerSettings) -> uvicorn.Config:
     # h11, not httptools: llhttp rejects the LIST method, which hvac's list_secrets sends to
     # /v1/ (measured: the same KV read throughput, ~8% less on trivial endpoints).
-    return uvicorn.Config(app, host=settings.host, port=settings.port, loop="uvloop",
-                          http="h11", lifespan="on", access_log=False,
-                          log_level="warning", server_header=False, proxy_headers=False,
-                          timeout_graceful_shutdown=int(settings.graceful_timeout))
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="h11",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=int(settings.graceful_timeout),
+    )
 
 
 def serve(settings: ServerSettings) -> int:
@@ -64,6 +73,7 @@ def serve(settings: ServerSettings) -> int:
 
 def _exit_quietly_after_shutdown() -> None:
     """uvicorn re-raises SIGTERM/SIGINT once it has shut down gracefully; exit 0 then."""
+
     def done(signum: int, frame: object) -> None:
         raise SystemExit(0)
 
@@ -127,8 +137,7 @@ class Supervisor:
         ctx = multiprocessing.get_context("spawn")
         for _ in range(self.settings.workers):
             parent, child = ctx.Pipe(duplex=True)
-            proc = ctx.Process(target=worker_main, args=(self.settings, sock, child),
-                               daemon=False)
+            proc = ctx.Process(target=worker_main, args=(self.settings, sock, child), daemon=False)
             proc.start()
             child.close()
             self._conns.append(parent)
@@ -149,8 +158,7 @@ class Supervisor:
             ready = wait([*self._conns, *sentinels], timeout=0.2)
             for item in ready:
                 if isinstance(item, int):
-                    log.error("worker %d exited unexpectedly; stopping the server",
-                              sentinels[item])
+                    log.error("worker %d exited unexpectedly; stopping the server", sentinels[item])
                     return 1
                 if not isinstance(item, Connection):
                     continue

@@ -137,5 +137,7 @@ class ServerSettings:
         return VaultConfig(
             auto_lock=self.auto_lock if auto_lock is None else auto_lock,
             auto_lock_timeout=self.auto_lock_timeout,
-            argon2_time_cost=self.argon2_time_cost, argon2_memory_kib=self.argon2_memory_kib,
-            argon2_parallelism=self.argon2_parallelism)
+            argon2_time_cost=self.argon2_time_cost,
+            argon2_memory_kib=self.argon2_memory_kib,
+            argon2_parallelism=self.argon2_parallelism,
+        )

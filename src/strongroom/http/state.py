@@ -55,8 +55,9 @@ class Caller:
 class ServerState:
     """Shared by all requests of one worker process."""
 
-    def __init__(self, settings: ServerSettings, vault: Vault, link: PeerLink,
-                 metrics: Metrics) -> None:
+    def __init__(
+        self, settings: ServerSettings, vault: Vault, link: PeerLink, metrics: Metrics
+    ) -> None:
         self.settings = settings
         self.vault = vault
         self.link = link
@@ -102,12 +103,19 @@ class ServerState:
 
     async def deny(self, caller: Caller, action: str, path: str | None) -> errors.PermissionDenied:
         """Audit a refusal and return the error to raise."""
-        await self.run(self.vault.record_denied, action, path, caller.principal.user_id,
-                       caller.ip, caller.request_id)
+        await self.run(
+            self.vault.record_denied,
+            action,
+            path,
+            caller.principal.user_id,
+            caller.ip,
+            caller.request_id,
+        )
         return errors.PermissionDenied()
 
-    async def require_admin(self, caller: Caller, action: str, *, superadmin: bool = False,
-                            path: str | None = None) -> None:
+    async def require_admin(
+        self, caller: Caller, action: str, *, superadmin: bool = False, path: str | None = None
+    ) -> None:
         """Allow only SuperAdmin/Admin (SuperAdmin alone when `superadmin`).
 
         Raises:
