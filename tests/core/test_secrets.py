@@ -114,3 +114,17 @@ def test_values_are_not_stored_in_plaintext(vault: Vault, dsn: str) -> None:
     assert rows and all("CANARY" not in r[0] for r in rows)
     audit = execute(dsn, "SELECT * FROM vault_audit_logs")
     assert all("CANARY" not in str(r) for r in audit)
+
+
+def test_unencodable_text_and_huge_versions_are_invalid_input(vault: Vault) -> None:
+    with pytest.raises(errors.InvalidInput, match="Unicode"):
+        vault.create_secret("a/b", "\ud800")
+    with pytest.raises(errors.InvalidInput, match="Unicode"):
+        vault.create_secret("a/b", "v", description="\udfff")
+    vault.create_secret("a/b", "v")
+    for bad in (2**31, 2**70):
+        with pytest.raises(errors.InvalidInput):
+            vault.rollback_secret("a/b", bad)
+        with pytest.raises(errors.InvalidInput):
+            vault.get_secret_version("a/b", bad)
+    assert vault.get_secret("a/b") == "v"

@@ -107,3 +107,14 @@ def test_dev_mode_prints_a_master_key_and_an_admin_token(tmp_path: Path) -> None
         proc.terminate()
         assert proc.wait(timeout=60) == 0
     assert not (tmp_path / "vault.db").exists()
+
+
+def test_server_process_cannot_dump_core(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path).start()
+    try:
+        assert server.proc is not None
+        limits = Path(f"/proc/{server.proc.pid}/limits").read_text()
+        core = next(line for line in limits.splitlines() if line.startswith("Max core file size"))
+        assert core.split()[4:6] == ["0", "0"], core
+    finally:
+        server.stop()

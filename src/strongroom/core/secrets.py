@@ -60,10 +60,26 @@ def is_deleted(version: VersionRow, now: datetime) -> bool:
     return version.deleted_at is not None and version.deleted_at <= now
 
 
+MAX_VERSION = 2**31 - 1
+
+
 def _check_version(version: object) -> int:
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise errors.InvalidInput("version must be a positive integer")
+    if isinstance(version, bool) or not isinstance(version, int) or not (
+            1 <= version <= MAX_VERSION):
+        raise errors.InvalidInput(f"version must be an integer from 1 to {MAX_VERSION}")
     return version
+
+
+def check_text(text: str, what: str) -> int:
+    """The UTF-8 size of `text`.
+
+    Raises:
+        InvalidInput: `text` holds a lone surrogate (not encodable Unicode).
+    """
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise errors.InvalidInput(f"{what} must be valid Unicode text") from exc
 
 
 class SecretsMixin(VaultBase):
@@ -75,7 +91,7 @@ class SecretsMixin(VaultBase):
             raise errors.InvalidInput("value must be a string")
         if not value:
             raise errors.InvalidInput("value must not be empty")
-        if len(value.encode("utf-8")) > self._config.max_value_bytes:
+        if check_text(value, "value") > self._config.max_value_bytes:
             raise errors.PayloadTooLarge(
                 f"value exceeds the limit of {self._config.max_value_bytes} bytes")
         return value
@@ -153,6 +169,8 @@ class SecretsMixin(VaultBase):
                                         or len(description) > MAX_DESCRIPTION):
             raise errors.InvalidInput(f"description must be a string of at most "
                                       f"{MAX_DESCRIPTION} characters")
+        if description is not None:
+            check_text(description, "description")
         if expires_in is not None and (not isinstance(expires_in, timedelta)
                                        or expires_in <= timedelta(0)):
             raise errors.InvalidInput("expires_in must be a positive duration")

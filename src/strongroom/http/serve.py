@@ -11,8 +11,10 @@ supervisor stops the others and exits 1, so a process manager restarts the serve
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
+import resource
 import signal
 import socket
 import time
@@ -28,6 +30,7 @@ from strongroom.http.settings import ServerSettings
 
 __all__ = ["Supervisor", "serve"]
 
+PR_SET_DUMPABLE = 4
 log = logging.getLogger("strongroom.http")
 
 
@@ -56,6 +59,7 @@ def serve(settings: ServerSettings) -> int:
         StrongroomError: the database cannot be opened or the master key is wrong (before
             anything listens).
     """
+    forbid_core_dumps()
     if settings.workers == 1:
         vault = open_vault(settings.db_dsn, settings.vault_config())
         try:
@@ -69,6 +73,20 @@ def serve(settings: ServerSettings) -> int:
         server.run()
         return 0 if server.started else 1
     return Supervisor(settings).run()
+
+
+def forbid_core_dumps() -> None:
+    """No core dumps and no same-user ptrace: an unlocked server's memory holds its keys
+    (threats.md J1). Workers inherit both settings. Best effort where the OS refuses."""
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ValueError, OSError):
+        log.warning("could not disable core dumps")
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        log.warning("could not mark the process non-dumpable")
 
 
 def _exit_quietly_after_shutdown() -> None:

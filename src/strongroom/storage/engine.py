@@ -96,10 +96,17 @@ class Tx:
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
-        """Run a block whose changes are undone alone if it raises."""
+        """Run a block whose changes are undone alone if it raises.
+
+        A value the database refuses (out of range, too long) fails only this block, as
+        InvalidInput, so one bad request cannot fail the other jobs of a group commit.
+        """
         nested = self.conn.begin_nested()
         try:
             yield
+        except sa_exc.DataError as exc:
+            nested.rollback()
+            raise errors.InvalidInput("a value is out of range for storage") from exc
         except BaseException:
             nested.rollback()
             raise
