@@ -31,8 +31,9 @@ from strongroom.storage import Storage, Tx, open_storage
 
 KEY = "bench-master-key-0123456789"
 SECRETS = 100
-CONFIG = VaultConfig(argon2_time_cost=1, argon2_memory_kib=1024, argon2_parallelism=1,
-                     auto_lock=False)
+CONFIG = VaultConfig(
+    argon2_time_cost=1, argon2_memory_kib=1024, argon2_parallelism=1, auto_lock=False
+)
 
 
 class CountingStorage(Storage):
@@ -80,8 +81,10 @@ def measure(dsn: str, cls: type[Vault], threads: int, reads: int) -> tuple[float
 
         def reader(t: int) -> None:
             for i in range(reads):
-                assert vault.get_secret(f"b/{(t * 7 + i) % SECRETS}") == \
-                    f"value-{(t * 7 + i) % SECRETS}"
+                assert (
+                    vault.get_secret(f"b/{(t * 7 + i) % SECRETS}")
+                    == f"value-{(t * 7 + i) % SECRETS}"
+                )
 
         start = time.perf_counter()
         with ThreadPoolExecutor(threads) as pool:
@@ -98,22 +101,32 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--reads", type=int, default=300, help="reads per thread")
     parser.add_argument("--pg", default=DEFAULT_PG)
-    parser.add_argument("--fsync-ms", type=float, default=0.0,
-                        help="extra latency per commit, modelling a slower flush")
+    parser.add_argument(
+        "--fsync-ms",
+        type=float,
+        default=0.0,
+        help="extra latency per commit, modelling a slower flush",
+    )
     args = parser.parse_args()
     CountingStorage.flush_delay = args.fsync_ms / 1000
     print(f"modelled extra flush latency per commit: {args.fsync_ms} ms")
-    print(f"{'backend':<11} {'mode':<22} {'threads':>7} {'reads':>6} {'s':>6} {'reads/s':>8} "
-          f"{'commits':>7} {'reads/commit':>12}")
+    print(
+        f"{'backend':<11} {'mode':<22} {'threads':>7} {'reads':>6} {'s':>6} {'reads/s':>8} "
+        f"{'commits':>7} {'reads/commit':>12}"
+    )
     for name in ("sqlite", "postgresql"):
         with backend(name, args.pg) as dsn:
-            for label, cls, threads in (("group commit", Vault, 1),
-                                        ("group commit", Vault, args.threads),
-                                        ("one commit per read", OneCommitPerRead, args.threads)):
+            for label, cls, threads in (
+                ("group commit", Vault, 1),
+                ("group commit", Vault, args.threads),
+                ("one commit per read", OneCommitPerRead, args.threads),
+            ):
                 total = threads * args.reads
                 elapsed, commits = measure(dsn, cls, threads, args.reads)
-                print(f"{name:<11} {label:<22} {threads:>7} {total:>6} {elapsed:6.2f} "
-                      f"{total / elapsed:8.0f} {commits:>7} {total / max(commits, 1):12.1f}")
+                print(
+                    f"{name:<11} {label:<22} {threads:>7} {total:>6} {elapsed:6.2f} "
+                    f"{total / elapsed:8.0f} {commits:>7} {total / max(commits, 1):12.1f}"
+                )
 
 
 if __name__ == "__main__":

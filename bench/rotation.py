@@ -32,8 +32,9 @@ from strongroom.crypto.kdf import KDFParams, derive_kek, new_salt
 from strongroom.storage import Tx, tables
 
 KEYS = ["bench-master-key-0123456789", "bench-rotated-key-0123456789", "bench-third-key-012345678"]
-FILL = VaultConfig(argon2_time_cost=1, argon2_memory_kib=1024, argon2_parallelism=1,
-                   auto_lock=False)
+FILL = VaultConfig(
+    argon2_time_cost=1, argon2_memory_kib=1024, argon2_parallelism=1, auto_lock=False
+)
 
 
 def fill(dsn: str, secrets: int, versions: int) -> None:
@@ -43,22 +44,47 @@ def fill(dsn: str, secrets: int, versions: int) -> None:
 
     def run(tx: Tx, start: int, stop: int) -> tuple[None, None]:
         now = vault._clock.now()
-        tx.conn.execute(sa.insert(tables.secrets), [
-            {"path": f"bench/{i:06d}", "description": None, "created_by": 1, "created_at": now,
-             "updated_at": now, "version": versions, "expires_at": None, "metadata": "{}",
-             "max_versions": 0, "cas_required": False, "delete_version_after": 0}
-            for i in range(start, stop)])
+        tx.conn.execute(
+            sa.insert(tables.secrets),
+            [
+                {
+                    "path": f"bench/{i:06d}",
+                    "description": None,
+                    "created_by": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                    "version": versions,
+                    "expires_at": None,
+                    "metadata": "{}",
+                    "max_versions": 0,
+                    "cas_required": False,
+                    "delete_version_after": 0,
+                }
+                for i in range(start, stop)
+            ],
+        )
         s = tables.secrets
-        query = sa.select(s.c.id, s.c.path).where(s.c.path >= f"bench/{start:06d}",
-                                                  s.c.path < f"bench/{stop:06d}")
+        query = sa.select(s.c.id, s.c.path).where(
+            s.c.path >= f"bench/{start:06d}", s.c.path < f"bench/{stop:06d}"
+        )
         rows = []
         for sid, path in tx.conn.execute(query):
             for n in range(1, versions + 1):
-                envelope, term = vault._encrypt(tx, encode_value({"value": f"{path}#{n}"}),
-                                                sid, path, n)
-                rows.append({"secret_id": sid, "version": n, "value": envelope,
-                             "key_term": term, "updated_by": 1, "updated_at": now,
-                             "deleted_at": None, "destroyed": False})
+                envelope, term = vault._encrypt(
+                    tx, encode_value({"value": f"{path}#{n}"}), sid, path, n
+                )
+                rows.append(
+                    {
+                        "secret_id": sid,
+                        "version": n,
+                        "value": envelope,
+                        "key_term": term,
+                        "updated_by": 1,
+                        "updated_at": now,
+                        "deleted_at": None,
+                        "destroyed": False,
+                    }
+                )
         tx.conn.execute(sa.insert(tables.secret_versions), rows)
         return None, None
 
@@ -87,9 +113,14 @@ def child(dsn: str) -> dict[str, Any]:
     tracemalloc.stop()
     assert vault.get_secret_version("bench/000007", 2) == "bench/000007#2"
     vault.close()
-    return {"wall": wall, "versions": result.reencrypted, "secrets": result.secrets,
-            "rss_before_kib": rss_before, "rss_peak_kib": rss_after,
-            "traced_peak_bytes": traced_peak}
+    return {
+        "wall": wall,
+        "versions": result.reencrypted,
+        "secrets": result.secrets,
+        "rss_before_kib": rss_before,
+        "rss_peak_kib": rss_after,
+        "traced_peak_bytes": traced_peak,
+    }
 
 
 def argon2_seconds() -> float:
@@ -108,22 +139,32 @@ def main() -> None:
     parser.add_argument("--pg", default=DEFAULT_PG)
     args = parser.parse_args()
     per_argon = min(argon2_seconds() for _ in range(3))
-    print(f"{'backend':<11} {'versions':>8} {'wall s':>7} {'versions/s':>10} "
-          f"{'RSS after unlock MiB':>20} {'peak RSS MiB':>12} {'traced peak MiB':>15}")
+    print(
+        f"{'backend':<11} {'versions':>8} {'wall s':>7} {'versions/s':>10} "
+        f"{'RSS after unlock MiB':>20} {'peak RSS MiB':>12} {'traced peak MiB':>15}"
+    )
     for name in ("sqlite", "postgresql"):
         with backend(name, args.pg) as dsn:
             fill(dsn, args.secrets, args.versions)
-            out = subprocess.run([sys.executable, __file__, "--child", dsn], check=True,
-                                 capture_output=True, text=True).stdout
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", dsn],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
             r = json.loads(out)
-            print(f"{name:<11} {r['versions']:>8} {r['wall']:7.2f} "
-                  f"{r['versions'] / r['wall']:10.0f} {r['rss_before_kib'] / 1024:20.1f} "
-                  f"{r['rss_peak_kib'] / 1024:12.1f} "
-                  f"{r['traced_peak_bytes'] / 2**20:15.2f}")
+            print(
+                f"{name:<11} {r['versions']:>8} {r['wall']:7.2f} "
+                f"{r['versions'] / r['wall']:10.0f} {r['rss_before_kib'] / 1024:20.1f} "
+                f"{r['rss_peak_kib'] / 1024:12.1f} "
+                f"{r['traced_peak_bytes'] / 2**20:15.2f}"
+            )
     total = args.secrets * args.versions
-    print(f"one Argon2id run (t=3, 64 MiB, p=4): {per_argon * 1000:.0f} ms; the design "
-          f"document's per-operation KDF would spend ~{2 * total * per_argon / 60:.0f} min in "
-          f"Argon2id alone re-encrypting {total} versions (one run per decrypt and per encrypt)")
+    print(
+        f"one Argon2id run (t=3, 64 MiB, p=4): {per_argon * 1000:.0f} ms; the design "
+        f"document's per-operation KDF would spend ~{2 * total * per_argon / 60:.0f} min in "
+        f"Argon2id alone re-encrypting {total} versions (one run per decrypt and per encrypt)"
+    )
 
 
 if __name__ == "__main__":

@@ -44,8 +44,9 @@ class VaultAPI(Protocol):
         """True when the vault holds no keys."""
         ...
 
-    def unlock(self, master_key: str, *, user_id: int = 1, ip: str = "cli",
-               request_id: str | None = None) -> None:
+    def unlock(
+        self, master_key: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+    ) -> None:
         """Unlock (initialising an empty vault on first use)."""
         ...
 
@@ -61,71 +62,119 @@ class VaultAPI(Protocol):
         """The design document's health body; not activity."""
         ...
 
-    def create_secret(self, path: str, value: str, *, description: str | None = None,
-                      user_id: int = 1, expires_in: timedelta | None = None, ip: str = "cli",
-                      request_id: str | None = None) -> SecretInfo:
+    def create_secret(
+        self,
+        path: str,
+        value: str,
+        *,
+        description: str | None = None,
+        user_id: int = 1,
+        expires_in: timedelta | None = None,
+        ip: str = "cli",
+        request_id: str | None = None,
+    ) -> SecretInfo:
         """Create a new secret at `path` (version 1)."""
         ...
 
-    def get_secret(self, path: str, *, user_id: int = 1, ip: str = "cli",
-                   request_id: str | None = None) -> str:
+    def get_secret(
+        self, path: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+    ) -> str:
         """Return the current value."""
         ...
 
-    def get_secret_version(self, path: str, version: int, *, user_id: int = 1, ip: str = "cli",
-                           request_id: str | None = None) -> str:
+    def get_secret_version(
+        self,
+        path: str,
+        version: int,
+        *,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+    ) -> str:
         """Return the value of one version."""
         ...
 
-    def update_secret(self, path: str, value: str, *, user_id: int = 1, ip: str = "cli",
-                      request_id: str | None = None) -> int:
+    def update_secret(
+        self,
+        path: str,
+        value: str,
+        *,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+    ) -> int:
         """Store a new version; return its number."""
         ...
 
-    def delete_secret(self, path: str, *, user_id: int = 1, ip: str = "cli",
-                      request_id: str | None = None) -> None:
+    def delete_secret(
+        self, path: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+    ) -> None:
         """Delete the secret and all its versions (its audit history stays)."""
         ...
 
-    def list_secrets(self, prefix: str = "", *, user_id: int = 1, ip: str = "cli",
-                     request_id: str | None = None) -> list[SecretInfo]:
+    def list_secrets(
+        self, prefix: str = "", *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+    ) -> list[SecretInfo]:
         """Secrets whose path starts with `prefix` (literal, case-sensitive), by path."""
         ...
 
-    def list_versions(self, path: str, *, user_id: int = 1, ip: str = "cli",
-                      request_id: str | None = None) -> list[VersionInfo]:
+    def list_versions(
+        self, path: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+    ) -> list[VersionInfo]:
         """Versions of a secret, newest first."""
         ...
 
-    def rollback_secret(self, path: str, version: int, *, user_id: int = 1, ip: str = "cli",
-                        request_id: str | None = None) -> int:
+    def rollback_secret(
+        self,
+        path: str,
+        version: int,
+        *,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+    ) -> int:
         """Store a new version whose value is `version`'s; return the new number."""
         ...
 
-    def rotate_secret(self, path: str, *, user_id: int = 1, ip: str = "cli",
-                      request_id: str | None = None) -> RotationResult:
+    def rotate_secret(
+        self, path: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+    ) -> RotationResult:
         """Re-encrypt every version of one secret under the newest data-key term."""
         ...
 
-    def rotate_all(self, new_master_key: str, *, user_id: int = 1, ip: str = "cli",
-                   request_id: str | None = None, progress: Progress | None = None,
-                   ) -> RotationResult:
+    def rotate_all(
+        self,
+        new_master_key: str,
+        *,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+        progress: Progress | None = None,
+    ) -> RotationResult:
         """Re-wrap the root key under a new master key and re-encrypt every version."""
         ...
 
-    def cleanup_expired(self, *, user_id: int = 1, ip: str = "cli",
-                        request_id: str | None = None) -> int:
+    def cleanup_expired(
+        self, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+    ) -> int:
         """Remove expired secrets; return how many."""
         ...
 
-    def generate_token(self, length: int = 32, *, user_id: int = 1, ip: str = "cli",
-                       request_id: str | None = None) -> str:
+    def generate_token(
+        self, length: int = 32, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+    ) -> str:
         """A URL-safe random string from `length` random bytes (1..1024)."""
         ...
 
-    def audit_logs(self, *, path: str | None = None, user_id: int | None = None,
-                   action: str | None = None, since: datetime | None = None,
-                   limit: int = 50) -> list[AuditEntry]:
+    def audit_logs(
+        self,
+        *,
+        path: str | None = None,
+        user_id: int | None = None,
+        action: str | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+    ) -> list[AuditEntry]:
         """Audit entries matching every given filter, newest first."""
         ...
 

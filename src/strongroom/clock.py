@@ -61,5 +61,6 @@ def parse_duration(text: str) -> timedelta:
         total += timedelta(**{_UNITS[unit]: int(amount)})
     if total <= timedelta(0) or total > _MAX:
         raise errors.InvalidInput(
-            f"invalid duration {text!r}: must be positive and under 100 years ({DURATION_FORMS})")
+            f"invalid duration {text!r}: must be positive and under 100 years ({DURATION_FORMS})"
+        )
     return total

@@ -113,8 +113,10 @@ def test_unreachable_database_is_storage_unavailable() -> None:
         open_storage("postgresql://nobody@127.0.0.1:1/none")
 
 
-@pytest.mark.parametrize("dsn_text", ["mysql://x/y", "nonsense", "sqlite://", "sqlite:///:memory:",
-                                      "sqlite:////no/such/dir/v.db"])
+@pytest.mark.parametrize(
+    "dsn_text",
+    ["mysql://x/y", "nonsense", "sqlite://", "sqlite:///:memory:", "sqlite:////no/such/dir/v.db"],
+)
 def test_bad_dsn_is_invalid_input(dsn_text: str) -> None:
     with pytest.raises(errors.InvalidInput):
         open_storage(dsn_text)

@@ -16,8 +16,13 @@ import sys
 
 from strongroom import VaultConfig, open_vault
 
-FAST = VaultConfig(argon2_time_cost=1, argon2_memory_kib=1024, argon2_parallelism=1,
-                   auto_lock=False, rotation_batch=int(sys.argv[3]))
+FAST = VaultConfig(
+    argon2_time_cost=1,
+    argon2_memory_kib=1024,
+    argon2_parallelism=1,
+    auto_lock=False,
+    rotation_batch=int(sys.argv[3]),
+)
 
 
 def say(line: str) -> None:

@@ -29,8 +29,9 @@ def chained_ids(dsn: str) -> list[int]:
 
 def populate(vault: Vault) -> None:
     for i in range(4):
-        vault.create_secret(f"app/s{i}", f"{CANARY}-{i}", user_id=7, ip="10.0.0.1",
-                            request_id=f"req-{i}")
+        vault.create_secret(
+            f"app/s{i}", f"{CANARY}-{i}", user_id=7, ip="10.0.0.1", request_id=f"req-{i}"
+        )
         vault.get_secret(f"app/s{i}", user_id=8)
     vault.update_secret("app/s0", CANARY + "-new")
 
@@ -45,15 +46,31 @@ def test_entry_fields(vault: Vault, clock: ManualClock) -> None:
 
     missing, read, create = vault.audit_logs(limit=3)
     assert (create.action, create.path, create.secret_id, create.user_id) == (
-        "create", "db/password", info.id, 7)
+        "create",
+        "db/password",
+        info.id,
+        7,
+    )
     assert (create.ip_address, create.success, create.error, create.request_id) == (
-        "10.1.2.3", True, None, "r-1")
+        "10.1.2.3",
+        True,
+        None,
+        "r-1",
+    )
     assert (read.action, read.user_id, read.ip_address, read.request_id) == (
-        "read", 9, "10.9.9.9", "r-2")
+        "read",
+        9,
+        "10.9.9.9",
+        "r-2",
+    )
     assert read.timestamp - create.timestamp == timedelta(seconds=5)
     assert read.timestamp == clock.now()
     assert (missing.action, missing.success, missing.error, missing.secret_id) == (
-        "read", False, "SecretNotFound", None)
+        "read",
+        False,
+        "SecretNotFound",
+        None,
+    )
     assert create.id < read.id < missing.id
 
 
@@ -76,16 +93,17 @@ def test_intact_chain(dsn: str, vault: Vault) -> None:
     assert result.entries == len(chained_ids(dsn)) == len(audit_ids(dsn))
 
 
-@pytest.mark.parametrize("column, value", [("action", "'delete'"), ("user_id", "99"),
-                                           ("success", "0"), ("path", "'app/other'")])
+@pytest.mark.parametrize(
+    "column, value",
+    [("action", "'delete'"), ("user_id", "99"), ("success", "0"), ("path", "'app/other'")],
+)
 def test_edited_row_detected_at_its_id(dsn: str, vault: Vault, column: str, value: str) -> None:
     populate(vault)
     ids = audit_ids(dsn)
     target = ids[len(ids) // 2]
     if column == "success" and not dsn.startswith("sqlite"):
         value = "false"
-    raw_sql(dsn, f"UPDATE vault_audit_logs SET {column} = {value} WHERE id = ?",
-            (target,))
+    raw_sql(dsn, f"UPDATE vault_audit_logs SET {column} = {value} WHERE id = ?", (target,))
     result = vault.verify_audit()
     assert not result.ok
     assert result.first_bad_id == target
@@ -111,12 +129,16 @@ def test_deleted_first_row_detected(dsn: str, vault: Vault) -> None:
 def test_inserted_row_detected_at_its_id(dsn: str, vault: Vault) -> None:
     populate(vault)
     last_id, last_mac, stamp = raw_sql(
-        dsn, "SELECT id, mac, timestamp FROM vault_audit_logs ORDER BY id DESC LIMIT 1")[0]
+        dsn, "SELECT id, mac, timestamp FROM vault_audit_logs ORDER BY id DESC LIMIT 1"
+    )[0]
     # A forged entry that reuses a genuine MAC (the attacker cannot compute a new one).
-    raw_sql(dsn, "INSERT INTO vault_audit_logs (timestamp, secret_id, path, user_id, action, "
-                 "ip_address, success, error, request_id, mac) "
-                 "VALUES (?, NULL, 'app/s1', 1, 'read', 'cli', ?, NULL, NULL, ?)",
-            (stamp, True, last_mac))
+    raw_sql(
+        dsn,
+        "INSERT INTO vault_audit_logs (timestamp, secret_id, path, user_id, action, "
+        "ip_address, success, error, request_id, mac) "
+        "VALUES (?, NULL, 'app/s1', 1, 'read', 'cli', ?, NULL, NULL, ?)",
+        (stamp, True, last_mac),
+    )
     forged = audit_ids(dsn)[-1]
     assert forged > last_id
     vault.get_secret("app/s1")  # a genuine entry after the forgery
@@ -158,8 +180,10 @@ def test_unchained_entries_do_not_break_the_chain(dsn: str, clock: ManualClock) 
         assert result.ok and result.unchained == 2
         assert result.entries == len(chained_ids(dsn))
         failed = vault.audit_logs(action="unlock", limit=5)
-        assert [(e.success, e.error) for e in failed][:2] == [(True, None),
-                                                              (False, "InvalidMasterKey")]
+        assert [(e.success, e.error) for e in failed][:2] == [
+            (True, None),
+            (False, "InvalidMasterKey"),
+        ]
     finally:
         vault.close()
 
@@ -218,10 +242,18 @@ def test_export_since_oldest_first(vault: Vault, clock: ManualClock) -> None:
     vault.get_secret("e/a", ip="10.0.0.5")
     rows = list(vault.export_audit(since=cut))
     assert [r["action"] for r in rows] == ["read", "audit_export"]
-    assert rows[0] == {"id": rows[0]["id"], "timestamp": "2025-11-03T10:10:00.000000Z",
-                       "secret_id": rows[0]["secret_id"], "path": "e/a", "user_id": 1,
-                       "action": "read", "ip_address": "10.0.0.5", "success": True,
-                       "error": None, "request_id": None}
+    assert rows[0] == {
+        "id": rows[0]["id"],
+        "timestamp": "2025-11-03T10:10:00.000000Z",
+        "secret_id": rows[0]["secret_id"],
+        "path": "e/a",
+        "user_id": 1,
+        "action": "read",
+        "ip_address": "10.0.0.5",
+        "success": True,
+        "error": None,
+        "request_id": None,
+    }
     everything = list(vault.export_audit())
     ids = [int(str(r["id"])) for r in everything]
     assert ids == sorted(ids)
@@ -278,8 +310,10 @@ def test_fail_closed_when_audit_cannot_be_written(dsn: str, vault: Vault) -> Non
     assert raw_sql(dsn, "SELECT COUNT(*) FROM vault_key_terms")[0][0] == 1
     assert raw_sql(dsn, "SELECT COUNT(*) FROM vault_audit_logs")[0][0] == before
 
-    raw_sql(dsn, "DROP TRIGGER deny_audit" + ("" if dsn.startswith("sqlite")
-                                               else " ON vault_audit_logs"))
+    raw_sql(
+        dsn,
+        "DROP TRIGGER deny_audit" + ("" if dsn.startswith("sqlite") else " ON vault_audit_logs"),
+    )
     assert vault.get_secret("fc/a") == CANARY
     assert [v.version for v in vault.list_versions("fc/a")] == [1]
     assert vault.verify_audit().ok

@@ -19,9 +19,12 @@ def test_each_operation_is_audited_with_path_ip_and_outcome(vault: Vault, dsn: s
         vault.get_secret("db/missing", user_id=5)
     vault.generate_token(8, user_id=3)
     vault.delete_secret("db/pw", user_id=3)
-    rows = execute(dsn, "SELECT action, path, user_id, ip_address, success, error, request_id, "
-                        "secret_id FROM vault_audit_logs WHERE action NOT IN ('init', 'unlock') "
-                        "ORDER BY id")
+    rows = execute(
+        dsn,
+        "SELECT action, path, user_id, ip_address, success, error, request_id, "
+        "secret_id FROM vault_audit_logs WHERE action NOT IN ('init', 'unlock') "
+        "ORDER BY id",
+    )
     got = [(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6]) for r in rows]
     assert got == [
         ("create", "db/pw", 3, "cli", True, None, None),
@@ -47,8 +50,10 @@ def test_failed_write_is_audited_and_changes_nothing(vault: Vault, dsn: str) -> 
         vault.update_secret("db/nothing", "x")
     assert vault.get_secret("db/pw") == "v"
     rows = execute(dsn, "SELECT action, error FROM vault_audit_logs WHERE success = false")
-    assert sorted(tuple(r) for r in rows) == [("create", "SecretExists"),
-                                              ("update", "SecretNotFound")]
+    assert sorted(tuple(r) for r in rows) == [
+        ("create", "SecretExists"),
+        ("update", "SecretNotFound"),
+    ]
     assert execute(dsn, "SELECT count(*) FROM vault_secrets")[0][0] == 1
 
 
@@ -72,6 +77,7 @@ def test_entries_written_while_locked_are_covered_after_unlock(vault: Vault, dsn
     result = vault.verify_audit()
     assert result.ok and result.unchained == 1  # the failed unlock, SHA-256 linked
     locked_row = execute(dsn, "SELECT id FROM vault_audit_logs WHERE success = false")[0][0]
-    execute(dsn, "UPDATE vault_audit_logs SET ip_address = 'forged' WHERE id = :i",
-            {"i": locked_row})
+    execute(
+        dsn, "UPDATE vault_audit_logs SET ip_address = 'forged' WHERE id = :i", {"i": locked_row}
+    )
     assert vault.verify_audit().first_bad_id == locked_row

@@ -14,8 +14,10 @@ from tests.conftest import FAST_KDF, MASTER_KEY, fast_config
 
 
 def _hammer(vault: Vault, worker: int, count: int) -> list[int]:
-    return [vault.update_secret("shared/counter", f"w{worker}-{i}", user_id=worker)
-            for i in range(count)]
+    return [
+        vault.update_secret("shared/counter", f"w{worker}-{i}", user_id=worker)
+        for i in range(count)
+    ]
 
 
 def test_eight_threads_fifty_updates_each(vault: Vault) -> None:
@@ -50,8 +52,12 @@ def test_two_processes_on_postgresql(pg_dsn: str) -> None:
     v.unlock(MASTER_KEY)
     v.create_secret("shared/counter", "start")
     code = _CHILD.format(kdf=FAST_KDF)
-    procs = [subprocess.Popen([sys.executable, "-c", code, pg_dsn, MASTER_KEY, str(n)],
-                              stderr=subprocess.PIPE) for n in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, pg_dsn, MASTER_KEY, str(n)], stderr=subprocess.PIPE
+        )
+        for n in range(2)
+    ]
     with ThreadPoolExecutor(4) as pool:  # and this process too: 3 writers in all
         list(pool.map(lambda w: _hammer(v, w, 25), range(4)))
     for proc in procs:

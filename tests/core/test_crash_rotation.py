@@ -48,19 +48,42 @@ def populate(vault: Vault) -> Expected:
 
     def run(tx: Tx) -> tuple[None, None]:
         now = vault._clock.now()
-        tx.conn.execute(sa.insert(tables.secrets), [
-            {"path": path, "description": None, "created_by": 1, "created_at": now,
-             "updated_at": now, "version": n, "expires_at": None, "metadata": "{}",
-             "max_versions": 0, "cas_required": False, "delete_version_after": 0}
-            for path, n in versions_of.items()])
+        tx.conn.execute(
+            sa.insert(tables.secrets),
+            [
+                {
+                    "path": path,
+                    "description": None,
+                    "created_by": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                    "version": n,
+                    "expires_at": None,
+                    "metadata": "{}",
+                    "max_versions": 0,
+                    "cas_required": False,
+                    "delete_version_after": 0,
+                }
+                for path, n in versions_of.items()
+            ],
+        )
         rows = []
         for sid, path in tx.conn.execute(sa.select(tables.secrets.c.id, tables.secrets.c.path)):
             for n in range(1, versions_of[path] + 1):
                 value = f"{path}#{n}"
                 envelope, term = vault._encrypt(tx, encode_value({"value": value}), sid, path, n)
-                rows.append({"secret_id": sid, "version": n, "value": envelope, "key_term": term,
-                             "updated_by": 1, "updated_at": now, "deleted_at": None,
-                             "destroyed": False})
+                rows.append(
+                    {
+                        "secret_id": sid,
+                        "version": n,
+                        "value": envelope,
+                        "key_term": term,
+                        "updated_by": 1,
+                        "updated_at": now,
+                        "deleted_at": None,
+                        "destroyed": False,
+                    }
+                )
                 expected[(path, n)] = value
         tx.conn.execute(sa.insert(tables.secret_versions), rows)
         return None, None
@@ -126,10 +149,12 @@ def below_target(dsn: str) -> tuple[int, int]:
     _, marker = keys_row(dsn)
     assert marker is not None
     target = marker["target_term"]
-    (old,), = raw_sql(dsn, "SELECT COUNT(*) FROM vault_secret_versions WHERE key_term < ?",
-                      (target,))
-    (new,), = raw_sql(dsn, "SELECT COUNT(*) FROM vault_secret_versions WHERE key_term >= ?",
-                      (target,))
+    ((old,),) = raw_sql(
+        dsn, "SELECT COUNT(*) FROM vault_secret_versions WHERE key_term < ?", (target,)
+    )
+    ((new,),) = raw_sql(
+        dsn, "SELECT COUNT(*) FROM vault_secret_versions WHERE key_term >= ?", (target,)
+    )
     return old, new
 
 
@@ -145,8 +170,11 @@ class Child:
 
     def __init__(self, mode: str, dsn: str, keys: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(CHILD), mode, dsn, str(BATCH)], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, text=True)
+            [sys.executable, str(CHILD), mode, dsn, str(BATCH)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(json.dumps(keys) + "\n")
         self.proc.stdin.flush()
@@ -234,6 +262,7 @@ def test_sigkill_during_rotation_never_loses_a_secret(dsn: str) -> None:
         vault.close()
     assert keys_row(dsn)[1] is None
     terms = {r[0] for r in raw_sql(dsn, "SELECT term FROM vault_key_terms")}
-    assert {r[0] for r in raw_sql(dsn, "SELECT DISTINCT key_term FROM vault_secret_versions")} \
-        == terms and len(terms) == 1
+    assert {
+        r[0] for r in raw_sql(dsn, "SELECT DISTINCT key_term FROM vault_secret_versions")
+    } == terms and len(terms) == 1
     assert check_intact(dsn, [current, k2], expected) == k2

@@ -202,7 +202,11 @@ def test_custom_metadata_write_and_patch(vault: Vault) -> None:
     vault.kv_write("cm/a", {"x": 1})
     vault.kv_write_metadata("cm/a", custom_metadata={"n": 1, "b": True, "f": 1.5, "s": "x"})
     assert vault.kv_read_metadata("cm/a").custom_metadata == {
-        "n": "1", "b": "1", "f": "1.5", "s": "x"}
+        "n": "1",
+        "b": "1",
+        "f": "1.5",
+        "s": "x",
+    }
     vault.kv_patch_metadata("cm/a", custom_metadata={"s": None, "new": "y"}, max_versions=5)
     meta = vault.kv_read_metadata("cm/a")
     assert meta.custom_metadata == {"n": "1", "b": "1", "f": "1.5", "new": "y"}
@@ -251,8 +255,12 @@ def test_list_folders(vault: Vault) -> None:
 
 def test_subkeys(vault: Vault) -> None:
     vault.kv_write("s/a", {"a": {"b": {"c": 1}}, "l": [1, 2], "n": None, "s": "x"})
-    assert vault.kv_subkeys("s/a").data == {"a": {"b": {"c": None}}, "l": None, "n": None,
-                                            "s": None}
+    assert vault.kv_subkeys("s/a").data == {
+        "a": {"b": {"c": None}},
+        "l": None,
+        "n": None,
+        "s": None,
+    }
     assert vault.kv_subkeys("s/a", depth=1).data == {"a": None, "l": None, "n": None, "s": None}
     assert vault.kv_subkeys("s/a", depth=2).data["a"] == {"b": None}
     assert vault.kv_subkeys("s/a", 1).metadata.version == 1
@@ -266,16 +274,24 @@ def test_subkeys(vault: Vault) -> None:
 def test_config_round_trip(vault: Vault) -> None:
     config = vault.kv_read_config()
     assert (config.max_versions, config.cas_required, config.delete_version_after) == (
-        0, False, timedelta(0))
+        0,
+        False,
+        timedelta(0),
+    )
     vault.kv_write_config(max_versions=7, delete_version_after=90)
     vault.kv_write_config(cas_required=True)
     config = vault.kv_read_config()
     assert (config.max_versions, config.cas_required, config.delete_version_after) == (
-        7, True, timedelta(seconds=90))
+        7,
+        True,
+        timedelta(seconds=90),
+    )
 
 
-def test_expired_secret_reads_as_absent_and_is_replaced(vault: Vault, clock: ManualClock,
-                                                         ) -> None:
+def test_expired_secret_reads_as_absent_and_is_replaced(
+    vault: Vault,
+    clock: ManualClock,
+) -> None:
     vault.create_secret("e/a", "old", expires_in=timedelta(minutes=1))
     clock.advance(timedelta(minutes=2))
     with pytest.raises(errors.SecretNotFound):
@@ -297,11 +313,19 @@ def test_operations_are_audited(vault: Vault) -> None:
         vault.kv_write("au/a", {"v": 3}, cas=1, user_id=7, ip="10.0.0.1", request_id="r-1")
     entries = vault.audit_logs(path="au/a")
     actions = [(e.action, e.success, e.error) for e in reversed(entries)]
-    assert actions == [("create", True, None), ("update", True, None), ("read", True, None),
-                       ("soft_delete", True, None), ("read", False, "VersionDeleted"),
-                       ("write", False, "VersionConflict")]
+    assert actions == [
+        ("create", True, None),
+        ("update", True, None),
+        ("read", True, None),
+        ("soft_delete", True, None),
+        ("read", False, "VersionDeleted"),
+        ("write", False, "VersionConflict"),
+    ]
     assert (entries[0].user_id, entries[0].ip_address, entries[0].request_id) == (
-        7, "10.0.0.1", "r-1")
+        7,
+        "10.0.0.1",
+        "r-1",
+    )
     assert vault.verify_audit().ok
 
 
@@ -326,8 +350,13 @@ def test_import_keeps_numbers_times_and_states(vault: Vault, clock: ManualClock)
         KVImportVersion(5, {"v": 5}, t0 + timedelta(hours=3), None, True),
         KVImportVersion(6, {"v": 6}, t0 + timedelta(hours=4)),
     ]
-    copied = vault.kv_import("imp/a", versions, custom_metadata={"team": "ops"}, max_versions=4,
-                             delete_version_after="0s")
+    copied = vault.kv_import(
+        "imp/a",
+        versions,
+        custom_metadata={"team": "ops"},
+        max_versions=4,
+        delete_version_after="0s",
+    )
     assert copied == 2
     assert vault.kv_read("imp/a").data == {"v": 6}
     assert vault.kv_read("imp/a", 3).metadata.created_at == t0
@@ -377,8 +406,7 @@ def test_migration_0002_upgrades_an_existing_vault(dsn: str, clock: ManualClock)
         v.unlock(MASTER_KEY)
         v.create_secret("old/a", "kept")
         v.kv_write_config(max_versions=4)
-        assert v.kv_read_config().max_versions == 4 and v.kv_read("old/a").data == {
-            "value": "kept"}
+        assert v.kv_read_config().max_versions == 4 and v.kv_read("old/a").data == {"value": "kept"}
     finally:
         v.close()
     assert HEAD_REVISION == "0002"

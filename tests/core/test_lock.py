@@ -33,8 +33,10 @@ def _locked(v: Vault) -> bool:
 
 
 def _snapshot(dsn: str) -> list[object]:
-    return [execute(dsn, f"SELECT * FROM {t} ORDER BY 1")
-            for t in ("vault_keys", "vault_key_terms", "vault_secrets", "vault_secret_versions")]
+    return [
+        execute(dsn, f"SELECT * FROM {t} ORDER BY 1")
+        for t in ("vault_keys", "vault_key_terms", "vault_secrets", "vault_secret_versions")
+    ]
 
 
 def test_first_unlock_initialises_and_wrong_key_changes_nothing(dsn: str) -> None:
@@ -49,8 +51,9 @@ def test_first_unlock_initialises_and_wrong_key_changes_nothing(dsn: str) -> Non
         v.unlock("another-master-key")
     assert _locked(v)
     assert _snapshot(dsn) == before
-    failures = execute(dsn, "SELECT action, success, error FROM vault_audit_logs "
-                            "WHERE success = false ORDER BY id")
+    failures = execute(
+        dsn, "SELECT action, success, error FROM vault_audit_logs WHERE success = false ORDER BY id"
+    )
     assert ("unlock", False, "InvalidMasterKey") in [tuple(r) for r in failures]
     v.close()
     reopened = open_vault(dsn, fast_config())

@@ -108,11 +108,14 @@ def test_rotate_twice(dsn: str, vault: Vault, reopen) -> None:
     check_all(reopen("third-master-key-9876"), expected)
 
 
-@pytest.mark.parametrize("key, message", [
-    ("short-key", "at least 16 characters"),
-    ("", "at least 16 characters"),
-    (MASTER_KEY, "must differ from the current master key"),
-])
+@pytest.mark.parametrize(
+    "key, message",
+    [
+        ("short-key", "at least 16 characters"),
+        ("", "at least 16 characters"),
+        (MASTER_KEY, "must differ from the current master key"),
+    ],
+)
 def test_refuses_bad_new_keys(dsn: str, vault: Vault, reopen, key: str, message: str) -> None:
     fill(vault, 2, 1)
     with pytest.raises(errors.InvalidInput, match=message):
@@ -148,7 +151,8 @@ def test_progress_is_reported(vault: Vault, reopen) -> None:
 
 
 def test_concurrent_rotation_by_another_process_is_not_overwritten(
-        dsn: str, vault: Vault, reopen, monkeypatch: pytest.MonkeyPatch) -> None:
+    dsn: str, vault: Vault, reopen, monkeypatch: pytest.MonkeyPatch
+) -> None:
     expected = fill(vault, 3, 1)
     other = reopen(MASTER_KEY)
     rewrap = vault._barrier.rewrap
@@ -191,8 +195,7 @@ def interrupted(dsn: str, clock: ManualClock, key: str, new_key: str, after: int
         v.close()
 
 
-def test_interrupted_rotation_resumes(dsn: str, vault: Vault, clock: ManualClock,
-                                      reopen) -> None:
+def test_interrupted_rotation_resumes(dsn: str, vault: Vault, clock: ManualClock, reopen) -> None:
     expected = fill(vault)
     interrupted(dsn, clock, MASTER_KEY, NEW_KEY, after=3)
     assert marker(dsn) == {"target_term": 2, "started_at": "2025-11-03T10:00:00Z", "user_id": 1}
@@ -211,8 +214,9 @@ def test_interrupted_rotation_resumes(dsn: str, vault: Vault, clock: ManualClock
     check_all(vault, expected)
 
 
-def test_rerunning_rotate_all_with_the_new_key_resumes(dsn: str, vault: Vault,
-                                                       clock: ManualClock, reopen) -> None:
+def test_rerunning_rotate_all_with_the_new_key_resumes(
+    dsn: str, vault: Vault, clock: ManualClock, reopen
+) -> None:
     expected = fill(vault)
     interrupted(dsn, clock, MASTER_KEY, NEW_KEY, after=2)
     other = reopen(NEW_KEY)
@@ -223,8 +227,9 @@ def test_rerunning_rotate_all_with_the_new_key_resumes(dsn: str, vault: Vault,
         other.rotate_all(NEW_KEY)  # finished: now the same key is refused
 
 
-def test_new_rotation_supersedes_an_unfinished_one(dsn: str, vault: Vault, clock: ManualClock,
-                                                   reopen) -> None:
+def test_new_rotation_supersedes_an_unfinished_one(
+    dsn: str, vault: Vault, clock: ManualClock, reopen
+) -> None:
     expected = fill(vault)
     interrupted(dsn, clock, MASTER_KEY, NEW_KEY, after=2)
     other = reopen(NEW_KEY)
@@ -234,16 +239,22 @@ def test_new_rotation_supersedes_an_unfinished_one(dsn: str, vault: Vault, clock
     check_all(reopen("third-master-key-9876"), expected)
 
 
-def test_tampered_version_keeps_its_term_and_rotation_unfinished(dsn: str, vault: Vault,
-                                                                 reopen) -> None:
+def test_tampered_version_keeps_its_term_and_rotation_unfinished(
+    dsn: str, vault: Vault, reopen
+) -> None:
     expected = fill(vault, 4, 2)
     sid = raw_sql(dsn, "SELECT id FROM vault_secrets WHERE path = 'r/2'")[0][0]
-    good = raw_sql(dsn, "SELECT value FROM vault_secret_versions WHERE secret_id = ? "
-                        "AND version = 1", (sid,))[0][0]
-    other = raw_sql(dsn, "SELECT value FROM vault_secret_versions WHERE secret_id = ? "
-                         "AND version = 2", (sid,))[0][0]
-    raw_sql(dsn, "UPDATE vault_secret_versions SET value = ? WHERE secret_id = ? AND version = 1",
-            (other, sid))  # version 2's envelope copied onto version 1
+    good = raw_sql(
+        dsn, "SELECT value FROM vault_secret_versions WHERE secret_id = ? AND version = 1", (sid,)
+    )[0][0]
+    other = raw_sql(
+        dsn, "SELECT value FROM vault_secret_versions WHERE secret_id = ? AND version = 2", (sid,)
+    )[0][0]
+    raw_sql(
+        dsn,
+        "UPDATE vault_secret_versions SET value = ? WHERE secret_id = ? AND version = 1",
+        (other, sid),
+    )  # version 2's envelope copied onto version 1
 
     with pytest.raises(errors.IntegrityError, match="1 versions failed"):
         vault.rotate_all(NEW_KEY)
@@ -251,23 +262,28 @@ def test_tampered_version_keeps_its_term_and_rotation_unfinished(dsn: str, vault
     bad = vault.audit_logs(action="rotate_all", path="r/2")
     assert [(e.success, e.error) for e in bad] == [(False, "IntegrityError")]
 
-    raw_sql(dsn, "UPDATE vault_secret_versions SET value = ? WHERE secret_id = ? AND version = 1",
-            (good, sid))  # restored from a backup
+    raw_sql(
+        dsn,
+        "UPDATE vault_secret_versions SET value = ? WHERE secret_id = ? AND version = 1",
+        (good, sid),
+    )  # restored from a backup
     assert vault.resume_rotation().reencrypted == 1
     assert marker(dsn) is None and row_terms(dsn) == stored_terms(dsn) == {2}
     check_all(reopen(NEW_KEY), expected)
 
 
-def test_a_version_left_behind_the_cursor_gets_another_pass(dsn: str, vault: Vault,
-                                                           reopen) -> None:
+def test_a_version_left_behind_the_cursor_gets_another_pass(dsn: str, vault: Vault, reopen) -> None:
     expected = fill(vault, 6, 2)
     first = raw_sql(dsn, "SELECT id, value, key_term FROM vault_secret_versions ORDER BY id")[0]
     restored: list[int] = []
 
     def progress(done: int, total: int) -> None:
         if done and not restored:  # the first row was re-encrypted: put its old envelope back
-            raw_sql(dsn, "UPDATE vault_secret_versions SET value = ?, key_term = ? WHERE id = ?",
-                    (first[1], first[2], first[0]))
+            raw_sql(
+                dsn,
+                "UPDATE vault_secret_versions SET value = ?, key_term = ? WHERE id = ?",
+                (first[1], first[2], first[0]),
+            )
             restored.append(done)
 
     rotator = reopen(MASTER_KEY, rotation_batch=4)
@@ -278,8 +294,9 @@ def test_a_version_left_behind_the_cursor_gets_another_pass(dsn: str, vault: Vau
 
 
 # -- single-secret rotation -------------------------------------------------------------------
-def test_rotate_secret_moves_its_versions_to_the_newest_term(dsn: str, clock: ManualClock,
-                                                             reopen) -> None:
+def test_rotate_secret_moves_its_versions_to_the_newest_term(
+    dsn: str, clock: ManualClock, reopen
+) -> None:
     vault = reopen(MASTER_KEY, term_max_age=timedelta(days=30), auto_lock=False)
     fill(vault, 2, 3)
     clock.advance(timedelta(days=31))
@@ -288,11 +305,19 @@ def test_rotate_secret_moves_its_versions_to_the_newest_term(dsn: str, clock: Ma
 
     result = vault.rotate_secret("r/1", user_id=4, request_id="one")
     assert (result.term, result.reencrypted, result.secrets) == (2, 3, 1)
-    terms = raw_sql(dsn, "SELECT v.key_term FROM vault_secret_versions v JOIN vault_secrets s "
-                         "ON s.id = v.secret_id WHERE s.path = ?", ("r/1",))
+    terms = raw_sql(
+        dsn,
+        "SELECT v.key_term FROM vault_secret_versions v JOIN vault_secrets s "
+        "ON s.id = v.secret_id WHERE s.path = ?",
+        ("r/1",),
+    )
     assert [t for (t,) in terms] == [2, 2, 2]
-    untouched = raw_sql(dsn, "SELECT v.key_term FROM vault_secret_versions v JOIN vault_secrets "
-                             "s ON s.id = v.secret_id WHERE s.path = ?", ("r/0",))
+    untouched = raw_sql(
+        dsn,
+        "SELECT v.key_term FROM vault_secret_versions v JOIN vault_secrets "
+        "s ON s.id = v.secret_id WHERE s.path = ?",
+        ("r/0",),
+    )
     assert [t for (t,) in untouched] == [1, 1, 1]
     assert [vault.get_secret_version("r/1", n) for n in (1, 2, 3)] == ["r/1@1", "r/1@2", "r/1@3"]
     entry = vault.audit_logs(action="rotate", limit=1)[0]
@@ -301,8 +326,9 @@ def test_rotate_secret_moves_its_versions_to_the_newest_term(dsn: str, clock: Ma
 
 def test_rotate_secret_refuses_a_new_master_key(vault: Vault, reopen) -> None:
     vault.create_secret("a", "1")
-    with pytest.raises(errors.InvalidInput,
-                       match="master-key rotation is vault-wide; use rotate --all"):
+    with pytest.raises(
+        errors.InvalidInput, match="master-key rotation is vault-wide; use rotate --all"
+    ):
         vault.rotate_secret("a", new_master_key=NEW_KEY)
     reopen(MASTER_KEY)
     entry = vault.audit_logs(action="rotate", limit=1)[0]
@@ -372,8 +398,11 @@ def test_a_process_that_did_not_rotate_keeps_serving(dsn: str) -> None:
         for i in range(30):
             vault.create_secret(f"on/{i}", f"val-{i}")
         with subprocess.Popen(
-                [sys.executable, str(CHILD), "serve", dsn, "10"], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, text=True) as child:
+            [sys.executable, str(CHILD), "serve", dsn, "10"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        ) as child:
             assert child.stdin is not None and child.stdout is not None
             try:
                 child.stdin.write(json.dumps({"key": MASTER_KEY, "count": 30}) + "\n")
@@ -410,8 +439,9 @@ def test_term_counter_is_shared_and_survives_reopen(dsn: str, reopen) -> None:
     c.create_secret("d", "1")  # its transaction stores term 2, used once committed
     c.create_secret("e", "1")
     assert stored_terms(dsn) == {1, 2}
-    assert dict(raw_sql(dsn, "SELECT v.key_term, COUNT(*) FROM vault_secret_versions v "
-                             "GROUP BY v.key_term")) == {1: 4, 2: 1}
+    assert dict(
+        raw_sql(dsn, "SELECT v.key_term, COUNT(*) FROM vault_secret_versions v GROUP BY v.key_term")
+    ) == {1: 4, 2: 1}
     d = reopen(MASTER_KEY, **limit)
     d.create_secret("f", "1")  # another instance picks up term 2 rather than counting on 1
     assert row_terms(dsn) == {1, 2} and stored_terms(dsn) == {1, 2}
@@ -447,7 +477,11 @@ def test_term_max_age_starts_a_new_term(dsn: str, clock: ManualClock, reopen) ->
     a.create_secret("d", "1")  # a notices term 2 instead of starting its own
     b.create_secret("e", "1")
     assert stored_terms(dsn) == {1, 2}
-    assert dict(raw_sql(dsn, "SELECT p.path, v.key_term FROM vault_secret_versions v JOIN "
-                             "vault_secrets p ON p.id = v.secret_id")) == {
-        "a": 1, "b": 1, "c": 1, "d": 2, "e": 2}
+    assert dict(
+        raw_sql(
+            dsn,
+            "SELECT p.path, v.key_term FROM vault_secret_versions v JOIN "
+            "vault_secrets p ON p.id = v.secret_id",
+        )
+    ) == {"a": 1, "b": 1, "c": 1, "d": 2, "e": 2}
     assert [a.get_secret(p) for p in "abcde"] == ["1"] * 5

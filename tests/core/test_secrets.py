@@ -11,10 +11,15 @@ from strongroom.clock import ManualClock
 
 
 def test_lifecycle_versions_and_rollback(vault: Vault) -> None:
-    info = vault.create_secret("database/postgres/password", "s3cret", description="PostgreSQL",
-                               user_id=7)
+    info = vault.create_secret(
+        "database/postgres/password", "s3cret", description="PostgreSQL", user_id=7
+    )
     assert (info.path, info.version, info.created_by, info.description) == (
-        "database/postgres/password", 1, 7, "PostgreSQL")
+        "database/postgres/password",
+        1,
+        7,
+        "PostgreSQL",
+    )
     assert info.created_at.tzinfo is not None
     assert vault.update_secret("database/postgres/password", "second", user_id=8) == 2
     assert vault.get_secret("database/postgres/password") == "second"
@@ -38,8 +43,9 @@ def test_create_existing_path_raises(vault: Vault) -> None:
     assert vault.get_secret("a/b") == "one"
 
 
-@pytest.mark.parametrize("path", ["", "/a", "a/", "a//b", "a/../b", "./a", "a b", "a/é",
-                                  "a\x00b", "x" * 501, "a/%2F"])
+@pytest.mark.parametrize(
+    "path", ["", "/a", "a/", "a//b", "a/../b", "./a", "a b", "a/é", "a\x00b", "x" * 501, "a/%2F"]
+)
 def test_invalid_paths_are_refused(vault: Vault, path: str) -> None:
     with pytest.raises(errors.InvalidInput):
         vault.create_secret(path, "v")
@@ -69,7 +75,8 @@ def test_list_prefix_is_literal_and_case_sensitive(vault: Vault) -> None:
     assert vault.list_secrets("d%") == []  # LIKE 'd%' would match every d... path
     assert vault.list_secrets("d\\") == []
     assert [s.path for s in vault.list_secrets()] == sorted(
-        ["db/a", "db/b", "DB/c", "dbx/d", "d_/e", "web/g"])
+        ["db/a", "db/b", "DB/c", "dbx/d", "d_/e", "web/g"]
+    )
 
 
 def test_expiry_and_cleanup(vault: Vault, clock: ManualClock) -> None:

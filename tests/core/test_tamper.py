@@ -12,16 +12,22 @@ from tests.rawsql import execute
 
 
 def _value(dsn: str, path: str, version: int) -> str:
-    rows = execute(dsn, "SELECT v.value FROM vault_secret_versions v JOIN vault_secrets s "
-                        "ON s.id = v.secret_id WHERE s.path = :p AND v.version = :n",
-                   {"p": path, "n": version})
+    rows = execute(
+        dsn,
+        "SELECT v.value FROM vault_secret_versions v JOIN vault_secrets s "
+        "ON s.id = v.secret_id WHERE s.path = :p AND v.version = :n",
+        {"p": path, "n": version},
+    )
     return str(rows[0][0])
 
 
 def _set_value(dsn: str, path: str, version: int, value: str) -> None:
-    execute(dsn, "UPDATE vault_secret_versions SET value = :val WHERE version = :n AND "
-                 "secret_id = (SELECT id FROM vault_secrets WHERE path = :p)",
-            {"val": value, "n": version, "p": path})
+    execute(
+        dsn,
+        "UPDATE vault_secret_versions SET value = :val WHERE version = :n AND "
+        "secret_id = (SELECT id FROM vault_secrets WHERE path = :p)",
+        {"val": value, "n": version, "p": path},
+    )
 
 
 def _flip(text: str, index: int) -> str:
@@ -31,9 +37,15 @@ def _flip(text: str, index: int) -> str:
 
 
 def _failed_reads(dsn: str, path: str) -> list[tuple[object, ...]]:
-    return [tuple(r) for r in execute(
-        dsn, "SELECT action, success, error FROM vault_audit_logs WHERE path = :p AND "
-             "success = false", {"p": path})]
+    return [
+        tuple(r)
+        for r in execute(
+            dsn,
+            "SELECT action, success, error FROM vault_audit_logs WHERE path = :p AND "
+            "success = false",
+            {"p": path},
+        )
+    ]
 
 
 @pytest.mark.parametrize("where", [0, 3, 10, 20, -1])
@@ -109,8 +121,9 @@ def test_tampered_keyring_is_detected_at_unlock(dsn: str) -> None:
     v.unlock(MASTER_KEY)
     v.close()
     stored = str(execute(dsn, "SELECT wrapped_key FROM vault_key_terms WHERE term = 1")[0][0])
-    execute(dsn, "UPDATE vault_key_terms SET wrapped_key = :w WHERE term = 1",
-            {"w": _flip(stored, 20)})
+    execute(
+        dsn, "UPDATE vault_key_terms SET wrapped_key = :w WHERE term = 1", {"w": _flip(stored, 20)}
+    )
     v = open_vault(dsn, fast_config())
     with pytest.raises(errors.IntegrityError, match="keyring"):
         v.unlock(MASTER_KEY)

@@ -94,9 +94,18 @@ def bao_dev_server(home: Path) -> Iterator[Bao]:
     log_path = home / "bao.log"
     log = log_path.open("wb")
     proc = subprocess.Popen(
-        [bao_binary(), "server", "-dev", f"-dev-root-token-id={ROOT_TOKEN}",
-         f"-dev-listen-address=127.0.0.1:{port}", "-dev-no-store-token"],
-        stdout=log, stderr=subprocess.STDOUT, env=env)
+        [
+            bao_binary(),
+            "server",
+            "-dev",
+            f"-dev-root-token-id={ROOT_TOKEN}",
+            f"-dev-listen-address=127.0.0.1:{port}",
+            "-dev-no-store-token",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(f"{url}/v1/sys/health", proc)
@@ -117,10 +126,12 @@ class Strongroom:
     dsn: str
     master_key: str
 
-    def token(self, role: str = "SuperAdmin", user_id: int = 1,
-              policies: tuple[str, ...] = ()) -> str:
-        token, _ = JWTAuth(JWT_SECRET).issue(user_id, role, ttl=timedelta(hours=2),
-                                             policies=policies)
+    def token(
+        self, role: str = "SuperAdmin", user_id: int = 1, policies: tuple[str, ...] = ()
+    ) -> str:
+        token, _ = JWTAuth(JWT_SECRET).issue(
+            user_id, role, ttl=timedelta(hours=2), policies=policies
+        )
         return token
 
 
@@ -129,14 +140,30 @@ def strongroom_server(home: Path, master_key: str) -> Iterator[Strongroom]:
     """Our real server (`vaultctl server`) on a free loopback port, unlocked, on SQLite."""
     port = free_port()
     dsn = f"sqlite:///{home / 'vault.db'}"
-    env = {**os.environ, "VAULT_JWT_SECRET": JWT_SECRET, "VAULT_MASTER_KEY": master_key,
-           **{f"STRONGROOM_{k.upper()}": str(v) for k, v in FAST_KDF.items()}}
+    env = {
+        **os.environ,
+        "VAULT_JWT_SECRET": JWT_SECRET,
+        "VAULT_MASTER_KEY": master_key,
+        **{f"STRONGROOM_{k.upper()}": str(v) for k, v in FAST_KDF.items()},
+    }
     for name in ("VAULT_ADDR", "VAULT_TOKEN", "DATABASE_URL"):
         env.pop(name, None)
     log = (home / "server.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "strongroom.cli.server", "--listen", f"127.0.0.1:{port}",
-         "--db-dsn", dsn], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=home)
+        [
+            sys.executable,
+            "-m",
+            "strongroom.cli.server",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--db-dsn",
+            dsn,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=home,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(f"{url}/v1/sys/health", proc)

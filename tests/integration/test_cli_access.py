@@ -15,24 +15,56 @@ JWT_SECRET = "x" * 40
 
 @pytest.fixture
 def vc(tmp_path: Path) -> Vaultctl:
-    return Vaultctl(f"sqlite:///{tmp_path / 'v.db'}", tmp_path,
-                    extra_env={"VAULT_JWT_SECRET": JWT_SECRET})
+    return Vaultctl(
+        f"sqlite:///{tmp_path / 'v.db'}", tmp_path, extra_env={"VAULT_JWT_SECRET": JWT_SECRET}
+    )
 
 
 def test_users_policies_and_tokens(vc: Vaultctl) -> None:
-    out = vc.ok("user", "create", "--username", "alice", "--role", "Admin",
-                "--password-stdin", input="correct horse battery\n")
+    out = vc.ok(
+        "user",
+        "create",
+        "--username",
+        "alice",
+        "--role",
+        "Admin",
+        "--password-stdin",
+        input="correct horse battery\n",
+    )
     assert "User created: alice" in out
-    vc.ok("user", "create", "--username", "app", "--role", "App", "--policy", "billing",
-          "--password-stdin", input="another password 123\n")
+    vc.ok(
+        "user",
+        "create",
+        "--username",
+        "app",
+        "--role",
+        "App",
+        "--policy",
+        "billing",
+        "--password-stdin",
+        input="another password 123\n",
+    )
     listed = json.loads(vc.ok("user", "list", "--format", "json"))
     assert [(u["username"], u["role"], u["policies"]) for u in listed["users"]] == [
-        ("alice", "Admin", []), ("app", "App", ["billing"])]
+        ("alice", "Admin", []),
+        ("app", "App", ["billing"]),
+    ]
     assert "password" not in json.dumps(listed)
     assert "(disabled)" in vc.ok("user", "disable", "--username", "alice") + vc.ok("user", "list")
     one_error_line(vc("user", "disable", "--username", "nobody"), 1, "user not found")
-    one_error_line(vc("user", "create", "--username", "alice", "--role", "Admin",
-                      "--password-stdin", input="correct horse battery\n"), 1)
+    one_error_line(
+        vc(
+            "user",
+            "create",
+            "--username",
+            "alice",
+            "--role",
+            "Admin",
+            "--password-stdin",
+            input="correct horse battery\n",
+        ),
+        1,
+    )
 
     assert "1 rule" in vc.ok("policy", "write", "billing", input="app/billing/*: read, list\n")
     assert "app/billing/*: list, read" in vc.ok("policy", "list")
@@ -40,8 +72,22 @@ def test_users_policies_and_tokens(vc: Vaultctl) -> None:
     vc.ok("policy", "delete", "billing")
     one_error_line(vc("policy", "delete", "billing"), 1, "not found")
 
-    data = json.loads(vc.ok("token", "create", "--user-id", "42", "--role", "App",
-                            "--policy", "billing", "--ttl", "2h", "--format", "json"))
+    data = json.loads(
+        vc.ok(
+            "token",
+            "create",
+            "--user-id",
+            "42",
+            "--role",
+            "App",
+            "--policy",
+            "billing",
+            "--ttl",
+            "2h",
+            "--format",
+            "json",
+        )
+    )
     claims = jwt.decode(data["token"], JWT_SECRET, algorithms=["HS256"])
     assert (claims["sub"], claims["role"], claims["policies"]) == ("42", "App", ["billing"])
     assert claims["exp"] - claims["iat"] == 7200
@@ -49,8 +95,9 @@ def test_users_policies_and_tokens(vc: Vaultctl) -> None:
 
 def test_token_needs_the_jwt_secret_and_a_valid_ttl(vc: Vaultctl) -> None:
     vc.extra_env = {}
-    one_error_line(vc("token", "create", "--user-id", "1", "--role", "Admin"), 2,
-                   "VAULT_JWT_SECRET")
+    one_error_line(
+        vc("token", "create", "--user-id", "1", "--role", "Admin"), 2, "VAULT_JWT_SECRET"
+    )
     vc.extra_env = {"VAULT_JWT_SECRET": "too-short"}
     one_error_line(vc("token", "create", "--user-id", "1", "--role", "Admin"), 2, "32")
     vc.extra_env = {"VAULT_JWT_SECRET": JWT_SECRET}

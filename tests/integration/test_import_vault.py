@@ -43,12 +43,22 @@ def bao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def run_import(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
     """`vaultctl import-vault` as a subprocess."""
     head = [sys.executable, "-m", "strongroom", "--db-dsn", dsn]
-    env = {**os.environ, "VAULT_MASTER_KEY": MASTER_KEY,
-           **{f"STRONGROOM_{k.upper()}": str(v) for k, v in FAST_KDF.items()}}
+    env = {
+        **os.environ,
+        "VAULT_MASTER_KEY": MASTER_KEY,
+        **{f"STRONGROOM_{k.upper()}": str(v) for k, v in FAST_KDF.items()},
+    }
     for name in ("VAULT_ADDR", "VAULT_TOKEN"):
         env.pop(name, None)
-    return subprocess.run([*head, "import-vault", *args], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=120, check=False)
+    return subprocess.run(
+        [*head, "import-vault", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_import_copies_every_version(bao: str, tmp_path: Path) -> None:
@@ -97,7 +107,14 @@ def test_import_reports_a_bad_token(bao: str, tmp_path: Path) -> None:
 
 
 def test_import_refuses_a_mount_that_is_not_kv2(bao: str, tmp_path: Path) -> None:
-    done = run_import(f"sqlite:///{tmp_path / 'v.db'}", "--addr", bao, "--token", ROOT_TOKEN,
-                      "--mount", "cubbyhole")
+    done = run_import(
+        f"sqlite:///{tmp_path / 'v.db'}",
+        "--addr",
+        bao,
+        "--token",
+        ROOT_TOKEN,
+        "--mount",
+        "cubbyhole",
+    )
     assert done.returncode == 1
     assert "mount 'cubbyhole' is not a KV version 2 mount" in done.stderr

@@ -22,13 +22,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Strongroom]:
         yield running
 
 
-def bao(server: Strongroom, home: Path, *args: str, prefix: str = "VAULT",
-        ) -> subprocess.CompletedProcess[str]:
+def bao(
+    server: Strongroom,
+    home: Path,
+    *args: str,
+    prefix: str = "VAULT",
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
-    env.update({"HOME": str(home), f"{prefix}_ADDR": server.url,
-                f"{prefix}_TOKEN": server.token()})
-    return subprocess.run([bao_binary(), *args], capture_output=True, text=True, env=env,
-                          timeout=60, check=False)
+    env.update({"HOME": str(home), f"{prefix}_ADDR": server.url, f"{prefix}_TOKEN": server.token()})
+    return subprocess.run(
+        [bao_binary(), *args], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
 
 
 def ok(done: subprocess.CompletedProcess[str]) -> str:
@@ -44,8 +48,10 @@ def test_kv_commands(server: Strongroom, tmp_path: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return bao(server, tmp_path, *args)
 
-    assert as_json(run("kv", "put", "-format=json", "secret/cli/a", "k=v", "n=1"))[
-        "data"]["version"] == 1
+    assert (
+        as_json(run("kv", "put", "-format=json", "secret/cli/a", "k=v", "n=1"))["data"]["version"]
+        == 1
+    )
     ok(run("kv", "put", "secret/cli/a", "k=w"))
     ok(run("kv", "put", "secret/cli/b/c", "x=1"))
     latest = as_json(run("kv", "get", "-format=json", "secret/cli/a"))["data"]
@@ -54,8 +60,10 @@ def test_kv_commands(server: Strongroom, tmp_path: Path) -> None:
     assert as_json(run("kv", "list", "-format=json", "secret/cli")) == ["a", "b/"]
     meta = as_json(run("kv", "metadata", "get", "-format=json", "secret/cli/a"))["data"]
     assert meta["current_version"] == 2 and sorted(meta["versions"]) == ["1", "2"]
-    assert as_json(run("kv", "patch", "-format=json", "secret/cli/a", "extra=1"))[
-        "data"]["version"] == 3
+    assert (
+        as_json(run("kv", "patch", "-format=json", "secret/cli/a", "extra=1"))["data"]["version"]
+        == 3
+    )
     ok(run("kv", "delete", "secret/cli/a"))
     gone = ok(run("kv", "get", "secret/cli/a"))  # as with OpenBao: metadata only, exit 0
     assert "deletion_time      20" in gone and "== Data ==" not in gone
@@ -64,11 +72,12 @@ def test_kv_commands(server: Strongroom, tmp_path: Path) -> None:
     after = as_json(run("kv", "metadata", "get", "-format=json", "secret/cli/a"))["data"]
     assert after["versions"]["1"]["destroyed"] is True
     assert as_json(run("kv", "get", "-format=json", "secret/cli/a"))["data"]["data"] == {
-        "k": "w", "extra": "1"}
+        "k": "w",
+        "extra": "1",
+    }
     ok(run("kv", "rollback", "-version=2", "secret/cli/a"))
     assert as_json(run("kv", "get", "-format=json", "secret/cli/a"))["data"]["data"] == {"k": "w"}
-    ok(run("kv", "metadata", "put", "-max-versions=7", "-custom-metadata=team=ops",
-           "secret/cli/a"))
+    ok(run("kv", "metadata", "put", "-max-versions=7", "-custom-metadata=team=ops", "secret/cli/a"))
     meta = as_json(run("kv", "metadata", "get", "-format=json", "secret/cli/a"))["data"]
     assert meta["max_versions"] == 7 and meta["custom_metadata"] == {"team": "ops"}
     ok(run("kv", "metadata", "delete", "secret/cli/b/c"))

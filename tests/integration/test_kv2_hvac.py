@@ -32,13 +32,24 @@ DIFFERENT: dict[str, set[str]] = {
     "meta": {"current_metadata_version", "metadata_cas_required"},
     "meta_after": {"current_metadata_version", "metadata_cas_required"},
     # Build, cluster and clock facts of two different servers.
-    "health": {"version", "cluster_name", "cluster_id", "server_time_utc",
-               "performance_standby"},
-    "seal_status": {"version", "cluster_name", "cluster_id", "commit_date", "build_date",
-                    "storage_type"},
+    "health": {"version", "cluster_name", "cluster_id", "server_time_utc", "performance_standby"},
+    "seal_status": {
+        "version",
+        "cluster_name",
+        "cluster_id",
+        "commit_date",
+        "build_date",
+        "storage_type",
+    },
     "seal_status_sealed": {"version", "commit_date", "build_date", "storage_type"},
-    "unseal": {"version", "cluster_name", "cluster_id", "commit_date", "build_date",
-               "storage_type"},
+    "unseal": {
+        "version",
+        "cluster_name",
+        "cluster_id",
+        "commit_date",
+        "build_date",
+        "storage_type",
+    },
 }
 #: lookup-self describes two different token systems (a Strongroom JWT, a Vault root token):
 #: only the set of keys is compared.
@@ -53,12 +64,18 @@ class Target:
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory,
-            ) -> Iterator[tuple[Strongroom, Target, Target]]:
-    with strongroom_server(tmp_path_factory.mktemp("sr"), MASTER_KEY) as ours, \
-            bao_dev_server(tmp_path_factory.mktemp("bao")) as bao:
-        yield (ours, Target(ours.url, ours.token(), MASTER_KEY),
-               Target(bao.url, ROOT_TOKEN, bao.unseal_key))
+def servers(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Strongroom, Target, Target]]:
+    with (
+        strongroom_server(tmp_path_factory.mktemp("sr"), MASTER_KEY) as ours,
+        bao_dev_server(tmp_path_factory.mktemp("bao")) as bao,
+    ):
+        yield (
+            ours,
+            Target(ours.url, ours.token(), MASTER_KEY),
+            Target(bao.url, ROOT_TOKEN, bao.unseal_key),
+        )
 
 
 def _error(fn: Callable[[], object]) -> tuple[str, list[str] | None]:
@@ -77,18 +94,23 @@ def scenario(t: Target) -> dict[str, Any]:
     r: dict[str, Any] = {}
     r["is_authenticated"] = client.is_authenticated()
     r["is_authenticated_bad"] = hvac.Client(url=t.url, token="bogus").is_authenticated()
-    r["forbidden"] = _error(lambda: hvac.Client(url=t.url, token="bogus").secrets.kv.v2
-                            .read_secret_version("hv/app", raise_on_deleted_version=True))
+    r["forbidden"] = _error(
+        lambda: hvac.Client(url=t.url, token="bogus").secrets.kv.v2.read_secret_version(
+            "hv/app", raise_on_deleted_version=True
+        )
+    )
     r["write_1"] = kv.create_or_update_secret("hv/app", {"user": "u", "password": "p1"})
     r["write_cas"] = kv.create_or_update_secret("hv/app", {"user": "u", "password": "p2"}, cas=1)
     r["cas_conflict"] = _error(lambda: kv.create_or_update_secret("hv/app", {"x": "1"}, cas=1))
     r["cas_new"] = kv.create_or_update_secret("hv/new", {"x": "1"}, cas=0)
     r["read_latest"] = kv.read_secret_version("hv/app", raise_on_deleted_version=True)
     r["read_v1"] = kv.read_secret_version("hv/app", version=1, raise_on_deleted_version=True)
-    r["read_missing"] = _error(lambda: kv.read_secret_version(
-        "hv/none", raise_on_deleted_version=True))
-    r["read_bad_version"] = _error(lambda: kv.read_secret_version(
-        "hv/app", version=9, raise_on_deleted_version=True))
+    r["read_missing"] = _error(
+        lambda: kv.read_secret_version("hv/none", raise_on_deleted_version=True)
+    )
+    r["read_bad_version"] = _error(
+        lambda: kv.read_secret_version("hv/app", version=9, raise_on_deleted_version=True)
+    )
     # hvac's patch reads the secret without `raise_on_deleted_version` and so always warns.
     with pytest.warns(DeprecationWarning, match="raise_on_deleted_version"):
         r["patch"] = kv.patch("hv/app", {"port": "5432"})
@@ -98,20 +120,22 @@ def scenario(t: Target) -> dict[str, Any]:
     r["list"] = kv.list_secrets("hv")
     r["list_strict"] = strict.secrets.kv.v2.list_secrets("hv/")
     r["list_missing"] = _error(lambda: kv.list_secrets("hv/nothing"))
-    r["meta_update"] = kv.update_metadata("hv/app", max_versions=5,
-                                          custom_metadata={"owner": "ops", "n": 1}).status_code
+    r["meta_update"] = kv.update_metadata(
+        "hv/app", max_versions=5, custom_metadata={"owner": "ops", "n": 1}
+    ).status_code
     r["meta"] = kv.read_secret_metadata("hv/app")
     r["delete_latest"] = kv.delete_latest_version_of_secret("hv/app").status_code
     r["read_deleted"] = kv.read_secret_version("hv/app", raise_on_deleted_version=False)
-    r["read_deleted_raise"] = _error(lambda: kv.read_secret_version(
-        "hv/app", raise_on_deleted_version=True))
+    r["read_deleted_raise"] = _error(
+        lambda: kv.read_secret_version("hv/app", raise_on_deleted_version=True)
+    )
     r["delete_versions"] = kv.delete_secret_versions("hv/app", [1]).status_code
     r["undelete"] = kv.undelete_secret_versions("hv/app", [1, 3]).status_code
-    r["read_undeleted"] = kv.read_secret_version("hv/app", version=3,
-                                                 raise_on_deleted_version=True)
+    r["read_undeleted"] = kv.read_secret_version("hv/app", version=3, raise_on_deleted_version=True)
     r["destroy"] = kv.destroy_secret_versions("hv/app", [2]).status_code
-    r["read_destroyed"] = _error(lambda: kv.read_secret_version(
-        "hv/app", version=2, raise_on_deleted_version=False))
+    r["read_destroyed"] = _error(
+        lambda: kv.read_secret_version("hv/app", version=2, raise_on_deleted_version=False)
+    )
     r["meta_after"] = kv.read_secret_metadata("hv/app")
     r["delete_metadata"] = kv.delete_metadata_and_all_versions("hv/other").status_code
     r["read_after_metadata_delete"] = _error(lambda: kv.read_secret_metadata("hv/other"))
@@ -123,8 +147,9 @@ def scenario(t: Target) -> dict[str, Any]:
     r["seal"] = client.sys.seal().status_code
     r["is_sealed_after_seal"] = client.sys.is_sealed()
     r["seal_status_sealed"] = client.sys.read_seal_status()
-    r["read_sealed"] = _error(lambda: kv.read_secret_version("hv/app",
-                                                             raise_on_deleted_version=True))
+    r["read_sealed"] = _error(
+        lambda: kv.read_secret_version("hv/app", raise_on_deleted_version=True)
+    )
     r["health_sealed"] = client.sys.read_health_status(method="GET").status_code
     r["unseal"] = client.sys.submit_unseal_key(t.unseal_key)
     r["read_after_unseal"] = kv.read_secret_version("hv/app", raise_on_deleted_version=True)
@@ -152,8 +177,9 @@ def results(servers: tuple[Strongroom, Target, Target]) -> tuple[dict[str, Any],
     return scenario(ours), scenario(bao)
 
 
-def test_every_hvac_call_answers_as_openbao(results: tuple[dict[str, Any], dict[str, Any]],
-                                            ) -> None:
+def test_every_hvac_call_answers_as_openbao(
+    results: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
     ours, bao = results
     assert ours.keys() == bao.keys()
     for step in bao:
@@ -171,8 +197,10 @@ def test_scenario_values(results: tuple[dict[str, Any], dict[str, Any]]) -> None
     r, _ = results
     assert r["is_authenticated"] and not r["is_authenticated_bad"]
     assert r["forbidden"] == ("Forbidden", ["permission denied"])
-    assert r["cas_conflict"] == ("InvalidRequest",
-                                 ["check-and-set parameter did not match the current version"])
+    assert r["cas_conflict"] == (
+        "InvalidRequest",
+        ["check-and-set parameter did not match the current version"],
+    )
     assert r["read_missing"] == ("InvalidPath", [])
     assert r["read_latest"]["data"]["data"] == {"user": "u", "password": "p2"}
     assert r["read_v1"]["data"]["data"]["password"] == "p1"
@@ -187,8 +215,9 @@ def test_scenario_values(results: tuple[dict[str, Any], dict[str, Any]]) -> None
     assert r["read_after_unseal"]["data"]["metadata"]["version"] == 3
 
 
-def test_errors_have_vaults_exact_content_type(servers: tuple[Strongroom, Target, Target],
-                                               results: object) -> None:
+def test_errors_have_vaults_exact_content_type(
+    servers: tuple[Strongroom, Target, Target], results: object
+) -> None:
     ours, _, _ = servers  # `results`: the scenario wrote the secrets read here
     headers = {"X-Vault-Token": ours.token()}
     missing = httpx.get(f"{ours.url}/v1/secret/data/hv/none", headers=headers)
@@ -199,24 +228,28 @@ def test_errors_have_vaults_exact_content_type(servers: tuple[Strongroom, Target
     assert denied.headers["content-type"] == "application/json"
     bad = httpx.patch(f"{ours.url}/v1/secret/data/hv/app", headers=headers, json={"data": {}})
     assert bad.status_code == 415 and bad.headers["content-type"] == "application/json"
-    merged = httpx.patch(f"{ours.url}/v1/secret/data/hv/app", content=b'{"data":{"port":null}}',
-                         headers={**headers, "Content-Type": "application/merge-patch+json"})
+    merged = httpx.patch(
+        f"{ours.url}/v1/secret/data/hv/app",
+        content=b'{"data":{"port":null}}',
+        headers={**headers, "Content-Type": "application/merge-patch+json"},
+    )
     assert merged.status_code == 200
-    bearer = httpx.get(f"{ours.url}/v1/secret/data/hv/app",
-                       headers={"Authorization": f"Bearer {ours.token()}"})
+    bearer = httpx.get(
+        f"{ours.url}/v1/secret/data/hv/app", headers={"Authorization": f"Bearer {ours.token()}"}
+    )
     assert bearer.status_code == 200 and "port" not in bearer.json()["data"]["data"]
     deep: dict[str, Any] = {}
     for _ in range(40):
         deep = {"a": deep}
-    nested = httpx.post(f"{ours.url}/v1/secret/data/hv/deep", headers=headers,
-                        json={"data": deep})
+    nested = httpx.post(f"{ours.url}/v1/secret/data/hv/deep", headers=headers, json={"data": deep})
     assert nested.status_code == 400 and "nested too deeply" in nested.json()["errors"][0]
     unknown = httpx.get(f"{ours.url}/v1/kv/data/x", headers=headers)
     assert unknown.status_code == 404 and unknown.headers["content-type"] == "application/json"
 
 
-def test_policies_apply_and_v1_is_audited(servers: tuple[Strongroom, Target, Target],
-                                          results: object) -> None:
+def test_policies_apply_and_v1_is_audited(
+    servers: tuple[Strongroom, Target, Target], results: object
+) -> None:
     ours, _, _ = servers  # `results`: the scenario wrote the secrets read here
     local = open_vault(ours.dsn, fast_config(auto_lock=False))
     try:
@@ -224,7 +257,8 @@ def test_policies_apply_and_v1_is_audited(servers: tuple[Strongroom, Target, Tar
         app = hvac.Client(url=ours.url, token=ours.token("app", 42, ("kv2-ro",)))
         kv = app.secrets.kv.v2
         assert kv.read_secret_version("hv/dir/x", raise_on_deleted_version=True)["data"][
-            "data"] == {"k": "v"}
+            "data"
+        ] == {"k": "v"}
         assert kv.list_secrets("hv/dir")["data"]["keys"] == ["x", "y"]
         with pytest.raises(hx.Forbidden):
             kv.create_or_update_secret("hv/dir/x", {"k": "w"})
@@ -239,8 +273,16 @@ def test_policies_apply_and_v1_is_audited(servers: tuple[Strongroom, Target, Tar
         assert [(e.action, e.success) for e in reads[:2]] == [("write", False), ("read", True)]
         assert reads[0].error == "PermissionDenied" and reads[0].ip_address == "127.0.0.1"
         assert {e.action for e in local.audit_logs(path="hv/app", user_id=1, limit=500)} >= {
-            "create", "update", "read", "patch", "soft_delete", "undelete", "destroy",
-            "write_metadata", "read_metadata"}
+            "create",
+            "update",
+            "read",
+            "patch",
+            "soft_delete",
+            "undelete",
+            "destroy",
+            "write_metadata",
+            "read_metadata",
+        }
         assert local.verify_audit().ok
     finally:
         local.close()

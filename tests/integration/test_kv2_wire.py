@@ -17,24 +17,43 @@ from tests.integration.test_kv2_hvac import DIFFERENT, normalise
 MERGE = {"Content-Type": "application/merge-patch+json"}
 #: (step, method, path, JSON body, extra headers). Paths are under /v1/.
 STEPS: list[tuple[str, str, str, Any, dict[str, str]]] = [
-    ("write", "POST", "secret/data/raw/a", {"data": {"a": {"b": {"c": 1}}, "l": [1], "s": "x"}},
-     {}),
+    (
+        "write",
+        "POST",
+        "secret/data/raw/a",
+        {"data": {"a": {"b": {"c": 1}}, "l": [1], "s": "x"}},
+        {},
+    ),
     ("subkeys", "GET", "secret/subkeys/raw/a", None, {}),
     ("subkeys_depth", "GET", "secret/subkeys/raw/a?depth=1", None, {}),
     ("no_data", "POST", "secret/data/raw/a", {}, {}),
     ("string_data", "POST", "secret/data/raw/a", {"data": "x"}, {}),
-    ("patch_wrong_type", "PATCH", "secret/data/raw/a", {"data": {"t": "y"}},
-     {"Content-Type": "application/json"}),
+    (
+        "patch_wrong_type",
+        "PATCH",
+        "secret/data/raw/a",
+        {"data": {"t": "y"}},
+        {"Content-Type": "application/json"},
+    ),
     ("patch_missing", "PATCH", "secret/data/raw/none", {"data": {"t": "y"}}, MERGE),
     ("patch", "PATCH", "secret/data/raw/a", {"data": {"s": None, "t": "y"}}, MERGE),
     ("read_patched", "GET", "secret/data/raw/a", None, {}),
-    ("patch_cas", "PATCH", "secret/data/raw/a", {"data": {"t": "z"}, "options": {"cas": 9}},
-     MERGE),
+    ("patch_cas", "PATCH", "secret/data/raw/a", {"data": {"t": "z"}, "options": {"cas": 9}}, MERGE),
     ("patch_no_data", "PATCH", "secret/data/raw/a", {"nodata": 1}, MERGE),
-    ("meta_write", "POST", "secret/metadata/raw/a",
-     {"custom_metadata": {"n": 1, "b": True}, "max_versions": 3}, {}),
-    ("meta_patch", "PATCH", "secret/metadata/raw/a",
-     {"custom_metadata": {"b": None, "x": "y"}}, MERGE),
+    (
+        "meta_write",
+        "POST",
+        "secret/metadata/raw/a",
+        {"custom_metadata": {"n": 1, "b": True}, "max_versions": 3},
+        {},
+    ),
+    (
+        "meta_patch",
+        "PATCH",
+        "secret/metadata/raw/a",
+        {"custom_metadata": {"b": None, "x": "y"}},
+        MERGE,
+    ),
     ("meta_read", "GET", "secret/metadata/raw/a", None, {}),
     ("meta_only", "POST", "secret/metadata/raw/empty", {"max_versions": 2}, {}),
     ("meta_only_read", "GET", "secret/metadata/raw/empty", None, {}),
@@ -45,8 +64,13 @@ STEPS: list[tuple[str, str, str, Any, dict[str, str]]] = [
     ("p1", "POST", "secret/data/raw/p", {"data": {"a": 1}}, {}),
     ("p_delete", "DELETE", "secret/data/raw/p", None, {}),
     ("patch_deleted", "PATCH", "secret/data/raw/p", {"data": {"b": 1}}, MERGE),
-    ("patch_deleted_cas", "PATCH", "secret/data/raw/p", {"data": {"b": 1}, "options": {"cas": 7}},
-     MERGE),
+    (
+        "patch_deleted_cas",
+        "PATCH",
+        "secret/data/raw/p",
+        {"data": {"b": 1}, "options": {"cas": 7}},
+        MERGE,
+    ),
     ("subkeys_deleted", "GET", "secret/subkeys/raw/a?version=1", None, {}),
     ("bad_version", "GET", "secret/data/raw/a?version=abc", None, {}),
     ("list_root", "LIST", "secret/metadata", None, {}),
@@ -54,16 +78,26 @@ STEPS: list[tuple[str, str, str, Any, dict[str, str]]] = [
     ("list_folder", "LIST", "secret/metadata/raw/", None, {}),
     ("list_missing", "LIST", "secret/metadata/raw/nope", None, {}),
     ("config_read", "GET", "secret/config", None, {}),
-    ("config_write", "POST", "secret/config",
-     {"max_versions": 2, "cas_required": False, "delete_version_after": "1h"}, {}),
+    (
+        "config_write",
+        "POST",
+        "secret/config",
+        {"max_versions": 2, "cas_required": False, "delete_version_after": "1h"},
+        {},
+    ),
     ("config_reread", "GET", "secret/config", None, {}),
     ("m1", "POST", "secret/data/raw/m", {"data": {"i": 1}}, {}),
     ("m2", "POST", "secret/data/raw/m", {"data": {"i": 2}}, {}),
     ("m3", "POST", "secret/data/raw/m", {"data": {"i": 3}}, {}),
     ("m_meta", "GET", "secret/metadata/raw/m", None, {}),
     ("m_pruned", "GET", "secret/data/raw/m?version=1", None, {}),
-    ("config_reset", "POST", "secret/config",
-     {"max_versions": 0, "delete_version_after": "0s"}, {}),
+    (
+        "config_reset",
+        "POST",
+        "secret/config",
+        {"max_versions": 0, "delete_version_after": "0s"},
+        {},
+    ),
     ("cas_required", "POST", "secret/metadata/raw/c", {"cas_required": True}, {}),
     ("cas_missing", "POST", "secret/data/raw/c", {"data": {"a": 1}}, {}),
     ("cas_ok", "POST", "secret/data/raw/c", {"data": {"a": 1}, "options": {"cas": 0}}, {}),
@@ -86,7 +120,8 @@ STEPS: list[tuple[str, str, str, Any, dict[str, str]]] = [
 #: lower-case line (CONVENTIONS), with the same status code.
 OUR_OWN_WORDING = {"string_data", "delete_none", "bad_version"}
 WIRE_DIFFERENT = {
-    "config_read": {"metadata_cas_required"}, "config_reread": {"metadata_cas_required"},
+    "config_read": {"metadata_cas_required"},
+    "config_reread": {"metadata_cas_required"},
     "meta_read": {"current_metadata_version", "metadata_cas_required"},
     "meta_only_read": {"current_metadata_version", "metadata_cas_required"},
     "m_meta": {"current_metadata_version", "metadata_cas_required"},
@@ -101,8 +136,7 @@ def run_steps(url: str, token: str) -> dict[str, tuple[int, str | None, Any]]:
     out: dict[str, tuple[int, str | None, Any]] = {}
     with httpx.Client(base_url=f"{url}/v1/", headers={"X-Vault-Token": token}) as http:
         for step, method, path, body, headers in STEPS:
-            content = None if body is None else httpx.Request(
-                "POST", "http://x", json=body).content
+            content = None if body is None else httpx.Request("POST", "http://x", json=body).content
             extra = {k: v for k, v in headers.items() if v}
             if "X-Vault-Token" in headers:  # this step replaces (or drops) our token
                 response = httpx.request(method, f"{url}/v1/{path}", headers=extra)
@@ -116,10 +150,13 @@ def run_steps(url: str, token: str) -> dict[str, tuple[int, str | None, Any]]:
 
 
 @pytest.fixture(scope="module")
-def both(tmp_path_factory: pytest.TempPathFactory,
-         ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    with strongroom_server(tmp_path_factory.mktemp("sr"), MASTER_KEY) as ours, \
-            bao_dev_server(tmp_path_factory.mktemp("bao")) as bao:
+def both(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    with (
+        strongroom_server(tmp_path_factory.mktemp("sr"), MASTER_KEY) as ours,
+        bao_dev_server(tmp_path_factory.mktemp("bao")) as bao,
+    ):
         yield run_steps(ours.url, ours.token()), run_steps(bao.url, ROOT_TOKEN)
 
 
@@ -137,8 +174,7 @@ def test_raw_requests_answer_as_openbao(both: tuple[dict[str, Any], dict[str, An
 
 def test_values_behind_the_shapes(both: tuple[dict[str, Any], dict[str, Any]]) -> None:
     ours, _ = both
-    assert ours["subkeys"][2]["data"]["subkeys"] == {"a": {"b": {"c": None}}, "l": None,
-                                                     "s": None}
+    assert ours["subkeys"][2]["data"]["subkeys"] == {"a": {"b": {"c": None}}, "l": None, "s": None}
     assert ours["read_patched"][2]["data"]["data"] == {"a": {"b": {"c": 1}}, "l": [1], "t": "y"}
     assert ours["meta_read"][2]["data"]["custom_metadata"] == {"n": "1", "x": "y"}
     assert ours["m_meta"][2]["data"]["oldest_version"] == 2

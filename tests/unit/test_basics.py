@@ -38,10 +38,17 @@ def test_error_tree_codes_unique_and_listed() -> None:
     assert str(errors.VaultLocked()) == "vault is locked"
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("30s", timedelta(seconds=30)), ("15m", timedelta(minutes=15)), ("24h", timedelta(hours=24)),
-    ("7d", timedelta(days=7)), ("90d", timedelta(days=90)), ("1h30m", timedelta(minutes=90)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30s", timedelta(seconds=30)),
+        ("15m", timedelta(minutes=15)),
+        ("24h", timedelta(hours=24)),
+        ("7d", timedelta(days=7)),
+        ("90d", timedelta(days=90)),
+        ("1h30m", timedelta(minutes=90)),
+    ],
+)
 def test_parse_duration(text: str, expected: timedelta) -> None:
     assert parse_duration(text) == expected
 
@@ -74,6 +81,7 @@ def test_public_all_is_exact() -> None:
 
 def test_storage_and_crypto_never_import_each_other() -> None:
     """sqlite3 is stdlib (outside import-linter's graph): check the rules on the AST."""
+
     def imports(folder: str) -> set[str]:
         names: set[str] = set()
         for file in (SRC / folder).rglob("*.py"):

@@ -29,16 +29,21 @@ def test_envelope_round_trip_and_rejects() -> None:
     assert Envelope.from_text(env.to_text()) == env
     raw = base64.b64decode(env.to_text())
     assert raw[0] == 1 and raw[1:5] == b"\x00\x00\x00\x07"
-    for bad in ["", "!!", base64.b64encode(b"\x01" + b"\x00" * 10).decode(),
-                base64.b64encode(b"\x02" + b"\x00" * 40).decode()]:
+    for bad in [
+        "",
+        "!!",
+        base64.b64encode(b"\x01" + b"\x00" * 10).decode(),
+        base64.b64encode(b"\x02" + b"\x00" * 40).decode(),
+    ]:
         with pytest.raises(errors.IntegrityError):
             Envelope.from_text(bad)
 
 
 def test_kdf_matches_argon2id_reference() -> None:
     salt = b"0123456789abcdef"
-    expected = hash_secret_raw(b"pw", salt, time_cost=1, memory_cost=1024, parallelism=1,
-                               hash_len=32, type=Type.ID)
+    expected = hash_secret_raw(
+        b"pw", salt, time_cost=1, memory_cost=1024, parallelism=1, hash_len=32, type=Type.ID
+    )
     assert bytes(derive_kek("pw", salt, CHEAP)) == expected
 
 
@@ -48,8 +53,7 @@ def test_kdf_params_bounds() -> None:
         with pytest.raises(errors.InvalidInput):
             bad.check()
     with pytest.raises(errors.IntegrityError):
-        KDFParams.from_dict({"alg": "scrypt", "time_cost": 1, "memory_kib": 1024,
-                             "parallelism": 1})
+        KDFParams.from_dict({"alg": "scrypt", "time_cost": 1, "memory_kib": 1024, "parallelism": 1})
 
 
 def test_barrier_lifecycle_and_binding() -> None:

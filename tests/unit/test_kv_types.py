@@ -16,10 +16,22 @@ from strongroom.core.kv_types import (
 )
 
 
-@pytest.mark.parametrize(("raw", "seconds"), [
-    ("0s", 0), ("0", 0), (0, 0), (90, 90), ("90", 90), ("1h30m", 5400), ("1.5h", 5400),
-    ("768h", 768 * 3600), ("1m30s", 90), ("1500ms", 1), (timedelta(minutes=2), 120),
-])
+@pytest.mark.parametrize(
+    ("raw", "seconds"),
+    [
+        ("0s", 0),
+        ("0", 0),
+        (0, 0),
+        (90, 90),
+        ("90", 90),
+        ("1h30m", 5400),
+        ("1.5h", 5400),
+        ("768h", 768 * 3600),
+        ("1m30s", 90),
+        ("1500ms", 1),
+        (timedelta(minutes=2), 120),
+    ],
+)
 def test_parse_go_duration(raw: object, seconds: int) -> None:
     assert parse_go_duration(raw) == timedelta(seconds=seconds)
 
@@ -30,17 +42,29 @@ def test_parse_go_duration_rejects(raw: object) -> None:
         parse_go_duration(raw)
 
 
-@pytest.mark.parametrize(("seconds", "text"), [
-    (0, "0s"), (59, "59s"), (90, "1m30s"), (3600, "1h0m0s"), (5400, "1h30m0s"),
-    (768 * 3600, "768h0m0s"),
-])
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0s"),
+        (59, "59s"),
+        (90, "1m30s"),
+        (3600, "1h0m0s"),
+        (5400, "1h30m0s"),
+        (768 * 3600, "768h0m0s"),
+    ],
+)
 def test_format_go_duration(seconds: int, text: str) -> None:
     assert format_go_duration(timedelta(seconds=seconds)) == text
 
 
 def test_custom_metadata_is_coerced_like_vault() -> None:
     assert coerce_custom_metadata({"n": 1, "b": True, "f": 1.5, "g": 2.0, "s": "x"}) == {
-        "n": "1", "b": "1", "f": "1.5", "g": "2", "s": "x"}
+        "n": "1",
+        "b": "1",
+        "f": "1.5",
+        "g": "2",
+        "s": "x",
+    }
 
 
 def test_merge_patch_rfc7386_examples() -> None:

@@ -37,16 +37,20 @@ def _read_password(from_stdin: bool) -> str:
             raise errors.InvalidInput("no password on stdin")
         return password
     if sys.stdin is not None and sys.stdin.isatty():
-        entered: str = click.prompt("Password", hide_input=True, confirmation_prompt=True,
-                                    err=True)
+        entered: str = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
         return entered
     raise errors.InvalidInput("no password: use --password-stdin, or run on a terminal")
 
 
 def _user_dict(user: Any) -> dict[str, Any]:
-    return {"id": user.id, "username": user.username, "role": user.role,
-            "policies": list(user.policies), "disabled": user.disabled,
-            "created_at": render.iso(user.created_at)}
+    return {
+        "id": user.id,
+        "username": user.username,
+        "role": user.role,
+        "policies": list(user.policies),
+        "disabled": user.disabled,
+        "created_at": render.iso(user.created_at),
+    }
 
 
 @click.group()
@@ -69,8 +73,14 @@ def user() -> None:
 @global_options(show=("user_id",))
 @format_option
 @click.pass_context
-def user_create(ctx: click.Context, username: str, role: str, policies: tuple[str, ...],
-                password_stdin: bool, fmt: str) -> None:
+def user_create(
+    ctx: click.Context,
+    username: str,
+    role: str,
+    policies: tuple[str, ...],
+    password_stdin: bool,
+    fmt: str,
+) -> None:
     """Create a built-in user (password prompted, or --password-stdin).
 
     \b
@@ -80,8 +90,12 @@ def user_create(ctx: click.Context, username: str, role: str, policies: tuple[st
     s = _local(ctx, "user create")
     password = _read_password(password_stdin)
     info = s.local().create_user(username, password, role, policies=policies, user_id=s.user_id)
-    render.emit(fmt, f"User created: {info.username} (id {info.id}, role {info.role})",
-                _user_dict(info), quiet=s.quiet)
+    render.emit(
+        fmt,
+        f"User created: {info.username} (id {info.id}, role {info.role})",
+        _user_dict(info),
+        quiet=s.quiet,
+    )
 
 
 @user.command("list")
@@ -100,17 +114,24 @@ def user_list(ctx: click.Context, fmt: str) -> None:
     lines = [f"Found {len(users)} user(s):"] + [
         f"  {u.id}  {u.username}  {u.role}"
         f"{'  policies: ' + ', '.join(u.policies) if u.policies else ''}"
-        f"{'  (disabled)' if u.disabled else ''}" for u in users]
-    render.emit(fmt, "\n".join(lines), {"users": [_user_dict(u) for u in users],
-                                        "count": len(users)})
+        f"{'  (disabled)' if u.disabled else ''}"
+        for u in users
+    ]
+    render.emit(
+        fmt, "\n".join(lines), {"users": [_user_dict(u) for u in users], "count": len(users)}
+    )
 
 
 def _set_disabled(ctx: click.Context, username: str, fmt: str, disabled: bool) -> None:
     s = _local(ctx, "user disable" if disabled else "user enable")
     info = s.local().set_user_disabled(username, disabled, user_id=s.user_id)
     word = "disabled" if disabled else "enabled"
-    render.emit(fmt, f"User {word}: {info.username}",
-                {**_user_dict(info), "disabled": disabled}, quiet=s.quiet)
+    render.emit(
+        fmt,
+        f"User {word}: {info.username}",
+        {**_user_dict(info), "disabled": disabled},
+        quiet=s.quiet,
+    )
 
 
 @user.command("disable")
@@ -162,16 +183,23 @@ def token() -> None:
 
 
 @token.command("create")
-@click.option("--user-id", "subject", type=click.IntRange(0), required=True,
-              help="The token's subject (sub claim): the user id recorded in the audit log.")
+@click.option(
+    "--user-id",
+    "subject",
+    type=click.IntRange(0),
+    required=True,
+    help="The token's subject (sub claim): the user id recorded in the audit log.",
+)
 @click.option("--role", required=True, help=ROLES_HELP)
-@click.option("--ttl", default="1h", show_default=True, callback=_ttl,
-              help="Lifetime: 30s, 15m, 24h, 7d...")
+@click.option(
+    "--ttl", default="1h", show_default=True, callback=_ttl, help="Lifetime: 30s, 15m, 24h, 7d..."
+)
 @click.option("--policy", "policies", multiple=True, help="Policy name (repeatable).")
 @format_option
 @click.pass_context
-def token_create(ctx: click.Context, subject: int, role: str, ttl: timedelta,
-                 policies: tuple[str, ...], fmt: str) -> None:
+def token_create(
+    ctx: click.Context, subject: int, role: str, ttl: timedelta, policies: tuple[str, ...], fmt: str
+) -> None:
     """Print a signed token for --user-id with --role (and policies).
 
     \b
@@ -184,8 +212,7 @@ def token_create(ctx: click.Context, subject: int, role: str, ttl: timedelta,
     secret = s.settings.jwt_secret
     if secret is None:
         raise errors.InvalidInput("VAULT_JWT_SECRET is not set (the server's token key)")
-    jwt_text, expires_at = JWTAuth(secret.reveal()).issue(subject, role, ttl=ttl,
-                                                         policies=policies)
+    jwt_text, expires_at = JWTAuth(secret.reveal()).issue(subject, role, ttl=ttl, policies=policies)
     render.emit(fmt, jwt_text, {"token": jwt_text, "expires_at": render.iso(expires_at)})
 
 
@@ -206,8 +233,13 @@ def policy() -> None:
 
 @policy.command("write")
 @click.argument("name")
-@click.option("--rules-file", type=click.File("r"), default="-", show_default=True,
-              help="File with the rules ('-' reads stdin).")
+@click.option(
+    "--rules-file",
+    type=click.File("r"),
+    default="-",
+    show_default=True,
+    help="File with the rules ('-' reads stdin).",
+)
 @global_options(show=("user_id",))
 @click.pass_context
 def policy_write(ctx: click.Context, name: str, rules_file: Any) -> None:

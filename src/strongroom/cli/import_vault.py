@@ -55,14 +55,23 @@ def parse_vault_time(text: object) -> datetime | None:
 class VaultSource:
     """Reads one KV v2 mount of a running Vault or OpenBao."""
 
-    def __init__(self, addr: str, token: str, mount: str, *, namespace: str | None = None,
-                 verify: bool | str = True, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        addr: str,
+        token: str,
+        mount: str,
+        *,
+        namespace: str | None = None,
+        verify: bool | str = True,
+        timeout: float = 30.0,
+    ) -> None:
         headers = {"X-Vault-Token": token, "X-Vault-Request": "true"}
         if namespace:
             headers["X-Vault-Namespace"] = namespace
         self.mount = mount.strip("/")
-        self._http = httpx.Client(base_url=addr.rstrip("/") + "/v1/", headers=headers,
-                                  verify=verify, timeout=timeout)
+        self._http = httpx.Client(
+            base_url=addr.rstrip("/") + "/v1/", headers=headers, verify=verify, timeout=timeout
+        )
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -78,8 +87,10 @@ class VaultSource:
         if response.status_code == 404:
             return None
         if response.status_code != 200:
-            raise SourceError(f"the source answered {response.status_code} for {route}/{path}: "
-                              f"{_errors_of(response)}")
+            raise SourceError(
+                f"the source answered {response.status_code} for {route}/{path}: "
+                f"{_errors_of(response)}"
+            )
         try:
             body = response.json()
         except ValueError as exc:
@@ -106,8 +117,10 @@ class VaultSource:
             return
         version = str((mount.get("options") or {}).get("version", ""))
         if mount.get("type") not in ("kv", "generic") or version != "2":
-            raise SourceError(f"mount {self.mount!r} is not a KV version 2 mount "
-                              f"(type {mount.get('type')!r}, version {version or 'none'!r})")
+            raise SourceError(
+                f"mount {self.mount!r} is not a KV version 2 mount "
+                f"(type {mount.get('type')!r}, version {version or 'none'!r})"
+            )
 
     def keys(self, folder: str = "") -> Iterator[str]:
         """Every key under `folder`, depth first, in sorted order."""
@@ -128,14 +141,20 @@ class VaultSource:
         if meta is None:
             raise SourceError(f"{path}: disappeared from the source while importing")
         versions: list[KVImportVersion] = []
-        for number, state in sorted(((int(n), s) for n, s in (meta.get("versions") or {}).items()),
-                                    key=lambda item: item[0]):
+        for number, state in sorted(
+            ((int(n), s) for n, s in (meta.get("versions") or {}).items()), key=lambda item: item[0]
+        ):
             body = None if state.get("destroyed") else self._get("data", path, version=str(number))
             data = (body or {}).get("data")
-            versions.append(KVImportVersion(
-                number, data if isinstance(data, dict) else None,
-                parse_vault_time(state.get("created_time")) or datetime.now(UTC),
-                parse_vault_time(state.get("deletion_time")), bool(state.get("destroyed"))))
+            versions.append(
+                KVImportVersion(
+                    number,
+                    data if isinstance(data, dict) else None,
+                    parse_vault_time(state.get("created_time")) or datetime.now(UTC),
+                    parse_vault_time(state.get("deletion_time")),
+                    bool(state.get("destroyed")),
+                )
+            )
         return meta, versions
 
 
@@ -158,9 +177,15 @@ class ImportReport:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def import_mount(source: VaultSource, vault: Vault, *, prefix: str = "", replace: bool = False,
-                 user_id: int = 1,
-                 on_key: Callable[[str, int], None] | None = None) -> ImportReport:
+def import_mount(
+    source: VaultSource,
+    vault: Vault,
+    *,
+    prefix: str = "",
+    replace: bool = False,
+    user_id: int = 1,
+    on_key: Callable[[str, int], None] | None = None,
+) -> ImportReport:
     """Copy every key of `source` into `vault` under `prefix`; one failure does not stop the rest.
 
     Raises:
@@ -174,9 +199,14 @@ def import_mount(source: VaultSource, vault: Vault, *, prefix: str = "", replace
             validate_path(target)
             meta, versions = source.read_key(key)
             copied = vault.kv_import(
-                target, versions, current_version=int(meta.get("current_version") or 0),
-                created_at=parse_vault_time(meta.get("created_time")), replace=replace,
-                user_id=user_id, **_settings(meta))
+                target,
+                versions,
+                current_version=int(meta.get("current_version") or 0),
+                created_at=parse_vault_time(meta.get("created_time")),
+                replace=replace,
+                user_id=user_id,
+                **_settings(meta),
+            )
         except errors.SecretExists:
             report.skipped.append(target)
             continue
@@ -192,10 +222,12 @@ def import_mount(source: VaultSource, vault: Vault, *, prefix: str = "", replace
 
 
 def _settings(meta: dict[str, Any]) -> dict[str, Any]:
-    return {"max_versions": meta.get("max_versions") or 0,
-            "cas_required": bool(meta.get("cas_required")),
-            "delete_version_after": meta.get("delete_version_after") or "0s",
-            "custom_metadata": meta.get("custom_metadata") or {}}
+    return {
+        "max_versions": meta.get("max_versions") or 0,
+        "cas_required": bool(meta.get("cas_required")),
+        "delete_version_after": meta.get("delete_version_after") or "0s",
+        "custom_metadata": meta.get("custom_metadata") or {},
+    }
 
 
 class _TargetSession(Protocol):
@@ -221,21 +253,37 @@ def _target(ctx: click.Context) -> tuple[Vault, int]:
 
 
 @click.command("import-vault")
-@click.option("--addr", required=True, metavar="URL",
-              help="URL of the source Vault/OpenBao, e.g. https://vault.example.com:8200.")
-@click.option("--token", metavar="TOKEN", help="Source token (visible in the process list: "
-              "prefer --token-file).")
+@click.option(
+    "--addr",
+    required=True,
+    metavar="URL",
+    help="URL of the source Vault/OpenBao, e.g. https://vault.example.com:8200.",
+)
+@click.option(
+    "--token",
+    metavar="TOKEN",
+    help="Source token (visible in the process list: prefer --token-file).",
+)
 @click.option("--token-file", metavar="FILE", help="Read the source token from FILE.")
 @click.option("--mount", default="secret", show_default=True, help="The KV v2 mount to copy.")
 @click.option("--namespace", metavar="NS", help="Vault Enterprise namespace of the mount.")
 @click.option("--ca-cert", metavar="FILE", help="CA bundle to verify the source's TLS.")
 @click.option("--prefix", default="", metavar="PATH", help="Put the copies under PATH/.")
-@click.option("--replace", is_flag=True, help="Replace secrets that already exist here "
-              "(default: skip them).")
+@click.option(
+    "--replace", is_flag=True, help="Replace secrets that already exist here (default: skip them)."
+)
 @click.pass_context
-def import_vault(ctx: click.Context, addr: str, token: str | None, token_file: str | None,
-                 mount: str, namespace: str | None, ca_cert: str | None, prefix: str,
-                 replace: bool) -> None:
+def import_vault(
+    ctx: click.Context,
+    addr: str,
+    token: str | None,
+    token_file: str | None,
+    mount: str,
+    namespace: str | None,
+    ca_cert: str | None,
+    prefix: str,
+    replace: bool,
+) -> None:
     """Copy every secret of a Vault/OpenBao KV v2 mount, all versions, into this vault.
 
     Writes into the local database (global --db-dsn and master key, given before the command
@@ -257,19 +305,28 @@ def import_vault(ctx: click.Context, addr: str, token: str | None, token_file: s
     if prefix:
         validate_path(prefix)
     vault, user_id = _target(ctx)
-    source = VaultSource(addr, token or "", mount, namespace=namespace,
-                         verify=ca_cert if ca_cert else True)
+    source = VaultSource(
+        addr, token or "", mount, namespace=namespace, verify=ca_cert if ca_cert else True
+    )
     try:
-        report = import_mount(source, vault, prefix=prefix, replace=replace, user_id=user_id,
-                              on_key=lambda path, n: click.echo(f"imported {path} ({n} versions)"))
+        report = import_mount(
+            source,
+            vault,
+            prefix=prefix,
+            replace=replace,
+            user_id=user_id,
+            on_key=lambda path, n: click.echo(f"imported {path} ({n} versions)"),
+        )
     finally:
         source.close()
     for path in report.skipped:
         click.echo(f"skipped {path}: it exists (use --replace)", err=True)
     for path, why in report.failed.items():
         click.echo(f"failed {path}: {why}", err=True)
-    click.echo(f"Imported {len(report.imported)} secrets ({report.versions} versions, "
-               f"{report.unreadable} not readable at the source and stored as destroyed); "
-               f"skipped {len(report.skipped)}, failed {len(report.failed)}.")
+    click.echo(
+        f"Imported {len(report.imported)} secrets ({report.versions} versions, "
+        f"{report.unreadable} not readable at the source and stored as destroyed); "
+        f"skipped {len(report.skipped)}, failed {len(report.failed)}."
+    )
     if report.failed:
         ctx.exit(1)

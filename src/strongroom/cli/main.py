@@ -60,8 +60,14 @@ def _with_epilog(command: click.Command) -> click.Command:
     return command
 
 
-for _command in [*lockstate.COMMANDS, *commands.COMMANDS, rotate, audit, *admin.COMMANDS,
-                 *access.COMMANDS]:
+for _command in [
+    *lockstate.COMMANDS,
+    *commands.COMMANDS,
+    rotate,
+    audit,
+    *admin.COMMANDS,
+    *access.COMMANDS,
+]:
     cli.add_command(_with_epilog(_command))
 # The server has its own --db-dsn and key options (it outlives any one command's session).
 cli.add_command(server)

@@ -32,16 +32,38 @@ def unkeyed_mac(data: bytes) -> str:
 
 def canonical(prev_mac: str, entry: NewAudit | AuditRow) -> bytes:
     """The bytes an entry's MAC covers (JSON array: unambiguous, stable)."""
-    return json.dumps([
-        prev_mac, entry.timestamp.isoformat(), entry.secret_id, entry.path, entry.user_id,
-        entry.action, entry.ip_address, entry.success, entry.error, entry.request_id,
-    ], separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    return json.dumps(
+        [
+            prev_mac,
+            entry.timestamp.isoformat(),
+            entry.secret_id,
+            entry.path,
+            entry.user_id,
+            entry.action,
+            entry.ip_address,
+            entry.success,
+            entry.error,
+            entry.request_id,
+        ],
+        separators=(",", ":"),
+        ensure_ascii=True,
+    ).encode("ascii")
 
 
 def entry_from_row(row: AuditRow) -> AuditEntry:
     """The public view of a stored entry (no MAC)."""
-    return AuditEntry(row.id, row.timestamp, row.secret_id, row.path, row.user_id, row.action,
-                      row.ip_address, row.success, row.error, row.request_id)
+    return AuditEntry(
+        row.id,
+        row.timestamp,
+        row.secret_id,
+        row.path,
+        row.user_id,
+        row.action,
+        row.ip_address,
+        row.success,
+        row.error,
+        row.request_id,
+    )
 
 
 def verify_chain(storage: Storage, genesis: str, mac: Callable[[bytes], str]) -> AuditVerification:
@@ -62,6 +84,11 @@ def verify_chain(storage: Storage, genesis: str, mac: Callable[[bytes], str]) ->
             else:
                 expected = mac(data)
             if row.mac is None or not hmac.compare_digest(expected, row.mac):
-                return AuditVerification(False, entries, row.id, unchained,
-                                         "entry changed, or an entry before it removed or inserted")
+                return AuditVerification(
+                    False,
+                    entries,
+                    row.id,
+                    unchained,
+                    "entry changed, or an entry before it removed or inserted",
+                )
             prev = row.mac

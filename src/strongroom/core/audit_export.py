@@ -25,16 +25,31 @@ _EXPORT_BATCH = 1000
 def export_row(row: AuditRow) -> ExportRow:
     """The JSON-ready form of a stored entry (timestamp ISO-8601 UTC with microseconds, `Z`)."""
     stamp = row.timestamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return {"id": row.id, "timestamp": stamp, "secret_id": row.secret_id, "path": row.path,
-            "user_id": row.user_id, "action": row.action, "ip_address": row.ip_address,
-            "success": row.success, "error": row.error, "request_id": row.request_id}
+    return {
+        "id": row.id,
+        "timestamp": stamp,
+        "secret_id": row.secret_id,
+        "path": row.path,
+        "user_id": row.user_id,
+        "action": row.action,
+        "ip_address": row.ip_address,
+        "success": row.success,
+        "error": row.error,
+        "request_id": row.request_id,
+    }
 
 
 class AuditExportMixin(VaultBase):
     """`export_audit`: every entry since a moment, oldest first, streamed in batches."""
 
-    def export_audit(self, since: datetime | None = None, *, user_id: int = 1, ip: str = "cli",
-                     request_id: str | None = None) -> Iterator[ExportRow]:
+    def export_audit(
+        self,
+        since: datetime | None = None,
+        *,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+    ) -> Iterator[ExportRow]:
         """Entries with timestamp >= `since` (all when None), oldest first, as JSON-ready dicts.
 
         The export itself is audited (`audit_export`) before the first row is produced; rows
@@ -46,8 +61,7 @@ class AuditExportMixin(VaultBase):
         """
         if since is not None and (not isinstance(since, datetime) or since.tzinfo is None):
             raise errors.InvalidInput("since must be a timezone-aware datetime")
-        self._read_op("audit_export", Actor(user_id, ip, request_id), None,
-                      lambda tx: (None, None))
+        self._read_op("audit_export", Actor(user_id, ip, request_id), None, lambda tx: (None, None))
         return self._export_rows(since)
 
     def _export_rows(self, since: datetime | None) -> Iterator[ExportRow]:

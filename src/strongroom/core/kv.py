@@ -74,7 +74,8 @@ class KVMixin(KVImportMixin):
             raise errors.InvalidInput("data must be a JSON object")
         if json_size(data) > self._config.max_value_bytes:
             raise errors.PayloadTooLarge(
-                f"data exceeds the limit of {self._config.max_value_bytes} bytes")
+                f"data exceeds the limit of {self._config.max_value_bytes} bytes"
+            )
         return data
 
     def _kv_version(self, tx: Tx, row: SecretRow, version: int) -> VersionRow:
@@ -100,17 +101,29 @@ class KVMixin(KVImportMixin):
         if cas != (row.version if row else 0):
             raise errors.VersionConflict()
 
-    def _kv_store(self, tx: Tx, row: SecretRow, data: dict[str, Any], user_id: int,
-                  ) -> KVVersionMeta:
+    def _kv_store(
+        self,
+        tx: Tx,
+        row: SecretRow,
+        data: dict[str, Any],
+        user_id: int,
+    ) -> KVVersionMeta:
         number = self._add_version(tx, row, data, user_id)
         stored = tx.get_version(row.id, number)
         assert stored is not None  # noqa: S101 - inserted by _add_version in this transaction
         return self._version_meta(row, stored)
 
     # -- data -----------------------------------------------------------------------------
-    def kv_write(self, path: str, data: dict[str, Any], *, cas: int | None = None,
-                 user_id: int = 1, ip: str = "cli", request_id: str | None = None,
-                 ) -> KVVersionMeta:
+    def kv_write(
+        self,
+        path: str,
+        data: dict[str, Any],
+        *,
+        cas: int | None = None,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+    ) -> KVVersionMeta:
         """Store `data` as the key's next version (creating the key); return its metadata.
 
         Raises:
@@ -135,8 +148,15 @@ class KVMixin(KVImportMixin):
 
         return self._write_op("write", actor, path, run)
 
-    def kv_read(self, path: str, version: int | None = None, *, user_id: int = 1,
-                ip: str = "cli", request_id: str | None = None) -> KVSecret:
+    def kv_read(
+        self,
+        path: str,
+        version: int | None = None,
+        *,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+    ) -> KVSecret:
         """A version's data and metadata (`version` None or 0: the current one).
 
         Raises:
@@ -154,15 +174,21 @@ class KVMixin(KVImportMixin):
             row = self._kv_existing(tx, path)
             stored = self._kv_version(tx, row, number)
             assert stored.value is not None  # noqa: S101 - checked by _kv_version
-            data = decode_value(self._decrypt(tx, stored.value, row.id, row.path,
-                                              stored.version))
+            data = decode_value(self._decrypt(tx, stored.value, row.id, row.path, stored.version))
             return KVSecret(data, self._version_meta(row, stored)), row.id
 
         return self._read_op("read", Actor(user_id, ip, request_id), path, read)
 
-    def kv_patch(self, path: str, patch: dict[str, Any], *, cas: int | None = None,
-                 user_id: int = 1, ip: str = "cli", request_id: str | None = None,
-                 ) -> KVVersionMeta:
+    def kv_patch(
+        self,
+        path: str,
+        patch: dict[str, Any],
+        *,
+        cas: int | None = None,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+    ) -> KVVersionMeta:
         """Apply an RFC 7386 merge patch to the current version and store the result as a new
         version (`null` removes a key); return its metadata.
 
@@ -183,16 +209,24 @@ class KVMixin(KVImportMixin):
             self._kv_check_cas(tx, row, cas)
             stored = self._kv_version(tx, row, 0)
             assert stored.value is not None  # noqa: S101 - checked by _kv_version
-            current = decode_value(self._decrypt(tx, stored.value, row.id, row.path,
-                                                 stored.version))
+            current = decode_value(
+                self._decrypt(tx, stored.value, row.id, row.path, stored.version)
+            )
             merged = self._check_data(merge_patch(current, patch))
             return self._kv_store(tx, row, merged, user_id), row.id
 
         return self._write_op("patch", Actor(user_id, ip, request_id), path, run)
 
-    def kv_subkeys(self, path: str, version: int | None = None, depth: int = 0, *,
-                   user_id: int = 1, ip: str = "cli", request_id: str | None = None,
-                   ) -> KVSecret:
+    def kv_subkeys(
+        self,
+        path: str,
+        version: int | None = None,
+        depth: int = 0,
+        *,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+    ) -> KVSecret:
         """The key structure of a version without its values: leaves are None (`depth` 0: no
         limit), returned as a `KVSecret` whose `data` is that structure.
 
@@ -210,15 +244,15 @@ class KVMixin(KVImportMixin):
             row = self._kv_existing(tx, path)
             stored = self._kv_version(tx, row, number)
             assert stored.value is not None  # noqa: S101 - checked by _kv_version
-            data = decode_value(self._decrypt(tx, stored.value, row.id, row.path,
-                                              stored.version))
+            data = decode_value(self._decrypt(tx, stored.value, row.id, row.path, stored.version))
             return KVSecret(subkeys(data, depth), self._version_meta(row, stored)), row.id
 
         return self._read_op("subkeys", Actor(user_id, ip, request_id), path, read)
 
     # -- delete, undelete, destroy --------------------------------------------------------
-    def kv_delete_latest(self, path: str, *, user_id: int = 1, ip: str = "cli",
-                         request_id: str | None = None) -> None:
+    def kv_delete_latest(
+        self, path: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+    ) -> None:
         """Soft-delete the current version (no error when the key does not exist).
 
         Raises:
@@ -228,8 +262,15 @@ class KVMixin(KVImportMixin):
         validate_path(path)
         self._kv_change_versions("soft_delete", path, None, Actor(user_id, ip, request_id))
 
-    def kv_delete_versions(self, path: str, versions: list[int], *, user_id: int = 1,
-                           ip: str = "cli", request_id: str | None = None) -> None:
+    def kv_delete_versions(
+        self,
+        path: str,
+        versions: list[int],
+        *,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+    ) -> None:
         """Soft-delete the given versions; they stay recoverable with `kv_undelete`.
 
         Raises:
@@ -240,8 +281,15 @@ class KVMixin(KVImportMixin):
         numbers = _check_versions(versions)
         self._kv_change_versions("soft_delete", path, numbers, Actor(user_id, ip, request_id))
 
-    def kv_undelete(self, path: str, versions: list[int], *, user_id: int = 1, ip: str = "cli",
-                    request_id: str | None = None) -> None:
+    def kv_undelete(
+        self,
+        path: str,
+        versions: list[int],
+        *,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+    ) -> None:
         """Restore soft-deleted versions (destroyed ones stay destroyed). With a
         `delete_version_after` in force, the deletion is rescheduled from now, as in Vault.
 
@@ -253,8 +301,15 @@ class KVMixin(KVImportMixin):
         numbers = _check_versions(versions)
         self._kv_change_versions("undelete", path, numbers, Actor(user_id, ip, request_id))
 
-    def kv_destroy(self, path: str, versions: list[int], *, user_id: int = 1, ip: str = "cli",
-                   request_id: str | None = None) -> None:
+    def kv_destroy(
+        self,
+        path: str,
+        versions: list[int],
+        *,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+    ) -> None:
         """Permanently erase the given versions' ciphertext; their metadata stays, marked
         destroyed.
 
@@ -266,8 +321,9 @@ class KVMixin(KVImportMixin):
         numbers = _check_versions(versions)
         self._kv_change_versions("destroy", path, numbers, Actor(user_id, ip, request_id))
 
-    def _kv_change_versions(self, action: str, path: str, numbers: list[int] | None,
-                            actor: Actor) -> None:
+    def _kv_change_versions(
+        self, action: str, path: str, numbers: list[int] | None, actor: Actor
+    ) -> None:
         def run(tx: Tx) -> tuple[None, int | None]:
             row = self._kv_row(tx, path)
             if row is None:
@@ -281,11 +337,15 @@ class KVMixin(KVImportMixin):
                 if action == "soft_delete" and not is_deleted(version, now):
                     tx.update_version(row.id, version.version, deleted_at=now)
                 elif action == "undelete":
-                    tx.update_version(row.id, version.version, deleted_at=(
-                        now + timedelta(seconds=dva) if dva else None))
+                    tx.update_version(
+                        row.id,
+                        version.version,
+                        deleted_at=(now + timedelta(seconds=dva) if dva else None),
+                    )
                 elif action == "destroy":
-                    tx.update_version(row.id, version.version, value=None, key_term=None,
-                                      destroyed=True)
+                    tx.update_version(
+                        row.id, version.version, value=None, key_term=None, destroyed=True
+                    )
             return None, row.id
 
         self._write_op(action, actor, path, run)

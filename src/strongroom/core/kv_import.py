@@ -52,12 +52,22 @@ def _check_versions(versions: list[KVImportVersion], limit: int) -> None:
 class KVImportMixin(KVMetadataMixin):
     """Bulk import of a key's history, in one transaction and one audit entry per key."""
 
-    def kv_import(self, path: str, versions: list[KVImportVersion], *,
-                  current_version: int | None = None, created_at: datetime | None = None,
-                  max_versions: object = None, cas_required: object = None,
-                  delete_version_after: object = None, custom_metadata: object = None,
-                  replace: bool = False, user_id: int = 1, ip: str = "cli",
-                  request_id: str | None = None) -> int:
+    def kv_import(
+        self,
+        path: str,
+        versions: list[KVImportVersion],
+        *,
+        current_version: int | None = None,
+        created_at: datetime | None = None,
+        max_versions: object = None,
+        cas_required: object = None,
+        delete_version_after: object = None,
+        custom_metadata: object = None,
+        replace: bool = False,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+    ) -> int:
         """Create the key at `path` with exactly these versions; return how many carry data.
 
         With no versions, the key gets only its metadata (current version 0), as Vault allows.
@@ -75,8 +85,9 @@ class KVImportMixin(KVMetadataMixin):
         """
         validate_path(path)
         _check_versions(versions, self._config.max_value_bytes)
-        settings: dict[str, object] = dict(kv_settings(max_versions, cas_required,
-                                                     delete_version_after))
+        settings: dict[str, object] = dict(
+            kv_settings(max_versions, cas_required, delete_version_after)
+        )
         if custom_metadata is not None:
             settings["metadata"] = coerce_custom_metadata(custom_metadata)
         ordered = sorted(versions, key=lambda v: v.version)
@@ -102,13 +113,33 @@ class KVImportMixin(KVMetadataMixin):
 
         return self._write_op("import", actor, path, run)
 
-    def _import_version(self, tx: Tx, secret_id: int, path: str, item: KVImportVersion,
-                        user_id: int) -> None:
+    def _import_version(
+        self, tx: Tx, secret_id: int, path: str, item: KVImportVersion, user_id: int
+    ) -> None:
         if item.data is None or item.destroyed:
-            tx.insert_version(VersionRow(secret_id, item.version, None, None, user_id,
-                                         item.created_at, item.deletion_time, True))
+            tx.insert_version(
+                VersionRow(
+                    secret_id,
+                    item.version,
+                    None,
+                    None,
+                    user_id,
+                    item.created_at,
+                    item.deletion_time,
+                    True,
+                )
+            )
             return
-        envelope, term = self._encrypt(tx, encode_value(item.data), secret_id, path,
-                                       item.version)
-        tx.insert_version(VersionRow(secret_id, item.version, envelope, term, user_id,
-                                     item.created_at, item.deletion_time, False))
+        envelope, term = self._encrypt(tx, encode_value(item.data), secret_id, path, item.version)
+        tx.insert_version(
+            VersionRow(
+                secret_id,
+                item.version,
+                envelope,
+                term,
+                user_id,
+                item.created_at,
+                item.deletion_time,
+                False,
+            )
+        )

@@ -35,8 +35,11 @@ MAX_MAX_VERSIONS = 1_000_000
 def _check_max_versions(value: object) -> int:
     if isinstance(value, str) and value.isdigit():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not (
-            0 <= value <= MAX_MAX_VERSIONS):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not (0 <= value <= MAX_MAX_VERSIONS)
+    ):
         raise errors.InvalidInput(f"max_versions must be an integer from 0 to {MAX_MAX_VERSIONS}")
     return value
 
@@ -47,8 +50,11 @@ def _check_bool(name: str, value: object) -> bool:
     return value
 
 
-def kv_settings(max_versions: object, cas_required: object, delete_version_after: object,
-              ) -> dict[str, int | bool]:
+def kv_settings(
+    max_versions: object,
+    cas_required: object,
+    delete_version_after: object,
+) -> dict[str, int | bool]:
     """The validated column values of the settings given (None: leave unchanged)."""
     values: dict[str, int | bool] = {}
     if max_versions is not None:
@@ -83,8 +89,13 @@ class KVMetadataMixin(SecretsMixin):
 
     @staticmethod
     def _version_meta(row: SecretRow, version: VersionRow) -> KVVersionMeta:
-        return KVVersionMeta(version.version, version.updated_at, version.deleted_at,
-                             version.destroyed, dict(row.metadata))
+        return KVVersionMeta(
+            version.version,
+            version.updated_at,
+            version.deleted_at,
+            version.destroyed,
+            dict(row.metadata),
+        )
 
     def _kv_create_empty(self, tx: Tx, path: str, user_id: int) -> SecretRow:
         """A secret row with metadata and no version (version 0)."""
@@ -112,8 +123,9 @@ class KVMetadataMixin(SecretsMixin):
         with self._storage.read() as tx:
             return self._kv_row(tx, path) is not None
 
-    def kv_read_metadata(self, path: str, *, user_id: int = 1, ip: str = "cli",
-                         request_id: str | None = None) -> KVMetadata:
+    def kv_read_metadata(
+        self, path: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+    ) -> KVMetadata:
         """A key's metadata and the state of each of its stored versions.
 
         Raises:
@@ -127,19 +139,36 @@ class KVMetadataMixin(SecretsMixin):
             row = self._kv_existing(tx, path)
             stored = sorted(tx.versions(row.id), key=lambda v: v.version)
             oldest = stored[0].version if stored and stored[0].version > 1 else 0
-            versions = {v.version: KVVersionState(v.updated_at, v.deleted_at, v.destroyed)
-                        for v in stored}
-            return KVMetadata(row.path, row.created_at, row.updated_at, row.version, oldest,
-                              row.max_versions, row.cas_required,
-                              timedelta(seconds=row.delete_version_after), dict(row.metadata),
-                              versions), row.id
+            versions = {
+                v.version: KVVersionState(v.updated_at, v.deleted_at, v.destroyed) for v in stored
+            }
+            return KVMetadata(
+                row.path,
+                row.created_at,
+                row.updated_at,
+                row.version,
+                oldest,
+                row.max_versions,
+                row.cas_required,
+                timedelta(seconds=row.delete_version_after),
+                dict(row.metadata),
+                versions,
+            ), row.id
 
         return self._read_op("read_metadata", Actor(user_id, ip, request_id), path, read)
 
-    def kv_write_metadata(self, path: str, *, max_versions: object = None,
-                          cas_required: object = None, delete_version_after: object = None,
-                          custom_metadata: object = None, user_id: int = 1, ip: str = "cli",
-                          request_id: str | None = None) -> None:
+    def kv_write_metadata(
+        self,
+        path: str,
+        *,
+        max_versions: object = None,
+        cas_required: object = None,
+        delete_version_after: object = None,
+        custom_metadata: object = None,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+    ) -> None:
         """Set the given settings of a key, creating it (with no version) if needed.
 
         Settings left as None keep their value; `custom_metadata` replaces the whole map.
@@ -149,14 +178,29 @@ class KVMetadataMixin(SecretsMixin):
             InvalidInput: bad path or setting (see `coerce_custom_metadata`, `parse_go_duration`).
             VaultLocked: the vault is locked.
         """
-        self._kv_metadata_change("write_metadata", path, max_versions, cas_required,
-                                 delete_version_after, custom_metadata, False,
-                                 Actor(user_id, ip, request_id))
+        self._kv_metadata_change(
+            "write_metadata",
+            path,
+            max_versions,
+            cas_required,
+            delete_version_after,
+            custom_metadata,
+            False,
+            Actor(user_id, ip, request_id),
+        )
 
-    def kv_patch_metadata(self, path: str, *, max_versions: object = None,
-                          cas_required: object = None, delete_version_after: object = None,
-                          custom_metadata: object = None, user_id: int = 1, ip: str = "cli",
-                          request_id: str | None = None) -> None:
+    def kv_patch_metadata(
+        self,
+        path: str,
+        *,
+        max_versions: object = None,
+        cas_required: object = None,
+        delete_version_after: object = None,
+        custom_metadata: object = None,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+    ) -> None:
         """Change the given settings of an existing key; `custom_metadata` is merge-patched
         (a None value removes that entry).
 
@@ -165,16 +209,32 @@ class KVMetadataMixin(SecretsMixin):
             SecretNotFound: no key at `path`.
             VaultLocked: the vault is locked.
         """
-        self._kv_metadata_change("patch_metadata", path, max_versions, cas_required,
-                                 delete_version_after, custom_metadata, True,
-                                 Actor(user_id, ip, request_id))
+        self._kv_metadata_change(
+            "patch_metadata",
+            path,
+            max_versions,
+            cas_required,
+            delete_version_after,
+            custom_metadata,
+            True,
+            Actor(user_id, ip, request_id),
+        )
 
-    def _kv_metadata_change(self, action: str, path: str, max_versions: object,
-                            cas_required: object, delete_version_after: object,
-                            custom_metadata: object, patch: bool, actor: Actor) -> None:
+    def _kv_metadata_change(
+        self,
+        action: str,
+        path: str,
+        max_versions: object,
+        cas_required: object,
+        delete_version_after: object,
+        custom_metadata: object,
+        patch: bool,
+        actor: Actor,
+    ) -> None:
         validate_path(path)
-        values: dict[str, object] = dict(kv_settings(max_versions, cas_required,
-                                                   delete_version_after))
+        values: dict[str, object] = dict(
+            kv_settings(max_versions, cas_required, delete_version_after)
+        )
         if custom_metadata is not None and not patch:
             values["metadata"] = coerce_custom_metadata(custom_metadata)
         if custom_metadata is not None and patch and not isinstance(custom_metadata, dict):
@@ -187,14 +247,16 @@ class KVMetadataMixin(SecretsMixin):
             row = row or self._kv_create_empty(tx, path, actor.user_id)
             if patch and isinstance(custom_metadata, dict):
                 values["metadata"] = coerce_custom_metadata(
-                    merge_patch(row.metadata, custom_metadata))
+                    merge_patch(row.metadata, custom_metadata)
+                )
             tx.update_secret(row.id, updated_at=self._clock.now(), **values)
             return None, row.id
 
         self._write_op(action, actor, path, run)
 
-    def kv_delete_metadata(self, path: str, *, user_id: int = 1, ip: str = "cli",
-                           request_id: str | None = None) -> None:
+    def kv_delete_metadata(
+        self, path: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+    ) -> None:
         """Delete a key, its metadata and every version (no error when there is none).
 
         Raises:
@@ -212,8 +274,9 @@ class KVMetadataMixin(SecretsMixin):
 
         self._write_op("delete", Actor(user_id, ip, request_id), path, run)
 
-    def kv_list(self, folder: str = "", *, user_id: int = 1, ip: str = "cli",
-                request_id: str | None = None) -> list[str]:
+    def kv_list(
+        self, folder: str = "", *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+    ) -> list[str]:
         """Keys and sub-folders (ending in `/`) directly under `folder`, sorted.
 
         Keys with metadata but no version are listed too, as in Vault.
@@ -235,23 +298,33 @@ class KVMetadataMixin(SecretsMixin):
         return self._read_op("list", Actor(user_id, ip, request_id), prefix or None, read)
 
     # -- mount configuration --------------------------------------------------------------
-    def kv_read_config(self, *, user_id: int = 1, ip: str = "cli",
-                       request_id: str | None = None) -> KVConfig:
+    def kv_read_config(
+        self, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+    ) -> KVConfig:
         """The mount-wide settings.
 
         Raises:
             VaultLocked: the vault is locked.
         """
+
         def read(tx: Tx) -> tuple[KVConfig, None]:
             row = tx.kv_config()
-            return KVConfig(row.max_versions, row.cas_required,
-                            timedelta(seconds=row.delete_version_after)), None
+            return KVConfig(
+                row.max_versions, row.cas_required, timedelta(seconds=row.delete_version_after)
+            ), None
 
         return self._read_op("read_config", Actor(user_id, ip, request_id), None, read)
 
-    def kv_write_config(self, *, max_versions: object = None, cas_required: object = None,
-                        delete_version_after: object = None, user_id: int = 1, ip: str = "cli",
-                        request_id: str | None = None) -> None:
+    def kv_write_config(
+        self,
+        *,
+        max_versions: object = None,
+        cas_required: object = None,
+        delete_version_after: object = None,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+    ) -> None:
         """Change the given mount-wide settings (None: unchanged). They apply to every secret:
         the larger of a key's and the mount's `max_versions` wins, a key's own
         `delete_version_after` wins over the mount's, and either `cas_required` requires `cas`.
@@ -264,11 +337,14 @@ class KVMetadataMixin(SecretsMixin):
 
         def run(tx: Tx) -> tuple[None, None]:
             old = tx.kv_config()
-            tx.put_kv_config(KVConfigRow(
-                int(values.get("max_versions", old.max_versions)),
-                bool(values.get("cas_required", old.cas_required)),
-                int(values.get("delete_version_after", old.delete_version_after))),
-                self._clock.now())
+            tx.put_kv_config(
+                KVConfigRow(
+                    int(values.get("max_versions", old.max_versions)),
+                    bool(values.get("cas_required", old.cas_required)),
+                    int(values.get("delete_version_after", old.delete_version_after)),
+                ),
+                self._clock.now(),
+            )
             return None, None
 
         self._write_op("write_config", Actor(user_id, ip, request_id), None, run)

@@ -33,8 +33,16 @@ __all__ = [
 MAX_CUSTOM_KEYS = 64
 MAX_CUSTOM_KEY_LENGTH = 128
 MAX_CUSTOM_VALUE_LENGTH = 512
-_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
-             "h": 3600.0}
+_GO_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
 _GO_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 _MAX_SECONDS = 100 * 365 * 24 * 3600
 
@@ -160,17 +168,23 @@ def coerce_custom_metadata(value: object) -> dict[str, str]:
     if not isinstance(value, dict):
         raise errors.InvalidInput("custom_metadata must be an object of strings")
     if len(value) > MAX_CUSTOM_KEYS:
-        raise errors.InvalidInput(f"custom_metadata validation failed: payload must contain at "
-                                  f"most {MAX_CUSTOM_KEYS} keys, provided {len(value)}")
+        raise errors.InvalidInput(
+            f"custom_metadata validation failed: payload must contain at "
+            f"most {MAX_CUSTOM_KEYS} keys, provided {len(value)}"
+        )
     result: dict[str, str] = {}
     for key, raw in value.items():
         if not isinstance(key, str) or not 0 < len(key) <= MAX_CUSTOM_KEY_LENGTH:
-            raise errors.InvalidInput(f"custom_metadata validation failed: keys must be 1 to "
-                                      f"{MAX_CUSTOM_KEY_LENGTH} characters")
+            raise errors.InvalidInput(
+                f"custom_metadata validation failed: keys must be 1 to "
+                f"{MAX_CUSTOM_KEY_LENGTH} characters"
+            )
         text = "" if raw is None else _as_string(raw)
         if not 0 < len(text) <= MAX_CUSTOM_VALUE_LENGTH:
-            raise errors.InvalidInput(f"custom_metadata validation failed: the value of {key!r} "
-                                      f"must be 1 to {MAX_CUSTOM_VALUE_LENGTH} characters")
+            raise errors.InvalidInput(
+                f"custom_metadata validation failed: the value of {key!r} "
+                f"must be 1 to {MAX_CUSTOM_VALUE_LENGTH} characters"
+            )
         result[key] = text
     return result
 
@@ -207,7 +221,7 @@ def folder_keys(paths: list[str], folder: str) -> list[str]:
     for path in paths:
         if not path.startswith(folder) or path == folder:
             continue
-        head, sep, _ = path[len(folder):].partition("/")
+        head, sep, _ = path[len(folder) :].partition("/")
         entries.add(head + sep)
     return sorted(entries)
 
@@ -219,7 +233,10 @@ def json_size(data: dict[str, Any]) -> int:
         InvalidInput: `data` holds something JSON cannot represent.
     """
     try:
-        return len(json.dumps(data, separators=(",", ":"), ensure_ascii=False,
-                              allow_nan=False).encode("utf-8"))
+        return len(
+            json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+                "utf-8"
+            )
+        )
     except (TypeError, ValueError) as exc:
         raise errors.InvalidInput("data must be a JSON object") from exc

@@ -46,5 +46,6 @@ class VaultConfig:
         if self.auto_lock_timeout <= timedelta(0):
             raise errors.InvalidInput("auto_lock_timeout must be positive")
         if self.max_value_bytes < 1 or self.rotation_batch < 1 or self.term_max_encryptions < 2:
-            raise errors.InvalidInput("max_value_bytes, rotation_batch and term_max_encryptions "
-                                      "must be positive")
+            raise errors.InvalidInput(
+                "max_value_bytes, rotation_batch and term_max_encryptions must be positive"
+            )

@@ -50,9 +50,15 @@ class RotationMixin(SecretsMixin):
     """Master-key and single-secret rotation over the audited plumbing of `VaultBase`."""
 
     # -- public operations ------------------------------------------------------------------
-    def rotate_all(self, new_master_key: str, *, user_id: int = 1, ip: str = "cli",
-                   request_id: str | None = None, progress: Progress | None = None,
-                   ) -> RotationResult:
+    def rotate_all(
+        self,
+        new_master_key: str,
+        *,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+        progress: Progress | None = None,
+    ) -> RotationResult:
         """Re-wrap the root key under `new_master_key`, start a new data-key term and
         re-encrypt every version of every secret under it.
 
@@ -76,16 +82,17 @@ class RotationMixin(SecretsMixin):
             self._require_unlocked()
             if not isinstance(new_master_key, str) or len(new_master_key) < MIN_MASTER_KEY_LENGTH:
                 raise errors.InvalidInput(
-                    f"new master key must be at least {MIN_MASTER_KEY_LENGTH} characters")
+                    f"new master key must be at least {MIN_MASTER_KEY_LENGTH} characters"
+                )
             with self._argon_slots:
                 keys = self._keys_row()
                 current = SealedRoot(keys.vault_id, keys.salt, keys.kdf_params, keys.wrapped_root)
                 same = self._barrier.matches(new_master_key, current)
                 if same and keys.rotation is None:
                     raise errors.InvalidInput(
-                        "new master key must differ from the current master key")
-                sealed = None if same else self._barrier.rewrap(new_master_key,
-                                                                self._kdf_params())
+                        "new master key must differ from the current master key"
+                    )
+                sealed = None if same else self._barrier.rewrap(new_master_key, self._kdf_params())
         except errors.StrongroomError as exc:
             self._audit(self._entry("rotate_all", actor, success=False, error=exc))
             raise
@@ -94,8 +101,14 @@ class RotationMixin(SecretsMixin):
         target = self._switch_master_key(keys, sealed, actor)
         return self._reencrypt_all(target, actor, progress)
 
-    def resume_rotation(self, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None,
-                        progress: Progress | None = None) -> RotationResult:
+    def resume_rotation(
+        self,
+        *,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+        progress: Progress | None = None,
+    ) -> RotationResult:
         """Finish an interrupted master-key rotation (no-op result when none is unfinished).
 
         Unlock first with whichever key the atomic step left valid (the new one once it
@@ -115,9 +128,15 @@ class RotationMixin(SecretsMixin):
             raise
         return self._resume(actor, progress)
 
-    def rotate_secret(self, path: str, *, user_id: int = 1, ip: str = "cli",
-                      request_id: str | None = None, new_master_key: str | None = None,
-                      ) -> RotationResult:
+    def rotate_secret(
+        self,
+        path: str,
+        *,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+        new_master_key: str | None = None,
+    ) -> RotationResult:
         """Re-encrypt every stored version of one secret under the newest data-key term.
 
         `new_master_key` exists only to refuse the design document's single-path master-key
@@ -132,8 +151,15 @@ class RotationMixin(SecretsMixin):
         actor = Actor(user_id, ip, request_id)
         if new_master_key is not None:
             exc = errors.InvalidInput(VAULT_WIDE)
-            self._audit(self._entry("rotate", actor, path if isinstance(path, str) else None,
-                                    success=False, error=exc))
+            self._audit(
+                self._entry(
+                    "rotate",
+                    actor,
+                    path if isinstance(path, str) else None,
+                    success=False,
+                    error=exc,
+                )
+            )
             raise exc
         validate_path(path)
 
@@ -171,10 +197,15 @@ class RotationMixin(SecretsMixin):
             fresh: SealedTerm | None = self._pending_term
             if fresh is None or fresh.term != tx.max_term():
                 fresh = self._new_term(tx, tx.max_term() + 1)
-            marker = {"target_term": fresh.term, "started_at": iso(self._clock.now()),
-                      "user_id": actor.user_id}
-            tx.put_keys(KeysRow(keys.vault_id, sealed.salt, sealed.kdf_params,
-                                sealed.wrapped_root, marker), self._clock.now())
+            marker = {
+                "target_term": fresh.term,
+                "started_at": iso(self._clock.now()),
+                "user_id": actor.user_id,
+            }
+            tx.put_keys(
+                KeysRow(keys.vault_id, sealed.salt, sealed.kdf_params, sealed.wrapped_root, marker),
+                self._clock.now(),
+            )
             # Last, once nothing here can fail: `_after_commit` installs the term.
             self._pending_term = fresh
             return fresh.term, self._entry("rotate_all", actor)
@@ -198,11 +229,16 @@ class RotationMixin(SecretsMixin):
         with self._storage.read() as tx:
             return max(tx.max_term(), self._barrier.current_term)
 
-    def _reencrypt_all(self, target: int, actor: Actor, progress: Progress | None,
-                       ) -> RotationResult:
+    def _reencrypt_all(
+        self,
+        target: int,
+        actor: Actor,
+        progress: Progress | None,
+    ) -> RotationResult:
         with self._storage.read() as tx:
-            state = _Pass(target, tx.count_versions_below_term(target),
-                          tx.count_secrets_below_term(target))
+            state = _Pass(
+                target, tx.count_versions_below_term(target), tx.count_secrets_below_term(target)
+            )
         if progress is not None:
             progress(0, state.total)
         term, finished = 0, False
@@ -219,7 +255,8 @@ class RotationMixin(SecretsMixin):
         if state.failed:
             raise errors.IntegrityError(
                 f"{state.failed} versions failed their integrity check and keep their old key "
-                "term; every other version was re-encrypted and the rotation stays unfinished")
+                "term; every other version was re-encrypted and the rotation stays unfinished"
+            )
         if not finished:
             exc = errors.Conflict("rotation could not finish; run it again to resume")
             self._audit(self._entry("rotate_all", actor, success=False, error=exc))
@@ -233,19 +270,22 @@ class RotationMixin(SecretsMixin):
 
         def run(tx: Tx) -> tuple[tuple[int, int, int], Entries]:
             self._require_unlocked()
-            rows = tx.versions_below_term_after(state.target, state.cursor,
-                                                self._config.rotation_batch)
+            rows = tx.versions_below_term_after(
+                state.target, state.cursor, self._config.rotation_batch
+            )
             bad: list[NewAudit] = []
             rewritten: list[tuple[int, str, int]] = []
             for row_id, stored, path in rows:
                 assert stored.value is not None  # noqa: S101 - the query skips destroyed values
                 try:
-                    plain = self._decrypt(tx, stored.value, stored.secret_id, path,
-                                          stored.version)
+                    plain = self._decrypt(tx, stored.value, stored.secret_id, path, stored.version)
                 except errors.IntegrityError as exc:
                     # Left under its old term (which therefore stays) and reported at the end.
-                    bad.append(self._entry("rotate_all", actor, path, stored.secret_id,
-                                           success=False, error=exc))
+                    bad.append(
+                        self._entry(
+                            "rotate_all", actor, path, stored.secret_id, success=False, error=exc
+                        )
+                    )
                     continue
                 envelope, term = self._encrypt(tx, plain, stored.secret_id, path, stored.version)
                 rewritten.append((row_id, envelope, term))
@@ -272,8 +312,9 @@ class RotationMixin(SecretsMixin):
             if tx.count_versions_below_term(state.target) > 0:
                 if not state.failed:
                     return (newest, False), None
-                return (newest, False), self._entry("rotate_all", actor, success=False,
-                                                    error=errors.IntegrityError())
+                return (newest, False), self._entry(
+                    "rotate_all", actor, success=False, error=errors.IntegrityError()
+                )
             keys = tx.get_keys()
             marker = keys.rotation if keys else None
             # A newer rotation may have superseded ours: its marker stays.

@@ -25,9 +25,19 @@ MAX_TOKEN_BYTES = 1024
 
 def info_from_row(row: SecretRow) -> SecretInfo:
     """The public view of a secret row."""
-    return SecretInfo(row.id, row.path, row.description, row.created_by, row.created_at,
-                      row.updated_at, row.version, row.expires_at, dict(row.metadata),
-                      row.max_versions, row.cas_required)
+    return SecretInfo(
+        row.id,
+        row.path,
+        row.description,
+        row.created_by,
+        row.created_at,
+        row.updated_at,
+        row.version,
+        row.expires_at,
+        dict(row.metadata),
+        row.max_versions,
+        row.cas_required,
+    )
 
 
 def encode_value(data: dict[str, Any]) -> bytes:
@@ -64,8 +74,11 @@ MAX_VERSION = 2**31 - 1
 
 
 def _check_version(version: object) -> int:
-    if isinstance(version, bool) or not isinstance(version, int) or not (
-            1 <= version <= MAX_VERSION):
+    if (
+        isinstance(version, bool)
+        or not isinstance(version, int)
+        or not (1 <= version <= MAX_VERSION)
+    ):
         raise errors.InvalidInput(f"version must be an integer from 1 to {MAX_VERSION}")
     return version
 
@@ -93,7 +106,8 @@ class SecretsMixin(VaultBase):
             raise errors.InvalidInput("value must not be empty")
         if check_text(value, "value") > self._config.max_value_bytes:
             raise errors.PayloadTooLarge(
-                f"value exceeds the limit of {self._config.max_value_bytes} bytes")
+                f"value exceeds the limit of {self._config.max_value_bytes} bytes"
+            )
         return value
 
     def _expired(self, row: SecretRow, now: datetime | None = None) -> bool:
@@ -111,8 +125,9 @@ class SecretsMixin(VaultBase):
             raise errors.SecretExpired()
         return row
 
-    def _read_data(self, tx: Tx, row: SecretRow, version: int,
-                   stored: VersionRow | None = None) -> dict[str, Any]:
+    def _read_data(
+        self, tx: Tx, row: SecretRow, version: int, stored: VersionRow | None = None
+    ) -> dict[str, Any]:
         if stored is None:
             stored = tx.get_version(row.id, version)
         if stored is None or stored.value is None or is_deleted(stored, self._clock.now()):
@@ -152,9 +167,17 @@ class SecretsMixin(VaultBase):
         return number
 
     # -- operations -----------------------------------------------------------------------
-    def create_secret(self, path: str, value: str, *, description: str | None = None,
-                      user_id: int = 1, expires_in: timedelta | None = None, ip: str = "cli",
-                      request_id: str | None = None) -> SecretInfo:
+    def create_secret(
+        self,
+        path: str,
+        value: str,
+        *,
+        description: str | None = None,
+        user_id: int = 1,
+        expires_in: timedelta | None = None,
+        ip: str = "cli",
+        request_id: str | None = None,
+    ) -> SecretInfo:
         """Create a secret at `path` with version 1. An expired secret at the path is replaced.
 
         Raises:
@@ -165,20 +188,30 @@ class SecretsMixin(VaultBase):
         """
         validate_path(path)
         self._check_value(value)
-        if description is not None and (not isinstance(description, str)
-                                        or len(description) > MAX_DESCRIPTION):
-            raise errors.InvalidInput(f"description must be a string of at most "
-                                      f"{MAX_DESCRIPTION} characters")
+        if description is not None and (
+            not isinstance(description, str) or len(description) > MAX_DESCRIPTION
+        ):
+            raise errors.InvalidInput(
+                f"description must be a string of at most {MAX_DESCRIPTION} characters"
+            )
         if description is not None:
             check_text(description, "description")
-        if expires_in is not None and (not isinstance(expires_in, timedelta)
-                                       or expires_in <= timedelta(0)):
+        if expires_in is not None and (
+            not isinstance(expires_in, timedelta) or expires_in <= timedelta(0)
+        ):
             raise errors.InvalidInput("expires_in must be a positive duration")
-        return self._create(path, {"value": value}, description, expires_in,
-                            Actor(user_id, ip, request_id))
+        return self._create(
+            path, {"value": value}, description, expires_in, Actor(user_id, ip, request_id)
+        )
 
-    def _create(self, path: str, data: dict[str, Any], description: str | None,
-                expires_in: timedelta | None, actor: Actor) -> SecretInfo:
+    def _create(
+        self,
+        path: str,
+        data: dict[str, Any],
+        description: str | None,
+        expires_in: timedelta | None,
+        actor: Actor,
+    ) -> SecretInfo:
         def run(tx: Tx) -> tuple[SecretInfo, int]:
             now = self._clock.now()
             old = tx.secret_by_path(path)
@@ -198,8 +231,9 @@ class SecretsMixin(VaultBase):
 
         return self._write_op("create", actor, path, run)
 
-    def get_secret(self, path: str, *, user_id: int = 1, ip: str = "cli",
-                   request_id: str | None = None) -> str:
+    def get_secret(
+        self, path: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+    ) -> str:
         """The current value of the secret at `path`.
 
         Raises:
@@ -210,11 +244,22 @@ class SecretsMixin(VaultBase):
             VaultLocked: the vault is locked.
         """
         validate_path(path)
-        return self._read_op("read", Actor(user_id, ip, request_id), path,
-                             lambda tx: self._read_value(tx, path, None))
+        return self._read_op(
+            "read",
+            Actor(user_id, ip, request_id),
+            path,
+            lambda tx: self._read_value(tx, path, None),
+        )
 
-    def get_secret_version(self, path: str, version: int, *, user_id: int = 1, ip: str = "cli",
-                           request_id: str | None = None) -> str:
+    def get_secret_version(
+        self,
+        path: str,
+        version: int,
+        *,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+    ) -> str:
         """The value of one version.
 
         Raises:
@@ -225,11 +270,22 @@ class SecretsMixin(VaultBase):
         """
         validate_path(path)
         _check_version(version)
-        return self._read_op("read", Actor(user_id, ip, request_id), path,
-                             lambda tx: self._read_value(tx, path, version))
+        return self._read_op(
+            "read",
+            Actor(user_id, ip, request_id),
+            path,
+            lambda tx: self._read_value(tx, path, version),
+        )
 
-    def update_secret(self, path: str, value: str, *, user_id: int = 1, ip: str = "cli",
-                      request_id: str | None = None) -> int:
+    def update_secret(
+        self,
+        path: str,
+        value: str,
+        *,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+    ) -> int:
         """Store `value` as a new version; return its number.
 
         Raises:
@@ -247,8 +303,9 @@ class SecretsMixin(VaultBase):
 
         return self._write_op("update", actor, path, run)
 
-    def delete_secret(self, path: str, *, user_id: int = 1, ip: str = "cli",
-                      request_id: str | None = None) -> None:
+    def delete_secret(
+        self, path: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+    ) -> None:
         """Delete the secret and every version; its audit history stays, with the path.
 
         Raises:
@@ -265,8 +322,9 @@ class SecretsMixin(VaultBase):
 
         self._write_op("delete", Actor(user_id, ip, request_id), path, run)
 
-    def list_secrets(self, prefix: str = "", *, user_id: int = 1, ip: str = "cli",
-                     request_id: str | None = None) -> list[SecretInfo]:
+    def list_secrets(
+        self, prefix: str = "", *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+    ) -> list[SecretInfo]:
         """Secrets whose path starts with `prefix` (literal, case-sensitive), ordered by path.
 
         Raises:
@@ -280,8 +338,9 @@ class SecretsMixin(VaultBase):
 
         return self._read_op("list", Actor(user_id, ip, request_id), prefix or None, read)
 
-    def list_versions(self, path: str, *, user_id: int = 1, ip: str = "cli",
-                      request_id: str | None = None) -> list[VersionInfo]:
+    def list_versions(
+        self, path: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+    ) -> list[VersionInfo]:
         """Every stored version of a secret, newest first.
 
         Raises:
@@ -293,13 +352,22 @@ class SecretsMixin(VaultBase):
 
         def read(tx: Tx) -> tuple[list[VersionInfo], int]:
             row = self._existing(tx, path)
-            return [VersionInfo(v.version, v.updated_at, v.updated_by, v.deleted_at, v.destroyed)
-                    for v in tx.versions(row.id)], row.id
+            return [
+                VersionInfo(v.version, v.updated_at, v.updated_by, v.deleted_at, v.destroyed)
+                for v in tx.versions(row.id)
+            ], row.id
 
         return self._read_op("versions", Actor(user_id, ip, request_id), path, read)
 
-    def rollback_secret(self, path: str, version: int, *, user_id: int = 1, ip: str = "cli",
-                        request_id: str | None = None) -> int:
+    def rollback_secret(
+        self,
+        path: str,
+        version: int,
+        *,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+    ) -> int:
         """Store a new version whose value is `version`'s; return the new number.
 
         Raises:
@@ -318,8 +386,9 @@ class SecretsMixin(VaultBase):
 
         return self._write_op("rollback", Actor(user_id, ip, request_id), path, run)
 
-    def cleanup_expired(self, *, user_id: int = 1, ip: str = "cli",
-                        request_id: str | None = None) -> int:
+    def cleanup_expired(
+        self, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+    ) -> int:
         """Delete every expired secret; return how many. Each gets its own audit entry.
 
         Raises:
@@ -337,16 +406,24 @@ class SecretsMixin(VaultBase):
 
         return self._write_op("cleanup", actor, None, run)
 
-    def generate_token(self, length: int = 32, *, user_id: int = 1, ip: str = "cli",
-                       request_id: str | None = None) -> str:
+    def generate_token(
+        self, length: int = 32, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+    ) -> str:
         """A URL-safe random string from `length` random bytes (1..1024). Not stored.
 
         Raises:
             InvalidInput: length out of range.
             VaultLocked: the vault is locked.
         """
-        if isinstance(length, bool) or not isinstance(length, int) or not (
-                1 <= length <= MAX_TOKEN_BYTES):
+        if (
+            isinstance(length, bool)
+            or not isinstance(length, int)
+            or not (1 <= length <= MAX_TOKEN_BYTES)
+        ):
             raise errors.InvalidInput(f"length must be an integer from 1 to {MAX_TOKEN_BYTES}")
-        return self._read_op("generate", Actor(user_id, ip, request_id), None,
-                             lambda tx: (pyrandom.token_urlsafe(length), None))
+        return self._read_op(
+            "generate",
+            Actor(user_id, ip, request_id),
+            None,
+            lambda tx: (pyrandom.token_urlsafe(length), None),
+        )

@@ -62,8 +62,14 @@ class VaultBase:
         self._need_new_term = False
         self._pending_term: SealedTerm | None = None
         self._closed = threading.Event()
-        self._writer = Writer(storage, self._chain_mac, self._genesis, self._before_batch,
-                              self._after_commit, self._after_failure)
+        self._writer = Writer(
+            storage,
+            self._chain_mac,
+            self._genesis,
+            self._before_batch,
+            self._after_commit,
+            self._after_failure,
+        )
         if self._config.auto_lock:
             threading.Thread(target=self._reap, name="strongroom-autolock", daemon=True).start()
 
@@ -79,8 +85,9 @@ class VaultBase:
         """The database this vault uses, password redacted."""
         return self._storage.label
 
-    def unlock(self, master_key: str, *, user_id: int = 1, ip: str = "cli",
-               request_id: str | None = None) -> None:
+    def unlock(
+        self, master_key: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+    ) -> None:
         """Unlock with the master key; the first unlock of an empty database initialises it.
 
         Raises:
@@ -129,14 +136,20 @@ class VaultBase:
             keys = tx.get_keys()
         unlocked = self._barrier.is_unlocked
         terms = self._barrier.terms if unlocked else []
-        return VaultStatus(not unlocked, keys is not None, keys.vault_id if keys else None,
-                           len(terms), max(terms) if terms else None)
+        return VaultStatus(
+            not unlocked,
+            keys is not None,
+            keys.vault_id if keys else None,
+            len(terms),
+            max(terms) if terms else None,
+        )
 
     def health(self) -> VaultHealth:
         """The design document's health body. Not activity."""
         self._check_idle()
-        return VaultHealth(not self._barrier.is_unlocked, self._last_access,
-                           self._config.auto_lock, True)
+        return VaultHealth(
+            not self._barrier.is_unlocked, self._last_access, self._config.auto_lock, True
+        )
 
     def close(self) -> None:
         """Finish queued writes, drop keys and close connections. Idempotent."""
@@ -154,18 +167,34 @@ class VaultBase:
         self.close()
 
     # -- plumbing for operations ----------------------------------------------------------
-    def _entry(self, action: str, actor: Actor, path: str | None = None,
-               secret_id: int | None = None, *, success: bool = True,
-               error: BaseException | None = None) -> NewAudit:
-        return NewAudit(self._clock.now(), secret_id, path, actor.user_id, action,
-                        actor.ip[:64], success, type(error).__name__ if error else None,
-                        actor.request_id[:64] if actor.request_id else None)
+    def _entry(
+        self,
+        action: str,
+        actor: Actor,
+        path: str | None = None,
+        secret_id: int | None = None,
+        *,
+        success: bool = True,
+        error: BaseException | None = None,
+    ) -> NewAudit:
+        return NewAudit(
+            self._clock.now(),
+            secret_id,
+            path,
+            actor.user_id,
+            action,
+            actor.ip[:64],
+            success,
+            type(error).__name__ if error else None,
+            actor.request_id[:64] if actor.request_id else None,
+        )
 
     def _audit(self, entries: Entries) -> None:
         self._writer.submit(lambda tx: (None, entries), lambda exc: None, atomic=False)
 
-    def _read_op(self, action: str, actor: Actor, path: str | None,
-                 fn: Callable[[Tx], tuple[T, int | None]]) -> T:
+    def _read_op(
+        self, action: str, actor: Actor, path: str | None, fn: Callable[[Tx], tuple[T, int | None]]
+    ) -> T:
         """Run a read in the caller's thread, then make its audit entry durable."""
         try:
             self._touch()
@@ -178,8 +207,13 @@ class VaultBase:
         self._audit(self._entry(action, actor, path, secret_id))
         return result
 
-    def _write_op(self, action: str, actor: Actor, path: str | None,
-                  fn: Callable[[Tx], tuple[T, int | Entries | None]]) -> T:
+    def _write_op(
+        self,
+        action: str,
+        actor: Actor,
+        path: str | None,
+        fn: Callable[[Tx], tuple[T, int | Entries | None]],
+    ) -> T:
         """Run a change in the writer's next batch with its audit entry (fail-closed)."""
         self._touch()
 
@@ -200,8 +234,14 @@ class VaultBase:
         if not self._barrier.is_unlocked:
             raise errors.VaultLocked()
 
-    def _encrypt(self, tx: Tx, plaintext: bytes, secret_id: int, path: str, version: int,
-                 ) -> tuple[str, int]:
+    def _encrypt(
+        self,
+        tx: Tx,
+        plaintext: bytes,
+        secret_id: int,
+        path: str,
+        version: int,
+    ) -> tuple[str, int]:
         """Encrypt one version under the newest term, counting it against the term's limit."""
         if self._budget <= 0:
             term = self._barrier.current_term
@@ -211,8 +251,9 @@ class VaultBase:
             self._budget = RESERVE_BLOCK
         self._budget -= 1
         term = self._barrier.current_term
-        return self._barrier.encrypt(plaintext, "version", secret_id, path, version,
-                                     term=term), term
+        return self._barrier.encrypt(
+            plaintext, "version", secret_id, path, version, term=term
+        ), term
 
     def _decrypt(self, tx: Tx, envelope: str, secret_id: int, path: str, version: int) -> bytes:
         """Decrypt one version; an unknown term first reloads the keyring (another process
@@ -251,8 +292,9 @@ class VaultBase:
                 if not self._barrier.matches(master_key, sealed):
                     raise errors.InvalidMasterKey()
             else:
-                self._barrier.unlock(master_key, sealed,
-                                     [SealedTerm(t.term, t.wrapped_key) for t in terms])
+                self._barrier.unlock(
+                    master_key, sealed, [SealedTerm(t.term, t.wrapped_key) for t in terms]
+                )
                 self._term_created = {t.term: t.created_at for t in terms}
                 self._budget = 0
         try:
@@ -267,8 +309,9 @@ class VaultBase:
                 raise errors.Conflict("already initialised")
             now = self._clock.now()
             sealed, first = self._barrier.initialize(master_key, self._kdf_params())
-            tx.put_keys(KeysRow(sealed.vault_id, sealed.salt, sealed.kdf_params,
-                                sealed.wrapped_root), now)
+            tx.put_keys(
+                KeysRow(sealed.vault_id, sealed.salt, sealed.kdf_params, sealed.wrapped_root), now
+            )
             tx.add_term(TermRow(first.term, first.wrapped_key, now))
             self._term_created = {first.term: now}
             self._budget = 0
@@ -374,7 +417,8 @@ class VaultBase:
             wait = (retry_at - self._clock.now()).total_seconds()
             if wait > 0:
                 raise errors.TooManyAttempts(
-                    f"too many failed unlock attempts; retry in {wait:.0f}s", retry_after=wait)
+                    f"too many failed unlock attempts; retry in {wait:.0f}s", retry_after=wait
+                )
 
     def _note_failure(self) -> None:
         with self._state:

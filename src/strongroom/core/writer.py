@@ -54,9 +54,15 @@ class Writer:
     uncontended call therefore costs no thread hand-off; contended calls share one commit.
     """
 
-    def __init__(self, storage: Storage, mac: Callable[[bytes], str | None],
-                 genesis: Callable[[], str], before_batch: Callable[[Tx, int], None],
-                 after_commit: Callable[[], None], after_failure: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        mac: Callable[[bytes], str | None],
+        genesis: Callable[[], str],
+        before_batch: Callable[[Tx, int], None],
+        after_commit: Callable[[], None],
+        after_failure: Callable[[], None],
+    ) -> None:
         self._storage = storage
         self._mac = mac
         self._genesis = genesis

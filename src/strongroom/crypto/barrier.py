@@ -260,8 +260,9 @@ class Barrier:
     def _term_aad(self, term: int) -> bytes:
         return encode_aad(FORMAT_TAG, "term", self.vault_id, term)
 
-    def _wrap_root(self, vault_id: str, root: bytearray, master_key: str,
-                   params: KDFParams) -> SealedRoot:
+    def _wrap_root(
+        self, vault_id: str, root: bytearray, master_key: str, params: KDFParams
+    ) -> SealedRoot:
         salt = new_salt()
         kek = derive_kek(master_key, salt, params)
         try:

@@ -46,8 +46,12 @@ class KDFParams:
 
     def check(self) -> None:
         """Raise InvalidInput unless the parameters are within Argon2's bounds."""
-        if not (1 <= self.time_cost <= 100 and 8 <= self.memory_kib <= 4 * 1024 * 1024
-                and 1 <= self.parallelism <= 64 and self.memory_kib >= 8 * self.parallelism):
+        if not (
+            1 <= self.time_cost <= 100
+            and 8 <= self.memory_kib <= 4 * 1024 * 1024
+            and 1 <= self.parallelism <= 64
+            and self.memory_kib >= 8 * self.parallelism
+        ):
             raise errors.InvalidInput("invalid Argon2id parameters")
 
 
@@ -59,8 +63,12 @@ def new_salt() -> bytes:
 def derive_kek(master_key: str, salt: bytes, params: KDFParams) -> bytearray:
     """Derive the key-encryption key; the caller wipes the returned bytearray."""
     raw = hash_secret_raw(
-        master_key.encode("utf-8"), salt, time_cost=params.time_cost,
-        memory_cost=params.memory_kib, parallelism=params.parallelism,
-        hash_len=KEY_SIZE, type=Type.ID,
+        master_key.encode("utf-8"),
+        salt,
+        time_cost=params.time_cost,
+        memory_cost=params.memory_kib,
+        parallelism=params.parallelism,
+        hash_len=KEY_SIZE,
+        type=Type.ID,
     )
     return bytearray(raw)

@@ -57,8 +57,12 @@ def _deleted(exc: errors.VersionDeleted, caller: Caller, key: str | None) -> Res
     if not isinstance(meta, KVVersionMeta):
         return json_response({"errors": []}, 404)
     data = version_meta_json(meta)
-    return json_response(envelope(data if key is None else {key: None, "metadata": data},
-                                  request_id=caller.request_id), 404)
+    return json_response(
+        envelope(
+            data if key is None else {key: None, "metadata": data}, request_id=caller.request_id
+        ),
+        404,
+    )
 
 
 async def _write_capability(st: ServerState, path: str) -> str:
@@ -75,9 +79,12 @@ async def data(request: Request) -> Response:
             version = parse_int(request.query_params.get("version", "0"), "version")
             await st.require(caller, "read", "read", path)
             secret = await st.run(st.vault.kv_read, path, version, **caller.kw())
-            return json_response(envelope({"data": secret.data,
-                                           "metadata": version_meta_json(secret.metadata)},
-                                          request_id=caller.request_id))
+            return json_response(
+                envelope(
+                    {"data": secret.data, "metadata": version_meta_json(secret.metadata)},
+                    request_id=caller.request_id,
+                )
+            )
         if request.method == "DELETE":
             await st.require(caller, "delete", "soft_delete", path)
             await st.run(st.vault.kv_delete_latest, path, **caller.kw())
@@ -86,13 +93,15 @@ async def data(request: Request) -> Response:
             require_merge_patch(request)
             body = await json_body(request)
             await st.require(caller, "update", "patch", path)
-            meta = await st.run(st.vault.kv_patch, path, body.get("data"), cas=_cas(body),
-                                **caller.kw())
+            meta = await st.run(
+                st.vault.kv_patch, path, body.get("data"), cas=_cas(body), **caller.kw()
+            )
         else:
             body = await json_body(request)
             await st.require(caller, await _write_capability(st, path), "write", path)
-            meta = await st.run(st.vault.kv_write, path, body.get("data"), cas=_cas(body),
-                                **caller.kw())
+            meta = await st.run(
+                st.vault.kv_write, path, body.get("data"), cas=_cas(body), **caller.kw()
+            )
         return json_response(envelope(version_meta_json(meta), request_id=caller.request_id))
     except errors.VersionDeleted as exc:
         if caller is None:
@@ -120,8 +129,9 @@ def _versions_endpoint(action: str, capability: str, method: str) -> Route:
         except errors.StrongroomError as exc:
             return vault_error(exc, request)
 
-    return Route(f"/v1/secret/{action}/{{path:path}}", change, methods=["POST", "PUT"],
-                 name=f"kv2_{action}")
+    return Route(
+        f"/v1/secret/{action}/{{path:path}}", change, methods=["POST", "PUT"], name=f"kv2_{action}"
+    )
 
 
 async def subkeys(request: Request) -> Response:
@@ -133,9 +143,12 @@ async def subkeys(request: Request) -> Response:
         depth = parse_int(request.query_params.get("depth", "0"), "depth")
         await st.require(caller, "read", "subkeys", path)
         secret = await st.run(st.vault.kv_subkeys, path, version, depth, **caller.kw())
-        return json_response(envelope({"subkeys": secret.data,
-                                       "metadata": version_meta_json(secret.metadata)},
-                                      request_id=caller.request_id))
+        return json_response(
+            envelope(
+                {"subkeys": secret.data, "metadata": version_meta_json(secret.metadata)},
+                request_id=caller.request_id,
+            )
+        )
     except errors.VersionDeleted as exc:
         return _deleted(exc, caller, "subkeys") if caller else vault_error(exc, request)
     except errors.StrongroomError as exc:
@@ -149,8 +162,9 @@ async def metadata(request: Request) -> Response:
     try:
         caller = vault_caller(request, st)
         method = request.method
-        if method == "LIST" or (method == "GET" and request.query_params.get(
-                "list", "").lower() in ("true", "1")):
+        if method == "LIST" or (
+            method == "GET" and request.query_params.get("list", "").lower() in ("true", "1")
+        ):
             folder = path.strip("/")
             await st.require(caller, "list", "list", f"{folder}/" if folder else "")
             keys = await st.run(st.vault.kv_list, folder, **caller.kw())
@@ -188,9 +202,13 @@ async def config(request: Request) -> Response:
             current = await st.run(st.vault.kv_read_config, **caller.kw())
             return json_response(envelope(config_json(current), request_id=caller.request_id))
         body = await json_body(request)
-        await st.run(st.vault.kv_write_config, max_versions=body.get("max_versions"),
-                     cas_required=body.get("cas_required"),
-                     delete_version_after=body.get("delete_version_after"), **caller.kw())
+        await st.run(
+            st.vault.kv_write_config,
+            max_versions=body.get("max_versions"),
+            cas_required=body.get("cas_required"),
+            delete_version_after=body.get("delete_version_after"),
+            **caller.kw(),
+        )
         return no_content()
     except errors.StrongroomError as exc:
         return vault_error(exc, request)
@@ -199,8 +217,12 @@ async def config(request: Request) -> Response:
 ROUTES: list[BaseRoute] = [
     *api_kv2_sys.ROUTES,
     Route("/v1/secret/config", config, methods=["GET", "POST", "PUT"], name="kv2_config"),
-    Route("/v1/secret/data/{path:path}", data, methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-          name="kv2_data"),
+    Route(
+        "/v1/secret/data/{path:path}",
+        data,
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        name="kv2_data",
+    ),
     Route("/v1/secret/metadata", metadata, methods=_ALL, name="kv2_metadata_root"),
     Route("/v1/secret/metadata/{path:path}", metadata, methods=_ALL, name="kv2_metadata"),
     Route("/v1/secret/subkeys/{path:path}", subkeys, methods=["GET"], name="kv2_subkeys"),

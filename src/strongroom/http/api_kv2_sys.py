@@ -34,23 +34,38 @@ from strongroom.http.state import ServerState
 __all__ = ["ROUTES", "no_route"]
 
 CLUSTER_NAME = "strongroom"
-_HEALTH_CODES = {"activecode": 200, "standbycode": 429, "sealedcode": 503, "uninitcode": 501,
-                 "drsecondarycode": 472, "performancestandbycode": 473}
+_HEALTH_CODES = {
+    "activecode": 200,
+    "standbycode": 429,
+    "sealedcode": 503,
+    "uninitcode": 501,
+    "drsecondarycode": 472,
+    "performancestandbycode": 473,
+}
 
 
 async def no_route(request: Request) -> Response:
     """Vault's answer for a path no handler serves."""
     rest = request.url.path.removeprefix("/v1/")[:200]
-    return json_response({"errors": [f'no handler for route "{rest}". route entry not found.']},
-                         404)
+    return json_response(
+        {"errors": [f'no handler for route "{rest}". route entry not found.']}, 404
+    )
 
 
 def _seal_status(st: ServerState) -> dict[str, Any]:
     status = st.vault.status()
     body: dict[str, Any] = {
-        "type": "shamir", "initialized": status.initialized, "sealed": status.locked,
-        "t": 1, "n": 1, "progress": 0, "nonce": "", "version": __version__,
-        "build_date": "", "migration": False, "recovery_seal": False,
+        "type": "shamir",
+        "initialized": status.initialized,
+        "sealed": status.locked,
+        "t": 1,
+        "n": 1,
+        "progress": 0,
+        "nonce": "",
+        "version": __version__,
+        "build_date": "",
+        "migration": False,
+        "recovery_seal": False,
         "storage_type": st.vault.storage_label.split(":", 1)[0].split("+", 1)[0],
     }
     if not status.locked:
@@ -70,16 +85,30 @@ async def health(request: Request) -> Response:
             codes[name] = int(raw)
     st = state_of(request)
     status = await st.run(st.vault.status)
-    code = (codes["uninitcode"] if not status.initialized else
-            codes["sealedcode"] if status.locked else codes["activecode"])
+    code = (
+        codes["uninitcode"]
+        if not status.initialized
+        else codes["sealedcode"]
+        if status.locked
+        else codes["activecode"]
+    )
     if request.method == "HEAD":
         return Response(status_code=code, headers=NO_STORE, media_type=JSON)
-    return json_response({
-        "initialized": status.initialized, "sealed": status.locked, "standby": False,
-        "performance_standby": False, "replication_performance_mode": "disabled",
-        "replication_dr_mode": "disabled", "server_time_utc": int(time.time()),
-        "version": __version__, "cluster_name": CLUSTER_NAME,
-        "cluster_id": status.vault_id or ""}, code)
+    return json_response(
+        {
+            "initialized": status.initialized,
+            "sealed": status.locked,
+            "standby": False,
+            "performance_standby": False,
+            "replication_performance_mode": "disabled",
+            "replication_dr_mode": "disabled",
+            "server_time_utc": int(time.time()),
+            "version": __version__,
+            "cluster_name": CLUSTER_NAME,
+            "cluster_id": status.vault_id or "",
+        },
+        code,
+    )
 
 
 async def seal_status(request: Request) -> Response:
@@ -100,8 +129,9 @@ async def unseal(request: Request) -> Response:
             if not isinstance(key, str) or not key:
                 raise errors.InvalidInput("missing required 'key' parameter")
             await st.run(st.vault.unlock, key, **caller.kw())
-            await st.run(st.link.publish_unlock, key, caller.principal.user_id, caller.ip,
-                         caller.request_id)
+            await st.run(
+                st.link.publish_unlock, key, caller.principal.user_id, caller.ip, caller.request_id
+            )
         return json_response(await st.run(_seal_status, st))
     except errors.StrongroomError as exc:
         return vault_error(exc, request)
@@ -114,8 +144,7 @@ async def seal(request: Request) -> Response:
         caller = vault_caller(request, st, check_lock=False)
         await st.require_admin(caller, "lock")
         await st.run(st.vault.lock, **caller.kw())
-        await st.run(st.link.publish_lock, caller.principal.user_id, caller.ip,
-                     caller.request_id)
+        await st.run(st.link.publish_lock, caller.principal.user_id, caller.ip, caller.request_id)
         return no_content()
     except errors.StrongroomError as exc:
         return vault_error(exc, request)
@@ -139,8 +168,9 @@ async def mounts(request: Request) -> Response:
     try:
         caller = vault_caller(request, st)
         listing = {MOUNT_PATH: mount_json(with_path=False)}
-        return json_response({**listing, **envelope(listing, request_id=caller.request_id,
-                                                    mount_type="system")})
+        return json_response(
+            {**listing, **envelope(listing, request_id=caller.request_id, mount_type="system")}
+        )
     except errors.StrongroomError as exc:
         return vault_error(exc, request)
 
@@ -154,9 +184,11 @@ async def ui_mount(request: Request) -> Response:
         if first != MOUNT_PATH.rstrip("/"):
             raise errors.PermissionDenied(
                 "preflight capability check returned 403, please ensure client's policies "
-                f'grant access to path "{first[:100]}/"')
-        return json_response(envelope(mount_json(with_path=True), request_id=caller.request_id,
-                                      mount_type="system"))
+                f'grant access to path "{first[:100]}/"'
+            )
+        return json_response(
+            envelope(mount_json(with_path=True), request_id=caller.request_id, mount_type="system")
+        )
     except errors.StrongroomError as exc:
         return vault_error(exc, request)
 
@@ -168,18 +200,27 @@ async def lookup_self(request: Request) -> Response:
         principal = vault_caller(request, st).principal
         ttl = max(int(principal.expires_at - time.time()), 0)
         data = {
-            "accessor": "", "creation_time": 0, "creation_ttl": 0,
-            "display_name": f"jwt-{principal.user_id}", "entity_id": "",
-            "expire_time": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                         time.gmtime(principal.expires_at)),
-            "explicit_max_ttl": 0, "id": "", "issue_time": "",
+            "accessor": "",
+            "creation_time": 0,
+            "creation_ttl": 0,
+            "display_name": f"jwt-{principal.user_id}",
+            "entity_id": "",
+            "expire_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(principal.expires_at)),
+            "explicit_max_ttl": 0,
+            "id": "",
+            "issue_time": "",
             "meta": {"user_id": str(principal.user_id), "role": principal.role},
-            "num_uses": 0, "orphan": True, "path": "auth/jwt",
-            "policies": sorted({principal.role, *principal.policies}), "renewable": False,
-            "ttl": ttl, "type": "service",
+            "num_uses": 0,
+            "orphan": True,
+            "path": "auth/jwt",
+            "policies": sorted({principal.role, *principal.policies}),
+            "renewable": False,
+            "ttl": ttl,
+            "type": "service",
         }
-        return json_response(envelope(data, request_id=deps.request_id(request.scope),
-                                      mount_type="token"))
+        return json_response(
+            envelope(data, request_id=deps.request_id(request.scope), mount_type="token")
+        )
     except errors.StrongroomError as exc:
         return vault_error(exc, request)
 
@@ -192,8 +233,8 @@ ROUTES: list[BaseRoute] = [
     Route("/v1/sys/leader", leader, methods=["GET"], name="v1_leader"),
     Route("/v1/sys/init", init_status, methods=["GET"], name="v1_init"),
     Route("/v1/sys/mounts", mounts, methods=["GET"], name="v1_mounts"),
-    Route("/v1/sys/internal/ui/mounts/{path:path}", ui_mount, methods=["GET"],
-          name="v1_ui_mounts"),
-    Route("/v1/auth/token/lookup-self", lookup_self, methods=["GET", "POST"],
-          name="v1_lookup_self"),
+    Route("/v1/sys/internal/ui/mounts/{path:path}", ui_mount, methods=["GET"], name="v1_ui_mounts"),
+    Route(
+        "/v1/auth/token/lookup-self", lookup_self, methods=["GET", "POST"], name="v1_lookup_self"
+    ),
 ]

@@ -117,7 +117,8 @@ def require_merge_patch(request: Request) -> None:
     given = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if given != MERGE_PATCH:
         raise errors.UnsupportedMediaType(
-            f"PATCH requires Content-Type of {MERGE_PATCH}, provided {given or 'none'}")
+            f"PATCH requires Content-Type of {MERGE_PATCH}, provided {given or 'none'}"
+        )
 
 
 def parse_int(value: object, name: str) -> int:

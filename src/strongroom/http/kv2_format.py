@@ -45,12 +45,19 @@ def rfc3339(moment: datetime | None) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
 
 
-def envelope(data: Any, *, request_id: str | None = None, mount_type: str | None = "kv",
-             auth: Any = None) -> dict[str, Any]:
+def envelope(
+    data: Any, *, request_id: str | None = None, mount_type: str | None = "kv", auth: Any = None
+) -> dict[str, Any]:
     """Vault's response envelope around `data`."""
     body: dict[str, Any] = {
-        "request_id": request_id or str(uuid.uuid4()), "lease_id": "", "renewable": False,
-        "lease_duration": 0, "data": data, "wrap_info": None, "warnings": None, "auth": auth,
+        "request_id": request_id or str(uuid.uuid4()),
+        "lease_id": "",
+        "renewable": False,
+        "lease_duration": 0,
+        "data": data,
+        "wrap_info": None,
+        "warnings": None,
+        "auth": auth,
     }
     if mount_type is not None:
         body["mount_type"] = mount_type
@@ -59,25 +66,33 @@ def envelope(data: Any, *, request_id: str | None = None, mount_type: str | None
 
 def version_meta_json(meta: KVVersionMeta) -> dict[str, Any]:
     """The `metadata` of a `data/` read or the `data` of a `data/` write."""
-    return {"created_time": rfc3339(meta.created_at),
-            "custom_metadata": dict(meta.custom_metadata) or None,
-            "deletion_time": rfc3339(meta.deletion_time), "destroyed": meta.destroyed,
-            "version": meta.version}
+    return {
+        "created_time": rfc3339(meta.created_at),
+        "custom_metadata": dict(meta.custom_metadata) or None,
+        "deletion_time": rfc3339(meta.deletion_time),
+        "destroyed": meta.destroyed,
+        "version": meta.version,
+    }
 
 
 def _state_json(state: KVVersionState) -> dict[str, Any]:
-    return {"created_time": rfc3339(state.created_at),
-            "deletion_time": rfc3339(state.deletion_time), "destroyed": state.destroyed}
+    return {
+        "created_time": rfc3339(state.created_at),
+        "deletion_time": rfc3339(state.deletion_time),
+        "destroyed": state.destroyed,
+    }
 
 
 def metadata_json(meta: KVMetadata) -> dict[str, Any]:
     """The `data` of a `metadata/` read."""
     return {
-        "cas_required": meta.cas_required, "created_time": rfc3339(meta.created_at),
+        "cas_required": meta.cas_required,
+        "created_time": rfc3339(meta.created_at),
         "current_version": meta.current_version,
         "custom_metadata": dict(meta.custom_metadata) or None,
         "delete_version_after": format_go_duration(meta.delete_version_after),
-        "max_versions": meta.max_versions, "oldest_version": meta.oldest_version,
+        "max_versions": meta.max_versions,
+        "oldest_version": meta.oldest_version,
         "updated_time": rfc3339(meta.updated_at),
         "versions": {str(n): _state_json(s) for n, s in sorted(meta.versions.items())},
     }
@@ -85,9 +100,11 @@ def metadata_json(meta: KVMetadata) -> dict[str, Any]:
 
 def config_json(config: KVConfig) -> dict[str, Any]:
     """The `data` of a `config` read."""
-    return {"cas_required": config.cas_required,
-            "delete_version_after": format_go_duration(config.delete_version_after),
-            "max_versions": config.max_versions}
+    return {
+        "cas_required": config.cas_required,
+        "delete_version_after": format_go_duration(config.delete_version_after),
+        "max_versions": config.max_versions,
+    }
 
 
 def mount_json(*, with_path: bool) -> dict[str, Any]:
@@ -95,10 +112,17 @@ def mount_json(*, with_path: bool) -> dict[str, Any]:
     mount: dict[str, Any] = {
         "accessor": MOUNT_ACCESSOR,
         "config": {"default_lease_ttl": 0, "force_no_cache": False, "max_lease_ttl": 0},
-        "deprecation_status": "supported", "description": "key/value secret storage",
-        "external_entropy_access": False, "local": False, "options": {"version": "2"},
-        "plugin_version": "", "running_plugin_version": "", "running_sha256": "",
-        "seal_wrap": False, "type": "kv", "uuid": MOUNT_UUID,
+        "deprecation_status": "supported",
+        "description": "key/value secret storage",
+        "external_entropy_access": False,
+        "local": False,
+        "options": {"version": "2"},
+        "plugin_version": "",
+        "running_plugin_version": "",
+        "running_sha256": "",
+        "seal_wrap": False,
+        "type": "kv",
+        "uuid": MOUNT_UUID,
     }
     if with_path:
         mount["path"] = MOUNT_PATH

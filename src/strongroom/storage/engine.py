@@ -37,24 +37,61 @@ __all__ = ["Storage", "Tx"]
 
 def _secret(row: Any) -> SecretRow:
     meta = json.loads(row.metadata) if row.metadata and row.metadata != "{}" else {}
-    return SecretRow(row.id, row.path, row.description, row.created_by, row.created_at,
-                     row.updated_at, row.version, row.expires_at, meta, row.max_versions,
-                     bool(row.cas_required), row.delete_version_after)
+    return SecretRow(
+        row.id,
+        row.path,
+        row.description,
+        row.created_by,
+        row.created_at,
+        row.updated_at,
+        row.version,
+        row.expires_at,
+        meta,
+        row.max_versions,
+        bool(row.cas_required),
+        row.delete_version_after,
+    )
 
 
 def _version(row: Any) -> VersionRow:
-    return VersionRow(row.secret_id, row.version, row.value, row.key_term, row.updated_by,
-                      row.updated_at, row.deleted_at, bool(row.destroyed))
+    return VersionRow(
+        row.secret_id,
+        row.version,
+        row.value,
+        row.key_term,
+        row.updated_by,
+        row.updated_at,
+        row.deleted_at,
+        bool(row.destroyed),
+    )
 
 
 def _user(row: Any) -> UserRow:
-    return UserRow(row.id, row.username, row.password_hash, row.role,
-                   list(json.loads(row.policies or "[]")), bool(row.disabled), row.created_at)
+    return UserRow(
+        row.id,
+        row.username,
+        row.password_hash,
+        row.role,
+        list(json.loads(row.policies or "[]")),
+        bool(row.disabled),
+        row.created_at,
+    )
 
 
 def _audit(row: Any) -> AuditRow:
-    return AuditRow(row.id, row.timestamp, row.secret_id, row.path, row.user_id, row.action,
-                    row.ip_address, bool(row.success), row.error, row.request_id, row.mac)
+    return AuditRow(
+        row.id,
+        row.timestamp,
+        row.secret_id,
+        row.path,
+        row.user_id,
+        row.action,
+        row.ip_address,
+        bool(row.success),
+        row.error,
+        row.request_id,
+        row.mac,
+    )
 
 
 # Statements on the hot path are built once: constructing a SQLAlchemy statement costs several
@@ -64,27 +101,42 @@ _SECRET_BY_PATH = sa.select(_S).where(_S.c.path == sa.bindparam("path"))
 
 
 def _secret_join(version: Any) -> sa.Select[Any]:
-    return (sa.select(_S, _V.c.version.label("v_version"), _V.c.value, _V.c.key_term,
-                      _V.c.updated_by, _V.c.updated_at.label("v_updated_at"), _V.c.deleted_at,
-                      _V.c.destroyed)
-            .select_from(_S.outerjoin(_V, sa.and_(_V.c.secret_id == _S.c.id,
-                                                  _V.c.version == version)))
-            .where(_S.c.path == sa.bindparam("path")))
+    return (
+        sa.select(
+            _S,
+            _V.c.version.label("v_version"),
+            _V.c.value,
+            _V.c.key_term,
+            _V.c.updated_by,
+            _V.c.updated_at.label("v_updated_at"),
+            _V.c.deleted_at,
+            _V.c.destroyed,
+        )
+        .select_from(_S.outerjoin(_V, sa.and_(_V.c.secret_id == _S.c.id, _V.c.version == version)))
+        .where(_S.c.path == sa.bindparam("path"))
+    )
 
 
 _SECRET_WITH_CURRENT = _secret_join(_S.c.version)
 _SECRET_WITH_VERSION = _secret_join(sa.bindparam("version"))
-_GET_VERSION = sa.select(_V).where(_V.c.secret_id == sa.bindparam("sid"),
-                                   _V.c.version == sa.bindparam("version"))
+_GET_VERSION = sa.select(_V).where(
+    _V.c.secret_id == sa.bindparam("sid"), _V.c.version == sa.bindparam("version")
+)
 _INSERT_VERSION = sa.insert(_V)
-_SET_CURRENT = (sa.update(_S).where(_S.c.id == sa.bindparam("sid"))
-                .values(version=sa.bindparam("version"), updated_at=sa.bindparam("at")))
+_SET_CURRENT = (
+    sa.update(_S)
+    .where(_S.c.id == sa.bindparam("sid"))
+    .values(version=sa.bindparam("version"), updated_at=sa.bindparam("at"))
+)
 _LAST_MAC = sa.select(_A.c.mac).order_by(_A.c.id.desc()).limit(1)
 _MAX_TERM = sa.select(sa.func.max(t.key_terms.c.term))
 _BATCH_HEAD = sa.select(_MAX_TERM.scalar_subquery(), _LAST_MAC.scalar_subquery())
 _INSERT_AUDIT = sa.insert(_A)
-_RESERVE = (sa.update(t.key_terms).where(t.key_terms.c.term == sa.bindparam("t"))
-            .values(encryptions=t.key_terms.c.encryptions + sa.bindparam("n")))
+_RESERVE = (
+    sa.update(t.key_terms)
+    .where(t.key_terms.c.term == sa.bindparam("t"))
+    .values(encryptions=t.key_terms.c.encryptions + sa.bindparam("n"))
+)
 _COUNT = sa.select(t.key_terms.c.encryptions).where(t.key_terms.c.term == sa.bindparam("t"))
 
 
@@ -118,15 +170,24 @@ class Tx:
         row = self.conn.execute(sa.select(t.keys).where(t.keys.c.id == 1)).first()
         if row is None:
             return None
-        return KeysRow(row.vault_id, bytes(row.salt), json.loads(row.kdf_params), row.wrapped_root,
-                       json.loads(row.rotation) if row.rotation else None)
+        return KeysRow(
+            row.vault_id,
+            bytes(row.salt),
+            json.loads(row.kdf_params),
+            row.wrapped_root,
+            json.loads(row.rotation) if row.rotation else None,
+        )
 
     def put_keys(self, keys: KeysRow, now: datetime) -> None:
         """Insert or replace the key row (one statement: the atomic step of a re-wrap)."""
-        values = {"vault_id": keys.vault_id, "salt": keys.salt,
-                  "kdf_params": json.dumps(keys.kdf_params), "wrapped_root": keys.wrapped_root,
-                  "rotation": json.dumps(keys.rotation) if keys.rotation else None,
-                  "updated_at": now}
+        values = {
+            "vault_id": keys.vault_id,
+            "salt": keys.salt,
+            "kdf_params": json.dumps(keys.kdf_params),
+            "wrapped_root": keys.wrapped_root,
+            "rotation": json.dumps(keys.rotation) if keys.rotation else None,
+            "updated_at": now,
+        }
         done = self.conn.execute(sa.update(t.keys).where(t.keys.c.id == 1).values(**values))
         if done.rowcount == 0:
             self.conn.execute(sa.insert(t.keys).values(id=1, created_at=now, **values))
@@ -138,9 +199,14 @@ class Tx:
 
     def add_term(self, term: TermRow) -> None:
         """Store a new wrapped data key."""
-        self.conn.execute(sa.insert(t.key_terms).values(
-            term=term.term, wrapped_key=term.wrapped_key, created_at=term.created_at,
-            encryptions=term.encryptions))
+        self.conn.execute(
+            sa.insert(t.key_terms).values(
+                term=term.term,
+                wrapped_key=term.wrapped_key,
+                created_at=term.created_at,
+                encryptions=term.encryptions,
+            )
+        )
 
     def delete_term(self, term: int) -> None:
         """Remove a data key no row uses any more."""
@@ -157,8 +223,15 @@ class Tx:
         row = self.conn.execute(_SECRET_BY_PATH, {"path": path}).first()
         return _secret(row) if row else None
 
-    def insert_secret(self, path: str, description: str | None, created_by: int, now: datetime,
-                      expires_at: datetime | None, metadata: dict[str, str] | None = None) -> int:
+    def insert_secret(
+        self,
+        path: str,
+        description: str | None,
+        created_by: int,
+        now: datetime,
+        expires_at: datetime | None,
+        metadata: dict[str, str] | None = None,
+    ) -> int:
         """Create the secret row at version 1 (its first version is inserted next); return its id.
 
         Raises:
@@ -166,11 +239,21 @@ class Tx:
         """
         try:
             with self.savepoint():
-                result = self.conn.execute(sa.insert(t.secrets).values(
-                    path=path, description=description, created_by=created_by, created_at=now,
-                    updated_at=now, version=1, expires_at=expires_at,
-                    metadata=json.dumps(metadata or {}), max_versions=0, cas_required=False,
-                    delete_version_after=0))
+                result = self.conn.execute(
+                    sa.insert(t.secrets).values(
+                        path=path,
+                        description=description,
+                        created_by=created_by,
+                        created_at=now,
+                        updated_at=now,
+                        version=1,
+                        expires_at=expires_at,
+                        metadata=json.dumps(metadata or {}),
+                        max_versions=0,
+                        cas_required=False,
+                        delete_version_after=0,
+                    )
+                )
         except sa_exc.IntegrityError as exc:
             raise errors.SecretExists() from exc
         return int(result.inserted_primary_key[0])  # type: ignore[index]
@@ -187,8 +270,9 @@ class Tx:
 
     def delete_secret(self, secret_id: int) -> None:
         """Delete a secret and its versions (audit rows are not linked and stay)."""
-        self.conn.execute(sa.delete(t.secret_versions)
-                          .where(t.secret_versions.c.secret_id == secret_id))
+        self.conn.execute(
+            sa.delete(t.secret_versions).where(t.secret_versions.c.secret_id == secret_id)
+        )
         self.conn.execute(sa.delete(t.secrets).where(t.secrets.c.id == secret_id))
 
     def list_secrets(self, prefix: str = "") -> list[SecretRow]:
@@ -213,16 +297,27 @@ class Tx:
         """
         try:
             with self.savepoint():
-                self.conn.execute(_INSERT_VERSION, {
-                    "secret_id": row.secret_id, "version": row.version, "value": row.value,
-                    "key_term": row.key_term, "updated_by": row.updated_by,
-                    "updated_at": row.updated_at, "deleted_at": row.deleted_at,
-                    "destroyed": row.destroyed})
+                self.conn.execute(
+                    _INSERT_VERSION,
+                    {
+                        "secret_id": row.secret_id,
+                        "version": row.version,
+                        "value": row.value,
+                        "key_term": row.key_term,
+                        "updated_by": row.updated_by,
+                        "updated_at": row.updated_at,
+                        "deleted_at": row.deleted_at,
+                        "destroyed": row.destroyed,
+                    },
+                )
         except sa_exc.IntegrityError as exc:
             raise errors.VersionConflict("version already exists") from exc
 
-    def secret_with_version(self, path: str, version: int | None = None,
-                            ) -> tuple[SecretRow, VersionRow | None] | None:
+    def secret_with_version(
+        self,
+        path: str,
+        version: int | None = None,
+    ) -> tuple[SecretRow, VersionRow | None] | None:
         """The secret at `path` and one of its versions (default: the current one), in one query."""
         if version is None:
             row = self.conn.execute(_SECRET_WITH_CURRENT, {"path": path}).first()
@@ -234,8 +329,16 @@ class Tx:
         secret = _secret(row)
         if row.v_version is None:
             return secret, None
-        return secret, VersionRow(row.id, row.v_version, row.value, row.key_term, row.updated_by,
-                                  row.v_updated_at, row.deleted_at, bool(row.destroyed))
+        return secret, VersionRow(
+            row.id,
+            row.v_version,
+            row.value,
+            row.key_term,
+            row.updated_by,
+            row.v_updated_at,
+            row.deleted_at,
+            bool(row.destroyed),
+        )
 
     def get_version(self, secret_id: int, version: int) -> VersionRow | None:
         """One version of a secret."""
@@ -246,14 +349,16 @@ class Tx:
         """Every version of a secret, newest first."""
         v = t.secret_versions
         rows = self.conn.execute(
-            sa.select(v).where(v.c.secret_id == secret_id).order_by(v.c.version.desc()))
+            sa.select(v).where(v.c.secret_id == secret_id).order_by(v.c.version.desc())
+        )
         return [_version(r) for r in rows]
 
     def update_version(self, secret_id: int, version: int, **values: Any) -> None:
         """Change columns of one version (re-encryption, soft delete, destroy)."""
         v = t.secret_versions
-        self.conn.execute(sa.update(v).where(v.c.secret_id == secret_id, v.c.version == version)
-                          .values(**values))
+        self.conn.execute(
+            sa.update(v).where(v.c.secret_id == secret_id, v.c.version == version).values(**values)
+        )
 
     def delete_versions(self, secret_id: int, versions: list[int]) -> None:
         """Remove versions outright (pruning beyond max_versions)."""
@@ -270,8 +375,12 @@ class Tx:
 
     def put_kv_config(self, config: KVConfigRow, now: datetime) -> None:
         """Insert or replace the mount-wide KV v2 settings."""
-        values = {"max_versions": config.max_versions, "cas_required": config.cas_required,
-                  "delete_version_after": config.delete_version_after, "updated_at": now}
+        values = {
+            "max_versions": config.max_versions,
+            "cas_required": config.cas_required,
+            "delete_version_after": config.delete_version_after,
+            "updated_at": now,
+        }
         c = t.kv_config
         done = self.conn.execute(sa.update(c).where(c.c.id == 1).values(**values))
         if done.rowcount == 0:
@@ -293,16 +402,23 @@ class Tx:
     def versions_below_term(self, term: int, limit: int) -> list[tuple[VersionRow, str]]:
         """Up to `limit` live versions encrypted under a term older than `term`, with their path."""
         v, s = t.secret_versions, t.secrets
-        query = (sa.select(v, s.c.path).join(s, s.c.id == v.c.secret_id)
-                 .where(v.c.key_term < term, v.c.value.is_not(None))
-                 .order_by(v.c.id).limit(limit))
+        query = (
+            sa.select(v, s.c.path)
+            .join(s, s.c.id == v.c.secret_id)
+            .where(v.c.key_term < term, v.c.value.is_not(None))
+            .order_by(v.c.id)
+            .limit(limit)
+        )
         return [(_version(r), r.path) for r in self.conn.execute(query)]
 
     def count_versions_below_term(self, term: int) -> int:
         """How many live versions still use a term older than `term`."""
         v = t.secret_versions
-        query = sa.select(sa.func.count()).select_from(v).where(
-            v.c.key_term < term, v.c.value.is_not(None))
+        query = (
+            sa.select(sa.func.count())
+            .select_from(v)
+            .where(v.c.key_term < term, v.c.value.is_not(None))
+        )
         return int(self.conn.execute(query).scalar_one())
 
     def terms_in_use(self) -> set[int]:
@@ -312,15 +428,23 @@ class Tx:
         return {int(r[0]) for r in rows if r[0] is not None}
 
     # -- rotation -------------------------------------------------------------------------
-    def versions_below_term_after(self, term: int, after_id: int, limit: int,
-                                  ) -> list[tuple[int, VersionRow, str]]:
+    def versions_below_term_after(
+        self,
+        term: int,
+        after_id: int,
+        limit: int,
+    ) -> list[tuple[int, VersionRow, str]]:
         """Up to `limit` live versions under a term older than `term` whose row id is above
         `after_id`, oldest row first, as (row id, version, path): a cursor that can step past
         a version it could not re-encrypt."""
         v, s = t.secret_versions, t.secrets
-        query = (sa.select(v, s.c.path).join(s, s.c.id == v.c.secret_id)
-                 .where(v.c.key_term < term, v.c.value.is_not(None), v.c.id > after_id)
-                 .order_by(v.c.id).limit(limit))
+        query = (
+            sa.select(v, s.c.path)
+            .join(s, s.c.id == v.c.secret_id)
+            .where(v.c.key_term < term, v.c.value.is_not(None), v.c.id > after_id)
+            .order_by(v.c.id)
+            .limit(limit)
+        )
         return [(int(r.id), _version(r), r.path) for r in self.conn.execute(query)]
 
     def rewrite_versions(self, rows: list[tuple[int, str, int]]) -> None:
@@ -328,24 +452,30 @@ class Tx:
         if not rows:
             return
         v = t.secret_versions
-        stmt = sa.update(v).where(v.c.id == sa.bindparam("row_id")).values(
-            value=sa.bindparam("envelope"), key_term=sa.bindparam("term"))
+        stmt = (
+            sa.update(v)
+            .where(v.c.id == sa.bindparam("row_id"))
+            .values(value=sa.bindparam("envelope"), key_term=sa.bindparam("term"))
+        )
         self.conn.execute(stmt, [{"row_id": r, "envelope": e, "term": k} for r, e, k in rows])
 
     def count_secrets_below_term(self, term: int) -> int:
         """How many secrets have at least one live version under a term older than `term`."""
         v = t.secret_versions
         query = sa.select(sa.func.count(sa.distinct(v.c.secret_id))).where(
-            v.c.key_term < term, v.c.value.is_not(None))
+            v.c.key_term < term, v.c.value.is_not(None)
+        )
         return int(self.conn.execute(query).scalar_one())
 
     def set_rotation(self, rotation: dict[str, Any] | None, now: datetime) -> None:
         """Set or clear the rotation marker of the key row, leaving the keys as they are."""
-        self.conn.execute(sa.update(t.keys).where(t.keys.c.id == 1).values(
-            rotation=json.dumps(rotation) if rotation else None, updated_at=now))
+        self.conn.execute(
+            sa.update(t.keys)
+            .where(t.keys.c.id == 1)
+            .values(rotation=json.dumps(rotation) if rotation else None, updated_at=now)
+        )
 
-    def scan_audit_since(self, after_id: int, since: datetime | None,
-                         limit: int) -> list[AuditRow]:
+    def scan_audit_since(self, after_id: int, since: datetime | None, limit: int) -> list[AuditRow]:
         """Entries with id > `after_id` and timestamp >= `since`, oldest first (export)."""
         a = t.audit_logs
         query = sa.select(a).where(a.c.id > after_id)
@@ -360,11 +490,21 @@ class Tx:
 
     def insert_audit(self, entry: NewAudit, mac: str | None) -> int:
         """Append an entry with its chain MAC; return its id."""
-        result = self.conn.execute(_INSERT_AUDIT, {
-            "timestamp": entry.timestamp, "secret_id": entry.secret_id, "path": entry.path,
-            "user_id": entry.user_id, "action": entry.action, "ip_address": entry.ip_address,
-            "success": entry.success, "error": entry.error, "request_id": entry.request_id,
-            "mac": mac})
+        result = self.conn.execute(
+            _INSERT_AUDIT,
+            {
+                "timestamp": entry.timestamp,
+                "secret_id": entry.secret_id,
+                "path": entry.path,
+                "user_id": entry.user_id,
+                "action": entry.action,
+                "ip_address": entry.ip_address,
+                "success": entry.success,
+                "error": entry.error,
+                "request_id": entry.request_id,
+                "mac": mac,
+            },
+        )
         return int(result.inserted_primary_key[0])  # type: ignore[index]
 
     def batch_head(self) -> tuple[int, str | None]:
@@ -376,9 +516,15 @@ class Tx:
         """The newest data-key term stored (0 when none)."""
         return int(self.conn.execute(_MAX_TERM).scalar() or 0)
 
-    def query_audit(self, *, path: str | None = None, user_id: int | None = None,
-                    action: str | None = None, since: datetime | None = None,
-                    limit: int = 50) -> list[AuditRow]:
+    def query_audit(
+        self,
+        *,
+        path: str | None = None,
+        user_id: int | None = None,
+        action: str | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+    ) -> list[AuditRow]:
         """Entries matching every given filter, newest first."""
         a = t.audit_logs
         query = sa.select(a)
@@ -399,8 +545,9 @@ class Tx:
         return [_audit(r) for r in self.conn.execute(query)]
 
     # -- users and policies (access) ------------------------------------------------------
-    def insert_user(self, username: str, password_hash: str, role: str, policies: list[str],
-                    now: datetime) -> int:
+    def insert_user(
+        self, username: str, password_hash: str, role: str, policies: list[str], now: datetime
+    ) -> int:
         """Create a built-in user; return its id.
 
         Raises:
@@ -408,9 +555,16 @@ class Tx:
         """
         try:
             with self.savepoint():
-                result = self.conn.execute(sa.insert(t.users).values(
-                    username=username, password_hash=password_hash, role=role,
-                    policies=json.dumps(policies), disabled=False, created_at=now))
+                result = self.conn.execute(
+                    sa.insert(t.users).values(
+                        username=username,
+                        password_hash=password_hash,
+                        role=role,
+                        policies=json.dumps(policies),
+                        disabled=False,
+                        created_at=now,
+                    )
+                )
         except sa_exc.IntegrityError as exc:
             raise errors.Conflict("user already exists") from exc
         key = result.inserted_primary_key
@@ -441,11 +595,13 @@ class Tx:
     def put_policy(self, name: str, rules: str, now: datetime) -> None:
         """Create or replace a policy."""
         p = t.policies
-        done = self.conn.execute(sa.update(p).where(p.c.name == name)
-                                 .values(rules=rules, updated_at=now))
+        done = self.conn.execute(
+            sa.update(p).where(p.c.name == name).values(rules=rules, updated_at=now)
+        )
         if done.rowcount == 0:
-            self.conn.execute(sa.insert(p).values(name=name, rules=rules, created_at=now,
-                                                  updated_at=now))
+            self.conn.execute(
+                sa.insert(p).values(name=name, rules=rules, created_at=now, updated_at=now)
+            )
 
     def get_policies(self, names: list[str]) -> list[PolicyRow]:
         """The policies among `names` that exist, by name."""
@@ -467,8 +623,11 @@ class Tx:
     def count_expiring(self, now: datetime, until: datetime) -> int:
         """Secrets not yet expired whose `expires_at` falls before `until`."""
         s = t.secrets
-        query = sa.select(sa.func.count()).select_from(s).where(
-            s.c.expires_at > now, s.c.expires_at <= until)
+        query = (
+            sa.select(sa.func.count())
+            .select_from(s)
+            .where(s.c.expires_at > now, s.c.expires_at <= until)
+        )
         return int(self.conn.execute(query).scalar_one())
 
 
@@ -502,16 +661,22 @@ class Storage:
             opts = {"sqlite_immediate": True} if self.dialect == "sqlite" else {}
             with self.engine.connect().execution_options(**opts) as conn, conn.begin():
                 if self.dialect == "postgresql":
-                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"),
-                                 {"k": self._advisory_key(conn)})
+                    conn.execute(
+                        sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": self._advisory_key(conn)}
+                    )
                 yield Tx(conn)
 
     def _advisory_key(self, conn: Connection) -> int:
         if self._lock_key is None:
             # One lock per schema, so isolated test schemas do not serialise each other.
-            self._lock_key = int(conn.execute(sa.text(
-                "SELECT ('x' || substr(md5('strongroom:' || current_schema()), 1, 15))"
-                "::bit(60)::bigint")).scalar_one())
+            self._lock_key = int(
+                conn.execute(
+                    sa.text(
+                        "SELECT ('x' || substr(md5('strongroom:' || current_schema()), 1, 15))"
+                        "::bit(60)::bigint"
+                    )
+                ).scalar_one()
+            )
         return self._lock_key
 
     @contextmanager

@@ -10,7 +10,9 @@ __all__ = ["create_postgres_engine"]
 
 def create_postgres_engine(dsn: str) -> Engine:
     """An engine on PostgreSQL (`postgresql://` and `postgres://` both accepted)."""
-    url = make_url(dsn.replace("postgres://", "postgresql://", 1) if dsn.startswith("postgres://")
-                   else dsn)
-    return sa.create_engine(url.set(drivername="postgresql+psycopg"), pool_size=8,
-                            max_overflow=24, pool_pre_ping=True)
+    url = make_url(
+        dsn.replace("postgres://", "postgresql://", 1) if dsn.startswith("postgres://") else dsn
+    )
+    return sa.create_engine(
+        url.set(drivername="postgresql+psycopg"), pool_size=8, max_overflow=24, pool_pre_ping=True
+    )

@@ -29,9 +29,13 @@ def create_sqlite_engine(dsn: str) -> Engine:
     parent = Path(database).expanduser().resolve().parent
     if not parent.is_dir():
         raise errors.InvalidInput(f"sqlite DSN: directory {str(parent)!r} does not exist")
-    engine = sa.create_engine(url.set(drivername="sqlite+pysqlite"), pool_size=8,
-                              max_overflow=16, pool_pre_ping=False,
-                              connect_args={"check_same_thread": False, "timeout": 30})
+    engine = sa.create_engine(
+        url.set(drivername="sqlite+pysqlite"),
+        pool_size=8,
+        max_overflow=16,
+        pool_pre_ping=False,
+        connect_args={"check_same_thread": False, "timeout": 30},
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -59,7 +59,8 @@ ID = BigInteger().with_variant(Integer(), "sqlite")
 metadata = MetaData()
 
 keys = Table(
-    "vault_keys", metadata,
+    "vault_keys",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("vault_id", String(64), nullable=False),
     Column("salt", LargeBinary, nullable=False),
@@ -71,7 +72,8 @@ keys = Table(
 )
 
 key_terms = Table(
-    "vault_key_terms", metadata,
+    "vault_key_terms",
+    metadata,
     Column("term", Integer, primary_key=True, autoincrement=False),
     Column("wrapped_key", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
@@ -79,7 +81,8 @@ key_terms = Table(
 )
 
 secrets = Table(
-    "vault_secrets", metadata,
+    "vault_secrets",
+    metadata,
     Column("id", ID, primary_key=True, autoincrement=True),
     Column("path", String(500), nullable=False, unique=True),
     Column("description", Text, nullable=True),
@@ -98,7 +101,8 @@ secrets = Table(
 )
 
 secret_versions = Table(
-    "vault_secret_versions", metadata,
+    "vault_secret_versions",
+    metadata,
     Column("id", ID, primary_key=True, autoincrement=True),
     Column("secret_id", ID, ForeignKey("vault_secrets.id", ondelete="CASCADE"), nullable=False),
     Column("version", Integer, nullable=False),
@@ -114,7 +118,8 @@ secret_versions = Table(
 )
 
 audit_logs = Table(
-    "vault_audit_logs", metadata,
+    "vault_audit_logs",
+    metadata,
     Column("id", ID, primary_key=True, autoincrement=True),
     Column("timestamp", UTCDateTime, nullable=False),
     Column("secret_id", BigInteger, nullable=True),
@@ -134,7 +139,8 @@ audit_logs = Table(
 )
 
 users = Table(
-    "vault_users", metadata,
+    "vault_users",
+    metadata,
     Column("id", ID, primary_key=True, autoincrement=True),
     Column("username", String(128), nullable=False, unique=True),
     Column("password_hash", Text, nullable=False),
@@ -146,7 +152,8 @@ users = Table(
 )
 
 policies = Table(
-    "vault_policies", metadata,
+    "vault_policies",
+    metadata,
     Column("name", String(128), primary_key=True),
     Column("rules", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
@@ -154,7 +161,8 @@ policies = Table(
 )
 
 kv_config = Table(
-    "vault_kv_config", metadata,
+    "vault_kv_config",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("max_versions", Integer, nullable=False, default=0),
     Column("cas_required", Boolean, nullable=False, default=False),

@@ -27,8 +27,9 @@ def upgrade() -> None:
         sa.Column("max_versions", sa.Integer(), nullable=False),
         sa.Column("cas_required", sa.Boolean(), nullable=False),
         sa.Column("delete_version_after", sa.Integer(), nullable=False),
-        sa.Column("updated_at", strongroom.storage.tables.UTCDateTime(timezone=True),
-                  nullable=False),
+        sa.Column(
+            "updated_at", strongroom.storage.tables.UTCDateTime(timezone=True), nullable=False
+        ),
         sa.PrimaryKeyConstraint("id"),
     )
 
