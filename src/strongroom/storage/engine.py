@@ -36,20 +36,35 @@ __all__ = ["Storage", "Tx"]
 
 
 def _secret(row: Any) -> SecretRow:
-    meta = json.loads(row.metadata) if row.metadata and row.metadata != "{}" else {}
-    return SecretRow(
-        row.id,
-        row.path,
-        row.description,
-        row.created_by,
-        row.created_at,
-        row.updated_at,
-        row.version,
-        row.expires_at,
+    # Positional unpacking of `vault_secrets`' columns (in table order): several times cheaper
+    # than attribute access on a Row, which matters when listing thousands of secrets.
+    (
+        sid,
+        path,
+        description,
+        created_by,
+        created_at,
+        updated_at,
+        version,
+        expires_at,
         meta,
-        row.max_versions,
-        bool(row.cas_required),
-        row.delete_version_after,
+        max_versions,
+        cas_required,
+        delete_after,
+    ) = row[:12]
+    return SecretRow(
+        sid,
+        path,
+        description,
+        created_by,
+        created_at,
+        updated_at,
+        version,
+        expires_at,
+        json.loads(meta) if meta and meta != "{}" else {},
+        max_versions,
+        bool(cas_required),
+        delete_after,
     )
 
 
@@ -281,7 +296,7 @@ class Tx:
         if prefix:
             # substr equality, not LIKE: no wildcards, and identical semantics on both backends.
             query = query.where(sa.func.substr(t.secrets.c.path, 1, len(prefix)) == prefix)
-        return [_secret(r) for r in self.conn.execute(query)]
+        return [_secret(r) for r in self.conn.execute(query).all()]
 
     def expired_secrets(self, now: datetime) -> list[SecretRow]:
         """Secrets whose `expires_at` is at or before `now`."""
