@@ -1,7 +1,8 @@
 """create_app(settings): the ASGI application of `vaultctl server`.
 
 Starlette (the toolkit under FastAPI) with plain routes built from `api_vault.OPERATIONS`:
-measured faster than FastAPI's dependency-injected routes on this stack (docs/decisions.md, "The HTTP server").
+measured faster than FastAPI's dependency-injected routes on this stack (docs/decisions.md,
+"The HTTP server").
 A thin pure-ASGI front layer gives every request an id, refuses bodies over the limit before
 they are read, and records metrics. The lifespan opens the vault (unlocking it when a master key
 is configured) and closes it after in-flight requests have finished. One exception handler

@@ -71,7 +71,8 @@ class ServerSettings:
     Attributes:
         listen: `HOST:PORT` to bind.
         db_dsn: the database (`sqlite:///...`, `postgresql://...`).
-        workers: worker processes; they share one lock state (see docs/decisions.md, "The HTTP server").
+        workers: worker processes; they share one lock state (docs/decisions.md, "The HTTP
+            server").
         master_key: unlock at start with it; None starts locked.
         jwt_secret: the HS256 key (>= 32 bytes) shared with whoever issues tokens.
         trusted_proxies: peers (IPs or CIDRs) whose `X-Forwarded-For` is believed.
