@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from strongroom import Vault
 from tests.integration.server_proc import MASTER_KEY, ServerProcess, auth
 
 pytestmark = pytest.mark.filterwarnings("error")
@@ -285,7 +284,6 @@ def test_metrics_openapi_and_docs(server: ServerProcess, api: httpx.Client) -> N
     assert "swagger" in httpx.get(f"{server.url}/docs").text.lower()
 
 
-@pytest.mark.skipif(not hasattr(Vault, "rotate_all"), reason="rotation core not merged yet")
 def test_rotate_one_and_all(api: httpx.Client, server: ServerProcess) -> None:
     path = unique()
     api.post("/api/vault/secrets", json={"path": path, "value": "before"})

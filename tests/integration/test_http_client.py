@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from strongroom import Vault, errors, open_vault
+from strongroom import errors, open_vault
 from strongroom.api import VaultAPI
 from strongroom.client import Client
 from tests.conftest import fast_config
@@ -80,7 +80,6 @@ def test_lock_unlock_and_backoff(server: ServerProcess, client: Client) -> None:
     assert client.health().locked is False
 
 
-@pytest.mark.skipif(not hasattr(Vault, "rotate_all"), reason="rotation core not merged yet")
 def test_rotation_through_the_client(client: Client) -> None:
     client.create_secret("cl/rot", "v")
     assert client.rotate_secret("cl/rot").term >= 1
