@@ -26,6 +26,7 @@ import uvicorn
 from strongroom.core import open_vault
 from strongroom.http.app import create_app
 from strongroom.http.control import WorkerLink
+from strongroom.http.protocol import VaultHTTPProtocol
 from strongroom.http.settings import ServerSettings
 
 __all__ = ["Supervisor", "serve"]
@@ -35,14 +36,12 @@ log = logging.getLogger("strongroom.http")
 
 
 def _config(app: Any, settings: ServerSettings) -> uvicorn.Config:
-    # h11, not httptools: llhttp rejects the LIST method, which hvac's list_secrets sends to
-    # /v1/ (measured: the same KV read throughput, ~8% less on trivial endpoints).
     return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="h11",
+        http=VaultHTTPProtocol,
         lifespan="on",
         access_log=False,
         log_level="warning",
