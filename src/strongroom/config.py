@@ -71,6 +71,13 @@ class Secret:
     def __hash__(self) -> int:
         return hash(("Secret", len(self._value)))
 
+    # Pickled only to hand settings to the server's worker processes (never to disk).
+    def __getstate__(self) -> str:
+        return self._value
+
+    def __setstate__(self, state: str) -> None:
+        self._value = state
+
 
 def _int(environ: Mapping[str, str], name: str) -> int | None:
     raw = environ.get(name, "").strip()

@@ -85,6 +85,19 @@ class SecretInfo:
     max_versions: int = 0
     cas_required: bool = False
 
+    def as_dict(self) -> dict[str, Any]:
+        """The design document's listing shape (times ISO-8601 UTC with `Z`)."""
+        return {
+            "id": self.id,
+            "path": self.path,
+            "description": self.description,
+            "created_by": self.created_by,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "version": self.version,
+            "expires_at": iso_or_none(self.expires_at),
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class VersionInfo:
@@ -95,6 +108,16 @@ class VersionInfo:
     updated_by: int
     deleted_at: datetime | None = None
     destroyed: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON shape of one version's metadata."""
+        return {
+            "version": self.version,
+            "updated_at": iso(self.updated_at),
+            "updated_by": self.updated_by,
+            "deleted_at": iso_or_none(self.deleted_at),
+            "destroyed": self.destroyed,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +165,21 @@ class AuditEntry:
     error: str | None
     request_id: str | None
 
+    def as_dict(self) -> dict[str, Any]:
+        """JSON shape of one entry (entries never hold a value, key or token)."""
+        return {
+            "id": self.id,
+            "timestamp": iso(self.timestamp),
+            "secret_id": self.secret_id,
+            "path": self.path,
+            "user_id": self.user_id,
+            "action": self.action,
+            "ip_address": self.ip_address,
+            "success": self.success,
+            "error": self.error,
+            "request_id": self.request_id,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class AuditVerification:
@@ -157,3 +195,8 @@ class AuditVerification:
 def iso(moment: datetime) -> str:
     """Format an aware datetime as ISO-8601 UTC with a `Z` suffix, seconds precision."""
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso_or_none(moment: datetime | None) -> str | None:
+    """`iso(moment)`, or None."""
+    return iso(moment) if moment is not None else None

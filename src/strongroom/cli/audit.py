@@ -76,7 +76,7 @@ def audit(
     render.emit(
         fmt,
         render.render_audit(entries, with_path=path is None),
-        {"entries": [render.audit_entry_dict(e) for e in entries], "count": len(entries)},
+        {"entries": [e.as_dict() for e in entries], "count": len(entries)},
     )
 
 
@@ -135,7 +135,7 @@ def export(ctx: click.Context, since: datetime | None, limit: int) -> None:
     s = session_of(ctx)
     entries = s.unlocked().audit_logs(since=since, limit=limit)
     for entry in reversed(entries):
-        click.echo(json.dumps(render.audit_entry_dict(entry), sort_keys=True, ensure_ascii=False))
+        click.echo(json.dumps(entry.as_dict(), sort_keys=True, ensure_ascii=False))
     if len(entries) == limit:
         click.echo(
             f"Warning: exported only the newest {limit} entries; export older ones with an "

@@ -178,9 +178,7 @@ def list_(ctx: click.Context, prefix: str, fmt: str) -> None:
     s = session_of(ctx)
     secrets = s.unlocked().list_secrets(prefix, user_id=s.user_id)
     if fmt == "json":
-        render.emit_json(
-            {"secrets": [render.secret_dict(i) for i in secrets], "count": len(secrets)}
-        )
+        render.emit_json({"secrets": [i.as_dict() for i in secrets], "count": len(secrets)})
     elif s.quiet:
         for info in secrets:
             click.echo(info.path)
@@ -205,7 +203,7 @@ def versions(ctx: click.Context, path: str, fmt: str) -> None:
     render.emit(
         fmt,
         render.render_versions(found),
-        {"path": path, "versions": [render.version_dict(v) for v in found], "count": len(found)},
+        {"path": path, "versions": [v.as_dict() for v in found], "count": len(found)},
     )
 
 

@@ -13,11 +13,16 @@ from typing import Any
 
 import click
 
-from strongroom.models import AuditEntry, AuditVerification, SecretInfo, VaultStatus, VersionInfo
-from strongroom.models import iso as _iso
+from strongroom.models import (
+    AuditEntry,
+    AuditVerification,
+    SecretInfo,
+    VaultStatus,
+    VersionInfo,
+    iso_or_none,
+)
 
 __all__ = [
-    "audit_entry_dict",
     "emit",
     "emit_json",
     "iso",
@@ -26,14 +31,12 @@ __all__ = [
     "render_status",
     "render_verification",
     "render_versions",
-    "secret_dict",
-    "version_dict",
 ]
 
 
 def iso(moment: datetime | None) -> str | None:
     """ISO-8601 UTC with `Z`, or None."""
-    return _iso(moment) if moment is not None else None
+    return iso_or_none(moment)
 
 
 def emit_json(data: Any) -> None:
@@ -47,47 +50,6 @@ def emit(fmt: str, text: str | None, data: dict[str, Any], *, quiet: bool = Fals
         emit_json(data)
     elif text is not None and not quiet:
         click.echo(text)
-
-
-def secret_dict(info: SecretInfo) -> dict[str, Any]:
-    """A secret's metadata as the REST API lists it."""
-    return {
-        "id": info.id,
-        "path": info.path,
-        "description": info.description,
-        "created_by": info.created_by,
-        "created_at": iso(info.created_at),
-        "updated_at": iso(info.updated_at),
-        "version": info.version,
-        "expires_at": iso(info.expires_at),
-    }
-
-
-def version_dict(v: VersionInfo) -> dict[str, Any]:
-    """One version's metadata."""
-    return {
-        "version": v.version,
-        "updated_at": iso(v.updated_at),
-        "updated_by": v.updated_by,
-        "deleted_at": iso(v.deleted_at),
-        "destroyed": v.destroyed,
-    }
-
-
-def audit_entry_dict(e: AuditEntry) -> dict[str, Any]:
-    """One audit entry (never a value, key or token: entries do not hold any)."""
-    return {
-        "id": e.id,
-        "timestamp": iso(e.timestamp),
-        "secret_id": e.secret_id,
-        "path": e.path,
-        "user_id": e.user_id,
-        "action": e.action,
-        "ip_address": e.ip_address,
-        "success": e.success,
-        "error": e.error,
-        "request_id": e.request_id,
-    }
 
 
 def render_list(secrets: list[SecretInfo]) -> str:

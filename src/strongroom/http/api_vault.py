@@ -20,7 +20,6 @@ from strongroom import errors
 from strongroom.api import VaultAPI
 from strongroom.clock import parse_duration
 from strongroom.http import schemas as s
-from strongroom.http.bodies import audit_json, secret_json, version_json
 from strongroom.http.bodies import int_field as _int
 from strongroom.http.bodies import str_field as _str
 from strongroom.http.deps import read_json
@@ -117,7 +116,7 @@ async def create(request: Request, st: ServerState, _: Target) -> Response:
         **caller.kw(),
     )
     return json_response(
-        {"message": "Secret created successfully", "path": path, "secret": secret_json(info)}, 201
+        {"message": "Secret created successfully", "path": path, "secret": info.as_dict()}, 201
     )
 
 
@@ -160,7 +159,7 @@ async def list_secrets(request: Request, st: ServerState, _: Target) -> Response
     found = await st.run(st.vault.list_secrets, prefix, **caller.kw())
     if not caller.is_admin:
         found = [i for i in found if any(p.allows("list", i.path) for p in policies)]
-    return json_response({"secrets": [secret_json(i) for i in found], "count": len(found)})
+    return json_response({"secrets": [i.as_dict() for i in found], "count": len(found)})
 
 
 async def versions(request: Request, st: ServerState, target: Target) -> Response:
@@ -168,7 +167,7 @@ async def versions(request: Request, st: ServerState, target: Target) -> Respons
     await st.require(caller, "read", "versions", target.path)
     found = await st.run(st.vault.list_versions, target.path, **caller.kw())
     return json_response(
-        {"path": target.path, "versions": [version_json(v) for v in found], "count": len(found)}
+        {"path": target.path, "versions": [v.as_dict() for v in found], "count": len(found)}
     )
 
 
@@ -223,7 +222,7 @@ async def secret_audit(request: Request, st: ServerState, target: Target) -> Res
     limit = _int(request.query_params.get("limit"), "limit", default=50)
     entries = await st.run(st.vault.audit_logs, path=target.path, limit=limit)
     return json_response(
-        {"path": target.path, "logs": [audit_json(e) for e in entries], "count": len(entries)}
+        {"path": target.path, "logs": [e.as_dict() for e in entries], "count": len(entries)}
     )
 
 
@@ -281,7 +280,7 @@ async def audit_search(request: Request, st: ServerState, _: Target) -> Response
         since=since,
         limit=_int(q.get("limit"), "limit", default=50),
     )
-    return json_response({"logs": [audit_json(e) for e in entries], "count": len(entries)})
+    return json_response({"logs": [e.as_dict() for e in entries], "count": len(entries)})
 
 
 async def audit_verify(request: Request, st: ServerState, _: Target) -> Response:

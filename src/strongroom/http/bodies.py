@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from strongroom import errors
-from strongroom.models import AuditEntry, SecretInfo, VersionInfo, iso
 
 #: Versions, limits and lengths are 32-bit integer columns; larger numbers are refused here.
 MAX_INT = 2**31 - 1
 
-__all__ = ["audit_json", "int_field", "secret_json", "str_field", "version_json", "when"]
+__all__ = ["int_field", "str_field"]
 
 
 def str_field(body: dict[str, Any], name: str, *, required: bool = True) -> str | None:
@@ -47,49 +45,3 @@ def int_field(raw: object, name: str, *, default: int | None = None) -> int:
     if isinstance(raw, int) and not isinstance(raw, bool) and abs(raw) <= MAX_INT:
         return raw
     raise errors.InvalidInput(f"{name} must be a positive integer")
-
-
-def when(moment: datetime | None) -> str | None:
-    """ISO-8601 UTC, or None."""
-    return iso(moment) if moment is not None else None
-
-
-def secret_json(info: SecretInfo) -> dict[str, Any]:
-    """A secret's listed metadata, as the design document shows it."""
-    return {
-        "id": info.id,
-        "path": info.path,
-        "description": info.description,
-        "created_by": info.created_by,
-        "created_at": iso(info.created_at),
-        "updated_at": iso(info.updated_at),
-        "version": info.version,
-        "expires_at": when(info.expires_at),
-    }
-
-
-def version_json(v: VersionInfo) -> dict[str, Any]:
-    """One version's metadata."""
-    return {
-        "version": v.version,
-        "updated_at": iso(v.updated_at),
-        "updated_by": v.updated_by,
-        "deleted_at": when(v.deleted_at),
-        "destroyed": v.destroyed,
-    }
-
-
-def audit_json(e: AuditEntry) -> dict[str, Any]:
-    """One audit entry."""
-    return {
-        "id": e.id,
-        "timestamp": iso(e.timestamp),
-        "secret_id": e.secret_id,
-        "path": e.path,
-        "user_id": e.user_id,
-        "action": e.action,
-        "ip_address": e.ip_address,
-        "success": e.success,
-        "error": e.error,
-        "request_id": e.request_id,
-    }

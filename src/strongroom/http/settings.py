@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from strongroom import errors
+from strongroom.config import Secret as Masked
 from strongroom.core import VaultConfig
 from strongroom.core.tokens import check_jwt_secret
 
@@ -19,30 +20,6 @@ __all__ = ["DEFAULT_BODY_LIMIT", "Masked", "ServerSettings", "parse_listen"]
 
 DEFAULT_BODY_LIMIT = 1024 * 1024
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class Masked:
-    """A secret string that shows as `***` in repr and str; `reveal()` gives the value."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """The secret value (use it, never print it)."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Masked('***')"
-
-    __str__ = __repr__
-
-    def __getstate__(self) -> str:
-        return self._value
-
-    def __setstate__(self, state: str) -> None:
-        self._value = state
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
