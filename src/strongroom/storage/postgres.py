@@ -14,5 +14,9 @@ def create_postgres_engine(dsn: str) -> Engine:
         dsn.replace("postgres://", "postgresql://", 1) if dsn.startswith("postgres://") else dsn
     )
     return sa.create_engine(
-        url.set(drivername="postgresql+psycopg"), pool_size=8, max_overflow=24, pool_pre_ping=True
+        url.set(drivername="postgresql+psycopg"),
+        pool_size=8,
+        max_overflow=24,
+        pool_pre_ping=True,
+        hide_parameters=True,  # error messages never carry values (envelopes, paths, hashes)
     )

@@ -34,6 +34,7 @@ def create_sqlite_engine(dsn: str) -> Engine:
         pool_size=8,
         max_overflow=16,
         pool_pre_ping=False,
+        hide_parameters=True,  # error messages never carry values (envelopes, paths, hashes)
         connect_args={"check_same_thread": False, "timeout": 30},
     )
 
