@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/vaultctl server --dev
+	scripts/run-local.sh
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q

@@ -20,6 +20,7 @@ from strongroom.clock import parse_duration
 from strongroom.core.tokens import JWTAuth
 from strongroom.http.serve import serve
 from strongroom.http.settings import DEFAULT_BODY_LIMIT, Masked, ServerSettings
+from strongroom.storage import redact_dsn
 
 __all__ = ["server"]
 
@@ -180,7 +181,7 @@ def _announce(settings: ServerSettings, dev_key: str | None) -> None:
     state = "unlocked at start" if settings.master_key else "locked (POST /api/vault/unlock)"
     plural = "s" if settings.workers > 1 else ""
     click.echo(f"Strongroom server on {url} ({settings.workers} worker{plural}, vault {state})")
-    click.echo(f"Database: {settings.db_dsn if settings.dev else '(as configured)'}")
+    click.echo(f"Database: {redact_dsn(settings.db_dsn)}")
     if dev_key is not None:
         token, _ = JWTAuth(settings.jwt_secret.reveal()).issue(
             1, "SuperAdmin", ttl=timedelta(hours=24)
