@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets as pyrandom
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -220,14 +221,12 @@ class SecretsMixin(VaultBase):
                     raise errors.SecretExists()
                 tx.delete_secret(old.id)
             expires_at = now + expires_in if expires_in else None
-            secret_id = tx.insert_secret(path, description, actor.user_id, now, expires_at)
-            tx.update_secret(secret_id, version=0)
-            row = tx.secret_by_path(path)
-            assert row is not None  # noqa: S101 - inserted above in this transaction
-            self._add_version(tx, row, data, actor.user_id)
-            row = tx.secret_by_path(path)
-            assert row is not None  # noqa: S101 - inserted above in this transaction
-            return info_from_row(row), secret_id
+            secret_id = tx.insert_secret(
+                path, description, actor.user_id, now, expires_at, version=0
+            )
+            row = SecretRow(secret_id, path, description, actor.user_id, now, now, 0, expires_at)
+            number = self._add_version(tx, row, data, actor.user_id)
+            return info_from_row(replace(row, version=number)), secret_id
 
         return self._write_op("create", actor, path, run)
 

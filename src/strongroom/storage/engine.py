@@ -138,6 +138,7 @@ _GET_VERSION = sa.select(_V).where(
     _V.c.secret_id == sa.bindparam("sid"), _V.c.version == sa.bindparam("version")
 )
 _INSERT_VERSION = sa.insert(_V)
+_INSERT_SECRET = sa.insert(_S)
 _SET_CURRENT = (
     sa.update(_S)
     .where(_S.c.id == sa.bindparam("sid"))
@@ -246,29 +247,34 @@ class Tx:
         now: datetime,
         expires_at: datetime | None,
         metadata: dict[str, str] | None = None,
+        version: int = 1,
     ) -> int:
-        """Create the secret row at version 1 (its first version is inserted next); return its id.
+        """Create the secret row at `version` (its first version is inserted next); return its id.
+
+        No savepoint of its own (writes are serialised, callers check the path first): on a
+        duplicate the transaction is unusable on PostgreSQL until the caller's savepoint (every
+        core job has one) rolls back.
 
         Raises:
             SecretExists: the path is taken.
         """
         try:
-            with self.savepoint():
-                result = self.conn.execute(
-                    sa.insert(t.secrets).values(
-                        path=path,
-                        description=description,
-                        created_by=created_by,
-                        created_at=now,
-                        updated_at=now,
-                        version=1,
-                        expires_at=expires_at,
-                        metadata=json.dumps(metadata or {}),
-                        max_versions=0,
-                        cas_required=False,
-                        delete_version_after=0,
-                    )
-                )
+            result = self.conn.execute(
+                _INSERT_SECRET,
+                {
+                    "path": path,
+                    "description": description,
+                    "created_by": created_by,
+                    "created_at": now,
+                    "updated_at": now,
+                    "version": version,
+                    "expires_at": expires_at,
+                    "metadata": json.dumps(metadata or {}),
+                    "max_versions": 0,
+                    "cas_required": False,
+                    "delete_version_after": 0,
+                },
+            )
         except sa_exc.IntegrityError as exc:
             raise errors.SecretExists() from exc
         return int(result.inserted_primary_key[0])  # type: ignore[index]
@@ -305,26 +311,25 @@ class Tx:
 
     # -- versions -------------------------------------------------------------------------
     def insert_version(self, row: VersionRow) -> None:
-        """Store a new version.
+        """Store a new version (no savepoint of its own, as `insert_secret`).
 
         Raises:
             VersionConflict: that version number exists already.
         """
         try:
-            with self.savepoint():
-                self.conn.execute(
-                    _INSERT_VERSION,
-                    {
-                        "secret_id": row.secret_id,
-                        "version": row.version,
-                        "value": row.value,
-                        "key_term": row.key_term,
-                        "updated_by": row.updated_by,
-                        "updated_at": row.updated_at,
-                        "deleted_at": row.deleted_at,
-                        "destroyed": row.destroyed,
-                    },
-                )
+            self.conn.execute(
+                _INSERT_VERSION,
+                {
+                    "secret_id": row.secret_id,
+                    "version": row.version,
+                    "value": row.value,
+                    "key_term": row.key_term,
+                    "updated_by": row.updated_by,
+                    "updated_at": row.updated_at,
+                    "deleted_at": row.deleted_at,
+                    "destroyed": row.destroyed,
+                },
+            )
         except sa_exc.IntegrityError as exc:
             raise errors.VersionConflict("version already exists") from exc
 
