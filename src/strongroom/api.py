@@ -155,7 +155,12 @@ class VaultAPI(Protocol):
         ...
 
     def cleanup_expired(
-        self, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+        self,
+        *,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+        progress: Progress | None = None,
     ) -> int:
         """Remove expired secrets; return how many."""
         ...

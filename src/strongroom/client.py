@@ -355,14 +355,22 @@ class Client:
         return RotationResult(d["term"], d["reencrypted"], d["secrets"])
 
     def cleanup_expired(
-        self, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+        self,
+        *,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+        progress: Progress | None = None,
     ) -> int:
         """Remove expired secrets; return how many.
 
         Raises:
             VaultLocked, PermissionDenied.
         """
-        return int(self._call("POST", "/api/vault/cleanup")["count"])
+        count = int(self._call("POST", "/api/vault/cleanup")["count"])
+        if progress is not None:  # one request: the server reports only the end
+            progress(count, count)
+        return count
 
     def generate_token(
         self, length: int = 32, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None

@@ -135,3 +135,22 @@ def test_unencodable_text_and_huge_versions_are_invalid_input(vault: Vault) -> N
         with pytest.raises(errors.InvalidInput):
             vault.get_secret_version("a/b", bad)
     assert vault.get_secret("a/b") == "v"
+
+
+def test_cleanup_of_many_works_in_batches_with_progress(
+    vault: Vault, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from strongroom.core import secrets as core_secrets
+
+    monkeypatch.setattr(core_secrets, "CLEANUP_BATCH", 4)
+    for i in range(10):
+        vault.create_secret(f"temp/{i:02d}", "t", expires_in=timedelta(minutes=1))
+    vault.create_secret("keep/me", "k")
+    clock.advance(timedelta(minutes=2))
+    seen: list[tuple[int, int]] = []
+    assert vault.cleanup_expired(progress=lambda done, total: seen.append((done, total))) == 10
+    assert seen == [(4, 10), (8, 10), (10, 10)]
+    assert [s.path for s in vault.list_secrets()] == ["keep/me"]
+    deletes = vault.audit_logs(action="delete", limit=100)
+    assert sorted(e.path or "" for e in deletes) == [f"temp/{i:02d}" for i in range(10)]
+    assert vault.verify_audit().ok

@@ -17,6 +17,7 @@ from strongroom.cli.inputs import (
     read_value,
     value_options,
 )
+from strongroom.cli.progress import progress_bar
 from strongroom.cli.session import global_options, session_of
 
 __all__ = ["COMMANDS"]
@@ -249,7 +250,9 @@ def cleanup(ctx: click.Context, fmt: str) -> None:
       vaultctl cleanup
     """
     s = session_of(ctx)
-    count = s.unlocked().cleanup_expired(user_id=s.user_id)
+    api = s.unlocked()
+    with progress_bar("Cleaning up") as update:
+        count = api.cleanup_expired(user_id=s.user_id, progress=update)
     render.emit(
         fmt,
         f"✅ Cleaned up {count} expired secret(s)",

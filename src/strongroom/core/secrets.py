@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from strongroom import errors
+from strongroom.api import Progress
 from strongroom.core.vault import Actor, VaultBase
 from strongroom.models import SecretInfo, VersionInfo, validate_path, validate_prefix
 from strongroom.storage import SecretRow, Tx, VersionRow
@@ -22,6 +23,8 @@ __all__ = ["SecretsMixin", "as_text", "decode_value", "encode_value", "info_from
 
 MAX_DESCRIPTION = 4096
 MAX_TOKEN_BYTES = 1024
+#: Expired secrets removed per transaction by `cleanup_expired`.
+CLEANUP_BATCH = 500
 
 
 def info_from_row(row: SecretRow) -> SecretInfo:
@@ -386,24 +389,43 @@ class SecretsMixin(VaultBase):
         return self._write_op("rollback", Actor(user_id, ip, request_id), path, run)
 
     def cleanup_expired(
-        self, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
+        self,
+        *,
+        user_id: int = 1,
+        ip: str = "cli",
+        request_id: str | None = None,
+        progress: Progress | None = None,
     ) -> int:
-        """Delete every expired secret; return how many. Each gets its own audit entry.
+        """Delete every secret expired now; return how many. Each deletion is audited.
+
+        Works in transactions of `CLEANUP_BATCH` secrets (other callers' writes interleave),
+        calling `progress(done, total)` after each.
 
         Raises:
             VaultLocked: the vault is locked.
         """
         actor = Actor(user_id, ip, request_id)
+        cutoff = self._clock.now()
 
         def run(tx: Tx) -> tuple[int, list[Any]]:
-            expired = tx.expired_secrets(self._clock.now())
+            expired = tx.expired_secrets(cutoff, CLEANUP_BATCH)
             entries = [self._entry("cleanup", actor)]
             for row in expired:
                 tx.delete_secret(row.id)
                 entries.append(self._entry("delete", actor, row.path, row.id))
             return len(expired), entries
 
-        return self._write_op("cleanup", actor, None, run)
+        self._require_unlocked()
+        with self._storage.read() as tx:
+            total = len(tx.expired_secrets(cutoff))
+        removed = 0
+        while True:
+            done = self._write_op("cleanup", actor, None, run)
+            removed += done
+            if progress is not None:
+                progress(removed, max(total, removed))
+            if done < CLEANUP_BATCH:
+                return removed
 
     def generate_token(
         self, length: int = 32, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None

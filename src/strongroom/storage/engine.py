@@ -208,10 +208,12 @@ class Tx(KVQueries, AuditQueries, AccessQueries):
             query = query.where(sa.func.substr(t.secrets.c.path, 1, len(prefix)) == prefix)
         return [secret_row(r) for r in self.conn.execute(query).all()]
 
-    def expired_secrets(self, now: datetime) -> list[SecretRow]:
-        """Secrets whose `expires_at` is at or before `now`."""
-        query = sa.select(t.secrets).where(t.secrets.c.expires_at <= now)
-        return [secret_row(r) for r in self.conn.execute(query.order_by(t.secrets.c.path))]
+    def expired_secrets(self, now: datetime, limit: int | None = None) -> list[SecretRow]:
+        """Secrets whose `expires_at` is at or before `now`, by path (at most `limit`)."""
+        query = sa.select(t.secrets).where(t.secrets.c.expires_at <= now).order_by(t.secrets.c.path)
+        if limit is not None:
+            query = query.limit(limit)
+        return [secret_row(r) for r in self.conn.execute(query).all()]
 
     # -- versions -------------------------------------------------------------------------
     def insert_version(self, row: VersionRow) -> None:
