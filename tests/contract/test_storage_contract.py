@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -128,4 +129,13 @@ def test_sqlite_is_wal_and_durable(sqlite_dsn: str) -> None:
     with s.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    s.dispose()
+
+
+def test_new_sqlite_files_are_owner_only(tmp_path: Path) -> None:
+    s = open_storage(f"sqlite:///{tmp_path / 'v.db'}")
+    with s.write() as tx:
+        tx.insert_secret("a/b", None, 1, NOW, None)
+    for name in ("v.db", "v.db-wal", "v.db-shm"):
+        assert (tmp_path / name).stat().st_mode & 0o077 == 0, name
     s.dispose()

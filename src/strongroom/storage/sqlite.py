@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,17 @@ def create_sqlite_engine(dsn: str) -> Engine:
     database = url.database or ""
     if not database or database == ":memory:":
         raise errors.InvalidInput("sqlite DSN must name a file, e.g. sqlite:///vault.db")
-    parent = Path(database).expanduser().resolve().parent
-    if not parent.is_dir():
-        raise errors.InvalidInput(f"sqlite DSN: directory {str(parent)!r} does not exist")
+    file = Path(database).expanduser().resolve()
+    if not file.parent.is_dir():
+        raise errors.InvalidInput(f"sqlite DSN: directory {str(file.parent)!r} does not exist")
+    if not file.exists():
+        # Created owner-only before SQLite opens it; its -wal and -shm files take the same mode.
+        try:
+            os.close(os.open(file, os.O_CREAT | os.O_WRONLY, 0o600))
+        except OSError as exc:
+            raise errors.InvalidInput(
+                f"sqlite DSN: cannot create {str(file)!r}: {exc.strerror}"
+            ) from exc
     engine = sa.create_engine(
         url.set(drivername="sqlite+pysqlite"),
         pool_size=8,
