@@ -57,8 +57,11 @@ def parse_duration(text: str) -> timedelta:
     if not raw or _PART.sub("", raw) != "":
         raise errors.InvalidInput(f"invalid duration {text!r}: expected {DURATION_FORMS}")
     total = timedelta()
-    for amount, unit in _PART.findall(raw):
-        total += timedelta(**{_UNITS[unit]: int(amount)})
+    try:
+        for amount, unit in _PART.findall(raw):
+            total += timedelta(**{_UNITS[unit]: int(amount)})
+    except OverflowError:
+        total = _MAX + _MAX  # far beyond any accepted duration: refused just below
     if total <= timedelta(0) or total > _MAX:
         raise errors.InvalidInput(
             f"invalid duration {text!r}: must be positive and under 100 years ({DURATION_FORMS})"

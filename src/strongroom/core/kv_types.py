@@ -185,6 +185,13 @@ def coerce_custom_metadata(value: object) -> dict[str, str]:
                 f"custom_metadata validation failed: the value of {key!r} "
                 f"must be 1 to {MAX_CUSTOM_VALUE_LENGTH} characters"
             )
+        try:
+            key.encode("utf-8")
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise errors.InvalidInput(
+                "custom_metadata validation failed: keys and values must be valid Unicode text"
+            ) from exc
         result[key] = text
     return result
 

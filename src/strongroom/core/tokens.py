@@ -55,10 +55,14 @@ def check_jwt_secret(secret: str | bytes) -> bytes:
     return key
 
 
+#: The latest `exp` accepted (year 3000): beyond it times cannot be formatted everywhere.
+MAX_EXP = 32_503_680_000.0
+
+
 def _user_id(sub: object) -> int:
     if isinstance(sub, bool):
         raise errors.AuthenticationFailed("invalid token: sub must be a user id")
-    if isinstance(sub, int) and sub >= 0:
+    if isinstance(sub, int) and 0 <= sub < 2**63:
         return sub
     if isinstance(sub, str) and sub.isascii() and sub.isdigit() and len(sub) <= 18:
         return int(sub)
@@ -69,6 +73,10 @@ def _principal(claims: dict[str, Any]) -> Principal:
     role = claims.get("role")
     if not isinstance(role, str) or not role or len(role) > 64:
         raise errors.AuthenticationFailed("invalid token: role must be a non-empty string")
+    exp = claims["exp"]
+    # Compared before float(): an enormous integer would overflow the conversion.
+    if isinstance(exp, bool) or not isinstance(exp, int | float) or not 0 < exp < MAX_EXP:
+        raise errors.AuthenticationFailed("invalid token: exp out of range")
     names = claims.get("policies", [])
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or len(names) > 64:
         raise errors.AuthenticationFailed("invalid token: policies must be a list of names")

@@ -98,6 +98,10 @@ class VaultBase:
         actor = Actor(user_id, ip, request_id)
         if not isinstance(master_key, str) or not master_key:
             raise errors.InvalidInput("master key must be a non-empty string")
+        try:
+            master_key.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise errors.InvalidInput("master key must be valid Unicode text") from exc
         with self._argon_slots:
             try:
                 self._check_backoff()

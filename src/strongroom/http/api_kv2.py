@@ -74,7 +74,7 @@ async def data(request: Request) -> Response:
     """GET (`?version=`), POST/PUT (`options.cas`), PATCH (merge patch), DELETE (soft, latest)."""
     st, path, caller = state_of(request), request.path_params["path"], None
     try:
-        caller = vault_caller(request, st)
+        caller = await vault_caller(request, st)
         if request.method == "GET":
             version = parse_int(request.query_params.get("version", "0"), "version")
             await st.require(caller, "read", "read", path)
@@ -121,7 +121,7 @@ def _versions_endpoint(action: str, capability: str, method: str) -> Route:
     async def change(request: Request) -> Response:
         st, path = state_of(request), request.path_params["path"]
         try:
-            caller = vault_caller(request, st)
+            caller = await vault_caller(request, st)
             numbers = parse_versions((await json_body(request)).get("versions"))
             await st.require(caller, capability, action, path)
             await st.run(getattr(st.vault, method), path, numbers, **caller.kw())
@@ -138,7 +138,7 @@ async def subkeys(request: Request) -> Response:
     """The key structure of a version (`?version=`, `?depth=`), values replaced by null."""
     st, path, caller = state_of(request), request.path_params["path"], None
     try:
-        caller = vault_caller(request, st)
+        caller = await vault_caller(request, st)
         version = parse_int(request.query_params.get("version", "0"), "version")
         depth = parse_int(request.query_params.get("depth", "0"), "depth")
         await st.require(caller, "read", "subkeys", path)
@@ -160,7 +160,7 @@ async def metadata(request: Request) -> Response:
     """GET, POST/PUT, PATCH, DELETE (every version), and LIST or `GET ?list=true`."""
     st, path = state_of(request), request.path_params.get("path", "")
     try:
-        caller = vault_caller(request, st)
+        caller = await vault_caller(request, st)
         method = request.method
         if method == "LIST" or (
             method == "GET" and request.query_params.get("list", "").lower() in ("true", "1")
@@ -196,7 +196,7 @@ async def config(request: Request) -> Response:
     """The mount-wide settings (they apply to every secret: administrators only)."""
     st = state_of(request)
     try:
-        caller = vault_caller(request, st)
+        caller = await vault_caller(request, st)
         await st.require_admin(caller, "kv_config")
         if request.method == "GET":
             current = await st.run(st.vault.kv_read_config, **caller.kw())

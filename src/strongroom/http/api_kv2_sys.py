@@ -80,7 +80,10 @@ async def health(request: Request) -> Response:
     for name in codes:
         raw = request.query_params.get(name)
         if raw is not None:
-            if not raw.isdigit() or not 100 <= int(raw) <= 599:
+            if (
+                not (raw.isascii() and raw.isdigit() and len(raw) == 3)
+                or not 100 <= int(raw) <= 599
+            ):
                 return json_response({"errors": []}, 400)
             codes[name] = int(raw)
     st = state_of(request)
@@ -121,7 +124,7 @@ async def unseal(request: Request) -> Response:
     """Unlock with `{"key": <master key>}`; `{"reset": true}` only reports the state."""
     st = state_of(request)
     try:
-        caller = vault_caller(request, st, check_lock=False)
+        caller = await vault_caller(request, st, check_lock=False)
         await st.require_admin(caller, "unlock")
         body = await json_body(request)
         key = body.get("key")
@@ -141,7 +144,7 @@ async def seal(request: Request) -> Response:
     """Lock the vault (administrators only); 204."""
     st = state_of(request)
     try:
-        caller = vault_caller(request, st, check_lock=False)
+        caller = await vault_caller(request, st, check_lock=False)
         await st.require_admin(caller, "lock")
         await st.run(st.vault.lock, **caller.kw())
         await st.run(st.link.publish_lock, caller.principal.user_id, caller.ip, caller.request_id)
@@ -166,7 +169,7 @@ async def mounts(request: Request) -> Response:
     """Our one secrets mount, `secret/` (KV v2), at the top level and in `data`, as Vault."""
     st = state_of(request)
     try:
-        caller = vault_caller(request, st)
+        caller = await vault_caller(request, st)
         listing = {MOUNT_PATH: mount_json(with_path=False)}
         return json_response(
             {**listing, **envelope(listing, request_id=caller.request_id, mount_type="system")}
@@ -179,7 +182,7 @@ async def ui_mount(request: Request) -> Response:
     """The mount serving a path: how the CLI learns that `secret/` is KV version 2."""
     st = state_of(request)
     try:
-        caller = vault_caller(request, st)
+        caller = await vault_caller(request, st)
         first = request.path_params["path"].strip("/").split("/")[0]
         if first != MOUNT_PATH.rstrip("/"):
             raise errors.PermissionDenied(
@@ -197,7 +200,7 @@ async def lookup_self(request: Request) -> Response:
     """The caller's token: user, role, policies, remaining lifetime (never the token)."""
     st = state_of(request)
     try:
-        principal = vault_caller(request, st).principal
+        principal = (await vault_caller(request, st)).principal
         ttl = max(int(principal.expires_at - time.time()), 0)
         data = {
             "accessor": "",

@@ -64,7 +64,10 @@ def json_response(
     body: object, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     """A compact JSON response that is never cached."""
-    data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    try:
+        data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate somewhere: escaped, still valid JSON
+        data = json.dumps(body, separators=(",", ":")).encode("ascii")
     return Response(data, status, {**NO_STORE, **(headers or {})}, "application/json")
 
 

@@ -62,19 +62,23 @@ def _token(request: Request) -> str | None:
     return token or deps.bearer_token(request)
 
 
-def vault_caller(request: Request, st: ServerState, *, check_lock: bool = True) -> Caller:
-    """The verified caller of a `/v1/` request.
+async def vault_caller(request: Request, st: ServerState, *, check_lock: bool = True) -> Caller:
+    """The verified caller of a `/v1/` request (the same checks as `/api/vault`'s).
 
     Raises:
         VaultLocked: the vault is locked (checked first: Vault answers 503 while sealed).
-        AuthenticationFailed: no token, or an invalid or expired one (403 on /v1).
+        AuthenticationFailed: no token, an invalid or expired one, or a built-in user's token
+            whose user was since disabled, removed or given another role (403 on /v1).
     """
     if check_lock and st.vault.is_locked:
         raise errors.VaultLocked()
     token = _token(request)
     if token is None:
         raise errors.AuthenticationFailed("missing token")
-    return Caller(st.auth.verify(token), st.client_ip(request), deps.request_id(request.scope))
+    principal = st.auth.verify(token)
+    if principal.builtin:
+        await st.check_user(principal)
+    return Caller(principal, st.client_ip(request), deps.request_id(request.scope))
 
 
 async def json_body(request: Request) -> dict[str, Any]:
@@ -127,8 +131,9 @@ def parse_int(value: object, name: str) -> int:
     Raises:
         InvalidInput: anything else.
     """
-    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 9:
-        return int(value)
+    text = value.strip() if isinstance(value, str) else ""
+    if text.isascii() and text.isdigit() and len(text) <= 9:
+        return int(text)
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     raise errors.InvalidInput(f"{name} must be a non-negative integer")

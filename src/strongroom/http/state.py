@@ -87,10 +87,16 @@ class ServerState:
         """
         who = deps.principal(request, self.auth, vault_header=vault_header)
         if who.builtin:
-            await self._check_user(who)
+            await self.check_user(who)
         return Caller(who, self.client_ip(request), deps.request_id(request.scope))
 
-    async def _check_user(self, who: Principal) -> None:
+    async def check_user(self, who: Principal) -> None:
+        """Refuse a built-in user's token once the user is disabled, removed or re-roled
+        (re-read at most every USER_RECHECK_SECONDS).
+
+        Raises:
+            AuthenticationFailed: the token no longer matches the user's record.
+        """
         state = self.users.get(who.user_id)
         if state is None or time.monotonic() - state[0] > USER_RECHECK_SECONDS:
             user = await self.run(self.vault.get_user, who.user_id)
