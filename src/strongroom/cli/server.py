@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from strongroom import errors
 from strongroom.clock import parse_duration
@@ -35,6 +36,20 @@ def _read_secret_file(path: str | None, what: str) -> str | None:
     if not text:
         raise errors.InvalidInput(f"{what} file {path!r} is empty")
     return text
+
+
+def _warn_if_on_command_line() -> None:
+    """The hidden --master-key/--jwt-secret flags exist for the environment variables; given
+    as flags they are visible in the process list, as vaultctl's other commands warn too."""
+    ctx = click.get_current_context()
+    for name in ("master_key", "jwt_secret"):
+        if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+            what = "a master key" if name == "master_key" else "the JWT secret"
+            click.echo(
+                f"Warning: {what} on the command line is visible in the process list and "
+                "shell history; prefer the environment variable or a file",
+                err=True,
+            )
 
 
 def _duration(text: str) -> timedelta:
@@ -135,6 +150,7 @@ def server(
       export VAULT_JWT_SECRET="$(openssl rand -base64 48)"
       vaultctl server --listen 127.0.0.1:8080 --workers 2
     """
+    _warn_if_on_command_line()
     try:
         key = _read_secret_file(master_key_file, "master key") or master_key or None
         jwt_key = _read_secret_file(jwt_secret_file, "JWT secret") or jwt_secret or None

@@ -68,7 +68,7 @@ class AuditExportMixin(VaultBase):
         after = 0
         while True:
             with self._storage.read() as tx:
-                rows = tx.scan_audit_since(after, since, _EXPORT_BATCH)
+                rows = tx.scan_audit(after, _EXPORT_BATCH, since)
             if not rows:
                 return
             for row in rows:

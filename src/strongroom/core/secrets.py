@@ -442,9 +442,9 @@ class SecretsMixin(VaultBase):
             or not (1 <= length <= MAX_TOKEN_BYTES)
         ):
             raise errors.InvalidInput(f"length must be an integer from 1 to {MAX_TOKEN_BYTES}")
-        return self._read_op(
+        return self._audited(
             "generate",
             Actor(user_id, ip, request_id),
             None,
-            lambda tx: (pyrandom.token_urlsafe(length), None),
+            lambda: (pyrandom.token_urlsafe(length), None),
         )

@@ -200,11 +200,21 @@ class VaultBase:
         self, action: str, actor: Actor, path: str | None, fn: Callable[[Tx], tuple[T, int | None]]
     ) -> T:
         """Run a read in the caller's thread, then make its audit entry durable."""
+
+        def read() -> tuple[T, int | None]:
+            with self._storage.read() as tx:
+                return fn(tx)
+
+        return self._audited(action, actor, path, read)
+
+    def _audited(
+        self, action: str, actor: Actor, path: str | None, fn: Callable[[], tuple[T, int | None]]
+    ) -> T:
+        """Run `fn` (activity; needs the vault unlocked), then make its audit entry durable."""
         try:
             self._touch()
             self._require_unlocked()
-            with self._storage.read() as tx:
-                result, secret_id = fn(tx)
+            result, secret_id = fn()
         except errors.StrongroomError as exc:
             self._audit(self._entry(action, actor, path, success=False, error=exc))
             raise

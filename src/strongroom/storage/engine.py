@@ -286,11 +286,6 @@ class Tx(KVQueries, AuditQueries, AccessQueries):
             sa.update(v).where(v.c.secret_id == secret_id, v.c.version == version).values(**values)
         )
 
-    def delete_versions(self, secret_id: int, versions: list[int]) -> None:
-        """Remove versions outright (pruning beyond max_versions)."""
-        v = t.secret_versions
-        self.conn.execute(sa.delete(v).where(v.c.secret_id == secret_id, v.c.version.in_(versions)))
-
 
 class Storage:
     """An engine plus the dialect's way to open a serialised write transaction."""

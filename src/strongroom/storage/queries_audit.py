@@ -26,6 +26,22 @@ class AuditQueries(TxBase):
     """Audit and rotation queries; mixed into `engine.Tx`, which provides `conn`."""
 
     # -- rotation -------------------------------------------------------------------------
+    def count_versions_below_term(self, term: int) -> int:
+        """How many live versions still use a term older than `term`."""
+        v = t.secret_versions
+        query = (
+            sa.select(sa.func.count())
+            .select_from(v)
+            .where(v.c.key_term < term, v.c.value.is_not(None))
+        )
+        return int(self.conn.execute(query).scalar_one())
+
+    def terms_in_use(self) -> set[int]:
+        """Terms referenced by at least one stored version."""
+        v = t.secret_versions
+        rows = self.conn.execute(sa.select(v.c.key_term).where(v.c.value.is_not(None)).distinct())
+        return {int(r[0]) for r in rows if r[0] is not None}
+
     def versions_below_term_after(
         self,
         term: int,
@@ -72,14 +88,6 @@ class AuditQueries(TxBase):
             .where(t.keys.c.id == 1)
             .values(rotation=json.dumps(rotation) if rotation else None, updated_at=now)
         )
-
-    def scan_audit_since(self, after_id: int, since: datetime | None, limit: int) -> list[AuditRow]:
-        """Entries with id > `after_id` and timestamp >= `since`, oldest first (export)."""
-        a = t.audit_logs
-        query = sa.select(a).where(a.c.id > after_id)
-        if since is not None:
-            query = query.where(a.c.timestamp >= since)
-        return [audit_row(r) for r in self.conn.execute(query.order_by(a.c.id).limit(limit))]
 
     # -- audit ----------------------------------------------------------------------------
     def last_audit_mac(self) -> str | None:
@@ -136,8 +144,13 @@ class AuditQueries(TxBase):
             query = query.where(a.c.timestamp >= since)
         return [audit_row(r) for r in self.conn.execute(query.order_by(a.c.id.desc()).limit(limit))]
 
-    def scan_audit(self, after_id: int, limit: int) -> list[AuditRow]:
-        """Entries with id > `after_id`, oldest first (for verification and export)."""
+    def scan_audit(
+        self, after_id: int, limit: int, since: datetime | None = None
+    ) -> list[AuditRow]:
+        """Entries with id > `after_id` (and timestamp >= `since`), oldest first: a cursor for
+        verification and export."""
         a = t.audit_logs
-        query = sa.select(a).where(a.c.id > after_id).order_by(a.c.id).limit(limit)
-        return [audit_row(r) for r in self.conn.execute(query)]
+        query = sa.select(a).where(a.c.id > after_id)
+        if since is not None:
+            query = query.where(a.c.timestamp >= since)
+        return [audit_row(r) for r in self.conn.execute(query.order_by(a.c.id).limit(limit))]

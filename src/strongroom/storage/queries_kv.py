@@ -7,8 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from strongroom.storage import tables as t
-from strongroom.storage.base import KVConfigRow, VersionRow
-from strongroom.storage.convert import version_row
+from strongroom.storage.base import KVConfigRow
 from strongroom.storage.txbase import TxBase
 
 __all__ = ["KVQueries"]
@@ -17,16 +16,24 @@ __all__ = ["KVQueries"]
 class KVQueries(TxBase):
     """KV v2 queries; mixed into `engine.Tx`, which provides `conn`."""
 
+    # Read once per transaction: every write of a group-commit batch needs it.
+    _kv_config: KVConfigRow | None = None
+
     # -- kv v2 ----------------------------------------------------------------------------
     def kv_config(self) -> KVConfigRow:
         """The mount-wide KV v2 settings (all zeros when never written)."""
-        row = self.conn.execute(sa.select(t.kv_config).where(t.kv_config.c.id == 1)).first()
-        if row is None:
-            return KVConfigRow()
-        return KVConfigRow(row.max_versions, bool(row.cas_required), row.delete_version_after)
+        if self._kv_config is None:
+            row = self.conn.execute(sa.select(t.kv_config).where(t.kv_config.c.id == 1)).first()
+            self._kv_config = (
+                KVConfigRow()
+                if row is None
+                else KVConfigRow(row.max_versions, bool(row.cas_required), row.delete_version_after)
+            )
+        return self._kv_config
 
     def put_kv_config(self, config: KVConfigRow, now: datetime) -> None:
         """Insert or replace the mount-wide KV v2 settings."""
+        self._kv_config = None  # re-read after: a savepoint may still undo this write
         values = {
             "max_versions": config.max_versions,
             "cas_required": config.cas_required,
@@ -50,31 +57,3 @@ class KVQueries(TxBase):
         """Remove every version numbered below `below` (max_versions pruning)."""
         v = t.secret_versions
         self.conn.execute(sa.delete(v).where(v.c.secret_id == secret_id, v.c.version < below))
-
-    def versions_below_term(self, term: int, limit: int) -> list[tuple[VersionRow, str]]:
-        """Up to `limit` live versions encrypted under a term older than `term`, with their path."""
-        v, s = t.secret_versions, t.secrets
-        query = (
-            sa.select(v, s.c.path)
-            .join(s, s.c.id == v.c.secret_id)
-            .where(v.c.key_term < term, v.c.value.is_not(None))
-            .order_by(v.c.id)
-            .limit(limit)
-        )
-        return [(version_row(r), r.path) for r in self.conn.execute(query)]
-
-    def count_versions_below_term(self, term: int) -> int:
-        """How many live versions still use a term older than `term`."""
-        v = t.secret_versions
-        query = (
-            sa.select(sa.func.count())
-            .select_from(v)
-            .where(v.c.key_term < term, v.c.value.is_not(None))
-        )
-        return int(self.conn.execute(query).scalar_one())
-
-    def terms_in_use(self) -> set[int]:
-        """Terms referenced by at least one stored version."""
-        v = t.secret_versions
-        rows = self.conn.execute(sa.select(v.c.key_term).where(v.c.value.is_not(None)).distinct())
-        return {int(r[0]) for r in rows if r[0] is not None}
