@@ -438,14 +438,11 @@ def strongroom(
             VAULT_JWT_SECRET=secrets.token_urlsafe(48),
         )
         vaultctl = str(BIN / "vaultctl")
-        # local mode, before the server starts: initialises the vault and writes the policy
-        run_checked(
-            [vaultctl, "--db-dsn", dsn, "policy", "write", "bench"],
-            env=env,
-            stdin="bench/*: read, create, update, list\n",
-        )
-        token = json.loads(
-            run_checked(
+        # local mode, before the server starts: initialises the vault and writes the policy;
+        # the token (it needs only the JWT secret) is signed meanwhile
+        with ThreadPoolExecutor(1) as pool:
+            signed = pool.submit(
+                run_checked,
                 [
                     vaultctl,
                     *("token", "create", "--user-id", "1000", "--role", "Bench"),
@@ -453,7 +450,12 @@ def strongroom(
                 ],
                 env=env,
             )
-        )["token"]
+            run_checked(
+                [vaultctl, "--db-dsn", dsn, "policy", "write", "bench"],
+                env=env,
+                stdin="bench/*: read, create, update, list\n",
+            )
+            token = json.loads(signed.result())["token"]
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         log = home / "server.log"
@@ -749,10 +751,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="strongroom-vs-openbao-") as tmp, ExitStack() as stack:
         folder = Path(tmp)
         print("starting OpenBao and Strongroom ...", flush=True)
-        bao = stack.enter_context(openbao(folder / "openbao", server_pin))
-        ours = stack.enter_context(
-            strongroom(folder / "strongroom", server_pin, args.backend, args.pg_dsn, args.workers)
-        )
+        # both set up at once (each registers its clean-up on the stack as soon as it is up)
+        with ThreadPoolExecutor(2) as pool:
+            starting_bao = pool.submit(stack.enter_context, openbao(folder / "openbao", server_pin))
+            starting_ours = pool.submit(
+                stack.enter_context,
+                strongroom(
+                    folder / "strongroom", server_pin, args.backend, args.pg_dsn, args.workers
+                ),
+            )
+            bao, ours = starting_bao.result(), starting_ours.result()
         servers = [bao, ours]
         folders = {folder_of(s.keys): s.keys for s, _ in chosen if s.keys}
         names = {s.name for s, _ in chosen}
