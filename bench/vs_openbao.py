@@ -195,7 +195,7 @@ def wait_http(
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"{proc.args} exited with {proc.returncode}:\n{tail(log)}")
+            raise SystemExit(f"{proc.args!r} exited with {proc.returncode}:\n{tail(log)}")
         try:
             if ok(httpx.get(url, timeout=2.0).status_code):
                 return
