@@ -578,8 +578,8 @@ def run_wrk(
 
     requests = int(find(r"(\d+) requests in"))
     rps = float(find(r"^Requests/sec:\s+([\d.]+)"))
-    p50 = to_ms(find(r"^\s+50%\s+(\S+)$"))
-    p99 = to_ms(find(r"^\s+99%\s+(\S+)$"))
+    p50 = to_ms(find(r"^\s+50%\s+(\S+)\s*$"))
+    p99 = to_ms(find(r"^\s+99%\s+(\S+)\s*$"))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sockets = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
