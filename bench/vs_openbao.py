@@ -657,7 +657,7 @@ def chart(rows: Sequence[dict[str, Any]], out: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [f"{row['label']}\nc={row['conc']}" for row in rows]
+    labels = [f"{row['scenario']}\nc={row['conc']}" for row in rows]
     xs = range(len(rows))
     width = 0.4
     fig, ax = plt.subplots(figsize=(max(8.0, 1.1 * len(rows)), 5.5), dpi=110)
@@ -676,7 +676,7 @@ def chart(rows: Sequence[dict[str, Any]], out: Path, title: str) -> None:
             fontsize=8,
         )
     ax.set_xticks(list(xs))
-    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_xticklabels(labels, fontsize=8)
     ax.set_ylabel("requests per second (higher is better)")
     ax.set_title(title, fontsize=10)
     ax.legend()
@@ -726,6 +726,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=1, help="Strongroom worker processes")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--chart", type=Path, help="write a bar chart (PNG) of rps here")
+    parser.add_argument(
+        "--from-json", type=Path, help="run nothing: print the table (and --chart) of a --json file"
+    )
     args = parser.parse_args(argv)
     args.seconds = args.seconds or (4.0 if args.quick else 5.0)
     args.repeats = args.repeats or (1 if args.quick else 3)
@@ -737,8 +740,35 @@ def interrupted(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def report(meta: dict[str, Any], rows: Sequence[dict[str, Any]], png: Path | None) -> None:
+    repeats = meta["repeats"]
+    print(
+        f"{meta['date']}, {meta['backend']}, {meta['workers']} Strongroom worker(s), "
+        f"{'median of ' + str(repeats) + ' x ' if repeats > 1 else ''}"
+        f"{meta['seconds']:g} s per cell, {meta['openbao'].split(' (')[0]}, "
+        f"servers on CPU {meta['server_cpu'] if meta['server_cpu'] is not None else 'any'}, "
+        f"wrk on CPU {meta['load_cpu']}"
+    )
+    print()
+    print(table(rows))
+    if png:
+        chart(rows, png, chart_title(meta))
+
+
+def chart_title(meta: dict[str, Any]) -> str:
+    pin = "one pinned core each" if meta["server_cpu"] is not None else "unpinned"
+    return (
+        f"Strongroom vs OpenBao, KV v2 requests/s, {pin} ({meta['backend']}), {meta['date']}"
+        "\nabove each pair: Strongroom rps / OpenBao rps"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        report(saved["meta"], saved["rows"], args.chart)
+        return
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} not found (apt-get install wrk util-linux)")
@@ -835,22 +865,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "elapsed_s": round(elapsed, 1),
     }
     print()
-    print(
-        f"{meta['date']}, {args.backend}, {args.workers} Strongroom worker(s), "
-        f"{'median of ' + str(args.repeats) + ' x ' if args.repeats > 1 else ''}"
-        f"{args.seconds:g} s per cell, {meta['openbao']}"
-    )
-    print()
-    print(table(rows))
+    report(meta, rows, None)
     print(f"\ntook {elapsed:.0f} s")
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     if args.chart:
-        chart(
-            rows,
-            args.chart,
-            f"Strongroom vs OpenBao, KV v2, one pinned core each ({args.backend}), {meta['date']}",
-        )
+        chart(rows, args.chart, chart_title(meta))
 
 
 if __name__ == "__main__":
