@@ -775,7 +775,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     server_cpu, load_cpu = usable_cpus(args.server_cpu, args.load_cpu)
     server_pin = None if args.unpinned else server_cpu
     chosen = cells(args)
-    started = time.monotonic()
+    started, start_date = time.monotonic(), datetime.now(UTC)
     # SIGTERM unwinds like Ctrl-C, so every process group is stopped on the way out
     signal.signal(signal.SIGTERM, interrupted)
     with tempfile.TemporaryDirectory(prefix="strongroom-vs-openbao-") as tmp, ExitStack() as stack:
@@ -849,7 +849,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         [bao_binary(), "version"], capture_output=True, text=True, check=False
     ).stdout.strip()
     meta = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": start_date.strftime("%Y-%m-%d %H:%M UTC"),
         "host": platform.node(),
         "cpus": os.cpu_count(),
         "kernel": platform.release(),
