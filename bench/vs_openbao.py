@@ -51,6 +51,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -399,7 +400,7 @@ def postgres_database(base: str) -> Iterator[tuple[str, str]]:
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield base.rsplit("/", 1)[0] + f"/{name}", name
+        yield urlunsplit(urlsplit(base)._replace(path=f"/{name}")), name
     finally:
         with psycopg.connect(base, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
