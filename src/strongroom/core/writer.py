@@ -112,7 +112,7 @@ class Writer:
         outcomes: list[tuple[Any, BaseException | None]] = []
         try:
             with self._storage.write() as tx:
-                newest_term, head = tx.batch_head()
+                newest_term, head = tx.audit.batch_head()
                 self._before_batch(tx, newest_term)
                 for job in batch:
                     try:
@@ -149,5 +149,5 @@ class Writer:
         # The genesis is read late: the batch that initialises the vault has no key at its start.
         data = canonical(self._genesis() if head is None else head, entry)
         mac = self._mac(data) or unkeyed_mac(data)
-        tx.insert_audit(entry, mac)
+        tx.audit.insert_audit(entry, mac)
         return mac
