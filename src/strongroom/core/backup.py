@@ -30,8 +30,7 @@ from typing import Any, TextIO
 
 from strongroom import errors
 from strongroom.api import Progress
-from strongroom.core.audit import canonical
-from strongroom.core.audit_log import AuditLog
+from strongroom.core.audit import canonical, verify_chain
 from strongroom.core.options import VaultConfig
 from strongroom.core.state import VaultState
 from strongroom.crypto import Barrier, SealedRoot, SealedTerm
@@ -287,7 +286,7 @@ def restore(
     state = VaultState(open_storage(dsn), config)
     try:
         state.unlock(master_key, actor)
-        result = AuditLog(state).verify()
+        result = verify_chain(state.storage, state.barrier.vault_id, state.barrier.mac)
         if not result.ok:
             raise errors.IntegrityError(
                 f"restored audit chain is broken at entry {result.first_bad_id}"

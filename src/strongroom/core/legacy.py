@@ -12,13 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from strongroom import errors
 from strongroom.models import DEFAULT_ACTOR, Actor
-
-if TYPE_CHECKING:
-    from strongroom.core.vault import Vault
 
 __all__ = ["HTTP_NAMES", "moved_method"]
 
@@ -52,7 +49,7 @@ HTTP_NAMES: dict[str, tuple[str, str]] = {
 _AUDIT_KEYWORDS = ("user_id", "ip", "request_id")
 
 
-def _target(vault: Vault, where: str, method: str) -> Callable[..., Any]:
+def _target(vault: object, where: str, method: str) -> Callable[..., Any]:
     obj: object = vault
     for part in where.split("."):
         obj = getattr(obj, part)
@@ -75,7 +72,7 @@ def _with_actor(fn: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-def moved_method(vault: Vault, name: str) -> Callable[..., Any]:
+def moved_method(vault: object, name: str) -> Callable[..., Any]:
     """The service method behind an old `Vault` name used by the HTTP adapter.
 
     Raises:

@@ -26,10 +26,9 @@ from typing import Any, Protocol
 
 from strongroom import errors
 from strongroom.api import Progress, RotationResult
-from strongroom.core.secrets import live_secret
 from strongroom.core.state import VaultState
 from strongroom.core.terms import KeyStore
-from strongroom.core.versions import versions_of
+from strongroom.core.versions import live_secret, versions_of
 from strongroom.core.writer import Entries
 from strongroom.crypto import SealedRoot
 from strongroom.models import DEFAULT_ACTOR, Actor, iso, validate_path

@@ -21,8 +21,10 @@ from strongroom.core.versions import (
     check_text,
     decode_value,
     encode_value,
+    existing_secret,
     info_from_row,
     is_expired,
+    live_secret,
     read_data,
     secrets_of,
     versions_of,
@@ -37,7 +39,7 @@ from strongroom.models import (
 )
 from strongroom.storage import NewAudit, SecretRow, Tx
 
-__all__ = ["Secrets", "as_text", "decode_value", "encode_value", "live_secret"]
+__all__ = ["Secrets", "as_text", "decode_value", "encode_value"]
 
 MAX_DESCRIPTION = 4096
 MAX_TOKEN_BYTES = 1024
@@ -54,25 +56,6 @@ def _check_version(version: object) -> int:
     ):
         raise errors.InvalidInput(f"version must be an integer from 1 to {MAX_VERSION}")
     return version
-
-
-def _existing(tx: Tx, path: str) -> SecretRow:
-    row = secrets_of(tx).secret_by_path(path)
-    if row is None:
-        raise errors.SecretNotFound()
-    return row
-
-
-def live_secret(state: VaultState, tx: Tx, path: str) -> SecretRow:
-    """The unexpired secret at `path`.
-
-    Raises:
-        SecretNotFound / SecretExpired: there is none.
-    """
-    row = _existing(tx, path)
-    if is_expired(row, state.clock.now()):
-        raise errors.SecretExpired()
-    return row
 
 
 class Secrets:
@@ -210,7 +193,7 @@ class Secrets:
         validate_path(path)
 
         def run(tx: Tx) -> tuple[None, int]:
-            row = _existing(tx, path)
+            row = existing_secret(tx, path)
             secrets_of(tx).delete_secret(row.id)
             return None, row.id
 
@@ -227,7 +210,7 @@ class Secrets:
         validate_path(path)
 
         def read(tx: Tx) -> tuple[list[VersionInfo], int]:
-            row = _existing(tx, path)
+            row = existing_secret(tx, path)
             return [
                 VersionInfo(v.version, v.updated_at, v.updated_by, v.deleted_at, v.destroyed)
                 for v in versions_of(tx).versions(row.id)

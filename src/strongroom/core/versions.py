@@ -19,6 +19,7 @@ from strongroom.models import SecretInfo
 from strongroom.storage import KVConfigRow, SecretRow, Tx, VersionRow
 
 __all__ = [
+    "MountConfigStore",
     "SecretStore",
     "VersionStore",
     "add_version",
@@ -26,10 +27,14 @@ __all__ = [
     "check_text",
     "decode_value",
     "encode_value",
+    "existing_secret",
     "info_from_row",
     "is_deleted",
     "is_expired",
+    "live_secret",
     "read_data",
+    "secrets_of",
+    "versions_of",
 ]
 
 
@@ -158,6 +163,30 @@ def check_text(text: str, what: str) -> int:
         return len(text.encode("utf-8"))
     except UnicodeEncodeError as exc:
         raise errors.InvalidInput(f"{what} must be valid Unicode text") from exc
+
+
+def existing_secret(tx: Tx, path: str) -> SecretRow:
+    """The secret at `path`, expired or not.
+
+    Raises:
+        SecretNotFound: there is none.
+    """
+    row = secrets_of(tx).secret_by_path(path)
+    if row is None:
+        raise errors.SecretNotFound()
+    return row
+
+
+def live_secret(state: VaultState, tx: Tx, path: str) -> SecretRow:
+    """The unexpired secret at `path`.
+
+    Raises:
+        SecretNotFound / SecretExpired: there is none.
+    """
+    row = existing_secret(tx, path)
+    if is_expired(row, state.clock.now()):
+        raise errors.SecretExpired()
+    return row
 
 
 def read_data(
