@@ -15,15 +15,20 @@ import. Storage: `versions.SecretStore`/`VersionStore` (`tx.secrets`) and `kv_ro
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from strongroom import errors
 from strongroom.core.kv_import import KVImportVersion, import_key
 from strongroom.core.kv_meta import KVMetadataService
 from strongroom.core.kv_rows import (
+    CAS_REQUIRED,
+    change_versions,
+    check_cas,
+    check_depth,
+    check_read_version,
+    check_versions,
     create_empty,
-    delete_after,
     existing_key,
     kv_of,
     live_key,
@@ -36,43 +41,6 @@ from strongroom.models import DEFAULT_ACTOR, Actor, validate_path
 from strongroom.storage import NewAudit, SecretRow, Tx, VersionRow
 
 __all__ = ["KVEngine"]
-
-CAS_REQUIRED = "check-and-set parameter required for this call"
-MAX_VERSIONS_PER_CALL = 1000
-
-
-def _check_cas(cas: object) -> int | None:
-    if cas is None:
-        return None
-    if isinstance(cas, bool) or not isinstance(cas, int) or cas < 0:
-        raise errors.InvalidInput("cas must be a non-negative integer")
-    return cas
-
-
-def _check_versions(versions: object) -> list[int]:
-    if not isinstance(versions, list | tuple) or not versions:
-        raise errors.InvalidInput("no version number provided")
-    if len(versions) > MAX_VERSIONS_PER_CALL:
-        raise errors.InvalidInput(f"at most {MAX_VERSIONS_PER_CALL} versions per call")
-    for v in versions:
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise errors.InvalidInput("versions must be positive integers")
-    return sorted(set(versions))
-
-
-def _check_depth(depth: object) -> int:
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
-        raise errors.InvalidInput("depth must be a non-negative integer")
-    return depth
-
-
-def _check_read_version(version: object) -> int:
-    """0 or None mean the current version, as in Vault."""
-    if version is None:
-        return 0
-    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-        raise errors.InvalidInput("version must be a non-negative integer")
-    return version
 
 
 class KVEngine:
@@ -150,7 +118,7 @@ class KVEngine:
         """
         validate_path(path)
         self._check_data(data)
-        cas = _check_cas(cas)
+        cas = check_cas(cas)
 
         def run(tx: Tx) -> tuple[KVVersionMeta, NewAudit]:
             row = live_key(self._state, tx, path)
@@ -180,7 +148,7 @@ class KVEngine:
             VaultLocked: the vault is locked.
         """
         validate_path(path)
-        number = _check_read_version(version)
+        number = check_read_version(version)
 
         def read(tx: Tx) -> tuple[KVSecret, int]:
             row = existing_key(self._state, tx, path)
@@ -214,7 +182,7 @@ class KVEngine:
         """
         validate_path(path)
         self._check_data(patch)
-        cas = _check_cas(cas)
+        cas = check_cas(cas)
 
         def run(tx: Tx) -> tuple[KVVersionMeta, int]:
             row = existing_key(self._state, tx, path)
@@ -247,8 +215,8 @@ class KVEngine:
             VaultLocked: the vault is locked.
         """
         validate_path(path)
-        number = _check_read_version(version)
-        depth = _check_depth(depth)
+        number = check_read_version(version)
+        depth = check_depth(depth)
 
         def read(tx: Tx) -> tuple[KVSecret, int]:
             row = existing_key(self._state, tx, path)
@@ -270,7 +238,7 @@ class KVEngine:
             VaultLocked: the vault is locked.
         """
         validate_path(path)
-        self._change_versions("soft_delete", path, None, actor)
+        change_versions(self._state, "soft_delete", path, None, actor)
 
     def delete_versions(
         self,
@@ -286,8 +254,8 @@ class KVEngine:
             VaultLocked: the vault is locked.
         """
         validate_path(path)
-        numbers = _check_versions(versions)
-        self._change_versions("soft_delete", path, numbers, actor)
+        numbers = check_versions(versions)
+        change_versions(self._state, "soft_delete", path, numbers, actor)
 
     def undelete(
         self,
@@ -304,8 +272,8 @@ class KVEngine:
             VaultLocked: the vault is locked.
         """
         validate_path(path)
-        numbers = _check_versions(versions)
-        self._change_versions("undelete", path, numbers, actor)
+        numbers = check_versions(versions)
+        change_versions(self._state, "undelete", path, numbers, actor)
 
     def destroy(
         self,
@@ -322,38 +290,8 @@ class KVEngine:
             VaultLocked: the vault is locked.
         """
         validate_path(path)
-        numbers = _check_versions(versions)
-        self._change_versions("destroy", path, numbers, actor)
-
-    def _change_versions(
-        self, action: str, path: str, numbers: list[int] | None, actor: Actor
-    ) -> None:
-        def run(tx: Tx) -> tuple[None, int | None]:
-            row = live_key(self._state, tx, path)
-            if row is None:
-                return None, None
-            wanted = numbers if numbers is not None else [row.version]
-            now = self._state.clock.now()
-            dva = delete_after(row, kv_of(tx).kv_config())
-            store = versions_of(tx)
-            for version in store.versions(row.id):
-                if version.version not in wanted or version.destroyed:
-                    continue
-                if action == "soft_delete" and not is_deleted(version, now):
-                    store.update_version(row.id, version.version, deleted_at=now)
-                elif action == "undelete":
-                    store.update_version(
-                        row.id,
-                        version.version,
-                        deleted_at=(now + timedelta(seconds=dva) if dva else None),
-                    )
-                elif action == "destroy":
-                    store.update_version(
-                        row.id, version.version, value=None, key_term=None, destroyed=True
-                    )
-            return None, row.id
-
-        self._state.write(action, actor, path, run)
+        numbers = check_versions(versions)
+        change_versions(self._state, "destroy", path, numbers, actor)
 
     # -- existence and import -------------------------------------------------------------
     def exists(self, path: str) -> bool:

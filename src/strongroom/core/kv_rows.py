@@ -4,17 +4,24 @@ the KV mount (`KVStore`, implemented by `tx.kv`)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from strongroom import errors
 from strongroom.core.kv_types import KVVersionMeta
 from strongroom.core.state import VaultState
-from strongroom.core.versions import is_expired, secrets_of
+from strongroom.core.versions import is_deleted, is_expired, secrets_of, versions_of
+from strongroom.models import Actor
 from strongroom.storage import KVConfigRow, SecretRow, Tx, VersionRow
 
 __all__ = [
+    "CAS_REQUIRED",
     "KVStore",
+    "change_versions",
+    "check_cas",
+    "check_depth",
+    "check_read_version",
+    "check_versions",
     "create_empty",
     "delete_after",
     "existing_key",
@@ -86,3 +93,75 @@ def create_empty(state: VaultState, tx: Tx, path: str, user_id: int) -> SecretRo
     row = store.secret_by_path(path)
     assert row is not None  # noqa: S101 - inserted above in this transaction
     return row
+
+
+CAS_REQUIRED = "check-and-set parameter required for this call"
+MAX_VERSIONS_PER_CALL = 1000
+
+
+def check_cas(cas: object) -> int | None:
+    if cas is None:
+        return None
+    if isinstance(cas, bool) or not isinstance(cas, int) or cas < 0:
+        raise errors.InvalidInput("cas must be a non-negative integer")
+    return cas
+
+
+def check_versions(versions: object) -> list[int]:
+    if not isinstance(versions, list | tuple) or not versions:
+        raise errors.InvalidInput("no version number provided")
+    if len(versions) > MAX_VERSIONS_PER_CALL:
+        raise errors.InvalidInput(f"at most {MAX_VERSIONS_PER_CALL} versions per call")
+    for v in versions:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise errors.InvalidInput("versions must be positive integers")
+    return sorted(set(versions))
+
+
+def check_depth(depth: object) -> int:
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+        raise errors.InvalidInput("depth must be a non-negative integer")
+    return depth
+
+
+def check_read_version(version: object) -> int:
+    """0 or None mean the current version, as in Vault."""
+    if version is None:
+        return 0
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise errors.InvalidInput("version must be a non-negative integer")
+    return version
+
+
+def change_versions(
+    state: VaultState, action: str, path: str, numbers: list[int] | None, actor: Actor
+) -> None:
+    """Soft-delete, undelete or destroy versions of the key at `path` (none: its current one),
+    as one audited write; no error when the key does not exist."""
+
+    def run(tx: Tx) -> tuple[None, int | None]:
+        row = live_key(state, tx, path)
+        if row is None:
+            return None, None
+        wanted = numbers if numbers is not None else [row.version]
+        now = state.clock.now()
+        dva = delete_after(row, kv_of(tx).kv_config())
+        store = versions_of(tx)
+        for version in store.versions(row.id):
+            if version.version not in wanted or version.destroyed:
+                continue
+            if action == "soft_delete" and not is_deleted(version, now):
+                store.update_version(row.id, version.version, deleted_at=now)
+            elif action == "undelete":
+                store.update_version(
+                    row.id,
+                    version.version,
+                    deleted_at=(now + timedelta(seconds=dva) if dva else None),
+                )
+            elif action == "destroy":
+                store.update_version(
+                    row.id, version.version, value=None, key_term=None, destroyed=True
+                )
+        return None, row.id
+
+    state.write(action, actor, path, run)
