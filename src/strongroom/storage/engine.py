@@ -96,7 +96,7 @@ class Storage:
         Raises:
             StorageUnavailable: the database cannot be reached.
         """
-        with self._translate(), self.engine.connect() as conn, conn.begin():
+        with self.translated_errors(), self.engine.connect() as conn, conn.begin():
             yield Tx(conn)
 
     @contextmanager
@@ -106,7 +106,7 @@ class Storage:
         Raises:
             StorageUnavailable: the database cannot be reached or the commit failed.
         """
-        with self._translate():
+        with self.translated_errors():
             opts = {"sqlite_immediate": True} if self.dialect == "sqlite" else {}
             with self.engine.connect().execution_options(**opts) as conn, conn.begin():
                 if self.dialect == "postgresql":
@@ -129,7 +129,9 @@ class Storage:
         return self._lock_key
 
     @contextmanager
-    def _translate(self) -> Iterator[None]:
+    def translated_errors(self) -> Iterator[None]:
+        """Turn the database driver's connection and commit errors into `StorageUnavailable`
+        (a constraint violation into `Conflict`) inside the block."""
         try:
             yield
         except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DatabaseError) as exc:
