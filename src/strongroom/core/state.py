@@ -107,14 +107,17 @@ class VaultState:
             self.auto_lock()
 
     def auto_lock(self) -> None:
-        """The one auto-lock path: audit `auto_lock` as the system, then drop the keys."""
-        with self._lock:
-            if not self.barrier.is_unlocked:
-                return
-            try:
-                self.audit(self.entry("auto_lock", SYSTEM_ACTOR))
-            finally:
-                self.drop_keys()
+        """The one auto-lock path: audit `auto_lock` as the system, then drop the keys.
+
+        Used by `check_idle` (under the state lock) and by a server whose workers were all idle;
+        it does not wait for an unlock in progress (a vault still locked is left alone).
+        """
+        if not self.barrier.is_unlocked:
+            return
+        try:
+            self.audit(self.entry("auto_lock", SYSTEM_ACTOR))
+        finally:
+            self.drop_keys()
 
     def drop_keys(self) -> None:
         """Overwrite every key in memory (no audit entry: see `lock` and `auto_lock`)."""
