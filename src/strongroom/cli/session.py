@@ -21,7 +21,7 @@ import click
 from strongroom import errors
 from strongroom.api import VaultAPI
 from strongroom.config import Secret, Settings
-from strongroom.models import Actor
+from strongroom.models import DEFAULT_ACTOR, Actor
 
 if TYPE_CHECKING:
     from strongroom.core import Vault
@@ -106,7 +106,7 @@ class Session:
     @property
     def user_id(self) -> int:
         """The acting user id for the audit log."""
-        return int(self.flags.get("user_id") or 1)
+        return int(self.flags.get("user_id") or DEFAULT_ACTOR.user_id)
 
     @property
     def actor(self) -> Actor:
