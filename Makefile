@@ -23,6 +23,7 @@ check: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(PY) scripts/check_shape.py
 	$(VENV)/bin/cog --check docs/cli.md
 
 bench: $(STAMP)

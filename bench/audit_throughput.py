@@ -59,10 +59,10 @@ class OneCommitPerRead(Vault):
     def _audit(self, entries: Entries) -> None:
         items = entries if isinstance(entries, list) else [entries] if entries else []
         with self._storage.write() as tx:
-            head = tx.last_audit_mac()
+            head = tx.audit.last_audit_mac()
             for entry in items:
                 mac = self._chain_mac(canonical(head or self._genesis(), entry))
-                tx.insert_audit(entry, mac)
+                tx.audit.insert_audit(entry, mac)
                 head = mac or head
 
 

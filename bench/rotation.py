@@ -43,7 +43,7 @@ def fill(dsn: str, secrets: int, versions: int) -> None:
     vault.unlock(KEYS[0])
 
     def run(tx: Tx, start: int, stop: int) -> tuple[None, None]:
-        now = vault._clock.now()
+        now = vault.state.clock.now()
         tx.conn.execute(
             sa.insert(tables.secrets),
             [
@@ -70,7 +70,7 @@ def fill(dsn: str, secrets: int, versions: int) -> None:
         rows = []
         for sid, path in tx.conn.execute(query):
             for n in range(1, versions + 1):
-                envelope, term = vault._encrypt(
+                envelope, term = vault.state.encrypt(
                     tx, encode_value({"value": f"{path}#{n}"}), sid, path, n
                 )
                 rows.append(
@@ -93,7 +93,7 @@ def fill(dsn: str, secrets: int, versions: int) -> None:
 
     try:
         for start in range(0, secrets, 2000):
-            vault._writer.submit(chunk(start, min(secrets, start + 2000)), lambda exc: None)
+            vault.state.submit(chunk(start, min(secrets, start + 2000)), lambda exc: None)
     finally:
         vault.close()
 

@@ -1,8 +1,9 @@
 """VaultAPI: the method set both `core.Vault` (local) and `client.Client` (HTTP) implement.
 
 The CLI is written once against this protocol; a typed assignment in the tests checks that both
-implementations satisfy it. Every secret operation takes the acting `user_id`, the client `ip`
-(`"cli"` for local use) and an optional `request_id`, which go into the audit entry.
+implementations satisfy it. Every audited operation takes one `actor` (`models.Actor`: user id,
+client IP or `"cli"`, request id), which goes into the audit entry; `models.DEFAULT_ACTOR` when
+the caller names nobody.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from strongroom.models import (
+    DEFAULT_ACTOR,
+    Actor,
     AuditEntry,
     AuditVerification,
     SecretInfo,
@@ -44,13 +47,11 @@ class VaultAPI(Protocol):
         """True when the vault holds no keys."""
         ...
 
-    def unlock(
-        self, master_key: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
-    ) -> None:
+    def unlock(self, master_key: str, *, actor: Actor = DEFAULT_ACTOR) -> None:
         """Unlock (initialising an empty vault on first use)."""
         ...
 
-    def lock(self, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None) -> None:
+    def lock(self, *, actor: Actor = DEFAULT_ACTOR) -> None:
         """Drop every key from memory."""
         ...
 
@@ -68,17 +69,13 @@ class VaultAPI(Protocol):
         value: str,
         *,
         description: str | None = None,
-        user_id: int = 1,
         expires_in: timedelta | None = None,
-        ip: str = "cli",
-        request_id: str | None = None,
+        actor: Actor = DEFAULT_ACTOR,
     ) -> SecretInfo:
         """Create a new secret at `path` (version 1)."""
         ...
 
-    def get_secret(
-        self, path: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
-    ) -> str:
+    def get_secret(self, path: str, *, actor: Actor = DEFAULT_ACTOR) -> str:
         """Return the current value."""
         ...
 
@@ -87,9 +84,7 @@ class VaultAPI(Protocol):
         path: str,
         version: int,
         *,
-        user_id: int = 1,
-        ip: str = "cli",
-        request_id: str | None = None,
+        actor: Actor = DEFAULT_ACTOR,
     ) -> str:
         """Return the value of one version."""
         ...
@@ -99,28 +94,20 @@ class VaultAPI(Protocol):
         path: str,
         value: str,
         *,
-        user_id: int = 1,
-        ip: str = "cli",
-        request_id: str | None = None,
+        actor: Actor = DEFAULT_ACTOR,
     ) -> int:
         """Store a new version; return its number."""
         ...
 
-    def delete_secret(
-        self, path: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
-    ) -> None:
+    def delete_secret(self, path: str, *, actor: Actor = DEFAULT_ACTOR) -> None:
         """Delete the secret and all its versions (its audit history stays)."""
         ...
 
-    def list_secrets(
-        self, prefix: str = "", *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
-    ) -> list[SecretInfo]:
+    def list_secrets(self, prefix: str = "", *, actor: Actor = DEFAULT_ACTOR) -> list[SecretInfo]:
         """Secrets whose path starts with `prefix` (literal, case-sensitive), by path."""
         ...
 
-    def list_versions(
-        self, path: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
-    ) -> list[VersionInfo]:
+    def list_versions(self, path: str, *, actor: Actor = DEFAULT_ACTOR) -> list[VersionInfo]:
         """Versions of a secret, newest first."""
         ...
 
@@ -129,16 +116,12 @@ class VaultAPI(Protocol):
         path: str,
         version: int,
         *,
-        user_id: int = 1,
-        ip: str = "cli",
-        request_id: str | None = None,
+        actor: Actor = DEFAULT_ACTOR,
     ) -> int:
         """Store a new version whose value is `version`'s; return the new number."""
         ...
 
-    def rotate_secret(
-        self, path: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
-    ) -> RotationResult:
+    def rotate_secret(self, path: str, *, actor: Actor = DEFAULT_ACTOR) -> RotationResult:
         """Re-encrypt every version of one secret under the newest data-key term."""
         ...
 
@@ -146,9 +129,7 @@ class VaultAPI(Protocol):
         self,
         new_master_key: str,
         *,
-        user_id: int = 1,
-        ip: str = "cli",
-        request_id: str | None = None,
+        actor: Actor = DEFAULT_ACTOR,
         progress: Progress | None = None,
     ) -> RotationResult:
         """Re-wrap the root key under a new master key and re-encrypt every version."""
@@ -157,17 +138,13 @@ class VaultAPI(Protocol):
     def cleanup_expired(
         self,
         *,
-        user_id: int = 1,
-        ip: str = "cli",
-        request_id: str | None = None,
+        actor: Actor = DEFAULT_ACTOR,
         progress: Progress | None = None,
     ) -> int:
         """Remove expired secrets; return how many."""
         ...
 
-    def generate_token(
-        self, length: int = 32, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
-    ) -> str:
+    def generate_token(self, length: int = 32, *, actor: Actor = DEFAULT_ACTOR) -> str:
         """A URL-safe random string from `length` random bytes (1..1024)."""
         ...
 

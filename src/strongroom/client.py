@@ -2,8 +2,8 @@
 
 `vaultctl --addr URL --token JWT` uses it instead of a local `Vault`, so every command works the
 same remotely. Errors come back as the same exception classes the core raises: the server's
-`{"error", "code"}` body names the class (`errors.error_for_code`). The `user_id` and `ip`
-arguments of the protocol are ignored: the server audits the token's user and the socket's
+`{"error", "code"}` body names the class (`errors.error_for_code`). The `actor` argument
+of the protocol is ignored: the server audits the token's user and the socket's
 address. The token is sent only in the Authorization header and never appears in an error.
 """
 
@@ -18,6 +18,8 @@ import httpx
 from strongroom import errors
 from strongroom.api import Progress, RotationResult
 from strongroom.models import (
+    DEFAULT_ACTOR,
+    Actor,
     AuditEntry,
     AuditVerification,
     SecretInfo,
@@ -157,9 +159,7 @@ class Client:
         """True when the server's vault holds no keys."""
         return self.status().locked
 
-    def unlock(
-        self, master_key: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
-    ) -> None:
+    def unlock(self, master_key: str, *, actor: Actor = DEFAULT_ACTOR) -> None:
         """Unlock the server's vault.
 
         Raises:
@@ -167,7 +167,7 @@ class Client:
         """
         self._call("POST", "/api/vault/unlock", json={"master_key": master_key})
 
-    def lock(self, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None) -> None:
+    def lock(self, *, actor: Actor = DEFAULT_ACTOR) -> None:
         """Lock the server's vault (every worker).
 
         Raises:
@@ -205,10 +205,8 @@ class Client:
         value: str,
         *,
         description: str | None = None,
-        user_id: int = 1,
         expires_in: timedelta | None = None,
-        ip: str = "cli",
-        request_id: str | None = None,
+        actor: Actor = DEFAULT_ACTOR,
     ) -> SecretInfo:
         """Create a secret (version 1).
 
@@ -222,9 +220,7 @@ class Client:
             body["expires_in"] = _duration(expires_in)
         return _secret(self._call("POST", "/api/vault/secrets", json=body)["secret"])
 
-    def get_secret(
-        self, path: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
-    ) -> str:
+    def get_secret(self, path: str, *, actor: Actor = DEFAULT_ACTOR) -> str:
         """The current value.
 
         Raises:
@@ -237,9 +233,7 @@ class Client:
         path: str,
         version: int,
         *,
-        user_id: int = 1,
-        ip: str = "cli",
-        request_id: str | None = None,
+        actor: Actor = DEFAULT_ACTOR,
     ) -> str:
         """The value of one version.
 
@@ -253,9 +247,7 @@ class Client:
         path: str,
         value: str,
         *,
-        user_id: int = 1,
-        ip: str = "cli",
-        request_id: str | None = None,
+        actor: Actor = DEFAULT_ACTOR,
     ) -> int:
         """Store a new version; return its number.
 
@@ -264,9 +256,7 @@ class Client:
         """
         return int(self._call("PUT", self._secret_url(path), json={"value": value})["version"])
 
-    def delete_secret(
-        self, path: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
-    ) -> None:
+    def delete_secret(self, path: str, *, actor: Actor = DEFAULT_ACTOR) -> None:
         """Delete a secret and its versions.
 
         Raises:
@@ -274,9 +264,7 @@ class Client:
         """
         self._call("DELETE", self._secret_url(path))
 
-    def list_secrets(
-        self, prefix: str = "", *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
-    ) -> list[SecretInfo]:
+    def list_secrets(self, prefix: str = "", *, actor: Actor = DEFAULT_ACTOR) -> list[SecretInfo]:
         """Secrets under `prefix`.
 
         Raises:
@@ -287,9 +275,7 @@ class Client:
             _secret(d) for d in self._call("GET", "/api/vault/secrets", params=params)["secrets"]
         ]
 
-    def list_versions(
-        self, path: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
-    ) -> list[VersionInfo]:
+    def list_versions(self, path: str, *, actor: Actor = DEFAULT_ACTOR) -> list[VersionInfo]:
         """Versions of a secret, newest first.
 
         Raises:
@@ -312,9 +298,7 @@ class Client:
         path: str,
         version: int,
         *,
-        user_id: int = 1,
-        ip: str = "cli",
-        request_id: str | None = None,
+        actor: Actor = DEFAULT_ACTOR,
     ) -> int:
         """Store a new version with `version`'s value; return the new number.
 
@@ -324,9 +308,7 @@ class Client:
         url = self._secret_url(path, "/rollback")
         return int(self._call("POST", url, json={"version": version})["version"])
 
-    def rotate_secret(
-        self, path: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
-    ) -> RotationResult:
+    def rotate_secret(self, path: str, *, actor: Actor = DEFAULT_ACTOR) -> RotationResult:
         """Re-encrypt one secret under the newest data key.
 
         Raises:
@@ -339,9 +321,7 @@ class Client:
         self,
         new_master_key: str,
         *,
-        user_id: int = 1,
-        ip: str = "cli",
-        request_id: str | None = None,
+        actor: Actor = DEFAULT_ACTOR,
         progress: Progress | None = None,
     ) -> RotationResult:
         """Rotate the master key (SuperAdmin). Progress is reported once, at the end.
@@ -357,9 +337,7 @@ class Client:
     def cleanup_expired(
         self,
         *,
-        user_id: int = 1,
-        ip: str = "cli",
-        request_id: str | None = None,
+        actor: Actor = DEFAULT_ACTOR,
         progress: Progress | None = None,
     ) -> int:
         """Remove expired secrets; return how many.
@@ -372,9 +350,7 @@ class Client:
             progress(count, count)
         return count
 
-    def generate_token(
-        self, length: int = 32, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
-    ) -> str:
+    def generate_token(self, length: int = 32, *, actor: Actor = DEFAULT_ACTOR) -> str:
         """A random URL-safe token from `length` bytes.
 
         Raises:

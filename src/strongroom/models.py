@@ -13,7 +13,10 @@ from typing import Any
 from strongroom import errors
 
 __all__ = [
+    "DEFAULT_ACTOR",
     "MAX_PATH_LENGTH",
+    "SYSTEM_ACTOR",
+    "Actor",
     "AuditEntry",
     "AuditVerification",
     "SecretInfo",
@@ -26,6 +29,37 @@ __all__ = [
 
 MAX_PATH_LENGTH = 500
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who asks, as written into the audit entry of every operation.
+
+    Built once per request (HTTP) or per invocation (CLI) and passed down unchanged.
+
+    Attributes:
+        user_id: the audited user id (the token's `sub`, or `--user-id` for the CLI).
+        ip: the client IP address, or ``"cli"`` for local use.
+        request_id: the request id, echoed in the audit entry (None for local calls).
+        auth_method: how the caller authenticated (``"jwt"``, ``"login"``...), for later use;
+            not written to the audit entry today.
+        display_name: a human-readable name, for later use; not written to the audit entry.
+    """
+
+    user_id: int
+    ip: str = "cli"
+    request_id: str | None = None
+    auth_method: str | None = None
+    display_name: str | None = None
+
+
+#: The actor of a library call that names nobody (`vault.get_secret(path)`): user 1 from the
+#: command line, as the design document's library example attributes its calls. This is the
+#: only place that default is written; docs/index.md documents it.
+DEFAULT_ACTOR = Actor(user_id=1, ip="cli")
+
+#: The vault itself, for entries no caller asked for (auto-lock after inactivity).
+SYSTEM_ACTOR = Actor(user_id=0, ip="system")
 
 
 def validate_path(path: object) -> str:

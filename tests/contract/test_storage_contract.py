@@ -28,86 +28,88 @@ def test_migrations_are_idempotent(dsn: str) -> None:
 
 def test_keys_and_terms_round_trip(storage: Storage) -> None:
     with storage.write() as tx:
-        assert tx.get_keys() is None
-        tx.put_keys(KeysRow("vid", b"\x00salt\xff", {"alg": "argon2id"}, "wrapped"), NOW)
-        tx.add_term(TermRow(1, "k1", NOW))
-        assert tx.reserve_encryptions(1, 10) == 10
-        assert tx.reserve_encryptions(1, 5) == 15
+        assert tx.keys.get_keys() is None
+        tx.keys.put_keys(KeysRow("vid", b"\x00salt\xff", {"alg": "argon2id"}, "wrapped"), NOW)
+        tx.keys.add_term(TermRow(1, "k1", NOW))
+        assert tx.keys.reserve_encryptions(1, 10) == 10
+        assert tx.keys.reserve_encryptions(1, 5) == 15
     with storage.write() as tx:
-        tx.put_keys(KeysRow("vid", b"salt2", {"alg": "argon2id"}, "rewrapped", {"t": 2}), NOW)
+        tx.keys.put_keys(KeysRow("vid", b"salt2", {"alg": "argon2id"}, "rewrapped", {"t": 2}), NOW)
     with storage.read() as tx:
-        keys = tx.get_keys()
+        keys = tx.keys.get_keys()
         assert keys == KeysRow("vid", b"salt2", {"alg": "argon2id"}, "rewrapped", {"t": 2})
-        assert tx.terms() == [TermRow(1, "k1", NOW, 15)]
-        assert tx.max_term() == 1
+        assert tx.keys.terms() == [TermRow(1, "k1", NOW, 15)]
+        assert tx.keys.max_term() == 1
 
 
 def test_secret_and_versions(storage: Storage) -> None:
     with storage.write() as tx:
-        sid = tx.insert_secret("a/b", "desc", 1, NOW, NOW + timedelta(days=1))
-        tx.insert_version(VersionRow(sid, 1, "env1", 1, 1, NOW))
+        sid = tx.secrets.insert_secret("a/b", "desc", 1, NOW, NOW + timedelta(days=1))
+        tx.secrets.insert_version(VersionRow(sid, 1, "env1", 1, 1, NOW))
         # A refused insert fails only the savepoint around it (every core job has one).
         with pytest.raises(errors.SecretExists), tx.savepoint():
-            tx.insert_secret("a/b", None, 1, NOW, None)
+            tx.secrets.insert_secret("a/b", None, 1, NOW, None)
         with pytest.raises(errors.VersionConflict), tx.savepoint():
-            tx.insert_version(VersionRow(sid, 1, "dup", 1, 1, NOW))
-        tx.insert_version(VersionRow(sid, 2, "env2", 1, 2, NOW))
-        tx.update_secret(sid, version=2, updated_at=NOW)
+            tx.secrets.insert_version(VersionRow(sid, 1, "dup", 1, 1, NOW))
+        tx.secrets.insert_version(VersionRow(sid, 2, "env2", 1, 2, NOW))
+        tx.secrets.update_secret(sid, version=2, updated_at=NOW)
     with storage.read() as tx:
-        row = tx.secret_by_path("a/b")
+        row = tx.secrets.secret_by_path("a/b")
         assert row is not None and row.version == 2 and row.expires_at == NOW + timedelta(days=1)
         assert row.created_at == NOW and row.created_at.tzinfo is not None
-        found = tx.secret_with_version("a/b")
+        found = tx.secrets.secret_with_version("a/b")
         assert found is not None and found[1] is not None and found[1].value == "env2"
-        old = tx.secret_with_version("a/b", 1)
+        old = tx.secrets.secret_with_version("a/b", 1)
         assert old is not None and old[1] is not None and old[1].value == "env1"
-        missing = tx.secret_with_version("a/b", 9)
+        missing = tx.secrets.secret_with_version("a/b", 9)
         assert missing is not None and missing[1] is None
-        assert [v.version for v in tx.versions(sid)] == [2, 1]
-        assert tx.expired_secrets(NOW + timedelta(days=2))[0].path == "a/b"
-        assert tx.expired_secrets(NOW) == []
+        assert [v.version for v in tx.secrets.versions(sid)] == [2, 1]
+        assert tx.secrets.expired_secrets(NOW + timedelta(days=2))[0].path == "a/b"
+        assert tx.secrets.expired_secrets(NOW) == []
 
 
 def test_savepoint_undoes_only_its_block(storage: Storage) -> None:
     with storage.write() as tx:
-        tx.insert_secret("kept", None, 1, NOW, None)
+        tx.secrets.insert_secret("kept", None, 1, NOW, None)
         with pytest.raises(RuntimeError), tx.savepoint():
-            tx.insert_secret("undone", None, 1, NOW, None)
+            tx.secrets.insert_secret("undone", None, 1, NOW, None)
             raise RuntimeError("boom")
     with storage.read() as tx:
-        assert [r.path for r in tx.list_secrets()] == ["kept"]
+        assert [r.path for r in tx.secrets.list_secrets()] == ["kept"]
 
 
 def test_prefix_is_literal(storage: Storage) -> None:
     with storage.write() as tx:
         for path in ["a_b/x", "aXb/y", "A_b/z", "a%/w"]:
-            tx.insert_secret(path, None, 1, NOW, None)
+            tx.secrets.insert_secret(path, None, 1, NOW, None)
     with storage.read() as tx:
-        assert [r.path for r in tx.list_secrets("a_")] == ["a_b/x"]
-        assert [r.path for r in tx.list_secrets("a%")] == ["a%/w"]
-        assert [r.path for r in tx.list_secrets("")] == sorted(["a_b/x", "aXb/y", "A_b/z", "a%/w"])
+        assert [r.path for r in tx.secrets.list_secrets("a_")] == ["a_b/x"]
+        assert [r.path for r in tx.secrets.list_secrets("a%")] == ["a%/w"]
+        assert [r.path for r in tx.secrets.list_secrets("")] == sorted(
+            ["a_b/x", "aXb/y", "A_b/z", "a%/w"]
+        )
 
 
 def test_ids_are_never_reused(storage: Storage) -> None:
     with storage.write() as tx:
-        first = tx.insert_secret("x/1", None, 1, NOW, None)
-        tx.delete_secret(first)
-        second = tx.insert_secret("x/2", None, 1, NOW, None)
+        first = tx.secrets.insert_secret("x/1", None, 1, NOW, None)
+        tx.secrets.delete_secret(first)
+        second = tx.secrets.insert_secret("x/2", None, 1, NOW, None)
     assert second > first
 
 
 def test_audit_rows(storage: Storage) -> None:
     entry = NewAudit(NOW, None, "p", 1, "read", "cli", True, None, "r1")
     with storage.write() as tx:
-        assert tx.last_audit_mac() is None
-        first = tx.insert_audit(entry, "mac1")
-        tx.insert_audit(entry, "sha256:" + "0" * 64)
+        assert tx.audit.last_audit_mac() is None
+        first = tx.audit.insert_audit(entry, "mac1")
+        tx.audit.insert_audit(entry, "sha256:" + "0" * 64)
     with storage.read() as tx:
-        assert tx.last_audit_mac() == "sha256:" + "0" * 64
-        rows = tx.scan_audit(0, 10)
+        assert tx.audit.last_audit_mac() == "sha256:" + "0" * 64
+        rows = tx.audit.scan_audit(0, 10)
         assert [r.mac for r in rows] == ["mac1", "sha256:" + "0" * 64] and rows[0].id == first
-        assert tx.query_audit(path="p", limit=1)[0].id == rows[1].id
-        assert tx.query_audit(action="nope") == []
+        assert tx.audit.query_audit(path="p", limit=1)[0].id == rows[1].id
+        assert tx.audit.query_audit(action="nope") == []
 
 
 def test_unreachable_database_is_storage_unavailable() -> None:
@@ -135,7 +137,7 @@ def test_sqlite_is_wal_and_durable(sqlite_dsn: str) -> None:
 def test_new_sqlite_files_are_owner_only(tmp_path: Path) -> None:
     s = open_storage(f"sqlite:///{tmp_path / 'v.db'}")
     with s.write() as tx:
-        tx.insert_secret("a/b", None, 1, NOW, None)
+        tx.secrets.insert_secret("a/b", None, 1, NOW, None)
     for name in ("v.db", "v.db-wal", "v.db-shm"):
         assert (tmp_path / name).stat().st_mode & 0o077 == 0, name
     s.dispose()

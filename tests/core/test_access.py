@@ -14,31 +14,32 @@ from strongroom.clock import ManualClock
 from strongroom.core.access import LoginLimiter
 from strongroom.core.policy import Policy, Rule, parse_rules, rules_from_json, rules_to_json
 from strongroom.core.tokens import JWTAuth
+from strongroom.models import Actor
 
 SECRET = "k" * 32
 
 
 def test_users_roundtrip_and_authenticate(vault: Vault) -> None:
-    alice = vault.create_user("alice", "password-1", "Admin", policies=["p1"])
+    alice = vault.access.create_user("alice", "password-1", "Admin", policies=["p1"])
     assert (alice.username, alice.role, alice.policies, alice.disabled) == (
         "alice",
         "Admin",
         ("p1",),
         False,
     )
-    assert [u.username for u in vault.list_users()] == ["alice"]
-    assert vault.authenticate("alice", "password-1").id == alice.id
+    assert [u.username for u in vault.access.list_users()] == ["alice"]
+    assert vault.access.authenticate("alice", "password-1").id == alice.id
     with pytest.raises(errors.AuthenticationFailed, match="invalid username or password"):
-        vault.authenticate("alice", "wrong-password")
+        vault.access.authenticate("alice", "wrong-password")
     with pytest.raises(errors.AuthenticationFailed):
-        vault.authenticate("nobody", "password-1")
+        vault.access.authenticate("nobody", "password-1")
     with pytest.raises(errors.Conflict):
-        vault.create_user("alice", "password-2", "Admin")
-    vault.set_user_disabled("alice")
+        vault.access.create_user("alice", "password-2", "Admin")
+    vault.access.set_user_disabled("alice")
     with pytest.raises(errors.AuthenticationFailed):
-        vault.authenticate("alice", "password-1")
+        vault.access.authenticate("alice", "password-1")
     with pytest.raises(errors.UserNotFound):
-        vault.set_user_disabled("nobody")
+        vault.access.set_user_disabled("nobody")
     logins = vault.audit_logs(action="login")
     assert [e.success for e in logins] == [False, False, False, True]
 
@@ -55,18 +56,20 @@ def test_users_roundtrip_and_authenticate(vault: Vault) -> None:
 )
 def test_user_validation(vault: Vault, username: str, password: str, role: str) -> None:
     with pytest.raises(errors.InvalidInput):
-        vault.create_user(username, password, role)
+        vault.access.create_user(username, password, role)
 
 
 def test_users_work_while_locked(vault: Vault) -> None:
     vault.lock()
-    vault.create_user("bob", "password-1", "User")
-    assert vault.authenticate("bob", "password-1").role == "User"
+    vault.access.create_user("bob", "password-1", "User")
+    assert vault.access.authenticate("bob", "password-1").role == "User"
 
 
 def test_policies(vault: Vault) -> None:
-    vault.write_policy("billing", "# app billing\napp/billing/*: read, list\napp/+/cfg: read\n")
-    (policy,) = vault.get_policies(["billing", "missing"])
+    vault.access.write_policy(
+        "billing", "# app billing\napp/billing/*: read, list\napp/+/cfg: read\n"
+    )
+    (policy,) = vault.access.get_policies(["billing", "missing"])
     assert policy.allows("read", "app/billing/stripe")
     assert policy.allows("list", "app/billing/a/b")
     assert policy.allows("read", "app/x/cfg")
@@ -74,11 +77,11 @@ def test_policies(vault: Vault) -> None:
     assert not policy.allows("update", "app/billing/stripe")
     assert not policy.allows("read", "app/billingx")
     assert not policy.allows("read", "other/app/billing/x")
-    assert [p.name for p in vault.list_policies()] == ["billing"]
-    vault.delete_policy("billing")
-    assert vault.get_policies(["billing"]) == []
+    assert [p.name for p in vault.access.list_policies()] == ["billing"]
+    vault.access.delete_policy("billing")
+    assert vault.access.get_policies(["billing"]) == []
     with pytest.raises(errors.NotFound):
-        vault.delete_policy("billing")
+        vault.access.delete_policy("billing")
 
 
 @pytest.mark.parametrize(
@@ -160,7 +163,7 @@ def test_login_limiter_backs_off_per_user_and_per_ip() -> None:
 
 
 def test_record_denied_and_expiring(vault: Vault, clock: ManualClock) -> None:
-    vault.record_denied("read", "x/y", 9, "10.0.0.1", "rid-1")
+    vault.access.record_denied("read", "x/y", Actor(9, "10.0.0.1", "rid-1"))
     (entry,) = vault.audit_logs(path="x/y")
     assert (entry.success, entry.error, entry.user_id, entry.request_id) == (
         False,
@@ -170,8 +173,8 @@ def test_record_denied_and_expiring(vault: Vault, clock: ManualClock) -> None:
     )
     vault.create_secret("soon", "v", expires_in=timedelta(days=2))
     vault.create_secret("later", "v", expires_in=timedelta(days=30))
-    assert vault.secrets_nearing_expiry(timedelta(days=7)) == 1
-    vault.lock_idle()
+    assert vault.secrets.count_expiring(timedelta(days=7)) == 1
+    vault.state.auto_lock()
     assert vault.is_locked
     vault.unlock("test-master-key-0123456789")
     assert [e.user_id for e in vault.audit_logs(action="auto_lock")] == [0]

@@ -47,7 +47,7 @@ def populate(vault: Vault) -> Expected:
     versions_of = {f"crash/{i:04d}": 3 if i % 4 == 0 else 1 for i in range(SECRETS)}
 
     def run(tx: Tx) -> tuple[None, None]:
-        now = vault._clock.now()
+        now = vault.state.clock.now()
         tx.conn.execute(
             sa.insert(tables.secrets),
             [
@@ -71,7 +71,9 @@ def populate(vault: Vault) -> Expected:
         for sid, path in tx.conn.execute(sa.select(tables.secrets.c.id, tables.secrets.c.path)):
             for n in range(1, versions_of[path] + 1):
                 value = f"{path}#{n}"
-                envelope, term = vault._encrypt(tx, encode_value({"value": value}), sid, path, n)
+                envelope, term = vault.state.encrypt(
+                    tx, encode_value({"value": value}), sid, path, n
+                )
                 rows.append(
                     {
                         "secret_id": sid,
@@ -88,7 +90,7 @@ def populate(vault: Vault) -> Expected:
         tx.conn.execute(sa.insert(tables.secret_versions), rows)
         return None, None
 
-    vault._writer.submit(run, lambda exc: None)
+    vault.state.submit(run, lambda exc: None)
     return expected
 
 
@@ -116,10 +118,14 @@ def check_intact(dsn: str, keys: list[str], expected: Expected) -> str:
         # Every version, through the decryption path `get_secret_version` uses (unaudited, so
         # 3,000 checks take milliseconds rather than 3,000 durable audit entries).
         found: Expected = {}
-        with vault._storage.read() as tx:
-            for _, stored, path in tx.versions_below_term_after(2**31 - 1, 0, 10 * SECRETS):
+        with vault.state.storage.read() as tx:
+            for _, stored, path in tx.rotation.versions_below_term_after(
+                2**31 - 1, 0, 10 * SECRETS
+            ):
                 assert stored.value is not None
-                plain = vault._decrypt(tx, stored.value, stored.secret_id, path, stored.version)
+                plain = vault.state.decrypt(
+                    tx, stored.value, stored.secret_id, path, stored.version
+                )
                 found[(path, stored.version)] = as_text(decode_value(plain))
         assert found == expected
 
@@ -256,7 +262,7 @@ def test_sigkill_during_rotation_never_loses_a_secret(dsn: str) -> None:
     # 5. Resume finishes it: marker cleared, one term left, everything still intact.
     vault, _ = open_with(dsn, [k2])
     try:
-        result = vault.resume_rotation()
+        result = vault.rotation.resume()
         assert result.term >= 2
     finally:
         vault.close()

@@ -78,7 +78,7 @@ def test_locked_vault_refuses_every_operation(dsn: str, call) -> None:
 
 
 def test_lock_overwrites_key_bytes(vault: Vault) -> None:
-    barrier = vault._barrier
+    barrier = vault.state.barrier
     held = [barrier._root, barrier._mac_key, *barrier._keys.values()]
     assert all(buf is not None and any(buf) for buf in held)
     vault.lock()

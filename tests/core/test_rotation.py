@@ -136,7 +136,7 @@ def test_rotate_all_needs_unlocked_vault(dsn: str, vault: Vault) -> None:
     with pytest.raises(errors.VaultLocked):
         vault.rotate_all(NEW_KEY)
     with pytest.raises(errors.VaultLocked):
-        vault.resume_rotation()
+        vault.rotation.resume()
     assert len(raw_sql(dsn, "SELECT id FROM vault_audit_logs WHERE action = 'rotate_all'")) == 2
 
 
@@ -155,13 +155,13 @@ def test_concurrent_rotation_by_another_process_is_not_overwritten(
 ) -> None:
     expected = fill(vault, 3, 1)
     other = reopen(MASTER_KEY)
-    rewrap = vault._barrier.rewrap
+    rewrap = vault.state.barrier.rewrap
 
     def meanwhile(*args: object, **kwargs: object) -> object:
         other.rotate_all("third-master-key-9876")  # lands between the check and the switch
         return rewrap(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(vault._barrier, "rewrap", meanwhile)
+    monkeypatch.setattr(vault.state.barrier, "rewrap", meanwhile)
     with pytest.raises(errors.Conflict, match="changed meanwhile"):
         vault.rotate_all(NEW_KEY)
     with pytest.raises(errors.InvalidMasterKey):
@@ -207,10 +207,10 @@ def test_interrupted_rotation_resumes(dsn: str, vault: Vault, clock: ManualClock
     other = reopen(NEW_KEY)
     check_all(other, expected)
 
-    result = other.resume_rotation()
+    result = other.rotation.resume()
     assert result.term == 2 and 0 < result.reencrypted < 36 and result.secrets > 0
     assert marker(dsn) is None and row_terms(dsn) == stored_terms(dsn) == {2}
-    assert other.resume_rotation().reencrypted == 0  # nothing left: a no-op
+    assert other.rotation.resume().reencrypted == 0  # nothing left: a no-op
     check_all(vault, expected)
 
 
@@ -267,7 +267,7 @@ def test_tampered_version_keeps_its_term_and_rotation_unfinished(
         "UPDATE vault_secret_versions SET value = ? WHERE secret_id = ? AND version = 1",
         (good, sid),
     )  # restored from a backup
-    assert vault.resume_rotation().reencrypted == 1
+    assert vault.rotation.resume().reencrypted == 1
     assert marker(dsn) is None and row_terms(dsn) == stored_terms(dsn) == {2}
     check_all(reopen(NEW_KEY), expected)
 

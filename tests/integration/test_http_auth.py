@@ -28,12 +28,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     vault.unlock(MASTER_KEY)
     for path in ("app/billing/stripe", "app/billing/paypal", "app/shipping/key"):
         vault.create_secret(path, f"value-of-{path}")
-    vault.write_policy("billing-read", "app/billing/*: read, list\n")
-    vault.write_policy("billing-write", "app/billing/+: create, update")
-    vault.create_user("alice", "correct horse battery", "Admin")
-    vault.create_user("bob", "bob-password-1", "App", policies=["billing-read"])
-    vault.create_user("carol", "carol-password", "Admin")
-    vault.set_user_disabled("carol")
+    vault.access.write_policy("billing-read", "app/billing/*: read, list\n")
+    vault.access.write_policy("billing-write", "app/billing/+: create, update")
+    vault.access.create_user("alice", "correct horse battery", "Admin")
+    vault.access.create_user("bob", "bob-password-1", "App", policies=["billing-read"])
+    vault.access.create_user("carol", "carol-password", "Admin")
+    vault.access.set_user_disabled("carol")
     vault.close()
     proc = ServerProcess(tmp, dsn=dsn).start()
     yield proc
@@ -190,12 +190,12 @@ def test_login(server: ServerProcess) -> None:
 
 def test_disabling_a_user_ends_their_tokens(server: ServerProcess) -> None:
     vault = open_vault(server.dsn, fast_config())
-    vault.create_user("frank", "frank-password", "Admin")
+    vault.access.create_user("frank", "frank-password", "Admin")
     issued = httpx.post(
         f"{server.url}/api/auth/login", json={"username": "frank", "password": "frank-password"}
     ).json()["token"]
     assert get(server, issued).status_code == 200
-    vault.set_user_disabled("frank")
+    vault.access.set_user_disabled("frank")
     vault.close()
     deadline = time.monotonic() + 30
     while get(server, issued).status_code == 200 and time.monotonic() < deadline:
@@ -207,7 +207,7 @@ def test_disabling_a_user_ends_their_tokens(server: ServerProcess) -> None:
 def test_login_is_rate_limited_per_user_and_timing_does_not_reveal_users(tmp_path: Path) -> None:
     dsn = f"sqlite:///{tmp_path / 'vault.db'}"
     vault = open_vault(dsn, fast_config())
-    vault.create_user("dave", "dave-password", "Admin")
+    vault.access.create_user("dave", "dave-password", "Admin")
     vault.close()
     proc = ServerProcess(tmp_path, dsn=dsn, master_key=None).start()
     url = f"{proc.url}/api/auth/login"

@@ -92,7 +92,7 @@ def test_rotation_through_the_client(client: Client) -> None:
 
 def test_login(server: ServerProcess) -> None:
     vault = open_vault(server.dsn, fast_config())
-    vault.create_user("erin", "erin-password", "Admin")
+    vault.access.create_user("erin", "erin-password", "Admin")
     vault.close()
     with Client(server.url) as c:
         with pytest.raises(errors.AuthenticationFailed):

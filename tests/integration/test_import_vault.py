@@ -74,20 +74,20 @@ def test_import_copies_every_version(bao: str, tmp_path: Path) -> None:
     vault = open_vault(dsn, fast_config(auto_lock=False))
     try:
         vault.unlock(MASTER_KEY)
-        assert vault.kv_list("") == ["app/", "deep/", "metaonly", "top"]
-        assert vault.kv_read("app/db").data == {"user": "app", "password": "pw-2"}
-        assert vault.kv_read("app/db", 1).data["password"] == "pw-0"
+        assert vault.kv.metadata.list("") == ["app/", "deep/", "metaonly", "top"]
+        assert vault.kv.read("app/db").data == {"user": "app", "password": "pw-2"}
+        assert vault.kv.read("app/db", 1).data["password"] == "pw-0"
         with pytest.raises(errors.VersionDeleted):  # soft-deleted at the source: no data
-            vault.kv_read("app/db", 2)
-        meta = vault.kv_read_metadata("app/db")
+            vault.kv.read("app/db", 2)
+        meta = vault.kv.metadata.read("app/db")
         assert meta.current_version == 3 and meta.versions[2].deletion_time is not None
-        assert vault.kv_read("app/api").data == {"key": "k2", "nested": {"a": [1, 2]}}
-        assert vault.kv_read_metadata("app/api").versions[1].destroyed
+        assert vault.kv.read("app/api").data == {"key": "k2", "nested": {"a": [1, 2]}}
+        assert vault.kv.metadata.read("app/api").versions[1].destroyed
         assert vault.get_secret("top") == "plain string"
-        top = vault.kv_read_metadata("top")
+        top = vault.kv.metadata.read("top")
         assert top.custom_metadata == {"owner": "ops"} and top.max_versions == 5
-        assert vault.kv_read_metadata("metaonly").current_version == 0
-        assert vault.kv_read("deep/a/b/c").data == {"x": "1"}
+        assert vault.kv.metadata.read("metaonly").current_version == 0
+        assert vault.kv.read("deep/a/b/c").data == {"x": "1"}
         assert len(vault.audit_logs(action="import")) == 5
     finally:
         vault.close()

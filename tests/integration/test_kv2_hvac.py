@@ -253,7 +253,7 @@ def test_policies_apply_and_v1_is_audited(
     ours, _, _ = servers  # `results`: the scenario wrote the secrets read here
     local = open_vault(ours.dsn, fast_config(auto_lock=False))
     try:
-        local.write_policy("kv2-ro", "hv/dir/*: read, list")
+        local.access.write_policy("kv2-ro", "hv/dir/*: read, list")
         app = hvac.Client(url=ours.url, token=ours.token("app", 42, ("kv2-ro",)))
         kv = app.secrets.kv.v2
         assert kv.read_secret_version("hv/dir/x", raise_on_deleted_version=True)["data"][

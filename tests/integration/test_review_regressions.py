@@ -66,7 +66,7 @@ def test_disabled_builtin_user_is_refused_on_v1_too(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path).start()
     try:
         local = open_vault(server.dsn, fast_config(auto_lock=False))
-        local.create_user("alice", "correct horse battery", "Admin")
+        local.access.create_user("alice", "correct horse battery", "Admin")
         with httpx.Client(base_url=server.url, timeout=30) as api:
             _disable_and_check(api, server, local)
     finally:
@@ -80,7 +80,7 @@ def _disable_and_check(api: httpx.Client, server: ServerProcess, local: Vault) -
     token = login.json()["token"]
     v1 = {"X-Vault-Token": token}
     assert api.get("/v1/auth/token/lookup-self", headers=v1).status_code == 200
-    local.set_user_disabled("alice")
+    local.access.set_user_disabled("alice")
     local.close()
     deadline = time.monotonic() + 30  # the server re-reads users at most every 5 s
     status = 200

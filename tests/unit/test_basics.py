@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from datetime import timedelta
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -74,9 +75,22 @@ def test_manual_clock() -> None:
 
 
 def test_public_all_is_exact() -> None:
+    """As httpx does: every public name of the package is in `__all__`, and nothing else.
+
+    A submodule becomes an attribute of the package once anything imports it, so modules count
+    only when `__all__` names them (`errors`).
+    """
     assert strongroom.__all__ == sorted(strongroom.__all__)
     for name in strongroom.__all__:
         assert hasattr(strongroom, name)
+    public = {
+        name
+        for name, value in vars(strongroom).items()
+        if not name.startswith("_")
+        and (not isinstance(value, ModuleType) or name in strongroom.__all__)
+    }
+    assert public == set(strongroom.__all__)
+    assert strongroom.Actor(3, "10.0.0.1") == strongroom.Actor(user_id=3, ip="10.0.0.1")
 
 
 def test_storage_and_crypto_never_import_each_other() -> None:

@@ -89,7 +89,7 @@ def user_create(
     """
     s = _local(ctx, "user create")
     password = _read_password(password_stdin)
-    info = s.local().create_user(username, password, role, policies=policies, user_id=s.user_id)
+    info = s.local().access.create_user(username, password, role, policies=policies, actor=s.actor)
     render.emit(
         fmt,
         f"User created: {info.username} (id {info.id}, role {info.role})",
@@ -110,7 +110,7 @@ def user_list(ctx: click.Context, fmt: str) -> None:
       vaultctl user list --format json
     """
     s = _local(ctx, "user list")
-    users = s.local().list_users()
+    users = s.local().access.list_users()
     lines = [f"Found {len(users)} user(s):"] + [
         f"  {u.id}  {u.username}  {u.role}"
         f"{'  policies: ' + ', '.join(u.policies) if u.policies else ''}"
@@ -124,7 +124,7 @@ def user_list(ctx: click.Context, fmt: str) -> None:
 
 def _set_disabled(ctx: click.Context, username: str, fmt: str, disabled: bool) -> None:
     s = _local(ctx, "user disable" if disabled else "user enable")
-    info = s.local().set_user_disabled(username, disabled, user_id=s.user_id)
+    info = s.local().access.set_user_disabled(username, disabled, actor=s.actor)
     word = "disabled" if disabled else "enabled"
     render.emit(
         fmt,
@@ -251,7 +251,7 @@ def policy_write(ctx: click.Context, name: str, rules_file: Any) -> None:
     """
     s = _local(ctx, "policy write")
     text = rules_file.read()
-    written = s.local().write_policy(name, text, user_id=s.user_id)
+    written = s.local().access.write_policy(name, text, actor=s.actor)
     if not s.quiet:
         click.echo(f"Policy written: {written.name} ({len(written.rules)} rule(s))")
 
@@ -268,7 +268,7 @@ def policy_list(ctx: click.Context, fmt: str) -> None:
       vaultctl policy list
     """
     s = _local(ctx, "policy list")
-    found = s.local().list_policies()
+    found = s.local().access.list_policies()
     lines = [f"Found {len(found)} policy(ies):"]
     data = []
     for p in found:
@@ -290,7 +290,7 @@ def policy_delete(ctx: click.Context, name: str) -> None:
       vaultctl policy delete billing
     """
     s = _local(ctx, "policy delete")
-    s.local().delete_policy(name, user_id=s.user_id)
+    s.local().access.delete_policy(name, actor=s.actor)
     if not s.quiet:
         click.echo(f"Policy deleted: {name}")
 

@@ -25,6 +25,7 @@ from strongroom.cli.inputs import format_option
 from strongroom.cli.progress import progress_bar
 from strongroom.cli.session import global_options, session_of
 from strongroom.config import child_environment
+from strongroom.models import Actor
 
 __all__ = ["COMMANDS", "env_name", "quote_dotenv"]
 
@@ -60,7 +61,7 @@ def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 def collect(
-    api: VaultAPI, prefix: str | None, pairs: tuple[str, ...], user_id: int
+    api: VaultAPI, prefix: str | None, pairs: tuple[str, ...], actor: Actor
 ) -> dict[str, str]:
     """Variable name -> value for every live secret under `prefix` plus the `--env` pairs.
 
@@ -76,7 +77,7 @@ def collect(
     if prefix is not None:
         now = datetime.now(UTC)
         taken = set(explicit.values())
-        for info in api.list_secrets(prefix, user_id=user_id):
+        for info in api.list_secrets(prefix, actor=actor):
             if info.path in taken or (info.expires_at is not None and info.expires_at <= now):
                 continue
             name = env_name(info.path, prefix)
@@ -98,7 +99,7 @@ def collect(
     values: dict[str, str] = {}
     for name, path in sorted(names.items()):
         try:
-            value = api.get_secret(path, user_id=user_id)
+            value = api.get_secret(path, actor=actor)
         except errors.SecretExpired:
             if path in explicit.values():
                 raise
@@ -145,7 +146,7 @@ def run(
       vaultctl run --prefix app/billing/ --env STRIPE_KEY=api/stripe/secret-key -- env
     """
     s = session_of(ctx)
-    values = collect(s.unlocked(), prefix, pairs, s.user_id)
+    values = collect(s.unlocked(), prefix, pairs, s.actor)
     s.close()
     env = child_environment(values)
     sys.stdout.flush()
@@ -223,7 +224,7 @@ def export_(
       vaultctl export --prefix app/billing/ --format json
     """
     s = session_of(ctx)
-    values = collect(s.unlocked(), prefix, pairs, s.user_id)
+    values = collect(s.unlocked(), prefix, pairs, s.actor)
     if fmt == "dotenv":
         text = "".join(f"{name}={quote_dotenv(value)}\n" for name, value in values.items())
     elif fmt == "json":
@@ -261,8 +262,6 @@ def backup(ctx: click.Context, out: str, fmt: str) -> None:
     Example:
       vaultctl backup --out vault-2025-11-03.backup
     """
-    from strongroom.core.backup import backup as write_backup
-
     s = session_of(ctx)
     s.require_local("backup")
     vault = s.local()
@@ -271,7 +270,7 @@ def backup(ctx: click.Context, out: str, fmt: str) -> None:
         _output(None if out == "-" else out, atomic=True) as stream,
         progress_bar("Backing up", enabled=out != "-") as update,
     ):
-        summary = write_backup(vault, stream, user_id=s.user_id, progress=update)
+        summary = vault.backup.write(stream, actor=s.actor, progress=update)
     if out == "-":
         return
     message = "Backup written successfully"
@@ -315,7 +314,7 @@ def restore(ctx: click.Context, source: str, fmt: str) -> None:
             path,
             key,
             s.settings.vault_config(),
-            user_id=s.user_id,
+            actor=s.actor,
             progress=update,
         )
     message = "Backup restored and verified successfully"

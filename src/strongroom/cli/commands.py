@@ -63,7 +63,7 @@ def create(
     s = session_of(ctx)
     text = read_value(value, value_file)
     info = s.unlocked().create_secret(
-        path, text, description=description, user_id=s.user_id, expires_in=expires_in
+        path, text, description=description, actor=s.actor, expires_in=expires_in
     )
     message = "Secret created successfully"
     render.emit(
@@ -102,9 +102,9 @@ def get(ctx: click.Context, path: str, version: int | None, fmt: str) -> None:
     s = session_of(ctx)
     api = s.unlocked()
     if version is None:
-        value = api.get_secret(path, user_id=s.user_id)
+        value = api.get_secret(path, actor=s.actor)
     else:
-        value = api.get_secret_version(path, version, user_id=s.user_id)
+        value = api.get_secret_version(path, version, actor=s.actor)
     if fmt == "json":
         render.emit_json({"path": path, "value": value, "version": version})
     elif s.quiet:
@@ -130,7 +130,7 @@ def update(
     """
     s = session_of(ctx)
     text = read_value(value, value_file)
-    number = s.unlocked().update_secret(path, text, user_id=s.user_id)
+    number = s.unlocked().update_secret(path, text, actor=s.actor)
     message = "Secret updated successfully"
     render.emit(
         fmt,
@@ -153,7 +153,7 @@ def delete(ctx: click.Context, path: str, fmt: str) -> None:
       vaultctl delete --path "api/stripe/secret-key" --user-id 1
     """
     s = session_of(ctx)
-    s.unlocked().delete_secret(path, user_id=s.user_id)
+    s.unlocked().delete_secret(path, actor=s.actor)
     message = "Secret deleted successfully"
     render.emit(fmt, f"{message}: {path}", {"message": message, "path": path}, quiet=s.quiet)
 
@@ -177,7 +177,7 @@ def list_(ctx: click.Context, prefix: str, fmt: str) -> None:
       vaultctl list --prefix "database/"
     """
     s = session_of(ctx)
-    secrets = s.unlocked().list_secrets(prefix, user_id=s.user_id)
+    secrets = s.unlocked().list_secrets(prefix, actor=s.actor)
     if fmt == "json":
         render.emit_json({"secrets": [i.as_dict() for i in secrets], "count": len(secrets)})
     elif s.quiet:
@@ -200,7 +200,7 @@ def versions(ctx: click.Context, path: str, fmt: str) -> None:
       vaultctl versions --path "database/postgres/password"
     """
     s = session_of(ctx)
-    found = s.unlocked().list_versions(path, user_id=s.user_id)
+    found = s.unlocked().list_versions(path, actor=s.actor)
     render.emit(
         fmt,
         render.render_versions(found),
@@ -228,7 +228,7 @@ def rollback(ctx: click.Context, path: str, version: int, fmt: str) -> None:
       vaultctl rollback --path "database/postgres/password" --version 1
     """
     s = session_of(ctx)
-    number = s.unlocked().rollback_secret(path, version, user_id=s.user_id)
+    number = s.unlocked().rollback_secret(path, version, actor=s.actor)
     message = "Secret rolled back successfully"
     render.emit(
         fmt,
@@ -252,7 +252,7 @@ def cleanup(ctx: click.Context, fmt: str) -> None:
     s = session_of(ctx)
     api = s.unlocked()
     with progress_bar("Cleaning up") as update:
-        count = api.cleanup_expired(user_id=s.user_id, progress=update)
+        count = api.cleanup_expired(actor=s.actor, progress=update)
     render.emit(
         fmt,
         f"✅ Cleaned up {count} expired secret(s)",
@@ -282,7 +282,7 @@ def generate(ctx: click.Context, length: int, fmt: str) -> None:
       vaultctl generate --length 64
     """
     s = session_of(ctx)
-    token = s.unlocked().generate_token(length, user_id=s.user_id)
+    token = s.unlocked().generate_token(length, actor=s.actor)
     render.emit(fmt, token, {"token": token, "length": length})
 
 

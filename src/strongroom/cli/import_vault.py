@@ -23,7 +23,7 @@ import httpx
 
 from strongroom import errors
 from strongroom.core.kv_import import KVImportVersion
-from strongroom.models import validate_path
+from strongroom.models import DEFAULT_ACTOR, Actor, validate_path
 
 if TYPE_CHECKING:
     from strongroom.core import Vault
@@ -183,7 +183,7 @@ def import_mount(
     *,
     prefix: str = "",
     replace: bool = False,
-    user_id: int = 1,
+    actor: Actor = DEFAULT_ACTOR,
     on_key: Callable[[str, int], None] | None = None,
 ) -> ImportReport:
     """Copy every key of `source` into `vault` under `prefix`; one failure does not stop the rest.
@@ -198,13 +198,13 @@ def import_mount(
         try:
             validate_path(target)
             meta, versions = source.read_key(key)
-            copied = vault.kv_import(
+            copied = vault.kv.import_key(
                 target,
                 versions,
                 current_version=int(meta.get("current_version") or 0),
                 created_at=parse_vault_time(meta.get("created_time")),
                 replace=replace,
-                user_id=user_id,
+                actor=actor,
                 **_settings(meta),
             )
         except errors.SecretExists:
@@ -233,14 +233,15 @@ def _settings(meta: dict[str, Any]) -> dict[str, Any]:
 class _TargetSession(Protocol):
     """What the `vaultctl` invocation provides (cli.session.Session)."""
 
-    user_id: int
+    @property
+    def actor(self) -> Actor: ...
 
     def local(self) -> Vault: ...
 
     def master_key(self, *, prompt: bool = True, initialising: bool = False) -> str | None: ...
 
 
-def _target(ctx: click.Context) -> tuple[Vault, int]:
+def _target(ctx: click.Context) -> tuple[Vault, Actor]:
     session = ctx.find_root().obj
     if not callable(getattr(session, "local", None)):
         raise click.UsageError("import-vault runs as `vaultctl import-vault`")
@@ -248,8 +249,8 @@ def _target(ctx: click.Context) -> tuple[Vault, int]:
     vault = typed.local()
     key = typed.master_key()
     assert key is not None  # noqa: S101 - prompt=True never returns None
-    vault.unlock(key, user_id=typed.user_id)
-    return vault, typed.user_id
+    vault.unlock(key, actor=typed.actor)
+    return vault, typed.actor
 
 
 @click.command("import-vault")
@@ -304,7 +305,7 @@ def import_vault(
     prefix = prefix.strip("/")
     if prefix:
         validate_path(prefix)
-    vault, user_id = _target(ctx)
+    vault, actor = _target(ctx)
     source = VaultSource(
         addr, token or "", mount, namespace=namespace, verify=ca_cert if ca_cert else True
     )
@@ -314,7 +315,7 @@ def import_vault(
             vault,
             prefix=prefix,
             replace=replace,
-            user_id=user_id,
+            actor=actor,
             on_key=lambda path, n: click.echo(f"imported {path} ({n} versions)"),
         )
     finally:

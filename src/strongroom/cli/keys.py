@@ -96,7 +96,7 @@ def rotate(
     if path is not None:
         if new_master_key is not None or new_master_key_file is not None:
             raise errors.InvalidInput(VAULT_WIDE)
-        result = s.unlocked().rotate_secret(path, user_id=s.user_id)
+        result = s.unlocked().rotate_secret(path, actor=s.actor)
         message = "Secret rotated successfully"
         render.emit(
             fmt,
@@ -120,12 +120,7 @@ def rotate(
         api, opened_with_new = _unlock_for_resume(s, new_key)
     else:
         api = s.unlocked()
-    try:
-        with progress_bar("Re-encrypting secrets") as update:
-            result = api.rotate_all(new_key, user_id=s.user_id, progress=update)
-    except errors.InvalidInput:
-        if not opened_with_new:
-            raise
+    if opened_with_new and not s.local().rotation.is_unfinished():
         # The new key already opens the vault and nothing is unfinished: the rotation is done.
         render.emit(
             fmt,
@@ -134,6 +129,11 @@ def rotate(
             quiet=s.quiet,
         )
         return
+    with progress_bar("Re-encrypting secrets") as update:
+        if opened_with_new:
+            result = s.local().rotation.resume(actor=s.actor, progress=update)
+        else:
+            result = api.rotate_all(new_key, actor=s.actor, progress=update)
     message = "Master key rotated successfully"
     render.emit(
         fmt,
@@ -166,8 +166,8 @@ def _unlock_for_resume(s: Session, new_key: str) -> tuple[VaultAPI, bool]:
     key = s.master_key()
     assert key is not None  # noqa: S101 - prompt=True never returns None
     try:
-        api.unlock(key, user_id=s.user_id)
+        api.unlock(key, actor=s.actor)
         return api, False
     except errors.InvalidMasterKey:
-        api.unlock(new_key, user_id=s.user_id)
+        api.unlock(new_key, actor=s.actor)
         return api, True

@@ -36,7 +36,7 @@ def unlock(ctx: click.Context, fmt: str) -> None:
         initialising = not api.status().initialized
     key = s.master_key(initialising=initialising)
     assert key is not None  # noqa: S101 - prompt=True never returns None
-    api.unlock(key, user_id=s.user_id)
+    api.unlock(key, actor=s.actor)
     message = "Vault unlocked successfully"
     render.emit(
         fmt,
@@ -67,13 +67,13 @@ def lock(ctx: click.Context, fmt: str) -> None:
     s = session_of(ctx)
     api = s.api()
     if s.settings.is_remote:
-        api.lock(user_id=s.user_id)
+        api.lock(actor=s.actor)
         message = "Vault locked successfully"
     else:
         key = s.master_key(prompt=False)
         if key is not None and api.status().initialized:
-            api.unlock(key, user_id=s.user_id)
-            api.lock(user_id=s.user_id)
+            api.unlock(key, actor=s.actor)
+            api.lock(actor=s.actor)
         message = (
             "Vault locked successfully (local mode keeps no keys between commands; "
             "each command unlocks with the master key for its own run)"

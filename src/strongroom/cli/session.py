@@ -21,6 +21,7 @@ import click
 from strongroom import errors
 from strongroom.api import VaultAPI
 from strongroom.config import Secret, Settings
+from strongroom.models import DEFAULT_ACTOR, Actor
 
 if TYPE_CHECKING:
     from strongroom.core import Vault
@@ -88,6 +89,7 @@ class Session:
         self._settings: Settings | None = None
         self._api: VaultAPI | None = None
         self._local: Vault | None = None
+        self._actor: Actor | None = None
         self._warned = False
 
     # -- flags and settings -----------------------------------------------------------------
@@ -104,7 +106,14 @@ class Session:
     @property
     def user_id(self) -> int:
         """The acting user id for the audit log."""
-        return int(self.flags.get("user_id") or 1)
+        return int(self.flags.get("user_id") or DEFAULT_ACTOR.user_id)
+
+    @property
+    def actor(self) -> Actor:
+        """Who this invocation acts as (`--user-id`, from the command line), built once."""
+        if self._actor is None:
+            self._actor = Actor(self.user_id, "cli")
+        return self._actor
 
     @property
     def settings(self) -> Settings:
@@ -198,7 +207,7 @@ class Session:
                 initialising = not api.status().initialized
             key = self.master_key(initialising=initialising)
             assert key is not None  # noqa: S101 - prompt=True never returns None
-            api.unlock(key, user_id=self.user_id)
+            api.unlock(key, actor=self.actor)
         return api
 
     def require_local(self, what: str) -> None:

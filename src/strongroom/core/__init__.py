@@ -1,9 +1,13 @@
-"""The core: business rules of the vault (no HTTP, no CLI, no SQL, no crypto primitives)."""
+"""The core: business rules of the vault (no HTTP, no CLI, no SQL, no crypto primitives).
+
+`Vault` (`core.vault`) is the facade over composed services that share one `VaultState`
+(`core.state`); docs/decisions.md draws the shape.
+"""
 
 from __future__ import annotations
 
 from strongroom.core.options import VaultConfig
-from strongroom.core.service import Vault
+from strongroom.core.vault import Vault
 from strongroom.storage import open_storage
 
 __all__ = ["Vault", "VaultConfig", "open_vault"]

@@ -1,6 +1,7 @@
 """Access control in the core: built-in users, path policies, login throttling, denied requests.
 
-`AccessMixin` adds to `Vault` the operations the server and `vaultctl user|policy` need. They work
+`Access` (the `vault.access` service) holds the operations the server and `vaultctl user|policy`
+need; storage: `UserStore` (`tx.users`) and `PolicyStore` (`tx.policies`). They work
 while the vault is locked (an administrator must be able to log in to unlock it); their audit
 entries are then unchained like every entry written while locked. Passwords are stored only as
 Argon2id hashes; a login for an unknown or disabled user costs the same as one for a valid user.
@@ -10,14 +11,12 @@ This module never logs or returns a password or a hash.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TypeVar
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
 
 from strongroom import errors
-from strongroom.clock import Clock
 from strongroom.core.policy import (
     Policy,
     check_policy_name,
@@ -25,19 +24,56 @@ from strongroom.core.policy import (
     rules_from_json,
     rules_to_json,
 )
-from strongroom.core.vault import Actor, VaultBase
+from strongroom.core.state import VaultState
+from strongroom.core.throttle import LoginLimiter
 from strongroom.crypto import dummy_verify, hash_password, verify_password
-from strongroom.storage import NewAudit, Tx, UserRow
+from strongroom.models import DEFAULT_ACTOR, Actor
+from strongroom.storage import NewAudit, PolicyRow, Tx, UserRow
 
-__all__ = ["AccessMixin", "LoginLimiter", "UserInfo"]
+__all__ = ["Access", "LoginLimiter", "PolicyStore", "UserInfo", "UserStore"]
 
 _USERNAME = re.compile(r"[A-Za-z0-9._@-]{1,128}")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
 MAX_ROLE = 64
-BACKOFF_BASE_SECONDS = 5.0
 
 T = TypeVar("T")
+
+
+class UserStore(Protocol):
+    """Built-in users (`tx.users`)."""
+
+    def insert_user(
+        self, username: str, password_hash: str, role: str, policies: list[str], now: datetime
+    ) -> int: ...
+
+    def user_by_name(self, username: str) -> UserRow | None: ...
+
+    def user_by_id(self, user_id: int) -> UserRow | None: ...
+
+    def list_users(self) -> list[UserRow]: ...
+
+    def update_user(self, user_id: int, **values: Any) -> None: ...
+
+
+class PolicyStore(Protocol):
+    """Path policies (`tx.policies`)."""
+
+    def put_policy(self, name: str, rules: str, now: datetime) -> None: ...
+
+    def get_policies(self, names: list[str]) -> list[PolicyRow]: ...
+
+    def list_policies(self) -> list[PolicyRow]: ...
+
+    def delete_policy(self, name: str) -> bool: ...
+
+
+def _users(tx: Tx) -> UserStore:
+    return tx.users
+
+
+def _policies(tx: Tx) -> PolicyStore:
+    return tx.policies
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +115,11 @@ def _check_password(password: object) -> str:
     return password
 
 
-class AccessMixin(VaultBase):
-    """Users, policies and denial records over the audited plumbing of `VaultBase`."""
+class Access:
+    """Users, policies and records of refused requests, over `VaultState`."""
+
+    def __init__(self, state: VaultState) -> None:
+        self._state = state
 
     def _access_write(
         self, action: str, actor: Actor, path: str | None, fn: Callable[[Tx], T]
@@ -88,12 +127,11 @@ class AccessMixin(VaultBase):
         """Run `fn` in the writer's next batch with its audit entry (no unlock needed)."""
 
         def run(tx: Tx) -> tuple[T, NewAudit]:
-            return fn(tx), self._entry(action, actor, path)
+            return fn(tx), self._state.entry(action, actor, path)
 
-        result: T = self._writer.submit(
-            run, lambda exc: self._entry(action, actor, path, success=False, error=exc)
+        return self._state.submit(
+            run, lambda exc: self._state.entry(action, actor, path, success=False, error=exc)
         )
-        return result
 
     # -- users ----------------------------------------------------------------------------
     def create_user(
@@ -103,9 +141,7 @@ class AccessMixin(VaultBase):
         role: str,
         *,
         policies: Sequence[str] = (),
-        user_id: int = 1,
-        ip: str = "cli",
-        request_id: str | None = None,
+        actor: Actor = DEFAULT_ACTOR,
     ) -> UserInfo:
         """Create a built-in user with an Argon2id password hash.
 
@@ -115,15 +151,13 @@ class AccessMixin(VaultBase):
         """
         _check_user_fields(username, role, policies)
         encoded = hash_password(_check_password(password))
-        now = self._clock.now()
+        now = self._state.clock.now()
 
         def run(tx: Tx) -> UserInfo:
-            new_id = tx.insert_user(username, encoded, role, list(policies), now)
+            new_id = _users(tx).insert_user(username, encoded, role, list(policies), now)
             return UserInfo(new_id, username, role, tuple(policies), False, now)
 
-        return self._access_write(
-            "user_create", Actor(user_id, ip, request_id), f"user:{username}", run
-        )
+        return self._access_write("user_create", actor, f"user:{username}", run)
 
     def list_users(self) -> list[UserInfo]:
         """Every built-in user, by id (no password hashes).
@@ -131,8 +165,8 @@ class AccessMixin(VaultBase):
         Raises:
             StorageUnavailable: the database cannot be reached.
         """
-        with self._storage.read() as tx:
-            return [_info(r) for r in tx.list_users()]
+        with self._state.storage.read() as tx:
+            return [_info(r) for r in _users(tx).list_users()]
 
     def get_user(self, user_id: int) -> UserInfo | None:
         """The built-in user with this id, or None.
@@ -140,8 +174,8 @@ class AccessMixin(VaultBase):
         Raises:
             StorageUnavailable: the database cannot be reached.
         """
-        with self._storage.read() as tx:
-            row = tx.user_by_id(user_id)
+        with self._state.storage.read() as tx:
+            row = _users(tx).user_by_id(user_id)
         return _info(row) if row is not None else None
 
     def set_user_disabled(
@@ -149,9 +183,7 @@ class AccessMixin(VaultBase):
         username: str,
         disabled: bool = True,
         *,
-        user_id: int = 1,
-        ip: str = "cli",
-        request_id: str | None = None,
+        actor: Actor = DEFAULT_ACTOR,
     ) -> UserInfo:
         """Disable (or re-enable) a built-in user; a disabled user cannot log in.
 
@@ -160,17 +192,18 @@ class AccessMixin(VaultBase):
         """
 
         def run(tx: Tx) -> UserInfo:
-            row = tx.user_by_name(username) if isinstance(username, str) else None
+            store = _users(tx)
+            row = store.user_by_name(username) if isinstance(username, str) else None
             if row is None:
                 raise errors.UserNotFound()
-            tx.update_user(row.id, disabled=disabled)
+            store.update_user(row.id, disabled=disabled)
             return _info(row)
 
         action = "user_disable" if disabled else "user_enable"
-        return self._access_write(action, Actor(user_id, ip, request_id), f"user:{username}", run)
+        return self._access_write(action, actor, f"user:{username}", run)
 
     def authenticate(
-        self, username: str, password: str, *, ip: str = "cli", request_id: str | None = None
+        self, username: str, password: str, *, actor: Actor = DEFAULT_ACTOR
     ) -> UserInfo:
         """Check a built-in user's password (the same work whether or not the user exists).
 
@@ -179,22 +212,22 @@ class AccessMixin(VaultBase):
         """
         row = None
         if isinstance(username, str) and _USERNAME.fullmatch(username):
-            with self._storage.read() as tx:
-                row = tx.user_by_name(username)
+            with self._state.storage.read() as tx:
+                row = _users(tx).user_by_name(username)
         candidate = password if isinstance(password, str) else ""
         if row is None:
             dummy_verify(candidate)
             ok = False
         else:
             ok = verify_password(row.password_hash, candidate) and not row.disabled
-        user = row.id if row is not None else 0
-        actor = Actor(user, ip, request_id)
+        # The entry names the user the login is for (0: unknown), from the caller's address.
+        actor = replace(actor, user_id=row.id if row is not None else 0)
         if not ok:
             exc = errors.AuthenticationFailed("invalid username or password")
-            self._audit(self._entry("login", actor, success=False, error=exc))
+            self._state.audit(self._state.entry("login", actor, success=False, error=exc))
             raise exc
         assert row is not None  # noqa: S101 - ok implies a row
-        self._audit(self._entry("login", actor))
+        self._state.audit(self._state.entry("login", actor))
         return _info(row)
 
     # -- policies -------------------------------------------------------------------------
@@ -203,9 +236,7 @@ class AccessMixin(VaultBase):
         name: str,
         rules: str,
         *,
-        user_id: int = 1,
-        ip: str = "cli",
-        request_id: str | None = None,
+        actor: Actor = DEFAULT_ACTOR,
     ) -> Policy:
         """Create or replace the policy `name` from its text (see `core.policy`).
 
@@ -213,18 +244,16 @@ class AccessMixin(VaultBase):
             InvalidInput: bad name or rules.
         """
         policy = Policy(check_policy_name(name), parse_rules(rules))
-        now = self._clock.now()
+        now = self._state.clock.now()
         self._access_write(
             "policy_write",
-            Actor(user_id, ip, request_id),
+            actor,
             f"policy:{name}",
-            lambda tx: tx.put_policy(name, rules_to_json(policy.rules), now),
+            lambda tx: _policies(tx).put_policy(name, rules_to_json(policy.rules), now),
         )
         return policy
 
-    def delete_policy(
-        self, name: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
-    ) -> None:
+    def delete_policy(self, name: str, *, actor: Actor = DEFAULT_ACTOR) -> None:
         """Remove a policy (tokens naming it lose what it granted).
 
         Raises:
@@ -233,10 +262,10 @@ class AccessMixin(VaultBase):
         check_policy_name(name)
 
         def run(tx: Tx) -> None:
-            if not tx.delete_policy(name):
+            if not _policies(tx).delete_policy(name):
                 raise errors.NotFound("policy not found")
 
-        self._access_write("policy_delete", Actor(user_id, ip, request_id), f"policy:{name}", run)
+        self._access_write("policy_delete", actor, f"policy:{name}", run)
 
     def get_policies(self, names: Sequence[str]) -> list[Policy]:
         """The stored policies among `names` (unknown names grant nothing).
@@ -247,109 +276,23 @@ class AccessMixin(VaultBase):
         wanted = [n for n in names if isinstance(n, str)]
         if not wanted:
             return []
-        with self._storage.read() as tx:
-            rows = tx.get_policies(wanted)
+        with self._state.storage.read() as tx:
+            rows = _policies(tx).get_policies(wanted)
         return [Policy(r.name, rules_from_json(r.rules)) for r in rows]
 
     def list_policies(self) -> list[Policy]:
         """Every stored policy, by name."""
-        with self._storage.read() as tx:
-            rows = tx.list_policies()
+        with self._state.storage.read() as tx:
+            rows = _policies(tx).list_policies()
         return [Policy(r.name, rules_from_json(r.rules)) for r in rows]
 
-    # -- server support -------------------------------------------------------------------
-    def record_denied(
-        self, action: str, path: str | None, user_id: int, ip: str, request_id: str | None = None
-    ) -> None:
+    # -- refusals -------------------------------------------------------------------------
+    def record_denied(self, action: str, path: str | None, actor: Actor) -> None:
         """Audit a request refused for lack of permission (fail-closed like every entry)."""
-        self._audit(
-            self._entry(
-                action[:50],
-                Actor(user_id, ip, request_id),
-                path,
-                success=False,
-                error=errors.PermissionDenied(),
-            )
-        )
+        self.record_failure(action, path, actor, errors.PermissionDenied())
 
     def record_failure(
-        self,
-        action: str,
-        path: str | None,
-        user_id: int,
-        ip: str,
-        error: errors.StrongroomError,
-        request_id: str | None = None,
+        self, action: str, path: str | None, actor: Actor, error: errors.StrongroomError
     ) -> None:
         """Audit a request refused before it reached an operation (bad token, rate limit)."""
-        self._audit(
-            self._entry(
-                action[:50], Actor(user_id, ip, request_id), path, success=False, error=error
-            )
-        )
-
-    def lock_idle(self) -> None:
-        """Drop the keys because the whole server was idle (audited as `auto_lock`)."""
-        if self._barrier.is_unlocked:
-            try:
-                self._audit(self._entry("auto_lock", Actor(0, "system")))
-            finally:
-                self._drop_keys()
-
-    def secrets_nearing_expiry(self, within: timedelta) -> int:
-        """How many live secrets expire within `within` (metadata only: no key needed)."""
-        now = self._clock.now()
-        with self._storage.read() as tx:
-            return tx.count_expiring(now, now + within)
-
-
-class LoginLimiter:
-    """Failed-login throttling per username and per client IP, with exponential back-off.
-
-    From the `free`-th failure for a key on, each failure doubles the wait (5 s, 10 s, 20 s, ...
-    up to 15 min). A success clears the username's counter. In memory, per process.
-    """
-
-    def __init__(self, clock: Clock, *, free_per_user: int = 5, free_per_ip: int = 20) -> None:
-        self._clock = clock
-        self._free = {"user": free_per_user, "ip": free_per_ip}
-        self._state: dict[tuple[str, str], tuple[int, datetime | None]] = {}
-        self._lock = threading.Lock()
-
-    def check(self, username: str, ip: str) -> None:
-        """Raise if either key is in back-off.
-
-        Raises:
-            TooManyAttempts: with `retry_after` seconds.
-        """
-        now = self._clock.now()
-        with self._lock:
-            waits = [
-                (until - now).total_seconds()
-                for key in (("user", username[:128]), ("ip", ip))
-                for _, until in [self._state.get(key, (0, None))]
-                if until is not None and until > now
-            ]
-        if waits:
-            wait = max(waits)
-            raise errors.TooManyAttempts(
-                f"too many failed logins; retry in {wait:.0f}s", retry_after=wait
-            )
-
-    def failed(self, username: str, ip: str) -> None:
-        """Count a failure against both keys."""
-        now = self._clock.now()
-        with self._lock:
-            if len(self._state) > 100_000:
-                self._state.clear()
-            for key in (("user", username[:128]), ("ip", ip)):
-                count = self._state.get(key, (0, None))[0] + 1
-                over = count - self._free[key[0]]
-                delay = min(BACKOFF_BASE_SECONDS * 2.0**over, 900.0)
-                until = now + timedelta(seconds=delay) if over >= 0 else None
-                self._state[key] = (count, until)
-
-    def succeeded(self, username: str) -> None:
-        """Clear the username's failures."""
-        with self._lock:
-            self._state.pop(("user", username[:128]), None)
+        self._state.audit(self._state.entry(action[:50], actor, path, success=False, error=error))

@@ -71,7 +71,7 @@ def verify_chain(storage: Storage, genesis: str, mac: Callable[[bytes], str]) ->
     prev, entries, unchained, after = genesis, 0, 0, 0
     while True:
         with storage.read() as tx:
-            rows = tx.scan_audit(after, _SCAN_BATCH)
+            rows = tx.audit.scan_audit(after, _SCAN_BATCH)
         if not rows:
             return AuditVerification(True, entries, None, unchained)
         for row in rows:

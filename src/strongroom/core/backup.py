@@ -12,6 +12,9 @@ chain. It is as safe as the database itself and needs the master key to be of an
 `restore` refuses a truncated or altered file, checks the master key, decrypts every version and
 verifies the audit chain BEFORE it writes anything, then loads an empty database in one
 transaction and re-opens it as a vault. This module never writes a plaintext or key anywhere.
+
+`Backup` (the `vault.backup` service) uses only the public surface of `VaultState`; `restore`
+opens a fresh `VaultState` on the restored database.
 """
 
 from __future__ import annotations
@@ -27,15 +30,14 @@ from typing import Any, TextIO
 
 from strongroom import errors
 from strongroom.api import Progress
-from strongroom.core.audit import canonical
+from strongroom.core.audit import canonical, verify_chain
 from strongroom.core.options import VaultConfig
-from strongroom.core.service import Vault
-from strongroom.core.vault import Actor
+from strongroom.core.state import VaultState
 from strongroom.crypto import Barrier, SealedRoot, SealedTerm
-from strongroom.models import iso
+from strongroom.models import DEFAULT_ACTOR, Actor, iso
 from strongroom.storage import HEAD_REVISION, AuditRow, open_storage, snapshot
 
-__all__ = ["BackupSummary", "backup", "restore"]
+__all__ = ["Backup", "BackupSummary", "restore"]
 
 FORMAT = "strongroom-backup"
 FORMAT_VERSION = 1
@@ -68,60 +70,60 @@ def _line(data: dict[str, Any]) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True) + "\n"
 
 
-def backup(
-    vault: Vault,
-    out: TextIO,
-    *,
-    user_id: int = 1,
-    ip: str = "cli",
-    progress: Progress | None = None,
-) -> BackupSummary:
-    """Write a consistent snapshot of the whole vault to `out` (audited as `backup`).
+class Backup:
+    """Writing a verified snapshot of the whole vault (`vault.backup`)."""
 
-    Raises:
-        VaultLocked: the vault is locked (a backup is a privileged, audited operation).
-        StorageUnavailable: the database cannot be read.
-    """
-    actor = Actor(user_id, ip)
-    try:
-        vault._require_unlocked()
-        summary = _dump(vault, out, progress)
-    except errors.StrongroomError as exc:
-        vault._audit(vault._entry("backup", actor, success=False, error=exc))
-        raise
-    vault._audit(vault._entry("backup", actor))
-    return summary
+    def __init__(self, state: VaultState) -> None:
+        self._state = state
 
+    def write(
+        self, out: TextIO, *, actor: Actor = DEFAULT_ACTOR, progress: Progress | None = None
+    ) -> BackupSummary:
+        """Write a consistent snapshot of the whole vault to `out` (audited as `backup`).
 
-def _dump(vault: Vault, out: TextIO, progress: Progress | None) -> BackupSummary:
-    digest = hashlib.sha256()
+        Raises:
+            VaultLocked: the vault is locked (a backup is a privileged, audited operation).
+            StorageUnavailable: the database cannot be read.
+        """
+        state = self._state
+        try:
+            state.require_unlocked()
+            summary = self._dump(out, progress)
+        except errors.StrongroomError as exc:
+            state.audit(state.entry("backup", actor, success=False, error=exc))
+            raise
+        state.audit(state.entry("backup", actor))
+        return summary
 
-    def write(data: dict[str, Any]) -> None:
-        text = _line(data)
-        digest.update(text.encode("ascii"))
-        out.write(text)
+    def _dump(self, out: TextIO, progress: Progress | None) -> BackupSummary:
+        digest = hashlib.sha256()
 
-    vault_id = vault._barrier.vault_id
-    with snapshot.snapshot(vault._storage) as snap:
-        counts = snap.counts()
-        total = sum(counts.values())
-        write(
-            {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                "schema": HEAD_REVISION,
-                "vault_id": vault_id,
-                "created_at": iso(vault._clock.now()),
-                "counts": counts,
-            }
-        )
-        for done, (table, row) in enumerate(snap.rows(), start=1):
-            write({"t": table, "r": row})
-            if progress is not None and (done % 500 == 0 or done == total):
-                progress(done, total)
-    out.write(_line({"end": True, "counts": counts, "sha256": digest.hexdigest()}))
-    out.flush()
-    return BackupSummary(vault_id, counts)
+        def write(data: dict[str, Any]) -> None:
+            text = _line(data)
+            digest.update(text.encode("ascii"))
+            out.write(text)
+
+        vault_id = self._state.barrier.vault_id
+        with snapshot.snapshot(self._state.storage) as snap:
+            counts = snap.counts()
+            total = sum(counts.values())
+            write(
+                {
+                    "format": FORMAT,
+                    "format_version": FORMAT_VERSION,
+                    "schema": HEAD_REVISION,
+                    "vault_id": vault_id,
+                    "created_at": iso(self._state.clock.now()),
+                    "counts": counts,
+                }
+            )
+            for done, (table, row) in enumerate(snap.rows(), start=1):
+                write({"t": table, "r": row})
+                if progress is not None and (done % 500 == 0 or done == total):
+                    progress(done, total)
+        out.write(_line({"end": True, "counts": counts, "sha256": digest.hexdigest()}))
+        out.flush()
+        return BackupSummary(vault_id, counts)
 
 
 def _read(path: Path) -> tuple[dict[str, Any], Callable[[], Iterator[snapshot.Row]]]:
@@ -240,6 +242,10 @@ class _Checker:
         self._open()
         self._barrier.lock()
 
+    def close(self) -> None:
+        """Drop the keys (also after a failure)."""
+        self._barrier.lock()
+
 
 def restore(
     dsn: str,
@@ -247,8 +253,7 @@ def restore(
     master_key: str,
     config: VaultConfig | None = None,
     *,
-    user_id: int = 1,
-    ip: str = "cli",
+    actor: Actor = DEFAULT_ACTOR,
     progress: Progress | None = None,
 ) -> BackupSummary:
     """Restore a backup into the EMPTY database at `dsn`, verified before and after loading.
@@ -272,23 +277,23 @@ def restore(
                 progress(done, total)
         checker.finish()
     finally:
-        checker._barrier.lock()
+        checker.close()
     storage = open_storage(dsn)
     try:
         loaded = snapshot.load(storage, _counting(rows(), progress, done, total), counts)
     finally:
         storage.dispose()
-    vault = Vault(open_storage(dsn), config)
+    state = VaultState(open_storage(dsn), config)
     try:
-        vault.unlock(master_key, user_id=user_id, ip=ip)
-        result = vault.verify_audit()
+        state.unlock(master_key, actor)
+        result = verify_chain(state.storage, state.barrier.vault_id, state.barrier.mac)
         if not result.ok:
             raise errors.IntegrityError(
                 f"restored audit chain is broken at entry {result.first_bad_id}"
             )
-        vault._audit(vault._entry("restore", Actor(user_id, ip)))
+        state.audit(state.entry("restore", actor))
     finally:
-        vault.close()
+        state.close()
     if progress is not None:
         progress(total, total)
     return BackupSummary(str(header.get("vault_id")), loaded)

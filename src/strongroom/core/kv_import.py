@@ -13,14 +13,14 @@ from datetime import datetime
 from typing import Any
 
 from strongroom import errors
-from strongroom.core.kv_meta import KVMetadataMixin, kv_settings
+from strongroom.core.kv_meta import kv_settings
 from strongroom.core.kv_types import coerce_custom_metadata, json_size
-from strongroom.core.secrets import encode_value
-from strongroom.core.vault import Actor
-from strongroom.models import validate_path
+from strongroom.core.state import VaultState
+from strongroom.core.versions import encode_value, is_expired, secrets_of, versions_of
+from strongroom.models import Actor, validate_path
 from strongroom.storage import Tx, VersionRow
 
-__all__ = ["KVImportMixin", "KVImportVersion"]
+__all__ = ["KVImportVersion", "import_key"]
 
 MAX_IMPORT_VERSIONS = 100_000
 
@@ -49,97 +49,97 @@ def _check_versions(versions: list[KVImportVersion], limit: int) -> None:
             raise errors.PayloadTooLarge(f"version {v.version} exceeds the limit of {limit} bytes")
 
 
-class KVImportMixin(KVMetadataMixin):
-    """Bulk import of a key's history, in one transaction and one audit entry per key."""
+def import_key(
+    state: VaultState,
+    path: str,
+    versions: list[KVImportVersion],
+    *,
+    current_version: int | None,
+    created_at: datetime | None,
+    settings: tuple[object, object, object, object],
+    replace: bool,
+    actor: Actor,
+) -> int:
+    """Create the key at `path` with exactly these versions; return how many carry data.
 
-    def kv_import(
-        self,
-        path: str,
-        versions: list[KVImportVersion],
-        *,
-        current_version: int | None = None,
-        created_at: datetime | None = None,
-        max_versions: object = None,
-        cas_required: object = None,
-        delete_version_after: object = None,
-        custom_metadata: object = None,
-        replace: bool = False,
-        user_id: int = 1,
-        ip: str = "cli",
-        request_id: str | None = None,
-    ) -> int:
-        """Create the key at `path` with exactly these versions; return how many carry data.
+    With no versions, the key gets only its metadata (current version 0), as Vault allows.
 
-        With no versions, the key gets only its metadata (current version 0), as Vault allows.
+    Args:
+        state: the vault's state.
+        path: the key's path.
+        versions: its versions, as read from the source.
+        current_version: the source's current version (default: the highest imported).
+        created_at: the key's creation time (default: the oldest version's).
+        settings: (max_versions, cas_required, delete_version_after, custom_metadata), each
+            None to leave it at its default.
+        replace: delete an existing key at `path` first instead of refusing.
+        actor: who imports.
 
-        Args:
-            current_version: the source's current version (default: the highest imported).
-            created_at: the key's creation time (default: the oldest version's).
-            replace: delete an existing key at `path` first instead of refusing.
+    Raises:
+        InvalidInput: bad path, settings, version numbers or times.
+        PayloadTooLarge: a version exceeds `max_value_bytes`.
+        SecretExists: a key exists at `path` and `replace` is false.
+        VaultLocked: the vault is locked.
+    """
+    validate_path(path)
+    _check_versions(versions, state.config.max_value_bytes)
+    max_versions, cas_required, delete_version_after, custom_metadata = settings
+    values: dict[str, object] = dict(kv_settings(max_versions, cas_required, delete_version_after))
+    if custom_metadata is not None:
+        values["metadata"] = coerce_custom_metadata(custom_metadata)
+    ordered = sorted(versions, key=lambda v: v.version)
+    newest = ordered[-1].version if ordered else 0
+    current = current_version or newest
+    if current < newest:
+        raise errors.InvalidInput("current_version is older than an imported version")
+    user_id = actor.user_id
 
-        Raises:
-            InvalidInput: bad path, settings, version numbers or times.
-            PayloadTooLarge: a version exceeds `max_value_bytes`.
-            SecretExists: a key exists at `path` and `replace` is false.
-            VaultLocked: the vault is locked.
-        """
-        validate_path(path)
-        _check_versions(versions, self._config.max_value_bytes)
-        settings: dict[str, object] = dict(
-            kv_settings(max_versions, cas_required, delete_version_after)
-        )
-        if custom_metadata is not None:
-            settings["metadata"] = coerce_custom_metadata(custom_metadata)
-        ordered = sorted(versions, key=lambda v: v.version)
-        newest = ordered[-1].version if ordered else 0
-        current = current_version or newest
-        if current < newest:
-            raise errors.InvalidInput("current_version is older than an imported version")
-        actor = Actor(user_id, ip, request_id)
+    def run(tx: Tx) -> tuple[int, int]:
+        store = secrets_of(tx)
+        old = store.secret_by_path(path)
+        if old is not None and not (replace or is_expired(old, state.clock.now())):
+            raise errors.SecretExists()
+        if old is not None:
+            store.delete_secret(old.id)
+        created = created_at or (ordered[0].created_at if ordered else state.clock.now())
+        secret_id = store.insert_secret(path, None, user_id, created, None)
+        for item in ordered:
+            _import_version(state, tx, secret_id, path, item, user_id)
+        updated = max(ordered[-1].created_at, created) if ordered else created
+        store.update_secret(secret_id, version=current, updated_at=updated, **values)
+        return sum(1 for v in ordered if v.data is not None and not v.destroyed), secret_id
 
-        def run(tx: Tx) -> tuple[int, int]:
-            old = tx.secret_by_path(path)
-            if old is not None and not (replace or self._expired(old)):
-                raise errors.SecretExists()
-            if old is not None:
-                tx.delete_secret(old.id)
-            created = created_at or (ordered[0].created_at if ordered else self._clock.now())
-            secret_id = tx.insert_secret(path, None, user_id, created, None)
-            for item in ordered:
-                self._import_version(tx, secret_id, path, item, user_id)
-            updated = max(ordered[-1].created_at, created) if ordered else created
-            tx.update_secret(secret_id, version=current, updated_at=updated, **settings)
-            return sum(1 for v in ordered if v.data is not None and not v.destroyed), secret_id
+    return state.write("import", actor, path, run)
 
-        return self._write_op("import", actor, path, run)
 
-    def _import_version(
-        self, tx: Tx, secret_id: int, path: str, item: KVImportVersion, user_id: int
-    ) -> None:
-        if item.data is None or item.destroyed:
-            tx.insert_version(
-                VersionRow(
-                    secret_id,
-                    item.version,
-                    None,
-                    None,
-                    user_id,
-                    item.created_at,
-                    item.deletion_time,
-                    True,
-                )
-            )
-            return
-        envelope, term = self._encrypt(tx, encode_value(item.data), secret_id, path, item.version)
-        tx.insert_version(
+def _import_version(
+    state: VaultState, tx: Tx, secret_id: int, path: str, item: KVImportVersion, user_id: int
+) -> None:
+    store = versions_of(tx)
+    if item.data is None or item.destroyed:
+        store.insert_version(
             VersionRow(
                 secret_id,
                 item.version,
-                envelope,
-                term,
+                None,
+                None,
                 user_id,
                 item.created_at,
                 item.deletion_time,
-                False,
+                True,
             )
         )
+        return
+    envelope, term = state.encrypt(tx, encode_value(item.data), secret_id, path, item.version)
+    store.insert_version(
+        VersionRow(
+            secret_id,
+            item.version,
+            envelope,
+            term,
+            user_id,
+            item.created_at,
+            item.deletion_time,
+            False,
+        )
+    )

@@ -3,7 +3,8 @@
 
 A key may have metadata and no version yet (`vault_secrets.version` 0, no version rows): Vault
 allows writing metadata first. Data operations live in `core.kv`. Every public method writes one
-audit entry through `VaultBase`'s plumbing.
+audit entry through `VaultState`'s plumbing. Storage: `versions.SecretStore`/`VersionStore`
+(`tx.secrets`) and `kv_rows.KVStore` (`tx.kv`).
 """
 
 from __future__ import annotations
@@ -11,22 +12,22 @@ from __future__ import annotations
 from datetime import timedelta
 
 from strongroom import errors
+from strongroom.core.kv_rows import create_empty, existing_key, kv_of, live_key
 from strongroom.core.kv_types import (
     KVConfig,
     KVMetadata,
-    KVVersionMeta,
     KVVersionState,
     coerce_custom_metadata,
     folder_keys,
     merge_patch,
     parse_go_duration,
 )
-from strongroom.core.secrets import SecretsMixin
-from strongroom.core.vault import Actor
-from strongroom.models import validate_path
-from strongroom.storage import KVConfigRow, SecretRow, Tx, VersionRow
+from strongroom.core.state import VaultState
+from strongroom.core.versions import secrets_of, versions_of
+from strongroom.models import DEFAULT_ACTOR, Actor, validate_path
+from strongroom.storage import KVConfigRow, Tx
 
-__all__ = ["KVMetadataMixin", "kv_settings"]
+__all__ = ["KVMetadataService", "kv_settings"]
 
 #: Largest accepted `max_versions` (Vault has no limit; this only rejects nonsense).
 MAX_MAX_VERSIONS = 1_000_000
@@ -67,65 +68,14 @@ def kv_settings(
     return values
 
 
-class KVMetadataMixin(SecretsMixin):
-    """KV v2 metadata, listing and mount configuration over `SecretsMixin`."""
+class KVMetadataService:
+    """KV v2 key metadata, folder listing and the mount configuration (`vault.kv.metadata`)."""
 
-    # -- helpers shared with core.kv ------------------------------------------------------
-    def _kv_row(self, tx: Tx, path: str) -> SecretRow | None:
-        """The secret at `path`, or None when there is none or it has expired."""
-        row = tx.secret_by_path(path)
-        return None if row is None or self._expired(row) else row
-
-    def _kv_existing(self, tx: Tx, path: str) -> SecretRow:
-        row = self._kv_row(tx, path)
-        if row is None:
-            raise errors.SecretNotFound()
-        return row
-
-    def _kv_dva(self, row: SecretRow | None, mount: KVConfigRow) -> int:
-        """Seconds after which a new version is soft-deleted (the key's setting, else the
-        mount's); 0 means never."""
-        return (row.delete_version_after if row else 0) or mount.delete_version_after
-
-    @staticmethod
-    def _version_meta(row: SecretRow, version: VersionRow) -> KVVersionMeta:
-        return KVVersionMeta(
-            version.version,
-            version.updated_at,
-            version.deleted_at,
-            version.destroyed,
-            dict(row.metadata),
-        )
-
-    def _kv_create_empty(self, tx: Tx, path: str, user_id: int) -> SecretRow:
-        """A secret row with metadata and no version (version 0)."""
-        now = self._clock.now()
-        old = tx.secret_by_path(path)
-        if old is not None:  # expired: it reads as absent, so it is replaced
-            tx.delete_secret(old.id)
-        secret_id = tx.insert_secret(path, None, user_id, now, None)
-        tx.update_secret(secret_id, version=0)
-        row = tx.secret_by_path(path)
-        assert row is not None  # noqa: S101 - inserted above in this transaction
-        return row
+    def __init__(self, state: VaultState) -> None:
+        self._state = state
 
     # -- metadata -------------------------------------------------------------------------
-    def kv_exists(self, path: str) -> bool:
-        """Whether a live key is at `path` (not audited: callers use it to pick the capability
-        a write needs, `create` or `update`, before the audited write itself).
-
-        Raises:
-            InvalidInput: bad path.
-            VaultLocked: the vault is locked.
-        """
-        validate_path(path)
-        self._require_unlocked()
-        with self._storage.read() as tx:
-            return self._kv_row(tx, path) is not None
-
-    def kv_read_metadata(
-        self, path: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
-    ) -> KVMetadata:
+    def read(self, path: str, *, actor: Actor = DEFAULT_ACTOR) -> KVMetadata:
         """A key's metadata and the state of each of its stored versions.
 
         Raises:
@@ -136,8 +86,8 @@ class KVMetadataMixin(SecretsMixin):
         validate_path(path)
 
         def read(tx: Tx) -> tuple[KVMetadata, int]:
-            row = self._kv_existing(tx, path)
-            stored = sorted(tx.versions(row.id), key=lambda v: v.version)
+            row = existing_key(self._state, tx, path)
+            stored = sorted(versions_of(tx).versions(row.id), key=lambda v: v.version)
             oldest = stored[0].version if stored and stored[0].version > 1 else 0
             versions = {
                 v.version: KVVersionState(v.updated_at, v.deleted_at, v.destroyed) for v in stored
@@ -155,9 +105,9 @@ class KVMetadataMixin(SecretsMixin):
                 versions,
             ), row.id
 
-        return self._read_op("read_metadata", Actor(user_id, ip, request_id), path, read)
+        return self._state.read("read_metadata", actor, path, read)
 
-    def kv_write_metadata(
+    def write(
         self,
         path: str,
         *,
@@ -165,9 +115,7 @@ class KVMetadataMixin(SecretsMixin):
         cas_required: object = None,
         delete_version_after: object = None,
         custom_metadata: object = None,
-        user_id: int = 1,
-        ip: str = "cli",
-        request_id: str | None = None,
+        actor: Actor = DEFAULT_ACTOR,
     ) -> None:
         """Set the given settings of a key, creating it (with no version) if needed.
 
@@ -178,7 +126,7 @@ class KVMetadataMixin(SecretsMixin):
             InvalidInput: bad path or setting (see `coerce_custom_metadata`, `parse_go_duration`).
             VaultLocked: the vault is locked.
         """
-        self._kv_metadata_change(
+        self._change(
             "write_metadata",
             path,
             max_versions,
@@ -186,10 +134,10 @@ class KVMetadataMixin(SecretsMixin):
             delete_version_after,
             custom_metadata,
             False,
-            Actor(user_id, ip, request_id),
+            actor,
         )
 
-    def kv_patch_metadata(
+    def patch(
         self,
         path: str,
         *,
@@ -197,9 +145,7 @@ class KVMetadataMixin(SecretsMixin):
         cas_required: object = None,
         delete_version_after: object = None,
         custom_metadata: object = None,
-        user_id: int = 1,
-        ip: str = "cli",
-        request_id: str | None = None,
+        actor: Actor = DEFAULT_ACTOR,
     ) -> None:
         """Change the given settings of an existing key; `custom_metadata` is merge-patched
         (a None value removes that entry).
@@ -209,7 +155,7 @@ class KVMetadataMixin(SecretsMixin):
             SecretNotFound: no key at `path`.
             VaultLocked: the vault is locked.
         """
-        self._kv_metadata_change(
+        self._change(
             "patch_metadata",
             path,
             max_versions,
@@ -217,10 +163,10 @@ class KVMetadataMixin(SecretsMixin):
             delete_version_after,
             custom_metadata,
             True,
-            Actor(user_id, ip, request_id),
+            actor,
         )
 
-    def _kv_metadata_change(
+    def _change(
         self,
         action: str,
         path: str,
@@ -241,22 +187,20 @@ class KVMetadataMixin(SecretsMixin):
             raise errors.InvalidInput("custom_metadata must be an object of strings")
 
         def run(tx: Tx) -> tuple[None, int]:
-            row = self._kv_row(tx, path)
+            row = live_key(self._state, tx, path)
             if row is None and patch:
                 raise errors.SecretNotFound()
-            row = row or self._kv_create_empty(tx, path, actor.user_id)
+            row = row or create_empty(self._state, tx, path, actor.user_id)
             if patch and isinstance(custom_metadata, dict):
                 values["metadata"] = coerce_custom_metadata(
                     merge_patch(row.metadata, custom_metadata)
                 )
-            tx.update_secret(row.id, updated_at=self._clock.now(), **values)
+            secrets_of(tx).update_secret(row.id, updated_at=self._state.clock.now(), **values)
             return None, row.id
 
-        self._write_op(action, actor, path, run)
+        self._state.write(action, actor, path, run)
 
-    def kv_delete_metadata(
-        self, path: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
-    ) -> None:
+    def delete(self, path: str, *, actor: Actor = DEFAULT_ACTOR) -> None:
         """Delete a key, its metadata and every version (no error when there is none).
 
         Raises:
@@ -266,17 +210,16 @@ class KVMetadataMixin(SecretsMixin):
         validate_path(path)
 
         def run(tx: Tx) -> tuple[None, int | None]:
-            row = tx.secret_by_path(path)
+            store = secrets_of(tx)
+            row = store.secret_by_path(path)
             if row is None:
                 return None, None
-            tx.delete_secret(row.id)
+            store.delete_secret(row.id)
             return None, row.id
 
-        self._write_op("delete", Actor(user_id, ip, request_id), path, run)
+        self._state.write("delete", actor, path, run)
 
-    def kv_list(
-        self, folder: str = "", *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
-    ) -> list[str]:
+    def list(self, folder: str = "", *, actor: Actor = DEFAULT_ACTOR) -> list[str]:
         """Keys and sub-folders (ending in `/`) directly under `folder`, sorted.
 
         Keys with metadata but no version are listed too, as in Vault.
@@ -290,17 +233,15 @@ class KVMetadataMixin(SecretsMixin):
         prefix = validate_path(name) + "/" if name else ""
 
         def read(tx: Tx) -> tuple[list[str], None]:
-            keys = folder_keys(tx.kv_paths(prefix, self._clock.now()), prefix)
+            keys = folder_keys(kv_of(tx).kv_paths(prefix, self._state.clock.now()), prefix)
             if not keys:
                 raise errors.SecretNotFound("nothing under that folder")
             return keys, None
 
-        return self._read_op("list", Actor(user_id, ip, request_id), prefix or None, read)
+        return self._state.read("list", actor, prefix or None, read)
 
     # -- mount configuration --------------------------------------------------------------
-    def kv_read_config(
-        self, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
-    ) -> KVConfig:
+    def read_config(self, *, actor: Actor = DEFAULT_ACTOR) -> KVConfig:
         """The mount-wide settings.
 
         Raises:
@@ -308,22 +249,20 @@ class KVMetadataMixin(SecretsMixin):
         """
 
         def read(tx: Tx) -> tuple[KVConfig, None]:
-            row = tx.kv_config()
+            row = kv_of(tx).kv_config()
             return KVConfig(
                 row.max_versions, row.cas_required, timedelta(seconds=row.delete_version_after)
             ), None
 
-        return self._read_op("read_config", Actor(user_id, ip, request_id), None, read)
+        return self._state.read("read_config", actor, None, read)
 
-    def kv_write_config(
+    def write_config(
         self,
         *,
         max_versions: object = None,
         cas_required: object = None,
         delete_version_after: object = None,
-        user_id: int = 1,
-        ip: str = "cli",
-        request_id: str | None = None,
+        actor: Actor = DEFAULT_ACTOR,
     ) -> None:
         """Change the given mount-wide settings (None: unchanged). They apply to every secret:
         the larger of a key's and the mount's `max_versions` wins, a key's own
@@ -336,15 +275,16 @@ class KVMetadataMixin(SecretsMixin):
         values = kv_settings(max_versions, cas_required, delete_version_after)
 
         def run(tx: Tx) -> tuple[None, None]:
-            old = tx.kv_config()
-            tx.put_kv_config(
+            store = kv_of(tx)
+            old = store.kv_config()
+            store.put_kv_config(
                 KVConfigRow(
                     int(values.get("max_versions", old.max_versions)),
                     bool(values.get("cas_required", old.cas_required)),
                     int(values.get("delete_version_after", old.delete_version_after)),
                 ),
-                self._clock.now(),
+                self._state.clock.now(),
             )
             return None, None
 
-        self._write_op("write_config", Actor(user_id, ip, request_id), None, run)
+        self._state.write("write_config", actor, None, run)

@@ -8,55 +8,52 @@ valid; after it, the new one. Re-encryption then moves every version still under
 the newest term in bounded batches, each its own transaction through the group-commit writer, so
 reads and writes keep working meanwhile, in this process and in others. Old terms stay in the
 keyring until no row uses them; the marker is cleared and unused terms deleted at the end.
-Re-running `rotate_all` with the same new key, or `resume_rotation`, finishes an interrupted one.
+Re-running `rotate_all` with the same new key, or `resume`, finishes an interrupted one;
+`is_unfinished` says whether there is one (`vaultctl rotate --resume` asks it first).
+
+`Rotation` (the `vault.rotation` service) uses `RotationStore` (`tx.rotation`), the key store
+(`tx.keys`) and the version store (`tx.secrets`). A new term comes from `VaultState.terms`
+(`start`, then `install_on_commit`), the one place that installs terms.
 
 This module must never log or put into an error a master key or a secret value.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from strongroom import errors
 from strongroom.api import Progress, RotationResult
-from strongroom.core.secrets import SecretsMixin
-from strongroom.core.vault import Actor
+from strongroom.core.reencrypt import Reencryption, RotationStore
+from strongroom.core.state import VaultState
+from strongroom.core.terms import KeyStore
+from strongroom.core.versions import live_secret, versions_of
 from strongroom.core.writer import Entries
-from strongroom.crypto import SealedRoot, SealedTerm
-from strongroom.models import iso, validate_path
-from strongroom.storage import KeysRow, NewAudit, Tx
+from strongroom.crypto import SealedRoot
+from strongroom.models import DEFAULT_ACTOR, Actor, iso, validate_path
+from strongroom.storage import KeysRow, Tx
 
-__all__ = ["MIN_MASTER_KEY_LENGTH", "RotationMixin"]
+__all__ = ["MIN_MASTER_KEY_LENGTH", "Rotation", "RotationStore"]
 
 MIN_MASTER_KEY_LENGTH = 16
-#: Re-encryption passes before giving up (a pass after the first only runs if rows were left).
-MAX_PASSES = 3
 VAULT_WIDE = "master-key rotation is vault-wide; use rotate --all"
 
 
-@dataclass
-class _Pass:
-    """Progress of one re-encryption pass towards `target` (a term)."""
-
-    target: int
-    total: int
-    secrets: int
-    done: int = 0
-    failed: int = 0
-    cursor: int = 0
+def _keys(tx: Tx) -> KeyStore:
+    return tx.keys
 
 
-class RotationMixin(SecretsMixin):
-    """Master-key and single-secret rotation over the audited plumbing of `VaultBase`."""
+class Rotation:
+    """Master-key and single-secret rotation over `VaultState`."""
+
+    def __init__(self, state: VaultState) -> None:
+        self._state = state
+        self._reencryption = Reencryption(state)
 
     # -- public operations ------------------------------------------------------------------
     def rotate_all(
         self,
         new_master_key: str,
         *,
-        user_id: int = 1,
-        ip: str = "cli",
-        request_id: str | None = None,
+        actor: Actor = DEFAULT_ACTOR,
         progress: Progress | None = None,
     ) -> RotationResult:
         """Re-wrap the root key under `new_master_key`, start a new data-key term and
@@ -76,38 +73,44 @@ class RotationMixin(SecretsMixin):
                 kept appearing under old terms (resume later).
             StorageUnavailable: a transaction could not be committed (resume later).
         """
-        actor = Actor(user_id, ip, request_id)
         try:
-            self._touch()
-            self._require_unlocked()
+            self._state.touch()
+            self._state.require_unlocked()
             if not isinstance(new_master_key, str) or len(new_master_key) < MIN_MASTER_KEY_LENGTH:
                 raise errors.InvalidInput(
                     f"new master key must be at least {MIN_MASTER_KEY_LENGTH} characters"
                 )
-            with self._argon_slots:
+            with self._state.argon_slot():
                 keys = self._keys_row()
                 current = SealedRoot(keys.vault_id, keys.salt, keys.kdf_params, keys.wrapped_root)
-                same = self._barrier.matches(new_master_key, current)
+                same = self._state.barrier.matches(new_master_key, current)
                 if same and keys.rotation is None:
                     raise errors.InvalidInput(
                         "new master key must differ from the current master key"
                     )
-                sealed = None if same else self._barrier.rewrap(new_master_key, self._kdf_params())
+                sealed = (
+                    None
+                    if same
+                    else self._state.barrier.rewrap(new_master_key, self._state.kdf_params())
+                )
         except errors.StrongroomError as exc:
-            self._audit(self._entry("rotate_all", actor, success=False, error=exc))
+            self._state.audit(self._state.entry("rotate_all", actor, success=False, error=exc))
             raise
         if sealed is None:
             return self._resume(actor, progress)
         target = self._switch_master_key(keys, sealed, actor)
-        return self._reencrypt_all(target, actor, progress)
+        return self._reencryption.run(target, actor, progress)
 
-    def resume_rotation(
-        self,
-        *,
-        user_id: int = 1,
-        ip: str = "cli",
-        request_id: str | None = None,
-        progress: Progress | None = None,
+    def is_unfinished(self) -> bool:
+        """Whether a master-key rotation was interrupted and `resume` would finish it.
+
+        Raises:
+            VaultLocked: the vault is not initialised.
+        """
+        return self._keys_row().rotation is not None
+
+    def resume(
+        self, *, actor: Actor = DEFAULT_ACTOR, progress: Progress | None = None
     ) -> RotationResult:
         """Finish an interrupted master-key rotation (no-op result when none is unfinished).
 
@@ -119,12 +122,11 @@ class RotationMixin(SecretsMixin):
             IntegrityError: some versions fail their integrity check (see `rotate_all`).
             StorageUnavailable: a transaction could not be committed.
         """
-        actor = Actor(user_id, ip, request_id)
         try:
-            self._touch()
-            self._require_unlocked()
+            self._state.touch()
+            self._state.require_unlocked()
         except errors.StrongroomError as exc:
-            self._audit(self._entry("rotate_all", actor, success=False, error=exc))
+            self._state.audit(self._state.entry("rotate_all", actor, success=False, error=exc))
             raise
         return self._resume(actor, progress)
 
@@ -132,9 +134,7 @@ class RotationMixin(SecretsMixin):
         self,
         path: str,
         *,
-        user_id: int = 1,
-        ip: str = "cli",
-        request_id: str | None = None,
+        actor: Actor = DEFAULT_ACTOR,
         new_master_key: str | None = None,
     ) -> RotationResult:
         """Re-encrypt every stored version of one secret under the newest data-key term.
@@ -148,11 +148,10 @@ class RotationMixin(SecretsMixin):
             IntegrityError: a stored version fails its integrity check (nothing changes).
             VaultLocked: the vault is locked.
         """
-        actor = Actor(user_id, ip, request_id)
         if new_master_key is not None:
             exc = errors.InvalidInput(VAULT_WIDE)
-            self._audit(
-                self._entry(
+            self._state.audit(
+                self._state.entry(
                     "rotate",
                     actor,
                     path if isinstance(path, str) else None,
@@ -164,23 +163,24 @@ class RotationMixin(SecretsMixin):
         validate_path(path)
 
         def run(tx: Tx) -> tuple[RotationResult, int]:
-            row = self._live(tx, path)
+            row = live_secret(self._state, tx, path)
             count = 0
-            for stored in tx.versions(row.id):
+            store = versions_of(tx)
+            for stored in store.versions(row.id):
                 if stored.value is None:
                     continue
-                plain = self._decrypt(tx, stored.value, row.id, row.path, stored.version)
-                envelope, term = self._encrypt(tx, plain, row.id, row.path, stored.version)
-                tx.update_version(row.id, stored.version, value=envelope, key_term=term)
+                plain = self._state.decrypt(tx, stored.value, row.id, row.path, stored.version)
+                envelope, term = self._state.encrypt(tx, plain, row.id, row.path, stored.version)
+                store.update_version(row.id, stored.version, value=envelope, key_term=term)
                 count += 1
-            return RotationResult(self._barrier.current_term, count, 1), row.id
+            return RotationResult(self._state.barrier.current_term, count, 1), row.id
 
-        return self._write_op("rotate", actor, path, run)
+        return self._state.write("rotate", actor, path, run)
 
     # -- the atomic step --------------------------------------------------------------------
     def _keys_row(self) -> KeysRow:
-        with self._storage.read() as tx:
-            keys = tx.get_keys()
+        with self._state.storage.read() as tx:
+            keys = _keys(tx).get_keys()
         if keys is None:
             raise errors.VaultLocked()
         return keys
@@ -189,31 +189,29 @@ class RotationMixin(SecretsMixin):
         """One transaction: re-wrapped root key + new term + rotation marker; return the term."""
 
         def run(tx: Tx) -> tuple[int, Entries]:
-            self._require_unlocked()
-            keys = tx.get_keys()
+            self._state.require_unlocked()
+            keys = _keys(tx).get_keys()
             if keys is None or (keys.salt, keys.wrapped_root) != (seen.salt, seen.wrapped_root):
                 raise errors.Conflict("the master key was changed meanwhile; retry")
-            # `_before_batch` may have started a term in this very transaction: reuse it.
-            fresh: SealedTerm | None = self._pending_term
-            if fresh is None or fresh.term != tx.max_term():
-                fresh = self._new_term(tx, tx.max_term() + 1)
+            # A term `before_batch` started in this very transaction is reused.
+            fresh = self._state.terms.start(_keys(tx))
             marker = {
                 "target_term": fresh.term,
-                "started_at": iso(self._clock.now()),
+                "started_at": iso(self._state.clock.now()),
                 "user_id": actor.user_id,
             }
-            tx.put_keys(
+            _keys(tx).put_keys(
                 KeysRow(keys.vault_id, sealed.salt, sealed.kdf_params, sealed.wrapped_root, marker),
-                self._clock.now(),
+                self._state.clock.now(),
             )
-            # Last, once nothing here can fail: `_after_commit` installs the term.
-            self._pending_term = fresh
-            return fresh.term, self._entry("rotate_all", actor)
+            # Last, once nothing here can fail: the term is installed when this commits.
+            self._state.terms.install_on_commit(fresh)
+            return fresh.term, self._state.entry("rotate_all", actor)
 
         def failed(exc: errors.StrongroomError) -> Entries:
-            return self._entry("rotate_all", actor, success=False, error=exc)
+            return self._state.entry("rotate_all", actor, success=False, error=exc)
 
-        target: int = self._writer.submit(run, failed)
+        target: int = self._state.submit(run, failed)
         return target
 
     # -- re-encryption ----------------------------------------------------------------------
@@ -222,112 +220,9 @@ class RotationMixin(SecretsMixin):
         if keys.rotation is None:
             return RotationResult(self._current_term(), 0, 0)
         target = int(keys.rotation["target_term"])
-        self._audit(self._entry("rotate_all", actor))
-        return self._reencrypt_all(target, actor, progress)
+        self._state.audit(self._state.entry("rotate_all", actor))
+        return self._reencryption.run(target, actor, progress)
 
     def _current_term(self) -> int:
-        with self._storage.read() as tx:
-            return max(tx.max_term(), self._barrier.current_term)
-
-    def _reencrypt_all(
-        self,
-        target: int,
-        actor: Actor,
-        progress: Progress | None,
-    ) -> RotationResult:
-        with self._storage.read() as tx:
-            state = _Pass(
-                target, tx.count_versions_below_term(target), tx.count_secrets_below_term(target)
-            )
-        if progress is not None:
-            progress(0, state.total)
-        term, finished = 0, False
-        for _ in range(MAX_PASSES):
-            while self._reencrypt_batch(state, actor):
-                if progress is not None:
-                    progress(state.done, max(state.total, state.done + state.failed))
-            term, finished = self._complete(state, actor)
-            if finished or state.failed:
-                break
-            state.cursor = 0  # rows left behind a concurrent change: one more pass
-        if progress is not None:
-            progress(state.done, state.done + state.failed)
-        if state.failed:
-            raise errors.IntegrityError(
-                f"{state.failed} versions failed their integrity check and keep their old key "
-                "term; every other version was re-encrypted and the rotation stays unfinished"
-            )
-        if not finished:
-            exc = errors.Conflict("rotation could not finish; run it again to resume")
-            self._audit(self._entry("rotate_all", actor, success=False, error=exc))
-            raise exc
-        return RotationResult(term, state.done, state.secrets)
-
-    def _reencrypt_batch(self, state: _Pass, actor: Actor) -> bool:
-        """Re-encrypt the next batch in its own transaction; False when none is left."""
-
-        self._touch()  # a long rotation is activity: auto-lock must not cut it short
-
-        def run(tx: Tx) -> tuple[tuple[int, int, int], Entries]:
-            self._require_unlocked()
-            rows = tx.versions_below_term_after(
-                state.target, state.cursor, self._config.rotation_batch
-            )
-            bad: list[NewAudit] = []
-            rewritten: list[tuple[int, str, int]] = []
-            for row_id, stored, path in rows:
-                assert stored.value is not None  # noqa: S101 - the query skips destroyed values
-                try:
-                    plain = self._decrypt(tx, stored.value, stored.secret_id, path, stored.version)
-                except errors.IntegrityError as exc:
-                    # Left under its old term (which therefore stays) and reported at the end.
-                    bad.append(
-                        self._entry(
-                            "rotate_all", actor, path, stored.secret_id, success=False, error=exc
-                        )
-                    )
-                    continue
-                envelope, term = self._encrypt(tx, plain, stored.secret_id, path, stored.version)
-                rewritten.append((row_id, envelope, term))
-            tx.rewrite_versions(rewritten)
-            cursor = rows[-1][0] if rows else state.cursor
-            return (cursor, len(rows) - len(bad), len(bad)), bad or None
-
-        def failed(exc: errors.StrongroomError) -> Entries:
-            return self._entry("rotate_all", actor, success=False, error=exc)
-
-        outcome: tuple[int, int, int] = self._writer.submit(run, failed)
-        cursor, done, bad = outcome
-        more = cursor != state.cursor
-        state.cursor, state.done, state.failed = cursor, state.done + done, state.failed + bad
-        return more
-
-    def _complete(self, state: _Pass, actor: Actor) -> tuple[int, bool]:
-        """Clear the marker and drop terms no row uses, once no version is left behind; return
-        the newest term and whether the rotation is finished."""
-
-        def run(tx: Tx) -> tuple[tuple[int, bool], Entries]:
-            self._require_unlocked()
-            newest = tx.max_term()
-            if tx.count_versions_below_term(state.target) > 0:
-                if not state.failed:
-                    return (newest, False), None
-                return (newest, False), self._entry(
-                    "rotate_all", actor, success=False, error=errors.IntegrityError()
-                )
-            keys = tx.get_keys()
-            marker = keys.rotation if keys else None
-            # A newer rotation may have superseded ours: its marker stays.
-            if marker is not None and int(marker["target_term"]) <= state.target:
-                tx.set_rotation(None, self._clock.now())
-            used = tx.terms_in_use()
-            for row in tx.terms():
-                if row.term < newest and row.term not in used:
-                    tx.delete_term(row.term)
-            return (newest, True), self._entry("rotate_all", actor)
-
-        def failed(exc: errors.StrongroomError) -> Entries:
-            return self._entry("rotate_all", actor, success=False, error=exc)
-
-        outcome: tuple[int, bool] = self._writer.submit(run, failed)
-        return outcome
+        with self._state.storage.read() as tx:
+            return max(_keys(tx).max_term(), self._state.barrier.current_term)

@@ -1,80 +1,51 @@
-"""Secret operations: create, read, update, delete, list, versions, rollback, TTL and cleanup.
+"""`Secrets`: the design document's secret operations — create, get, update, delete, list,
+versions, rollback, TTL cleanup and random tokens — over `VaultState`.
 
-A version's plaintext is a JSON object (DESIGN §4): a string written through the design
-document's API is stored as ``{"value": "<string>"}`` and read back as that string; any other
-object reads back as its JSON text.
+Storage: `versions.SecretStore` and `versions.VersionStore` (`tx.secrets`). Every operation takes
+the acting `Actor` and writes one audit entry (cleanup one per deleted secret too). Nothing here
+logs or puts a value into an error.
 """
 
 from __future__ import annotations
 
-import json
 import secrets as pyrandom
 from dataclasses import replace
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 from strongroom import errors
 from strongroom.api import Progress
-from strongroom.core.vault import Actor, VaultBase
-from strongroom.models import SecretInfo, VersionInfo, validate_path, validate_prefix
-from strongroom.storage import SecretRow, Tx, VersionRow
+from strongroom.core.state import VaultState
+from strongroom.core.versions import (
+    add_version,
+    as_text,
+    check_text,
+    decode_value,
+    encode_value,
+    existing_secret,
+    info_from_row,
+    is_expired,
+    live_secret,
+    read_data,
+    secrets_of,
+    versions_of,
+)
+from strongroom.models import (
+    DEFAULT_ACTOR,
+    Actor,
+    SecretInfo,
+    VersionInfo,
+    validate_path,
+    validate_prefix,
+)
+from strongroom.storage import NewAudit, SecretRow, Tx
 
-__all__ = ["SecretsMixin", "as_text", "decode_value", "encode_value", "info_from_row", "is_deleted"]
+__all__ = ["Secrets", "as_text", "decode_value", "encode_value"]
 
 MAX_DESCRIPTION = 4096
 MAX_TOKEN_BYTES = 1024
+MAX_VERSION = 2**31 - 1
 #: Expired secrets removed per transaction by `cleanup_expired`.
 CLEANUP_BATCH = 500
-
-
-def info_from_row(row: SecretRow) -> SecretInfo:
-    """The public view of a secret row."""
-    return SecretInfo(
-        row.id,
-        row.path,
-        row.description,
-        row.created_by,
-        row.created_at,
-        row.updated_at,
-        row.version,
-        row.expires_at,
-        dict(row.metadata),
-        row.max_versions,
-        row.cas_required,
-    )
-
-
-def encode_value(data: dict[str, Any]) -> bytes:
-    """Plaintext bytes of a version."""
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def decode_value(plaintext: bytes) -> dict[str, Any]:
-    """The JSON object of a version.
-
-    Raises:
-        IntegrityError: the authenticated plaintext is not a JSON object (never expected).
-    """
-    data = json.loads(plaintext)
-    if not isinstance(data, dict):
-        raise errors.IntegrityError()
-    return data
-
-
-def as_text(data: dict[str, Any]) -> str:
-    """A version as the design document's single string."""
-    value = data.get("value")
-    if len(data) == 1 and isinstance(value, str):
-        return value
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
-
-
-def is_deleted(version: VersionRow, now: datetime) -> bool:
-    """True when the version is soft-deleted at `now` (a future `deleted_at` is only scheduled)."""
-    return version.deleted_at is not None and version.deleted_at <= now
-
-
-MAX_VERSION = 2**31 - 1
 
 
 def _check_version(version: object) -> int:
@@ -87,100 +58,42 @@ def _check_version(version: object) -> int:
     return version
 
 
-def check_text(text: str, what: str) -> int:
-    """The UTF-8 size of `text`.
+class Secrets:
+    """Secret operations (the library contract's secret methods delegate here)."""
 
-    Raises:
-        InvalidInput: `text` holds a lone surrogate (not encodable Unicode).
-    """
-    try:
-        return len(text.encode("utf-8"))
-    except UnicodeEncodeError as exc:
-        raise errors.InvalidInput(f"{what} must be valid Unicode text") from exc
+    def __init__(self, state: VaultState) -> None:
+        self._state = state
 
-
-class SecretsMixin(VaultBase):
-    """Secret operations over the audited plumbing of `VaultBase`."""
-
-    # -- validation -----------------------------------------------------------------------
     def _check_value(self, value: object) -> str:
         if not isinstance(value, str):
             raise errors.InvalidInput("value must be a string")
         if not value:
             raise errors.InvalidInput("value must not be empty")
-        if check_text(value, "value") > self._config.max_value_bytes:
-            raise errors.PayloadTooLarge(
-                f"value exceeds the limit of {self._config.max_value_bytes} bytes"
-            )
+        limit = self._state.config.max_value_bytes
+        if check_text(value, "value") > limit:
+            raise errors.PayloadTooLarge(f"value exceeds the limit of {limit} bytes")
         return value
-
-    def _expired(self, row: SecretRow, now: datetime | None = None) -> bool:
-        return row.expires_at is not None and row.expires_at <= (now or self._clock.now())
-
-    def _existing(self, tx: Tx, path: str) -> SecretRow:
-        row = tx.secret_by_path(path)
-        if row is None:
-            raise errors.SecretNotFound()
-        return row
-
-    def _live(self, tx: Tx, path: str) -> SecretRow:
-        row = self._existing(tx, path)
-        if self._expired(row):
-            raise errors.SecretExpired()
-        return row
-
-    def _read_data(
-        self, tx: Tx, row: SecretRow, version: int, stored: VersionRow | None = None
-    ) -> dict[str, Any]:
-        if stored is None:
-            stored = tx.get_version(row.id, version)
-        if stored is None or stored.value is None or is_deleted(stored, self._clock.now()):
-            raise errors.VersionNotFound()
-        return decode_value(self._decrypt(tx, stored.value, row.id, row.path, version))
 
     def _read_value(self, tx: Tx, path: str, version: int | None) -> tuple[str, int]:
         """The value of `version` (default current) of the live secret at `path`, one query."""
-        found = tx.secret_with_version(path, version)
+        found = secrets_of(tx).secret_with_version(path, version)
         if found is None:
             raise errors.SecretNotFound()
         row, stored = found
-        if self._expired(row):
+        if is_expired(row, self._state.clock.now()):
             raise errors.SecretExpired()
         if stored is None:
             raise errors.VersionNotFound()
-        return as_text(self._read_data(tx, row, stored.version, stored)), row.id
+        return as_text(read_data(self._state, tx, row, stored.version, stored)), row.id
 
-    def _add_version(self, tx: Tx, row: SecretRow, data: dict[str, Any], user_id: int) -> int:
-        """Store `data` as the next version of `row` and make it current.
-
-        The KV v2 settings apply to every front-end: a `delete_version_after` (the secret's, else
-        the mount's) schedules the version's soft deletion, and versions beyond the larger of the
-        secret's and the mount's `max_versions` are pruned (0 for both: keep every version).
-        """
-        now = self._clock.now()
-        number = row.version + 1
-        mount = tx.kv_config()
-        envelope, term = self._encrypt(tx, encode_value(data), row.id, row.path, number)
-        ttl = row.delete_version_after or mount.delete_version_after
-        deleted_at = now + timedelta(seconds=ttl) if ttl > 0 else None
-        tx.insert_version(VersionRow(row.id, number, envelope, term, user_id, now, deleted_at))
-        tx.set_current_version(row.id, number, now)
-        limit = max(row.max_versions, mount.max_versions)
-        if limit > 0 and number > limit:
-            tx.prune_versions(row.id, number - limit + 1)
-        return number
-
-    # -- operations -----------------------------------------------------------------------
-    def create_secret(
+    def create(
         self,
         path: str,
         value: str,
         *,
         description: str | None = None,
-        user_id: int = 1,
         expires_in: timedelta | None = None,
-        ip: str = "cli",
-        request_id: str | None = None,
+        actor: Actor = DEFAULT_ACTOR,
     ) -> SecretInfo:
         """Create a secret at `path` with version 1. An expired secret at the path is replaced.
 
@@ -204,38 +117,28 @@ class SecretsMixin(VaultBase):
             not isinstance(expires_in, timedelta) or expires_in <= timedelta(0)
         ):
             raise errors.InvalidInput("expires_in must be a positive duration")
-        return self._create(
-            path, {"value": value}, description, expires_in, Actor(user_id, ip, request_id)
-        )
+        data = {"value": value}
+        state = self._state
 
-    def _create(
-        self,
-        path: str,
-        data: dict[str, Any],
-        description: str | None,
-        expires_in: timedelta | None,
-        actor: Actor,
-    ) -> SecretInfo:
         def run(tx: Tx) -> tuple[SecretInfo, int]:
-            now = self._clock.now()
-            old = tx.secret_by_path(path)
+            store = secrets_of(tx)
+            now = state.clock.now()
+            old = store.secret_by_path(path)
             if old is not None:
-                if not self._expired(old, now):
+                if not is_expired(old, now):
                     raise errors.SecretExists()
-                tx.delete_secret(old.id)
+                store.delete_secret(old.id)
             expires_at = now + expires_in if expires_in else None
-            secret_id = tx.insert_secret(
+            secret_id = store.insert_secret(
                 path, description, actor.user_id, now, expires_at, version=0
             )
             row = SecretRow(secret_id, path, description, actor.user_id, now, now, 0, expires_at)
-            number = self._add_version(tx, row, data, actor.user_id)
+            number = add_version(state, tx, row, data, actor.user_id)
             return info_from_row(replace(row, version=number)), secret_id
 
-        return self._write_op("create", actor, path, run)
+        return state.write("create", actor, path, run)
 
-    def get_secret(
-        self, path: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
-    ) -> str:
+    def get(self, path: str, *, actor: Actor = DEFAULT_ACTOR) -> str:
         """The current value of the secret at `path`.
 
         Raises:
@@ -246,22 +149,9 @@ class SecretsMixin(VaultBase):
             VaultLocked: the vault is locked.
         """
         validate_path(path)
-        return self._read_op(
-            "read",
-            Actor(user_id, ip, request_id),
-            path,
-            lambda tx: self._read_value(tx, path, None),
-        )
+        return self._state.read("read", actor, path, lambda tx: self._read_value(tx, path, None))
 
-    def get_secret_version(
-        self,
-        path: str,
-        version: int,
-        *,
-        user_id: int = 1,
-        ip: str = "cli",
-        request_id: str | None = None,
-    ) -> str:
+    def get_version(self, path: str, version: int, *, actor: Actor = DEFAULT_ACTOR) -> str:
         """The value of one version.
 
         Raises:
@@ -272,22 +162,9 @@ class SecretsMixin(VaultBase):
         """
         validate_path(path)
         _check_version(version)
-        return self._read_op(
-            "read",
-            Actor(user_id, ip, request_id),
-            path,
-            lambda tx: self._read_value(tx, path, version),
-        )
+        return self._state.read("read", actor, path, lambda tx: self._read_value(tx, path, version))
 
-    def update_secret(
-        self,
-        path: str,
-        value: str,
-        *,
-        user_id: int = 1,
-        ip: str = "cli",
-        request_id: str | None = None,
-    ) -> int:
+    def update(self, path: str, value: str, *, actor: Actor = DEFAULT_ACTOR) -> int:
         """Store `value` as a new version; return its number.
 
         Raises:
@@ -297,17 +174,15 @@ class SecretsMixin(VaultBase):
         """
         validate_path(path)
         self._check_value(value)
-        actor = Actor(user_id, ip, request_id)
+        state = self._state
 
         def run(tx: Tx) -> tuple[int, int]:
-            row = self._live(tx, path)
-            return self._add_version(tx, row, {"value": value}, user_id), row.id
+            row = live_secret(state, tx, path)
+            return add_version(state, tx, row, {"value": value}, actor.user_id), row.id
 
-        return self._write_op("update", actor, path, run)
+        return state.write("update", actor, path, run)
 
-    def delete_secret(
-        self, path: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
-    ) -> None:
+    def delete(self, path: str, *, actor: Actor = DEFAULT_ACTOR) -> None:
         """Delete the secret and every version; its audit history stays, with the path.
 
         Raises:
@@ -318,31 +193,13 @@ class SecretsMixin(VaultBase):
         validate_path(path)
 
         def run(tx: Tx) -> tuple[None, int]:
-            row = self._existing(tx, path)
-            tx.delete_secret(row.id)
+            row = existing_secret(tx, path)
+            secrets_of(tx).delete_secret(row.id)
             return None, row.id
 
-        self._write_op("delete", Actor(user_id, ip, request_id), path, run)
+        self._state.write("delete", actor, path, run)
 
-    def list_secrets(
-        self, prefix: str = "", *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
-    ) -> list[SecretInfo]:
-        """Secrets whose path starts with `prefix` (literal, case-sensitive), ordered by path.
-
-        Raises:
-            InvalidInput: bad prefix.
-            VaultLocked: the vault is locked.
-        """
-        validate_prefix(prefix)
-
-        def read(tx: Tx) -> tuple[list[SecretInfo], None]:
-            return [info_from_row(r) for r in tx.list_secrets(prefix)], None
-
-        return self._read_op("list", Actor(user_id, ip, request_id), prefix or None, read)
-
-    def list_versions(
-        self, path: str, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
-    ) -> list[VersionInfo]:
+    def versions(self, path: str, *, actor: Actor = DEFAULT_ACTOR) -> list[VersionInfo]:
         """Every stored version of a secret, newest first.
 
         Raises:
@@ -353,23 +210,15 @@ class SecretsMixin(VaultBase):
         validate_path(path)
 
         def read(tx: Tx) -> tuple[list[VersionInfo], int]:
-            row = self._existing(tx, path)
+            row = existing_secret(tx, path)
             return [
                 VersionInfo(v.version, v.updated_at, v.updated_by, v.deleted_at, v.destroyed)
-                for v in tx.versions(row.id)
+                for v in versions_of(tx).versions(row.id)
             ], row.id
 
-        return self._read_op("versions", Actor(user_id, ip, request_id), path, read)
+        return self._state.read("versions", actor, path, read)
 
-    def rollback_secret(
-        self,
-        path: str,
-        version: int,
-        *,
-        user_id: int = 1,
-        ip: str = "cli",
-        request_id: str | None = None,
-    ) -> int:
+    def rollback(self, path: str, version: int, *, actor: Actor = DEFAULT_ACTOR) -> int:
         """Store a new version whose value is `version`'s; return the new number.
 
         Raises:
@@ -380,21 +229,17 @@ class SecretsMixin(VaultBase):
         """
         validate_path(path)
         _check_version(version)
+        state = self._state
 
         def run(tx: Tx) -> tuple[int, int]:
-            row = self._live(tx, path)
-            data = self._read_data(tx, row, version)
-            return self._add_version(tx, row, data, user_id), row.id
+            row = live_secret(state, tx, path)
+            data = read_data(state, tx, row, version)
+            return add_version(state, tx, row, data, actor.user_id), row.id
 
-        return self._write_op("rollback", Actor(user_id, ip, request_id), path, run)
+        return state.write("rollback", actor, path, run)
 
     def cleanup_expired(
-        self,
-        *,
-        user_id: int = 1,
-        ip: str = "cli",
-        request_id: str | None = None,
-        progress: Progress | None = None,
+        self, *, actor: Actor = DEFAULT_ACTOR, progress: Progress | None = None
     ) -> int:
         """Delete every secret expired now; return how many. Each deletion is audited.
 
@@ -404,32 +249,42 @@ class SecretsMixin(VaultBase):
         Raises:
             VaultLocked: the vault is locked.
         """
-        actor = Actor(user_id, ip, request_id)
-        cutoff = self._clock.now()
+        state = self._state
+        cutoff = state.clock.now()
+        batch = CLEANUP_BATCH
 
-        def run(tx: Tx) -> tuple[int, list[Any]]:
-            expired = tx.expired_secrets(cutoff, CLEANUP_BATCH)
-            entries = [self._entry("cleanup", actor)]
+        def run(tx: Tx) -> tuple[int, list[NewAudit]]:
+            store = secrets_of(tx)
+            expired = store.expired_secrets(cutoff, batch)
+            entries = [state.entry("cleanup", actor)]
             for row in expired:
-                tx.delete_secret(row.id)
-                entries.append(self._entry("delete", actor, row.path, row.id))
+                store.delete_secret(row.id)
+                entries.append(state.entry("delete", actor, row.path, row.id))
             return len(expired), entries
 
-        self._require_unlocked()
-        with self._storage.read() as tx:
-            total = len(tx.expired_secrets(cutoff))
+        state.require_unlocked()
+        with state.storage.read() as tx:
+            total = len(secrets_of(tx).expired_secrets(cutoff))
         removed = 0
         while True:
-            done = self._write_op("cleanup", actor, None, run)
+            done = state.write("cleanup", actor, None, run)
             removed += done
             if progress is not None:
                 progress(removed, max(total, removed))
-            if done < CLEANUP_BATCH:
+            if done < batch:
                 return removed
 
-    def generate_token(
-        self, length: int = 32, *, user_id: int = 1, ip: str = "cli", request_id: str | None = None
-    ) -> str:
+    def count_expiring(self, within: timedelta) -> int:
+        """How many live secrets expire within `within` (metadata only: no key needed).
+
+        Raises:
+            StorageUnavailable: the database cannot be reached.
+        """
+        now = self._state.clock.now()
+        with self._state.storage.read() as tx:
+            return secrets_of(tx).count_expiring(now, now + within)
+
+    def generate_token(self, length: int = 32, *, actor: Actor = DEFAULT_ACTOR) -> str:
         """A URL-safe random string from `length` random bytes (1..1024). Not stored.
 
         Raises:
@@ -442,9 +297,21 @@ class SecretsMixin(VaultBase):
             or not (1 <= length <= MAX_TOKEN_BYTES)
         ):
             raise errors.InvalidInput(f"length must be an integer from 1 to {MAX_TOKEN_BYTES}")
-        return self._audited(
-            "generate",
-            Actor(user_id, ip, request_id),
-            None,
-            lambda: (pyrandom.token_urlsafe(length), None),
+        return self._state.audited(
+            "generate", actor, None, lambda: (pyrandom.token_urlsafe(length), None)
         )
+
+    # Last: inside the class body, later annotations would read `list` as this method.
+    def list(self, prefix: str = "", *, actor: Actor = DEFAULT_ACTOR) -> list[SecretInfo]:
+        """Secrets whose path starts with `prefix` (literal, case-sensitive), ordered by path.
+
+        Raises:
+            InvalidInput: bad prefix.
+            VaultLocked: the vault is locked.
+        """
+        validate_prefix(prefix)
+
+        def read(tx: Tx) -> tuple[list[SecretInfo], None]:
+            return [info_from_row(r) for r in secrets_of(tx).list_secrets(prefix)], None
+
+        return self._state.read("list", actor, prefix or None, read)

@@ -16,13 +16,13 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
+from typing import Any, Protocol
 
 from strongroom import errors
 from strongroom.core.audit import canonical, unkeyed_mac
 from strongroom.storage import NewAudit, Storage, Tx
 
-__all__ = ["Job", "Writer"]
+__all__ = ["AuditSink", "Job", "Writer"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,18 @@ Entries = NewAudit | list[NewAudit] | None
 JobFn = Callable[[Tx], tuple[Any, Entries]]
 #: Builds the audit entry of a job that raised.
 FailFn = Callable[[errors.StrongroomError], Entries]
+
+
+class AuditSink(Protocol):
+    """What the writer needs from storage to extend the audit chain (`tx.audit`)."""
+
+    def batch_head(self) -> tuple[int, str | None]: ...
+
+    def insert_audit(self, entry: NewAudit, mac: str | None) -> int: ...
+
+
+def _sink(tx: Tx) -> AuditSink:
+    return tx.audit
 
 
 @dataclass
@@ -112,7 +124,7 @@ class Writer:
         outcomes: list[tuple[Any, BaseException | None]] = []
         try:
             with self._storage.write() as tx:
-                newest_term, head = tx.batch_head()
+                newest_term, head = _sink(tx).batch_head()
                 self._before_batch(tx, newest_term)
                 for job in batch:
                     try:
@@ -149,5 +161,5 @@ class Writer:
         # The genesis is read late: the batch that initialises the vault has no key at its start.
         data = canonical(self._genesis() if head is None else head, entry)
         mac = self._mac(data) or unkeyed_mac(data)
-        tx.insert_audit(entry, mac)
+        _sink(tx).insert_audit(entry, mac)
         return mac

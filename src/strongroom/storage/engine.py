@@ -8,283 +8,76 @@ Foreign database exceptions are translated here, once.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime
-from typing import Any
+from contextlib import AbstractContextManager, contextmanager
+from functools import cached_property
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
 from strongroom import errors
-from strongroom.storage import tables as t
-from strongroom.storage.base import (
-    KeysRow,
-    SecretRow,
-    TermRow,
-    VersionRow,
-)
-from strongroom.storage.convert import secret_row, version_row
-from strongroom.storage.queries_access import AccessQueries
+from strongroom.storage.queries_access import PolicyQueries, UserQueries
 from strongroom.storage.queries_audit import AuditQueries
+from strongroom.storage.queries_keys import KeyQueries
 from strongroom.storage.queries_kv import KVQueries
+from strongroom.storage.queries_rotation import RotationQueries
+from strongroom.storage.queries_secrets import SecretQueries
+from strongroom.storage.txbase import savepoint
 
 __all__ = ["Storage", "Tx"]
 
 
-# Statements on the hot path are built once: constructing a SQLAlchemy statement costs several
-# times more than executing it (measured: 530 us rebuilt vs 130 us prebuilt per lookup).
-_S, _V = t.secrets, t.secret_versions
-_SECRET_BY_PATH = sa.select(_S).where(_S.c.path == sa.bindparam("path"))
+class Tx:
+    """One transaction: its savepoints and the query groups that share its connection.
 
-
-def _secret_join(version: Any) -> sa.Select[Any]:
-    return (
-        sa.select(
-            _S,
-            _V.c.version.label("v_version"),
-            _V.c.value,
-            _V.c.key_term,
-            _V.c.updated_by,
-            _V.c.updated_at.label("v_updated_at"),
-            _V.c.deleted_at,
-            _V.c.destroyed,
-        )
-        .select_from(_S.outerjoin(_V, sa.and_(_V.c.secret_id == _S.c.id, _V.c.version == version)))
-        .where(_S.c.path == sa.bindparam("path"))
-    )
-
-
-_SECRET_WITH_CURRENT = _secret_join(_S.c.version)
-_SECRET_WITH_VERSION = _secret_join(sa.bindparam("version"))
-_GET_VERSION = sa.select(_V).where(
-    _V.c.secret_id == sa.bindparam("sid"), _V.c.version == sa.bindparam("version")
-)
-_INSERT_VERSION = sa.insert(_V)
-_INSERT_SECRET = sa.insert(_S)
-_SET_CURRENT = (
-    sa.update(_S)
-    .where(_S.c.id == sa.bindparam("sid"))
-    .values(version=sa.bindparam("version"), updated_at=sa.bindparam("at"))
-)
-_RESERVE = (
-    sa.update(t.key_terms)
-    .where(t.key_terms.c.term == sa.bindparam("t"))
-    .values(encryptions=t.key_terms.c.encryptions + sa.bindparam("n"))
-)
-_COUNT = sa.select(t.key_terms.c.encryptions).where(t.key_terms.c.term == sa.bindparam("t"))
-
-
-class Tx(KVQueries, AuditQueries, AccessQueries):
-    """Queries and changes inside one transaction. Methods return rows, never ORM objects.
-
-    Keys, secrets and versions are here; the KV v2, audit/rotation and access queries are
-    mixed in from `queries_kv`, `queries_audit` and `queries_access`.
+    Each group is small and implements the storage protocol one core service declares:
+    `keys` (key row and terms), `secrets` (secrets and versions), `kv` (KV v2 mount), `audit`
+    (the audit chain), `rotation` (re-encryption), `users` and `policies` (access). Groups are
+    built on first use, so a transaction pays only for the ones it touches.
     """
 
-    # -- keys -----------------------------------------------------------------------------
-    def get_keys(self) -> KeysRow | None:
-        """The vault's key row, or None for an uninitialised database."""
-        row = self.conn.execute(sa.select(t.keys).where(t.keys.c.id == 1)).first()
-        if row is None:
-            return None
-        return KeysRow(
-            row.vault_id,
-            bytes(row.salt),
-            json.loads(row.kdf_params),
-            row.wrapped_root,
-            json.loads(row.rotation) if row.rotation else None,
-        )
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
 
-    def put_keys(self, keys: KeysRow, now: datetime) -> None:
-        """Insert or replace the key row (one statement: the atomic step of a re-wrap)."""
-        values = {
-            "vault_id": keys.vault_id,
-            "salt": keys.salt,
-            "kdf_params": json.dumps(keys.kdf_params),
-            "wrapped_root": keys.wrapped_root,
-            "rotation": json.dumps(keys.rotation) if keys.rotation else None,
-            "updated_at": now,
-        }
-        done = self.conn.execute(sa.update(t.keys).where(t.keys.c.id == 1).values(**values))
-        if done.rowcount == 0:
-            self.conn.execute(sa.insert(t.keys).values(id=1, created_at=now, **values))
+    @cached_property
+    def keys(self) -> KeyQueries:
+        """The key row and the data-key terms."""
+        return KeyQueries(self.conn)
 
-    def terms(self) -> list[TermRow]:
-        """Every data-key term, oldest first."""
-        rows = self.conn.execute(sa.select(t.key_terms).order_by(t.key_terms.c.term))
-        return [TermRow(r.term, r.wrapped_key, r.created_at, r.encryptions) for r in rows]
+    @cached_property
+    def secrets(self) -> SecretQueries:
+        """Secrets and their versions."""
+        return SecretQueries(self.conn)
 
-    def add_term(self, term: TermRow) -> None:
-        """Store a new wrapped data key."""
-        self.conn.execute(
-            sa.insert(t.key_terms).values(
-                term=term.term,
-                wrapped_key=term.wrapped_key,
-                created_at=term.created_at,
-                encryptions=term.encryptions,
-            )
-        )
+    @cached_property
+    def kv(self) -> KVQueries:
+        """The KV v2 mount configuration and folder listing."""
+        return KVQueries(self.conn)
 
-    def delete_term(self, term: int) -> None:
-        """Remove a data key no row uses any more."""
-        self.conn.execute(sa.delete(t.key_terms).where(t.key_terms.c.term == term))
+    @cached_property
+    def audit(self) -> AuditQueries:
+        """The audit chain."""
+        return AuditQueries(self.conn)
 
-    def reserve_encryptions(self, term: int, count: int) -> int:
-        """Add `count` to the term's shared counter; return the new total."""
-        self.conn.execute(_RESERVE, {"t": term, "n": count})
-        return int(self.conn.execute(_COUNT, {"t": term}).scalar_one())
+    @cached_property
+    def rotation(self) -> RotationQueries:
+        """Master-key rotation: re-encryption batches and the rotation marker."""
+        return RotationQueries(self.conn)
 
-    # -- secrets --------------------------------------------------------------------------
-    def secret_by_path(self, path: str) -> SecretRow | None:
-        """The secret at exactly `path`."""
-        row = self.conn.execute(_SECRET_BY_PATH, {"path": path}).first()
-        return secret_row(row) if row else None
+    @cached_property
+    def users(self) -> UserQueries:
+        """Built-in users."""
+        return UserQueries(self.conn)
 
-    def insert_secret(
-        self,
-        path: str,
-        description: str | None,
-        created_by: int,
-        now: datetime,
-        expires_at: datetime | None,
-        metadata: dict[str, str] | None = None,
-        version: int = 1,
-    ) -> int:
-        """Create the secret row at `version` (its first version is inserted next); return its id.
+    @cached_property
+    def policies(self) -> PolicyQueries:
+        """Path policies."""
+        return PolicyQueries(self.conn)
 
-        No savepoint of its own (writes are serialised, callers check the path first): on a
-        duplicate the transaction is unusable on PostgreSQL until the caller's savepoint (every
-        core job has one) rolls back.
-
-        Raises:
-            SecretExists: the path is taken.
-        """
-        try:
-            result = self.conn.execute(
-                _INSERT_SECRET,
-                {
-                    "path": path,
-                    "description": description,
-                    "created_by": created_by,
-                    "created_at": now,
-                    "updated_at": now,
-                    "version": version,
-                    "expires_at": expires_at,
-                    "metadata": json.dumps(metadata or {}),
-                    "max_versions": 0,
-                    "cas_required": False,
-                    "delete_version_after": 0,
-                },
-            )
-        except sa_exc.IntegrityError as exc:
-            raise errors.SecretExists() from exc
-        return int(result.inserted_primary_key[0])  # type: ignore[index]
-
-    def set_current_version(self, secret_id: int, version: int, at: datetime) -> None:
-        """Make `version` the secret's current version, updated at `at`."""
-        self.conn.execute(_SET_CURRENT, {"sid": secret_id, "version": version, "at": at})
-
-    def update_secret(self, secret_id: int, **values: Any) -> None:
-        """Change columns of a secret row (`metadata` is given as a dict)."""
-        if "metadata" in values:
-            values["metadata"] = json.dumps(values["metadata"])
-        self.conn.execute(sa.update(t.secrets).where(t.secrets.c.id == secret_id).values(**values))
-
-    def delete_secret(self, secret_id: int) -> None:
-        """Delete a secret and its versions (audit rows are not linked and stay)."""
-        self.conn.execute(
-            sa.delete(t.secret_versions).where(t.secret_versions.c.secret_id == secret_id)
-        )
-        self.conn.execute(sa.delete(t.secrets).where(t.secrets.c.id == secret_id))
-
-    def list_secrets(self, prefix: str = "") -> list[SecretRow]:
-        """Secrets whose path starts with `prefix`, compared literally and case-sensitively."""
-        query = sa.select(t.secrets).order_by(t.secrets.c.path)
-        if prefix:
-            # substr equality, not LIKE: no wildcards, and identical semantics on both backends.
-            query = query.where(sa.func.substr(t.secrets.c.path, 1, len(prefix)) == prefix)
-        return [secret_row(r) for r in self.conn.execute(query).all()]
-
-    def expired_secrets(self, now: datetime, limit: int | None = None) -> list[SecretRow]:
-        """Secrets whose `expires_at` is at or before `now`, by path (at most `limit`)."""
-        query = sa.select(t.secrets).where(t.secrets.c.expires_at <= now).order_by(t.secrets.c.path)
-        if limit is not None:
-            query = query.limit(limit)
-        return [secret_row(r) for r in self.conn.execute(query).all()]
-
-    # -- versions -------------------------------------------------------------------------
-    def insert_version(self, row: VersionRow) -> None:
-        """Store a new version (no savepoint of its own, as `insert_secret`).
-
-        Raises:
-            VersionConflict: that version number exists already.
-        """
-        try:
-            self.conn.execute(
-                _INSERT_VERSION,
-                {
-                    "secret_id": row.secret_id,
-                    "version": row.version,
-                    "value": row.value,
-                    "key_term": row.key_term,
-                    "updated_by": row.updated_by,
-                    "updated_at": row.updated_at,
-                    "deleted_at": row.deleted_at,
-                    "destroyed": row.destroyed,
-                },
-            )
-        except sa_exc.IntegrityError as exc:
-            raise errors.VersionConflict("version already exists") from exc
-
-    def secret_with_version(
-        self,
-        path: str,
-        version: int | None = None,
-    ) -> tuple[SecretRow, VersionRow | None] | None:
-        """The secret at `path` and one of its versions (default: the current one), in one query."""
-        if version is None:
-            row = self.conn.execute(_SECRET_WITH_CURRENT, {"path": path}).first()
-        else:
-            params = {"path": path, "version": version}
-            row = self.conn.execute(_SECRET_WITH_VERSION, params).first()
-        if row is None:
-            return None
-        secret = secret_row(row)
-        if row.v_version is None:
-            return secret, None
-        return secret, VersionRow(
-            row.id,
-            row.v_version,
-            row.value,
-            row.key_term,
-            row.updated_by,
-            row.v_updated_at,
-            row.deleted_at,
-            bool(row.destroyed),
-        )
-
-    def get_version(self, secret_id: int, version: int) -> VersionRow | None:
-        """One version of a secret."""
-        row = self.conn.execute(_GET_VERSION, {"sid": secret_id, "version": version}).first()
-        return version_row(row) if row else None
-
-    def versions(self, secret_id: int) -> list[VersionRow]:
-        """Every version of a secret, newest first."""
-        v = t.secret_versions
-        rows = self.conn.execute(
-            sa.select(v).where(v.c.secret_id == secret_id).order_by(v.c.version.desc())
-        )
-        return [version_row(r) for r in rows]
-
-    def update_version(self, secret_id: int, version: int, **values: Any) -> None:
-        """Change columns of one version (re-encryption, soft delete, destroy)."""
-        v = t.secret_versions
-        self.conn.execute(
-            sa.update(v).where(v.c.secret_id == secret_id, v.c.version == version).values(**values)
-        )
+    def savepoint(self) -> AbstractContextManager[None]:
+        """Run a block whose changes are undone alone if it raises (see `txbase.savepoint`)."""
+        return savepoint(self.conn)
 
 
 class Storage:
@@ -303,7 +96,7 @@ class Storage:
         Raises:
             StorageUnavailable: the database cannot be reached.
         """
-        with self._translate(), self.engine.connect() as conn, conn.begin():
+        with self.translated_errors(), self.engine.connect() as conn, conn.begin():
             yield Tx(conn)
 
     @contextmanager
@@ -313,7 +106,7 @@ class Storage:
         Raises:
             StorageUnavailable: the database cannot be reached or the commit failed.
         """
-        with self._translate():
+        with self.translated_errors():
             opts = {"sqlite_immediate": True} if self.dialect == "sqlite" else {}
             with self.engine.connect().execution_options(**opts) as conn, conn.begin():
                 if self.dialect == "postgresql":
@@ -336,7 +129,9 @@ class Storage:
         return self._lock_key
 
     @contextmanager
-    def _translate(self) -> Iterator[None]:
+    def translated_errors(self) -> Iterator[None]:
+        """Turn the database driver's connection and commit errors into `StorageUnavailable`
+        (a constraint violation into `Conflict`) inside the block."""
         try:
             yield
         except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DatabaseError) as exc:

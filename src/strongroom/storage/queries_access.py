@@ -1,4 +1,5 @@
-"""Storage queries of built-in users and path policies, a part of `Tx`."""
+"""Storage queries of built-in users (`UserQueries`, `tx.users`) and path policies
+(`PolicyQueries`, `tx.policies`)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,14 @@ from strongroom import errors
 from strongroom.storage import tables as t
 from strongroom.storage.base import PolicyRow, UserRow
 from strongroom.storage.convert import user_row
-from strongroom.storage.txbase import TxBase
+from strongroom.storage.txbase import Queries
 
-__all__ = ["AccessQueries"]
+__all__ = ["PolicyQueries", "UserQueries"]
 
 
-class AccessQueries(TxBase):
-    """User and policy queries; mixed into `engine.Tx`, which provides `conn`."""
+class UserQueries(Queries):
+    """Built-in users (implements `core.access.UserStore`)."""
 
-    # -- users and policies (access) ------------------------------------------------------
     def insert_user(
         self, username: str, password_hash: str, role: str, policies: list[str], now: datetime
     ) -> int:
@@ -69,6 +69,10 @@ class AccessQueries(TxBase):
             values["policies"] = json.dumps(values["policies"])
         self.conn.execute(sa.update(t.users).where(t.users.c.id == user_id).values(**values))
 
+
+class PolicyQueries(Queries):
+    """Path policies (implements `core.access.PolicyStore`)."""
+
     def put_policy(self, name: str, rules: str, now: datetime) -> None:
         """Create or replace a policy."""
         p = t.policies
@@ -96,13 +100,3 @@ class AccessQueries(TxBase):
         """Remove a policy; False when there was none."""
         done = self.conn.execute(sa.delete(t.policies).where(t.policies.c.name == name))
         return bool(done.rowcount)
-
-    def count_expiring(self, now: datetime, until: datetime) -> int:
-        """Secrets not yet expired whose `expires_at` falls before `until`."""
-        s = t.secrets
-        query = (
-            sa.select(sa.func.count())
-            .select_from(s)
-            .where(s.c.expires_at > now, s.c.expires_at <= until)
-        )
-        return int(self.conn.execute(query).scalar_one())

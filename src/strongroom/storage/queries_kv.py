@@ -1,4 +1,5 @@
-"""Storage queries of the KV v2 engine (mount config, version states), a part of `Tx`."""
+"""Storage queries of the KV v2 engine: the mount configuration and folder listing
+(`KVQueries`, `tx.kv`)."""
 
 from __future__ import annotations
 
@@ -8,18 +9,17 @@ import sqlalchemy as sa
 
 from strongroom.storage import tables as t
 from strongroom.storage.base import KVConfigRow
-from strongroom.storage.txbase import TxBase
+from strongroom.storage.txbase import Queries
 
 __all__ = ["KVQueries"]
 
 
-class KVQueries(TxBase):
-    """KV v2 queries; mixed into `engine.Tx`, which provides `conn`."""
+class KVQueries(Queries):
+    """KV v2 queries (implements `core.kv_rows.KVStore`)."""
 
     # Read once per transaction: every write of a group-commit batch needs it.
     _kv_config: KVConfigRow | None = None
 
-    # -- kv v2 ----------------------------------------------------------------------------
     def kv_config(self) -> KVConfigRow:
         """The mount-wide KV v2 settings (all zeros when never written)."""
         if self._kv_config is None:
@@ -52,8 +52,3 @@ class KVQueries(TxBase):
         if prefix:
             query = query.where(sa.func.substr(s.c.path, 1, len(prefix)) == prefix)
         return [r[0] for r in self.conn.execute(query.order_by(s.c.path))]
-
-    def prune_versions(self, secret_id: int, below: int) -> None:
-        """Remove every version numbered below `below` (max_versions pruning)."""
-        v = t.secret_versions
-        self.conn.execute(sa.delete(v).where(v.c.secret_id == secret_id, v.c.version < below))

@@ -120,7 +120,7 @@ def snapshot(storage: Storage) -> Iterator[Snapshot]:
     Raises:
         StorageUnavailable: the database cannot be reached.
     """
-    with storage._translate(), storage.engine.connect() as conn:
+    with storage.translated_errors(), storage.engine.connect() as conn:
         if storage.dialect == "postgresql":
             conn = conn.execution_options(
                 isolation_level="REPEATABLE READ", postgresql_readonly=True

@@ -1,38 +1,44 @@
-"""`TxBase`: one transaction's connection and savepoints, shared by every part of `Tx`."""
+"""`Queries`: the base of every query group (each shares its transaction's connection), and the
+savepoint every part of a transaction uses."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
 from strongroom import errors
 
-__all__ = ["TxBase"]
+__all__ = ["Queries", "savepoint"]
 
 
-class TxBase:
-    """The connection of one transaction."""
+@contextmanager
+def savepoint(conn: Connection) -> Iterator[None]:
+    """Run a block whose changes are undone alone if it raises.
+
+    A value the database refuses (out of range, too long) fails only this block, as
+    InvalidInput, so one bad request cannot fail the other jobs of a group commit.
+    """
+    nested = conn.begin_nested()
+    try:
+        yield
+    except sa_exc.DataError as exc:
+        nested.rollback()
+        raise errors.InvalidInput("a value is out of range for storage") from exc
+    except BaseException:
+        nested.rollback()
+        raise
+    nested.commit()
+
+
+class Queries:
+    """A group of queries on the connection of one transaction."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    @contextmanager
-    def savepoint(self) -> Iterator[None]:
-        """Run a block whose changes are undone alone if it raises.
-
-        A value the database refuses (out of range, too long) fails only this block, as
-        InvalidInput, so one bad request cannot fail the other jobs of a group commit.
-        """
-        nested = self.conn.begin_nested()
-        try:
-            yield
-        except sa_exc.DataError as exc:
-            nested.rollback()
-            raise errors.InvalidInput("a value is out of range for storage") from exc
-        except BaseException:
-            nested.rollback()
-            raise
-        nested.commit()
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A savepoint on this transaction (see `savepoint`)."""
+        return savepoint(self.conn)

@@ -1,0 +1,166 @@
+"""`Authorizer`: who may do what to which secret path, decided once for every front end.
+
+Roles plus path policies (DESIGN §6): `SuperAdmin` and `Admin` pass every check except master-key
+rotation (`require_admin(..., superadmin=True)`), which only `SuperAdmin` passes; any other role
+needs a stored policy, named by its token, that grants the capability on the path. Listings are
+filtered here too. Every refusal is audited here, exactly once, before `PermissionDenied` is
+raised. This module decides and audits; it never logs.
+
+Using it from an async handler (the HTTP dialects, a web UI)::
+
+    principal = ...                       # the verified token (`core.tokens.Principal`)
+    actor = Actor(principal.user_id, ip, request_id)
+    await run_in_thread(vault.authorizer.require, principal, "read", path, actor)
+    visible = await run_in_thread(vault.authorizer.list_filter, principal, prefix, actor)
+    found = [info for info in found if visible(info.path)]
+
+Every method is synchronous and may read policies from storage (cached for `policy_ttl`
+seconds) or write an audit entry, so an async caller runs it in its thread pool. A check that
+passes for an administrator touches neither.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from strongroom import errors
+from strongroom.core.access import Access
+from strongroom.core.policy import ADMIN_ROLES, SUPERADMIN, Policy
+from strongroom.core.tokens import Principal
+from strongroom.models import Actor
+
+__all__ = ["Authorizer", "PathFilter"]
+
+#: Says whether one path may appear in a listing.
+PathFilter = Callable[[str], bool]
+POLICY_TTL_SECONDS = 5.0
+_MAX_CACHED = 10_000
+
+
+def _everything(path: str) -> bool:
+    return True
+
+
+class Authorizer:
+    """Role and path-policy checks, with audited refusals. Thread-safe."""
+
+    def __init__(
+        self,
+        access: Access,
+        *,
+        policy_ttl: float = POLICY_TTL_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._access = access
+        self._ttl = policy_ttl
+        self._monotonic = monotonic
+        self._cache: dict[tuple[str, ...], tuple[float, list[Policy]]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def is_admin(principal: Principal) -> bool:
+        """SuperAdmin or Admin (every capability on every path)."""
+        return principal.role in ADMIN_ROLES
+
+    def policies_of(self, principal: Principal) -> list[Policy]:
+        """The stored policies the principal's token names (re-read at most every
+        `policy_ttl` seconds, so a change made by another process is seen within it).
+
+        Raises:
+            StorageUnavailable: the database cannot be reached.
+        """
+        names = principal.policies
+        if not names:
+            return []
+        now = self._monotonic()
+        with self._lock:
+            hit = self._cache.get(names)
+        if hit is not None and now - hit[0] <= self._ttl:
+            return hit[1]
+        policies = self._access.get_policies(list(names))
+        with self._lock:
+            if len(self._cache) > _MAX_CACHED:
+                self._cache.clear()
+            self._cache[names] = (now, policies)
+        return policies
+
+    def allows(self, principal: Principal, capability: str, path: str) -> bool:
+        """Whether the principal may use `capability` on `path` (no audit entry).
+
+        Raises:
+            StorageUnavailable: the policies cannot be read.
+        """
+        if self.is_admin(principal):
+            return True
+        return any(p.allows(capability, path) for p in self.policies_of(principal))
+
+    def require(
+        self,
+        principal: Principal,
+        capability: str,
+        path: str,
+        actor: Actor,
+        *,
+        action: str | None = None,
+    ) -> None:
+        """Allow admins, or a policy granting `capability` on `path`.
+
+        `action` names the refused operation in the audit entry (default: the capability;
+        e.g. capability `update` for action `rollback`).
+
+        Raises:
+            PermissionDenied: nothing grants it (audited once).
+        """
+        if not self.allows(principal, capability, path):
+            raise self.deny(action or capability, path, actor)
+
+    def require_admin(
+        self,
+        principal: Principal,
+        action: str,
+        actor: Actor,
+        *,
+        superadmin: bool = False,
+        path: str | None = None,
+    ) -> None:
+        """Allow only SuperAdmin and Admin (SuperAdmin alone when `superadmin`).
+
+        Raises:
+            PermissionDenied: any other role (audited once).
+        """
+        role = principal.role
+        if role == SUPERADMIN or (not superadmin and role in ADMIN_ROLES):
+            return
+        raise self.deny(action, path, actor)
+
+    def list_filter(self, principal: Principal, prefix: str, actor: Actor) -> PathFilter:
+        """Check that the principal may list at all, and return which listed paths it sees.
+
+        Admins see everything. Another role needs some policy granting `list` somewhere, and
+        then sees only the paths a policy grants `list` on.
+
+        Raises:
+            PermissionDenied: no policy grants `list` anywhere (audited once, as `list` of
+                `prefix`).
+        """
+        if self.is_admin(principal):
+            return _everything
+        policies = self.policies_of(principal)
+        if not any(p.grants_anywhere("list") for p in policies):
+            raise self.deny("list", prefix or None, actor)
+
+        def visible(path: str) -> bool:
+            return any(p.allows("list", path) for p in policies)
+
+        return visible
+
+    def deny(self, action: str, path: str | None, actor: Actor) -> errors.PermissionDenied:
+        """Audit a refusal and return the error to raise.
+
+        Raises:
+            StorageUnavailable: the entry could not be written (fail-closed).
+        """
+        self._access.record_denied(action, path, actor)
+        return errors.PermissionDenied()

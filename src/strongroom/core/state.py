@@ -1,0 +1,365 @@
+"""`VaultState`: what every service of one vault shares — lock state, barrier, writer, clock —
+and the audited plumbing every operation goes through.
+
+Every service receives the one `VaultState` of its vault in its constructor and uses only the
+public methods below: `read`/`write`/`audited` run an operation and make its audit entry durable
+(fail-closed), `encrypt`/`decrypt` bind a version's ciphertext to its secret, `entry`/`audit`
+write entries no operation wraps. Unlock, lock and the one auto-lock path (`auto_lock`, audited)
+live here too. This module must never log or put into an error a master key or a secret value.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TypeVar
+
+from strongroom import errors
+from strongroom.core.options import VaultConfig
+from strongroom.core.terms import KeyStore, Terms
+from strongroom.core.throttle import UnlockBackoff
+from strongroom.core.writer import Entries, Writer
+from strongroom.crypto import Barrier, KDFParams, SealedRoot, SealedTerm
+from strongroom.models import SYSTEM_ACTOR, Actor
+from strongroom.storage import KeysRow, NewAudit, Storage, TermRow, Tx
+
+__all__ = ["VaultState"]
+
+T = TypeVar("T")
+
+
+class _AlreadyInitialised(Exception):
+    """Another process initialised the vault first; unlock it normally."""
+
+
+def _keys(tx: Tx) -> KeyStore:
+    return tx.keys
+
+
+class VaultState:
+    """Lock state, keys, writer and audit plumbing of one vault. Thread-safe.
+
+    Attributes:
+        storage: the database (services open read transactions with `storage.read()`).
+        config: the vault's options; `clock` is `config.clock`.
+        barrier: the key holder (`crypto.Barrier`); services call only its public methods.
+        terms: the data-key term bookkeeping (`core.terms.Terms`).
+    """
+
+    def __init__(self, storage: Storage, config: VaultConfig | None = None) -> None:
+        self.storage = storage
+        self.config = config or VaultConfig()
+        self.clock = self.config.clock
+        self.barrier = Barrier()
+        self.terms = Terms(self.barrier, self.clock, self.config)
+        self._lock = threading.RLock()
+        self._argon_slots = threading.BoundedSemaphore(2)
+        self._backoff = UnlockBackoff(self.clock, self.config.unlock_backoff_after)
+        self._last_access: datetime | None = None
+        self._closed = threading.Event()
+        self._writer = Writer(
+            storage,
+            self._chain_mac,
+            self._genesis,
+            lambda tx, newest: self.terms.before_batch(_keys(tx), newest),
+            self.terms.after_commit,
+            self.terms.after_failure,
+        )
+        if self.config.auto_lock:
+            threading.Thread(target=self._reap, name="strongroom-autolock", daemon=True).start()
+
+    # -- lock state -------------------------------------------------------------------------
+    @property
+    def is_unlocked(self) -> bool:
+        """True while the barrier holds keys (no auto-lock applied: see `check_idle`)."""
+        return self.barrier.is_unlocked
+
+    @property
+    def last_access(self) -> datetime | None:
+        """The last activity while unlocked (None when locked)."""
+        return self._last_access
+
+    def require_unlocked(self) -> None:
+        """Raises:
+        VaultLocked: the vault is locked."""
+        if not self.barrier.is_unlocked:
+            raise errors.VaultLocked()
+
+    def touch(self) -> None:
+        """Mark activity (after applying a due auto-lock)."""
+        self.check_idle()
+        with self._lock:
+            if self.barrier.is_unlocked:
+                self._last_access = self.clock.now()
+
+    def check_idle(self) -> None:
+        """Apply auto-lock if the vault has been idle for `auto_lock_timeout`."""
+        if not self.config.auto_lock:
+            return
+        with self._lock:
+            last = self._last_access
+            if last is None or not self.barrier.is_unlocked:
+                return
+            if self.clock.now() - last < self.config.auto_lock_timeout:
+                return
+            self.auto_lock()
+
+    def auto_lock(self) -> None:
+        """The one auto-lock path: audit `auto_lock` as the system, then drop the keys.
+
+        Used by `check_idle` (under the state lock) and by a server whose workers were all idle;
+        it does not wait for an unlock in progress (a vault still locked is left alone).
+        """
+        if not self.barrier.is_unlocked:
+            return
+        try:
+            self.audit(self.entry("auto_lock", SYSTEM_ACTOR))
+        finally:
+            self.drop_keys()
+
+    def drop_keys(self) -> None:
+        """Overwrite every key in memory (no audit entry: see `lock` and `auto_lock`)."""
+        with self._lock:
+            self.barrier.lock()
+            self._last_access = None
+            self.terms.reset()
+
+    # -- audited plumbing -------------------------------------------------------------------
+    def entry(
+        self,
+        action: str,
+        actor: Actor,
+        path: str | None = None,
+        secret_id: int | None = None,
+        *,
+        success: bool = True,
+        error: BaseException | None = None,
+    ) -> NewAudit:
+        """An audit entry for `actor` doing `action` now."""
+        return NewAudit(
+            self.clock.now(),
+            secret_id,
+            path,
+            actor.user_id,
+            action,
+            actor.ip[:64],
+            success,
+            type(error).__name__ if error else None,
+            actor.request_id[:64] if actor.request_id else None,
+        )
+
+    def audit(self, entries: Entries) -> None:
+        """Write entries no operation wraps (durable before this returns).
+
+        Raises:
+            StorageUnavailable: they could not be written (fail-closed).
+        """
+        self._writer.submit(lambda tx: (None, entries), lambda exc: None, atomic=False)
+
+    def read(
+        self, action: str, actor: Actor, path: str | None, fn: Callable[[Tx], tuple[T, int | None]]
+    ) -> T:
+        """Run a read (returning (result, secret id)) in the caller's thread, then make its
+        audit entry durable. Activity; needs the vault unlocked."""
+
+        def run() -> tuple[T, int | None]:
+            with self.storage.read() as tx:
+                return fn(tx)
+
+        return self.audited(action, actor, path, run)
+
+    def audited(
+        self, action: str, actor: Actor, path: str | None, fn: Callable[[], tuple[T, int | None]]
+    ) -> T:
+        """Run `fn` (activity; needs the vault unlocked), then make its audit entry durable."""
+        try:
+            self.touch()
+            self.require_unlocked()
+            result, secret_id = fn()
+        except errors.StrongroomError as exc:
+            self.audit(self.entry(action, actor, path, success=False, error=exc))
+            raise
+        self.audit(self.entry(action, actor, path, secret_id))
+        return result
+
+    def write(
+        self,
+        action: str,
+        actor: Actor,
+        path: str | None,
+        fn: Callable[[Tx], tuple[T, int | Entries | None]],
+    ) -> T:
+        """Run a change in the writer's next batch with its audit entry (fail-closed).
+
+        `fn` returns (result, secret id) or (result, its own audit entries). Needs the vault
+        unlocked.
+        """
+        self.touch()
+
+        def run(tx: Tx) -> tuple[T, Entries]:
+            self.require_unlocked()
+            result, extra = fn(tx)
+            if isinstance(extra, NewAudit | list):
+                return result, extra
+            return result, self.entry(action, actor, path, extra)
+
+        def failed(exc: errors.StrongroomError) -> Entries:
+            return self.entry(action, actor, path, success=False, error=exc)
+
+        result: T = self._writer.submit(run, failed)
+        return result
+
+    def submit(
+        self,
+        fn: Callable[[Tx], tuple[T, Entries]],
+        on_error: Callable[[errors.StrongroomError], Entries],
+    ) -> T:
+        """Run `fn` in the writer's next batch as is (no activity, no unlock check): for
+        changes allowed while locked (users, policies) and multi-step jobs (rotation)."""
+        result: T = self._writer.submit(fn, on_error)
+        return result
+
+    # -- encryption -------------------------------------------------------------------------
+    def encrypt(
+        self, tx: Tx, plaintext: bytes, secret_id: int, path: str, version: int
+    ) -> tuple[str, int]:
+        """Encrypt one version under the newest term; return (envelope, term)."""
+        term = self.terms.reserve(_keys(tx))
+        return self.barrier.encrypt(plaintext, "version", secret_id, path, version, term=term), term
+
+    def decrypt(self, tx: Tx, envelope: str, secret_id: int, path: str, version: int) -> bytes:
+        """Decrypt one version; an unknown term first reloads the keyring (another process
+        may have added it).
+
+        Raises:
+            IntegrityError: the envelope fails authentication for this secret and version.
+        """
+        try:
+            return self.barrier.decrypt(envelope, "version", secret_id, path, version)
+        except errors.IntegrityError:
+            if self.barrier.envelope_term(envelope) in self.barrier.terms:
+                raise
+        self.terms.reload(_keys(tx))
+        return self.barrier.decrypt(envelope, "version", secret_id, path, version)
+
+    # -- unlock and lock --------------------------------------------------------------------
+    def kdf_params(self) -> KDFParams:
+        """The Argon2id parameters for a new master key."""
+        c = self.config
+        return KDFParams(c.argon2_time_cost, c.argon2_memory_kib, c.argon2_parallelism)
+
+    @contextmanager
+    def argon_slot(self) -> Iterator[None]:
+        """Hold one of the two Argon2 slots (bounds memory under concurrent unlocks)."""
+        with self._argon_slots:
+            yield
+
+    def unlock(self, master_key: str, actor: Actor) -> None:
+        """Unlock with the master key; the first unlock of an empty database initialises it.
+
+        Raises:
+            InvalidInput: the key is empty or not a string.
+            InvalidMasterKey: the key does not open this vault (audited; nothing changes).
+            TooManyAttempts: too many recent failures; retry after `retry_after` seconds.
+        """
+        if not isinstance(master_key, str) or not master_key:
+            raise errors.InvalidInput("master key must be a non-empty string")
+        try:
+            master_key.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise errors.InvalidInput("master key must be valid Unicode text") from exc
+        with self._argon_slots:
+            try:
+                self._backoff.check()
+                self._unlock(master_key, actor)
+            except errors.StrongroomError as exc:
+                if isinstance(exc, errors.InvalidMasterKey):
+                    self._backoff.failed()
+                self.audit(self.entry("unlock", actor, success=False, error=exc))
+                raise
+        self._backoff.succeeded()
+        with self._lock:
+            self._last_access = self.clock.now()
+
+    def lock(self, actor: Actor) -> None:
+        """Drop every key from memory (the entry is written first, while it can be chained)."""
+        self.audit(self.entry("lock", actor))
+        self.drop_keys()
+
+    def close(self) -> None:
+        """Finish queued writes, drop keys and close connections. Idempotent."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._writer.close()
+        self.drop_keys()
+        self.storage.dispose()
+
+    def _unlock(self, master_key: str, actor: Actor) -> None:
+        with self.storage.read() as tx:
+            keys, terms = tx.keys.get_keys(), tx.keys.terms()
+        if keys is None:
+            try:
+                self._initialise(master_key, actor)
+                return
+            except _AlreadyInitialised:
+                with self.storage.read() as tx:
+                    keys, terms = tx.keys.get_keys(), tx.keys.terms()
+                assert keys is not None  # noqa: S101 - just committed by another process
+        sealed = SealedRoot(keys.vault_id, keys.salt, keys.kdf_params, keys.wrapped_root)
+        with self._lock:
+            if self.barrier.is_unlocked:
+                if not self.barrier.matches(master_key, sealed):
+                    raise errors.InvalidMasterKey()
+            else:
+                self.barrier.unlock(
+                    master_key, sealed, [SealedTerm(t.term, t.wrapped_key) for t in terms]
+                )
+                self.terms.reset({t.term: t.created_at for t in terms})
+        try:
+            self.audit(self.entry("unlock", actor))
+        except errors.StrongroomError:
+            self.drop_keys()
+            raise
+
+    def _initialise(self, master_key: str, actor: Actor) -> None:
+        def run(tx: Tx) -> tuple[None, Entries]:
+            if tx.keys.get_keys() is not None:
+                raise errors.Conflict("already initialised")
+            now = self.clock.now()
+            sealed, first = self.barrier.initialize(master_key, self.kdf_params())
+            tx.keys.put_keys(
+                KeysRow(sealed.vault_id, sealed.salt, sealed.kdf_params, sealed.wrapped_root), now
+            )
+            tx.keys.add_term(TermRow(first.term, first.wrapped_key, now))
+            self.terms.reset({first.term: now})
+            return None, [self.entry("init", actor), self.entry("unlock", actor)]
+
+        with self._lock:
+            try:
+                self._writer.submit(run, lambda exc: None)
+            except errors.Conflict as exc:
+                raise _AlreadyInitialised() from exc
+            except errors.StrongroomError:
+                self.barrier.lock()
+                raise
+
+    # -- writer callbacks -------------------------------------------------------------------
+    def _chain_mac(self, data: bytes) -> str | None:
+        try:
+            return self.barrier.mac(data)
+        except errors.VaultLocked:
+            return None
+
+    def _genesis(self) -> str:
+        return self.barrier.vault_id if self.barrier.is_unlocked else ""
+
+    def _reap(self) -> None:
+        interval = min(self.config.auto_lock_timeout.total_seconds() / 4, 5.0)
+        while not self._closed.wait(max(interval, 0.05)):
+            try:
+                self.check_idle()
+            except errors.StrongroomError:
+                continue

@@ -1,0 +1,123 @@
+"""The core `Authorizer`: roles plus path policies, list filtering, refusals audited once.
+
+The semantics are those of the HTTP adapter's checks (DESIGN §6): SuperAdmin and Admin pass
+everything except master-key rotation (SuperAdmin only); any other role needs a policy.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from strongroom import Vault, errors
+from strongroom.core.authorizer import Authorizer
+from strongroom.core.tokens import Principal
+from strongroom.models import Actor
+from tests.conftest import MASTER_KEY
+
+ACTOR = Actor(9, "10.0.0.9", "req-9")
+
+
+def who(role: str, *policies: str) -> Principal:
+    return Principal(9, role, tuple(policies))
+
+
+def denials(vault: Vault) -> list[tuple[str, str | None, int, str, str | None]]:
+    return [
+        (e.action, e.path, e.user_id, e.ip_address, e.request_id)
+        for e in reversed(vault.audit_logs(limit=100))
+        if e.error == "PermissionDenied" and not e.success
+    ]
+
+
+@pytest.fixture
+def policies(vault: Vault) -> Vault:
+    vault.access.write_policy("billing-read", "app/billing/*: read, list")
+    vault.access.write_policy("billing-write", "app/billing/+: create, update")
+    return vault
+
+
+@pytest.mark.parametrize("role", ["SuperAdmin", "Admin"])
+def test_admins_pass_every_path_check_without_an_entry(policies: Vault, role: str) -> None:
+    authz = policies.authorizer
+    for capability in ("read", "list", "create", "update", "delete", "audit"):
+        authz.require(who(role), capability, "any/path", ACTOR)
+    authz.require_admin(who(role), "kv_config", ACTOR)
+    assert denials(policies) == []
+
+
+def test_rotate_all_is_superadmin_only(policies: Vault) -> None:
+    authz = policies.authorizer
+    authz.require_admin(who("SuperAdmin"), "rotate_all", ACTOR, superadmin=True)
+    with pytest.raises(errors.PermissionDenied):
+        authz.require_admin(who("Admin"), "rotate_all", ACTOR, superadmin=True)
+    with pytest.raises(errors.PermissionDenied):
+        authz.require_admin(who("App", "billing-read"), "kv_config", ACTOR)
+    assert denials(policies) == [
+        ("rotate_all", None, 9, "10.0.0.9", "req-9"),
+        ("kv_config", None, 9, "10.0.0.9", "req-9"),
+    ]
+
+
+def test_other_roles_need_a_policy_granting_the_capability(policies: Vault) -> None:
+    authz = policies.authorizer
+    reader = who("App", "billing-read", "no-such-policy")
+    authz.require(reader, "read", "app/billing/db", ACTOR)
+    authz.require(reader, "read", "app/billing/deep/key", ACTOR)
+    assert authz.allows(reader, "list", "app/billing/x")
+    assert not authz.allows(reader, "update", "app/billing/db")
+    with pytest.raises(errors.PermissionDenied):
+        authz.require(reader, "update", "app/billing/db", ACTOR, action="rollback")
+    with pytest.raises(errors.PermissionDenied):
+        authz.require(reader, "read", "app/other", ACTOR)
+    writer = who("App", "billing-write")
+    authz.require(writer, "create", "app/billing/new", ACTOR)
+    with pytest.raises(errors.PermissionDenied):
+        authz.require(writer, "create", "app/billing/a/b", ACTOR)  # `+` is one segment
+    with pytest.raises(errors.PermissionDenied):
+        authz.require(who("App"), "read", "app/billing/db", ACTOR)  # no policy at all
+    assert denials(policies) == [
+        ("rollback", "app/billing/db", 9, "10.0.0.9", "req-9"),
+        ("read", "app/other", 9, "10.0.0.9", "req-9"),
+        ("create", "app/billing/a/b", 9, "10.0.0.9", "req-9"),
+        ("read", "app/billing/db", 9, "10.0.0.9", "req-9"),
+    ]
+
+
+def test_list_filter(policies: Vault) -> None:
+    authz = policies.authorizer
+    for path in ("app/billing/db", "app/billing/deep/x", "app/other", "top"):
+        policies.create_secret(path, "v")
+    found = [i.path for i in policies.list_secrets("app/")]
+    admin = authz.list_filter(who("Admin"), "app/", ACTOR)
+    assert [p for p in found if admin(p)] == found
+    reader = authz.list_filter(who("App", "billing-read"), "app/", ACTOR)
+    assert [p for p in found if reader(p)] == ["app/billing/db", "app/billing/deep/x"]
+    with pytest.raises(errors.PermissionDenied):
+        authz.list_filter(who("App", "billing-write"), "app/", ACTOR)
+    with pytest.raises(errors.PermissionDenied):
+        authz.list_filter(who("App"), "", ACTOR)
+    assert denials(policies) == [
+        ("list", "app/", 9, "10.0.0.9", "req-9"),
+        ("list", None, 9, "10.0.0.9", "req-9"),
+    ]
+
+
+def test_refusal_is_audited_exactly_once_even_when_locked(policies: Vault) -> None:
+    policies.lock()
+    with pytest.raises(errors.PermissionDenied):
+        policies.authorizer.require(who("App"), "delete", "x/y", ACTOR)
+    policies.unlock(MASTER_KEY)
+    entries = [e for e in policies.audit_logs(path="x/y") if e.action == "delete"]
+    assert [(e.success, e.error, e.user_id) for e in entries] == [(False, "PermissionDenied", 9)]
+    assert policies.verify_audit().ok
+
+
+def test_policies_are_cached_for_a_few_seconds(policies: Vault) -> None:
+    now = [100.0]
+    authz = Authorizer(policies.access, policy_ttl=5.0, monotonic=lambda: now[0])
+    reader = who("App", "billing-read")
+    assert authz.allows(reader, "read", "app/billing/db")
+    policies.access.delete_policy("billing-read")
+    assert authz.allows(reader, "read", "app/billing/db")  # cached
+    now[0] += 6
+    assert not authz.allows(reader, "read", "app/billing/db")
