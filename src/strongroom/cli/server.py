@@ -14,6 +14,7 @@ import secrets
 import sys
 import tempfile
 from datetime import timedelta
+from typing import Any
 
 import click
 from click.core import ParameterSource
@@ -45,6 +46,15 @@ def _duration(text: str | None) -> timedelta | None:
     return parse_duration(text) if text is not None else None
 
 
+def _given(**values: Any) -> list[Any]:
+    """The values, with None for each option left at its default."""
+    ctx = click.get_current_context()
+    return [
+        None if ctx.get_parameter_source(name) is ParameterSource.DEFAULT else value
+        for name, value in values.items()
+    ]
+
+
 def _warn_if_on_command_line() -> None:
     """The hidden --master-key/--jwt-secret flags exist for the environment variables; given
     as flags they are visible in the process list, as vaultctl's other commands warn too."""
@@ -60,7 +70,7 @@ def _warn_if_on_command_line() -> None:
 
 
 @click.command("server")
-@click.option("--listen", default=None, show_default=Settings.listen, help="HOST:PORT to bind.")
+@click.option("--listen", default=Settings.listen, show_default=True, help="HOST:PORT to bind.")
 @click.option(
     "--db-dsn",
     default=None,
@@ -69,8 +79,8 @@ def _warn_if_on_command_line() -> None:
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
-    default=None,
-    show_default=str(Settings.workers),
+    default=Settings.workers,
+    show_default=True,
     help="Worker processes (they share one lock state).",
 )
 @click.option(
@@ -96,14 +106,14 @@ def _warn_if_on_command_line() -> None:
 @click.option(
     "--body-limit",
     type=click.IntRange(1024),
-    default=None,
-    show_default=str(Settings.body_limit),
+    default=Settings.body_limit,
+    show_default=True,
     help="Largest request body in bytes.",
 )
 @click.option(
     "--auto-lock-timeout",
-    default=None,
-    show_default=_short(Settings.auto_lock_timeout),
+    default=_short(Settings.auto_lock_timeout),
+    show_default=True,
     help="Lock after this long without a secret operation (or STRONGROOM_AUTO_LOCK_TIMEOUT).",
 )
 @click.option(
@@ -111,8 +121,8 @@ def _warn_if_on_command_line() -> None:
 )
 @click.option(
     "--token-ttl",
-    default=None,
-    show_default=_short(Settings.token_ttl),
+    default=_short(Settings.token_ttl),
+    show_default=True,
     help="Lifetime of tokens from /api/auth/login.",
 )
 @click.option(
@@ -124,18 +134,18 @@ def _warn_if_on_command_line() -> None:
 @click.option("--argon2-memory-kib", type=int, default=None, hidden=True)
 @click.option("--argon2-parallelism", type=int, default=None, hidden=True)
 def server(
-    listen: str | None,
+    listen: str,
     db_dsn: str | None,
-    workers: int | None,
+    workers: int,
     master_key_file: str | None,
     master_key: str | None,
     jwt_secret_file: str | None,
     jwt_secret: str | None,
     trusted_proxy: tuple[str, ...],
-    body_limit: int | None,
-    auto_lock_timeout: str | None,
+    body_limit: int,
+    auto_lock_timeout: str,
     no_auto_lock: bool,
-    token_ttl: str | None,
+    token_ttl: str,
     dev: bool,
     argon2_time_cost: int | None,
     argon2_memory_kib: int | None,
@@ -149,6 +159,15 @@ def server(
       vaultctl server --listen 127.0.0.1:8080 --workers 2
     """
     _warn_if_on_command_line()
+    # Defaults shown in --help are Settings' own; only flags actually given override the
+    # environment (STRONGROOM_AUTO_LOCK_TIMEOUT, for one).
+    listen, workers, body_limit, auto_lock_timeout, token_ttl = _given(
+        listen=listen,
+        workers=workers,
+        body_limit=body_limit,
+        auto_lock_timeout=auto_lock_timeout,
+        token_ttl=token_ttl,
+    )
     try:
         settings = Settings.from_env(
             db_dsn=db_dsn,
