@@ -11,6 +11,7 @@ is configured) and closes it after in-flight requests have finished. One excepti
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -175,7 +176,9 @@ def create_app(
         try:
             yield
         finally:
-            state.close()
+            # Off the loop: closing waits for queued audit writes (a worker's siblings may
+            # still be answering on theirs).
+            await asyncio.to_thread(state.close)
 
     routes = [
         *build_routes(api_vault.OPERATIONS, state_of),
