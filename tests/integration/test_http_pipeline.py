@@ -134,7 +134,7 @@ def test_server_honours_the_documented_environment(tmp_path: Path) -> None:
     env = {
         "PATH": os.environ.get("PATH", ""),
         "VAULT_MASTER_KEY_FILE": str(key_file),
-        "STRONGROOM_AUTO_LOCK_TIMEOUT": "2s",
+        "STRONGROOM_AUTO_LOCK_TIMEOUT": "3s",
         "VAULT_JWT_SECRET": JWT_SECRET,
         **CHEAP_ARGON2,
     }
@@ -155,15 +155,17 @@ def test_server_honours_the_documented_environment(tmp_path: Path) -> None:
                 r = httpx.get(
                     f"{url}/api/vault/status", headers={"Authorization": f"Bearer {token()}"}
                 )
-                seen.append(r.json()["locked"])
+                seen.append((r.json()["initialized"], r.json()["locked"]))
             except (httpx.HTTPError, ValueError, KeyError):
                 pass
-            if False in seen and seen[-1] is True:
+            if seen and seen[-1] == (True, True):
                 break
             time.sleep(0.05)
         output = log.read_text(errors="replace")
-        assert False in seen, f"never unlocked from VAULT_MASTER_KEY_FILE: {output}"
-        assert seen[-1] is True, f"did not auto-lock after 2s: {output}"
+        # A fresh vault is initialised only by an unlock with the key: the key file was read
+        # (the first answers usually still show it unlocked, unless start-up took over 3 s).
+        assert seen and seen[0][0] is True, f"never unlocked from VAULT_MASTER_KEY_FILE: {output}"
+        assert seen[-1] == (True, True), f"did not auto-lock after 3s: {seen[-5:]} {output}"
         assert "vault unlocked at start" in output and MASTER_KEY not in output
         assert (tmp_path / "vault.db").exists()
     finally:
