@@ -1,6 +1,10 @@
-"""Settings: typed configuration built once by adapters and passed down; sole reader of os.environ.
+"""Settings: the ONE configuration object, built by every entry point; sole reader of os.environ.
 
-Environment variables (every one optional):
+The library builds `Settings()` (or just `VaultConfig()`), `vaultctl` builds
+`Settings.from_env()` overridden by its global flags, and `vaultctl server` the same with its own
+flags; `Settings.vault_config()` derives the core's options, so every default is written once
+(the core's in `core.options`, Argon2's in `crypto.kdf`, the rest here). Environment variables
+(every one optional; flags given on the command line win):
 
 =================================  ==========================================================
 `DATABASE_URL`                     database DSN; default `sqlite:///vault.db`, a file in the
@@ -8,7 +12,7 @@ Environment variables (every one optional):
 `VAULT_MASTER_KEY`                 the master key (prefer it, or a key file, to a flag)
 `VAULT_MASTER_KEY_FILE`            a file whose content (one trailing newline stripped) is the key
 `VAULT_ADDR` / `VAULT_TOKEN`       remote mode: a `vaultctl server` URL and a bearer token
-`VAULT_JWT_SECRET`                 HS256 secret of the server's JWT auth
+`VAULT_JWT_SECRET`                 HS256 secret of the server's JWT auth (>= 32 bytes)
 `STRONGROOM_ARGON2_TIME_COST`,     Argon2id parameters for new vaults and master-key rotation
 `STRONGROOM_ARGON2_MEMORY_KIB`,    (tests make unlock cheap with them)
 `STRONGROOM_ARGON2_PARALLELISM`
@@ -16,26 +20,40 @@ Environment variables (every one optional):
 `STRONGROOM_AUTO_LOCK_TIMEOUT`     a duration such as `15m` (default 15m)
 =================================  ==========================================================
 
-Secret settings are wrapped in `Secret`, whose repr is masked, so a logged Settings leaks nothing.
-Nothing reads configuration at import time.
+Settings are validated when built (`InvalidInput` names the bad value). Secret settings are
+wrapped in `Secret`, whose repr is masked, so a logged Settings leaks nothing. Nothing reads
+configuration at import time.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from strongroom import errors
 from strongroom.clock import parse_duration
 from strongroom.core import VaultConfig
+from strongroom.core.options import DEFAULT_DSN
+from strongroom.core.tokens import check_jwt_secret
 
-__all__ = ["DEFAULT_DSN", "Secret", "Settings", "child_environment"]
+__all__ = [
+    "DEFAULT_BODY_LIMIT",
+    "DEFAULT_DSN",
+    "IPNetwork",
+    "Secret",
+    "Settings",
+    "child_environment",
+    "parse_listen",
+    "read_key_file",
+]
 
-#: The embedded default: a SQLite file `vault.db` in the current working directory.
-DEFAULT_DSN = "sqlite:///vault.db"
+DEFAULT_BODY_LIMIT = 1024 * 1024
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 #: Variables never handed to a child process started by `vaultctl run`.
 _PRIVATE_VARIABLES = ("VAULT_MASTER_KEY",)
@@ -89,10 +107,10 @@ def _int(environ: Mapping[str, str], name: str) -> int | None:
         raise errors.InvalidInput(f"{name} must be an integer") from None
 
 
-def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
+def _bool(environ: Mapping[str, str], name: str) -> bool | None:
     raw = environ.get(name, "").strip().lower()
     if not raw:
-        return default
+        return None
     if raw in ("1", "true", "yes", "on"):
         return True
     if raw in ("0", "false", "no", "off"):
@@ -100,23 +118,82 @@ def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raise errors.InvalidInput(f"{name} must be true or false")
 
 
+def _duration(environ: Mapping[str, str], name: str) -> timedelta | None:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return parse_duration(raw)
+    except errors.InvalidInput as exc:
+        raise errors.InvalidInput(f"{name}: {exc.message}") from None
+
+
 def _secret(environ: Mapping[str, str], name: str) -> Secret | None:
     value = environ.get(name, "")
     return Secret(value) if value else None
 
 
+def parse_listen(listen: str) -> tuple[str, int]:
+    """Split `HOST:PORT` (IPv6 as `[::1]:8080`).
+
+    Raises:
+        InvalidInput: malformed address or port outside 0..65535.
+    """
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise errors.InvalidInput(f"invalid --listen {listen!r}: expected HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def _networks(proxies: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    try:
+        return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in proxies)
+    except ValueError as exc:
+        raise errors.InvalidInput(f"invalid --trusted-proxy: {exc}") from exc
+
+
+def read_key_file(path: str) -> str:
+    """The content of a key file, one trailing newline stripped.
+
+    Raises:
+        InvalidInput: unreadable, not UTF-8, or empty.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise errors.InvalidInput(
+            f"cannot read key file {path!r}: {exc.strerror or type(exc).__name__}"
+        ) from None
+    except UnicodeDecodeError:
+        raise errors.InvalidInput(f"key file {path!r} is not UTF-8 text") from None
+    key = text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
+    if not key:
+        raise errors.InvalidInput(f"key file {path!r} is empty")
+    return key
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Everything an adapter (CLI, server) needs to know, built from the environment and flags.
+    """Everything the library, `vaultctl` and `vaultctl server` are configured with.
 
     Attributes:
         db_dsn: database DSN (`sqlite:///vault.db` in the current directory by default).
-        master_key: the master key, if given by environment or flag.
-        master_key_file: a file holding the master key.
+        master_key: the master key, if given by environment or flag (server: unlock at start).
+        master_key_file: a file holding the master key (used when `master_key` is not set).
         addr / token: remote mode (a `vaultctl server` URL and its bearer token).
-        jwt_secret: HS256 secret of the server's JWT auth.
-        argon2_time_cost / argon2_memory_kib / argon2_parallelism: KDF overrides (None: default).
+        jwt_secret: HS256 secret of the server's JWT auth (>= 32 bytes).
+        argon2_time_cost / argon2_memory_kib / argon2_parallelism: Argon2id parameters for a
+            new vault and for master-key rotation (tests use cheap ones).
         auto_lock / auto_lock_timeout: lock after this much inactivity.
+        listen: the server's `HOST:PORT`.
+        workers: server worker processes; they share one lock state (docs/decisions.md).
+        trusted_proxies: peers (IPs or CIDRs) whose `X-Forwarded-For` the server believes.
+        body_limit: largest request body in bytes (413 above it).
+        dev: the server's development mode (generated keys printed at start).
+        token_ttl: lifetime of tokens issued by `/api/auth/login`.
+        expiry_warning: the window of the "secrets nearing expiry" gauge.
+        graceful_timeout: seconds in-flight requests get to finish on SIGTERM.
+        threads: size of the server's thread pool that runs the synchronous core.
     """
 
     db_dsn: str = DEFAULT_DSN
@@ -125,41 +202,68 @@ class Settings:
     addr: str | None = None
     token: Secret | None = None
     jwt_secret: Secret | None = None
-    argon2_time_cost: int | None = None
-    argon2_memory_kib: int | None = None
-    argon2_parallelism: int | None = None
-    auto_lock: bool = True
-    auto_lock_timeout: timedelta = field(default=timedelta(minutes=15))
+    argon2_time_cost: int = VaultConfig.argon2_time_cost
+    argon2_memory_kib: int = VaultConfig.argon2_memory_kib
+    argon2_parallelism: int = VaultConfig.argon2_parallelism
+    auto_lock: bool = VaultConfig.auto_lock
+    auto_lock_timeout: timedelta = VaultConfig.auto_lock_timeout
+    listen: str = "127.0.0.1:8080"
+    workers: int = 1
+    trusted_proxies: tuple[str, ...] = ()
+    body_limit: int = DEFAULT_BODY_LIMIT
+    dev: bool = False
+    token_ttl: timedelta = timedelta(hours=1)
+    expiry_warning: timedelta = timedelta(days=7)
+    graceful_timeout: float = 30.0
+    threads: int = 64
+    proxy_networks: tuple[IPNetwork, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        parse_listen(self.listen)
+        if self.jwt_secret is not None:
+            check_jwt_secret(self.jwt_secret.reveal())
+        if not 1 <= self.workers <= 64:
+            raise errors.InvalidInput("--workers must be from 1 to 64")
+        if self.body_limit < 1024:
+            raise errors.InvalidInput("body limit must be at least 1024 bytes")
+        if self.master_key is not None and not self.master_key.reveal():
+            raise errors.InvalidInput("the master key is empty")
+        if not 1 <= self.threads <= 1024:
+            raise errors.InvalidInput("threads must be from 1 to 1024")
+        object.__setattr__(self, "proxy_networks", _networks(self.trusted_proxies))
+        self.vault_config()  # validates the vault options too
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from `environ` (the process environment when None).
+    def from_env(cls, environ: Mapping[str, str] | None = None, **flags: Any) -> Settings:
+        """Build settings from `environ` (the process environment when None), then `flags`
+        (the command line's; None values are ignored: flag not given).
 
         Raises:
-            InvalidInput: a variable is malformed (not an integer, boolean or duration).
+            InvalidInput: a variable or flag is malformed or out of range.
         """
         env = os.environ if environ is None else environ
-        timeout = env.get("STRONGROOM_AUTO_LOCK_TIMEOUT", "").strip()
-        try:
-            auto_lock_timeout = parse_duration(timeout) if timeout else timedelta(minutes=15)
-        except errors.InvalidInput as exc:
-            raise errors.InvalidInput(f"STRONGROOM_AUTO_LOCK_TIMEOUT: {exc.message}") from None
-        return cls(
-            db_dsn=env.get("DATABASE_URL", "").strip() or DEFAULT_DSN,
-            master_key=_secret(env, "VAULT_MASTER_KEY"),
-            master_key_file=env.get("VAULT_MASTER_KEY_FILE", "").strip() or None,
-            addr=env.get("VAULT_ADDR", "").strip() or None,
-            token=_secret(env, "VAULT_TOKEN"),
-            jwt_secret=_secret(env, "VAULT_JWT_SECRET"),
-            argon2_time_cost=_int(env, "STRONGROOM_ARGON2_TIME_COST"),
-            argon2_memory_kib=_int(env, "STRONGROOM_ARGON2_MEMORY_KIB"),
-            argon2_parallelism=_int(env, "STRONGROOM_ARGON2_PARALLELISM"),
-            auto_lock=_bool(env, "STRONGROOM_AUTO_LOCK", True),
-            auto_lock_timeout=auto_lock_timeout,
-        )
+        found: dict[str, Any] = {
+            "db_dsn": env.get("DATABASE_URL", "").strip() or None,
+            "master_key": _secret(env, "VAULT_MASTER_KEY"),
+            "master_key_file": env.get("VAULT_MASTER_KEY_FILE", "").strip() or None,
+            "addr": env.get("VAULT_ADDR", "").strip() or None,
+            "token": _secret(env, "VAULT_TOKEN"),
+            "jwt_secret": _secret(env, "VAULT_JWT_SECRET"),
+            "argon2_time_cost": _int(env, "STRONGROOM_ARGON2_TIME_COST"),
+            "argon2_memory_kib": _int(env, "STRONGROOM_ARGON2_MEMORY_KIB"),
+            "argon2_parallelism": _int(env, "STRONGROOM_ARGON2_PARALLELISM"),
+            "auto_lock": _bool(env, "STRONGROOM_AUTO_LOCK"),
+            "auto_lock_timeout": _duration(env, "STRONGROOM_AUTO_LOCK_TIMEOUT"),
+        }
+        merged = {**found, **{k: v for k, v in flags.items() if v is not None}}
+        return cls(**{k: v for k, v in merged.items() if v is not None})
 
     def with_overrides(self, **changes: Any) -> Settings:
-        """A copy with the given fields replaced (None values are ignored: flag not given)."""
+        """A copy with the given fields replaced (None values are ignored: flag not given).
+
+        Raises:
+            InvalidInput: an out-of-range value.
+        """
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     @property
@@ -167,18 +271,41 @@ class Settings:
         """True when commands go to a server (`VAULT_ADDR` / `--addr`)."""
         return bool(self.addr)
 
-    def vault_config(self) -> VaultConfig:
-        """The core options these settings describe.
+    @property
+    def host(self) -> str:
+        """The address the server binds."""
+        return parse_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        """The port the server binds."""
+        return parse_listen(self.listen)[1]
+
+    def resolved_master_key(self) -> str | None:
+        """The master key: `master_key`, else the content of `master_key_file`, else None.
+
+        Raises:
+            InvalidInput: the key file is unreadable or empty.
+        """
+        if self.master_key:
+            return self.master_key.reveal()
+        if self.master_key_file:
+            return read_key_file(self.master_key_file)
+        return None
+
+    def vault_config(self, *, auto_lock: bool | None = None) -> VaultConfig:
+        """The core options these settings describe (`auto_lock` overridden for server workers
+        whose supervisor owns auto-lock).
 
         Raises:
             InvalidInput: an out-of-range option.
         """
-        default = VaultConfig(auto_lock=self.auto_lock, auto_lock_timeout=self.auto_lock_timeout)
-        return replace(
-            default,
-            argon2_time_cost=self.argon2_time_cost or default.argon2_time_cost,
-            argon2_memory_kib=self.argon2_memory_kib or default.argon2_memory_kib,
-            argon2_parallelism=self.argon2_parallelism or default.argon2_parallelism,
+        return VaultConfig(
+            auto_lock=self.auto_lock if auto_lock is None else auto_lock,
+            auto_lock_timeout=self.auto_lock_timeout,
+            argon2_time_cost=self.argon2_time_cost,
+            argon2_memory_kib=self.argon2_memory_kib,
+            argon2_parallelism=self.argon2_parallelism,
         )
 
 

@@ -10,11 +10,13 @@ import pytest
 from starlette.responses import Response
 
 from strongroom import errors
+from strongroom.config import Secret as Masked
+from strongroom.config import Settings as ServerSettings
+from strongroom.config import parse_listen
 from strongroom.http.api_vault import check_creatable
 from strongroom.http.deps import client_ip, request_id
 from strongroom.http.errors import error_response
 from strongroom.http.routing import SECRET_PREFIX, Target, split_secret_url
-from strongroom.http.settings import Masked, ServerSettings, parse_listen
 
 
 @pytest.mark.parametrize(

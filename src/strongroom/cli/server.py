@@ -1,8 +1,11 @@
-"""`vaultctl server`: start the HTTP server (a thin adapter: options -> ServerSettings -> serve).
+"""`vaultctl server`: start the HTTP server (a thin adapter: environment + flags -> Settings ->
+serve).
 
 Runnable alone for tests: `python -m strongroom.cli.server --listen 127.0.0.1:8080`.
-Secrets come from the environment or files, never from a visible flag: VAULT_MASTER_KEY or
---master-key-file, VAULT_JWT_SECRET or --jwt-secret-file; DATABASE_URL for the database.
+The server builds the same `Settings` as every `vaultctl` command (`Settings.from_env`), so it
+honours every documented variable (DATABASE_URL, VAULT_MASTER_KEY, VAULT_MASTER_KEY_FILE,
+VAULT_JWT_SECRET, STRONGROOM_AUTO_LOCK[_TIMEOUT], STRONGROOM_ARGON2_*); its flags win over them.
+Secrets come from the environment or files, never from a visible flag.
 """
 
 from __future__ import annotations
@@ -11,31 +14,45 @@ import secrets
 import sys
 import tempfile
 from datetime import timedelta
-from pathlib import Path
+from typing import Any
 
 import click
 from click.core import ParameterSource
 
 from strongroom import errors
 from strongroom.clock import parse_duration
+from strongroom.config import DEFAULT_DSN, Secret, Settings, read_key_file
 from strongroom.core.tokens import JWTAuth
 from strongroom.http.serve import serve
-from strongroom.http.settings import DEFAULT_BODY_LIMIT, Masked, ServerSettings
 from strongroom.storage import redact_dsn
 
 __all__ = ["server"]
 
 
-def _read_secret_file(path: str | None, what: str) -> str | None:
-    if path is None:
-        return None
-    try:
-        text = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
-    except OSError as exc:
-        raise errors.InvalidInput(f"cannot read {what} file {path!r}: {exc.strerror}") from exc
-    if not text:
-        raise errors.InvalidInput(f"{what} file {path!r} is empty")
-    return text
+def _short(ttl: timedelta) -> str:
+    """`15m`, `1h`: how a default duration is shown in `--help`."""
+    seconds = int(ttl.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _secret(value: str | None) -> Secret | None:
+    return Secret(value) if value else None
+
+
+def _duration(text: str | None) -> timedelta | None:
+    return parse_duration(text) if text is not None else None
+
+
+def _given(**values: Any) -> list[Any]:
+    """The values, with None for each option left at its default."""
+    ctx = click.get_current_context()
+    return [
+        None if ctx.get_parameter_source(name) is ParameterSource.DEFAULT else value
+        for name, value in values.items()
+    ]
 
 
 def _warn_if_on_command_line() -> None:
@@ -52,22 +69,17 @@ def _warn_if_on_command_line() -> None:
             )
 
 
-def _duration(text: str) -> timedelta:
-    return parse_duration(text)
-
-
 @click.command("server")
-@click.option("--listen", default="127.0.0.1:8080", show_default=True, help="HOST:PORT to bind.")
+@click.option("--listen", default=Settings.listen, show_default=True, help="HOST:PORT to bind.")
 @click.option(
     "--db-dsn",
-    envvar="DATABASE_URL",
     default=None,
-    help="Database DSN (or DATABASE_URL); default sqlite:///vault.db.",
+    help=f"Database DSN (or DATABASE_URL); default {DEFAULT_DSN}.",
 )
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
-    default=1,
+    default=Settings.workers,
     show_default=True,
     help="Worker processes (they share one lock state).",
 )
@@ -75,16 +87,17 @@ def _duration(text: str) -> timedelta:
     "--master-key-file",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Unlock at start with the key in this file (or set VAULT_MASTER_KEY).",
+    help="Unlock at start with the key in this file (or set VAULT_MASTER_KEY or "
+    "VAULT_MASTER_KEY_FILE).",
 )
-@click.option("--master-key", envvar="VAULT_MASTER_KEY", default=None, hidden=True)
+@click.option("--master-key", default=None, hidden=True)
 @click.option(
     "--jwt-secret-file",
     type=click.Path(dir_okay=False),
     default=None,
     help="HS256 token key file, >= 32 bytes (or set VAULT_JWT_SECRET).",
 )
-@click.option("--jwt-secret", envvar="VAULT_JWT_SECRET", default=None, hidden=True)
+@click.option("--jwt-secret", default=None, hidden=True)
 @click.option(
     "--trusted-proxy",
     multiple=True,
@@ -93,38 +106,33 @@ def _duration(text: str) -> timedelta:
 @click.option(
     "--body-limit",
     type=click.IntRange(1024),
-    default=DEFAULT_BODY_LIMIT,
+    default=Settings.body_limit,
     show_default=True,
     help="Largest request body in bytes.",
 )
 @click.option(
     "--auto-lock-timeout",
-    default="15m",
+    default=_short(Settings.auto_lock_timeout),
     show_default=True,
-    help="Lock after this long without a secret operation.",
+    help="Lock after this long without a secret operation (or STRONGROOM_AUTO_LOCK_TIMEOUT).",
 )
-@click.option("--no-auto-lock", is_flag=True, help="Never lock automatically.")
 @click.option(
-    "--token-ttl", default="1h", show_default=True, help="Lifetime of tokens from /api/auth/login."
+    "--no-auto-lock", is_flag=True, help="Never lock automatically (or STRONGROOM_AUTO_LOCK=false)."
+)
+@click.option(
+    "--token-ttl",
+    default=_short(Settings.token_ttl),
+    show_default=True,
+    help="Lifetime of tokens from /api/auth/login.",
 )
 @click.option(
     "--dev",
     is_flag=True,
     help="Try-out mode: a temporary database, generated master key and admin token.",
 )
-@click.option(
-    "--argon2-time-cost", envvar="STRONGROOM_ARGON2_TIME_COST", type=int, default=3, hidden=True
-)
-@click.option(
-    "--argon2-memory-kib",
-    envvar="STRONGROOM_ARGON2_MEMORY_KIB",
-    type=int,
-    default=64 * 1024,
-    hidden=True,
-)
-@click.option(
-    "--argon2-parallelism", envvar="STRONGROOM_ARGON2_PARALLELISM", type=int, default=4, hidden=True
-)
+@click.option("--argon2-time-cost", type=int, default=None, hidden=True)
+@click.option("--argon2-memory-kib", type=int, default=None, hidden=True)
+@click.option("--argon2-parallelism", type=int, default=None, hidden=True)
 def server(
     listen: str,
     db_dsn: str | None,
@@ -139,9 +147,9 @@ def server(
     no_auto_lock: bool,
     token_ttl: str,
     dev: bool,
-    argon2_time_cost: int,
-    argon2_memory_kib: int,
-    argon2_parallelism: int,
+    argon2_time_cost: int | None,
+    argon2_memory_kib: int | None,
+    argon2_parallelism: int | None,
 ) -> None:
     """Start the HTTP server (REST API under /api/vault, /metrics, /docs).
 
@@ -151,39 +159,36 @@ def server(
       vaultctl server --listen 127.0.0.1:8080 --workers 2
     """
     _warn_if_on_command_line()
+    # Defaults shown in --help are Settings' own; only flags actually given override the
+    # environment (STRONGROOM_AUTO_LOCK_TIMEOUT, for one).
+    listen, workers, body_limit, auto_lock_timeout, token_ttl = _given(
+        listen=listen,
+        workers=workers,
+        body_limit=body_limit,
+        auto_lock_timeout=auto_lock_timeout,
+        token_ttl=token_ttl,
+    )
     try:
-        key = _read_secret_file(master_key_file, "master key") or master_key or None
-        jwt_key = _read_secret_file(jwt_secret_file, "JWT secret") or jwt_secret or None
-        if dev:
-            key = key or secrets.token_urlsafe(32)
-            jwt_key = jwt_key or secrets.token_urlsafe(48)
-            if db_dsn is None:
-                folder = tempfile.mkdtemp(prefix="strongroom-dev-")
-                db_dsn = f"sqlite:///{folder}/vault.db"
-        if not jwt_key:
-            raise errors.InvalidInput(
-                "VAULT_JWT_SECRET (or --jwt-secret-file) is required: at least 32 bytes"
-            )
-        settings = ServerSettings(
-            jwt_secret=Masked(jwt_key),
+        settings = Settings.from_env(
+            db_dsn=db_dsn,
             listen=listen,
-            db_dsn=db_dsn or "sqlite:///vault.db",
             workers=workers,
-            master_key=Masked(key) if key else None,
-            trusted_proxies=trusted_proxy,
+            master_key=_secret(read_key_file(master_key_file) if master_key_file else master_key),
+            jwt_secret=_secret(read_key_file(jwt_secret_file) if jwt_secret_file else jwt_secret),
+            trusted_proxies=trusted_proxy or None,
             body_limit=body_limit,
-            dev=dev,
-            auto_lock=not no_auto_lock,
+            auto_lock=False if no_auto_lock else None,
             auto_lock_timeout=_duration(auto_lock_timeout),
+            token_ttl=_duration(token_ttl),
             argon2_time_cost=argon2_time_cost,
             argon2_memory_kib=argon2_memory_kib,
             argon2_parallelism=argon2_parallelism,
-            token_ttl=_duration(token_ttl),
         )
+        settings = _complete(settings, dev)
     except errors.StrongroomError as exc:
         click.echo(f"Error: {exc.message}", err=True)
         sys.exit(exc.exit_code)
-    _announce(settings, key if dev else None)
+    _announce(settings)
     try:
         status = serve(settings)
     except errors.StrongroomError as exc:
@@ -192,18 +197,42 @@ def server(
     sys.exit(status)
 
 
-def _announce(settings: ServerSettings, dev_key: str | None) -> None:
+def _complete(settings: Settings, dev: bool) -> Settings:
+    """The master key read (from its file when that is how it was given), and under `--dev`
+    whatever is missing generated.
+
+    Raises:
+        InvalidInput: no JWT secret, or an unreadable key file.
+    """
+    key = settings.resolved_master_key()
+    jwt_key = settings.jwt_secret.reveal() if settings.jwt_secret else None
+    dsn = None
+    if dev:
+        key = key or secrets.token_urlsafe(32)
+        jwt_key = jwt_key or secrets.token_urlsafe(48)
+        if settings.db_dsn == DEFAULT_DSN:
+            dsn = f"sqlite:///{tempfile.mkdtemp(prefix='strongroom-dev-')}/vault.db"
+    if not jwt_key:
+        raise errors.InvalidInput(
+            "VAULT_JWT_SECRET (or --jwt-secret-file) is required: at least 32 bytes"
+        )
+    return settings.with_overrides(
+        master_key=_secret(key), jwt_secret=Secret(jwt_key), db_dsn=dsn, dev=dev or None
+    )
+
+
+def _announce(settings: Settings) -> None:
     url = f"http://{settings.listen}"
     state = "unlocked at start" if settings.master_key else "locked (POST /api/vault/unlock)"
     plural = "s" if settings.workers > 1 else ""
     click.echo(f"Strongroom server on {url} ({settings.workers} worker{plural}, vault {state})")
     click.echo(f"Database: {redact_dsn(settings.db_dsn)}")
-    if dev_key is not None:
+    if settings.dev and settings.master_key and settings.jwt_secret:
         token, _ = JWTAuth(settings.jwt_secret.reveal()).issue(
             1, "SuperAdmin", ttl=timedelta(hours=24)
         )
         click.echo("Development mode: nothing here is for production.")
-        click.echo(f"Master key: {dev_key}")
+        click.echo(f"Master key: {settings.master_key.reveal()}")
         click.echo(f"Admin token (SuperAdmin, 24h): {token}")
         click.echo(f'Try: curl {url}/api/vault/status -H "Authorization: Bearer $TOKEN"')
     else:

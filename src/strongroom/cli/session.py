@@ -13,14 +13,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
 from strongroom import errors
 from strongroom.api import VaultAPI
-from strongroom.config import Secret, Settings
+from strongroom.config import DEFAULT_DSN, Secret, Settings, read_key_file
 from strongroom.models import DEFAULT_ACTOR, Actor
 
 if TYPE_CHECKING:
@@ -46,7 +45,7 @@ class _Global:
 _GLOBALS = [
     _Global(
         ("--db-dsn",),
-        "Database DSN [env: DATABASE_URL; default: sqlite:///vault.db in the current directory].",
+        f"Database DSN [env: DATABASE_URL; default: {DEFAULT_DSN} in the current directory].",
         {"metavar": "DSN"},
     ),
     _Global(
@@ -127,10 +126,10 @@ class Session:
             key = f.get("master_key")
             if key is None and f.get("master_key_file"):
                 key = read_key_file(f["master_key_file"])
-            self._settings = Settings.from_env().with_overrides(
+            self._settings = Settings.from_env(
                 db_dsn=f.get("db_dsn"),
                 addr=f.get("addr"),
-                master_key=Secret(key) if key is not None else None,
+                master_key=Secret(key) if key else None,
                 token=Secret(f["token"]) if f.get("token") else None,
             )
         return self._settings
@@ -176,11 +175,9 @@ class Session:
         Raises:
             InvalidInput: no key available (exit 2), or an unreadable key file.
         """
-        s = self.settings
-        if s.master_key:
-            return s.master_key.reveal()
-        if s.master_key_file:
-            return read_key_file(s.master_key_file)
+        configured = self.settings.resolved_master_key()
+        if configured is not None:
+            return configured
         if not prompt:
             return None
         if sys.stdin is not None and sys.stdin.isatty():
@@ -249,26 +246,6 @@ def open_client(settings: Settings) -> VaultAPI:
 
     client: VaultAPI = Client(settings.addr, settings.token.reveal())
     return client
-
-
-def read_key_file(path: str) -> str:
-    """The content of a key file, one trailing newline stripped.
-
-    Raises:
-        InvalidInput: unreadable, not UTF-8, or empty.
-    """
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise errors.InvalidInput(
-            f"cannot read key file {path!r}: {exc.strerror or type(exc).__name__}"
-        ) from None
-    except UnicodeDecodeError:
-        raise errors.InvalidInput(f"key file {path!r} is not UTF-8 text") from None
-    key = text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
-    if not key:
-        raise errors.InvalidInput(f"key file {path!r} is empty")
-    return key
 
 
 def session_of(ctx: click.Context) -> Session:

@@ -1,4 +1,8 @@
-"""VaultConfig: the typed options of a vault, passed in (never read from the environment)."""
+"""VaultConfig: the typed options of a vault, passed in (never read from the environment).
+
+The library builds it directly (`open_vault(dsn, VaultConfig())`); the CLI and the server build
+it from the one `strongroom.config.Settings`, whose core fields default to the values here.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,15 @@ from datetime import timedelta
 
 from strongroom import errors
 from strongroom.clock import Clock, SystemClock
+from strongroom.crypto import KDFParams
 
-__all__ = ["VaultConfig"]
+__all__ = ["DEFAULT_DSN", "VaultConfig"]
 
 MIB = 1024 * 1024
+#: The embedded default database: a SQLite file `vault.db` in the current working directory.
+DEFAULT_DSN = "sqlite:///vault.db"
+#: Argon2id defaults are the crypto layer's (RFC 9106), written once in `crypto.kdf`.
+_KDF = KDFParams()
 
 
 @dataclass(frozen=True)
@@ -32,9 +41,9 @@ class VaultConfig:
 
     auto_lock: bool = True
     auto_lock_timeout: timedelta = timedelta(minutes=15)
-    argon2_time_cost: int = 3
-    argon2_memory_kib: int = 64 * 1024
-    argon2_parallelism: int = 4
+    argon2_time_cost: int = _KDF.time_cost
+    argon2_memory_kib: int = _KDF.memory_kib
+    argon2_parallelism: int = _KDF.parallelism
     max_value_bytes: int = MIB
     term_max_encryptions: int = 2**30
     term_max_age: timedelta = timedelta(days=365)

@@ -19,27 +19,18 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from strongroom import errors
-from strongroom.core.kv_types import KVVersionMeta
 from strongroom.http import api_kv2_sys
-from strongroom.http.errors import NO_STORE, json_response
-from strongroom.http.kv2_deps import (
-    JSON,
-    json_body,
-    no_content,
-    parse_int,
-    parse_versions,
-    require_merge_patch,
-    state_of,
-    vault_caller,
-    vault_error,
-)
+from strongroom.http.bodies import int_field, versions_field
+from strongroom.http.deps import require_content_type
+from strongroom.http.errors import json_response, no_content
 from strongroom.http.kv2_format import config_json, envelope, metadata_json, version_meta_json
-from strongroom.http.state import Caller, ServerState
+from strongroom.http.state import V1, ServerState, state_of
 
 __all__ = ["ROUTES"]
 
 _ALL = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "LIST"]
 _SETTINGS = ("max_versions", "cas_required", "delete_version_after", "custom_metadata")
+MERGE_PATCH = "application/merge-patch+json"
 
 
 def _cas(body: dict[str, Any]) -> int | None:
@@ -47,22 +38,12 @@ def _cas(body: dict[str, Any]) -> int | None:
     if not isinstance(options, dict):
         raise errors.InvalidInput("options must be an object")
     cas = options.get("cas")
-    return None if cas is None else parse_int(cas, "cas")
+    return None if cas is None else int_field(cas, "cas")
 
 
-def _deleted(exc: errors.VersionDeleted, caller: Caller, key: str | None) -> Response:
-    """Vault's 404 for a deleted or destroyed version: the full envelope with `key` null and
-    the version's metadata (for PATCH, `key` None: the metadata is the data, as Vault sends)."""
-    meta = exc.details
-    if not isinstance(meta, KVVersionMeta):
-        return json_response({"errors": []}, 404)
-    data = version_meta_json(meta)
-    return json_response(
-        envelope(
-            data if key is None else {key: None, "metadata": data}, request_id=caller.request_id
-        ),
-        404,
-    )
+async def _body(st: ServerState, request: Request) -> dict[str, Any]:
+    """The JSON body, whatever its Content-Type, as Vault reads it ({} when empty)."""
+    return await st.read_json(request, required=False, any_type=True)
 
 
 async def _write_capability(st: ServerState, path: str) -> str:
@@ -71,48 +52,40 @@ async def _write_capability(st: ServerState, path: str) -> str:
 
 # -- data -------------------------------------------------------------------------------------
 async def data(request: Request) -> Response:
-    """GET (`?version=`), POST/PUT (`options.cas`), PATCH (merge patch), DELETE (soft, latest)."""
-    st, path, caller = state_of(request), request.path_params["path"], None
-    try:
-        caller = await vault_caller(request, st)
-        if request.method == "GET":
-            version = parse_int(request.query_params.get("version", "0"), "version")
-            await st.require(caller, "read", "read", path)
-            secret = await st.run(st.vault.kv_read, path, version, **caller.kw())
-            return json_response(
-                envelope(
-                    {"data": secret.data, "metadata": version_meta_json(secret.metadata)},
-                    request_id=caller.request_id,
-                )
+    """GET (`?version=`), POST/PUT (`options.cas`), PATCH (merge patch), DELETE (soft, latest).
+
+    A deleted or destroyed version, and PATCH of a missing secret, are answered as Vault does
+    by `http.errors` (route `kv2_data`)."""
+    st, path = state_of(request), request.path_params["path"]
+    caller = await st.caller(request, V1)
+    if request.method == "GET":
+        version = int_field(request.query_params.get("version", "0"), "version")
+        await st.require(caller, "read", "read", path)
+        secret = await st.run(st.vault.kv_read, path, version, **caller.kw())
+        return json_response(
+            envelope(
+                {"data": secret.data, "metadata": version_meta_json(secret.metadata)},
+                request_id=caller.request_id,
             )
-        if request.method == "DELETE":
-            await st.require(caller, "delete", "soft_delete", path)
-            await st.run(st.vault.kv_delete_latest, path, **caller.kw())
-            return no_content()
-        if request.method == "PATCH":
-            require_merge_patch(request)
-            body = await json_body(request)
-            await st.require(caller, "update", "patch", path)
-            meta = await st.run(
-                st.vault.kv_patch, path, body.get("data"), cas=_cas(body), **caller.kw()
-            )
-        else:
-            body = await json_body(request)
-            await st.require(caller, await _write_capability(st, path), "write", path)
-            meta = await st.run(
-                st.vault.kv_write, path, body.get("data"), cas=_cas(body), **caller.kw()
-            )
-        return json_response(envelope(version_meta_json(meta), request_id=caller.request_id))
-    except errors.VersionDeleted as exc:
-        if caller is None:
-            return vault_error(exc, request)
-        return _deleted(exc, caller, None if request.method == "PATCH" else "data")
-    except errors.NotFound as exc:
-        if request.method == "PATCH":  # Vault: 404 with an empty body
-            return Response(status_code=404, headers=NO_STORE, media_type=JSON)
-        return vault_error(exc, request)
-    except errors.StrongroomError as exc:
-        return vault_error(exc, request)
+        )
+    if request.method == "DELETE":
+        await st.require(caller, "delete", "soft_delete", path)
+        await st.run(st.vault.kv_delete_latest, path, **caller.kw())
+        return no_content()
+    if request.method == "PATCH":
+        require_content_type(request, MERGE_PATCH)
+        body = await _body(st, request)
+        await st.require(caller, "update", "patch", path)
+        meta = await st.run(
+            st.vault.kv_patch, path, body.get("data"), cas=_cas(body), **caller.kw()
+        )
+    else:
+        body = await _body(st, request)
+        await st.require(caller, await _write_capability(st, path), "write", path)
+        meta = await st.run(
+            st.vault.kv_write, path, body.get("data"), cas=_cas(body), **caller.kw()
+        )
+    return json_response(envelope(version_meta_json(meta), request_id=caller.request_id))
 
 
 def _versions_endpoint(action: str, capability: str, method: str) -> Route:
@@ -120,14 +93,11 @@ def _versions_endpoint(action: str, capability: str, method: str) -> Route:
 
     async def change(request: Request) -> Response:
         st, path = state_of(request), request.path_params["path"]
-        try:
-            caller = await vault_caller(request, st)
-            numbers = parse_versions((await json_body(request)).get("versions"))
-            await st.require(caller, capability, action, path)
-            await st.run(getattr(st.vault, method), path, numbers, **caller.kw())
-            return no_content()
-        except errors.StrongroomError as exc:
-            return vault_error(exc, request)
+        caller = await st.caller(request, V1)
+        numbers = versions_field((await _body(st, request)).get("versions"))
+        await st.require(caller, capability, action, path)
+        await st.run(getattr(st.vault, method), path, numbers, **caller.kw())
+        return no_content()
 
     return Route(
         f"/v1/secret/{action}/{{path:path}}", change, methods=["POST", "PUT"], name=f"kv2_{action}"
@@ -136,82 +106,71 @@ def _versions_endpoint(action: str, capability: str, method: str) -> Route:
 
 async def subkeys(request: Request) -> Response:
     """The key structure of a version (`?version=`, `?depth=`), values replaced by null."""
-    st, path, caller = state_of(request), request.path_params["path"], None
-    try:
-        caller = await vault_caller(request, st)
-        version = parse_int(request.query_params.get("version", "0"), "version")
-        depth = parse_int(request.query_params.get("depth", "0"), "depth")
-        await st.require(caller, "read", "subkeys", path)
-        secret = await st.run(st.vault.kv_subkeys, path, version, depth, **caller.kw())
-        return json_response(
-            envelope(
-                {"subkeys": secret.data, "metadata": version_meta_json(secret.metadata)},
-                request_id=caller.request_id,
-            )
+    st, path = state_of(request), request.path_params["path"]
+    caller = await st.caller(request, V1)
+    version = int_field(request.query_params.get("version", "0"), "version")
+    depth = int_field(request.query_params.get("depth", "0"), "depth")
+    await st.require(caller, "read", "subkeys", path)
+    secret = await st.run(st.vault.kv_subkeys, path, version, depth, **caller.kw())
+    return json_response(
+        envelope(
+            {"subkeys": secret.data, "metadata": version_meta_json(secret.metadata)},
+            request_id=caller.request_id,
         )
-    except errors.VersionDeleted as exc:
-        return _deleted(exc, caller, "subkeys") if caller else vault_error(exc, request)
-    except errors.StrongroomError as exc:
-        return vault_error(exc, request)
+    )
 
 
 # -- metadata ---------------------------------------------------------------------------------
 async def metadata(request: Request) -> Response:
     """GET, POST/PUT, PATCH, DELETE (every version), and LIST or `GET ?list=true`."""
     st, path = state_of(request), request.path_params.get("path", "")
-    try:
-        caller = await vault_caller(request, st)
-        method = request.method
-        if method == "LIST" or (
-            method == "GET" and request.query_params.get("list", "").lower() in ("true", "1")
-        ):
-            folder = path.strip("/")
-            await st.require(caller, "list", "list", f"{folder}/" if folder else "")
-            keys = await st.run(st.vault.kv_list, folder, **caller.kw())
-            return json_response(envelope({"keys": keys}, request_id=caller.request_id))
-        if not path or method == "HEAD":
-            raise errors.NotFound()
-        if method == "GET":
-            await st.require(caller, "read", "read_metadata", path)
-            meta = await st.run(st.vault.kv_read_metadata, path, **caller.kw())
-            return json_response(envelope(metadata_json(meta), request_id=caller.request_id))
-        if method == "DELETE":
-            await st.require(caller, "delete", "delete", path)
-            await st.run(st.vault.kv_delete_metadata, path, **caller.kw())
-            return no_content()
-        if method == "PATCH":
-            require_merge_patch(request)
-        body = await json_body(request)
-        settings = {name: body.get(name) for name in _SETTINGS}
-        capability = "update" if method == "PATCH" else await _write_capability(st, path)
-        await st.require(caller, capability, "write_metadata", path)
-        fn = st.vault.kv_patch_metadata if method == "PATCH" else st.vault.kv_write_metadata
-        await st.run(fn, path, **settings, **caller.kw())
+    caller = await st.caller(request, V1)
+    method = request.method
+    if method == "LIST" or (
+        method == "GET" and request.query_params.get("list", "").lower() in ("true", "1")
+    ):
+        folder = path.strip("/")
+        await st.require(caller, "list", "list", f"{folder}/" if folder else "")
+        keys = await st.run(st.vault.kv_list, folder, **caller.kw())
+        return json_response(envelope({"keys": keys}, request_id=caller.request_id))
+    if not path or method == "HEAD":
+        raise errors.NotFound()
+    if method == "GET":
+        await st.require(caller, "read", "read_metadata", path)
+        meta = await st.run(st.vault.kv_read_metadata, path, **caller.kw())
+        return json_response(envelope(metadata_json(meta), request_id=caller.request_id))
+    if method == "DELETE":
+        await st.require(caller, "delete", "delete", path)
+        await st.run(st.vault.kv_delete_metadata, path, **caller.kw())
         return no_content()
-    except errors.StrongroomError as exc:
-        return vault_error(exc, request)
+    if method == "PATCH":
+        require_content_type(request, MERGE_PATCH)
+    body = await _body(st, request)
+    settings = {name: body.get(name) for name in _SETTINGS}
+    capability = "update" if method == "PATCH" else await _write_capability(st, path)
+    await st.require(caller, capability, "write_metadata", path)
+    fn = st.vault.kv_patch_metadata if method == "PATCH" else st.vault.kv_write_metadata
+    await st.run(fn, path, **settings, **caller.kw())
+    return no_content()
 
 
 async def config(request: Request) -> Response:
     """The mount-wide settings (they apply to every secret: administrators only)."""
     st = state_of(request)
-    try:
-        caller = await vault_caller(request, st)
-        await st.require_admin(caller, "kv_config")
-        if request.method == "GET":
-            current = await st.run(st.vault.kv_read_config, **caller.kw())
-            return json_response(envelope(config_json(current), request_id=caller.request_id))
-        body = await json_body(request)
-        await st.run(
-            st.vault.kv_write_config,
-            max_versions=body.get("max_versions"),
-            cas_required=body.get("cas_required"),
-            delete_version_after=body.get("delete_version_after"),
-            **caller.kw(),
-        )
-        return no_content()
-    except errors.StrongroomError as exc:
-        return vault_error(exc, request)
+    caller = await st.caller(request, V1)
+    await st.require_admin(caller, "kv_config")
+    if request.method == "GET":
+        current = await st.run(st.vault.kv_read_config, **caller.kw())
+        return json_response(envelope(config_json(current), request_id=caller.request_id))
+    body = await _body(st, request)
+    await st.run(
+        st.vault.kv_write_config,
+        max_versions=body.get("max_versions"),
+        cas_required=body.get("cas_required"),
+        delete_version_after=body.get("delete_version_after"),
+        **caller.kw(),
+    )
+    return no_content()
 
 
 ROUTES: list[BaseRoute] = [

@@ -13,23 +13,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from strongroom import __version__, errors
-from strongroom.http import deps
-from strongroom.http.errors import NO_STORE, json_response
-from strongroom.http.kv2_deps import (
-    JSON,
-    json_body,
-    no_content,
-    state_of,
-    vault_caller,
-    vault_error,
-)
+from strongroom.http.errors import json_response, no_content
 from strongroom.http.kv2_format import MOUNT_PATH, envelope, mount_json
-from strongroom.http.state import ServerState
+from strongroom.http.state import V1, V1_SYS, ServerState, state_of
 
 __all__ = ["ROUTES", "no_route"]
 
@@ -45,11 +37,8 @@ _HEALTH_CODES = {
 
 
 async def no_route(request: Request) -> Response:
-    """Vault's answer for a path no handler serves."""
-    rest = request.url.path.removeprefix("/v1/")[:200]
-    return json_response(
-        {"errors": [f'no handler for route "{rest}". route entry not found.']}, 404
-    )
+    """A path no handler serves: Vault's "no handler for route" 404 (`http.errors`)."""
+    raise HTTPException(404)
 
 
 def _seal_status(st: ServerState) -> dict[str, Any]:
@@ -96,7 +85,7 @@ async def health(request: Request) -> Response:
         else codes["activecode"]
     )
     if request.method == "HEAD":
-        return Response(status_code=code, headers=NO_STORE, media_type=JSON)
+        return no_content(code)
     return json_response(
         {
             "initialized": status.initialized,
@@ -123,34 +112,24 @@ async def seal_status(request: Request) -> Response:
 async def unseal(request: Request) -> Response:
     """Unlock with `{"key": <master key>}`; `{"reset": true}` only reports the state."""
     st = state_of(request)
-    try:
-        caller = await vault_caller(request, st, check_lock=False)
-        await st.require_admin(caller, "unlock")
-        body = await json_body(request)
-        key = body.get("key")
-        if not body.get("reset"):
-            if not isinstance(key, str) or not key:
-                raise errors.InvalidInput("missing required 'key' parameter")
-            await st.run(st.vault.unlock, key, **caller.kw())
-            await st.run(
-                st.link.publish_unlock, key, caller.principal.user_id, caller.ip, caller.request_id
-            )
-        return json_response(await st.run(_seal_status, st))
-    except errors.StrongroomError as exc:
-        return vault_error(exc, request)
+    caller = await st.caller(request, V1_SYS)
+    await st.require_admin(caller, "unlock")
+    body = await st.read_json(request, required=False, any_type=True)
+    key = body.get("key")
+    if not body.get("reset"):
+        if not isinstance(key, str) or not key:
+            raise errors.InvalidInput("missing required 'key' parameter")
+        await st.unlock(caller, key)
+    return json_response(await st.run(_seal_status, st))
 
 
 async def seal(request: Request) -> Response:
     """Lock the vault (administrators only); 204."""
     st = state_of(request)
-    try:
-        caller = await vault_caller(request, st, check_lock=False)
-        await st.require_admin(caller, "lock")
-        await st.run(st.vault.lock, **caller.kw())
-        await st.run(st.link.publish_lock, caller.principal.user_id, caller.ip, caller.request_id)
-        return no_content()
-    except errors.StrongroomError as exc:
-        return vault_error(exc, request)
+    caller = await st.caller(request, V1_SYS)
+    await st.require_admin(caller, "lock")
+    await st.lock(caller)
+    return no_content()
 
 
 async def leader(request: Request) -> Response:
@@ -167,65 +146,52 @@ async def init_status(request: Request) -> Response:
 
 async def mounts(request: Request) -> Response:
     """Our one secrets mount, `secret/` (KV v2), at the top level and in `data`, as Vault."""
-    st = state_of(request)
-    try:
-        caller = await vault_caller(request, st)
-        listing = {MOUNT_PATH: mount_json(with_path=False)}
-        return json_response(
-            {**listing, **envelope(listing, request_id=caller.request_id, mount_type="system")}
-        )
-    except errors.StrongroomError as exc:
-        return vault_error(exc, request)
+    caller = await state_of(request).caller(request, V1)
+    listing = {MOUNT_PATH: mount_json(with_path=False)}
+    return json_response(
+        {**listing, **envelope(listing, request_id=caller.request_id, mount_type="system")}
+    )
 
 
 async def ui_mount(request: Request) -> Response:
     """The mount serving a path: how the CLI learns that `secret/` is KV version 2."""
-    st = state_of(request)
-    try:
-        caller = await vault_caller(request, st)
-        first = request.path_params["path"].strip("/").split("/")[0]
-        if first != MOUNT_PATH.rstrip("/"):
-            raise errors.PermissionDenied(
-                "preflight capability check returned 403, please ensure client's policies "
-                f'grant access to path "{first[:100]}/"'
-            )
-        return json_response(
-            envelope(mount_json(with_path=True), request_id=caller.request_id, mount_type="system")
+    caller = await state_of(request).caller(request, V1)
+    first = request.path_params["path"].strip("/").split("/")[0]
+    if first != MOUNT_PATH.rstrip("/"):
+        raise errors.PermissionDenied(
+            "preflight capability check returned 403, please ensure client's policies "
+            f'grant access to path "{first[:100]}/"'
         )
-    except errors.StrongroomError as exc:
-        return vault_error(exc, request)
+    return json_response(
+        envelope(mount_json(with_path=True), request_id=caller.request_id, mount_type="system")
+    )
 
 
 async def lookup_self(request: Request) -> Response:
     """The caller's token: user, role, policies, remaining lifetime (never the token)."""
-    st = state_of(request)
-    try:
-        principal = (await vault_caller(request, st)).principal
-        ttl = max(int(principal.expires_at - time.time()), 0)
-        data = {
-            "accessor": "",
-            "creation_time": 0,
-            "creation_ttl": 0,
-            "display_name": f"jwt-{principal.user_id}",
-            "entity_id": "",
-            "expire_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(principal.expires_at)),
-            "explicit_max_ttl": 0,
-            "id": "",
-            "issue_time": "",
-            "meta": {"user_id": str(principal.user_id), "role": principal.role},
-            "num_uses": 0,
-            "orphan": True,
-            "path": "auth/jwt",
-            "policies": sorted({principal.role, *principal.policies}),
-            "renewable": False,
-            "ttl": ttl,
-            "type": "service",
-        }
-        return json_response(
-            envelope(data, request_id=deps.request_id(request.scope), mount_type="token")
-        )
-    except errors.StrongroomError as exc:
-        return vault_error(exc, request)
+    caller = await state_of(request).caller(request, V1)
+    principal = caller.principal
+    ttl = max(int(principal.expires_at - time.time()), 0)
+    data = {
+        "accessor": "",
+        "creation_time": 0,
+        "creation_ttl": 0,
+        "display_name": f"jwt-{principal.user_id}",
+        "entity_id": "",
+        "expire_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(principal.expires_at)),
+        "explicit_max_ttl": 0,
+        "id": "",
+        "issue_time": "",
+        "meta": {"user_id": str(principal.user_id), "role": principal.role},
+        "num_uses": 0,
+        "orphan": True,
+        "path": "auth/jwt",
+        "policies": sorted({principal.role, *principal.policies}),
+        "renewable": False,
+        "ttl": ttl,
+        "type": "service",
+    }
+    return json_response(envelope(data, request_id=caller.request_id, mount_type="token"))
 
 
 ROUTES: list[BaseRoute] = [

@@ -22,7 +22,6 @@ from strongroom.clock import parse_duration
 from strongroom.http import schemas as s
 from strongroom.http.bodies import int_field as _int
 from strongroom.http.bodies import str_field as _str
-from strongroom.http.deps import read_json
 from strongroom.http.errors import json_response
 from strongroom.http.routing import Operation, Target
 from strongroom.http.state import ServerState
@@ -50,28 +49,19 @@ def check_creatable(path: str) -> str:
     return path
 
 
-def _limit(st: ServerState) -> int:
-    return st.settings.body_limit
-
-
 # -- vault state ------------------------------------------------------------------------------
 async def unlock(request: Request, st: ServerState, _: Target) -> Response:
     caller = await st.caller(request)
     await st.require_admin(caller, "unlock")
-    key = _str(await read_json(request, _limit(st)), "master_key")
-    assert key is not None  # noqa: S101 - required field
-    await st.run(st.vault.unlock, key, **caller.kw())
-    await st.run(
-        st.link.publish_unlock, key, caller.principal.user_id, caller.ip, caller.request_id
-    )
+    key = cast(str, _str(await st.read_json(request), "master_key"))
+    await st.unlock(caller, key)
     return json_response({"message": "Vault unlocked successfully"})
 
 
 async def lock(request: Request, st: ServerState, _: Target) -> Response:
     caller = await st.caller(request)
     await st.require_admin(caller, "lock")
-    await st.run(st.vault.lock, **caller.kw())
-    await st.run(st.link.publish_lock, caller.principal.user_id, caller.ip, caller.request_id)
+    await st.lock(caller)
     return json_response({"message": "Vault locked successfully"})
 
 
@@ -99,7 +89,7 @@ async def health(request: Request, st: ServerState, _: Target) -> Response:
 # -- secrets ----------------------------------------------------------------------------------
 async def create(request: Request, st: ServerState, _: Target) -> Response:
     caller = await st.caller(request)
-    body = await read_json(request, _limit(st))
+    body = await st.read_json(request)
     path = check_creatable(cast(str, _str(body, "path")))
     value = cast(str, _str(body, "value"))
     raw_ttl = body.get("expires_in")
@@ -135,7 +125,7 @@ async def get(request: Request, st: ServerState, target: Target) -> Response:
 
 async def update(request: Request, st: ServerState, target: Target) -> Response:
     caller = await st.caller(request)
-    value = cast(str, _str(await read_json(request, _limit(st)), "value"))
+    value = cast(str, _str(await st.read_json(request), "value"))
     await st.require(caller, "update", "update", target.path)
     number = await st.run(st.vault.update_secret, target.path, value, **caller.kw())
     return json_response(
@@ -181,7 +171,7 @@ async def version(request: Request, st: ServerState, target: Target) -> Response
 
 async def rollback(request: Request, st: ServerState, target: Target) -> Response:
     caller = await st.caller(request)
-    body = await read_json(request, _limit(st))
+    body = await st.read_json(request)
     number = _int(body.get("version"), "version")
     await st.require(caller, "update", "rollback", target.path)
     new = await st.run(st.vault.rollback_secret, target.path, number, **caller.kw())
@@ -197,7 +187,7 @@ async def rollback(request: Request, st: ServerState, target: Target) -> Respons
 
 async def rotate(request: Request, st: ServerState, target: Target) -> Response:
     caller = await st.caller(request)
-    body = await read_json(request, _limit(st), required=False)
+    body = await st.read_json(request, required=False)
     if body.get("new_master_key") is not None:
         raise errors.InvalidInput(
             "master-key rotation is vault-wide: use POST /api/vault/rotate-all; "
@@ -230,7 +220,7 @@ async def secret_audit(request: Request, st: ServerState, target: Target) -> Res
 async def rotate_all(request: Request, st: ServerState, _: Target) -> Response:
     caller = await st.caller(request)
     await st.require_admin(caller, "rotate_all", superadmin=True)
-    key = cast(str, _str(await read_json(request, _limit(st)), "new_master_key"))
+    key = cast(str, _str(await st.read_json(request), "new_master_key"))
     api = cast(VaultAPI, st.vault)
     result = await st.run(api.rotate_all, key, **caller.kw())
     return json_response(
@@ -253,7 +243,7 @@ async def cleanup(request: Request, st: ServerState, _: Target) -> Response:
 async def generate_token(request: Request, st: ServerState, _: Target) -> Response:
     caller = await st.caller(request)
     await st.require_admin(caller, "generate")
-    body = await read_json(request, _limit(st), required=False)
+    body = await st.read_json(request, required=False)
     length = body.get("length", 32)
     if isinstance(length, bool) or not isinstance(length, int):
         raise errors.InvalidInput("field 'length' must be an integer")
@@ -299,7 +289,7 @@ async def audit_verify(request: Request, st: ServerState, _: Target) -> Response
 
 
 async def login(request: Request, st: ServerState, _: Target) -> Response:
-    body = await read_json(request, _limit(st))
+    body = await st.read_json(request)
     username = cast(str, _str(body, "username"))
     password = cast(str, _str(body, "password"))
     ip, rid = st.client_ip(request), request.scope.get("strongroom.request_id")

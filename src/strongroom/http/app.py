@@ -1,16 +1,17 @@
 """create_app(settings): the ASGI application of `vaultctl server`.
 
-Starlette (the toolkit under FastAPI) with plain routes built from `api_vault.OPERATIONS`:
-measured faster than FastAPI's dependency-injected routes on this stack (docs/decisions.md,
-"The HTTP server").
+Starlette with plain routes: `/api/vault` built from `api_vault.OPERATIONS`, `/v1` from
+`api_kv2.ROUTES` (measured faster than FastAPI's dependency-injected routes on this stack, and
+FastAPI is not a dependency: docs/decisions.md, "The HTTP server").
 A thin pure-ASGI front layer gives every request an id, refuses bodies over the limit before
 they are read, and records metrics. The lifespan opens the vault (unlocking it when a master key
 is configured) and closes it after in-flight requests have finished. One exception handler
-(`http.errors`) maps every error.
+(`http.errors`) maps every error, in the dialect of the API that raised it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import strongroom
 from strongroom import errors
+from strongroom.config import Settings
 from strongroom.core import Vault, open_vault
 from strongroom.http import api_kv2, api_vault, deps
 from strongroom.http.control import LocalLink, PeerLink
@@ -32,20 +34,13 @@ from strongroom.http.errors import error_response, handle_exception, json_respon
 from strongroom.http.metrics import CONTENT_TYPE, Metrics
 from strongroom.http.openapi import docs_html, openapi_document
 from strongroom.http.routing import build_routes
-from strongroom.http.settings import ServerSettings
-from strongroom.http.state import ServerState
+from strongroom.http.state import ServerState, state_of
 
-__all__ = ["LinkFactory", "create_app", "server_state"]
+__all__ = ["LinkFactory", "create_app"]
 
 #: Builds the worker's link to its siblings once the vault is open.
 LinkFactory = Callable[[Vault], PeerLink]
 _METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "LIST"})
-
-
-def server_state(request: Request) -> ServerState:
-    """The ServerState of the app serving `request`."""
-    state: ServerState = request.app.state.strongroom
-    return state
 
 
 class Front:
@@ -114,18 +109,15 @@ class Front:
 
 
 def _handlers() -> dict[Any, Any]:
-    """One handler for everything: our errors, HTTP errors, validation errors, the rest."""
-    from fastapi.exceptions import RequestValidationError
-
+    """One handler for everything: our errors, HTTP errors, the rest."""
     return {
         errors.StrongroomError: handle_exception,
         HTTPException: handle_exception,
-        RequestValidationError: handle_exception,
         Exception: handle_exception,
     }
 
 
-def _extra_routes(settings: ServerSettings) -> list[BaseRoute]:
+def _extra_routes() -> list[BaseRoute]:
     document: dict[str, Any] = {}
 
     async def openapi(request: Request) -> Response:
@@ -137,7 +129,7 @@ def _extra_routes(settings: ServerSettings) -> list[BaseRoute]:
         return HTMLResponse(docs_html())
 
     async def metrics(request: Request) -> Response:
-        st = server_state(request)
+        st = state_of(request)
         return Response(await st.run(st.metrics.render), media_type=CONTENT_TYPE)
 
     return [
@@ -148,7 +140,7 @@ def _extra_routes(settings: ServerSettings) -> list[BaseRoute]:
 
 
 def create_app(
-    settings: ServerSettings,
+    settings: Settings,
     *,
     vault: Vault | None = None,
     link_factory: LinkFactory | None = None,
@@ -159,7 +151,7 @@ def create_app(
     `extra_routes` adds other route sets (e.g. the `/v1` KV API) behind the same error handler.
 
     Raises:
-        InvalidInput: invalid settings.
+        InvalidInput: invalid settings (no JWT secret).
     """
     holder: dict[str, ServerState] = {}
 
@@ -184,11 +176,13 @@ def create_app(
         try:
             yield
         finally:
-            state.close()
+            # Off the loop: closing waits for queued audit writes (a worker's siblings may
+            # still be answering on theirs).
+            await asyncio.to_thread(state.close)
 
     routes = [
-        *build_routes(api_vault.OPERATIONS, server_state),
-        *_extra_routes(settings),
+        *build_routes(api_vault.OPERATIONS, state_of),
+        *_extra_routes(),
         *extra_routes,
         *api_kv2.ROUTES,
     ]

@@ -1,4 +1,4 @@
-"""Request-field checks and the JSON shapes of responses (the design document's field names)."""
+"""Request-field parsers shared by both APIs: strings, non-negative integers, version lists."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from strongroom import errors
 #: Versions, limits and lengths are 32-bit integer columns; larger numbers are refused here.
 MAX_INT = 2**31 - 1
 
-__all__ = ["int_field", "str_field"]
+__all__ = ["MAX_INT", "int_field", "str_field", "versions_field"]
 
 
 def str_field(body: dict[str, Any], name: str, *, required: bool = True) -> str | None:
@@ -33,15 +33,30 @@ def str_field(body: dict[str, Any], name: str, *, required: bool = True) -> str 
 
 
 def int_field(raw: object, name: str, *, default: int | None = None) -> int:
-    """A non-negative integer from a JSON number or a query-string digit string.
+    """A non-negative integer (at most MAX_INT) from a JSON number or a digit string (query
+    strings, and Vault's clients, send numbers as strings).
 
     Raises:
-        InvalidInput: anything else.
+        InvalidInput: anything else, negative numbers included.
     """
     if raw is None and default is not None:
         return default
-    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 9:
-        return int(raw)
-    if isinstance(raw, int) and not isinstance(raw, bool) and abs(raw) <= MAX_INT:
+    text = raw.strip() if isinstance(raw, str) else ""
+    if text.isascii() and text.isdigit() and len(text) <= 9:
+        return int(text)
+    if isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw <= MAX_INT:
         return raw
-    raise errors.InvalidInput(f"{name} must be a positive integer")
+    raise errors.InvalidInput(f"{name} must be a non-negative integer")
+
+
+def versions_field(raw: object) -> list[int]:
+    """Version numbers: a JSON list, or a comma-separated string as Vault accepts.
+
+    Raises:
+        InvalidInput: none given, or not non-negative integers.
+    """
+    if isinstance(raw, str):
+        raw = [v for v in raw.split(",") if v.strip()]
+    if not isinstance(raw, list) or not raw:
+        raise errors.InvalidInput("no version number provided")
+    return [int_field(v, "versions") for v in raw]

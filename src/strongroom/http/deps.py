@@ -1,9 +1,9 @@
-"""Per-request facts: request id, client IP, the authenticated principal, the JSON body.
+"""Per-request facts, shared by both APIs: request id, client IP, the token, the JSON body.
 
 The client IP is the socket peer; `X-Forwarded-For` is believed only when the peer is a configured
 trusted proxy (then the right-most address that is not a trusted proxy is the client). Bodies are
 read incrementally and refused with 413 as soon as they exceed the limit, and must be JSON
-objects sent as `application/json` (415 otherwise). Tokens are never logged.
+objects (on `/api`, sent as `application/json`: 415 otherwise). Tokens are never logged.
 """
 
 from __future__ import annotations
@@ -19,11 +19,18 @@ from typing import Any
 from starlette.requests import Request
 
 from strongroom import errors
+from strongroom.config import IPNetwork
 from strongroom.core.policy import Policy
-from strongroom.core.tokens import JWTAuth, Principal
-from strongroom.http.settings import IPNetwork
 
-__all__ = ["PolicyCache", "bearer_token", "client_ip", "principal", "read_json", "request_id"]
+__all__ = [
+    "PolicyCache",
+    "bearer_token",
+    "client_ip",
+    "read_json",
+    "request_id",
+    "request_token",
+    "require_content_type",
+]
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 MAX_JSON_DEPTH = 32
@@ -83,38 +90,44 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-def principal(request: Request, auth: JWTAuth, *, vault_header: bool = False) -> Principal:
-    """The verified principal of the request's bearer token (or, with `vault_header`, of its
-    `X-Vault-Token` header, as the Vault-compatible `/v1` API accepts).
+def request_token(request: Request, *, vault_header: bool = False) -> str:
+    """The request's token: `Authorization: Bearer`, or with `vault_header` (the Vault-compatible
+    `/v1` API) `X-Vault-Token` first, as Vault reads it.
 
     Raises:
-        AuthenticationFailed: no token, or a token that fails verification.
+        AuthenticationFailed: no token.
     """
-    token = bearer_token(request)
-    if token is None and vault_header:
-        token = request.headers.get("x-vault-token") or None
-    if token is None:
-        raise errors.AuthenticationFailed("missing bearer token")
-    return auth.verify(token)
+    token = request.headers.get("x-vault-token", "").strip() if vault_header else ""
+    token = token or bearer_token(request) or ""
+    if not token:
+        raise errors.AuthenticationFailed(
+            "missing token" if vault_header else "missing bearer token"
+        )
+    return token
 
 
-def _depth(value: object, level: int = 0) -> int:
-    if level > MAX_JSON_DEPTH:
-        return level
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level + 1)
-    return level
+def _too_deep(value: object, budget: int) -> bool:
+    """True when `value` nests objects or arrays more than `budget` levels deep."""
+    if isinstance(value, dict | list):
+        if budget <= 0:
+            return True
+        items = value.values() if isinstance(value, dict) else value
+        return any(_too_deep(item, budget - 1) for item in items)
+    return False
 
 
-async def read_json(request: Request, limit: int, *, required: bool = True) -> dict[str, Any]:
+async def read_json(
+    request: Request, limit: int, *, required: bool = True, any_type: bool = False
+) -> dict[str, Any]:
     """The request body as a JSON object ({} when empty and not required).
+
+    `any_type` reads the body as JSON whatever its Content-Type (the `/v1` API: the `bao` CLI
+    sends none); otherwise a non-empty body must be `application/json` (or `+json`).
 
     Raises:
         PayloadTooLarge: the body exceeds `limit` bytes (stops reading at once).
         InvalidInput: not JSON, not an object, nested too deep, or missing when required.
-        UnsupportedMediaType: 415 for a body whose Content-Type is not application/json.
+        UnsupportedMediaType: 415 for a body whose Content-Type is not JSON (unless `any_type`).
     """
     chunks: list[bytes] = []
     size = 0
@@ -129,7 +142,7 @@ async def read_json(request: Request, limit: int, *, required: bool = True) -> d
             raise errors.InvalidInput("request body must be a JSON object")
         return {}
     ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if ctype != "application/json" and not ctype.endswith("+json"):
+    if not any_type and ctype != "application/json" and not ctype.endswith("+json"):
         raise errors.UnsupportedMediaType()
     try:
         data = json.loads(raw)
@@ -137,9 +150,22 @@ async def read_json(request: Request, limit: int, *, required: bool = True) -> d
         raise errors.InvalidInput("malformed JSON body") from exc
     if not isinstance(data, dict):
         raise errors.InvalidInput("request body must be a JSON object")
-    if _depth(data) > MAX_JSON_DEPTH:
+    if _too_deep(data, MAX_JSON_DEPTH):
         raise errors.InvalidInput("JSON body is nested too deeply")
     return data
+
+
+def require_content_type(request: Request, expected: str) -> None:
+    """Refuse a body sent with another Content-Type (PATCH on `/v1` needs merge-patch).
+
+    Raises:
+        UnsupportedMediaType: another content type (415).
+    """
+    given = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if given != expected:
+        raise errors.UnsupportedMediaType(
+            f"{request.method} requires Content-Type of {expected}, provided {given or 'none'}"
+        )
 
 
 class PolicyCache:

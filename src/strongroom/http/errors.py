@@ -1,11 +1,16 @@
-"""The ONE place HTTP turns exceptions into responses.
+"""The ONE place HTTP turns exceptions into responses, one renderer per API dialect.
 
-`/api/...` answers `{"error": "<message>", "code": "<code>"}` with the class's `http_status`
-(`strongroom.client` rebuilds the same exception class from `code`). `/v1/...` answers as Vault
-does, `{"errors": ["<message>"]}`, with the four overrides in `V1_OVERRIDES`. The status is found by
-walking the exception's MRO, so a new subclass inherits its parent's mapping. Unexpected
-exceptions are logged with the request id and answered with a generic 500: never a traceback,
-never a message that could carry a secret.
+`/api/...` answers `{"error": "<message>", "code": "<code>", "request_id": "<id>"}` with the
+class's `http_status` (`strongroom.client` rebuilds the same exception class from `code`).
+`/v1/...` answers as Vault does, `{"errors": ["<message>"]}`, with the class's status except
+where `V1_OVERRIDES` says otherwise (four entries: locked, unauthenticated, conflict, not found).
+Vault's not-found answers also depend on the endpoint (`_v1_not_found`): a deleted or destroyed
+version comes back as the envelope the endpoint would have sent, with the version's metadata, and
+a PATCH of a missing secret has no body. Statuses are found by walking the exception's MRO, so a
+new subclass inherits its parent's mapping. Handlers hold no try/except for domain errors: they
+raise, and `handle_exception` (registered once, in `app.py`) answers. Unexpected exceptions are
+logged with the request id and answered with a generic 500: never a traceback, never a message
+that could carry a secret.
 """
 
 from __future__ import annotations
@@ -20,35 +25,46 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from strongroom import errors
+from strongroom.core.kv_types import KVVersionMeta
+from strongroom.http.kv2_format import envelope, version_meta_json
 
 __all__ = [
+    "JSON",
     "NO_STORE",
     "V1_OVERRIDES",
     "V1Override",
     "error_response",
     "handle_exception",
     "json_response",
+    "no_content",
 ]
 
 log = logging.getLogger("strongroom.http")
 
+JSON = "application/json"
 #: Secrets must not be cached by browsers or proxies (threats H2).
 NO_STORE = {"cache-control": "no-store"}
 
 
 @dataclass(frozen=True, slots=True)
 class V1Override:
-    """How the Vault-compatible API answers an error class differently."""
+    """How the Vault-compatible API answers an error class differently.
+
+    `message` replaces the class's message; `quiet` sends `{"errors": []}` (Vault's not found).
+    """
 
     status: int
     message: str | None = None
+    quiet: bool = False
 
 
 #: The only table besides the classes' own attributes (CONVENTIONS "The error tree, mapped once").
+#: Conflict covers its subclasses SecretExists and VersionConflict (a failed check-and-set).
 V1_OVERRIDES: dict[type[errors.StrongroomError], V1Override] = {
     errors.VaultLocked: V1Override(503, "Vault is sealed"),
     errors.AuthenticationFailed: V1Override(403, "permission denied"),
     errors.Conflict: V1Override(400),
+    errors.NotFound: V1Override(404, quiet=True),
 }
 
 #: Conditions that exist only in HTTP (no class in the error tree): message and code.
@@ -56,8 +72,11 @@ _HTTP_ERRORS = {
     404: ("not found", errors.NotFound.code),
     405: ("method not allowed", "method_not_allowed"),
     415: ("request body must be JSON (Content-Type: application/json)", "unsupported_media_type"),
-    422: ("invalid request", "invalid_input"),
 }
+
+#: Endpoints whose answer for a deleted or destroyed version is their own envelope with the
+#: version's metadata (route name -> the key that would have held the data; PATCH: none).
+_DELETED_KEY = {"kv2_data": "data", "kv2_subkeys": "subkeys"}
 
 
 def json_response(
@@ -68,7 +87,13 @@ def json_response(
         data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate somewhere: escaped, still valid JSON
         data = json.dumps(body, separators=(",", ":")).encode("ascii")
-    return Response(data, status, {**NO_STORE, **(headers or {})}, "application/json")
+    return Response(data, status, {**NO_STORE, **(headers or {})}, JSON)
+
+
+def no_content(status: int = 204) -> Response:
+    """An answer without a body, still `Content-Type: application/json` (hvac ignores bodies
+    of any other type, and Vault sends its 204s so)."""
+    return Response(status_code=status, headers=NO_STORE, media_type=JSON)
 
 
 def _is_v1(path: str) -> bool:
@@ -78,7 +103,7 @@ def _is_v1(path: str) -> bool:
 def error_response(
     exc: errors.StrongroomError, path: str, request_id: str | None = None
 ) -> Response:
-    """The response for a Strongroom error on `path`."""
+    """The response for a Strongroom error on `path`, in that path's dialect."""
     status, message = exc.http_status, exc.message
     if isinstance(exc, errors.IntegrityError):
         message = errors.IntegrityError.default_message
@@ -90,6 +115,8 @@ def error_response(
             override = V1_OVERRIDES.get(cls)
             if override is not None:
                 status, message = override.status, override.message or message
+                if override.quiet:
+                    return json_response({"errors": []}, status, headers)
                 break
         return json_response({"errors": [message]}, status, headers)
     body: dict[str, object] = {"error": message, "code": exc.code}
@@ -98,8 +125,26 @@ def error_response(
     return json_response(body, status, headers)
 
 
+def _v1_not_found(exc: errors.NotFound, request: Request) -> Response | None:
+    """Vault's endpoint-specific 404s (None: the table's `{"errors": []}`)."""
+    name = getattr(request.scope.get("route"), "name", None)
+    patch = request.method == "PATCH"
+    meta = exc.details if isinstance(exc, errors.VersionDeleted) else None
+    if isinstance(meta, KVVersionMeta) and name in _DELETED_KEY:
+        data = version_meta_json(meta)
+        body = data if patch else {_DELETED_KEY[name]: None, "metadata": data}
+        rid = request.scope.get("strongroom.request_id")
+        return json_response(envelope(body, request_id=rid), 404)
+    if patch and name == "kv2_data" and not isinstance(exc, errors.VersionDeleted):
+        return no_content(404)  # Vault: a PATCH of a missing secret is 404 with an empty body
+    return None
+
+
 def _plain(status: int, message: str, path: str, request_id: str | None) -> Response:
     if _is_v1(path):
+        if status == 404:
+            rest = path.removeprefix("/v1/")[:200]
+            message = f'no handler for route "{rest}". route entry not found.'
         return json_response({"errors": [message]}, status)
     code = _HTTP_ERRORS.get(
         status, ("", errors.StrongroomError.code if status >= 500 else errors.InvalidInput.code)
@@ -117,25 +162,13 @@ async def handle_exception(request: Request, exc: Exception) -> Response:
     if isinstance(exc, errors.StrongroomError):
         if exc.http_status >= 500 and not isinstance(exc, errors.StorageUnavailable):
             log.error("request %s failed: %s", request_id, exc.code)
+        if isinstance(exc, errors.NotFound) and _is_v1(path):
+            special = _v1_not_found(exc, request)
+            if special is not None:
+                return special
         return error_response(exc, path, request_id)
     if isinstance(exc, HTTPException):
         message = _HTTP_ERRORS.get(exc.status_code, ("request refused", ""))[0]
         return _plain(exc.status_code, message, path, request_id)
-    validation = _validation_message(exc)
-    if validation is not None:
-        return _plain(422, validation, path, request_id)
     log.error("request %s failed unexpectedly: %s", request_id, type(exc).__name__, exc_info=exc)
     return _plain(500, "internal error", path, request_id)
-
-
-def _validation_message(exc: Exception) -> str | None:
-    """A one-line summary of a FastAPI/pydantic validation error (routes added by others)."""
-    if type(exc).__name__ not in ("RequestValidationError", "ValidationError"):
-        return None
-    details = getattr(exc, "errors", None)
-    items = details() if callable(details) else []
-    if not items:
-        return "invalid request"
-    first = items[0]
-    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-    return f"invalid {where or 'request'}: {first.get('msg', 'invalid value')}"

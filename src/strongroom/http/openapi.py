@@ -111,10 +111,38 @@ def openapi_document(operations: Sequence[Operation], version: str) -> dict[str,
     }
 
 
-def docs_html() -> str:
-    """Swagger UI (FastAPI's page, which loads its assets from FastAPI's default location)."""
-    from fastapi.openapi.docs import get_swagger_ui_html
+#: Swagger UI 5 from its CDN (the page FastAPI served before FastAPI was dropped).
+_SWAGGER_UI = """<!DOCTYPE html>
+<html>
+<head>
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<link type="text/css" rel="stylesheet" href="{cdn}/swagger-ui.css">
+<title>{title}</title>
+</head>
+<body>
+<div id="swagger-ui">
+</div>
+<script src="{cdn}/swagger-ui-bundle.js"></script>
+<script>
+const ui = SwaggerUIBundle({{
+    url: '{openapi_url}',
+    "dom_id": "#swagger-ui",
+    "layout": "BaseLayout",
+    "deepLinking": true,
+    "showExtensions": true,
+    "showCommonExtensions": true,
+    presets: [
+        SwaggerUIBundle.presets.apis,
+        SwaggerUIBundle.SwaggerUIStandalonePreset
+    ],
+}})
+</script>
+</body>
+</html>
+"""
+SWAGGER_CDN = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5"
 
-    return bytes(
-        get_swagger_ui_html(openapi_url="/openapi.json", title="Strongroom API").body
-    ).decode("utf-8")
+
+def docs_html(openapi_url: str = "/openapi.json", title: str = "Strongroom API") -> str:
+    """Swagger UI pointed at `openapi_url` (its assets load from the jsDelivr CDN)."""
+    return _SWAGGER_UI.format(cdn=SWAGGER_CDN, title=title, openapi_url=openapi_url)

@@ -23,11 +23,11 @@ from typing import Any
 
 import uvicorn
 
+from strongroom.config import Settings
 from strongroom.core import open_vault
 from strongroom.http.app import create_app
 from strongroom.http.control import WorkerLink
 from strongroom.http.protocol import VaultHTTPProtocol
-from strongroom.http.settings import ServerSettings
 
 __all__ = ["Supervisor", "serve"]
 
@@ -35,7 +35,7 @@ PR_SET_DUMPABLE = 4
 log = logging.getLogger("strongroom.http")
 
 
-def _config(app: Any, settings: ServerSettings) -> uvicorn.Config:
+def _config(app: Any, settings: Settings) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=settings.host,
@@ -51,7 +51,7 @@ def _config(app: Any, settings: ServerSettings) -> uvicorn.Config:
     )
 
 
-def serve(settings: ServerSettings) -> int:
+def serve(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT; return the exit status.
 
     Raises:
@@ -98,11 +98,11 @@ def _exit_quietly_after_shutdown() -> None:
         signal.signal(sig, done)
 
 
-def _report_interval(settings: ServerSettings) -> float:
+def _report_interval(settings: Settings) -> float:
     return max(0.05, min(1.0, settings.auto_lock_timeout.total_seconds() / 10))
 
 
-def worker_main(settings: ServerSettings, sock: socket.socket, conn: Connection) -> None:
+def worker_main(settings: Settings, sock: socket.socket, conn: Connection) -> None:
     """Entry point of a worker process."""
     interval = _report_interval(settings)
     app = create_app(settings, link_factory=lambda vault: WorkerLink(conn, vault, interval))
@@ -113,7 +113,7 @@ def worker_main(settings: ServerSettings, sock: socket.socket, conn: Connection)
 class Supervisor:
     """The parent of N workers: relays lock state, owns auto-lock, forwards signals."""
 
-    def __init__(self, settings: ServerSettings) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._conns: list[Connection] = []
         self._procs: list[Any] = []

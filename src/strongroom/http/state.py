@@ -1,9 +1,14 @@
-"""ServerState: what every request handler shares (vault, token verifier, thread pool, link).
+"""ServerState: what every request handler of both APIs shares, and the request pipeline's
+steps that need it: the caller, authorisation, unlock and lock.
 
-Handlers are async; the core is synchronous, so every core call goes through `run()`, which hands
-it to a dedicated thread pool. Authorisation lives here too: `SuperAdmin`/`Admin` pass every
-check except `rotate-all` (SuperAdmin only); any other role needs a policy granting the capability
-on the path. Every refusal is audited before the 403 is sent.
+Handlers are async; the core is synchronous and may block (a lock held during an unlock's
+Argon2 run, an audit write, SQL), so every core call, the lock-state check included, goes
+through `run()`, which hands it to a dedicated thread pool: nothing blocking runs on the event
+loop. `caller()` is the one way a request becomes a `Caller` (token -> principal -> caller) for
+`/api/vault` and `/v1` alike; `Dialect` says what differs. Authorisation lives here too:
+`SuperAdmin`/`Admin` pass every check except `rotate-all` (SuperAdmin only); any other role
+needs a policy granting the capability on the path. Every refusal is audited before the 403 is
+sent.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 
 from strongroom import errors
+from strongroom.config import Settings
 from strongroom.core import Vault
 from strongroom.core.access import LoginLimiter
 from strongroom.core.policy import ADMIN_ROLES, SUPERADMIN, Policy
@@ -26,12 +32,39 @@ from strongroom.core.tokens import JWTAuth, Principal
 from strongroom.http import deps
 from strongroom.http.control import PeerLink
 from strongroom.http.metrics import Metrics
-from strongroom.http.settings import ServerSettings
 
-__all__ = ["Caller", "ServerState"]
+__all__ = ["API", "V1", "V1_SYS", "Caller", "Dialect", "ServerState", "state_of"]
 
 T = TypeVar("T")
 USER_RECHECK_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """How one API finds its caller.
+
+    Attributes:
+        vault_token: also accept `X-Vault-Token` (read first), as Vault clients send it.
+        locked_first: refuse with VaultLocked before looking at the token (Vault answers 503
+            while sealed, whoever asks).
+    """
+
+    vault_token: bool = False
+    locked_first: bool = False
+
+
+#: `/api/vault`: `Authorization: Bearer` only.
+API = Dialect()
+#: `/v1`: Vault's token header, and the lock state checked first.
+V1 = Dialect(vault_token=True, locked_first=True)
+#: `/v1/sys/unseal` and `/v1/sys/seal`: they work on a locked vault.
+V1_SYS = Dialect(vault_token=True)
+
+
+def state_of(request: Request) -> ServerState:
+    """The ServerState of the app serving `request`."""
+    state: ServerState = request.app.state.strongroom
+    return state
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +88,13 @@ class Caller:
 class ServerState:
     """Shared by all requests of one worker process."""
 
-    def __init__(
-        self, settings: ServerSettings, vault: Vault, link: PeerLink, metrics: Metrics
-    ) -> None:
+    def __init__(self, settings: Settings, vault: Vault, link: PeerLink, metrics: Metrics) -> None:
         self.settings = settings
         self.vault = vault
         self.link = link
         self.metrics = metrics
+        if settings.jwt_secret is None:
+            raise errors.InvalidInput("VAULT_JWT_SECRET is required: at least 32 bytes")
         self.auth = JWTAuth(settings.jwt_secret.reveal(), default_ttl=settings.token_ttl)
         self.limiter = LoginLimiter(settings.vault_config().clock)
         self.executor = ThreadPoolExecutor(settings.threads, thread_name_prefix="strongroom-op")
@@ -78,17 +111,59 @@ class ServerState:
         """The client address (trusted proxies honoured)."""
         return deps.client_ip(request.scope, self.settings.proxy_networks)
 
-    async def caller(self, request: Request, *, vault_header: bool = False) -> Caller:
-        """The authenticated caller (`vault_header`: also accept `X-Vault-Token`, for `/v1`).
+    async def caller(self, request: Request, dialect: Dialect = API) -> Caller:
+        """The authenticated caller of a request, for either API.
 
         Raises:
-            AuthenticationFailed: no valid bearer token, or a built-in user's token whose user
-                was since disabled, removed or given another role.
+            VaultLocked: the vault is locked and the dialect checks that first (`/v1`).
+            AuthenticationFailed: no valid token, or a built-in user's token whose user was
+                since disabled, removed or given another role.
         """
-        who = deps.principal(request, self.auth, vault_header=vault_header)
+        if dialect.locked_first and await self.run(self._is_locked):
+            raise errors.VaultLocked()
+        who = self.auth.verify(deps.request_token(request, vault_header=dialect.vault_token))
         if who.builtin:
             await self.check_user(who)
         return Caller(who, self.client_ip(request), deps.request_id(request.scope))
+
+    def _is_locked(self) -> bool:
+        # Applies a due auto-lock first, under the lock an unlock holds during Argon2 (and may
+        # write an audit row): never call it on the event loop.
+        return self.vault.is_locked
+
+    async def unlock(self, caller: Caller, master_key: str) -> None:
+        """Unlock the vault, then every sibling worker (an administrator's request).
+
+        Raises:
+            InvalidMasterKey, TooManyAttempts, InvalidInput: as `Vault.unlock` (audited there).
+        """
+        await self.run(self.vault.unlock, master_key, **caller.kw())
+        await self.run(
+            self.link.publish_unlock,
+            master_key,
+            caller.principal.user_id,
+            caller.ip,
+            caller.request_id,
+        )
+
+    async def lock(self, caller: Caller) -> None:
+        """Lock the vault, then every sibling worker (an administrator's request)."""
+        await self.run(self.vault.lock, **caller.kw())
+        await self.run(
+            self.link.publish_lock, caller.principal.user_id, caller.ip, caller.request_id
+        )
+
+    async def read_json(
+        self, request: Request, *, required: bool = True, any_type: bool = False
+    ) -> dict[str, Any]:
+        """The request's JSON object body, within the configured size limit (`deps.read_json`).
+
+        Raises:
+            PayloadTooLarge, InvalidInput, UnsupportedMediaType: as `deps.read_json`.
+        """
+        return await deps.read_json(
+            request, self.settings.body_limit, required=required, any_type=any_type
+        )
 
     async def check_user(self, who: Principal) -> None:
         """Refuse a built-in user's token once the user is disabled, removed or re-roled
