@@ -121,3 +121,19 @@ def test_policies_are_cached_for_a_few_seconds(policies: Vault) -> None:
     assert authz.allows(reader, "read", "app/billing/db")  # cached
     now[0] += 6
     assert not authz.allows(reader, "read", "app/billing/db")
+
+
+def test_allows_cached_never_blocks_and_never_grants_more(policies: Vault) -> None:
+    now = [100.0]
+    authz = Authorizer(policies.access, policy_ttl=5.0, monotonic=lambda: now[0])
+    reader = who("App", "billing-read")
+    assert authz.allows_cached(who("Admin"), "delete", "any/path")
+    assert not authz.allows_cached(reader, "read", "app/billing/db")  # not cached yet
+    assert authz.allows(reader, "read", "app/billing/db")  # loads the policies
+    assert authz.allows_cached(reader, "read", "app/billing/db")
+    assert not authz.allows_cached(reader, "update", "app/billing/db")
+    assert not authz.allows_cached(reader, "read", "app/other")
+    assert not authz.allows_cached(who("App"), "read", "app/billing/db")  # no policies
+    now[0] += 6
+    assert not authz.allows_cached(reader, "read", "app/billing/db")  # stale: ask again
+    assert denials(policies) == []

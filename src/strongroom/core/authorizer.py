@@ -86,6 +86,24 @@ class Authorizer:
             self._cache[names] = (now, policies)
         return policies
 
+    def allows_cached(self, principal: Principal, capability: str, path: str) -> bool:
+        """Whether the principal may use `capability` on `path`, decided without blocking:
+        True for administrators and for fresh cached policies that grant it; False when the
+        answer needs storage (policies not cached) or a refusal (then call `require`).
+
+        Lets an event-loop caller skip the thread hop on the common, allowed path.
+        """
+        if self.is_admin(principal):
+            return True
+        names = principal.policies
+        if not names:
+            return False
+        with self._lock:
+            hit = self._cache.get(names)
+        if hit is None or self._monotonic() - hit[0] > self._ttl:
+            return False
+        return any(p.allows(capability, path) for p in hit[1])
+
     def allows(self, principal: Principal, capability: str, path: str) -> bool:
         """Whether the principal may use `capability` on `path` (no audit entry).
 

@@ -20,9 +20,8 @@ This module must never log or put into an error a master key or a secret value.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
-from typing import Any
 
 from strongroom.api import Progress, RotationResult
 from strongroom.core.access import Access
@@ -30,9 +29,7 @@ from strongroom.core.audit_log import AuditLog, ExportRow
 from strongroom.core.authorizer import Authorizer
 from strongroom.core.backup import Backup
 from strongroom.core.kv import KVEngine
-from strongroom.core.legacy import moved_method
 from strongroom.core.options import VaultConfig
-from strongroom.core.policy import Policy
 from strongroom.core.rotation import Rotation
 from strongroom.core.secrets import Secrets
 from strongroom.core.state import VaultState
@@ -440,15 +437,3 @@ class Vault:
         """
         who = _who(user_id, ip, request_id, actor)
         return self.rotation.rotate_secret(path, actor=who, new_master_key=new_master_key)
-
-    # -- until the HTTP adapter calls the services (see core.legacy) ------------------------
-    def get_policies(self, names: Sequence[str]) -> list[Policy]:
-        """Transitional, for the HTTP adapter: `vault.access.get_policies`.
-
-        Raises:
-            StorageUnavailable: the database cannot be reached.
-        """
-        return self.access.get_policies(names)
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        return moved_method(self, name)

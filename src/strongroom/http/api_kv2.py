@@ -12,6 +12,7 @@ folder, as `folder/`), writes `create` (new key) or `update`, PATCH and `undelet
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -19,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from strongroom import errors
+from strongroom.core.kv import KVEngine
 from strongroom.http import api_kv2_sys
 from strongroom.http.bodies import int_field, versions_field
 from strongroom.http.deps import require_content_type
@@ -47,7 +49,7 @@ async def _body(st: ServerState, request: Request) -> dict[str, Any]:
 
 
 async def _write_capability(st: ServerState, path: str) -> str:
-    return "update" if await st.run(st.vault.kv_exists, path) else "create"
+    return "update" if await st.run(st.vault.kv.exists, path) else "create"
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -61,7 +63,7 @@ async def data(request: Request) -> Response:
     if request.method == "GET":
         version = int_field(request.query_params.get("version", "0"), "version")
         await st.require(caller, "read", "read", path)
-        secret = await st.run(st.vault.kv_read, path, version, **caller.kw())
+        secret = await st.run(st.vault.kv.read, path, version, actor=caller.actor)
         return json_response(
             envelope(
                 {"data": secret.data, "metadata": version_meta_json(secret.metadata)},
@@ -70,25 +72,27 @@ async def data(request: Request) -> Response:
         )
     if request.method == "DELETE":
         await st.require(caller, "delete", "soft_delete", path)
-        await st.run(st.vault.kv_delete_latest, path, **caller.kw())
+        await st.run(st.vault.kv.delete_latest, path, actor=caller.actor)
         return no_content()
     if request.method == "PATCH":
         require_content_type(request, MERGE_PATCH)
         body = await _body(st, request)
         await st.require(caller, "update", "patch", path)
         meta = await st.run(
-            st.vault.kv_patch, path, body.get("data"), cas=_cas(body), **caller.kw()
+            st.vault.kv.patch, path, body.get("data"), cas=_cas(body), actor=caller.actor
         )
     else:
         body = await _body(st, request)
         await st.require(caller, await _write_capability(st, path), "write", path)
         meta = await st.run(
-            st.vault.kv_write, path, body.get("data"), cas=_cas(body), **caller.kw()
+            st.vault.kv.write, path, body.get("data"), cas=_cas(body), actor=caller.actor
         )
     return json_response(envelope(version_meta_json(meta), request_id=caller.request_id))
 
 
-def _versions_endpoint(action: str, capability: str, method: str) -> Route:
+def _versions_endpoint(
+    action: str, capability: str, method: Callable[[KVEngine], Callable[..., None]]
+) -> Route:
     """`delete/`, `undelete/`, `destroy/` with `{"versions": [...]}`, answered with 204."""
 
     async def change(request: Request) -> Response:
@@ -96,7 +100,7 @@ def _versions_endpoint(action: str, capability: str, method: str) -> Route:
         caller = await st.caller(request, V1)
         numbers = versions_field((await _body(st, request)).get("versions"))
         await st.require(caller, capability, action, path)
-        await st.run(getattr(st.vault, method), path, numbers, **caller.kw())
+        await st.run(method(st.vault.kv), path, numbers, actor=caller.actor)
         return no_content()
 
     return Route(
@@ -111,7 +115,7 @@ async def subkeys(request: Request) -> Response:
     version = int_field(request.query_params.get("version", "0"), "version")
     depth = int_field(request.query_params.get("depth", "0"), "depth")
     await st.require(caller, "read", "subkeys", path)
-    secret = await st.run(st.vault.kv_subkeys, path, version, depth, **caller.kw())
+    secret = await st.run(st.vault.kv.subkeys, path, version, depth, actor=caller.actor)
     return json_response(
         envelope(
             {"subkeys": secret.data, "metadata": version_meta_json(secret.metadata)},
@@ -131,17 +135,17 @@ async def metadata(request: Request) -> Response:
     ):
         folder = path.strip("/")
         await st.require(caller, "list", "list", f"{folder}/" if folder else "")
-        keys = await st.run(st.vault.kv_list, folder, **caller.kw())
+        keys = await st.run(st.vault.kv.metadata.list, folder, actor=caller.actor)
         return json_response(envelope({"keys": keys}, request_id=caller.request_id))
     if not path or method == "HEAD":
         raise errors.NotFound()
     if method == "GET":
         await st.require(caller, "read", "read_metadata", path)
-        meta = await st.run(st.vault.kv_read_metadata, path, **caller.kw())
+        meta = await st.run(st.vault.kv.metadata.read, path, actor=caller.actor)
         return json_response(envelope(metadata_json(meta), request_id=caller.request_id))
     if method == "DELETE":
         await st.require(caller, "delete", "delete", path)
-        await st.run(st.vault.kv_delete_metadata, path, **caller.kw())
+        await st.run(st.vault.kv.metadata.delete, path, actor=caller.actor)
         return no_content()
     if method == "PATCH":
         require_content_type(request, MERGE_PATCH)
@@ -149,8 +153,8 @@ async def metadata(request: Request) -> Response:
     settings = {name: body.get(name) for name in _SETTINGS}
     capability = "update" if method == "PATCH" else await _write_capability(st, path)
     await st.require(caller, capability, "write_metadata", path)
-    fn = st.vault.kv_patch_metadata if method == "PATCH" else st.vault.kv_write_metadata
-    await st.run(fn, path, **settings, **caller.kw())
+    fn = st.vault.kv.metadata.patch if method == "PATCH" else st.vault.kv.metadata.write
+    await st.run(fn, path, **settings, actor=caller.actor)
     return no_content()
 
 
@@ -160,15 +164,15 @@ async def config(request: Request) -> Response:
     caller = await st.caller(request, V1)
     await st.require_admin(caller, "kv_config")
     if request.method == "GET":
-        current = await st.run(st.vault.kv_read_config, **caller.kw())
+        current = await st.run(st.vault.kv.metadata.read_config, actor=caller.actor)
         return json_response(envelope(config_json(current), request_id=caller.request_id))
     body = await _body(st, request)
     await st.run(
-        st.vault.kv_write_config,
+        st.vault.kv.metadata.write_config,
         max_versions=body.get("max_versions"),
         cas_required=body.get("cas_required"),
         delete_version_after=body.get("delete_version_after"),
-        **caller.kw(),
+        actor=caller.actor,
     )
     return no_content()
 
@@ -185,8 +189,8 @@ ROUTES: list[BaseRoute] = [
     Route("/v1/secret/metadata", metadata, methods=_ALL, name="kv2_metadata_root"),
     Route("/v1/secret/metadata/{path:path}", metadata, methods=_ALL, name="kv2_metadata"),
     Route("/v1/secret/subkeys/{path:path}", subkeys, methods=["GET"], name="kv2_subkeys"),
-    _versions_endpoint("delete", "delete", "kv_delete_versions"),
-    _versions_endpoint("undelete", "update", "kv_undelete"),
-    _versions_endpoint("destroy", "delete", "kv_destroy"),
+    _versions_endpoint("delete", "delete", lambda kv: kv.delete_versions),
+    _versions_endpoint("undelete", "update", lambda kv: kv.undelete),
+    _versions_endpoint("destroy", "delete", lambda kv: kv.destroy),
     Route("/v1/{rest:path}", api_kv2_sys.no_route, methods=_ALL, name="kv2_no_route"),
 ]

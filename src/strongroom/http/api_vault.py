@@ -19,13 +19,14 @@ from starlette.responses import Response
 from strongroom import errors
 from strongroom.api import VaultAPI
 from strongroom.clock import parse_duration
+from strongroom.http import deps
 from strongroom.http import schemas as s
 from strongroom.http.bodies import int_field as _int
 from strongroom.http.bodies import str_field as _str
 from strongroom.http.errors import json_response
 from strongroom.http.routing import Operation, Target
 from strongroom.http.state import ServerState
-from strongroom.models import iso, validate_path
+from strongroom.models import Actor, iso, validate_path
 
 __all__ = ["OPERATIONS", "RESERVED_SEGMENTS", "check_creatable"]
 
@@ -103,7 +104,7 @@ async def create(request: Request, st: ServerState, _: Target) -> Response:
         value,
         description=_str(body, "description", required=False),
         expires_in=expires_in,
-        **caller.kw(),
+        actor=caller.actor,
     )
     return json_response(
         {"message": "Secret created successfully", "path": path, "secret": info.as_dict()}, 201
@@ -116,10 +117,10 @@ async def get(request: Request, st: ServerState, target: Target) -> Response:
     await st.require(caller, "read", "read", path)
     raw_version = request.query_params.get("version")
     if raw_version is None:
-        value = await st.run(st.vault.get_secret, path, **caller.kw())
+        value = await st.run(st.vault.get_secret, path, actor=caller.actor)
         return json_response({"path": path, "value": value})
     number = _int(raw_version, "version")
-    value = await st.run(st.vault.get_secret_version, path, number, **caller.kw())
+    value = await st.run(st.vault.get_secret_version, path, number, actor=caller.actor)
     return json_response({"path": path, "version": number, "value": value})
 
 
@@ -127,7 +128,7 @@ async def update(request: Request, st: ServerState, target: Target) -> Response:
     caller = await st.caller(request)
     value = cast(str, _str(await st.read_json(request), "value"))
     await st.require(caller, "update", "update", target.path)
-    number = await st.run(st.vault.update_secret, target.path, value, **caller.kw())
+    number = await st.run(st.vault.update_secret, target.path, value, actor=caller.actor)
     return json_response(
         {"message": "Secret updated successfully", "path": target.path, "version": number}
     )
@@ -136,26 +137,26 @@ async def update(request: Request, st: ServerState, target: Target) -> Response:
 async def delete(request: Request, st: ServerState, target: Target) -> Response:
     caller = await st.caller(request)
     await st.require(caller, "delete", "delete", target.path)
-    await st.run(st.vault.delete_secret, target.path, **caller.kw())
+    await st.run(st.vault.delete_secret, target.path, actor=caller.actor)
     return json_response({"message": "Secret deleted successfully", "path": target.path})
 
 
 async def list_secrets(request: Request, st: ServerState, _: Target) -> Response:
     caller = await st.caller(request)
     prefix = request.query_params.get("prefix", "")
-    policies = [] if caller.is_admin else await st.policies_of(caller)
-    if not caller.is_admin and not any(p.grants_anywhere("list") for p in policies):
-        raise await st.deny(caller, "list", prefix or None)
-    found = await st.run(st.vault.list_secrets, prefix, **caller.kw())
-    if not caller.is_admin:
-        found = [i for i in found if any(p.allows("list", i.path) for p in policies)]
+    visible = await st.list_filter(caller, prefix)
+    found = [
+        i
+        for i in await st.run(st.vault.list_secrets, prefix, actor=caller.actor)
+        if visible(i.path)
+    ]
     return json_response({"secrets": [i.as_dict() for i in found], "count": len(found)})
 
 
 async def versions(request: Request, st: ServerState, target: Target) -> Response:
     caller = await st.caller(request)
     await st.require(caller, "read", "versions", target.path)
-    found = await st.run(st.vault.list_versions, target.path, **caller.kw())
+    found = await st.run(st.vault.list_versions, target.path, actor=caller.actor)
     return json_response(
         {"path": target.path, "versions": [v.as_dict() for v in found], "count": len(found)}
     )
@@ -165,7 +166,7 @@ async def version(request: Request, st: ServerState, target: Target) -> Response
     caller = await st.caller(request)
     await st.require(caller, "read", "read", target.path)
     number = _int(target.version, "version")
-    value = await st.run(st.vault.get_secret_version, target.path, number, **caller.kw())
+    value = await st.run(st.vault.get_secret_version, target.path, number, actor=caller.actor)
     return json_response({"path": target.path, "version": number, "value": value})
 
 
@@ -174,7 +175,7 @@ async def rollback(request: Request, st: ServerState, target: Target) -> Respons
     body = await st.read_json(request)
     number = _int(body.get("version"), "version")
     await st.require(caller, "update", "rollback", target.path)
-    new = await st.run(st.vault.rollback_secret, target.path, number, **caller.kw())
+    new = await st.run(st.vault.rollback_secret, target.path, number, actor=caller.actor)
     return json_response(
         {
             "message": "Secret rolled back successfully",
@@ -195,7 +196,7 @@ async def rotate(request: Request, st: ServerState, target: Target) -> Response:
         )
     await st.require(caller, "update", "rotate", target.path)
     api = cast(VaultAPI, st.vault)
-    result = await st.run(api.rotate_secret, target.path, **caller.kw())
+    result = await st.run(api.rotate_secret, target.path, actor=caller.actor)
     return json_response(
         {
             "message": "Secret rotated successfully",
@@ -222,7 +223,7 @@ async def rotate_all(request: Request, st: ServerState, _: Target) -> Response:
     await st.require_admin(caller, "rotate_all", superadmin=True)
     key = cast(str, _str(await st.read_json(request), "new_master_key"))
     api = cast(VaultAPI, st.vault)
-    result = await st.run(api.rotate_all, key, **caller.kw())
+    result = await st.run(api.rotate_all, key, actor=caller.actor)
     return json_response(
         {
             "message": "All secrets rotated successfully",
@@ -236,7 +237,7 @@ async def rotate_all(request: Request, st: ServerState, _: Target) -> Response:
 async def cleanup(request: Request, st: ServerState, _: Target) -> Response:
     caller = await st.caller(request)
     await st.require_admin(caller, "cleanup")
-    count = await st.run(st.vault.cleanup_expired, **caller.kw())
+    count = await st.run(st.vault.cleanup_expired, actor=caller.actor)
     return json_response({"message": f"Cleaned up {count} expired secret(s)", "count": count})
 
 
@@ -247,7 +248,7 @@ async def generate_token(request: Request, st: ServerState, _: Target) -> Respon
     length = body.get("length", 32)
     if isinstance(length, bool) or not isinstance(length, int):
         raise errors.InvalidInput("field 'length' must be an integer")
-    token = await st.run(st.vault.generate_token, length, **caller.kw())
+    token = await st.run(st.vault.generate_token, length, actor=caller.actor)
     return json_response({"token": token, "length": length})
 
 
@@ -292,14 +293,15 @@ async def login(request: Request, st: ServerState, _: Target) -> Response:
     body = await st.read_json(request)
     username = cast(str, _str(body, "username"))
     password = cast(str, _str(body, "password"))
-    ip, rid = st.client_ip(request), request.scope.get("strongroom.request_id")
+    ip = st.client_ip(request)
+    actor = Actor(0, ip, deps.request_id(request.scope))
     try:
         st.limiter.check(username, ip)
     except errors.TooManyAttempts as exc:
-        await st.run(st.vault.record_failure, "login", None, 0, ip, exc, rid)
+        await st.run(st.vault.access.record_failure, "login", None, actor, exc)
         raise
     try:
-        user = await st.run(st.vault.authenticate, username, password, ip=ip, request_id=rid)
+        user = await st.run(st.vault.access.authenticate, username, password, actor=actor)
     except errors.AuthenticationFailed:
         st.limiter.failed(username, ip)
         raise

@@ -30,6 +30,7 @@ from strongroom.config import Settings
 from strongroom.core import Vault, open_vault
 from strongroom.http import api_kv2, api_vault, deps
 from strongroom.http.control import LocalLink, PeerLink
+from strongroom.http.deps import SERVER_ACTOR
 from strongroom.http.errors import error_response, handle_exception, json_response
 from strongroom.http.metrics import CONTENT_TYPE, Metrics
 from strongroom.http.openapi import docs_html, openapi_document
@@ -162,14 +163,14 @@ def create_app(
         opened = vault if vault is not None else open_vault(settings.db_dsn, config)
         try:
             if vault is None and settings.master_key is not None:
-                opened.unlock(settings.master_key.reveal(), user_id=0, ip="server")
+                opened.unlock(settings.master_key.reveal(), actor=SERVER_ACTOR)
             link = link_factory(opened) if link_factory is not None else LocalLink()
         except BaseException:
             opened.close()
             raise
         metrics = Metrics()
         metrics.watch_vault(
-            lambda: opened.is_locked, opened.secrets_nearing_expiry, settings.expiry_warning
+            lambda: opened.is_locked, opened.secrets.count_expiring, settings.expiry_warning
         )
         state = ServerState(settings, opened, link, metrics)
         app.state.strongroom = holder["state"] = state

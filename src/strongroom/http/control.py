@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from strongroom import errors
 from strongroom.core import Vault
+from strongroom.models import Actor
 
 __all__ = ["LocalLink", "PeerLink", "WorkerLink"]
 
@@ -33,13 +34,11 @@ BROADCAST_TIMEOUT = 120.0
 class PeerLink(Protocol):
     """How a worker tells its siblings that the lock state changed."""
 
-    def publish_unlock(
-        self, master_key: str, user_id: int, ip: str, request_id: str | None
-    ) -> None:
+    def publish_unlock(self, master_key: str, actor: Actor) -> None:
         """Unlock every sibling with the key this worker has just verified."""
         ...
 
-    def publish_lock(self, user_id: int, ip: str, request_id: str | None) -> None:
+    def publish_lock(self, actor: Actor) -> None:
         """Lock every sibling."""
         ...
 
@@ -51,12 +50,10 @@ class PeerLink(Protocol):
 class LocalLink:
     """A server with a single process: nothing to tell anyone."""
 
-    def publish_unlock(
-        self, master_key: str, user_id: int, ip: str, request_id: str | None
-    ) -> None:
+    def publish_unlock(self, master_key: str, actor: Actor) -> None:
         """Nothing to do."""
 
-    def publish_lock(self, user_id: int, ip: str, request_id: str | None) -> None:
+    def publish_lock(self, actor: Actor) -> None:
         """Nothing to do."""
 
     def close(self) -> None:
@@ -79,15 +76,13 @@ class WorkerLink:
         threading.Thread(target=self._report, name="strongroom-activity", daemon=True).start()
         self._send(("ready",))
 
-    def publish_unlock(
-        self, master_key: str, user_id: int, ip: str, request_id: str | None
-    ) -> None:
+    def publish_unlock(self, master_key: str, actor: Actor) -> None:
         """Unlock every sibling; returns once all have applied it."""
-        self._broadcast("unlock", (master_key, user_id, ip, request_id))
+        self._broadcast("unlock", (master_key, actor))
 
-    def publish_lock(self, user_id: int, ip: str, request_id: str | None) -> None:
+    def publish_lock(self, actor: Actor) -> None:
         """Lock every sibling; returns once all have applied it."""
-        self._broadcast("lock", (user_id, ip, request_id))
+        self._broadcast("lock", (actor,))
 
     def close(self) -> None:
         """Stop the reporter; the receiver ends when the pipe closes."""
@@ -139,13 +134,13 @@ class WorkerLink:
     def _apply(self, op: str, payload: Any) -> None:
         try:
             if op == "unlock":
-                key, user_id, ip, rid = payload
-                self._vault.unlock(key, user_id=user_id, ip=ip, request_id=rid)
+                key, actor = payload
+                self._vault.unlock(key, actor=actor)
             elif op == "lock":
-                user_id, ip, rid = payload
-                self._vault.lock(user_id=user_id, ip=ip, request_id=rid)
+                (actor,) = payload
+                self._vault.lock(actor=actor)
             elif op == "auto_lock":
-                self._vault.lock_idle()
+                self._vault.state.auto_lock()
         except errors.StrongroomError as exc:
             log.error("worker could not apply %s from a sibling: %s", op, exc.code)
 

@@ -12,7 +12,6 @@ import ipaddress
 import json
 import re
 import secrets
-import time
 from collections.abc import MutableMapping, Sequence
 from typing import Any
 
@@ -20,10 +19,10 @@ from starlette.requests import Request
 
 from strongroom import errors
 from strongroom.config import IPNetwork
-from strongroom.core.policy import Policy
+from strongroom.models import Actor
 
 __all__ = [
-    "PolicyCache",
+    "SERVER_ACTOR",
     "bearer_token",
     "client_ip",
     "read_json",
@@ -34,6 +33,8 @@ __all__ = [
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 MAX_JSON_DEPTH = 32
+#: Who the server itself is in the audit trail (the unlock from its key source at start).
+SERVER_ACTOR = Actor(user_id=0, ip="server")
 
 
 def request_id(scope: MutableMapping[str, Any]) -> str:
@@ -166,27 +167,3 @@ def require_content_type(request: Request, expected: str) -> None:
         raise errors.UnsupportedMediaType(
             f"{request.method} requires Content-Type of {expected}, provided {given or 'none'}"
         )
-
-
-class PolicyCache:
-    """Policies by name, re-read from the database at most every `ttl` seconds.
-
-    Policy changes made by another process are therefore seen within `ttl` seconds.
-    """
-
-    def __init__(self, ttl: float = 5.0) -> None:
-        self._ttl = ttl
-        self._entries: dict[tuple[str, ...], tuple[float, list[Policy]]] = {}
-
-    def get(self, names: tuple[str, ...]) -> list[Policy] | None:
-        """The cached policies for `names`, or None when stale or absent."""
-        hit = self._entries.get(names)
-        if hit is None or time.monotonic() - hit[0] > self._ttl:
-            return None
-        return hit[1]
-
-    def put(self, names: tuple[str, ...], policies: list[Policy]) -> None:
-        """Remember the policies loaded for `names`."""
-        if len(self._entries) > 10_000:
-            self._entries.clear()
-        self._entries[names] = (time.monotonic(), policies)

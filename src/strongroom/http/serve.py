@@ -27,6 +27,7 @@ from strongroom.config import Settings
 from strongroom.core import open_vault
 from strongroom.http.app import create_app
 from strongroom.http.control import WorkerLink
+from strongroom.http.deps import SERVER_ACTOR
 from strongroom.http.protocol import VaultHTTPProtocol
 
 __all__ = ["Supervisor", "serve"]
@@ -63,7 +64,7 @@ def serve(settings: Settings) -> int:
         vault = open_vault(settings.db_dsn, settings.vault_config())
         try:
             if settings.master_key is not None:
-                vault.unlock(settings.master_key.reveal(), user_id=0, ip="server")
+                vault.unlock(settings.master_key.reveal(), actor=SERVER_ACTOR)
         except BaseException:
             vault.close()
             raise
@@ -139,7 +140,7 @@ class Supervisor:
         vault = open_vault(self.settings.db_dsn, self.settings.vault_config(auto_lock=False))
         try:
             if self.settings.master_key is not None:
-                vault.unlock(self.settings.master_key.reveal(), user_id=0, ip="server")
+                vault.unlock(self.settings.master_key.reveal(), actor=SERVER_ACTOR)
         finally:
             vault.close()
 

@@ -5,10 +5,9 @@ Handlers are async; the core is synchronous and may block (a lock held during an
 Argon2 run, an audit write, SQL), so every core call, the lock-state check included, goes
 through `run()`, which hands it to a dedicated thread pool: nothing blocking runs on the event
 loop. `caller()` is the one way a request becomes a `Caller` (token -> principal -> caller) for
-`/api/vault` and `/v1` alike; `Dialect` says what differs. Authorisation lives here too:
-`SuperAdmin`/`Admin` pass every check except `rotate-all` (SuperAdmin only); any other role
-needs a policy granting the capability on the path. Every refusal is audited before the 403 is
-sent.
+`/api/vault` and `/v1` alike; `Dialect` says what differs. Authorisation is the core's
+`Authorizer` (`vault.authorizer`): `require`/`require_admin` here only hand it the caller,
+off the event loop unless its cache already allows the request.
 """
 
 from __future__ import annotations
@@ -27,11 +26,12 @@ from strongroom import errors
 from strongroom.config import Settings
 from strongroom.core import Vault
 from strongroom.core.access import LoginLimiter
-from strongroom.core.policy import ADMIN_ROLES, SUPERADMIN, Policy
+from strongroom.core.authorizer import PathFilter
 from strongroom.core.tokens import JWTAuth, Principal
 from strongroom.http import deps
 from strongroom.http.control import PeerLink
 from strongroom.http.metrics import Metrics
+from strongroom.models import Actor
 
 __all__ = ["API", "V1", "V1_SYS", "Caller", "Dialect", "ServerState", "state_of"]
 
@@ -69,20 +69,15 @@ def state_of(request: Request) -> ServerState:
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """An authenticated request: who, from where, which request."""
+    """An authenticated request: the verified token, and the `Actor` every core call audits."""
 
     principal: Principal
-    ip: str
-    request_id: str
+    actor: Actor
 
     @property
-    def is_admin(self) -> bool:
-        """SuperAdmin or Admin."""
-        return self.principal.role in ADMIN_ROLES
-
-    def kw(self) -> dict[str, Any]:
-        """The audit keywords every core operation takes."""
-        return {"user_id": self.principal.user_id, "ip": self.ip, "request_id": self.request_id}
+    def request_id(self) -> str:
+        """The request id (also in the `Actor`)."""
+        return self.actor.request_id or ""
 
 
 class ServerState:
@@ -98,7 +93,6 @@ class ServerState:
         self.auth = JWTAuth(settings.jwt_secret.reveal(), default_ttl=settings.token_ttl)
         self.limiter = LoginLimiter(settings.vault_config().clock)
         self.executor = ThreadPoolExecutor(settings.threads, thread_name_prefix="strongroom-op")
-        self.policies = deps.PolicyCache()
         #: Built-in users' current role (None: disabled or gone), re-read every few seconds.
         self.users: dict[int, tuple[float, str | None]] = {}
 
@@ -124,7 +118,8 @@ class ServerState:
         who = self.auth.verify(deps.request_token(request, vault_header=dialect.vault_token))
         if who.builtin:
             await self.check_user(who)
-        return Caller(who, self.client_ip(request), deps.request_id(request.scope))
+        actor = Actor(who.user_id, self.client_ip(request), deps.request_id(request.scope))
+        return Caller(who, actor)
 
     def _is_locked(self) -> bool:
         # Applies a due auto-lock first, under the lock an unlock holds during Argon2 (and may
@@ -137,21 +132,13 @@ class ServerState:
         Raises:
             InvalidMasterKey, TooManyAttempts, InvalidInput: as `Vault.unlock` (audited there).
         """
-        await self.run(self.vault.unlock, master_key, **caller.kw())
-        await self.run(
-            self.link.publish_unlock,
-            master_key,
-            caller.principal.user_id,
-            caller.ip,
-            caller.request_id,
-        )
+        await self.run(self.vault.unlock, master_key, actor=caller.actor)
+        await self.run(self.link.publish_unlock, master_key, caller.actor)
 
     async def lock(self, caller: Caller) -> None:
         """Lock the vault, then every sibling worker (an administrator's request)."""
-        await self.run(self.vault.lock, **caller.kw())
-        await self.run(
-            self.link.publish_lock, caller.principal.user_id, caller.ip, caller.request_id
-        )
+        await self.run(self.vault.lock, actor=caller.actor)
+        await self.run(self.link.publish_lock, caller.actor)
 
     async def read_json(
         self, request: Request, *, required: bool = True, any_type: bool = False
@@ -174,7 +161,7 @@ class ServerState:
         """
         state = self.users.get(who.user_id)
         if state is None or time.monotonic() - state[0] > USER_RECHECK_SECONDS:
-            user = await self.run(self.vault.get_user, who.user_id)
+            user = await self.run(self.vault.access.get_user, who.user_id)
             state = (time.monotonic(), user.role if user and not user.disabled else None)
             if len(self.users) > 100_000:
                 self.users.clear()
@@ -182,53 +169,50 @@ class ServerState:
         if state[1] != who.role:
             raise errors.AuthenticationFailed("token no longer valid: log in again")
 
-    async def deny(self, caller: Caller, action: str, path: str | None) -> errors.PermissionDenied:
-        """Audit a refusal and return the error to raise."""
-        await self.run(
-            self.vault.record_denied,
-            action,
-            path,
-            caller.principal.user_id,
-            caller.ip,
-            caller.request_id,
-        )
-        return errors.PermissionDenied()
-
     async def require_admin(
         self, caller: Caller, action: str, *, superadmin: bool = False, path: str | None = None
     ) -> None:
-        """Allow only SuperAdmin/Admin (SuperAdmin alone when `superadmin`).
+        """Allow only SuperAdmin/Admin (SuperAdmin alone when `superadmin`): the core's
+        `Authorizer.require_admin`.
 
         Raises:
-            PermissionDenied: any other role (audited).
+            PermissionDenied: any other role (audited by the Authorizer).
         """
-        role = caller.principal.role
-        if role == SUPERADMIN or (not superadmin and role in ADMIN_ROLES):
+        authorizer = self.vault.authorizer
+        if authorizer.is_admin(caller.principal) and not superadmin:
             return
-        raise await self.deny(caller, action, path)
-
-    async def policies_of(self, caller: Caller) -> list[Policy]:
-        """The stored policies the caller's token names (cached for a few seconds)."""
-        names = caller.principal.policies
-        if not names:
-            return []
-        cached = self.policies.get(names)
-        if cached is None:
-            cached = await self.run(self.vault.get_policies, list(names))
-            self.policies.put(names, cached)
-        return cached
+        await self.run(
+            authorizer.require_admin,
+            caller.principal,
+            action,
+            caller.actor,
+            superadmin=superadmin,
+            path=path,
+        )
 
     async def require(self, caller: Caller, capability: str, action: str, path: str) -> None:
-        """Allow admins, or a policy granting `capability` on `path`.
+        """Allow what the core's `Authorizer` allows: administrators, or a policy granting
+        `capability` on `path`. A cached "yes" costs no thread hop.
 
         Raises:
-            PermissionDenied: nothing grants it (audited).
+            PermissionDenied: nothing grants it (audited by the Authorizer).
         """
-        if caller.is_admin:
+        authorizer = self.vault.authorizer
+        if authorizer.allows_cached(caller.principal, capability, path):
             return
-        if any(p.allows(capability, path) for p in await self.policies_of(caller)):
-            return
-        raise await self.deny(caller, action, path)
+        await self.run(
+            authorizer.require, caller.principal, capability, path, caller.actor, action=action
+        )
+
+    async def list_filter(self, caller: Caller, prefix: str) -> PathFilter:
+        """Which listed paths the caller sees (`Authorizer.list_filter`).
+
+        Raises:
+            PermissionDenied: no policy grants `list` anywhere (audited by the Authorizer).
+        """
+        return await self.run(
+            self.vault.authorizer.list_filter, caller.principal, prefix, caller.actor
+        )
 
     def close(self) -> None:
         """Stop the link and the thread pool, then close the vault (queued writes finish)."""
