@@ -28,12 +28,13 @@ def kustomization() -> dict[str, Any]:
 
 
 def manifests() -> dict[str, dict[str, Any]]:
-    """Resources by kind, from the files kustomization.yaml lists."""
+    """Resources by kind/name, from the files kustomization.yaml lists."""
     out: dict[str, dict[str, Any]] = {}
     for name in kustomization()["resources"]:
         for doc in yaml.safe_load_all((K8S / name).read_text(encoding="utf-8")):
-            assert doc["kind"] not in out, f"two {doc['kind']}s"
-            out[doc["kind"]] = doc
+            key = f"{doc['kind']}/{doc['metadata']['name']}"
+            assert key not in out, f"two {key}"
+            out[key] = doc
     return out
 
 
@@ -59,7 +60,7 @@ def test_manifest_valid(name: str, version: str) -> None:
 
 
 def test_validation_really_checks() -> None:
-    deployment = manifests()["Deployment"]
+    deployment = manifests()["Deployment/strongroom"]
     deployment["spec"]["replicas"] = "two"
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, kubernetes_validate.latest_version(), strict=True)
@@ -74,8 +75,7 @@ def test_no_secret_values() -> None:
 
 def test_deployment_hardened_with_probes_and_measured_resources() -> None:
     found = manifests()
-    deployment = found["Deployment"]
-    spec = deployment["spec"]
+    spec = found["Deployment/strongroom"]["spec"]
     assert spec["replicas"] == 2
     assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     pod = spec["template"]["spec"]
@@ -100,7 +100,7 @@ def test_deployment_hardened_with_probes_and_measured_resources() -> None:
     }
     assert referenced == SECRETS
     # Every $(VAR) in args comes from the ConfigMap.
-    config = found["ConfigMap"]["data"]
+    config = found["ConfigMap/strongroom-config"]["data"]
     for var in re.findall(r"\$\((\w+)\)", " ".join(args)):
         assert var in config, var
     assert config["STRONGROOM_WORKERS"] == "1"
@@ -116,16 +116,18 @@ def test_deployment_hardened_with_probes_and_measured_resources() -> None:
 
 def test_selectors_agree() -> None:
     found = manifests()
-    pod_labels = found["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    pod_labels = found["Deployment/strongroom"]["spec"]["template"]["metadata"]["labels"]
     selectors = [
-        found["Deployment"]["spec"]["selector"]["matchLabels"],
-        found["Service"]["spec"]["selector"],
-        found["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"],
-        found["NetworkPolicy"]["spec"]["podSelector"]["matchLabels"],
+        found["Deployment/strongroom"]["spec"]["selector"]["matchLabels"],
+        found["Service/strongroom"]["spec"]["selector"],
+        found["Service/strongroom-pods"]["spec"]["selector"],
+        found["PodDisruptionBudget/strongroom"]["spec"]["selector"]["matchLabels"],
+        found["NetworkPolicy/strongroom"]["spec"]["podSelector"]["matchLabels"],
     ]
     for selector in selectors:
         assert selector.items() <= pod_labels.items()
-    assert found["PodDisruptionBudget"]["spec"]["minAvailable"] == 1
-    assert set(found["NetworkPolicy"]["spec"]["policyTypes"]) == {"Ingress", "Egress"}
-    namespace = found["Namespace"]["metadata"]
+    assert found["PodDisruptionBudget/strongroom"]["spec"]["minAvailable"] == 1
+    assert set(found["NetworkPolicy/strongroom"]["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    assert found["Service/strongroom-pods"]["spec"]["clusterIP"] == "None"
+    namespace = found["Namespace/strongroom"]["metadata"]
     assert namespace["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
