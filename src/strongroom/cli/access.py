@@ -89,7 +89,9 @@ def user_create(
     """
     s = _local(ctx, "user create")
     password = _read_password(password_stdin)
-    info = s.local().create_user(username, password, role, policies=policies, user_id=s.user_id)
+    info = s.local(create=True).create_user(
+        username, password, role, policies=policies, user_id=s.user_id
+    )
     render.emit(
         fmt,
         f"User created: {info.username} (id {info.id}, role {info.role})",
@@ -110,7 +112,7 @@ def user_list(ctx: click.Context, fmt: str) -> None:
       vaultctl user list --format json
     """
     s = _local(ctx, "user list")
-    users = s.local().list_users()
+    users = s.local(need_keys=False).list_users()
     lines = [f"Found {len(users)} user(s):"] + [
         f"  {u.id}  {u.username}  {u.role}"
         f"{'  policies: ' + ', '.join(u.policies) if u.policies else ''}"
@@ -124,7 +126,7 @@ def user_list(ctx: click.Context, fmt: str) -> None:
 
 def _set_disabled(ctx: click.Context, username: str, fmt: str, disabled: bool) -> None:
     s = _local(ctx, "user disable" if disabled else "user enable")
-    info = s.local().set_user_disabled(username, disabled, user_id=s.user_id)
+    info = s.local(need_keys=False).set_user_disabled(username, disabled, user_id=s.user_id)
     word = "disabled" if disabled else "enabled"
     render.emit(
         fmt,
@@ -251,7 +253,7 @@ def policy_write(ctx: click.Context, name: str, rules_file: Any) -> None:
     """
     s = _local(ctx, "policy write")
     text = rules_file.read()
-    written = s.local().write_policy(name, text, user_id=s.user_id)
+    written = s.local(create=True).write_policy(name, text, user_id=s.user_id)
     if not s.quiet:
         click.echo(f"Policy written: {written.name} ({len(written.rules)} rule(s))")
 
@@ -268,7 +270,7 @@ def policy_list(ctx: click.Context, fmt: str) -> None:
       vaultctl policy list
     """
     s = _local(ctx, "policy list")
-    found = s.local().list_policies()
+    found = s.local(need_keys=False).list_policies()
     lines = [f"Found {len(found)} policy(ies):"]
     data = []
     for p in found:
@@ -290,7 +292,7 @@ def policy_delete(ctx: click.Context, name: str) -> None:
       vaultctl policy delete billing
     """
     s = _local(ctx, "policy delete")
-    s.local().delete_policy(name, user_id=s.user_id)
+    s.local(need_keys=False).delete_policy(name, user_id=s.user_id)
     if not s.quiet:
         click.echo(f"Policy deleted: {name}")
 

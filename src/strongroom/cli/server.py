@@ -17,6 +17,8 @@ import click
 from click.core import ParameterSource
 
 from strongroom import errors
+from strongroom.cli.serverstart import check_listen, initialise_if_new, remove_on_exit
+from strongroom.cli.vaultcheck import announce_initialised
 from strongroom.clock import parse_duration
 from strongroom.core.tokens import JWTAuth
 from strongroom.http.serve import serve
@@ -159,6 +161,7 @@ def server(
             jwt_key = jwt_key or secrets.token_urlsafe(48)
             if db_dsn is None:
                 folder = tempfile.mkdtemp(prefix="strongroom-dev-")
+                remove_on_exit(folder)
                 db_dsn = f"sqlite:///{folder}/vault.db"
         if not jwt_key:
             raise errors.InvalidInput(
@@ -180,6 +183,9 @@ def server(
             argon2_parallelism=argon2_parallelism,
             token_ttl=_duration(token_ttl),
         )
+        check_listen(settings.host, settings.port)  # in use: one line, exit 2, no banner
+        if initialise_if_new(settings):
+            announce_initialised(f"Storage: {redact_dsn(settings.db_dsn)}")
     except errors.StrongroomError as exc:
         click.echo(f"Error: {exc.message}", err=True)
         sys.exit(exc.exit_code)

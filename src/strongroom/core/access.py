@@ -25,6 +25,7 @@ from strongroom.core.policy import (
     rules_from_json,
     rules_to_json,
 )
+from strongroom.core.roles import canonical_role
 from strongroom.core.vault import Actor, VaultBase
 from strongroom.crypto import dummy_verify, hash_password, verify_password
 from strongroom.storage import NewAudit, Tx, UserRow
@@ -114,6 +115,7 @@ class AccessMixin(VaultBase):
             Conflict: the username is taken.
         """
         _check_user_fields(username, role, policies)
+        role = canonical_role(role)  # `admin` is `Admin` (core.roles)
         encoded = hash_password(_check_password(password))
         now = self._clock.now()
 

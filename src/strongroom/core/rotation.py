@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from strongroom import errors
 from strongroom.api import Progress, RotationResult
+from strongroom.core.keyrules import MIN_MASTER_KEY_LENGTH, check_new_master_key
 from strongroom.core.secrets import SecretsMixin
 from strongroom.core.vault import Actor
 from strongroom.core.writer import Entries
@@ -28,7 +29,6 @@ from strongroom.storage import KeysRow, NewAudit, Tx
 
 __all__ = ["MIN_MASTER_KEY_LENGTH", "RotationMixin"]
 
-MIN_MASTER_KEY_LENGTH = 16
 #: Re-encryption passes before giving up (a pass after the first only runs if rows were left).
 MAX_PASSES = 3
 VAULT_WIDE = "master-key rotation is vault-wide; use rotate --all"
@@ -67,8 +67,9 @@ class RotationMixin(SecretsMixin):
         resumes it (so re-running the same command after a crash finishes the job).
 
         Raises:
-            InvalidInput: the key is not a string of at least 16 characters, or it equals the
-                current master key and no rotation is unfinished.
+            InvalidInput: the key is not a string of at least 16 characters, is of low estimated
+                strength (`core.keyrules`), or it equals the current master key and no rotation
+                is unfinished.
             VaultLocked: the vault is locked.
             IntegrityError: some versions fail their integrity check; they keep their old term
                 and the rotation stays unfinished (everything else was re-encrypted).
@@ -80,10 +81,7 @@ class RotationMixin(SecretsMixin):
         try:
             self._touch()
             self._require_unlocked()
-            if not isinstance(new_master_key, str) or len(new_master_key) < MIN_MASTER_KEY_LENGTH:
-                raise errors.InvalidInput(
-                    f"new master key must be at least {MIN_MASTER_KEY_LENGTH} characters"
-                )
+            check_new_master_key(new_master_key, "new master key")
             with self._argon_slots:
                 keys = self._keys_row()
                 current = SealedRoot(keys.vault_id, keys.salt, keys.kdf_params, keys.wrapped_root)

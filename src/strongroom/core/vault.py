@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from strongroom import errors
+from strongroom.core.keyrules import check_new_master_key
 from strongroom.core.options import VaultConfig
 from strongroom.core.writer import Entries, Writer
 from strongroom.crypto import Barrier, KDFParams, SealedRoot, SealedTerm
@@ -91,7 +92,8 @@ class VaultBase:
         """Unlock with the master key; the first unlock of an empty database initialises it.
 
         Raises:
-            InvalidInput: the key is empty or not a string.
+            InvalidInput: the key is empty or not a string; or, initialising, it is shorter than
+                16 characters or of low estimated strength (`core.keyrules`).
             InvalidMasterKey: the key does not open this vault (audited; nothing changes).
             TooManyAttempts: too many recent failures; retry after `retry_after` seconds.
         """
@@ -318,6 +320,8 @@ class VaultBase:
             raise
 
     def _initialise(self, master_key: str, actor: Actor) -> None:
+        check_new_master_key(master_key)  # a new vault gets a strong key (old ones keep opening)
+
         def run(tx: Tx) -> tuple[None, Entries]:
             if tx.get_keys() is not None:
                 raise errors.Conflict("already initialised")
