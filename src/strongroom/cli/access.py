@@ -20,7 +20,10 @@ from strongroom.clock import parse_duration
 
 __all__ = ["COMMANDS"]
 
-ROLES_HELP = "Role: SuperAdmin, Admin, or any other name (granted only what its policies allow)."
+ROLES_HELP = (
+    "Role: SuperAdmin or Admin (any letter case: admin is stored as Admin), or any other name "
+    "(granted only what its policies allow)."
+)
 
 
 def _local(ctx: click.Context, what: str) -> Session:

@@ -204,8 +204,7 @@ def _output(out: str | None, *, atomic: bool = False) -> Iterator[TextIO]:
     type=click.Choice(["dotenv", "json", "yaml"]),
     default=None,
     callback=dotenv_unless_json,
-    show_default="dotenv",
-    help="dotenv lines are single-quoted for POSIX sh.",
+    help="dotenv lines are single-quoted for POSIX sh.  [default: dotenv]",
 )
 @click.option("--out", metavar="FILE", help="Write to FILE (mode 0600) instead of stdout.")
 @global_options()

@@ -48,8 +48,7 @@ format_option = click.option(
     type=click.Choice(["text", "json"]),
     default=None,
     callback=_text_or_json,
-    show_default="text",
-    help=FORMAT_HELP,
+    help=f"{FORMAT_HELP}  [default: text]",  # the default applies after `vaultctl --format`
 )
 path_option = click.option(
     "--path", required=True, metavar="PATH", help="Secret path, e.g. service/component/key."

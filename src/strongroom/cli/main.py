@@ -49,7 +49,7 @@ def cli(ctx: click.Context) -> None:
 
 GLOBAL_EPILOG = (
     "Global options (--db-dsn, --master-key, --master-key-file, --addr, --token, "
-    "--user-id, --quiet, --debug, --format; see 'vaultctl --help') are accepted here too."
+    "--user-id, --quiet, --debug; see 'vaultctl --help') are accepted here too."
 )
 
 

@@ -85,8 +85,8 @@ _GLOBALS = [
 #: `--format` before the command name; the commands' own `--format` (after it) wins over it.
 GROUP_FORMAT = _Global(
     ("--format", "group_format"),
-    "Output format of the command: text (default) or json (stable keys, ISO-8601 UTC times); "
-    "also accepted after the command name.",
+    "Output format: text (default) or json (stable keys, ISO-8601 UTC times); commands that "
+    "print data take it after their name too.",
     {"type": click.Choice(["text", "json"]), "metavar": "[text|json]"},
 )
 
