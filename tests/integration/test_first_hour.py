@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import jwt
 import pytest
 
@@ -183,7 +184,9 @@ def test_a_vault_made_with_a_short_key_keeps_opening(
     reopened.close()
     vc = Vaultctl(dsn, tmp_path, key="short")
     assert vc.ok("get", "--path", "a/b", "-q") == "v\n"
-    one_error_line(vc("rotate", "--all", "--new-master-key", "short2"), 2, "at least 16")
+    (tmp_path / "new.key").write_text("short2\n")
+    rotate = vc("rotate", "--all", "--new-master-key-file", str(tmp_path / "new.key"))
+    one_error_line(rotate, 2, "new master key must be at least 16 characters")
 
 
 # -- items 3 and 4: global --format, the version read ---------------------------------------------
@@ -287,6 +290,13 @@ def _wait(predicate: object, seconds: float = 60.0) -> bool:
     return False
 
 
+def _serving(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/api/vault/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_dev_removes_its_folder_on_exit(tmp_path: Path, sig: int, workers: str) -> None:
@@ -315,6 +325,7 @@ def test_dev_removes_its_folder_on_exit(tmp_path: Path, sig: int, workers: str) 
         )
     try:
         assert _wait(lambda: "Admin token" in log.read_text()), log.read_text()
+        assert _wait(lambda: _serving(port)), log.read_text()
         folders = list(tmp.glob("strongroom-dev-*"))
         assert len(folders) == 1 and (folders[0] / "vault.db").exists()
         assert len(INIT_LINE.findall(log.read_text())) == 1, log.read_text()
