@@ -17,6 +17,7 @@ from strongroom.cli import render
 from strongroom.cli.inputs import format_option
 from strongroom.cli.session import Session, global_options, session_of
 from strongroom.clock import parse_duration
+from strongroom.core.roles import canonical_role
 
 __all__ = ["COMMANDS"]
 
@@ -217,6 +218,7 @@ def token_create(
     secret = s.settings.jwt_secret
     if secret is None:
         raise errors.InvalidInput("VAULT_JWT_SECRET is not set (the server's token key)")
+    role = canonical_role(role)  # `admin` is `Admin` (core.roles); verification stays exact
     jwt_text, expires_at = JWTAuth(secret.reveal()).issue(subject, role, ttl=ttl, policies=policies)
     render.emit(fmt, jwt_text, {"token": jwt_text, "expires_at": render.iso(expires_at)})
 

@@ -18,7 +18,6 @@ from typing import Any
 import jwt
 
 from strongroom import errors
-from strongroom.core.roles import canonical_role
 
 __all__ = ["ALGORITHM", "JWTAuth", "Principal", "check_jwt_secret"]
 
@@ -129,7 +128,6 @@ class JWTAuth:
             raise errors.InvalidInput("user id must be a non-negative integer")
         if not isinstance(role, str) or not role or len(role) > 64:
             raise errors.InvalidInput("role must be a non-empty string of at most 64 characters")
-        role = canonical_role(role)  # `admin` is `Admin` (core.roles)
         if ttl <= timedelta(0):
             raise errors.InvalidInput("token ttl must be positive")
         now = datetime.now(UTC).replace(microsecond=0)
