@@ -105,7 +105,7 @@ def test_global_flags_before_or_after_command(vc: Vaultctl, tmp_path: Path) -> N
         "--db-dsn",
         f"sqlite:///{other}",
         "--master-key",
-        "k-before-0123456789",
+        "k-before-9274615083",
         "create",
         "--path",
         "a/b",
@@ -121,12 +121,12 @@ def test_global_flags_before_or_after_command(vc: Vaultctl, tmp_path: Path) -> N
         "--db-dsn",
         f"sqlite:///{other}",
         "--master-key",
-        "k-before-0123456789",
+        "k-before-9274615083",
         key=None,
     )
     assert r.out == "Path: a/b\nValue: v\n"
     key_file = tmp_path / "key.txt"
-    key_file.write_text("k-before-0123456789\n")
+    key_file.write_text("k-before-9274615083\n")
     r = vc(
         "--master-key-file",
         str(key_file),
@@ -156,7 +156,7 @@ def test_json_output_has_stable_keys(vc: Vaultctl) -> None:
     assert json.loads(vc.ok("get", "--path", "a/b", "--format", "json")) == {
         "path": "a/b",
         "value": "v1",
-        "version": None,
+        "version": 1,  # issue 11 item 4: the version read, no longer null
     }
     listed = json.loads(vc.ok("list", "--format", "json"))
     assert listed["count"] == 1

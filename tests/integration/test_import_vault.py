@@ -63,6 +63,10 @@ def run_import(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_import_copies_every_version(bao: str, tmp_path: Path) -> None:
     dsn = f"sqlite:///{tmp_path / 'v.db'}"
+    # Initialised beforehand: a first import announces the new vault with its DSN, and the tmp
+    # path (/tmp/pytest-of-root/...) would contain the token's text "root".
+    with open_vault(dsn, fast_config(auto_lock=False)) as target:
+        target.unlock(MASTER_KEY)
     token_file = tmp_path / "token"
     token_file.write_text(ROOT_TOKEN + "\n")
     done = run_import(dsn, "--addr", bao, "--token-file", str(token_file), "--mount", "secret")

@@ -17,10 +17,14 @@ from strongroom.cli import render
 from strongroom.cli.inputs import format_option
 from strongroom.cli.session import Session, global_options, session_of
 from strongroom.clock import parse_duration
+from strongroom.core.roles import canonical_role
 
 __all__ = ["COMMANDS"]
 
-ROLES_HELP = "Role: SuperAdmin, Admin, or any other name (granted only what its policies allow)."
+ROLES_HELP = (
+    "Role: SuperAdmin or Admin (any letter case: admin is stored as Admin), or any other name "
+    "(granted only what its policies allow)."
+)
 
 
 def _local(ctx: click.Context, what: str) -> Session:
@@ -89,7 +93,9 @@ def user_create(
     """
     s = _local(ctx, "user create")
     password = _read_password(password_stdin)
-    info = s.local().access.create_user(username, password, role, policies=policies, actor=s.actor)
+    info = s.local(create=True).access.create_user(
+        username, password, role, policies=policies, actor=s.actor
+    )
     render.emit(
         fmt,
         f"User created: {info.username} (id {info.id}, role {info.role})",
@@ -110,7 +116,7 @@ def user_list(ctx: click.Context, fmt: str) -> None:
       vaultctl user list --format json
     """
     s = _local(ctx, "user list")
-    users = s.local().access.list_users()
+    users = s.local(need_keys=False).access.list_users()
     lines = [f"Found {len(users)} user(s):"] + [
         f"  {u.id}  {u.username}  {u.role}"
         f"{'  policies: ' + ', '.join(u.policies) if u.policies else ''}"
@@ -124,7 +130,7 @@ def user_list(ctx: click.Context, fmt: str) -> None:
 
 def _set_disabled(ctx: click.Context, username: str, fmt: str, disabled: bool) -> None:
     s = _local(ctx, "user disable" if disabled else "user enable")
-    info = s.local().access.set_user_disabled(username, disabled, actor=s.actor)
+    info = s.local(need_keys=False).access.set_user_disabled(username, disabled, actor=s.actor)
     word = "disabled" if disabled else "enabled"
     render.emit(
         fmt,
@@ -212,6 +218,7 @@ def token_create(
     secret = s.settings.jwt_secret
     if secret is None:
         raise errors.InvalidInput("VAULT_JWT_SECRET is not set (the server's token key)")
+    role = canonical_role(role)  # `admin` is `Admin` (core.roles); verification stays exact
     jwt_text, expires_at = JWTAuth(secret.reveal()).issue(subject, role, ttl=ttl, policies=policies)
     render.emit(fmt, jwt_text, {"token": jwt_text, "expires_at": render.iso(expires_at)})
 
@@ -251,7 +258,7 @@ def policy_write(ctx: click.Context, name: str, rules_file: Any) -> None:
     """
     s = _local(ctx, "policy write")
     text = rules_file.read()
-    written = s.local().access.write_policy(name, text, actor=s.actor)
+    written = s.local(create=True).access.write_policy(name, text, actor=s.actor)
     if not s.quiet:
         click.echo(f"Policy written: {written.name} ({len(written.rules)} rule(s))")
 
@@ -268,7 +275,7 @@ def policy_list(ctx: click.Context, fmt: str) -> None:
       vaultctl policy list
     """
     s = _local(ctx, "policy list")
-    found = s.local().access.list_policies()
+    found = s.local(need_keys=False).access.list_policies()
     lines = [f"Found {len(found)} policy(ies):"]
     data = []
     for p in found:
@@ -290,7 +297,7 @@ def policy_delete(ctx: click.Context, name: str) -> None:
       vaultctl policy delete billing
     """
     s = _local(ctx, "policy delete")
-    s.local().access.delete_policy(name, actor=s.actor)
+    s.local(need_keys=False).access.delete_policy(name, actor=s.actor)
     if not s.quiet:
         click.echo(f"Policy deleted: {name}")
 

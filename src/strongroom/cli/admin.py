@@ -21,7 +21,7 @@ import click
 from strongroom import errors
 from strongroom.api import VaultAPI
 from strongroom.cli import render
-from strongroom.cli.inputs import format_option
+from strongroom.cli.inputs import dotenv_unless_json, format_option
 from strongroom.cli.progress import progress_bar
 from strongroom.cli.session import global_options, session_of
 from strongroom.config import child_environment
@@ -203,9 +203,9 @@ def _output(out: str | None, *, atomic: bool = False) -> Iterator[TextIO]:
     "--format",
     "fmt",
     type=click.Choice(["dotenv", "json", "yaml"]),
-    default="dotenv",
-    show_default=True,
-    help="dotenv lines are single-quoted for POSIX sh.",
+    default=None,
+    callback=dotenv_unless_json,
+    help="dotenv lines are single-quoted for POSIX sh.  [default: dotenv]",
 )
 @click.option("--out", metavar="FILE", help="Write to FILE (mode 0600) instead of stdout.")
 @global_options()
@@ -276,8 +276,9 @@ def backup(ctx: click.Context, out: str, fmt: str) -> None:
     message = "Backup written successfully"
     render.emit(
         fmt,
-        f"{message}: {out} ({summary.secrets} secret(s), {summary.versions} "
-        f"version(s), {summary.audit_entries} audit entries)",
+        f"{message}: {out} ({summary.secrets} secret(s), {summary.versions} version(s), "
+        f"{summary.audit_entries} audit entries as of the snapshot, before this backup's "
+        "own entry)",
         {"message": message, "file": out, "counts": summary.counts, "vault_id": summary.vault_id},
         quiet=s.quiet,
     )

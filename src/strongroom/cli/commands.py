@@ -18,6 +18,7 @@ from strongroom.cli.inputs import (
     value_options,
 )
 from strongroom.cli.progress import progress_bar
+from strongroom.cli.reads import current_version
 from strongroom.cli.session import global_options, session_of
 
 __all__ = ["COMMANDS"]
@@ -62,7 +63,7 @@ def create(
     """
     s = session_of(ctx)
     text = read_value(value, value_file)
-    info = s.unlocked().create_secret(
+    info = s.unlocked(initialise=True).create_secret(
         path, text, description=description, actor=s.actor, expires_in=expires_in
     )
     message = "Secret created successfully"
@@ -101,6 +102,8 @@ def get(ctx: click.Context, path: str, version: int | None, fmt: str) -> None:
     """
     s = session_of(ctx)
     api = s.unlocked()
+    if version is None and fmt == "json":
+        version = current_version(api, path, s.actor)  # JSON names the version it read
     if version is None:
         value = api.get_secret(path, actor=s.actor)
     else:

@@ -236,20 +236,16 @@ class _TargetSession(Protocol):
     @property
     def actor(self) -> Actor: ...
 
-    def local(self) -> Vault: ...
-
-    def master_key(self, *, prompt: bool = True, initialising: bool = False) -> str | None: ...
+    def unlock_local(self, *, initialise: bool = False) -> Vault: ...
 
 
 def _target(ctx: click.Context) -> tuple[Vault, Actor]:
     session = ctx.find_root().obj
-    if not callable(getattr(session, "local", None)):
+    if not callable(getattr(session, "unlock_local", None)):
         raise click.UsageError("import-vault runs as `vaultctl import-vault`")
     typed: _TargetSession = session
-    vault = typed.local()
-    key = typed.master_key()
-    assert key is not None  # noqa: S101 - prompt=True never returns None
-    vault.unlock(key, actor=typed.actor)
+    # A first write: an empty target database gets a new vault (announced on stderr).
+    vault = typed.unlock_local(initialise=True)
     return vault, typed.actor
 
 

@@ -12,15 +12,43 @@ import click
 from strongroom import errors
 from strongroom.clock import parse_duration
 
-__all__ = ["format_option", "parse_expires_in", "path_option", "read_value", "value_options"]
+__all__ = [
+    "FORMAT_HELP",
+    "dotenv_unless_json",
+    "format_option",
+    "parse_expires_in",
+    "path_option",
+    "read_value",
+    "value_options",
+]
+
+FORMAT_HELP = "Output format; json has stable keys and ISO-8601 UTC times."
+
+
+def _group_format(ctx: click.Context) -> str | None:
+    """The `--format` given before the command name (`vaultctl --format json get ...`)."""
+    root = ctx.find_root()
+    flags = getattr(root.obj, "flags", None)
+    value = flags.get("group_format") if isinstance(flags, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _text_or_json(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    return value or _group_format(ctx) or "text"
+
+
+def dotenv_unless_json(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    """`export --format`: its own choice, else json when `vaultctl --format json` asked for it."""
+    return value or ("json" if _group_format(ctx) == "json" else "dotenv")
+
 
 format_option = click.option(
     "--format",
     "fmt",
     type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output format; json has stable keys and ISO-8601 UTC times.",
+    default=None,
+    callback=_text_or_json,
+    help=f"{FORMAT_HELP}  [default: text]",  # the default applies after `vaultctl --format`
 )
 path_option = click.option(
     "--path", required=True, metavar="PATH", help="Secret path, e.g. service/component/key."

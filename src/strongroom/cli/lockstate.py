@@ -30,22 +30,20 @@ def unlock(ctx: click.Context, fmt: str) -> None:
       vaultctl unlock --master-key "your-master-key"
     """
     s = session_of(ctx)
-    api = s.api()
-    initialising = False
-    if not s.settings.is_remote:
-        initialising = not api.status().initialized
-    key = s.master_key(initialising=initialising)
-    assert key is not None  # noqa: S101 - prompt=True never returns None
-    api.unlock(key, actor=s.actor)
+    if s.settings.is_remote:
+        api = s.api()
+        key = s.master_key()
+        assert key is not None  # noqa: S101 - prompt=True never returns None
+        api.unlock(key, actor=s.actor)
+    else:
+        s.unlock_local(initialise=True)  # prints "Initialized a new vault" when it did
     message = "Vault unlocked successfully"
     render.emit(
         fmt,
         message,
-        {"message": message, "locked": False, "initialized_now": initialising},
+        {"message": message, "locked": False, "initialized_now": s.initialised_now},
         quiet=s.quiet,
     )
-    if initialising and fmt == "text" and not s.quiet:
-        click.echo(f"Initialized a new vault ({s.where()})", err=True)
 
 
 @click.command()

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import click
 
 from strongroom import __version__, errors
-from strongroom.cli import access, admin, commands, lockstate
+from strongroom.cli import access, admin, commands, hints, lockstate
 from strongroom.cli.audit import audit
 from strongroom.cli.import_vault import import_vault
 from strongroom.cli.keys import rotate
@@ -112,7 +112,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     except errors.StrongroomError as exc:
         if session.debug:
             traceback.print_exc()
-        return _fail(exc.message, exc.exit_code)
+        return _fail(hints.message_for(exc), exc.exit_code)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except BrokenPipeError:

@@ -20,6 +20,8 @@ import click
 from click.core import ParameterSource
 
 from strongroom import errors
+from strongroom.cli.serverstart import check_listen, initialise_if_new, remove_on_exit
+from strongroom.cli.vaultcheck import announce_initialised
 from strongroom.clock import parse_duration
 from strongroom.config import DEFAULT_DSN, Secret, Settings, read_key_file
 from strongroom.core.tokens import JWTAuth
@@ -185,6 +187,9 @@ def server(
             argon2_parallelism=argon2_parallelism,
         )
         settings = _complete(settings, dev)
+        check_listen(settings.host, settings.port)  # in use: one line, exit 2, no banner
+        if initialise_if_new(settings):
+            announce_initialised(f"Storage: {redact_dsn(settings.db_dsn)}")
     except errors.StrongroomError as exc:
         click.echo(f"Error: {exc.message}", err=True)
         sys.exit(exc.exit_code)
@@ -211,7 +216,9 @@ def _complete(settings: Settings, dev: bool) -> Settings:
         key = key or secrets.token_urlsafe(32)
         jwt_key = jwt_key or secrets.token_urlsafe(48)
         if settings.db_dsn == DEFAULT_DSN:
-            dsn = f"sqlite:///{tempfile.mkdtemp(prefix='strongroom-dev-')}/vault.db"
+            folder = tempfile.mkdtemp(prefix="strongroom-dev-")
+            remove_on_exit(folder)  # a throw-away vault: removed however the server stops
+            dsn = f"sqlite:///{folder}/vault.db"
     if not jwt_key:
         raise errors.InvalidInput(
             "VAULT_JWT_SECRET (or --jwt-secret-file) is required: at least 32 bytes"

@@ -19,6 +19,8 @@ import click
 
 from strongroom import errors
 from strongroom.api import VaultAPI
+from strongroom.cli import vaultcheck
+from strongroom.cli.addr import server_url
 from strongroom.config import DEFAULT_DSN, Secret, Settings, read_key_file
 from strongroom.models import DEFAULT_ACTOR, Actor
 
@@ -62,7 +64,8 @@ _GLOBALS = [
     ),
     _Global(
         ("--addr",),
-        "Remote mode: URL of a `vaultctl server` [env: VAULT_ADDR].",
+        "Remote mode: URL of a `vaultctl server`; a bare HOST:PORT means http:// on "
+        "loopback [env: VAULT_ADDR].",
         {"metavar": "URL"},
     ),
     _Global(("--token",), "Remote mode: bearer token [env: VAULT_TOKEN].", {"metavar": "TOKEN"}),
@@ -79,6 +82,14 @@ _GLOBALS = [
     _Global(("--debug",), "Show a traceback on errors.", {"is_flag": True, "default": None}),
 ]
 
+#: `--format` before the command name; the commands' own `--format` (after it) wins over it.
+GROUP_FORMAT = _Global(
+    ("--format", "group_format"),
+    "Output format: text (default) or json (stable keys, ISO-8601 UTC times); commands that "
+    "print data take it after their name too.",
+    {"type": click.Choice(["text", "json"]), "metavar": "[text|json]"},
+)
+
 
 class Session:
     """The state of one invocation: flags, settings, and the vault (opened lazily)."""
@@ -90,6 +101,8 @@ class Session:
         self._local: Vault | None = None
         self._actor: Actor | None = None
         self._warned = False
+        #: This invocation initialised a new vault (set by `unlock_local`).
+        self.initialised_now = False
 
     # -- flags and settings -----------------------------------------------------------------
     @property
@@ -146,6 +159,7 @@ class Session:
 
         Raises:
             UsageError: remote mode without a token.
+            NoVault: local mode and no vault at the DSN (nothing is created).
             InvalidInput / StorageUnavailable: bad DSN or unreachable database.
         """
         if self._api is None:
@@ -155,17 +169,47 @@ class Session:
                 self._api = cast("VaultAPI", self.local())
         return self._api
 
-    def local(self) -> Vault:
+    def local(self, *, create: bool = False, need_keys: bool = True) -> Vault:
         """The core vault on `--db-dsn` (local mode only).
 
+        Without `create` a database without a vault (without our tables, if not `need_keys`)
+        is refused before anything is opened, so no file or table is created (cli.vaultcheck).
+
         Raises:
+            NoVault: no vault there and not `create`.
             InvalidInput / StorageUnavailable: bad DSN or unreachable database.
         """
         if self._local is None:
             from strongroom.core import open_vault
 
+            if not create:
+                vaultcheck.require_vault(self.settings.db_dsn, need_keys=need_keys)
             self._local = open_vault(self.settings.db_dsn, self.settings.vault_config())
         return self._local
+
+    def unlock_local(self, *, initialise: bool = False) -> Vault:
+        """The local vault, unlocked with the master key; with `initialise`, a database without
+        a vault gets one (the key must pass `core.keyrules`, checked before anything is created)
+        and one `Initialized a new vault` line goes to stderr.
+
+        Raises:
+            NoVault: no vault there and not `initialise`.
+            InvalidMasterKey: the key does not open the vault.
+            InvalidInput: no key available, or a new vault's key is too weak.
+        """
+        fresh = initialise and not vaultcheck.is_initialised(self.settings.db_dsn)
+        vault = None if fresh else self.local()  # a missing vault fails before the key prompt
+        key = self.master_key(initialising=fresh)
+        assert key is not None  # noqa: S101 - prompt=True never returns None
+        if vault is None:
+            vaultcheck.check_new_master_key(key)
+            vault = self.local(create=True)
+            fresh = not vault.status().initialized  # another process may have been first
+        vault.unlock(key, actor=self.actor)
+        self.initialised_now = fresh
+        if fresh:
+            vaultcheck.announce_initialised(self.where())
+        return vault
 
     def master_key(self, *, prompt: bool = True, initialising: bool = False) -> str | None:
         """The master key from flag, key file, environment or (on a TTY) a hidden prompt.
@@ -190,22 +234,19 @@ class Session:
             "--master-key-file FILE (or --master-key KEY)"
         )
 
-    def unlocked(self) -> VaultAPI:
+    def unlocked(self, *, initialise: bool = False) -> VaultAPI:
         """The vault, unlocked for this command (remote: the server's own lock state).
 
+        Only `initialise` (unlock, create) may create a vault locally (see `unlock_local`).
+
         Raises:
+            NoVault: local mode, no vault and not `initialise`.
             InvalidMasterKey: the key does not open the vault.
             InvalidInput: no key available.
         """
-        api = self.api()
-        if not self.settings.is_remote:
-            initialising = False
-            if self.settings.master_key is None and not self.settings.master_key_file:
-                initialising = not api.status().initialized
-            key = self.master_key(initialising=initialising)
-            assert key is not None  # noqa: S101 - prompt=True never returns None
-            api.unlock(key, actor=self.actor)
-        return api
+        if self.settings.is_remote:
+            return self.api()
+        return cast("VaultAPI", self.unlock_local(initialise=initialise))
 
     def require_local(self, what: str) -> None:
         """Refuse a command that works on the database directly in remote mode.
@@ -238,13 +279,13 @@ def open_client(settings: Settings) -> VaultAPI:
     """An HTTP client for a `vaultctl server`; it implements `VaultAPI` as the core Vault does.
 
     Raises:
-        UsageError: remote mode without a token.
+        UsageError: remote mode without a token, or an --addr that is not a server URL.
     """
     if not settings.addr or not settings.token:
         raise click.UsageError("remote mode needs a token: pass --token or set VAULT_TOKEN")
     from strongroom.client import Client  # type: ignore[import-not-found, unused-ignore]
 
-    client: VaultAPI = Client(settings.addr, settings.token.reveal())
+    client: VaultAPI = Client(server_url(settings.addr), settings.token.reveal())
     return client
 
 
@@ -272,9 +313,11 @@ def global_options(show: Iterable[str] = (), *, on_group: bool = False) -> Calla
     `show` (the design document lists `--master-key` on unlock and `--user-id` on writes).
     """
     visible = set(show)
+    # Commands have their own --format (cli.inputs.format_option), which reads this one.
+    options = [*_GLOBALS, GROUP_FORMAT] if on_group else _GLOBALS
 
     def decorate(f: F) -> F:
-        for g in reversed(_GLOBALS):
+        for g in reversed(options):
             name = g.decls[0].lstrip("-").replace("-", "_")
             f = click.option(
                 *g.decls,

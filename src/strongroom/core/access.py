@@ -24,6 +24,7 @@ from strongroom.core.policy import (
     rules_from_json,
     rules_to_json,
 )
+from strongroom.core.roles import canonical_role
 from strongroom.core.state import VaultState
 from strongroom.core.throttle import LoginLimiter
 from strongroom.crypto import dummy_verify, hash_password, verify_password
@@ -150,6 +151,7 @@ class Access:
             Conflict: the username is taken.
         """
         _check_user_fields(username, role, policies)
+        role = canonical_role(role)  # `admin` is `Admin` (core.roles)
         encoded = hash_password(_check_password(password))
         now = self._state.clock.now()
 

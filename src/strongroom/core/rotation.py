@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from strongroom import errors
 from strongroom.api import Progress, RotationResult
+from strongroom.core.keyrules import MIN_MASTER_KEY_LENGTH, check_new_master_key
 from strongroom.core.reencrypt import Reencryption, RotationStore
 from strongroom.core.state import VaultState
 from strongroom.core.terms import KeyStore
@@ -33,7 +34,6 @@ from strongroom.storage import KeysRow, Tx
 
 __all__ = ["MIN_MASTER_KEY_LENGTH", "Rotation", "RotationStore"]
 
-MIN_MASTER_KEY_LENGTH = 16
 VAULT_WIDE = "master-key rotation is vault-wide; use rotate --all"
 
 
@@ -64,8 +64,9 @@ class Rotation:
         resumes it (so re-running the same command after a crash finishes the job).
 
         Raises:
-            InvalidInput: the key is not a string of at least 16 characters, or it equals the
-                current master key and no rotation is unfinished.
+            InvalidInput: the key is not a string of at least 16 characters, is of low estimated
+                strength (`core.keyrules`), or it equals the current master key and no rotation
+                is unfinished.
             VaultLocked: the vault is locked.
             IntegrityError: some versions fail their integrity check; they keep their old term
                 and the rotation stays unfinished (everything else was re-encrypted).
@@ -76,10 +77,7 @@ class Rotation:
         try:
             self._state.touch()
             self._state.require_unlocked()
-            if not isinstance(new_master_key, str) or len(new_master_key) < MIN_MASTER_KEY_LENGTH:
-                raise errors.InvalidInput(
-                    f"new master key must be at least {MIN_MASTER_KEY_LENGTH} characters"
-                )
+            check_new_master_key(new_master_key, "new master key")
             with self._state.argon_slot():
                 keys = self._keys_row()
                 current = SealedRoot(keys.vault_id, keys.salt, keys.kdf_params, keys.wrapped_root)

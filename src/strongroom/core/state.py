@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from strongroom import errors
+from strongroom.core.keyrules import check_new_master_key
 from strongroom.core.options import VaultConfig
 from strongroom.core.terms import KeyStore, Terms
 from strongroom.core.throttle import UnlockBackoff
@@ -325,6 +326,8 @@ class VaultState:
             raise
 
     def _initialise(self, master_key: str, actor: Actor) -> None:
+        check_new_master_key(master_key)  # a new vault gets a strong key (old ones keep opening)
+
         def run(tx: Tx) -> tuple[None, Entries]:
             if tx.keys.get_keys() is not None:
                 raise errors.Conflict("already initialised")

@@ -98,7 +98,8 @@ class Vault:
         """Unlock with the master key; the first unlock of an empty database initialises it.
 
         Raises:
-            InvalidInput: the key is empty or not a string.
+            InvalidInput: the key is empty or not a string; or, initialising, it is shorter than
+                16 characters or of low estimated strength (`core.keyrules`).
             InvalidMasterKey: the key does not open this vault (audited; nothing changes).
             TooManyAttempts: too many recent failures; retry after `retry_after` seconds.
         """

@@ -113,18 +113,15 @@ class ServerState:
             AuthenticationFailed: no valid token, or a built-in user's token whose user was
                 since disabled, removed or given another role.
         """
-        if dialect.locked_first and await self.run(self._is_locked):
+        if dialect.locked_first and not self.vault.state.is_unlocked:
+            # A lock-free read: an unlock in progress (Argon2, under the state lock) is
+            # "locked" until it finishes, and a due auto-lock is applied by the operation.
             raise errors.VaultLocked()
         who = self.auth.verify(deps.request_token(request, vault_header=dialect.vault_token))
         if who.builtin:
             await self.check_user(who)
         actor = Actor(who.user_id, self.client_ip(request), deps.request_id(request.scope))
         return Caller(who, actor)
-
-    def _is_locked(self) -> bool:
-        # Applies a due auto-lock first, under the lock an unlock holds during Argon2 (and may
-        # write an audit row): never call it on the event loop.
-        return self.vault.is_locked
 
     async def unlock(self, caller: Caller, master_key: str) -> None:
         """Unlock the vault, then every sibling worker (an administrator's request).

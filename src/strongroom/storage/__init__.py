@@ -25,9 +25,11 @@ from strongroom.storage.base import (
     VersionRow,
 )
 from strongroom.storage.engine import Storage, Tx
+from strongroom.storage.probe import DatabaseState, database_state
 
 __all__ = [
     "AuditRow",
+    "DatabaseState",
     "KVConfigRow",
     "KeysRow",
     "NewAudit",
@@ -38,6 +40,7 @@ __all__ = [
     "Tx",
     "UserRow",
     "VersionRow",
+    "database_state",
     "open_storage",
     "redact_dsn",
 ]

@@ -12,9 +12,24 @@ from sqlalchemy.engine import Engine, make_url
 
 from strongroom import errors
 
-__all__ = ["create_sqlite_engine"]
+__all__ = ["create_sqlite_engine", "sqlite_file"]
 
 BUSY_TIMEOUT_MS = 30_000
+
+
+def sqlite_file(dsn: str) -> Path:
+    """The absolute path of the file a SQLite DSN names (nothing is created).
+
+    Raises:
+        InvalidInput: an in-memory database (it would vanish on close), or a missing directory.
+    """
+    database = make_url(dsn).database or ""
+    if not database or database == ":memory:":
+        raise errors.InvalidInput("sqlite DSN must name a file, e.g. sqlite:///vault.db")
+    file = Path(database).expanduser().resolve()
+    if not file.parent.is_dir():
+        raise errors.InvalidInput(f"sqlite DSN: directory {str(file.parent)!r} does not exist")
+    return file
 
 
 def create_sqlite_engine(dsn: str) -> Engine:
@@ -24,12 +39,7 @@ def create_sqlite_engine(dsn: str) -> Engine:
         InvalidInput: an in-memory database (it would vanish on close), or a missing directory.
     """
     url = make_url(dsn)
-    database = url.database or ""
-    if not database or database == ":memory:":
-        raise errors.InvalidInput("sqlite DSN must name a file, e.g. sqlite:///vault.db")
-    file = Path(database).expanduser().resolve()
-    if not file.parent.is_dir():
-        raise errors.InvalidInput(f"sqlite DSN: directory {str(file.parent)!r} does not exist")
+    file = sqlite_file(dsn)
     if not file.exists():
         # Created owner-only before SQLite opens it; its -wal and -shm files take the same mode.
         try:
