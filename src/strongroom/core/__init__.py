@@ -6,14 +6,14 @@
 
 from __future__ import annotations
 
-from strongroom.core.options import VaultConfig
+from strongroom.core.options import DEFAULT_DSN, VaultConfig
 from strongroom.core.vault import Vault
 from strongroom.storage import open_storage
 
 __all__ = ["Vault", "VaultConfig", "open_vault"]
 
 
-def open_vault(dsn: str = "sqlite:///vault.db", config: VaultConfig | None = None) -> Vault:
+def open_vault(dsn: str = DEFAULT_DSN, config: VaultConfig | None = None) -> Vault:
     """Open the vault stored at `dsn` (created on first use), locked.
 
     Raises:
