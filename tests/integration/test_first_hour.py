@@ -20,7 +20,7 @@ import jwt
 import pytest
 
 from strongroom import errors, open_vault
-from strongroom.core import vault as core_vault
+from strongroom.core import state as core_state
 from tests.conftest import fast_config
 from tests.integration.cli_support import Vaultctl, base_env, one_error_line
 from tests.integration.server_proc import CHEAP_ARGON2, JWT_SECRET, ServerProcess, free_port
@@ -173,7 +173,7 @@ def test_a_vault_made_with_a_short_key_keeps_opening(
 ) -> None:
     dsn = f"sqlite:///{tmp_path / 'vault.db'}"
     with monkeypatch.context() as m:  # a vault from before the rule
-        m.setattr(core_vault, "check_new_master_key", lambda key, what="": key)
+        m.setattr(core_state, "check_new_master_key", lambda key, what="": key)
         old = open_vault(dsn, fast_config(auto_lock=False))
         old.unlock("short")
         old.create_secret("a/b", "v")
