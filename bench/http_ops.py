@@ -6,7 +6,9 @@ second on one core". Usage:
     python bench/http_ops.py [--dsn sqlite:///... | postgresql://...] [--seconds 10]
                              [--server-cpu 0] [--load-cpu 1] [--workers 1]
 
-Needs `wrk` (Debian package `wrk`). Prints one line per scenario: requests/s, p50, p99.
+Needs `wrk` (Debian package `wrk`). Prints one line per scenario: requests/s, p50, p99, and the
+server's CPU time per request (utime+stime of its process tree from /proc, the figure that holds
+on a noisy machine where requests/s does not).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import time
 from pathlib import Path
 
 import httpx
+from vs_openbao import CLK_TCK, cpu_ticks, tree
 
 from strongroom.core.tokens import JWTAuth
 
@@ -78,7 +81,9 @@ def start_server(dsn: str, port: int, cpu: str, workers: int) -> subprocess.Pope
     raise SystemExit("server did not start")
 
 
-def wrk(url: str, token: str, conns: int, seconds: int, cpu: str, script: str | None) -> str:
+def wrk(
+    url: str, token: str, conns: int, seconds: int, cpu: str, script: str | None, server: int
+) -> str:
     cmd = [
         "taskset",
         "-c",
@@ -93,7 +98,12 @@ def wrk(url: str, token: str, conns: int, seconds: int, cpu: str, script: str | 
     ]
     if script:
         cmd += ["-s", script]
+    before = sum(cpu_ticks(tree(server)).values())
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    ticks = sum(cpu_ticks(tree(server)).values()) - before
+    done = re.search(r"(\d+) requests in", out)
+    count = int(done.group(1)) if done else 0
+    cpu_us = ticks / CLK_TCK * 1e6 / count if count else float("nan")
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     p50 = re.search(r"50%\s+([\d.]+\w+)", out)
     p99 = re.search(r"99%\s+([\d.]+\w+)", out)
@@ -101,7 +111,7 @@ def wrk(url: str, token: str, conns: int, seconds: int, cpu: str, script: str | 
     rate = float(rps.group(1)) if rps else 0.0
     return (
         f"{rate:>9.0f} req/s  p50 {p50.group(1) if p50 else '?':>8}"
-        f"  p99 {p99.group(1) if p99 else '?':>8}"
+        f"  p99 {p99.group(1) if p99 else '?':>8}  CPU {cpu_us:>6.0f} us/req"
         + (f"  NON-2xx {errors.group(1)}" if errors else "")
     )
 
@@ -134,7 +144,7 @@ def main() -> None:
         )
         for name, lua in (("GET", None), ("PUT", str(script))):
             for conns in (1, 16):
-                line = wrk(url, token, conns, args.seconds, args.load_cpu, lua)
+                line = wrk(url, token, conns, args.seconds, args.load_cpu, lua, server.pid)
                 print(f"{name} c={conns:<3} {line}", flush=True)
     finally:
         server.terminate()
