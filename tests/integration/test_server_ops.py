@@ -218,11 +218,7 @@ def test_two_instances_start_at_once_on_a_fresh_database(tmp_path: Path, pg_dsn:
             assert health(server, ready=True).status_code == 200
         # One leader runs the cleanup for both instances.
         poll(lambda: execute(pg_dsn, "SELECT count(*) FROM vault_secrets")[0][0] == 0, "cleanup")
-        by = execute(
-            pg_dsn, "SELECT DISTINCT request_id FROM vault_audit_logs WHERE action = 'cleanup'"
-        )
-        assert len(by) >= 1
+        assert "cleanup" in actions(pg_dsn)
     finally:
         for server in servers:
             assert server.stop() == 0, server.output()
-    assert auth()  # the module's helpers stay importable
