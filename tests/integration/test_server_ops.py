@@ -7,6 +7,7 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from tests.integration.server_proc import ServerProcess, token
 from tests.rawsql import execute
 
 
-def poll(predicate, what: str, deadline: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+def poll(predicate: Callable[[], object], what: str, deadline: float = 30.0) -> None:
     end = time.monotonic() + deadline
     while not predicate():
         assert time.monotonic() < end, f"timed out waiting for {what}"
