@@ -223,3 +223,26 @@ def test_two_instances_start_at_once_on_a_fresh_database(tmp_path: Path, pg_dsn:
     finally:
         for server in servers:
             assert server.stop() == 0, server.output()
+
+
+def test_cleanup_job_unlocks_an_auto_locked_vault_only_when_needed(tmp_path: Path) -> None:
+    server = ServerProcess(
+        tmp_path,
+        args=["--auto-unlock", "--auto-lock-timeout", "1s", "--cleanup-interval", "1s"],
+    ).start()
+    try:
+        with server.client() as api:
+            made = api.post(
+                "/api/vault/secrets", json={"path": "ttl/x", "value": "v", "expires_in": "10s"}
+            )
+            assert made.status_code == 201, made.text
+        poll(lambda: health(server).json()["locked"], "the auto-lock")
+        assert "auto_unlock" not in actions(server.dsn)  # nothing expired yet: stays locked
+        poll(lambda: not execute(server.dsn, "SELECT path FROM vault_secrets"), "the cleanup")
+        rows = [
+            tuple(r)
+            for r in execute(server.dsn, "SELECT action, user_id, path FROM vault_audit_logs")
+        ]
+        assert ("auto_unlock", 0, None) in rows and ("delete", 0, "ttl/x") in rows
+    finally:
+        assert server.stop() == 0, server.output()

@@ -3,8 +3,9 @@
 - `cleanup` (every `--cleanup-interval`, default 1 h; 0 turns it off) runs in ONE process across
   every worker and instance on the database: the leader (a PostgreSQL advisory lock; on SQLite
   the single worker, or worker 0 of a supervisor). It calls the core's batched, audited
-  `cleanup_expired` as the system actor. A locked vault is skipped, except that with
-  `--auto-unlock` an auto-locked vault is unlocked again first (audited `auto_unlock`).
+  `cleanup_expired` as the system actor, when anything has expired. A locked vault is skipped,
+  except that with `--auto-unlock` an auto-locked vault is unlocked again first (audited
+  `auto_unlock`).
 - `expiry-gauges` runs in every process on the same period (hourly when cleanup is off), and
   after each cleanup: it refreshes `strongroom_secrets_nearing_expiry` and
   `strongroom_secrets_expired` (metadata only, no key needed).
@@ -37,6 +38,9 @@ def _refresh(vault: Vault, counts: ExpiryCounts) -> None:
 
 
 def _cleanup(vault: Vault, counts: ExpiryCounts, unlocker: AutoUnlocker | None) -> None:
+    if vault.secrets.count_expired() == 0:  # nothing to do: no unlock, no audit entry
+        _refresh(vault, counts)
+        return
     if unlocker is not None:
         unlocker.unlock_now(SYSTEM_ACTOR)
     if vault.is_locked:
