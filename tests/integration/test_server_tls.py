@@ -19,6 +19,7 @@ import httpx
 import hvac
 import pytest
 
+from tests.deploy.support import DEPLOY
 from tests.integration.kv2_support import bao_binary
 from tests.integration.server_proc import CHEAP_ARGON2, JWT_SECRET, ServerProcess, token
 from tests.integration.tls_certs import CA, serial_of
@@ -136,6 +137,22 @@ def test_tls_1_1_and_plain_http_refused(tmp_path: Path, pki: dict[str, Path]) ->
         assert httpx.get(f"{server.url}/api/vault/health", verify=tls12).status_code == 200
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{server.port}/api/vault/health", timeout=5)
+        # The container's health check trusts the server's own certificate.
+        env = {
+            **os.environ,
+            "STRONGROOM_TLS_CERT": str(pki["cert"]),
+            "STRONGROOM_HEALTHCHECK_URL": server.url,
+        }
+        for extra in ([], ["--ready"]):
+            done = subprocess.run(
+                [sys.executable, str(DEPLOY / "healthcheck.py"), *extra],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr
     finally:
         assert server.stop() == 0, server.output()
 
