@@ -220,6 +220,8 @@ def test_two_instances_start_at_once_on_a_fresh_database(tmp_path: Path, pg_dsn:
         # One leader runs the cleanup for both instances.
         poll(lambda: execute(pg_dsn, "SELECT count(*) FROM vault_secrets")[0][0] == 0, "cleanup")
         assert "cleanup" in actions(pg_dsn)
+        cleaners = [s for s in servers if "cleanup removed" in s.output()]
+        assert len(cleaners) == 1, [s.output() for s in servers]
     finally:
         for server in servers:
             assert server.stop() == 0, server.output()
