@@ -69,6 +69,9 @@ def serve(settings: Settings) -> int:
             anything listens).
     """
     forbid_core_dumps()
+    # Until the reload handler is in place (and in spawned workers until theirs is), SIGHUP
+    # must not kill the server: ignored, a disposition the workers inherit.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if settings.workers == 1:
         tls = server_context(settings)
         vault = open_vault(settings.db_dsn, settings.vault_config())
