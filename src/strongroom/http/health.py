@@ -16,10 +16,12 @@ from typing import Any
 from strongroom import errors
 from strongroom.core import Vault
 
-__all__ = ["DB_CHECK_TIMEOUT", "ReadinessProbe"]
+__all__ = ["DB_CHECK_TIMEOUT", "STALE_AFTER", "ReadinessProbe"]
 
 #: Seconds the database gets to answer a readiness check.
 DB_CHECK_TIMEOUT = 2.0
+#: Seconds after which a check that never finished is abandoned for a new one.
+STALE_AFTER = 10 * DB_CHECK_TIMEOUT
 
 
 def _database_answers(vault: Vault) -> None:
@@ -40,6 +42,7 @@ class ReadinessProbe:
         self._vault = vault
         self._auto_unlock = auto_unlock
         self._pending: asyncio.Future[Any] | None = None
+        self._started = 0.0
 
     def lock_state_ready(self) -> bool:
         """Unlocked, or auto-locked on a server that unlocks itself again (lock-free)."""
@@ -56,11 +59,15 @@ class ReadinessProbe:
 
     async def _database_ok(self, executor: Any) -> bool:
         loop = asyncio.get_running_loop()
-        if self._pending is None or self._pending.done():
-            self._pending = loop.run_in_executor(executor, _database_answers, self._vault)
-            self._pending.add_done_callback(_consume)
+        future = self._pending
+        # A check hung far beyond its timeout (a connection the network swallowed) is given
+        # up, so a recovered database is seen: at most one abandoned thread per STALE_AFTER.
+        if future is None or future.done() or loop.time() - self._started > STALE_AFTER:
+            self._started = loop.time()
+            future = self._pending = loop.run_in_executor(executor, _database_answers, self._vault)
+            future.add_done_callback(_consume)
         try:
-            await asyncio.wait_for(asyncio.shield(self._pending), DB_CHECK_TIMEOUT)
+            await asyncio.wait_for(asyncio.shield(future), DB_CHECK_TIMEOUT)
         except (TimeoutError, errors.StrongroomError):
             return False
         return True
