@@ -248,3 +248,84 @@ def test_cleanup_job_unlocks_an_auto_locked_vault_only_when_needed(tmp_path: Pat
         assert ("auto_unlock", 0, None) in rows and ("delete", 0, "ttl/x") in rows
     finally:
         assert server.stop() == 0, server.output()
+
+
+class Gate:
+    """A TCP proxy to PostgreSQL that the test can close: connections then hang (a network
+    that swallows packets), and existing ones are cut."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.open = threading.Event()
+        self.open.set()
+        self.sockets: list[socket.socket] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.sockets.append(client)
+            if not self.open.is_set():
+                continue  # accepted, never answered: the database "hangs"
+            upstream = socket.create_connection(self.target)
+            self.sockets.append(upstream)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        self.open.clear()
+        for s in list(self.sockets):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def restore(self) -> None:
+        self.cut()  # the hung ones fail now, so the server reconnects through the open gate
+        self.sockets.clear()
+        self.open.set()
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+@pytest.mark.postgres
+def test_readiness_follows_the_database(tmp_path: Path, pg_dsn: str) -> None:
+    gate = Gate(("127.0.0.1", 5432))
+    dsn = pg_dsn.replace("127.0.0.1:5432", f"127.0.0.1:{gate.port}", 1)
+    assert dsn != pg_dsn
+    server = ServerProcess(tmp_path, dsn=dsn, args=["--cleanup-interval", "0"]).start()
+    try:
+        assert health(server, ready=True).status_code == 200
+        gate.cut()
+        started = time.monotonic()
+        answer = health(server, ready=True)
+        assert answer.status_code == 503 and answer.json()["reason"] == "database unavailable"
+        assert time.monotonic() - started < 8
+        assert health(server).status_code == 200  # alive all the same
+        gate.restore()
+        poll(lambda: health(server, ready=True).status_code == 200, "readiness again", 60)
+    finally:
+        gate.restore()
+        assert server.stop() == 0, server.output()
+        gate.close()
