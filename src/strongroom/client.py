@@ -9,6 +9,7 @@ address. The token is sent only in the Authorization header and never appears in
 
 from __future__ import annotations
 
+import ssl
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -100,10 +101,25 @@ class Client:
         *,
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
+        ca_cert: str | None = None,
     ) -> None:
+        """`ca_cert`: a PEM CA bundle that verifies an `https://` server (default: the system's
+        trust store)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        verify: ssl.SSLContext | bool = True
+        if ca_cert:
+            try:
+                verify = ssl.create_default_context(cafile=ca_cert)
+            except (OSError, ssl.SSLError):
+                raise errors.InvalidInput(
+                    f"CA certificate {ca_cert!r} is unreadable or not PEM"
+                ) from None
         self._http = httpx.Client(
-            base_url=addr.rstrip("/"), headers=headers, timeout=timeout, transport=transport
+            base_url=addr.rstrip("/"),
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+            verify=verify,
         )
 
     # -- plumbing -------------------------------------------------------------------------

@@ -18,6 +18,10 @@ flags; `Settings.vault_config()` derives the core's options, so every default is
 `STRONGROOM_ARGON2_PARALLELISM`
 `STRONGROOM_AUTO_LOCK`             `true`/`false` (default true)
 `STRONGROOM_AUTO_LOCK_TIMEOUT`     a duration such as `15m` (default 15m)
+`STRONGROOM_TLS_CERT`,             the server's certificate chain and private key (PEM): serve
+`STRONGROOM_TLS_KEY`               HTTPS
+`STRONGROOM_TLS_CLIENT_CA`         CA bundle (PEM) for client certificates: mutual TLS
+`VAULT_CACERT`                     remote mode: CA bundle (PEM) that verifies the server
 =================================  ==========================================================
 
 Settings are validated when built (`InvalidInput` names the bad value). Secret settings are
@@ -194,6 +198,11 @@ class Settings:
         expiry_warning: the window of the "secrets nearing expiry" gauge.
         graceful_timeout: seconds in-flight requests get to finish on SIGTERM.
         threads: size of the server's thread pool that runs the synchronous core.
+        tls_cert / tls_key: the server's certificate chain and key (PEM files): HTTPS.
+        tls_client_ca: CA bundle for client certificates (mutual TLS; needs `tls_cert`).
+        ca_cert: remote mode: CA bundle that verifies the server's certificate.
+        auto_unlock: unlock again from the key source after an auto-lock (needs a key).
+        cleanup_interval: period of the server's TTL cleanup job (zero: off).
     """
 
     db_dsn: str = DEFAULT_DSN
@@ -216,6 +225,12 @@ class Settings:
     expiry_warning: timedelta = timedelta(days=7)
     graceful_timeout: float = 30.0
     threads: int = 64
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    ca_cert: str | None = None
+    auto_unlock: bool = False
+    cleanup_interval: timedelta = timedelta(hours=1)
     proxy_networks: tuple[IPNetwork, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -230,8 +245,28 @@ class Settings:
             raise errors.InvalidInput("the master key is empty")
         if not 1 <= self.threads <= 1024:
             raise errors.InvalidInput("threads must be from 1 to 1024")
+        self._check_server_options()
         object.__setattr__(self, "proxy_networks", _networks(self.trusted_proxies))
         self.vault_config()  # validates the vault options too
+
+    def _check_server_options(self) -> None:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise errors.InvalidInput("--tls-cert and --tls-key go together")
+        if self.tls_client_ca and not self.tls_cert:
+            raise errors.InvalidInput("--tls-client-ca needs --tls-cert and --tls-key")
+        if self.auto_unlock and not (self.master_key or self.master_key_file):
+            raise errors.InvalidInput(
+                "--auto-unlock needs a key source: --master-key-file or VAULT_MASTER_KEY"
+            )
+        if self.cleanup_interval < timedelta(0):
+            raise errors.InvalidInput("--cleanup-interval must not be negative")
+        if not 0 < self.graceful_timeout <= 3600:
+            raise errors.InvalidInput("--shutdown-timeout must be from 1s to 1h")
+
+    @property
+    def is_tls(self) -> bool:
+        """True when the server serves HTTPS (`tls_cert` and `tls_key` given)."""
+        return bool(self.tls_cert and self.tls_key)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **flags: Any) -> Settings:
@@ -254,6 +289,10 @@ class Settings:
             "argon2_parallelism": _int(env, "STRONGROOM_ARGON2_PARALLELISM"),
             "auto_lock": _bool(env, "STRONGROOM_AUTO_LOCK"),
             "auto_lock_timeout": _duration(env, "STRONGROOM_AUTO_LOCK_TIMEOUT"),
+            "tls_cert": env.get("STRONGROOM_TLS_CERT", "").strip() or None,
+            "tls_key": env.get("STRONGROOM_TLS_KEY", "").strip() or None,
+            "tls_client_ca": env.get("STRONGROOM_TLS_CLIENT_CA", "").strip() or None,
+            "ca_cert": env.get("VAULT_CACERT", "").strip() or None,
         }
         merged = {**found, **{k: v for k, v in flags.items() if v is not None}}
         return cls(**{k: v for k, v in merged.items() if v is not None})

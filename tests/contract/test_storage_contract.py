@@ -141,3 +141,28 @@ def test_new_sqlite_files_are_owner_only(tmp_path: Path) -> None:
     for name in ("v.db", "v.db-wal", "v.db-shm"):
         assert (tmp_path / name).stat().st_mode & 0o077 == 0, name
     s.dispose()
+
+
+def test_leadership_lease(dsn: str, storage: Storage) -> None:
+    """One holder at a time on PostgreSQL (per schema); on SQLite the server designates one
+    process, so the lease is always granted; expired secrets are counted."""
+    other = open_storage(dsn)
+    try:
+        first = storage.try_lead("jobs")
+        assert first is not None and first.is_held()
+        second = other.try_lead("jobs")
+        if storage.dialect == "postgresql":
+            assert second is None
+            unrelated = other.try_lead("another-job")
+            assert unrelated is not None
+            unrelated.release()
+            first.release()
+            second = other.try_lead("jobs")
+        assert second is not None and second.is_held()
+        second.release()
+        first.release()  # idempotent
+    finally:
+        other.dispose()
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    with storage.read() as tx:
+        assert tx.secrets.count_expired(now) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -57,9 +58,12 @@ class ServerProcess:
         master_key: str | None = MASTER_KEY,
         args: Sequence[str] = (),
         env: dict[str, str] | None = None,
+        ca_cert: Path | None = None,
     ) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        #: With `ca_cert` the server is expected to serve HTTPS, verified by that CA.
+        self.ca_cert = ca_cert
+        self.url = f"{'https' if ca_cert else 'http'}://127.0.0.1:{self.port}"
         self.dsn = dsn or f"sqlite:///{tmp / 'vault.db'}"
         self.log = tmp / f"server-{self.port}.log"
         self.master_key = master_key
@@ -97,7 +101,9 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited {self.proc.returncode}: {self.output()}")
             try:
-                body = httpx.get(f"{self.url}/api/vault/health", timeout=2).json()
+                body = httpx.get(
+                    f"{self.url}/api/vault/health", timeout=2, verify=self.verify()
+                ).json()
                 if self.master_key is None or body["locked"] is False:
                     return self
             except (httpx.HTTPError, ValueError):
@@ -105,6 +111,12 @@ class ServerProcess:
             time.sleep(0.05)
         self.stop(signal.SIGKILL)
         raise RuntimeError(f"server did not start: {self.output()}")
+
+    def verify(self) -> ssl.SSLContext | bool:
+        """What httpx verifies the server with (the test CA under TLS)."""
+        if self.ca_cert is None:
+            return True
+        return ssl.create_default_context(cafile=str(self.ca_cert))
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -138,4 +150,6 @@ class ServerProcess:
         return [int(c) for c in found if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
 
     def client(self, role: str = "SuperAdmin", **kwargs: object) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers=auth(role, **kwargs), timeout=30)
+        return httpx.Client(
+            base_url=self.url, headers=auth(role, **kwargs), timeout=30, verify=self.verify()
+        )

@@ -70,3 +70,40 @@ def test_child_environment_drops_the_master_key(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("VAULT_MASTER_KEY", "do-not-leak")
     env = child_environment({"DB_PASSWORD": "pw"})
     assert "VAULT_MASTER_KEY" not in env and env["DB_PASSWORD"] == "pw"
+
+
+def test_server_operation_settings() -> None:
+    env = {
+        "STRONGROOM_TLS_CERT": "/c.pem",
+        "STRONGROOM_TLS_KEY": "/k.pem",
+        "STRONGROOM_TLS_CLIENT_CA": "/ca.pem",
+        "VAULT_CACERT": "/trust.pem",
+        "VAULT_MASTER_KEY_FILE": "/key",
+    }
+    s = Settings.from_env(env, auto_unlock=True, cleanup_interval=timedelta(0))
+    assert (s.tls_cert, s.tls_key, s.tls_client_ca, s.ca_cert) == (
+        "/c.pem",
+        "/k.pem",
+        "/ca.pem",
+        "/trust.pem",
+    )
+    assert s.is_tls and s.auto_unlock and s.cleanup_interval == timedelta(0)
+    defaults = Settings()
+    assert not defaults.is_tls and not defaults.auto_unlock
+    assert defaults.cleanup_interval == timedelta(hours=1) and defaults.graceful_timeout == 30
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"tls_cert": "/c.pem"}, "go together"),
+        ({"tls_key": "/k.pem"}, "go together"),
+        ({"tls_client_ca": "/ca.pem"}, "needs --tls-cert"),
+        ({"auto_unlock": True}, "needs a key source"),
+        ({"cleanup_interval": timedelta(seconds=-1)}, "must not be negative"),
+        ({"graceful_timeout": 0.0}, "--shutdown-timeout"),
+    ],
+)
+def test_server_operation_settings_are_checked(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(errors.InvalidInput, match=message):
+        Settings(**changes)  # type: ignore[arg-type]

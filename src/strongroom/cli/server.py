@@ -4,12 +4,14 @@ serve).
 Runnable alone for tests: `python -m strongroom.cli.server --listen 127.0.0.1:8080`.
 The server builds the same `Settings` as every `vaultctl` command (`Settings.from_env`), so it
 honours every documented variable (DATABASE_URL, VAULT_MASTER_KEY, VAULT_MASTER_KEY_FILE,
-VAULT_JWT_SECRET, STRONGROOM_AUTO_LOCK[_TIMEOUT], STRONGROOM_ARGON2_*); its flags win over them.
+VAULT_JWT_SECRET, STRONGROOM_AUTO_LOCK[_TIMEOUT], STRONGROOM_TLS_CERT/_KEY/_CLIENT_CA,
+STRONGROOM_ARGON2_*); its flags win over them.
 Secrets come from the environment or files, never from a visible flag.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import sys
 import tempfile
@@ -26,6 +28,7 @@ from strongroom.clock import parse_duration
 from strongroom.config import DEFAULT_DSN, Secret, Settings, read_key_file
 from strongroom.core.tokens import JWTAuth
 from strongroom.http.serve import serve
+from strongroom.http.tls import server_context
 from strongroom.storage import redact_dsn
 
 __all__ = ["server"]
@@ -46,6 +49,13 @@ def _secret(value: str | None) -> Secret | None:
 
 def _duration(text: str | None) -> timedelta | None:
     return parse_duration(text) if text is not None else None
+
+
+def _interval(text: str | None) -> timedelta | None:
+    """`--cleanup-interval`: a duration, or `0` for off."""
+    if text is None:
+        return None
+    return timedelta(0) if text.strip() == "0" else parse_duration(text)
 
 
 def _given(**values: Any) -> list[Any]:
@@ -128,6 +138,42 @@ def _warn_if_on_command_line() -> None:
     help="Lifetime of tokens from /api/auth/login.",
 )
 @click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Serve HTTPS with this PEM certificate chain (or STRONGROOM_TLS_CERT); SIGHUP reloads it.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The certificate's PEM private key (or STRONGROOM_TLS_KEY).",
+)
+@click.option(
+    "--tls-client-ca",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Mutual TLS: require client certificates signed by this PEM CA bundle.",
+)
+@click.option(
+    "--auto-unlock",
+    is_flag=True,
+    help="After an auto-lock, the next authenticated request unlocks again from the key "
+    "source (--master-key-file or VAULT_MASTER_KEY); audited as auto_unlock.",
+)
+@click.option(
+    "--cleanup-interval",
+    default=_short(Settings.cleanup_interval),
+    show_default=True,
+    help="Delete expired secrets this often (audited; 0 turns it off).",
+)
+@click.option(
+    "--shutdown-timeout",
+    default=f"{int(Settings.graceful_timeout)}s",
+    show_default=True,
+    help="On SIGTERM, how long in-flight requests get to finish.",
+)
+@click.option(
     "--dev",
     is_flag=True,
     help="Try-out mode: a temporary database, generated master key and admin token.",
@@ -148,6 +194,12 @@ def server(
     auto_lock_timeout: str,
     no_auto_lock: bool,
     token_ttl: str,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_client_ca: str | None,
+    auto_unlock: bool,
+    cleanup_interval: str,
+    shutdown_timeout: str,
     dev: bool,
     argon2_time_cost: int | None,
     argon2_memory_kib: int | None,
@@ -159,16 +211,20 @@ def server(
     Example:
       export VAULT_JWT_SECRET="$(openssl rand -base64 48)"
       vaultctl server --listen 127.0.0.1:8080 --workers 2
+      vaultctl server --listen 0.0.0.0:8443 --tls-cert fullchain.pem --tls-key privkey.pem \\
+        --master-key-file /run/secrets/master_key --auto-unlock
     """
     _warn_if_on_command_line()
     # Defaults shown in --help are Settings' own; only flags actually given override the
     # environment (STRONGROOM_AUTO_LOCK_TIMEOUT, for one).
-    listen, workers, body_limit, auto_lock_timeout, token_ttl = _given(
+    listen, workers, body_limit, auto_lock_timeout, token_ttl, cleanup, shutdown = _given(
         listen=listen,
         workers=workers,
         body_limit=body_limit,
         auto_lock_timeout=auto_lock_timeout,
         token_ttl=token_ttl,
+        cleanup_interval=cleanup_interval,
+        shutdown_timeout=shutdown_timeout,
     )
     try:
         settings = Settings.from_env(
@@ -185,8 +241,15 @@ def server(
             argon2_time_cost=argon2_time_cost,
             argon2_memory_kib=argon2_memory_kib,
             argon2_parallelism=argon2_parallelism,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_client_ca=tls_client_ca,
+            auto_unlock=auto_unlock or None,
+            cleanup_interval=_interval(cleanup),
+            graceful_timeout=_seconds(_duration(shutdown)),
         )
         settings = _complete(settings, dev)
+        server_context(settings)  # unreadable or mismatched certificate: one line, exit 2
         check_listen(settings.host, settings.port)  # in use: one line, exit 2, no banner
         if initialise_if_new(settings):
             announce_initialised(f"Storage: {redact_dsn(settings.db_dsn)}")
@@ -200,6 +263,10 @@ def server(
         click.echo(f"Error: {exc.message}", err=True)
         sys.exit(exc.exit_code)
     sys.exit(status)
+
+
+def _seconds(ttl: timedelta | None) -> float | None:
+    return ttl.total_seconds() if ttl is not None else None
 
 
 def _complete(settings: Settings, dev: bool) -> Settings:
@@ -228,8 +295,24 @@ def _complete(settings: Settings, dev: bool) -> Settings:
     )
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _announce(settings: Settings) -> None:
-    url = f"http://{settings.listen}"
+    url = f"{'https' if settings.is_tls else 'http'}://{settings.listen}"
+    if not settings.is_tls and not _is_loopback(settings.host):
+        click.echo(
+            f"Warning: plain HTTP on {settings.listen}, which is not a loopback address: "
+            "tokens and secrets cross the network unencrypted; use --tls-cert/--tls-key or "
+            "a TLS-terminating proxy",
+            err=True,
+        )
     state = "unlocked at start" if settings.master_key else "locked (POST /api/vault/unlock)"
     plural = "s" if settings.workers > 1 else ""
     click.echo(f"Strongroom server on {url} ({settings.workers} worker{plural}, vault {state})")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
@@ -69,6 +70,11 @@ _GLOBALS = [
         {"metavar": "URL"},
     ),
     _Global(("--token",), "Remote mode: bearer token [env: VAULT_TOKEN].", {"metavar": "TOKEN"}),
+    _Global(
+        ("--ca-cert",),
+        "Remote mode: PEM CA bundle that verifies an https:// server [env: VAULT_CACERT].",
+        {"metavar": "FILE"},
+    ),
     _Global(
         ("--user-id",),
         "User ID recorded in the audit log (default: 1).",
@@ -144,6 +150,7 @@ class Session:
                 addr=f.get("addr"),
                 master_key=Secret(key) if key else None,
                 token=Secret(f["token"]) if f.get("token") else None,
+                ca_cert=f.get("ca_cert"),
             )
         return self._settings
 
@@ -285,7 +292,11 @@ def open_client(settings: Settings) -> VaultAPI:
         raise click.UsageError("remote mode needs a token: pass --token or set VAULT_TOKEN")
     from strongroom.client import Client  # type: ignore[import-not-found, unused-ignore]
 
-    client: VaultAPI = Client(server_url(settings.addr), settings.token.reveal())
+    if settings.ca_cert and not Path(settings.ca_cert).is_file():
+        raise click.UsageError(f"--ca-cert {settings.ca_cert!r}: no such file")
+    client: VaultAPI = Client(
+        server_url(settings.addr), settings.token.reveal(), ca_cert=settings.ca_cert
+    )
     return client
 
 

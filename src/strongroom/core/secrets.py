@@ -284,6 +284,15 @@ class Secrets:
         with self._state.storage.read() as tx:
             return secrets_of(tx).count_expiring(now, now + within)
 
+    def count_expired(self) -> int:
+        """How many expired secrets are still stored (metadata only: no key needed).
+
+        Raises:
+            StorageUnavailable: the database cannot be reached.
+        """
+        with self._state.storage.read() as tx:
+            return secrets_of(tx).count_expired(self._state.clock.now())
+
     def generate_token(self, length: int = 32, *, actor: Actor = DEFAULT_ACTOR) -> str:
         """A URL-safe random string from `length` random bytes (1..1024). Not stored.
 

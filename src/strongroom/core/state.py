@@ -59,6 +59,7 @@ class VaultState:
         self._argon_slots = threading.BoundedSemaphore(2)
         self._backoff = UnlockBackoff(self.clock, self.config.unlock_backoff_after)
         self._last_access: datetime | None = None
+        self._auto_locked = False
         self._closed = threading.Event()
         self._writer = Writer(
             storage,
@@ -76,6 +77,11 @@ class VaultState:
     def is_unlocked(self) -> bool:
         """True while the barrier holds keys (no auto-lock applied: see `check_idle`)."""
         return self.barrier.is_unlocked
+
+    @property
+    def is_auto_locked(self) -> bool:
+        """True while the vault is locked because auto-lock locked it (not an explicit lock)."""
+        return self._auto_locked and not self.barrier.is_unlocked
 
     @property
     def last_access(self) -> datetime | None:
@@ -119,10 +125,12 @@ class VaultState:
             self.audit(self.entry("auto_lock", SYSTEM_ACTOR))
         finally:
             self.drop_keys()
+            self._auto_locked = True
 
     def drop_keys(self) -> None:
         """Overwrite every key in memory (no audit entry: see `lock` and `auto_lock`)."""
         with self._lock:
+            self._auto_locked = False
             self.barrier.lock()
             self._last_access = None
             self.terms.reset()
@@ -257,8 +265,9 @@ class VaultState:
         with self._argon_slots:
             yield
 
-    def unlock(self, master_key: str, actor: Actor) -> None:
+    def unlock(self, master_key: str, actor: Actor, *, action: str = "unlock") -> None:
         """Unlock with the master key; the first unlock of an empty database initialises it.
+        `action` names the audit entry (`auto_unlock` for a server's unattended unlock).
 
         Raises:
             InvalidInput: the key is empty or not a string.
@@ -274,11 +283,11 @@ class VaultState:
         with self._argon_slots:
             try:
                 self._backoff.check()
-                self._unlock(master_key, actor)
+                self._unlock(master_key, actor, action)
             except errors.StrongroomError as exc:
                 if isinstance(exc, errors.InvalidMasterKey):
                     self._backoff.failed()
-                self.audit(self.entry("unlock", actor, success=False, error=exc))
+                self.audit(self.entry(action, actor, success=False, error=exc))
                 raise
         self._backoff.succeeded()
         with self._lock:
@@ -298,7 +307,7 @@ class VaultState:
         self.drop_keys()
         self.storage.dispose()
 
-    def _unlock(self, master_key: str, actor: Actor) -> None:
+    def _unlock(self, master_key: str, actor: Actor, action: str) -> None:
         with self.storage.read() as tx:
             keys, terms = tx.keys.get_keys(), tx.keys.terms()
         if keys is None:
@@ -320,7 +329,7 @@ class VaultState:
                 )
                 self.terms.reset({t.term: t.created_at for t in terms})
         try:
-            self.audit(self.entry("unlock", actor))
+            self.audit(self.entry(action, actor))
         except errors.StrongroomError:
             self.drop_keys()
             raise

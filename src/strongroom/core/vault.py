@@ -105,6 +105,17 @@ class Vault:
         """
         self.state.unlock(master_key, _who(user_id, ip, request_id, actor))
 
+    def auto_unlock(self, master_key: str, *, actor: Actor) -> None:
+        """Unlock again after an auto-lock, for a server started with `--auto-unlock`: as
+        `unlock`, audited as `auto_unlock`. Does nothing when the vault is unlocked.
+
+        Raises:
+            InvalidMasterKey, TooManyAttempts, InvalidInput: as `unlock`.
+        """
+        if self.state.is_unlocked:
+            return
+        self.state.unlock(master_key, actor, action="auto_unlock")
+
     def unlock_from_env(self, environ: Mapping[str, str] | None = None) -> None:
         """Unlock with `VAULT_MASTER_KEY` from the environment.
 

@@ -68,6 +68,8 @@ class SecretStore(Protocol):
 
     def count_expiring(self, now: datetime, until: datetime) -> int: ...
 
+    def count_expired(self, now: datetime) -> int: ...
+
 
 class VersionStore(Protocol):
     """Version rows of a secret (`tx.secrets` too)."""

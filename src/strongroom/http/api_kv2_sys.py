@@ -76,6 +76,14 @@ async def health(request: Request) -> Response:
                 return json_response({"errors": []}, 400)
             codes[name] = int(raw)
     st = state_of(request)
+    if request.query_params.get("ready", "0") not in ("0", "false", ""):
+        # Readiness as on /api/vault/health?ready=1: an auto-locked vault that unlocks itself
+        # at the next request counts as ready.
+        reason = await st.readiness.check(st.executor)
+        return json_response(
+            {"ready": reason is None, **({"reason": reason} if reason else {})},
+            200 if reason is None else 503,
+        )
     status = await st.run(st.vault.status)
     code = (
         codes["uninitcode"]

@@ -81,6 +81,13 @@ async def status(request: Request, st: ServerState, _: Target) -> Response:
 
 
 async def health(request: Request, st: ServerState, _: Target) -> Response:
+    if request.query_params.get("ready", "0") not in ("0", "false", ""):
+        # Readiness: lock-free lock state, then a bounded database check (`http.health`).
+        reason = await st.readiness.check(st.executor)
+        ready = {"ready": reason is None, "locked": not st.vault.state.is_unlocked}
+        return json_response(
+            ready if reason is None else {**ready, "reason": reason}, 200 if reason is None else 503
+        )
     # In the pool: health waits for the vault's state lock, which an unlock holds during Argon2.
     body = (await st.run(st.vault.health)).as_dict()
     body["auto_lock"] = st.settings.auto_lock
@@ -316,7 +323,14 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", V + "/unlock", unlock, "Unlock the vault", "admin", s.UNLOCK),
     Operation("POST", V + "/lock", lock, "Lock the vault", "admin"),
     Operation("GET", V + "/status", status, "Vault status", "token"),
-    Operation("GET", V + "/health", health, "Health check (no token needed)", "none"),
+    Operation(
+        "GET",
+        V + "/health",
+        health,
+        "Health check (no token needed); ?ready=1: readiness, 503 while not ready",
+        "none",
+        query=("ready",),
+    ),
     Operation("POST", V + "/secrets", create, "Create a secret", "create", s.CREATE, 201),
     Operation(
         "GET", V + "/secrets", list_secrets, "List secrets (?prefix=)", "list", query=("prefix",)

@@ -32,7 +32,8 @@ from strongroom.http import api_kv2, api_vault, deps
 from strongroom.http.control import LocalLink, PeerLink
 from strongroom.http.deps import SERVER_ACTOR
 from strongroom.http.errors import error_response, handle_exception, json_response
-from strongroom.http.metrics import CONTENT_TYPE, Metrics
+from strongroom.http.jobs import server_scheduler
+from strongroom.http.metrics import CONTENT_TYPE, ExpiryCounts, Metrics
 from strongroom.http.openapi import docs_html, openapi_document
 from strongroom.http.routing import build_routes
 from strongroom.http.state import ServerState, state_of
@@ -146,10 +147,12 @@ def create_app(
     vault: Vault | None = None,
     link_factory: LinkFactory | None = None,
     extra_routes: Sequence[BaseRoute] = (),
+    lead_jobs: bool = True,
 ) -> Starlette:
     """The ASGI app. `vault` is an already opened vault to serve (else the lifespan opens and
     unlocks one); `link_factory` connects a worker to its siblings (None: single process);
-    `extra_routes` adds other route sets (e.g. the `/v1` KV API) behind the same error handler.
+    `extra_routes` adds other route sets (e.g. the `/v1` KV API) behind the same error handler;
+    `lead_jobs` lets this process compete for the background jobs' leadership (`http.jobs`).
 
     Raises:
         InvalidInput: invalid settings (no JWT secret).
@@ -169,16 +172,20 @@ def create_app(
             opened.close()
             raise
         metrics = Metrics()
-        metrics.watch_vault(
-            lambda: opened.is_locked, opened.secrets.count_expiring, settings.expiry_warning
-        )
+        counts = ExpiryCounts(settings.expiry_warning)
+        metrics.watch_vault(lambda: opened.is_locked, counts, auto_unlock=settings.auto_unlock)
         state = ServerState(settings, opened, link, metrics)
         app.state.strongroom = holder["state"] = state
+        jobs = server_scheduler(
+            settings, opened, counts, may_lead=lead_jobs, unlocker=state.unlocker
+        )
+        jobs.start()
         try:
             yield
         finally:
             # Off the loop: closing waits for queued audit writes (a worker's siblings may
             # still be answering on theirs).
+            await asyncio.to_thread(jobs.close)
             await asyncio.to_thread(state.close)
 
     routes = [

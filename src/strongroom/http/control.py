@@ -42,6 +42,10 @@ class PeerLink(Protocol):
         """Lock every sibling."""
         ...
 
+    def publish_auto_unlock(self, master_key: str, actor: Actor) -> None:
+        """Unlock every auto-locked sibling again (`--auto-unlock`), audited as `auto_unlock`."""
+        ...
+
     def close(self) -> None:
         """Stop background work."""
         ...
@@ -54,6 +58,9 @@ class LocalLink:
         """Nothing to do."""
 
     def publish_lock(self, actor: Actor) -> None:
+        """Nothing to do."""
+
+    def publish_auto_unlock(self, master_key: str, actor: Actor) -> None:
         """Nothing to do."""
 
     def close(self) -> None:
@@ -83,6 +90,10 @@ class WorkerLink:
     def publish_lock(self, actor: Actor) -> None:
         """Lock every sibling; returns once all have applied it."""
         self._broadcast("lock", (actor,))
+
+    def publish_auto_unlock(self, master_key: str, actor: Actor) -> None:
+        """Unlock every sibling again after an auto-lock; returns once all have applied it."""
+        self._broadcast("auto_unlock", (master_key, actor))
 
     def close(self) -> None:
         """Stop the reporter; the receiver ends when the pipe closes."""
@@ -139,6 +150,9 @@ class WorkerLink:
             elif op == "lock":
                 (actor,) = payload
                 self._vault.lock(actor=actor)
+            elif op == "auto_unlock":
+                key, actor = payload
+                self._vault.auto_unlock(key, actor=actor)
             elif op == "auto_lock":
                 self._vault.state.auto_lock()
         except errors.StrongroomError as exc:

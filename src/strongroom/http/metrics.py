@@ -1,32 +1,44 @@
-"""Prometheus metrics: requests by route and status, latency, lock state, secrets nearing expiry.
+"""Prometheus metrics: requests by route and status, latency, lock state, secrets nearing expiry
+and expired, whether auto-unlock is on.
 
 Each server process has its own registry (no global state, so tests can build many apps). Route
 labels are route templates, never concrete paths, so secret paths do not leak into metrics and
-the label set stays small. The two vault gauges are computed when scraped.
+the label set stays small. The lock state is read when scraped; the expiry counts are refreshed
+by the server's background job (`http.jobs`), so a scrape never queries the database.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["CONTENT_TYPE", "Metrics"]
+__all__ = ["CONTENT_TYPE", "ExpiryCounts", "Metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
 
+@dataclass
+class ExpiryCounts:
+    """The expiry gauges' values, refreshed by the server's job (`http.jobs`)."""
+
+    window: timedelta
+    nearing_expiry: int = 0
+    expired: int = 0
+
+
 class _VaultGauges(Collector):
     def __init__(
-        self, is_locked: Callable[[], bool], expiring: Callable[[timedelta], int], window: timedelta
+        self, is_locked: Callable[[], bool], counts: ExpiryCounts, auto_unlock: bool
     ) -> None:
         self._is_locked = is_locked
-        self._expiring = expiring
-        self._window = window
+        self._counts = counts
+        self._auto_unlock = auto_unlock
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily(
@@ -34,10 +46,21 @@ class _VaultGauges(Collector):
             "1 when the vault is locked",
             value=1.0 if self._is_locked() else 0.0,
         )
+        counts = self._counts
         yield GaugeMetricFamily(
             "strongroom_secrets_nearing_expiry",
-            f"Live secrets that expire within {int(self._window.total_seconds())} seconds",
-            value=float(self._expiring(self._window)),
+            f"Live secrets that expire within {int(counts.window.total_seconds())} seconds",
+            value=float(counts.nearing_expiry),
+        )
+        yield GaugeMetricFamily(
+            "strongroom_secrets_expired",
+            "Expired secrets still stored (the cleanup job removes them)",
+            value=float(counts.expired),
+        )
+        yield GaugeMetricFamily(
+            "strongroom_auto_unlock_enabled",
+            "1 when the server unlocks itself again after an auto-lock (--auto-unlock)",
+            value=1.0 if self._auto_unlock else 0.0,
         )
 
 
@@ -62,10 +85,10 @@ class Metrics:
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def watch_vault(
-        self, is_locked: Callable[[], bool], expiring: Callable[[timedelta], int], window: timedelta
+        self, is_locked: Callable[[], bool], counts: ExpiryCounts, *, auto_unlock: bool = False
     ) -> None:
-        """Add the lock-state and nearing-expiry gauges."""
-        self.registry.register(_VaultGauges(is_locked, expiring, window))
+        """Add the lock-state, expiry and auto-unlock gauges."""
+        self.registry.register(_VaultGauges(is_locked, counts, auto_unlock))
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one request and its latency."""

@@ -1,5 +1,9 @@
 """Run the server: one uvicorn process, or a supervisor with N worker processes sharing a socket.
 
+With `--tls-cert` every process serves HTTPS from its own `ssl.SSLContext` (`http.tls`), and
+SIGHUP reloads the certificate: a single process reloads it, a supervisor forwards SIGHUP to its
+workers. Worker 0 is the one that may run the background jobs (`http.jobs`).
+
 With several workers the supervisor binds the socket, spawns the workers, and relays lock-state
 changes between them (see `http.control`): it forwards one worker's unlock or lock to the others
 and answers when all have applied it, and it decides auto-lock from the activity the workers
@@ -14,9 +18,11 @@ from __future__ import annotations
 import ctypes
 import logging
 import multiprocessing
+import os
 import resource
 import signal
 import socket
+import ssl
 import time
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -29,6 +35,7 @@ from strongroom.http.app import create_app
 from strongroom.http.control import WorkerLink
 from strongroom.http.deps import SERVER_ACTOR
 from strongroom.http.protocol import VaultHTTPProtocol
+from strongroom.http.tls import install_reload, server_context
 
 __all__ = ["Supervisor", "serve"]
 
@@ -36,7 +43,8 @@ PR_SET_DUMPABLE = 4
 log = logging.getLogger("strongroom.http")
 
 
-def _config(app: Any, settings: Settings) -> uvicorn.Config:
+def _config(app: Any, settings: Settings, tls: ssl.SSLContext | None = None) -> uvicorn.Config:
+    factory = None if tls is None else (lambda config, default: tls)
     return uvicorn.Config(
         app,
         host=settings.host,
@@ -48,7 +56,8 @@ def _config(app: Any, settings: Settings) -> uvicorn.Config:
         log_level="warning",
         server_header=False,
         proxy_headers=False,
-        timeout_graceful_shutdown=int(settings.graceful_timeout),
+        timeout_graceful_shutdown=max(1, round(settings.graceful_timeout)),
+        ssl_context_factory=factory,
     )
 
 
@@ -60,7 +69,11 @@ def serve(settings: Settings) -> int:
             anything listens).
     """
     forbid_core_dumps()
+    # Until the reload handler is in place (and in spawned workers until theirs is), SIGHUP
+    # must not kill the server: ignored, a disposition the workers inherit.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if settings.workers == 1:
+        tls = server_context(settings)
         vault = open_vault(settings.db_dsn, settings.vault_config())
         try:
             if settings.master_key is not None:
@@ -68,8 +81,9 @@ def serve(settings: Settings) -> int:
         except BaseException:
             vault.close()
             raise
-        server = uvicorn.Server(_config(create_app(settings, vault=vault), settings))
+        server = uvicorn.Server(_config(create_app(settings, vault=vault), settings, tls))
         _exit_quietly_after_shutdown()
+        install_reload(tls, settings)
         server.run()
         return 0 if server.started else 1
     return Supervisor(settings).run()
@@ -103,12 +117,18 @@ def _report_interval(settings: Settings) -> float:
     return max(0.05, min(1.0, settings.auto_lock_timeout.total_seconds() / 10))
 
 
-def worker_main(settings: Settings, sock: socket.socket, conn: Connection) -> None:
-    """Entry point of a worker process."""
+def worker_main(settings: Settings, sock: socket.socket, conn: Connection, index: int = 0) -> None:
+    """Entry point of a worker process (worker `index`; worker 0 may run the jobs)."""
     interval = _report_interval(settings)
-    app = create_app(settings, link_factory=lambda vault: WorkerLink(conn, vault, interval))
+    tls = server_context(settings)
+    app = create_app(
+        settings,
+        link_factory=lambda vault: WorkerLink(conn, vault, interval),
+        lead_jobs=index == 0,
+    )
     _exit_quietly_after_shutdown()
-    uvicorn.Server(_config(app, settings)).run(sockets=[sock])
+    install_reload(tls, settings)
+    uvicorn.Server(_config(app, settings, tls)).run(sockets=[sock])
 
 
 class Supervisor:
@@ -153,9 +173,11 @@ class Supervisor:
         self._prepare()
         sock = self._bind()
         ctx = multiprocessing.get_context("spawn")
-        for _ in range(self.settings.workers):
+        for index in range(self.settings.workers):
             parent, child = ctx.Pipe(duplex=True)
-            proc = ctx.Process(target=worker_main, args=(self.settings, sock, child), daemon=False)
+            proc = ctx.Process(
+                target=worker_main, args=(self.settings, sock, child, index), daemon=False
+            )
             proc.start()
             child.close()
             self._conns.append(parent)
@@ -163,12 +185,19 @@ class Supervisor:
         sock.close()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
+        signal.signal(signal.SIGHUP, self._forward_hup)
         status = self._loop()
         self._shutdown()
         return status
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self._stopping = True
+
+    def _forward_hup(self, signum: int, frame: object) -> None:
+        """SIGHUP: every worker reloads its TLS certificate (`http.tls`)."""
+        for proc in self._procs:
+            if proc.is_alive() and proc.pid is not None:
+                os.kill(proc.pid, signal.SIGHUP)
 
     def _loop(self) -> int:
         sentinels = {p.sentinel: i for i, p in enumerate(self._procs)}
@@ -219,7 +248,7 @@ class Supervisor:
         if key in self._pending and not self._pending[key]:
             del self._pending[key]
             op = self._ops.pop(key)
-            if op == "unlock":
+            if op in ("unlock", "auto_unlock"):
                 self._unlocked, self._last_activity = True, time.time()
             elif op == "lock":
                 self._unlocked = False

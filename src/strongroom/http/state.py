@@ -29,7 +29,9 @@ from strongroom.core.access import LoginLimiter
 from strongroom.core.authorizer import PathFilter
 from strongroom.core.tokens import JWTAuth, Principal
 from strongroom.http import deps
+from strongroom.http.autounlock import AutoUnlocker
 from strongroom.http.control import PeerLink
+from strongroom.http.health import ReadinessProbe
 from strongroom.http.metrics import Metrics
 from strongroom.models import Actor
 
@@ -95,6 +97,13 @@ class ServerState:
         self.executor = ThreadPoolExecutor(settings.threads, thread_name_prefix="strongroom-op")
         #: Built-in users' current role (None: disabled or gone), re-read every few seconds.
         self.users: dict[int, tuple[float, str | None]] = {}
+        #: `--auto-unlock`: unlocks again after an auto-lock (None: off).
+        self.unlocker = (
+            AutoUnlocker(vault, link, settings.master_key)
+            if settings.auto_unlock and settings.master_key
+            else None
+        )
+        self.readiness = ReadinessProbe(vault, auto_unlock=self.unlocker is not None)
 
     async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run a synchronous core call in the thread pool."""
@@ -113,14 +122,19 @@ class ServerState:
             AuthenticationFailed: no valid token, or a built-in user's token whose user was
                 since disabled, removed or given another role.
         """
+        unlocker = self.unlocker
         if dialect.locked_first and not self.vault.state.is_unlocked:
             # A lock-free read: an unlock in progress (Argon2, under the state lock) is
             # "locked" until it finishes, and a due auto-lock is applied by the operation.
-            raise errors.VaultLocked()
+            # An auto-locked vault that unlocks itself asks for the token first.
+            if unlocker is None or not unlocker.is_needed():
+                raise errors.VaultLocked()
         who = self.auth.verify(deps.request_token(request, vault_header=dialect.vault_token))
         if who.builtin:
             await self.check_user(who)
         actor = Actor(who.user_id, self.client_ip(request), deps.request_id(request.scope))
+        if unlocker is not None:
+            await unlocker.ensure(actor, self.run)
         return Caller(who, actor)
 
     async def unlock(self, caller: Caller, master_key: str) -> None:

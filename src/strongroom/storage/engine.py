@@ -17,6 +17,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
 from strongroom import errors
+from strongroom.storage.lease import Lease, try_lead
 from strongroom.storage.queries_access import PolicyQueries, UserQueries
 from strongroom.storage.queries_audit import AuditQueries
 from strongroom.storage.queries_keys import KeyQueries
@@ -140,6 +141,16 @@ class Storage:
             raise errors.StorageUnavailable(
                 f"storage unavailable ({type(exc.orig).__name__ if exc.orig else 'error'})"
             ) from exc
+
+    def try_lead(self, name: str) -> Lease | None:
+        """Leadership named `name` across every process on this database, or None when another
+        process holds it (`storage.lease`; on SQLite always granted).
+
+        Raises:
+            StorageUnavailable: the database cannot be reached.
+        """
+        with self.translated_errors():
+            return try_lead(self.engine, name)
 
     def dispose(self) -> None:
         """Close every pooled connection."""

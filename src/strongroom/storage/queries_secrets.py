@@ -161,6 +161,12 @@ class SecretQueries(Queries):
             query = query.limit(limit)
         return [secret_row(r) for r in self.conn.execute(query).all()]
 
+    def count_expired(self, now: datetime) -> int:
+        """Secrets whose `expires_at` is at or before `now` (still stored: not cleaned up)."""
+        s = t.secrets
+        query = sa.select(sa.func.count()).select_from(s).where(s.c.expires_at <= now)
+        return int(self.conn.execute(query).scalar_one())
+
     def count_expiring(self, now: datetime, until: datetime) -> int:
         """Secrets not yet expired whose `expires_at` falls before `until`."""
         s = t.secrets
