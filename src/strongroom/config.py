@@ -194,6 +194,7 @@ class Settings:
         expiry_warning: the window of the "secrets nearing expiry" gauge.
         graceful_timeout: seconds in-flight requests get to finish on SIGTERM.
         threads: size of the server's thread pool that runs the synchronous core.
+        ui: serve the web console at `/ui/` (`--no-ui` turns it off).
     """
 
     db_dsn: str = DEFAULT_DSN
@@ -216,6 +217,7 @@ class Settings:
     expiry_warning: timedelta = timedelta(days=7)
     graceful_timeout: float = 30.0
     threads: int = 64
+    ui: bool = True
     proxy_networks: tuple[IPNetwork, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
