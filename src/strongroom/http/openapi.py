@@ -118,6 +118,7 @@ _SWAGGER_UI = """<!DOCTYPE html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="{static}/swagger-ui.css">
 <title>{title}</title>
 </head>
