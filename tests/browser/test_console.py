@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import ADMIN, IMAGES, LIMITED
 from tests.integration.server_proc import MASTER_KEY, ServerProcess, auth
@@ -25,9 +26,7 @@ class Session:
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.requests: list[str] = []
-        self.page.on(
-            "console", lambda m: self.errors.append(m.text) if m.type == "error" else None
-        )
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on("request", lambda r: self.requests.append(r.url))
 
@@ -57,7 +56,7 @@ def admin(browser: Any, server: ServerProcess) -> Any:
 
 def _reveal(page: Any) -> str:
     page.get_by_role("button", name="Reveal").click()
-    page.wait_for_function("!document.getElementById('secret-value').classList.contains('masked')")
+    expect(page.locator("#secret-value")).not_to_have_class(re.compile("masked"))
     return str(page.locator("#secret-value").inner_text())
 
 
@@ -170,9 +169,9 @@ def test_policy_limited_user_sees_only_its_paths(browser: Any, server: ServerPro
             response = page.goto(url)
             assert response is not None and response.status == 403
             assert "value-of" not in page.content() and "credential" not in page.content()
-        assert page.goto("/ui/secrets?prefix=db/").status == 200  # type: ignore[union-attr]
+        assert page.goto("/ui/secrets?prefix=db/").status == 200
         assert "Nothing here." in page.content()
-        assert page.goto("/ui/audit").status == 403  # type: ignore[union-attr]
+        assert page.goto("/ui/audit").status == 403
         page.goto("/ui/secret/app/billing/stripe")
         assert _reveal(page) == "value-of-app/billing/stripe"
         csrf = page.locator("#secret-value").get_attribute("data-csrf")
@@ -189,11 +188,16 @@ def test_policy_limited_user_sees_only_its_paths(browser: Any, server: ServerPro
 def test_post_without_csrf_is_refused(admin: Session, server: ServerProcess) -> None:
     """Scenario 9: a state-changing POST without (or with a wrong) CSRF token: 403, no change."""
     req = admin.page.request
-    for form in ({"path": "app/csrf/x", "value": "v"}, {"path": "app/csrf/x", "value": "v", "csrf": "bad"}):
+    for form in (
+        {"path": "app/csrf/x", "value": "v"},
+        {"path": "app/csrf/x", "value": "v", "csrf": "bad"},
+    ):
         assert req.post("/ui/new", form=form, max_redirects=0).status == 403
     assert req.post("/ui/delete/db/main", form={}, max_redirects=0).status == 403
     assert req.post("/ui/reveal", form={"path": "db/main"}).status == 403
-    listed = httpx.get(f"{server.url}/api/vault/secrets", params={"prefix": "app/csrf"}, headers=auth())
+    listed = httpx.get(
+        f"{server.url}/api/vault/secrets", params={"prefix": "app/csrf"}, headers=auth()
+    )
     assert listed.json()["count"] == 0
     assert httpx.get(f"{server.url}/api/vault/secrets/db/main", headers=auth()).status_code == 200
 
@@ -226,7 +230,11 @@ def test_every_request_goes_to_own_origin(browser: Any, server: ServerProcess) -
     s = Session(browser, server)
     try:
         s.sign_in(ADMIN)
-        for url in ("/ui/secrets", "/ui/secrets?prefix=app/billing/", "/ui/secret/app/billing/stripe"):
+        for url in (
+            "/ui/secrets",
+            "/ui/secrets?prefix=app/billing/",
+            "/ui/secret/app/billing/stripe",
+        ):
             s.page.goto(url)
         _reveal(s.page)
         s.page.goto("/ui/audit")
@@ -289,7 +297,11 @@ def test_docs_render_offline(browser: Any, server: ServerProcess) -> None:
 def test_bad_input_is_an_error_page(admin: Session) -> None:
     """Malformed paths and parameters are a 4xx page that shows the input as text."""
     page = admin.page
-    for url in ("/ui/secret/%3Cscript%3Ealert(1)%3C/script%3E", "/ui/secrets?prefix=../", "/ui/secrets?page=x"):
+    for url in (
+        "/ui/secret/%3Cscript%3Ealert(1)%3C/script%3E",
+        "/ui/secrets?prefix=../",
+        "/ui/secrets?page=x",
+    ):
         response = page.goto(url)
         assert response is not None and 400 <= response.status < 500, url
         assert page.locator("script:not([src])").count() == 0
