@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +20,12 @@ from tests.conftest import fast_config
 from tests.integration.server_proc import MASTER_KEY, ServerProcess
 
 CHROMIUM = os.environ.get("STRONGROOM_CHROMIUM", "/usr/bin/chromium")
-IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+#: Where the tests' screenshots go: set STRONGROOM_UI_SCREENSHOTS=docs/images to refresh the
+#: pictures of docs/ui.md; otherwise a temporary folder (a test run leaves the tree clean).
+IMAGES = Path(
+    os.environ.get("STRONGROOM_UI_SCREENSHOTS")
+    or Path(tempfile.gettempdir()) / "strongroom-ui-screenshots"
+)
 ADMIN = ("alice", "alice-password-1")
 LIMITED = ("bob", "bob-password-1")
 
