@@ -68,6 +68,10 @@ class SecretStore(Protocol):
 
     def count_expiring(self, now: datetime, until: datetime) -> int: ...
 
+    def count_secrets(self) -> int: ...
+
+    def expiring_secrets(self, now: datetime, until: datetime, limit: int) -> list[SecretRow]: ...
+
 
 class VersionStore(Protocol):
     """Version rows of a secret (`tx.secrets` too)."""

@@ -75,16 +75,22 @@ async def dashboard(page: Page) -> Response:
     status = await st.run(st.vault.status)
     if status.locked:
         return page.render("locked.html", 423)
-    found = await _visible(page, "")
     now = datetime.now(UTC)
-    soon = [i for i in found if i.expires_at and i.expires_at <= now + timedelta(days=30)]
-    soon.sort(key=lambda i: i.expires_at or now)
+    allowed: set[str] = set()
+    if page.is_admin:
+        # Administrators see everything: count in SQL instead of listing every secret.
+        count, soon = await st.run(st.vault.secrets.overview, timedelta(days=30))
+    else:
+        found = await _visible(page, "")
+        count = len(found)
+        allowed = {i.path for i in found}  # only paths the caller may list
+        soon = [i for i in found if i.expires_at and now < i.expires_at <= now + timedelta(days=30)]
+        soon.sort(key=lambda i: i.expires_at or now)
     week = [i for i in soon if i.expires_at and i.expires_at <= now + timedelta(days=7)]
     if page.is_admin:
         recent = await st.run(st.vault.audit_logs, limit=10)
     else:
         own = await st.run(st.vault.audit_logs, user_id=caller.principal.user_id, limit=50)
-        allowed = {i.path for i in found}
         recent = [e for e in own if e.path is None or e.path in allowed][:10]
     last = st.vault.state.last_access
     remaining = None
@@ -94,7 +100,7 @@ async def dashboard(page: Page) -> Response:
     return page.render(
         "dashboard.html",
         status=status,
-        count=len(found),
+        count=count,
         week=week,
         month=soon,
         recent=recent,
