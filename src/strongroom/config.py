@@ -203,6 +203,7 @@ class Settings:
         ca_cert: remote mode: CA bundle that verifies the server's certificate.
         auto_unlock: unlock again from the key source after an auto-lock (needs a key).
         cleanup_interval: period of the server's TTL cleanup job (zero: off).
+        ui: serve the web console at `/ui/` (`--no-ui` turns it off).
     """
 
     db_dsn: str = DEFAULT_DSN
@@ -231,6 +232,7 @@ class Settings:
     ca_cert: str | None = None
     auto_unlock: bool = False
     cleanup_interval: timedelta = timedelta(hours=1)
+    ui: bool = True
     proxy_networks: tuple[IPNetwork, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -178,6 +178,7 @@ def _warn_if_on_command_line() -> None:
     is_flag=True,
     help="Try-out mode: a temporary database, generated master key and admin token.",
 )
+@click.option("--no-ui", is_flag=True, help="Do not serve the web console at /ui/.")
 @click.option("--argon2-time-cost", type=int, default=None, hidden=True)
 @click.option("--argon2-memory-kib", type=int, default=None, hidden=True)
 @click.option("--argon2-parallelism", type=int, default=None, hidden=True)
@@ -201,11 +202,12 @@ def server(
     cleanup_interval: str,
     shutdown_timeout: str,
     dev: bool,
+    no_ui: bool,
     argon2_time_cost: int | None,
     argon2_memory_kib: int | None,
     argon2_parallelism: int | None,
 ) -> None:
-    """Start the HTTP server (REST API under /api/vault, /metrics, /docs).
+    """Start the HTTP server (REST API under /api/vault, web console /ui/, /metrics, /docs).
 
     \b
     Example:
@@ -238,6 +240,7 @@ def server(
             auto_lock=False if no_auto_lock else None,
             auto_lock_timeout=_duration(auto_lock_timeout),
             token_ttl=_duration(token_ttl),
+            ui=False if no_ui else None,
             argon2_time_cost=argon2_time_cost,
             argon2_memory_kib=argon2_memory_kib,
             argon2_parallelism=argon2_parallelism,
@@ -317,6 +320,8 @@ def _announce(settings: Settings) -> None:
     plural = "s" if settings.workers > 1 else ""
     click.echo(f"Strongroom server on {url} ({settings.workers} worker{plural}, vault {state})")
     click.echo(f"Database: {redact_dsn(settings.db_dsn)}")
+    if settings.ui:
+        click.echo(f"Web console: {url}/ui/")
     if settings.dev and settings.master_key and settings.jwt_secret:
         token, _ = JWTAuth(settings.jwt_secret.reveal()).issue(
             1, "SuperAdmin", ttl=timedelta(hours=24)

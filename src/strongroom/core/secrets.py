@@ -293,6 +293,20 @@ class Secrets:
         with self._state.storage.read() as tx:
             return secrets_of(tx).count_expired(self._state.clock.now())
 
+    def overview(self, within: timedelta, limit: int = 100) -> tuple[int, list[SecretInfo]]:
+        """How many secrets there are, and (at most `limit` of) those expiring within `within`,
+        soonest first: metadata only, no key needed, no audit entry (an administrator's
+        dashboard; callers limited by policies filter a listing instead).
+
+        Raises:
+            StorageUnavailable: the database cannot be reached.
+        """
+        now = self._state.clock.now()
+        with self._state.storage.read() as tx:
+            store = secrets_of(tx)
+            rows = store.expiring_secrets(now, now + within, limit)
+            return store.count_secrets(), [info_from_row(r) for r in rows]
+
     def generate_token(self, length: int = 32, *, actor: Actor = DEFAULT_ACTOR) -> str:
         """A URL-safe random string from `length` random bytes (1..1024). Not stored.
 

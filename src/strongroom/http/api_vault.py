@@ -28,7 +28,7 @@ from strongroom.http.routing import Operation, Target
 from strongroom.http.state import ServerState
 from strongroom.models import Actor, iso, validate_path
 
-__all__ = ["OPERATIONS", "RESERVED_SEGMENTS", "check_creatable"]
+__all__ = ["OPERATIONS", "RESERVED_SEGMENTS", "check_creatable", "log_in"]
 
 RESERVED_SEGMENTS = frozenset({"versions", "rotate", "rollback", "audit"})
 
@@ -300,6 +300,20 @@ async def login(request: Request, st: ServerState, _: Target) -> Response:
     body = await st.read_json(request)
     username = cast(str, _str(body, "username"))
     password = cast(str, _str(body, "password"))
+    token, expires_at = await log_in(request, st, username, password)
+    return json_response({"token": token, "expires_at": iso(expires_at)})
+
+
+async def log_in(
+    request: Request, st: ServerState, username: str, password: str
+) -> tuple[str, datetime]:
+    """Log a built-in user in, throttled and audited: the one code path of `/api/auth/login`
+    and the web console's sign-in. Returns the token and its expiry.
+
+    Raises:
+        TooManyAttempts: too many recent failures for this user or address (audited).
+        AuthenticationFailed: wrong name or password, or a disabled user (audited).
+    """
     ip = st.client_ip(request)
     actor = Actor(0, ip, deps.request_id(request.scope))
     try:
@@ -313,8 +327,7 @@ async def login(request: Request, st: ServerState, _: Target) -> Response:
         st.limiter.failed(username, ip)
         raise
     st.limiter.succeeded(username)
-    token, expires_at = st.auth.issue(user.id, user.role, policies=user.policies, builtin=True)
-    return json_response({"token": token, "expires_at": iso(expires_at)})
+    return st.auth.issue(user.id, user.role, policies=user.policies, builtin=True)
 
 
 V = "/api/vault"

@@ -37,6 +37,7 @@ from strongroom.http.metrics import CONTENT_TYPE, ExpiryCounts, Metrics
 from strongroom.http.openapi import docs_html, openapi_document
 from strongroom.http.routing import build_routes
 from strongroom.http.state import ServerState, state_of
+from strongroom.http.ui import routes as ui_routes
 
 __all__ = ["LinkFactory", "create_app"]
 
@@ -191,6 +192,7 @@ def create_app(
     routes = [
         *build_routes(api_vault.OPERATIONS, state_of),
         *_extra_routes(),
+        *ui_routes(enabled=settings.ui),
         *extra_routes,
         *api_kv2.ROUTES,
     ]

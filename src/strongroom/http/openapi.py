@@ -111,38 +111,27 @@ def openapi_document(operations: Sequence[Operation], version: str) -> dict[str,
     }
 
 
-#: Swagger UI 5 from its CDN (the page FastAPI served before FastAPI was dropped).
+#: Swagger UI, vendored (http/ui/static/swagger: version and licence in VERSION.txt), so that
+#: `/docs` renders without internet access; started by docs-init.js (no inline script).
 _SWAGGER_UI = """<!DOCTYPE html>
-<html>
+<html lang="en">
 <head>
+<meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link type="text/css" rel="stylesheet" href="{cdn}/swagger-ui.css">
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="{static}/swagger-ui.css">
 <title>{title}</title>
 </head>
-<body>
-<div id="swagger-ui">
-</div>
-<script src="{cdn}/swagger-ui-bundle.js"></script>
-<script>
-const ui = SwaggerUIBundle({{
-    url: '{openapi_url}',
-    "dom_id": "#swagger-ui",
-    "layout": "BaseLayout",
-    "deepLinking": true,
-    "showExtensions": true,
-    "showCommonExtensions": true,
-    presets: [
-        SwaggerUIBundle.presets.apis,
-        SwaggerUIBundle.SwaggerUIStandalonePreset
-    ],
-}})
-</script>
+<body data-openapi-url="{openapi_url}">
+<div id="swagger-ui"></div>
+<script src="{static}/swagger-ui-bundle.js"></script>
+<script src="{static}/docs-init.js"></script>
 </body>
 </html>
 """
-SWAGGER_CDN = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5"
+SWAGGER_STATIC = "/docs/static"
 
 
 def docs_html(openapi_url: str = "/openapi.json", title: str = "Strongroom API") -> str:
-    """Swagger UI pointed at `openapi_url` (its assets load from the jsDelivr CDN)."""
-    return _SWAGGER_UI.format(cdn=SWAGGER_CDN, title=title, openapi_url=openapi_url)
+    """Swagger UI pointed at `openapi_url`, its assets served by this server (`/docs/static`)."""
+    return _SWAGGER_UI.format(static=SWAGGER_STATIC, title=title, openapi_url=openapi_url)

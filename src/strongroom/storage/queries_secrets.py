@@ -167,6 +167,23 @@ class SecretQueries(Queries):
         query = sa.select(sa.func.count()).select_from(s).where(s.c.expires_at <= now)
         return int(self.conn.execute(query).scalar_one())
 
+    def count_secrets(self) -> int:
+        """How many secrets there are (expired ones not yet cleaned up included)."""
+        return int(
+            self.conn.execute(sa.select(sa.func.count()).select_from(t.secrets)).scalar_one()
+        )
+
+    def expiring_secrets(self, now: datetime, until: datetime, limit: int) -> list[SecretRow]:
+        """Secrets not yet expired whose `expires_at` falls before `until`, soonest first."""
+        s = t.secrets
+        query = (
+            sa.select(s)
+            .where(s.c.expires_at > now, s.c.expires_at <= until)
+            .order_by(s.c.expires_at, s.c.path)
+            .limit(limit)
+        )
+        return [secret_row(r) for r in self.conn.execute(query).all()]
+
     def count_expiring(self, now: datetime, until: datetime) -> int:
         """Secrets not yet expired whose `expires_at` falls before `until`."""
         s = t.secrets

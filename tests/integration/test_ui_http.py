@@ -1,0 +1,85 @@
+"""The web console over plain HTTP (no browser): `--no-ui`, the Secure cookie behind a TLS
+proxy, and sign-in failures throttled and audited like API logins."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from strongroom import open_vault
+from tests.conftest import fast_config
+from tests.integration.server_proc import MASTER_KEY, ServerProcess, auth
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    tmp = tmp_path_factory.mktemp("uihttp")
+    dsn = f"sqlite:///{tmp / 'vault.db'}"
+    vault = open_vault(dsn, fast_config())
+    vault.unlock(MASTER_KEY)
+    vault.access.create_user("dora", "dora-password-1", "Admin")
+    vault.close()
+    proc = ServerProcess(tmp, dsn=dsn, args=["--trusted-proxy", "127.0.0.1"]).start()
+    yield proc
+    assert proc.stop() == 0, proc.output()
+
+
+def _pre(client: httpx.Client) -> str:
+    page = client.get("/ui/login")
+    assert page.status_code == 200
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found is not None
+    return found.group(1)
+
+
+def test_cookie_is_secure_behind_a_tls_proxy(server: ServerProcess) -> None:
+    with httpx.Client(base_url=server.url, headers={"x-forwarded-proto": "https"}) as client:
+        pre = _pre(client)
+        # httpx keeps Secure cookies for https URLs only: send the sign-in form's one by hand.
+        done = client.post(
+            "/ui/login",
+            data={"csrf": pre, "username": "dora", "password": "dora-password-1"},
+            headers={"cookie": f"strongroom_ui_pre={pre}"},
+        )
+        assert done.status_code == 303
+        cookie = done.headers["set-cookie"]
+        assert "strongroom_ui=" in cookie and "Secure" in cookie and "HttpOnly" in cookie
+        assert "samesite=strict" in cookie.lower()
+    with httpx.Client(base_url=server.url) as plain:
+        pre = _pre(plain)
+        done = plain.post(
+            "/ui/login", data={"csrf": pre, "username": "dora", "password": "dora-password-1"}
+        )
+        assert "Secure" not in done.headers["set-cookie"]
+
+
+def test_failed_sign_ins_are_throttled_and_audited(server: ServerProcess) -> None:
+    statuses = []
+    with httpx.Client(base_url=server.url) as client:
+        pre = _pre(client)
+        for _ in range(8):
+            r = client.post("/ui/login", data={"csrf": pre, "username": "eve", "password": "x"})
+            statuses.append(r.status_code)
+            assert "x" not in re.findall(r'value="([^"]*)"', r.text)[1:]
+        no_csrf = client.post("/ui/login", data={"username": "dora", "password": "dora-password-1"})
+        assert no_csrf.status_code == 403
+    assert statuses[0] == 401 and statuses[-1] == 429
+    logs = httpx.get(
+        f"{server.url}/api/vault/audit", params={"action": "login", "limit": 50}, headers=auth()
+    ).json()["logs"]
+    assert sum(1 for e in logs if not e["success"]) >= 8
+
+
+def test_no_ui_turns_the_console_off(tmp_path: Path) -> None:
+    proc = ServerProcess(tmp_path, args=["--no-ui"]).start()
+    try:
+        assert httpx.get(f"{proc.url}/ui/").status_code == 404
+        assert httpx.get(f"{proc.url}/ui/login").status_code == 404
+        assert httpx.get(f"{proc.url}/docs/static/swagger-ui.css").status_code == 200
+        assert "Web console" not in proc.output()
+    finally:
+        assert proc.stop() == 0
