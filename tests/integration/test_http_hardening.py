@@ -1,0 +1,104 @@
+"""Faults found by probing a real server from outside (#11 items 13-18): a client hanging up
+mid-body, 405 without `Allow`, lenient types, `text/plain` protocol errors, 404s that kept the
+vault awake."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.integration.server_proc import ServerProcess
+
+pytestmark = pytest.mark.filterwarnings("error")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = ServerProcess(tmp_path_factory.mktemp("hardening")).start()
+    yield proc
+    assert proc.stop() == 0, proc.output()
+
+
+@pytest.fixture(scope="module")
+def api(server: ServerProcess) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client
+
+
+def unique(prefix: str = "h") -> str:
+    return f"{prefix}/{uuid.uuid4().hex[:10]}"
+
+
+def raw_request(server: ServerProcess, data: bytes, *, close: bool = False) -> bytes:
+    """Send raw bytes; return everything the server answers until it closes (or 5 s)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(data)
+        if close:
+            return b""
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except TimeoutError:
+            pass
+        return b"".join(chunks)
+
+
+# --- 15: 405 carries Allow -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PATCH", "/api/vault/health", {"GET"}),
+        ("DELETE", "/api/vault/secrets", {"GET", "POST"}),
+        ("PATCH", "/api/vault/secrets/a/b", {"GET", "PUT", "DELETE"}),
+        ("GET", "/api/vault/lock", {"POST"}),
+        ("OPTIONS", "/v1/secret/data/a", {"GET", "POST", "PUT", "PATCH", "DELETE"}),
+    ],
+)
+def test_405_carries_allow(api: httpx.Client, method: str, path: str, allowed: set[str]) -> None:
+    response = api.request(method, path)
+    assert response.status_code == 405, response.text
+    given = {m.strip() for m in response.headers["allow"].split(",")}
+    assert allowed <= given, given
+    assert method not in given
+    assert response.headers["content-type"] == "application/json"
+
+
+# --- 16: a string is never an integer; a body that is not JSON is 400 -------------------------
+
+
+def test_string_version_in_a_body_is_400(api: httpx.Client) -> None:
+    path = unique()
+    assert api.post("/api/vault/secrets", json={"path": path, "value": "v1"}).status_code == 201
+    assert api.put(f"/api/vault/secrets/{path}", json={"value": "v2"}).status_code == 200
+    refused = api.post(f"/api/vault/secrets/{path}/rollback", json={"version": "1"})
+    assert refused.status_code == 400, refused.text
+    assert api.post(f"/api/vault/secrets/{path}/rollback", json={"version": 1}).status_code == 200
+    # Query strings are text by nature: digits there stay numbers.
+    assert api.get(f"/api/vault/secrets/{path}", params={"version": "1"}).json()["value"] == "v1"
+    cas = api.post(f"/v1/secret/data/{path}", json={"options": {"cas": "3"}, "data": {"a": "b"}})
+    assert cas.status_code == 400, cas.text
+    read = api.get(f"/v1/secret/data/{path}", params={"version": "1"})
+    assert read.status_code == 200, read.text
+
+
+@pytest.mark.parametrize("body", [b"\x0c", b"\x0b", b"\x0c{}", b"\x1c"])
+def test_a_body_that_is_not_json_is_400(api: httpx.Client, body: bytes) -> None:
+    json_type = {"content-type": "application/json"}
+    answer = api.post("/api/vault/generate-token", content=body, headers=json_type)
+    assert answer.status_code == 400, answer.text
+    v1 = api.post(f"/v1/secret/data/{unique()}", content=body)
+    assert v1.status_code == 400, v1.text
+
+
+def test_an_empty_body_still_means_empty(api: httpx.Client) -> None:
+    json_type = {"content-type": "application/json"}
+    for body in (b"", b" \r\n\t"):
+        answer = api.post("/api/vault/generate-token", content=body, headers=json_type)
+        assert answer.status_code == 200, answer.text
