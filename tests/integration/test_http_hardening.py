@@ -4,7 +4,9 @@ vault awake."""
 
 from __future__ import annotations
 
+import re
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -102,3 +104,36 @@ def test_an_empty_body_still_means_empty(api: httpx.Client) -> None:
     for body in (b"", b" \r\n\t"):
         answer = api.post("/api/vault/generate-token", content=body, headers=json_type)
         assert answer.status_code == 200, answer.text
+
+
+# --- 13: a client hanging up mid-body is a normal event --------------------------------------
+
+
+def disconnects(client: httpx.Client) -> float:
+    text = client.get("/metrics").text
+    found = re.search(r"^strongroom_client_disconnects_total ([\d.e+]+)$", text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+@pytest.mark.parametrize("authenticated", [False, True])
+def test_client_disconnect_mid_body_is_quiet(
+    server: ServerProcess, api: httpx.Client, authenticated: bool
+) -> None:
+    before, log_before = disconnects(api), len(server.output())
+    target = "/api/vault/secrets" if authenticated else "/api/auth/login"
+    headers = f"Authorization: {api.headers['authorization']}\r\n" if authenticated else ""
+    raw_request(
+        server,
+        f"POST {target} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{headers}"
+        "Content-Length: 100\r\n\r\n{\"a".encode(),
+        close=True,
+    )
+    deadline = time.monotonic() + 10
+    while disconnects(api) < before + 1:
+        assert time.monotonic() < deadline, "disconnect not counted"
+        time.sleep(0.05)
+    assert disconnects(api) == before + 1
+    new = server.output()[log_before:]
+    assert new.count("\n") <= 1, new
+    for word in ("Traceback", "ClientDisconnect", "Exception in ASGI"):
+        assert word not in new, new

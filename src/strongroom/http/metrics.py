@@ -1,4 +1,5 @@
-"""Prometheus metrics: requests by route and status, latency, lock state, secrets nearing expiry.
+"""Prometheus metrics: requests by route and status, latency, lock state, secrets nearing expiry,
+storage errors by cause, and client disconnects.
 
 Each server process has its own registry (no global state, so tests can build many apps). Route
 labels are route templates, never concrete paths, so secret paths do not leak into metrics and
@@ -11,7 +12,7 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
@@ -41,6 +42,21 @@ class _VaultGauges(Collector):
         )
 
 
+class _StorageErrors(Collector):
+    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "strongroom_storage_errors",
+            "Failed database transactions by cause (audit: a write with its audit entries)",
+            labels=["cause"],
+        )
+        for cause, count in sorted(self._counts().items()):
+            family.add_metric([cause], float(count))
+        yield family
+
+
 class Metrics:
     """The metrics of one server process."""
 
@@ -60,12 +76,25 @@ class Metrics:
             registry=self.registry,
         )
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._disconnects = Counter(
+            "strongroom_client_disconnects",
+            "Requests whose client hung up before the server had read the body",
+            registry=self.registry,
+        )
 
     def watch_vault(
         self, is_locked: Callable[[], bool], expiring: Callable[[timedelta], int], window: timedelta
     ) -> None:
         """Add the lock-state and nearing-expiry gauges."""
         self.registry.register(_VaultGauges(is_locked, expiring, window))
+
+    def watch_storage(self, counts: Callable[[], dict[str, int]]) -> None:
+        """Add `strongroom_storage_errors_total{cause}`, read from `counts` when scraped."""
+        self.registry.register(_StorageErrors(counts))
+
+    def count_disconnect(self) -> None:
+        """Count one client that hung up mid-request."""
+        self._disconnects.inc()
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one request and its latency."""
