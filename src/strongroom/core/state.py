@@ -89,7 +89,13 @@ class VaultState:
             raise errors.VaultLocked()
 
     def touch(self) -> None:
-        """Mark activity (after applying a due auto-lock)."""
+        """Mark activity (after applying a due auto-lock).
+
+        Activity is a secret operation by an authenticated caller that succeeded (docs/security.md,
+        "Memory"): `read`, `audited` and `write` mark it after the operation and its audit entry
+        are durable. A refused or failed call (not found, conflict, invalid input) is not
+        activity, like a 401 or 403 that never reaches the core, and like status and health.
+        """
         self.check_idle()
         with self._lock:
             if self.barrier.is_unlocked:
@@ -174,15 +180,17 @@ class VaultState:
     def audited(
         self, action: str, actor: Actor, path: str | None, fn: Callable[[], tuple[T, int | None]]
     ) -> T:
-        """Run `fn` (activity; needs the vault unlocked), then make its audit entry durable."""
+        """Run `fn` (needs the vault unlocked), then make its audit entry durable; activity
+        only when it succeeded (see `touch`)."""
         try:
-            self.touch()
+            self.check_idle()
             self.require_unlocked()
             result, secret_id = fn()
         except errors.StrongroomError as exc:
             self.audit(self.entry(action, actor, path, success=False, error=exc))
             raise
         self.audit(self.entry(action, actor, path, secret_id))
+        self.touch()
         return result
 
     def write(
@@ -195,9 +203,9 @@ class VaultState:
         """Run a change in the writer's next batch with its audit entry (fail-closed).
 
         `fn` returns (result, secret id) or (result, its own audit entries). Needs the vault
-        unlocked.
+        unlocked. Activity only when it succeeded (see `touch`).
         """
-        self.touch()
+        self.check_idle()
 
         def run(tx: Tx) -> tuple[T, Entries]:
             self.require_unlocked()
@@ -210,6 +218,7 @@ class VaultState:
             return self.entry(action, actor, path, success=False, error=exc)
 
         result: T = self._writer.submit(run, failed)
+        self.touch()
         return result
 
     def submit(
