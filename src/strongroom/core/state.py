@@ -293,6 +293,20 @@ class VaultState:
         with self._lock:
             self._last_access = self.clock.now()
 
+    def unlock_relayed(self, master_key: str) -> None:
+        """Apply an unlock that another process of the same server made and audited (the
+        server's worker processes, `http.control`): the keys are loaded, no audit entry is
+        written, so one unlock is one audit entry however many workers apply it. The relayed
+        lock is `drop_keys`. Not for callers: an unlock by a caller is `unlock`.
+
+        Raises:
+            InvalidMasterKey: the key does not open this vault.
+        """
+        with self._argon_slots:
+            self._unlock(master_key, None)
+        with self._lock:
+            self._last_access = self.clock.now()
+
     def lock(self, actor: Actor) -> None:
         """Drop every key from memory (the entry is written first, while it can be chained)."""
         self.audit(self.entry("lock", actor))
@@ -307,10 +321,11 @@ class VaultState:
         self.drop_keys()
         self.storage.dispose()
 
-    def _unlock(self, master_key: str, actor: Actor) -> None:
+    def _unlock(self, master_key: str, actor: Actor | None) -> None:
+        """Load the keys; audit the unlock as `actor` (None: relayed, not audited)."""
         with self.storage.read() as tx:
             keys, terms = tx.keys.get_keys(), tx.keys.terms()
-        if keys is None:
+        if keys is None and actor is not None:
             try:
                 self._initialise(master_key, actor)
                 return
@@ -318,6 +333,8 @@ class VaultState:
                 with self.storage.read() as tx:
                     keys, terms = tx.keys.get_keys(), tx.keys.terms()
                 assert keys is not None  # noqa: S101 - just committed by another process
+        if keys is None:
+            raise errors.InvalidMasterKey()  # relayed before the vault exists: cannot happen
         sealed = SealedRoot(keys.vault_id, keys.salt, keys.kdf_params, keys.wrapped_root)
         with self._lock:
             if self.barrier.is_unlocked:
@@ -328,6 +345,8 @@ class VaultState:
                     master_key, sealed, [SealedTerm(t.term, t.wrapped_key) for t in terms]
                 )
                 self.terms.reset({t.term: t.created_at for t in terms})
+        if actor is None:
+            return
         try:
             self.audit(self.entry("unlock", actor))
         except errors.StrongroomError:
