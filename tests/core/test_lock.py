@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -155,7 +156,7 @@ def test_only_a_successful_secret_operation_is_activity(dsn: str) -> None:
     v.unlock(MASTER_KEY)
     v.create_secret("a/b", "v")
     clock.advance(timedelta(minutes=10))
-    failing = [
+    failing: list[Callable[[], object]] = [
         lambda: v.get_secret("missing"),
         lambda: v.get_secret_version("a/b", 9),
         lambda: v.create_secret("a/b", "again"),

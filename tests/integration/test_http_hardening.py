@@ -4,6 +4,7 @@ vault awake."""
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import time
@@ -125,7 +126,7 @@ def test_client_disconnect_mid_body_is_quiet(
     raw_request(
         server,
         f"POST {target} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{headers}"
-        "Content-Length: 100\r\n\r\n{\"a".encode(),
+        'Content-Length: 100\r\n\r\n{"a'.encode(),
         close=True,
     )
     deadline = time.monotonic() + 10
@@ -137,3 +138,51 @@ def test_client_disconnect_mid_body_is_quiet(
     assert new.count("\n") <= 1, new
     for word in ("Traceback", "ClientDisconnect", "Exception in ASGI"):
         assert word not in new, new
+
+
+# --- 17: protocol-level errors are JSON with the right status --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "status", "v1"),
+    [
+        ("invalid utf-8", b"GET /api/vault/\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n", 400, False),
+        ("NUL", b"GET /v1/secret/data/a\x00b HTTP/1.1\r\nHost: x\r\n\r\n", 400, True),
+        ("bare CR", b"GET /api/vault/health HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n", 400, False),
+        (
+            "duplicate Content-Length",
+            b"POST /v1/sys/unseal HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+            b"Content-Length: 2\r\n\r\nab",
+            400,
+            True,
+        ),
+        ("70 KB line", b"GET /api/vault/" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", 414, False),
+        ("70 KB line /v1", b"GET /v1/" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", 414, True),
+        ("unknown method", b"BREW /api/vault/health HTTP/1.1\r\nHost: x\r\n\r\n", 501, False),
+        ("unknown method /v1", b"FOO /v1/sys/health HTTP/1.1\r\nHost: x\r\n\r\n", 501, True),
+        ("TLS on plain text", b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n", 400, False),
+    ],
+)
+def test_protocol_errors_are_json(
+    server: ServerProcess, name: str, data: bytes, status: int, v1: bool
+) -> None:
+    log_before = len(server.output())
+    answer = raw_request(server, data)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    assert lines[0].split(" ")[1] == str(status), (name, answer[:200])
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    assert headers["content-type"] == "application/json", name
+    assert headers["connection"] == "close"
+    parsed = json.loads(body)
+    if v1:
+        assert isinstance(parsed["errors"], list) and parsed["errors"], name
+    else:
+        assert parsed["error"] and parsed["code"], name
+    assert "Invalid HTTP request" not in server.output()[log_before:]
+
+
+def test_a_long_but_reasonable_url_still_works(api: httpx.Client) -> None:
+    answer = api.get("/api/vault/secrets/" + "a/" * 3000 + "b")  # 6 KB: under MAX_TARGET
+    assert answer.status_code in (400, 404), answer.text  # refused by the path rules, not 414
+    assert answer.json()["code"] in ("invalid_input", "secret_not_found")

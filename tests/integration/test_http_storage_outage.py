@@ -70,7 +70,7 @@ def test_postgres_connection_lost_is_visible(pg_dsn: str, tmp_path: Path) -> Non
     finally:
         assert server.stop() == 0
     log = server.output()
-    assert log.count("storage unavailable: cause=\"database connection lost\"") == 1, log
+    assert log.count('storage unavailable: cause="database connection lost"') == 1, log
     assert log.count("storage available again") == 1, log
     assert "Traceback" not in log and "AdminShutdown" not in log, log
 

@@ -5,9 +5,10 @@ Starlette with plain routes: `/api/vault` built from `api_vault.OPERATIONS`, `/v
 FastAPI is not a dependency: docs/decisions.md, "The HTTP server").
 A thin pure-ASGI front layer gives every request an id, refuses bodies over the limit before
 they are read, records metrics, and treats a client hanging up mid-body as the normal event it
-is (a debug line and a count, recorded with status 499, no traceback). The lifespan opens the vault (unlocking it when a master key
-is configured) and closes it after in-flight requests have finished. One exception handler
-(`http.errors`) maps every error, in the dialect of the API that raised it.
+is (a debug line and a count, recorded with status 499, no traceback). The lifespan opens the
+vault (unlocking it when a master key is configured) and closes it after in-flight requests
+have finished. One exception handler (`http.errors`) maps every error, in the dialect of the
+API that raised it.
 """
 
 from __future__ import annotations

@@ -160,12 +160,13 @@ class StorageHealth:
 
     def ok(self) -> None:
         """A transaction succeeded: log the transition back to available (cheap when up)."""
-        if self._down_since is None:
+        if not self.is_down:
             return
         with self._lock:
-            if self._down_since is None:
+            since = self._down_since  # read again under the lock: another thread may have won
+            if since is None:
                 return
-            seconds = self._clock() - self._down_since
+            seconds = self._clock() - since
             cause, failures, logged = self._down_cause, self._failures, self._logged
             self._down_since, self._failures, self._logged = None, 0, False
         if logged:  # WARNING too: the server shows warnings and up, and the pair belongs together
