@@ -137,7 +137,9 @@ def _extra_routes() -> list[BaseRoute]:
 
     async def openapi(request: Request) -> Response:
         if not document:
-            document.update(openapi_document(api_vault.OPERATIONS, strongroom.__version__))
+            document.update(
+                openapi_document(api_vault.OPERATIONS, strongroom.__version__, api_kv2.ROUTES)
+            )
         return json_response(document)
 
     async def docs(request: Request) -> Response:
