@@ -193,7 +193,9 @@ class Settings:
         token_ttl: lifetime of tokens issued by `/api/auth/login`.
         expiry_warning: the window of the "secrets nearing expiry" gauge.
         graceful_timeout: seconds in-flight requests get to finish on SIGTERM.
-        threads: size of the server's thread pool that runs the synchronous core.
+        threads: size of the server's thread pool that runs the synchronous core (16: with
+            64, on PostgreSQL, the threads' round trips queued for the GIL and throughput fell
+            by half; see docs/decisions.md, "Soak results").
     """
 
     db_dsn: str = DEFAULT_DSN
@@ -215,7 +217,7 @@ class Settings:
     token_ttl: timedelta = timedelta(hours=1)
     expiry_warning: timedelta = timedelta(days=7)
     graceful_timeout: float = 30.0
-    threads: int = 64
+    threads: int = 16
     proxy_networks: tuple[IPNetwork, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
