@@ -22,7 +22,7 @@ class Clock:
 
 def _sqlite_error(code: int) -> sa_exc.OperationalError:
     orig = sqlite3.OperationalError("driver text that must not leak")
-    orig.sqlite_errorcode = code  # type: ignore[attr-defined]
+    orig.sqlite_errorcode = code
     return sa_exc.OperationalError("SELECT 1", {}, orig)
 
 
