@@ -41,7 +41,8 @@ def test_query_int_refuses_anything_else(raw: str | None) -> None:
 def test_int_field_default_and_versions() -> None:
     assert int_field(None, "limit", default=50) == 50
     assert versions_field("1, 3") == [1, 3] and versions_field([2]) == [2]
-    for bad in ([], "", ",", None, [-1], ["x"], ["1"]):
+    assert versions_field(["3", 4]) == [3, 4]  # the bao CLI sends ["3"]
+    for bad in ([], "", ",", None, [-1], ["x"], ["-1"], [1.5]):
         with pytest.raises(errors.InvalidInput):
             versions_field(bad)
 

@@ -75,7 +75,11 @@ def versions_field(raw: object) -> list[int]:
         return [query_int(v, "versions") for v in raw.split(",") if v.strip()] or _no_versions()
     if not isinstance(raw, list) or not raw:
         _no_versions()
-    return [int_field(v, "versions") for v in raw]
+    # Vault's `versions` is a comma-separated integer list: the `bao`/`vault` CLI sends its
+    # `-versions=3` flag as a list of strings (["3"]), so list items may be digit strings.
+    return [
+        query_int(v, "versions") if isinstance(v, str) else int_field(v, "versions") for v in raw
+    ]
 
 
 def _no_versions() -> NoReturn:
