@@ -197,7 +197,9 @@ class Settings:
         token_ttl: lifetime of tokens issued by `/api/auth/login`.
         expiry_warning: the window of the "secrets nearing expiry" gauge.
         graceful_timeout: seconds in-flight requests get to finish on SIGTERM.
-        threads: size of the server's thread pool that runs the synchronous core.
+        threads: size of the server's thread pool that runs the synchronous core (16: with
+            64, on PostgreSQL, the threads' round trips queued for the GIL and throughput fell
+            by half; see docs/decisions.md, "Soak results").
         tls_cert / tls_key: the server's certificate chain and key (PEM files): HTTPS.
         tls_client_ca: CA bundle for client certificates (mutual TLS; needs `tls_cert`).
         ca_cert: remote mode: CA bundle that verifies the server's certificate.
@@ -225,7 +227,7 @@ class Settings:
     token_ttl: timedelta = timedelta(hours=1)
     expiry_warning: timedelta = timedelta(days=7)
     graceful_timeout: float = 30.0
-    threads: int = 64
+    threads: int = 16
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None

@@ -222,11 +222,19 @@ class IntegrityError(StrongroomError):
 
 
 class StorageUnavailable(StrongroomError):
-    """The database cannot be reached or refused the write; nothing was changed."""
+    """The database cannot be reached or refused the write; nothing was changed.
+
+    `cause` names what went wrong in words ("disk full", "database connection lost"), never the
+    driver's exception; the message is "storage unavailable: <cause>".
+    """
 
     code = "storage_unavailable"
     http_status = 503
     default_message = "storage unavailable"
+
+    def __init__(self, message: str | None = None, *, cause: str | None = None) -> None:
+        super().__init__(message or (f"storage unavailable: {cause}" if cause else None))
+        self.cause = cause
 
 
 def _all_subclasses(cls: type[StrongroomError]) -> list[type[StrongroomError]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -145,3 +146,34 @@ def test_health_shape(vault: Vault) -> None:
     assert set(body) == {"locked", "last_access", "auto_lock", "audit"}
     assert body["locked"] is False and body["audit"] is True
     assert body["last_access"].endswith("Z")
+
+
+def test_only_a_successful_secret_operation_is_activity(dsn: str) -> None:
+    """#11 item 18: reads of missing secrets (404), refused writes (409, 400) and wrong versions
+    do not keep the vault awake; a successful read or write does."""
+    clock = ManualClock()
+    v = open_vault(dsn, fast_config(clock=clock, auto_lock_timeout=timedelta(minutes=15)))
+    v.unlock(MASTER_KEY)
+    v.create_secret("a/b", "v")
+    clock.advance(timedelta(minutes=10))
+    failing: list[Callable[[], object]] = [
+        lambda: v.get_secret("missing"),
+        lambda: v.get_secret_version("a/b", 9),
+        lambda: v.create_secret("a/b", "again"),
+        lambda: v.update_secret("missing", "v"),
+        lambda: v.list_versions("missing"),
+        lambda: v.rollback_secret("a/b", 7),
+    ]
+    for call in failing:
+        with pytest.raises(errors.StrongroomError):
+            call()
+    clock.advance(timedelta(minutes=5, seconds=1))
+    assert _locked(v), "failed operations kept the vault awake"
+    v.unlock(MASTER_KEY)
+    clock.advance(timedelta(minutes=10))
+    assert v.get_secret("a/b") == "v"
+    clock.advance(timedelta(minutes=10))
+    v.update_secret("a/b", "w")
+    clock.advance(timedelta(minutes=10))
+    assert not _locked(v)
+    v.close()

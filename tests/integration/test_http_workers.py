@@ -67,6 +67,37 @@ def test_auto_lock_applies_to_every_worker_and_health_is_not_activity(tmp_path: 
         assert proc.stop() == 0, proc.output()
 
 
+def test_one_operation_is_one_audit_entry_with_two_workers(tmp_path: Path) -> None:
+    """#11 item 14: siblings apply a relayed unlock, lock or auto-lock without auditing it."""
+    proc = ServerProcess(
+        tmp_path, workers=2, master_key=None, args=["--auto-lock-timeout", "2s"]
+    ).start()
+
+    def count(api: httpx.Client, action: str) -> int:
+        found = api.get("/api/vault/audit", params={"action": action, "limit": 100}).json()
+        return int(found["count"])
+
+    try:
+        with proc.client() as api:
+            assert api.post("/api/vault/unlock", json={"master_key": MASTER_KEY}).status_code == 200
+            assert api.post("/api/vault/lock").status_code == 200
+            assert api.post("/api/vault/unlock", json={"master_key": MASTER_KEY}).status_code == 200
+        deadline = time.monotonic() + 30
+        while True:
+            with proc.client() as api:
+                if api.get("/api/vault/health").json()["locked"]:
+                    break
+            assert time.monotonic() < deadline, "auto-lock never fired"
+            time.sleep(0.2)
+        time.sleep(0.5)  # the audit entry of the auto-lock is written as the keys drop
+        with proc.client() as api:
+            assert api.post("/api/vault/unlock", json={"master_key": MASTER_KEY}).status_code == 200
+            # The first unlock initialised the vault (its own entry), then three unlocks.
+            assert (count(api, "unlock"), count(api, "lock"), count(api, "auto_lock")) == (3, 1, 1)
+    finally:
+        assert proc.stop() == 0, proc.output()
+
+
 def test_sigterm_finishes_in_flight_writes(tmp_path: Path) -> None:
     proc = ServerProcess(tmp_path).start()
     with proc.client() as api:

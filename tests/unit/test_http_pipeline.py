@@ -10,29 +10,39 @@ import pytest
 from strongroom import VaultConfig, errors
 from strongroom.config import DEFAULT_DSN, Secret, Settings
 from strongroom.crypto import KDFParams
-from strongroom.http.bodies import MAX_INT, int_field, versions_field
+from strongroom.http.bodies import MAX_INT, int_field, query_int, versions_field
 from strongroom.http.errors import V1_OVERRIDES, error_response
 
 
-@pytest.mark.parametrize(
-    ("raw", "expected"), [("0", 0), ("42", 42), (" 7 ", 7), (MAX_INT, MAX_INT)]
-)
+@pytest.mark.parametrize(("raw", "expected"), [(0, 0), (42, 42), (MAX_INT, MAX_INT)])
 def test_int_field_accepts_non_negative_integers(raw: object, expected: int) -> None:
     assert int_field(raw, "n") == expected
 
 
 @pytest.mark.parametrize(
-    "raw", [-1, -(2**31), "-1", MAX_INT + 1, True, 1.5, "1e3", "²", "1234567890", None, []]
+    "raw", [-1, -(2**31), "-1", MAX_INT + 1, True, 1.5, "1", "0", "1e3", "²", None, []]
 )
-def test_int_field_refuses_negatives_and_anything_else(raw: object) -> None:
+def test_int_field_refuses_negatives_strings_and_anything_else(raw: object) -> None:
     with pytest.raises(errors.InvalidInput, match="non-negative integer"):
         int_field(raw, "n")
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("0", 0), ("42", 42), (" 7 ", 7)])
+def test_query_int_reads_digits(raw: str, expected: int) -> None:
+    assert query_int(raw, "n") == expected
+
+
+@pytest.mark.parametrize("raw", ["-1", "1e3", "²", "1234567890", "", None])
+def test_query_int_refuses_anything_else(raw: str | None) -> None:
+    with pytest.raises(errors.InvalidInput, match="non-negative integer"):
+        query_int(raw, "n")
 
 
 def test_int_field_default_and_versions() -> None:
     assert int_field(None, "limit", default=50) == 50
     assert versions_field("1, 3") == [1, 3] and versions_field([2]) == [2]
-    for bad in ([], "", None, [-1], ["x"]):
+    assert versions_field(["3", 4]) == [3, 4]  # the bao CLI sends ["3"]
+    for bad in ([], "", ",", None, [-1], ["x"], ["-1"], [1.5]):
         with pytest.raises(errors.InvalidInput):
             versions_field(bad)
 

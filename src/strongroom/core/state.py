@@ -95,7 +95,13 @@ class VaultState:
             raise errors.VaultLocked()
 
     def touch(self) -> None:
-        """Mark activity (after applying a due auto-lock)."""
+        """Mark activity (after applying a due auto-lock).
+
+        Activity is a secret operation by an authenticated caller that succeeded (docs/security.md,
+        "Memory"): `read`, `audited` and `write` mark it after the operation and its audit entry
+        are durable. A refused or failed call (not found, conflict, invalid input) is not
+        activity, like a 401 or 403 that never reaches the core, and like status and health.
+        """
         self.check_idle()
         with self._lock:
             if self.barrier.is_unlocked:
@@ -124,13 +130,14 @@ class VaultState:
         try:
             self.audit(self.entry("auto_lock", SYSTEM_ACTOR))
         finally:
-            self.drop_keys()
-            self._auto_locked = True
+            self.drop_keys(auto=True)
 
-    def drop_keys(self) -> None:
-        """Overwrite every key in memory (no audit entry: see `lock` and `auto_lock`)."""
+    def drop_keys(self, *, auto: bool = False) -> None:
+        """Overwrite every key in memory (no audit entry: see `lock` and `auto_lock`).
+        `auto`: the keys go because the vault was idle (a relayed auto-lock), so a server
+        with `--auto-unlock` may bring them back."""
         with self._lock:
-            self._auto_locked = False
+            self._auto_locked = auto
             self.barrier.lock()
             self._last_access = None
             self.terms.reset()
@@ -182,15 +189,17 @@ class VaultState:
     def audited(
         self, action: str, actor: Actor, path: str | None, fn: Callable[[], tuple[T, int | None]]
     ) -> T:
-        """Run `fn` (activity; needs the vault unlocked), then make its audit entry durable."""
+        """Run `fn` (needs the vault unlocked), then make its audit entry durable; activity
+        only when it succeeded (see `touch`)."""
         try:
-            self.touch()
+            self.check_idle()
             self.require_unlocked()
             result, secret_id = fn()
         except errors.StrongroomError as exc:
             self.audit(self.entry(action, actor, path, success=False, error=exc))
             raise
         self.audit(self.entry(action, actor, path, secret_id))
+        self.touch()
         return result
 
     def write(
@@ -203,9 +212,9 @@ class VaultState:
         """Run a change in the writer's next batch with its audit entry (fail-closed).
 
         `fn` returns (result, secret id) or (result, its own audit entries). Needs the vault
-        unlocked.
+        unlocked. Activity only when it succeeded (see `touch`).
         """
-        self.touch()
+        self.check_idle()
 
         def run(tx: Tx) -> tuple[T, Entries]:
             self.require_unlocked()
@@ -218,6 +227,7 @@ class VaultState:
             return self.entry(action, actor, path, success=False, error=exc)
 
         result: T = self._writer.submit(run, failed)
+        self.touch()
         return result
 
     def submit(
@@ -293,6 +303,20 @@ class VaultState:
         with self._lock:
             self._last_access = self.clock.now()
 
+    def unlock_relayed(self, master_key: str) -> None:
+        """Apply an unlock that another process of the same server made and audited (the
+        server's worker processes, `http.control`): the keys are loaded, no audit entry is
+        written, so one unlock is one audit entry however many workers apply it. The relayed
+        lock is `drop_keys`. Not for callers: an unlock by a caller is `unlock`.
+
+        Raises:
+            InvalidMasterKey: the key does not open this vault.
+        """
+        with self._argon_slots:
+            self._unlock(master_key, None)
+        with self._lock:
+            self._last_access = self.clock.now()
+
     def lock(self, actor: Actor) -> None:
         """Drop every key from memory (the entry is written first, while it can be chained)."""
         self.audit(self.entry("lock", actor))
@@ -307,10 +331,12 @@ class VaultState:
         self.drop_keys()
         self.storage.dispose()
 
-    def _unlock(self, master_key: str, actor: Actor, action: str) -> None:
+    def _unlock(self, master_key: str, actor: Actor | None, action: str = "unlock") -> None:
+        """Load the keys; audit the unlock as `actor` under `action` (None: relayed, not
+        audited)."""
         with self.storage.read() as tx:
             keys, terms = tx.keys.get_keys(), tx.keys.terms()
-        if keys is None:
+        if keys is None and actor is not None:
             try:
                 self._initialise(master_key, actor)
                 return
@@ -318,6 +344,8 @@ class VaultState:
                 with self.storage.read() as tx:
                     keys, terms = tx.keys.get_keys(), tx.keys.terms()
                 assert keys is not None  # noqa: S101 - just committed by another process
+        if keys is None:
+            raise errors.InvalidMasterKey()  # relayed before the vault exists: cannot happen
         sealed = SealedRoot(keys.vault_id, keys.salt, keys.kdf_params, keys.wrapped_root)
         with self._lock:
             if self.barrier.is_unlocked:
@@ -328,6 +356,8 @@ class VaultState:
                     master_key, sealed, [SealedTerm(t.term, t.wrapped_key) for t in terms]
                 )
                 self.terms.reset({t.term: t.created_at for t in terms})
+        if actor is None:
+            return
         try:
             self.audit(self.entry(action, actor))
         except errors.StrongroomError:

@@ -86,6 +86,11 @@ class Vault:
         """The database this vault uses, password redacted."""
         return self.state.storage.label
 
+    def storage_errors(self) -> dict[str, int]:
+        """Failed database transactions since the vault was opened, by cause (the labels of
+        `storage.health.CAUSES`, and `audit` for a write that could not be committed)."""
+        return self.state.storage.health.counts()
+
     def unlock(
         self,
         master_key: str,

@@ -43,6 +43,8 @@ class AuditSink(Protocol):
 
     def insert_audit(self, entry: NewAudit, mac: str | None) -> int: ...
 
+    def insert_audits(self, entries: list[tuple[NewAudit, str | None]]) -> None: ...
+
 
 def _sink(tx: Tx) -> AuditSink:
     return tx.audit
@@ -56,6 +58,8 @@ class Job:
     on_error: FailFn
     atomic: bool = True
     future: Future[Any] = field(default_factory=Future)
+    #: Set when the job's future is done, or when the job reached the head of the queue.
+    wake: threading.Event = field(default_factory=threading.Event)
 
 
 class Writer:
@@ -99,10 +103,16 @@ class Writer:
             if self._closed:
                 raise errors.StorageUnavailable("vault is closed")
             self._queue.append(job)
-            while not job.future.done() and self._queue[0] is not job:
-                self._cond.wait()
+            is_head = self._queue[0] is job
+        # Each waiter sleeps on its own event, woken only when its batch is done or when it
+        # becomes the next leader: a notify_all woke every waiting thread at every batch, and
+        # under load (64 threads, one core, the GIL) the next leader's turn came late.
+        if not is_head:
+            job.wake.wait()
+        with self._cond:
             batch = [] if job.future.done() else list(islice(self._queue, MAX_BATCH))
         if batch:
+            head: Job | None = None
             try:
                 self._run_batch(batch)
             finally:
@@ -112,7 +122,11 @@ class Writer:
                 with self._cond:
                     for _ in batch:
                         self._queue.popleft()
-                    self._cond.notify_all()
+                    head = self._queue[0] if self._queue else None
+                for other in batch:
+                    other.wake.set()
+                if head is not None:
+                    head.wake.set()
         return job.future.result()
 
     def close(self) -> None:
@@ -125,6 +139,7 @@ class Writer:
         try:
             with self._storage.write() as tx:
                 newest_term, head = _sink(tx).batch_head()
+                pending: list[tuple[NewAudit, str | None]] = []
                 self._before_batch(tx, newest_term)
                 for job in batch:
                     try:
@@ -140,7 +155,10 @@ class Writer:
                         entry = job.on_error(exc)
                         outcomes.append((None, exc))
                     for item in entry if isinstance(entry, list) else [entry] if entry else []:
-                        head = self._append(tx, item, head)
+                        head = self._append(pending, item, head)
+                # One round trip for the batch's entries: one INSERT each made a batch of N
+                # cost N round trips, each waiting for the GIL among the waiting threads.
+                _sink(tx).insert_audits(pending)
         except Exception as exc:
             self._after_failure()
             failure = exc if isinstance(exc, errors.StorageUnavailable) else None
@@ -157,9 +175,11 @@ class Writer:
             else:
                 job.future.set_exception(error)
 
-    def _append(self, tx: Tx, entry: NewAudit, head: str | None) -> str:
+    def _append(
+        self, pending: list[tuple[NewAudit, str | None]], entry: NewAudit, head: str | None
+    ) -> str:
         # The genesis is read late: the batch that initialises the vault has no key at its start.
         data = canonical(self._genesis() if head is None else head, entry)
         mac = self._mac(data) or unkeyed_mac(data)
-        _sink(tx).insert_audit(entry, mac)
+        pending.append((entry, mac))
         return mac

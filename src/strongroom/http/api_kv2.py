@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Route
 from strongroom import errors
 from strongroom.core.kv import KVEngine
 from strongroom.http import api_kv2_sys
-from strongroom.http.bodies import int_field, versions_field
+from strongroom.http.bodies import int_field, query_int, versions_field
 from strongroom.http.deps import require_content_type
 from strongroom.http.errors import json_response, no_content
 from strongroom.http.kv2_format import config_json, envelope, metadata_json, version_meta_json
@@ -61,7 +61,7 @@ async def data(request: Request) -> Response:
     st, path = state_of(request), request.path_params["path"]
     caller = await st.caller(request, V1)
     if request.method == "GET":
-        version = int_field(request.query_params.get("version", "0"), "version")
+        version = query_int(request.query_params.get("version", "0"), "version")
         await st.require(caller, "read", "read", path)
         secret = await st.run(st.vault.kv.read, path, version, actor=caller.actor)
         return json_response(
@@ -112,8 +112,8 @@ async def subkeys(request: Request) -> Response:
     """The key structure of a version (`?version=`, `?depth=`), values replaced by null."""
     st, path = state_of(request), request.path_params["path"]
     caller = await st.caller(request, V1)
-    version = int_field(request.query_params.get("version", "0"), "version")
-    depth = int_field(request.query_params.get("depth", "0"), "depth")
+    version = query_int(request.query_params.get("version", "0"), "version")
+    depth = query_int(request.query_params.get("depth", "0"), "depth")
     await st.require(caller, "read", "subkeys", path)
     secret = await st.run(st.vault.kv.subkeys, path, version, depth, actor=caller.actor)
     return json_response(

@@ -22,6 +22,7 @@ from strongroom.clock import parse_duration
 from strongroom.http import deps
 from strongroom.http import schemas as s
 from strongroom.http.bodies import int_field as _int
+from strongroom.http.bodies import query_int
 from strongroom.http.bodies import str_field as _str
 from strongroom.http.errors import json_response
 from strongroom.http.routing import Operation, Target
@@ -126,7 +127,7 @@ async def get(request: Request, st: ServerState, target: Target) -> Response:
     if raw_version is None:
         value = await st.run(st.vault.get_secret, path, actor=caller.actor)
         return json_response({"path": path, "value": value})
-    number = _int(raw_version, "version")
+    number = query_int(raw_version, "version")
     value = await st.run(st.vault.get_secret_version, path, number, actor=caller.actor)
     return json_response({"path": path, "version": number, "value": value})
 
@@ -217,7 +218,7 @@ async def rotate(request: Request, st: ServerState, target: Target) -> Response:
 async def secret_audit(request: Request, st: ServerState, target: Target) -> Response:
     caller = await st.caller(request)
     await st.require(caller, "audit", "audit", target.path)
-    limit = _int(request.query_params.get("limit"), "limit", default=50)
+    limit = query_int(request.query_params.get("limit"), "limit", default=50)
     entries = await st.run(st.vault.audit_logs, path=target.path, limit=limit)
     return json_response(
         {"path": target.path, "logs": [e.as_dict() for e in entries], "count": len(entries)}
@@ -269,14 +270,14 @@ async def audit_search(request: Request, st: ServerState, _: Target) -> Response
             since = datetime.fromisoformat(q["since"].replace("Z", "+00:00"))
         except ValueError as exc:
             raise errors.InvalidInput("since must be an ISO-8601 time with a timezone") from exc
-    user = _int(q["user_id"], "user_id") if q.get("user_id") else None
+    user = query_int(q["user_id"], "user_id") if q.get("user_id") else None
     entries = await st.run(
         st.vault.audit_logs,
         path=q.get("path") or None,
         user_id=user,
         action=q.get("action") or None,
         since=since,
-        limit=_int(q.get("limit"), "limit", default=50),
+        limit=query_int(q.get("limit"), "limit", default=50),
     )
     return json_response({"logs": [e.as_dict() for e in entries], "count": len(entries)})
 

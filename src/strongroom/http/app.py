@@ -4,14 +4,17 @@ Starlette with plain routes: `/api/vault` built from `api_vault.OPERATIONS`, `/v
 `api_kv2.ROUTES` (measured faster than FastAPI's dependency-injected routes on this stack, and
 FastAPI is not a dependency: docs/decisions.md, "The HTTP server").
 A thin pure-ASGI front layer gives every request an id, refuses bodies over the limit before
-they are read, and records metrics. The lifespan opens the vault (unlocking it when a master key
-is configured) and closes it after in-flight requests have finished. One exception handler
-(`http.errors`) maps every error, in the dialect of the API that raised it.
+they are read, records metrics, and treats a client hanging up mid-body as the normal event it
+is (a debug line and a count, recorded with status 499, no traceback). The lifespan opens the
+vault (unlocking it when a master key is configured) and closes it after in-flight requests
+have finished. One exception handler (`http.errors`) maps every error, in the dialect of the
+API that raised it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -19,7 +22,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -43,6 +46,9 @@ __all__ = ["LinkFactory", "create_app"]
 
 #: Builds the worker's link to its siblings once the vault is open.
 LinkFactory = Callable[[Vault], PeerLink]
+#: The status recorded for a request whose client hung up (nginx's "client closed request").
+CLIENT_CLOSED = 499
+log = logging.getLogger("strongroom.http")
 _METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "LIST"})
 
 
@@ -79,7 +85,15 @@ class Front:
             response.headers["connection"] = "close"
             await response(scope, receive, send_with_id)
         else:
-            await self.app(scope, self._limited(receive), send_with_id)
+            try:
+                await self.app(scope, self._limited(receive), send_with_id)
+            except ClientDisconnect:
+                # A client that hangs up mid-body is a normal event, not a fault: no response
+                # (nobody is listening), no traceback, one debug line and a count.
+                status = CLIENT_CLOSED
+                log.debug("request %s: client disconnected before sending its body", rid)
+                if (metrics := self.metrics()) is not None:
+                    metrics.count_disconnect()
         metrics = self.metrics()
         if metrics is not None:
             label = (
@@ -125,7 +139,9 @@ def _extra_routes() -> list[BaseRoute]:
 
     async def openapi(request: Request) -> Response:
         if not document:
-            document.update(openapi_document(api_vault.OPERATIONS, strongroom.__version__))
+            document.update(
+                openapi_document(api_vault.OPERATIONS, strongroom.__version__, api_kv2.ROUTES)
+            )
         return json_response(document)
 
     async def docs(request: Request) -> Response:
@@ -175,6 +191,7 @@ def create_app(
         metrics = Metrics()
         counts = ExpiryCounts(settings.expiry_warning)
         metrics.watch_vault(lambda: opened.is_locked, counts, auto_unlock=settings.auto_unlock)
+        metrics.watch_storage(opened.storage_errors)
         state = ServerState(settings, opened, link, metrics)
         app.state.strongroom = holder["state"] = state
         jobs = server_scheduler(

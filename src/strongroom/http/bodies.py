@@ -1,15 +1,19 @@
-"""Request-field parsers shared by both APIs: strings, non-negative integers, version lists."""
+"""Request-field parsers shared by both APIs: strings, non-negative integers, version lists.
+
+JSON bodies are typed: a number field takes a JSON number, never a digit string. Query strings
+are text by nature, so `query_int` reads digits there (and in Vault's comma-separated lists).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from strongroom import errors
 
 #: Versions, limits and lengths are 32-bit integer columns; larger numbers are refused here.
 MAX_INT = 2**31 - 1
 
-__all__ = ["MAX_INT", "int_field", "str_field", "versions_field"]
+__all__ = ["MAX_INT", "int_field", "query_int", "str_field", "versions_field"]
 
 
 def str_field(body: dict[str, Any], name: str, *, required: bool = True) -> str | None:
@@ -33,19 +37,31 @@ def str_field(body: dict[str, Any], name: str, *, required: bool = True) -> str 
 
 
 def int_field(raw: object, name: str, *, default: int | None = None) -> int:
-    """A non-negative integer (at most MAX_INT) from a JSON number or a digit string (query
-    strings, and Vault's clients, send numbers as strings).
+    """A non-negative integer (at most MAX_INT) from a JSON body: a JSON number, never a string
+    (`"1"` is refused: a string is never an integer in a JSON body).
 
     Raises:
-        InvalidInput: anything else, negative numbers included.
+        InvalidInput: anything else, negative numbers and digit strings included.
+    """
+    if raw is None and default is not None:
+        return default
+    if isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw <= MAX_INT:
+        return raw
+    raise errors.InvalidInput(f"{name} must be a non-negative integer")
+
+
+def query_int(raw: str | None, name: str, *, default: int | None = None) -> int:
+    """A non-negative integer from a query-string parameter (or a comma-separated list item),
+    where every value arrives as text: ASCII digits only, at most 9 of them.
+
+    Raises:
+        InvalidInput: missing without a default, or not digits.
     """
     if raw is None and default is not None:
         return default
     text = raw.strip() if isinstance(raw, str) else ""
     if text.isascii() and text.isdigit() and len(text) <= 9:
         return int(text)
-    if isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw <= MAX_INT:
-        return raw
     raise errors.InvalidInput(f"{name} must be a non-negative integer")
 
 
@@ -56,7 +72,15 @@ def versions_field(raw: object) -> list[int]:
         InvalidInput: none given, or not non-negative integers.
     """
     if isinstance(raw, str):
-        raw = [v for v in raw.split(",") if v.strip()]
+        return [query_int(v, "versions") for v in raw.split(",") if v.strip()] or _no_versions()
     if not isinstance(raw, list) or not raw:
-        raise errors.InvalidInput("no version number provided")
-    return [int_field(v, "versions") for v in raw]
+        _no_versions()
+    # Vault's `versions` is a comma-separated integer list: the `bao`/`vault` CLI sends its
+    # `-versions=3` flag as a list of strings (["3"]), so list items may be digit strings.
+    return [
+        query_int(v, "versions") if isinstance(v, str) else int_field(v, "versions") for v in raw
+    ]
+
+
+def _no_versions() -> NoReturn:
+    raise errors.InvalidInput("no version number provided")

@@ -143,16 +143,20 @@ class WorkerLink:
             os.kill(os.getpid(), signal.SIGTERM)
 
     def _apply(self, op: str, payload: Any) -> None:
+        """Apply a sibling's change. The sibling audited it, so this worker does not (one
+        operation, one audit entry); of an auto-lock, the supervisor asks one worker to audit
+        it (`auto_lock`) and the others only to drop their keys (`drop_keys`)."""
         try:
             if op == "unlock":
-                key, actor = payload
-                self._vault.unlock(key, actor=actor)
-            elif op == "lock":
-                (actor,) = payload
-                self._vault.lock(actor=actor)
+                key, _actor = payload
+                self._vault.state.unlock_relayed(key)
             elif op == "auto_unlock":
-                key, actor = payload
-                self._vault.auto_unlock(key, actor=actor)
+                key, _actor = payload
+                self._vault.state.unlock_relayed(key)
+            elif op == "lock":
+                self._vault.state.drop_keys()
+            elif op == "drop_keys":
+                self._vault.state.drop_keys(auto=True)
             elif op == "auto_lock":
                 self._vault.state.auto_lock()
         except errors.StrongroomError as exc:

@@ -33,6 +33,7 @@ __all__ = [
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 MAX_JSON_DEPTH = 32
+_JSON_SPACE = b" \t\r\n"
 #: Who the server itself is in the audit trail (the unlock from its key source at start).
 SERVER_ACTOR = Actor(user_id=0, ip="server")
 
@@ -138,7 +139,9 @@ async def read_json(
             raise errors.PayloadTooLarge(f"request body exceeds {limit} bytes")
         chunks.append(chunk)
     raw = b"".join(chunks)
-    if not raw.strip():
+    # Only JSON's own whitespace makes a body empty: bytes.strip() would also drop a form feed
+    # or a vertical tab, which are not JSON and must be refused (400), not read as `{}`.
+    if not raw.strip(_JSON_SPACE):
         if required:
             raise errors.InvalidInput("request body must be a JSON object")
         return {}

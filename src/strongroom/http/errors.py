@@ -140,19 +140,25 @@ def _v1_not_found(exc: errors.NotFound, request: Request) -> Response | None:
     return None
 
 
-def _plain(status: int, message: str, path: str, request_id: str | None) -> Response:
+def _plain(
+    status: int,
+    message: str,
+    path: str,
+    request_id: str | None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     if _is_v1(path):
         if status == 404:
             rest = path.removeprefix("/v1/")[:200]
             message = f'no handler for route "{rest}". route entry not found.'
-        return json_response({"errors": [message]}, status)
+        return json_response({"errors": [message]}, status, headers)
     code = _HTTP_ERRORS.get(
         status, ("", errors.StrongroomError.code if status >= 500 else errors.InvalidInput.code)
     )[1]
     body: dict[str, object] = {"error": message, "code": code}
     if request_id:
         body["request_id"] = request_id
-    return json_response(body, status)
+    return json_response(body, status, headers)
 
 
 async def handle_exception(request: Request, exc: Exception) -> Response:
@@ -169,6 +175,7 @@ async def handle_exception(request: Request, exc: Exception) -> Response:
         return error_response(exc, path, request_id)
     if isinstance(exc, HTTPException):
         message = _HTTP_ERRORS.get(exc.status_code, ("request refused", ""))[0]
-        return _plain(exc.status_code, message, path, request_id)
+        # Starlette's 405 carries `Allow` (RFC 9110 15.5.6 requires it): keep its headers.
+        return _plain(exc.status_code, message, path, request_id, dict(exc.headers or {}))
     log.error("request %s failed unexpectedly: %s", request_id, type(exc).__name__, exc_info=exc)
     return _plain(500, "internal error", path, request_id)

@@ -1,5 +1,5 @@
 """Prometheus metrics: requests by route and status, latency, lock state, secrets nearing expiry
-and expired, whether auto-unlock is on.
+and expired, whether auto-unlock is on, storage errors by cause, and client disconnects.
 
 Each server process has its own registry (no global state, so tests can build many apps). Route
 labels are route templates, never concrete paths, so secret paths do not leak into metrics and
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 __all__ = ["CONTENT_TYPE", "ExpiryCounts", "Metrics"]
@@ -64,6 +64,21 @@ class _VaultGauges(Collector):
         )
 
 
+class _StorageErrors(Collector):
+    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "strongroom_storage_errors",
+            "Failed database transactions by cause (audit: a write with its audit entries)",
+            labels=["cause"],
+        )
+        for cause, count in sorted(self._counts().items()):
+            family.add_metric([cause], float(count))
+        yield family
+
+
 class Metrics:
     """The metrics of one server process."""
 
@@ -83,12 +98,25 @@ class Metrics:
             registry=self.registry,
         )
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._disconnects = Counter(
+            "strongroom_client_disconnects",
+            "Requests whose client hung up before the server had read the body",
+            registry=self.registry,
+        )
 
     def watch_vault(
         self, is_locked: Callable[[], bool], counts: ExpiryCounts, *, auto_unlock: bool = False
     ) -> None:
         """Add the lock-state, expiry and auto-unlock gauges."""
         self.registry.register(_VaultGauges(is_locked, counts, auto_unlock))
+
+    def watch_storage(self, counts: Callable[[], dict[str, int]]) -> None:
+        """Add `strongroom_storage_errors_total{cause}`, read from `counts` when scraped."""
+        self.registry.register(_StorageErrors(counts))
+
+    def count_disconnect(self) -> None:
+        """Count one client that hung up mid-request."""
+        self._disconnects.inc()
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one request and its latency."""

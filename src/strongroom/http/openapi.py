@@ -1,4 +1,5 @@
-"""`/openapi.json` and `/docs`, generated from the route table (`api_vault.OPERATIONS`).
+"""`/openapi.json` and `/docs`, generated from the route tables (`api_vault.OPERATIONS`, and
+`api_kv2.ROUTES` for `/v1` through `openapi_v1`).
 
 The document is built once per app from the same `Operation` entries that build the routes, so a
 route cannot exist without its documentation. `/docs` is Swagger UI pointed at `/openapi.json`.
@@ -10,6 +11,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from starlette.routing import BaseRoute
+
+from strongroom.http.openapi_v1 import v1_paths
 from strongroom.http.routing import Operation
 
 __all__ = ["docs_html", "openapi_document"]
@@ -88,11 +92,14 @@ def _operation(op: Operation) -> dict[str, Any]:
     return entry
 
 
-def openapi_document(operations: Sequence[Operation], version: str) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of `operations`."""
+def openapi_document(
+    operations: Sequence[Operation], version: str, v1_routes: Sequence[BaseRoute] = ()
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of `operations`, and of the Vault-compatible `v1_routes`."""
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
+    paths.update(v1_paths(v1_routes))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -105,7 +112,8 @@ def openapi_document(operations: Sequence[Operation], version: str) -> dict[str,
         "paths": paths,
         "components": {
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "vault_token": {"type": "apiKey", "in": "header", "name": "X-Vault-Token"},
             }
         },
     }

@@ -1,18 +1,44 @@
-"""The HTTP/1.1 protocol of `vaultctl server`: uvicorn's httptools parser, taught Vault's LIST.
+"""The HTTP/1.1 protocol of `vaultctl server`: uvicorn's httptools parser, taught Vault's LIST,
+answering requests it cannot parse in JSON.
 
 httptools (llhttp) rejects methods it does not know, and Vault clients such as hvac send `LIST`.
 Vault treats `LIST /v1/p` exactly as `GET /v1/p?list=true`, so a request line starting a chunk
 with `LIST` is rewritten to that before parsing. The alternative, uvicorn's pure-Python h11
 parser, accepts any method but halved the server's throughput (docs/decisions.md).
+
+A request the parser refuses (invalid UTF-8 or NUL in the request line, a bare CR in a header,
+a duplicate `Content-Length`, an over-long request line, an unknown method) is answered here,
+before any application code runs, in JSON: the `/v1` dialect (`{"errors": [...]}`) when the
+request's path starts with `/v1`, else the `/api` dialect (`{"error", "code"}`), with the status
+RFC 9110/9112 give it (400; 414 for a request target over `MAX_TARGET` bytes; 501 for a method
+the server does not implement), and the connection is closed. Such requests are logged at debug
+level only: anyone can send them, so they must not flood the log (uvicorn logs a warning each).
 """
 
 from __future__ import annotations
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+import json
+import logging
+import re
 
-__all__ = ["VaultHTTPProtocol", "list_as_get"]
+import httptools
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+__all__ = ["MAX_TARGET", "VaultHTTPProtocol", "list_as_get", "protocol_error"]
 
 _LIST = b"LIST "
+#: The longest request target (path and query) accepted: RFC 9112 3 recommends at least 8000.
+MAX_TARGET = 16 * 1024
+log = logging.getLogger("strongroom.http")
+#: RFC 9110 5.6.2: a method is a token.
+_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}")
+
+#: status -> (message, `/api` code)
+_REFUSALS = {
+    400: ("malformed HTTP request", "invalid_input"),
+    414: (f"request target longer than {MAX_TARGET} bytes", "uri_too_long"),
+    501: ("method not implemented", "not_implemented"),
+}
 
 
 def list_as_get(data: bytes) -> bytes:
@@ -30,8 +56,62 @@ def list_as_get(data: bytes) -> bytes:
     return b"GET " + target + b" " + version + data[line_end:]
 
 
+def protocol_error(status: int, target: bytes) -> bytes:
+    """The whole HTTP response refusing an unparseable request whose target is `target` (may
+    be empty or partial): JSON in the dialect of the path, `Connection: close`."""
+    message, code = _REFUSALS.get(status, _REFUSALS[400])
+    path = target.split(b"?", 1)[0]
+    is_v1 = path == b"/v1" or path.startswith(b"/v1/")
+    body: dict[str, object] = {"errors": [message]} if is_v1 else {"error": message, "code": code}
+    data = json.dumps(body, separators=(",", ":")).encode("ascii")
+    head = [
+        STATUS_LINE[status],
+        b"content-type: application/json\r\n",
+        b"cache-control: no-store\r\n",
+        b"content-length: " + str(len(data)).encode("ascii") + b"\r\n",
+        b"connection: close\r\n\r\n",
+    ]
+    return b"".join(head) + data
+
+
+def _status_of(exc: httptools.HttpParserError, target: bytes, data: bytes) -> int:
+    if isinstance(exc, httptools.HttpParserInvalidMethodError):
+        # A well-formed token is a method we do not implement; anything else (a TLS
+        # handshake on the plain-text port, binary noise) is a malformed request line.
+        return 501 if _TOKEN.fullmatch(data.split(b" ", 1)[0]) else 400
+    if len(target) > MAX_TARGET:
+        return 414
+    return 400
+
+
 class VaultHTTPProtocol(HttpToolsProtocol):
-    """httptools with LIST accepted as Vault accepts it."""
+    """httptools with LIST accepted as Vault accepts it, protocol errors answered in JSON."""
 
     def data_received(self, data: bytes) -> None:
-        super().data_received(list_as_get(data))
+        data = list_as_get(data)
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+        except httptools.HttpParserError as exc:
+            target = self.url or _sniff_target(data)
+            status = _status_of(exc, target, data)
+            log.debug("refused an unparseable HTTP request (%d)", status)
+            self.transport.write(protocol_error(status, target))
+            self.transport.close()
+
+    def on_url(self, url: bytes) -> None:
+        """Collect the request target, refusing one over `MAX_TARGET` bytes (414)."""
+        super().on_url(url)
+        if len(self.url) > MAX_TARGET:
+            raise httptools.HttpParserError("request target too long")
+
+
+def _sniff_target(data: bytes) -> bytes:
+    """The target of a request line the parser gave up on before reading it (bad method)."""
+    parts = data.split(b"\r\n", 1)[0].split(b" ")
+    return parts[1] if len(parts) >= 3 else b""

@@ -26,6 +26,7 @@ SECRET_PREFIX = "/api/vault/secrets/{path}"  # noqa: S105 - a URL template
 _VERSION = re.compile(r"(.+)/versions/(\d{1,9})")
 _GET_SUFFIXES = ("versions", "audit")
 _POST_SUFFIXES = ("rotate", "rollback")
+_SECRET_METHODS = ("GET", "PUT", "DELETE", "POST")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,15 +83,20 @@ def build_routes(
         request.scope["strongroom.route"] = template
         handler = table.get((request.method, template))
         if handler is None:
-            raise HTTPException(405)
+            raise HTTPException(405, headers={"Allow": _allowed(request.path_params["path"])})
         return await handler(request, state(request), target)
+
+    def _allowed(rest: str) -> str:
+        """The methods some operation answers on this secret URL (the 405's `Allow`)."""
+        methods = [m for m in _SECRET_METHODS if (m, split_secret_url(m, rest)[0]) in table]
+        return ", ".join(methods)
 
     # The secret route comes first: it carries most traffic, and Starlette tries routes in order.
     routes: list[BaseRoute] = [
         Route(
             "/api/vault/secrets/{path:path}",
             secrets,
-            methods=["GET", "PUT", "DELETE", "POST"],
+            methods=list(_SECRET_METHODS),
             name="secret",
         )
     ]

@@ -261,8 +261,8 @@ class Supervisor:
         idle = time.time() - self._last_activity
         if s.auto_lock and self._unlocked and idle >= s.auto_lock_timeout.total_seconds():
             self._unlocked = False
-            for i in range(len(self._conns)):
-                self._send(i, ("apply", None, "auto_lock", None))
+            for i in range(len(self._conns)):  # one worker audits it; the rest drop keys
+                self._send(i, ("apply", None, "drop_keys" if i else "auto_lock", None))
 
     def _shutdown(self) -> None:
         for proc in self._procs:

@@ -17,6 +17,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
 from strongroom import errors
+from strongroom.storage.health import CAUSES, StorageHealth, cause_of
 from strongroom.storage.lease import Lease, try_lead
 from strongroom.storage.queries_access import PolicyQueries, UserQueries
 from strongroom.storage.queries_audit import AuditQueries
@@ -88,6 +89,8 @@ class Storage:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.label = dsn_label
+        #: Outage transitions and failure counts by cause (read by the server's metrics).
+        self.health = StorageHealth()
         self._lock_key: int | None = None
 
     @contextmanager
@@ -99,15 +102,20 @@ class Storage:
         """
         with self.translated_errors(), self.engine.connect() as conn, conn.begin():
             yield Tx(conn)
+        self.health.ok()
 
     @contextmanager
     def write(self) -> Iterator[Tx]:
         """A write transaction holding the vault-wide writer lock; commits on success.
 
         Raises:
-            StorageUnavailable: the database cannot be reached or the commit failed.
+            StorageUnavailable: the database cannot be reached or the commit failed, or a
+                full disk failed a write less than a second ago (fail fast, `StorageHealth`).
         """
-        with self.translated_errors():
+        refused = self.health.refusing()
+        if refused is not None:
+            raise errors.StorageUnavailable(cause=CAUSES[refused])
+        with self.translated_errors(writing=True):
             opts = {"sqlite_immediate": True} if self.dialect == "sqlite" else {}
             with self.engine.connect().execution_options(**opts) as conn, conn.begin():
                 if self.dialect == "postgresql":
@@ -115,6 +123,7 @@ class Storage:
                         sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": self._advisory_key(conn)}
                     )
                 yield Tx(conn)
+        self.health.ok()
 
     def _advisory_key(self, conn: Connection) -> int:
         if self._lock_key is None:
@@ -130,17 +139,19 @@ class Storage:
         return self._lock_key
 
     @contextmanager
-    def translated_errors(self) -> Iterator[None]:
+    def translated_errors(self, *, writing: bool = False) -> Iterator[None]:
         """Turn the database driver's connection and commit errors into `StorageUnavailable`
-        (a constraint violation into `Conflict`) inside the block."""
+        naming the cause in words (a constraint violation into `Conflict`) inside the block,
+        and tell `health` (a failed write transaction is a failed audit write, see
+        `storage.health.AUDIT`)."""
         try:
             yield
         except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DatabaseError) as exc:
             if isinstance(exc, sa_exc.IntegrityError):
                 raise errors.Conflict("the write conflicted with stored data") from exc
-            raise errors.StorageUnavailable(
-                f"storage unavailable ({type(exc.orig).__name__ if exc.orig else 'error'})"
-            ) from exc
+            cause = cause_of(exc)
+            self.health.failed(cause, writing=writing)
+            raise errors.StorageUnavailable(cause=CAUSES[cause]) from exc
 
     def try_lead(self, name: str) -> Lease | None:
         """Leadership named `name` across every process on this database, or None when another

@@ -20,6 +20,21 @@ _BATCH_HEAD = sa.select(_MAX_TERM.scalar_subquery(), _LAST_MAC.scalar_subquery()
 _INSERT_AUDIT = sa.insert(_A)
 
 
+def _audit_params(entry: NewAudit, mac: str | None) -> dict[str, object]:
+    return {
+        "timestamp": entry.timestamp,
+        "secret_id": entry.secret_id,
+        "path": entry.path,
+        "user_id": entry.user_id,
+        "action": entry.action,
+        "ip_address": entry.ip_address,
+        "success": entry.success,
+        "error": entry.error,
+        "request_id": entry.request_id,
+        "mac": mac,
+    }
+
+
 class AuditQueries(Queries):
     """Audit entries: append, chain head, filtered query, scan (implements
     `core.writer.AuditSink` and `core.audit_log.AuditStore`)."""
@@ -28,6 +43,11 @@ class AuditQueries(Queries):
         """(newest data-key term, audit chain head) in one round trip, at a batch's start."""
         row = self.conn.execute(_BATCH_HEAD).one()
         return int(row[0] or 0), row[1]
+
+    def insert_audits(self, entries: list[tuple[NewAudit, str | None]]) -> None:
+        """Append entries with their chain MACs, in order, in one round trip (a batch's)."""
+        if entries:
+            self.conn.execute(_INSERT_AUDIT, [_audit_params(e, mac) for e, mac in entries])
 
     def insert_audit(self, entry: NewAudit, mac: str | None) -> int:
         """Append an entry with its chain MAC; return its id."""

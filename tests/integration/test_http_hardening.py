@@ -1,0 +1,188 @@
+"""Faults found by probing a real server from outside (#11 items 13-18): a client hanging up
+mid-body, 405 without `Allow`, lenient types, `text/plain` protocol errors, 404s that kept the
+vault awake."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.integration.server_proc import ServerProcess
+
+pytestmark = pytest.mark.filterwarnings("error")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = ServerProcess(tmp_path_factory.mktemp("hardening")).start()
+    yield proc
+    assert proc.stop() == 0, proc.output()
+
+
+@pytest.fixture(scope="module")
+def api(server: ServerProcess) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client
+
+
+def unique(prefix: str = "h") -> str:
+    return f"{prefix}/{uuid.uuid4().hex[:10]}"
+
+
+def raw_request(server: ServerProcess, data: bytes, *, close: bool = False) -> bytes:
+    """Send raw bytes; return everything the server answers until it closes (or 5 s)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(data)
+        if close:
+            return b""
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except TimeoutError:
+            pass
+        return b"".join(chunks)
+
+
+# --- 15: 405 carries Allow -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PATCH", "/api/vault/health", {"GET"}),
+        ("DELETE", "/api/vault/secrets", {"GET", "POST"}),
+        ("PATCH", "/api/vault/secrets/a/b", {"GET", "PUT", "DELETE"}),
+        ("GET", "/api/vault/lock", {"POST"}),
+        ("OPTIONS", "/v1/secret/data/a", {"GET", "POST", "PUT", "PATCH", "DELETE"}),
+    ],
+)
+def test_405_carries_allow(api: httpx.Client, method: str, path: str, allowed: set[str]) -> None:
+    response = api.request(method, path)
+    assert response.status_code == 405, response.text
+    given = {m.strip() for m in response.headers["allow"].split(",")}
+    assert allowed <= given, given
+    assert method not in given
+    assert response.headers["content-type"] == "application/json"
+
+
+# --- 16: a string is never an integer; a body that is not JSON is 400 -------------------------
+
+
+def test_string_version_in_a_body_is_400(api: httpx.Client) -> None:
+    path = unique()
+    assert api.post("/api/vault/secrets", json={"path": path, "value": "v1"}).status_code == 201
+    assert api.put(f"/api/vault/secrets/{path}", json={"value": "v2"}).status_code == 200
+    refused = api.post(f"/api/vault/secrets/{path}/rollback", json={"version": "1"})
+    assert refused.status_code == 400, refused.text
+    assert api.post(f"/api/vault/secrets/{path}/rollback", json={"version": 1}).status_code == 200
+    # Query strings are text by nature: digits there stay numbers.
+    assert api.get(f"/api/vault/secrets/{path}", params={"version": "1"}).json()["value"] == "v1"
+    cas = api.post(f"/v1/secret/data/{path}", json={"options": {"cas": "3"}, "data": {"a": "b"}})
+    assert cas.status_code == 400, cas.text
+    read = api.get(f"/v1/secret/data/{path}", params={"version": "1"})
+    assert read.status_code == 200, read.text
+
+
+@pytest.mark.parametrize("body", [b"\x0c", b"\x0b", b"\x0c{}", b"\x1c"])
+def test_a_body_that_is_not_json_is_400(api: httpx.Client, body: bytes) -> None:
+    json_type = {"content-type": "application/json"}
+    answer = api.post("/api/vault/generate-token", content=body, headers=json_type)
+    assert answer.status_code == 400, answer.text
+    v1 = api.post(f"/v1/secret/data/{unique()}", content=body)
+    assert v1.status_code == 400, v1.text
+
+
+def test_an_empty_body_still_means_empty(api: httpx.Client) -> None:
+    json_type = {"content-type": "application/json"}
+    for body in (b"", b" \r\n\t"):
+        answer = api.post("/api/vault/generate-token", content=body, headers=json_type)
+        assert answer.status_code == 200, answer.text
+
+
+# --- 13: a client hanging up mid-body is a normal event --------------------------------------
+
+
+def disconnects(client: httpx.Client) -> float:
+    text = client.get("/metrics").text
+    found = re.search(r"^strongroom_client_disconnects_total ([\d.e+]+)$", text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+@pytest.mark.parametrize("authenticated", [False, True])
+def test_client_disconnect_mid_body_is_quiet(
+    server: ServerProcess, api: httpx.Client, authenticated: bool
+) -> None:
+    before, log_before = disconnects(api), len(server.output())
+    target = "/api/vault/secrets" if authenticated else "/api/auth/login"
+    headers = f"Authorization: {api.headers['authorization']}\r\n" if authenticated else ""
+    raw_request(
+        server,
+        f"POST {target} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{headers}"
+        'Content-Length: 100\r\n\r\n{"a'.encode(),
+        close=True,
+    )
+    deadline = time.monotonic() + 10
+    while disconnects(api) < before + 1:
+        assert time.monotonic() < deadline, "disconnect not counted"
+        time.sleep(0.05)
+    assert disconnects(api) == before + 1
+    new = server.output()[log_before:]
+    assert new.count("\n") <= 1, new
+    for word in ("Traceback", "ClientDisconnect", "Exception in ASGI"):
+        assert word not in new, new
+
+
+# --- 17: protocol-level errors are JSON with the right status --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "status", "v1"),
+    [
+        ("invalid utf-8", b"GET /api/vault/\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n", 400, False),
+        ("NUL", b"GET /v1/secret/data/a\x00b HTTP/1.1\r\nHost: x\r\n\r\n", 400, True),
+        ("bare CR", b"GET /api/vault/health HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n", 400, False),
+        (
+            "duplicate Content-Length",
+            b"POST /v1/sys/unseal HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+            b"Content-Length: 2\r\n\r\nab",
+            400,
+            True,
+        ),
+        ("70 KB line", b"GET /api/vault/" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", 414, False),
+        ("70 KB line /v1", b"GET /v1/" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", 414, True),
+        ("unknown method", b"BREW /api/vault/health HTTP/1.1\r\nHost: x\r\n\r\n", 501, False),
+        ("unknown method /v1", b"FOO /v1/sys/health HTTP/1.1\r\nHost: x\r\n\r\n", 501, True),
+        ("TLS on plain text", b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n", 400, False),
+    ],
+)
+def test_protocol_errors_are_json(
+    server: ServerProcess, name: str, data: bytes, status: int, v1: bool
+) -> None:
+    log_before = len(server.output())
+    answer = raw_request(server, data)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    assert lines[0].split(" ")[1] == str(status), (name, answer[:200])
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    assert headers["content-type"] == "application/json", name
+    assert headers["connection"] == "close"
+    parsed = json.loads(body)
+    if v1:
+        assert isinstance(parsed["errors"], list) and parsed["errors"], name
+    else:
+        assert parsed["error"] and parsed["code"], name
+    assert "Invalid HTTP request" not in server.output()[log_before:]
+
+
+def test_a_long_but_reasonable_url_still_works(api: httpx.Client) -> None:
+    answer = api.get("/api/vault/secrets/" + "a/" * 3000 + "b")  # 6 KB: under MAX_TARGET
+    assert answer.status_code in (400, 404), answer.text  # refused by the path rules, not 414
+    assert answer.json()["code"] in ("invalid_input", "secret_not_found")
