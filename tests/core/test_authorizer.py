@@ -137,3 +137,26 @@ def test_allows_cached_never_blocks_and_never_grants_more(policies: Vault) -> No
     now[0] += 6
     assert not authz.allows_cached(reader, "read", "app/billing/db")  # stale: ask again
     assert denials(policies) == []
+
+
+def test_a_refused_unstorable_path_is_audited_and_fails_nothing_else(policies: Vault) -> None:
+    # Refusals are audited before the path is validated: a path the database cannot store (too
+    # long, NUL, a lone surrogate) must neither fail its group commit nor go unrecorded.
+    bad = "a/" + "x" * 600 + "\x00\ud800"
+    with pytest.raises(errors.PermissionDenied):
+        policies.authorizer.require(who("App"), "read", bad, ACTOR)
+    with pytest.raises(errors.PermissionDenied):
+        policies.authorizer.require(who("App"), "read", "b/\x00\ud800", ACTOR)
+    policies.create_secret("ok/after", "v")
+    paths = [path for (_, path, *_rest) in denials(policies)]
+    assert paths[0] is not None and len(paths[0]) == 500 and paths[0].startswith("a/xxx")
+    assert paths[1] == "b/\\0\\ud800"
+    assert policies.get_secret("ok/after") == "v"
+    assert policies.verify_audit().ok
+
+
+def test_a_relayed_auto_lock_leaves_an_explicit_lock_explicit(vault: Vault) -> None:
+    vault.unlock(MASTER_KEY)
+    vault.lock()
+    vault.state.drop_keys(auto=True)  # the supervisor's idle lock, arriving after the lock
+    assert not vault.state.is_auto_locked

@@ -83,3 +83,29 @@ def test_no_ui_turns_the_console_off(tmp_path: Path) -> None:
         assert "Web console" not in proc.output()
     finally:
         assert proc.stop() == 0
+
+
+def test_bad_tokens_throttle_only_their_own_client(server: ServerProcess) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        pre = _pre(client)
+
+        def paste(ip: str) -> int:
+            r = client.post(
+                "/ui/login",
+                data={"csrf": pre, "token": "not-a-token"},
+                headers={"X-Forwarded-For": ip},
+            )
+            return r.status_code
+
+        from_one = [paste("10.9.0.1") for _ in range(8)]
+        assert from_one[0] == 401 and from_one[-1] == 429
+        assert paste("10.9.0.2") == 401  # another client is not locked out
+
+
+def test_a_non_ascii_csrf_token_is_refused_not_a_500(server: ServerProcess) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        pre = _pre(client)
+        r = client.post(
+            "/ui/login", data={"csrf": "é" * len(pre), "username": "d", "password": "p"}
+        )
+        assert r.status_code == 403

@@ -34,6 +34,7 @@ def test_each_session_has_its_own_csrf_token() -> None:
     assert one.csrf != two.csrf
     assert one.csrf_ok(one.csrf)
     assert not one.csrf_ok(two.csrf) and not one.csrf_ok("") and not one.csrf_ok(None)
+    assert not one.csrf_ok("é" * 43)  # non-ASCII is a refusal, not a TypeError (a 500)
 
 
 def _info(path: str) -> SecretInfo:

@@ -23,12 +23,19 @@ from strongroom.core.terms import KeyStore, Terms
 from strongroom.core.throttle import UnlockBackoff
 from strongroom.core.writer import Entries, Writer
 from strongroom.crypto import Barrier, KDFParams, SealedRoot, SealedTerm
-from strongroom.models import SYSTEM_ACTOR, Actor
+from strongroom.models import MAX_PATH_LENGTH, SYSTEM_ACTOR, Actor
 from strongroom.storage import KeysRow, NewAudit, Storage, TermRow, Tx
 
 __all__ = ["VaultState"]
 
 T = TypeVar("T")
+
+
+def _storable(path: str | None) -> str | None:
+    if path is None:
+        return None
+    text = path.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\0")
+    return text[:MAX_PATH_LENGTH]
 
 
 class _AlreadyInitialised(Exception):
@@ -137,6 +144,8 @@ class VaultState:
         `auto`: the keys go because the vault was idle (a relayed auto-lock), so a server
         with `--auto-unlock` may bring them back."""
         with self._lock:
+            if auto and not self.barrier.is_unlocked:
+                return  # already locked (an explicit lock stays explicit)
             self._auto_locked = auto
             self.barrier.lock()
             self._last_access = None
@@ -153,11 +162,14 @@ class VaultState:
         success: bool = True,
         error: BaseException | None = None,
     ) -> NewAudit:
-        """An audit entry for `actor` doing `action` now."""
+        """An audit entry for `actor` doing `action` now. The path is recorded as given, made
+        storable (NUL and lone surrogates escaped, at most MAX_PATH_LENGTH characters): a refused
+        request is audited before its path is validated, and one unstorable entry must not fail
+        the other entries of its group commit."""
         return NewAudit(
             self.clock.now(),
             secret_id,
-            path,
+            _storable(path),
             actor.user_id,
             action,
             actor.ip[:64],

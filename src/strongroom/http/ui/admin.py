@@ -14,6 +14,7 @@ from datetime import datetime
 from starlette.responses import Response
 
 from strongroom import errors
+from strongroom.core.policy import ADMIN_ROLES
 from strongroom.http.ui.web import HEADERS, Page, form_of
 from strongroom.models import AuditEntry
 
@@ -128,6 +129,12 @@ async def users(page: Page) -> Response:
         if not username:
             raise errors.InvalidInput("username is required")
         disabled = form.get("disabled") == "yes"
+        target = next(
+            (u for u in await page.st.run(access.list_users) if u.username == username), None
+        )
+        if target is not None and target.role in ADMIN_ROLES:
+            # Only a SuperAdmin manages administrators (an Admin manages the roles below).
+            await page.st.require_admin(caller, "user_disable", superadmin=True)
         await page.st.run(access.set_user_disabled, username, disabled, actor=caller.actor)
         return page.redirect("/ui/admin/users")
     found = await page.st.run(access.list_users)

@@ -40,7 +40,9 @@ def login_endpoint(web: Web) -> object:
             return response
         form = await form_of(request)
         given = form.get("csrf", "")
-        if not request.cookies.get(PRE_COOKIE) or not hmac.compare_digest(pre, given):
+        if not request.cookies.get(PRE_COOKIE) or not hmac.compare_digest(
+            pre.encode(), given.encode()
+        ):
             return page.render(
                 "error.html", 403, error=errors.PermissionDenied("invalid CSRF token")
             )
@@ -74,8 +76,9 @@ async def _sign_in(request: Request, form: dict[str, str]) -> tuple[str, float]:
         return token, expires_at.timestamp()
     ip = st.client_ip(request)
     actor = Actor(0, ip, deps.request_id(request.scope))
+    throttle = f"{TOKEN_LOGIN} {ip}"  # per client: one address cannot lock everyone out
     try:
-        st.limiter.check(TOKEN_LOGIN, ip)
+        st.limiter.check(throttle, ip)
     except errors.TooManyAttempts as exc:
         await st.run(st.vault.access.record_failure, "login", None, actor, exc)
         raise
@@ -84,7 +87,7 @@ async def _sign_in(request: Request, form: dict[str, str]) -> tuple[str, float]:
         if who.builtin:
             await st.check_user(who)
     except errors.AuthenticationFailed as exc:
-        st.limiter.failed(TOKEN_LOGIN, ip)
+        st.limiter.failed(throttle, ip)
         await st.run(st.vault.access.record_failure, "login", None, actor, exc)
         raise
     return pasted, who.expires_at

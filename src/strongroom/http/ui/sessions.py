@@ -31,7 +31,7 @@ class Session:
 
     def csrf_ok(self, given: str | None) -> bool:
         """Whether `given` is this session's CSRF token (constant-time)."""
-        return bool(given) and hmac.compare_digest(self.csrf, given or "")
+        return bool(given) and hmac.compare_digest(self.csrf.encode(), (given or "").encode())
 
 
 class SessionStore:
