@@ -57,13 +57,15 @@ def test_auto_unlock_after_auto_lock(tmp_path: Path, workers: int) -> None:
         # No token, no unlock.
         assert httpx.get(f"{server.url}/api/vault/secrets/a/b").status_code == 401
         assert health(server).json()["locked"] is True
-        # Eight requests at once: all answered, one Argon2 run per process.
+        # Eight requests at once: all answered, at most one Argon2 run per process.
         with ThreadPoolExecutor(8) as pool, server.client() as api:
             codes = list(pool.map(lambda _: api.get("/api/vault/secrets/a/b"), range(8)))
         assert [r.status_code for r in codes] == [200] * 8
         assert codes[0].json()["value"] == "v"
+        # The kernel may hand all eight connections to one worker, so a worker that got
+        # none has not unlocked yet; no worker unlocks more than once.
         log = actions(server.dsn)
-        assert log.count("auto_unlock") == workers, log
+        assert 1 <= log.count("auto_unlock") <= workers, log
         # /v1 too, after the next auto-lock: Vault clients get their answer, not 503.
         poll(lambda: health(server).json()["locked"], "the second auto-lock")
         v1 = httpx.get(
