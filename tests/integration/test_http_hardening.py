@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from strongroom.http.protocol import MAX_HEAD, MAX_TARGET
 from tests.integration.server_proc import ServerProcess
 
 pytestmark = pytest.mark.filterwarnings("error")
@@ -158,6 +159,27 @@ def test_client_disconnect_mid_body_is_quiet(
         ),
         ("70 KB line", b"GET /api/vault/" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", 414, False),
         ("70 KB line /v1", b"GET /v1/" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", 414, True),
+        (
+            "100 KB header field",
+            b"GET /api/vault/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n",
+            431,
+            False,
+        ),
+        (
+            "2,000 header fields /v1",
+            b"GET /v1/sys/health HTTP/1.1\r\nHost: x\r\n"
+            + b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 40) for i in range(2000))
+            + b"\r\n",
+            431,
+            True,
+        ),
+        (
+            "endless header line",
+            b"GET /api/vault/health HTTP/1.1\r\nHost: x\r\nX-Big: "
+            + b"a" * (MAX_HEAD + MAX_TARGET + 1000),
+            431,
+            False,
+        ),
         ("unknown method", b"BREW /api/vault/health HTTP/1.1\r\nHost: x\r\n\r\n", 501, False),
         ("unknown method /v1", b"FOO /v1/sys/health HTTP/1.1\r\nHost: x\r\n\r\n", 501, True),
         ("TLS on plain text", b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n", 400, False),
@@ -180,6 +202,19 @@ def test_protocol_errors_are_json(
     else:
         assert parsed["error"] and parsed["code"], name
     assert "Invalid HTTP request" not in server.output()[log_before:]
+
+
+def test_large_heads_under_the_limit_still_work(server: ServerProcess, api: httpx.Client) -> None:
+    """40 KiB of headers pass; so do 100 requests of 1 KiB headers on one connection (their
+    heads add up past the limit), and a 900 KB body after a small head."""
+    answer = api.get("/api/vault/health", headers={"X-Big": "a" * 40_000})
+    assert answer.status_code == 200, answer.text
+    with httpx.Client(base_url=server.url) as keep_alive:
+        for _ in range(100):
+            answer = keep_alive.get("/api/vault/health", headers={"X-Pad": "p" * 1024})
+            assert answer.status_code == 200, answer.text
+    answer = api.put(f"/api/vault/secrets/{unique()}", json={"value": "v" * 900_000})
+    assert answer.status_code in (200, 404), answer.text
 
 
 def test_a_long_but_reasonable_url_still_works(api: httpx.Client) -> None:

@@ -7,11 +7,17 @@ with `LIST` is rewritten to that before parsing. The alternative, uvicorn's pure
 parser, accepts any method but halved the server's throughput (docs/decisions.md).
 
 A request the parser refuses (invalid UTF-8 or NUL in the request line, a bare CR in a header,
-a duplicate `Content-Length`, an over-long request line, an unknown method) is answered here,
-before any application code runs, in JSON: the `/v1` dialect (`{"errors": [...]}`) when the
-request's path starts with `/v1`, else the `/api` dialect (`{"error", "code"}`), with the status
-RFC 9110/9112 give it (400; 414 for a request target over `MAX_TARGET` bytes; 501 for a method
-the server does not implement), and the connection is closed. Such requests are logged at debug
+a duplicate `Content-Length`, an over-long request line, header fields over `MAX_HEAD` bytes, an
+unknown method) is answered here, before any application code runs, in JSON: the `/v1` dialect
+(`{"errors": [...]}`) when the request's path starts with `/v1`, else the `/api` dialect
+(`{"error", "code"}`), with the status RFC 9110/9112 and RFC 6585 give it (400; 414 for a request
+target over `MAX_TARGET` bytes; 431 for header fields over `MAX_HEAD` bytes; 501 for a method the
+server does not implement), and the connection is closed.
+
+uvicorn's httptools protocol puts no bound on header fields (its h11 protocol has
+`h11_max_incomplete_event_size`, 16 KiB, answered as a text/plain 400): the head is bounded here,
+both as parsed fields (`on_header`) and as bytes received while the head is incomplete, so one
+endless header line cannot grow the server's memory either. Such requests are logged at debug
 level only: anyone can send them, so they must not flood the log (uvicorn logs a warning each).
 """
 
@@ -24,11 +30,14 @@ import re
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-__all__ = ["MAX_TARGET", "VaultHTTPProtocol", "list_as_get", "protocol_error"]
+__all__ = ["MAX_HEAD", "MAX_TARGET", "VaultHTTPProtocol", "list_as_get", "protocol_error"]
 
 _LIST = b"LIST "
 #: The longest request target (path and query) accepted: RFC 9112 3 recommends at least 8000.
 MAX_TARGET = 16 * 1024
+#: The most bytes of header fields accepted in one request (Go's net/http allows 1 MiB, nginx
+#: 32 KiB by default; a JWT is a few KiB).
+MAX_HEAD = 64 * 1024
 log = logging.getLogger("strongroom.http")
 #: RFC 9110 5.6.2: a method is a token.
 _TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}")
@@ -37,6 +46,7 @@ _TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}")
 _REFUSALS = {
     400: ("malformed HTTP request", "invalid_input"),
     414: (f"request target longer than {MAX_TARGET} bytes", "uri_too_long"),
+    431: (f"request header fields larger than {MAX_HEAD} bytes", "headers_too_large"),
     501: ("method not implemented", "not_implemented"),
 }
 
@@ -87,11 +97,27 @@ def _status_of(exc: httptools.HttpParserError, target: bytes, data: bytes) -> in
 class VaultHTTPProtocol(HttpToolsProtocol):
     """httptools with LIST accepted as Vault accepts it, protocol errors answered in JSON."""
 
+    #: Bytes of header fields parsed in the current request.
+    _header_bytes = 0
+    #: Bytes received since the last complete head while no body was being read.
+    _pending_head = 0
+    #: Heads completed on this connection, and whether a body is being read.
+    _heads = 0
+    _in_body = False
+    _head_too_large = False
+
     def data_received(self, data: bytes) -> None:
         data = list_as_get(data)
         self._unset_keepalive_if_required()
+        heads, in_body = self._heads, self._in_body
         try:
             self.parser.feed_data(data)
+            if heads == self._heads and not in_body and not self._in_body:
+                # Still inside one head: one endless header line must not grow memory.
+                self._pending_head += len(data)
+                if self._pending_head > MAX_HEAD + MAX_TARGET:
+                    self._head_too_large = True
+                    raise httptools.HttpParserError("request head too large")
         except httptools.HttpParserUpgrade:
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
@@ -99,10 +125,32 @@ class VaultHTTPProtocol(HttpToolsProtocol):
                 self._unsupported_upgrade_warning()
         except httptools.HttpParserError as exc:
             target = self.url or _sniff_target(data)
-            status = _status_of(exc, target, data)
+            status = 431 if self._head_too_large else _status_of(exc, target, data)
             log.debug("refused an unparseable HTTP request (%d)", status)
             self.transport.write(protocol_error(status, target))
             self.transport.close()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_bytes = 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        """Collect a header field, refusing header fields over `MAX_HEAD` bytes (431)."""
+        self._header_bytes += len(name) + len(value) + 4  # ": " and CRLF
+        if self._header_bytes > MAX_HEAD:
+            self._head_too_large = True
+            raise httptools.HttpParserError("request header fields too large")
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._heads += 1
+        self._pending_head = 0
+        self._in_body = True
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._in_body = False
+        super().on_message_complete()
 
     def on_url(self, url: bytes) -> None:
         """Collect the request target, refusing one over `MAX_TARGET` bytes (414)."""
