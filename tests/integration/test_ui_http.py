@@ -12,7 +12,8 @@ import pytest
 
 from strongroom import open_vault
 from tests.conftest import fast_config
-from tests.integration.server_proc import MASTER_KEY, ServerProcess, auth
+from tests.integration.server_proc import MASTER_KEY, ServerProcess, auth, token
+from tests.rawsql import execute
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +23,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     vault = open_vault(dsn, fast_config())
     vault.unlock(MASTER_KEY)
     vault.access.create_user("dora", "dora-password-1", "Admin")
+    vault.access.create_user("ed", "ed-password-123", "Admin")
+    vault.access.create_user("app1", "app1-password-1", "Reader")
     vault.close()
     proc = ServerProcess(tmp, dsn=dsn, args=["--trusted-proxy", "127.0.0.1"]).start()
     yield proc
@@ -34,6 +37,47 @@ def _pre(client: httpx.Client) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', page.text)
     assert found is not None
     return found.group(1)
+
+
+def _sign_in(client: httpx.Client, **form: str) -> str:
+    """Start a console session (form: username and password, or token); its CSRF token."""
+    done = client.post("/ui/login", data={"csrf": _pre(client), **form})
+    assert done.status_code == 303, done.text
+    page = client.get("/ui/admin/users")
+    assert page.status_code == 200, page.text
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found is not None
+    return found.group(1)
+
+
+def _disabled(server: ServerProcess) -> dict[str, bool]:
+    rows = execute(server.dsn, "SELECT username, disabled FROM vault_users")
+    return {name: bool(disabled) for name, disabled in rows}
+
+
+def test_only_a_superadmin_disables_an_administrator(server: ServerProcess) -> None:
+    with httpx.Client(base_url=server.url) as admin:
+        csrf = _sign_in(admin, username="dora", password="dora-password-1")
+        refused = admin.post(
+            "/ui/admin/users", data={"csrf": csrf, "username": "ed", "disabled": "yes"}
+        )
+        assert refused.status_code == 403, refused.text
+        assert _disabled(server)["ed"] is False
+        # An Admin still manages the roles below its own.
+        for flag in ("yes", "no"):
+            done = admin.post(
+                "/ui/admin/users", data={"csrf": csrf, "username": "app1", "disabled": flag}
+            )
+            assert done.status_code == 303, done.text
+            assert _disabled(server)["app1"] is (flag == "yes")
+    with httpx.Client(base_url=server.url) as superadmin:
+        csrf = _sign_in(superadmin, token=token("SuperAdmin"))
+        for flag in ("yes", "no"):
+            done = superadmin.post(
+                "/ui/admin/users", data={"csrf": csrf, "username": "ed", "disabled": flag}
+            )
+            assert done.status_code == 303, done.text
+            assert _disabled(server)["ed"] is (flag == "yes")
 
 
 def test_cookie_is_secure_behind_a_tls_proxy(server: ServerProcess) -> None:
