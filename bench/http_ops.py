@@ -44,9 +44,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(dsn: str, port: int, cpu: str, workers: int) -> subprocess.Popen[bytes]:
+def start_server(
+    dsn: str,
+    port: int,
+    cpu: str,
+    workers: int,
+    extra_env: dict[str, str] | None = None,
+    launcher: tuple[str, ...] = ("-m", "strongroom.cli.server"),
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        **(extra_env or {}),
         "VAULT_JWT_SECRET": JWT_SECRET,
         "VAULT_MASTER_KEY": MASTER_KEY,
         "STRONGROOM_ARGON2_TIME_COST": "1",
@@ -58,8 +66,7 @@ def start_server(dsn: str, port: int, cpu: str, workers: int) -> subprocess.Pope
         "-c",
         cpu,
         sys.executable,
-        "-m",
-        "strongroom.cli.server",
+        *launcher,
         "--listen",
         f"127.0.0.1:{port}",
         "--db-dsn",

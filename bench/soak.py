@@ -4,15 +4,20 @@ The load (wrk, one Lua script) mixes what a busy server sees: reads of a secret 
 a missing secret (404), writes (new versions), and requests with a bad token (401). Usage:
 
     python bench/soak.py [--dsn sqlite:///... | postgresql://...] [--minutes 10]
-                         [--conns 64] [--workers 1] [--interval 30]
+                         [--conns 64] [--workers 1] [--interval 30] [--probe [--trace]]
 
 Prints one line per interval: elapsed time and the server's resident set size (all its
 processes), then wrk's totals (requests/s, p50, p99, errors). RSS should be flat after warm-up.
+
+`--probe` (one worker) runs the server through `bench/memprobe.py` and adds, per interval, the
+memory SQLite's allocator holds, malloc's in-use and free bytes, and with `--trace` the bytes
+Python code holds (tracemalloc; it slows the server down) and the top growing allocation sites.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import subprocess
@@ -71,13 +76,27 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=30.0)
     parser.add_argument("--server-cpu", default="0")
     parser.add_argument("--load-cpu", default="1")
+    parser.add_argument("--probe", action="store_true", help="memory breakdown (bench/memprobe)")
+    parser.add_argument("--trace", action="store_true", help="with --probe: tracemalloc too")
     args = parser.parse_args()
+    if args.probe and args.workers != 1:
+        raise SystemExit("--probe needs --workers 1")
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk")
     folder = tempfile.mkdtemp(prefix="strongroom-soak-")
     dsn = args.dsn or f"sqlite:///{folder}/soak.db"
     port = free_port()
-    server = start_server(dsn, port, args.server_cpu, args.workers)
+    probe = Path(folder) / "probe.jsonl"
+    extra_env: dict[str, str] = {}
+    launcher: tuple[str, ...] = ("-m", "strongroom.cli.server")
+    if args.probe:
+        extra_env = {
+            "SOAK_PROBE_OUT": str(probe),
+            "SOAK_PROBE_INTERVAL": str(args.interval),
+            "SOAK_PROBE_TRACE": "1" if args.trace else "0",
+        }
+        launcher = (str(Path(__file__).with_name("memprobe.py")),)
+    server = start_server(dsn, port, args.server_cpu, args.workers, extra_env, launcher)
     seconds = int(args.minutes * 60)
     try:
         token = JWTAuth(JWT_SECRET).issue(1, "Admin")[0]
@@ -103,10 +122,29 @@ def main() -> None:
             print(f"{elapsed:>6.0f}s  RSS {rss_kib(server.pid) / 1024:7.1f} MiB", flush=True)
         out = load.communicate()[0]
         print(summary(out))
+        if args.probe:
+            print_probe(probe)
     finally:
         server.terminate()
         server.wait(timeout=60)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def print_probe(probe: Path) -> None:
+    """The memory probe's samples, one line each (MiB), and the growth sites of the last."""
+    mib = 1024 * 1024
+    samples = [json.loads(line) for line in probe.read_text().splitlines()]
+    print("probe (seconds since server start; MiB): RSS, SQLite, malloc used/free, Python")
+    for s in samples:
+        python = s.get("python_traced")
+        print(
+            f"{s['t']:>6.0f}s  RSS {s['rss_kib'] / 1024:6.1f}"
+            f"  sqlite {s['sqlite_bytes'] / mib:5.1f}"
+            f"  malloc {s['malloc_in_use'] / mib:6.1f} / {s['malloc_free'] / mib:5.1f}"
+            + (f"  python {python / mib:6.1f}" if python is not None else "")
+        )
+    for line in samples[-1].get("python_growth", []) if samples else []:
+        print(f"  grown since warm-up: {line}")
 
 
 def summary(out: str) -> str:
