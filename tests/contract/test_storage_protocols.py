@@ -99,6 +99,31 @@ def test_secret_store_expiry_queries(storage: Storage) -> None:
         assert [r.path for r in store.list_secrets("")] == ["gone", "never", "soon"]
 
 
+def test_secret_store_paths_and_rows_at_paths(storage: Storage) -> None:
+    with storage.write() as tx:
+        store: SecretStore = tx.secrets
+        for path in ("a_b/x", "a%/w", "ab/y", "b/z"):
+            store.insert_secret(path, None, 1, NOW, None)
+        for i in range(1200):  # more than one IN (...) batch
+            store.insert_secret(f"many/{i:04d}", None, 1, NOW, None)
+    with storage.read() as tx:
+        store = tx.secrets
+        assert store.list_paths("a_") == ["a_b/x"]  # literal prefix, no LIKE wildcards
+        assert store.list_paths("a%") == ["a%/w"]
+        assert store.list_paths("")[:4] == ["a%/w", "a_b/x", "ab/y", "b/z"]
+        assert store.list_paths("many/") == [f"many/{i:04d}" for i in range(1200)]
+        assert store.list_paths("many/119") == [f"many/119{i}" for i in range(10)]
+        assert [r.path for r in store.list_secrets("many/1199")] == ["many/1199"]
+        assert store.list_paths("a") == ["a%/w", "a_b/x", "ab/y"]
+        assert store.list_paths("b/z") == ["b/z"]
+        assert store.list_paths("b/z/") == store.list_paths("c") == store.list_paths("é") == []
+        rows = store.secrets_at(["b/z", "missing", "a_b/x", "b/z"])
+        assert [r.path for r in rows] == ["a_b/x", "b/z"]
+        wanted = [f"many/{i:04d}" for i in range(0, 1200, 2)] + [f"many/{i:04d}" for i in (1, 3)]
+        assert [r.path for r in store.secrets_at(wanted)] == sorted(wanted)
+        assert store.secrets_at([]) == []
+
+
 def test_rotation_store(storage: Storage) -> None:
     with storage.write() as tx:
         tx.keys.put_keys(KeysRow("vid", b"salt", {}, "wrapped"), NOW)

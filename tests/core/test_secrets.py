@@ -79,6 +79,28 @@ def test_list_prefix_is_literal_and_case_sensitive(vault: Vault) -> None:
     )
 
 
+def test_list_paths_describes_only_what_is_picked(vault: Vault) -> None:
+    for path in ["db/a", "db/b", "db/c/d", "dbx/e"]:
+        vault.create_secret(path, "v", description=path)
+    seen: list[list[str]] = []
+
+    def pick(paths: list[str]) -> list[str]:
+        seen.append(paths)
+        return [paths[1], "db/missing"]
+
+    paths, infos = vault.secrets.list_paths("db/", pick)
+    assert paths == seen[0] == ["db/a", "db/b", "db/c/d"]
+    assert [(i.path, i.description, i.version) for i in infos] == [("db/b", "db/b", 1)]
+    assert vault.secrets.list_paths("db/") == (["db/a", "db/b", "db/c/d"], [])
+    lists = vault.audit_logs(action="list", limit=10)
+    assert [e.path for e in lists[:2]] == ["db/", "db/"]  # one audited list per call
+    with pytest.raises(errors.InvalidInput):
+        vault.secrets.list_paths("bad\x00prefix")
+    vault.lock()
+    with pytest.raises(errors.VaultLocked):
+        vault.secrets.list_paths("db/")
+
+
 def test_expiry_and_cleanup(vault: Vault, clock: ManualClock) -> None:
     vault.create_secret("temp/token", "t", expires_in=timedelta(hours=24))
     vault.create_secret("keep/me", "k")

@@ -25,6 +25,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     vault.access.create_user("dora", "dora-password-1", "Admin")
     vault.access.create_user("ed", "ed-password-123", "Admin")
     vault.access.create_user("app1", "app1-password-1", "Reader")
+    for i in range(150):  # a folder of two console pages (test_a_folder_page_shows_its_own_rows)
+        vault.create_secret(f"pg/s{i:03d}", "v")
+    for sub in ("a", "b", "c"):
+        vault.create_secret(f"pg/{sub}/x", "v")
+    vault.update_secret("pg/s120", "w")
     vault.close()
     proc = ServerProcess(tmp, dsn=dsn, args=["--trusted-proxy", "127.0.0.1"]).start()
     yield proc
@@ -78,6 +83,23 @@ def test_only_a_superadmin_disables_an_administrator(server: ServerProcess) -> N
             )
             assert done.status_code == 303, done.text
             assert _disabled(server)["ed"] is (flag == "yes")
+
+
+def test_a_folder_page_shows_its_own_rows(server: ServerProcess) -> None:
+    """Folders first, then secrets by name, 100 a page; each row carries its own version."""
+    row = re.compile(r'<a href="/ui/secret/pg/(s\d+)">s\d+</a></td><td>(\d+)</td>')
+    with httpx.Client(base_url=server.url) as console:
+        _sign_in(console, token=token("SuperAdmin"))
+        first = console.get("/ui/secrets", params={"prefix": "pg/"}).text
+        assert "Page 1 of 2 (153 entries)" in first
+        assert [f"{s}/" for s in "abc"] == re.findall(r">([abc]/)</a>", first)
+        assert [n for n, _ in row.findall(first)] == [f"s{i:03d}" for i in range(97)]
+        second = console.get("/ui/secrets", params={"prefix": "pg/", "page": "2"}).text
+        rows = row.findall(second)
+        assert [n for n, _ in rows] == [f"s{i:03d}" for i in range(97, 150)]
+        assert {n: v for n, v in rows if v != "1"} == {"s120": "2"}
+        filtered = console.get("/ui/secrets", params={"prefix": "pg/", "filter": "s12"}).text
+        assert [n for n, _ in row.findall(filtered)] == [f"s{i}" for i in range(120, 130)]
 
 
 def test_cookie_is_secure_behind_a_tls_proxy(server: ServerProcess) -> None:

@@ -9,6 +9,7 @@ logs or puts a value into an error.
 from __future__ import annotations
 
 import secrets as pyrandom
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import timedelta
 
@@ -323,6 +324,33 @@ class Secrets:
         return self._state.audited(
             "generate", actor, None, lambda: (pyrandom.token_urlsafe(length), None)
         )
+
+    def list_paths(
+        self,
+        prefix: str = "",
+        describe: Callable[[list[str]], Iterable[str]] | None = None,
+        *,
+        actor: Actor = DEFAULT_ACTOR,
+    ) -> tuple[list[str], list[SecretInfo]]:
+        """The paths `list(prefix)` would return, and the metadata of the ones `describe`
+        picks from them (e.g. one page of a folder), in one audited `list` read: a page of a
+        folder of thousands costs the folder's paths and the page's rows, not every row.
+
+        `describe` runs inside the read transaction: it must be quick and pure.
+
+        Raises:
+            InvalidInput: bad prefix.
+            VaultLocked: the vault is locked.
+        """
+        validate_prefix(prefix)
+
+        def read(tx: Tx) -> tuple[tuple[list[str], list[SecretInfo]], None]:
+            store = secrets_of(tx)
+            paths = store.list_paths(prefix)
+            wanted = list(describe(paths)) if describe is not None else []
+            return (paths, [info_from_row(r) for r in store.secrets_at(wanted)]), None
+
+        return self._state.read("list", actor, prefix or None, read)
 
     # Last: inside the class body, later annotations would read `list` as this method.
     def list(self, prefix: str = "", *, actor: Actor = DEFAULT_ACTOR) -> list[SecretInfo]:

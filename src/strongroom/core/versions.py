@@ -10,6 +10,7 @@ object reads back as its JSON text. Nothing here logs or puts a value into an er
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -63,6 +64,10 @@ class SecretStore(Protocol):
     def delete_secret(self, secret_id: int) -> None: ...
 
     def list_secrets(self, prefix: str = "") -> list[SecretRow]: ...
+
+    def list_paths(self, prefix: str = "") -> list[str]: ...
+
+    def secrets_at(self, paths: Sequence[str]) -> list[SecretRow]: ...
 
     def expired_secrets(self, now: datetime, limit: int | None = None) -> list[SecretRow]: ...
 

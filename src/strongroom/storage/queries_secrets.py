@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -52,6 +53,26 @@ _SET_CURRENT = (
     .where(_S.c.id == sa.bindparam("sid"))
     .values(version=sa.bindparam("version"), updated_at=sa.bindparam("at"))
 )
+
+
+#: Paths per `IN (...)` list (SQLite allows 32,766 parameters, PostgreSQL 65,535).
+_IN_BATCH = 500
+
+
+def _under(query: sa.Select[Any], prefix: str, dialect: str) -> sa.Select[Any]:
+    """`query` limited to paths starting with `prefix`: substr equality, not LIKE (no
+    wildcards, and identical semantics on both backends)."""
+    if not prefix:
+        return query
+    path = t.secrets.c.path
+    query = query.where(sa.func.substr(path, 1, len(prefix)) == prefix)
+    if dialect == "sqlite" and prefix.isascii():
+        # SQLite compares text bytewise, so the paths starting with `prefix` are exactly
+        # those in [prefix, prefix with its last character + 1): a range of the unique index
+        # on path, where substr alone scans every secret (60 ms in a vault of 100,000).
+        # PostgreSQL's index follows the database's collation, so it keeps the scan.
+        query = query.where(path >= prefix, path < prefix[:-1] + chr(ord(prefix[-1]) + 1))
+    return query
 
 
 class SecretQueries(Queries):
@@ -148,11 +169,26 @@ class SecretQueries(Queries):
 
     def list_secrets(self, prefix: str = "") -> list[SecretRow]:
         """Secrets whose path starts with `prefix`, compared literally and case-sensitively."""
-        query = sa.select(t.secrets).order_by(t.secrets.c.path)
-        if prefix:
-            # substr equality, not LIKE: no wildcards, and identical semantics on both backends.
-            query = query.where(sa.func.substr(t.secrets.c.path, 1, len(prefix)) == prefix)
+        query = _under(sa.select(t.secrets), prefix, self.conn.dialect.name)
+        query = query.order_by(t.secrets.c.path)
         return [secret_row(r) for r in self.conn.execute(query).all()]
+
+    def list_paths(self, prefix: str = "") -> list[str]:
+        """The paths `list_secrets(prefix)` would return, and nothing else (a folder of
+        thousands costs its strings, not its rows)."""
+        query = _under(sa.select(t.secrets.c.path), prefix, self.conn.dialect.name)
+        query = query.order_by(t.secrets.c.path)
+        return list(self.conn.execute(query).scalars())
+
+    def secrets_at(self, paths: Sequence[str]) -> list[SecretRow]:
+        """The secrets at `paths` (missing ones left out), ordered by path."""
+        found: list[SecretRow] = []
+        unique = sorted(set(paths))
+        for start in range(0, len(unique), _IN_BATCH):
+            batch = unique[start : start + _IN_BATCH]
+            query = sa.select(t.secrets).where(t.secrets.c.path.in_(batch))
+            found += (secret_row(r) for r in self.conn.execute(query).all())
+        return sorted(found, key=lambda row: row.path)
 
     def expired_secrets(self, now: datetime, limit: int | None = None) -> list[SecretRow]:
         """Secrets whose `expires_at` is at or before `now`, by path (at most `limit`)."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import secrets
 import string
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from starlette.responses import Response
@@ -42,18 +43,23 @@ class Entry:
     info: SecretInfo | None = None
 
 
-def folder_entries(prefix: str, found: list[SecretInfo]) -> list[Entry]:
-    """The folders and secrets directly in `prefix` (folders first, each sorted by name)."""
+def folder_entries(prefix: str, paths: Iterable[str]) -> list[Entry]:
+    """The folders and secrets directly in `prefix` (folders first, each sorted by name),
+    from the paths under it; a secret's `info` is left for the page that shows it."""
     folders: dict[str, int] = {}
     leaves: list[Entry] = []
-    for info in found:
-        rest = info.path[len(prefix) :]
+    for path in paths:
+        rest = path[len(prefix) :]
         head, slash, _ = rest.partition("/")
         if slash:
             folders[head] = folders.get(head, 0) + 1
         else:
-            leaves.append(Entry(rest, False, info=info))
+            leaves.append(Entry(rest, False))
     return [Entry(k, True, v) for k, v in sorted(folders.items())] + leaves
+
+
+def _page_count(entries: list[Entry]) -> int:
+    return max(1, -(-len(entries) // PAGE_SIZE))
 
 
 async def _form(page: Page) -> dict[str, str]:
@@ -62,11 +68,17 @@ async def _form(page: Page) -> dict[str, str]:
 
 
 async def _visible(page: Page, prefix: str) -> list[SecretInfo]:
-    """The secrets under `prefix` that the caller may see listed."""
+    """The secrets under `prefix` that the caller may see listed (one audited list: every
+    path is read, but rows only for the visible ones)."""
     caller = page.who()
     visible = await page.st.list_filter(caller, prefix)
-    found = await page.st.run(page.st.vault.list_secrets, prefix, actor=caller.actor)
-    return [i for i in found if visible(i.path)]
+    _, found = await page.st.run(
+        page.st.vault.secrets.list_paths,
+        prefix,
+        lambda paths: [p for p in paths if visible(p)],
+        actor=caller.actor,
+    )
+    return found
 
 
 async def dashboard(page: Page) -> Response:
@@ -124,9 +136,29 @@ async def browse(page: Page) -> Response:
         number = max(1, int(q.get("page", "1")))
     except ValueError as exc:
         raise errors.InvalidInput("page must be a number") from exc
-    entries = folder_entries(prefix, await _visible(page, prefix + name_filter))
-    pages = max(1, -(-len(entries) // PAGE_SIZE))
+    caller = page.who()
+    visible = await page.st.list_filter(caller, prefix + name_filter)
+    grouped: list[list[Entry]] = []
+
+    def page_of(paths: list[str]) -> list[str]:
+        # Runs in the listing's transaction: group every path, but load rows for one page.
+        entries = folder_entries(prefix, [p for p in paths if visible(p)])
+        grouped.append(entries)
+        start = (min(number, _page_count(entries)) - 1) * PAGE_SIZE
+        return [prefix + e.name for e in entries[start : start + PAGE_SIZE] if not e.folder]
+
+    _, infos = await page.st.run(
+        page.st.vault.secrets.list_paths, prefix + name_filter, page_of, actor=caller.actor
+    )
+    entries = grouped[0]
+    pages = _page_count(entries)
     number = min(number, pages)
+    by_path = {i.path: i for i in infos}
+    shown = [
+        e if e.folder else replace(e, info=by_path[prefix + e.name])
+        for e in entries[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
+        if e.folder or prefix + e.name in by_path
+    ]
     crumbs = []
     walked = ""
     for part in prefix.split("/")[:-1]:
@@ -137,7 +169,7 @@ async def browse(page: Page) -> Response:
         prefix=prefix,
         crumbs=crumbs,
         name_filter=name_filter,
-        entries=entries[(number - 1) * PAGE_SIZE : number * PAGE_SIZE],
+        entries=shown,
         total=len(entries),
         number=number,
         pages=pages,
@@ -147,11 +179,12 @@ async def browse(page: Page) -> Response:
 
 async def _info(page: Page, path: str) -> SecretInfo:
     caller = page.who()
-    found = await page.st.run(page.st.vault.list_secrets, path, actor=caller.actor)
-    for info in found:
-        if info.path == path:
-            return info
-    raise errors.SecretNotFound(f"no secret at {path}")
+    _, found = await page.st.run(
+        page.st.vault.secrets.list_paths, path, lambda _: [path], actor=caller.actor
+    )
+    if not found:
+        raise errors.SecretNotFound(f"no secret at {path}")
+    return found[0]
 
 
 async def secret(page: Page) -> Response:
