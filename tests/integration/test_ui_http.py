@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -30,6 +31,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     for sub in ("a", "b", "c"):
         vault.create_secret(f"pg/{sub}/x", "v")
     vault.update_secret("pg/s120", "w")
+    for i in range(120):  # more than the dashboard lists (test_dashboard_counts_every_expiring)
+        vault.create_secret(f"exp/s{i:03d}", "v", expires_in=timedelta(days=3 + i // 60 * 10))
     vault.close()
     proc = ServerProcess(tmp, dsn=dsn, args=["--trusted-proxy", "127.0.0.1"]).start()
     yield proc
@@ -100,6 +103,17 @@ def test_a_folder_page_shows_its_own_rows(server: ServerProcess) -> None:
         assert {n: v for n, v in rows if v != "1"} == {"s120": "2"}
         filtered = console.get("/ui/secrets", params={"prefix": "pg/", "filter": "s12"}).text
         assert [n for n, _ in row.findall(filtered)] == [f"s{i}" for i in range(120, 130)]
+
+
+def test_dashboard_counts_every_expiring_secret(server: ServerProcess) -> None:
+    """The dashboard lists the 100 soonest, but counts all 120 (60 within 7 days)."""
+    with httpx.Client(base_url=server.url) as console:
+        _sign_in(console, token=token("SuperAdmin"))
+        page = console.get("/ui/").text
+    assert '<span id="expiring-week">60</span>' in page
+    assert '<span id="expiring-month">120</span>' in page
+    assert "The 100 soonest:" in page
+    assert len(re.findall(r'href="/ui/secret/exp/s\d+"', page)) == 100
 
 
 def test_cookie_is_secure_behind_a_tls_proxy(server: ServerProcess) -> None:

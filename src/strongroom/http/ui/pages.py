@@ -92,13 +92,18 @@ async def dashboard(page: Page) -> Response:
     if page.is_admin:
         # Administrators see everything: count in SQL instead of listing every secret.
         count, soon = await st.run(st.vault.secrets.overview, timedelta(days=30))
+        # The list stops at 100; the counts are the database's.
+        expiring = [
+            await st.run(st.vault.secrets.count_expiring, timedelta(days=days)) for days in (7, 30)
+        ]
     else:
         found = await _visible(page, "")
         count = len(found)
         allowed = {i.path for i in found}  # only paths the caller may list
         soon = [i for i in found if i.expires_at and now < i.expires_at <= now + timedelta(days=30)]
         soon.sort(key=lambda i: i.expires_at or now)
-    week = [i for i in soon if i.expires_at and i.expires_at <= now + timedelta(days=7)]
+        week = [i for i in soon if i.expires_at and i.expires_at <= now + timedelta(days=7)]
+        expiring = [len(week), len(soon)]
     if page.is_admin:
         recent = await st.run(st.vault.audit_logs, limit=10)
     else:
@@ -113,7 +118,7 @@ async def dashboard(page: Page) -> Response:
         "dashboard.html",
         status=status,
         count=count,
-        week=week,
+        expiring=expiring,
         month=soon,
         recent=recent,
         remaining=remaining,
