@@ -54,7 +54,10 @@ def test_help_and_remote_get_load_no_storage_server_or_crypto(tmp_path: Path) ->
 
 
 def test_local_commands_still_load_what_they_need(tmp_path: Path) -> None:
-    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'v.db'}", "VAULT_MASTER_KEY": "correct-horse-battery-staple-0417"}
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'v.db'}",
+        "VAULT_MASTER_KEY": "correct-horse-battery-staple-0417",
+    }
     env.update({k: v for k, v in os.environ.items() if k.startswith("STRONGROOM_ARGON2")})
     created = loaded(["create", "--path", "a/b", "--value", "v"], env)
     assert created["code"] == 0, created
