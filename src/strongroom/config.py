@@ -43,7 +43,6 @@ from strongroom import errors
 from strongroom.clock import parse_duration
 from strongroom.core import VaultConfig
 from strongroom.core.options import DEFAULT_DSN
-from strongroom.core.tokens import check_jwt_secret
 
 __all__ = [
     "DEFAULT_BODY_LIMIT",
@@ -240,6 +239,8 @@ class Settings:
     def __post_init__(self) -> None:
         parse_listen(self.listen)
         if self.jwt_secret is not None:
+            from strongroom.core.tokens import check_jwt_secret  # PyJWT: only when used
+
             check_jwt_secret(self.jwt_secret.reveal())
         if not 1 <= self.workers <= 64:
             raise errors.InvalidInput("--workers must be from 1 to 64")

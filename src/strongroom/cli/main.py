@@ -7,18 +7,18 @@ a traceback only under `--debug`. Commands live in `commands`, `keys`, `audit` a
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import ClassVar, cast
 
 import click
 
 from strongroom import __version__, errors
 from strongroom.cli import access, admin, commands, hints, lockstate
 from strongroom.cli.audit import audit
-from strongroom.cli.import_vault import import_vault
 from strongroom.cli.keys import rotate
-from strongroom.cli.server import server
 from strongroom.cli.session import Session, global_options
 
 __all__ = ["cli", "main"]
@@ -26,7 +26,32 @@ __all__ = ["cli", "main"]
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+class _Commands(click.Group):
+    """A group whose heavy commands load on use, so `vaultctl get` doesn't import the server.
+
+    `server` brings the HTTP stack, `import-vault` the KV import; neither is needed by the other
+    commands, and `vaultctl --addr ... get` must start fast (issue 16: 150 ms wall).
+    """
+
+    LAZY: ClassVar[dict[str, tuple[str, str]]] = {
+        # The server has its own --db-dsn and key options (it outlives any one command's
+        # session); import-vault's own --addr/--token name the source Vault. So neither
+        # takes the global options.
+        "import-vault": ("strongroom.cli.import_vault", "import_vault"),
+        "server": ("strongroom.cli.server", "server"),
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.LAZY])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LAZY and cmd_name not in self.commands:
+            module, name = self.LAZY[cmd_name]
+            self.add_command(cast(click.Command, getattr(importlib.import_module(module), name)))
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Commands, context_settings=CONTEXT_SETTINGS)
 @global_options(on_group=True)
 @click.version_option(__version__, prog_name="vaultctl")
 @click.pass_context
@@ -69,10 +94,6 @@ for _command in [
     *access.COMMANDS,
 ]:
     cli.add_command(_with_epilog(_command))
-# The server has its own --db-dsn and key options (it outlives any one command's session).
-cli.add_command(server)
-# import-vault's own --addr/--token name the source Vault, so no global options on it.
-cli.add_command(import_vault)
 
 
 #: Click >= 8.2 raises this for a group called without a command (8.1 prints help itself).

@@ -8,10 +8,14 @@ stderr, `Initialized a new vault (Storage: <DSN>)`, the password redacted.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from strongroom.core.keyrules import check_new_master_key
-from strongroom.storage import DatabaseState, database_state, redact_dsn
+
+if TYPE_CHECKING:
+    from strongroom.storage import DatabaseState
 
 __all__ = [
     "NoVault",
@@ -28,6 +32,8 @@ class NoVault(click.ClickException):
     exit_code = 1
 
     def __init__(self, dsn: str) -> None:
+        from strongroom.storage import redact_dsn
+
         super().__init__(
             f"no vault at {redact_dsn(dsn)}: 'vaultctl unlock' creates one there, "
             "or point --db-dsn (DATABASE_URL) at an existing vault"
@@ -40,7 +46,9 @@ def is_initialised(dsn: str) -> bool:
     Raises:
         InvalidInput / StorageUnavailable: bad DSN, unreadable database.
     """
-    return database_state(dsn) is DatabaseState.INITIALISED
+    from strongroom.storage import DatabaseState
+
+    return _state(dsn) is DatabaseState.INITIALISED
 
 
 def require_vault(dsn: str, *, need_keys: bool = True) -> None:
@@ -50,7 +58,9 @@ def require_vault(dsn: str, *, need_keys: bool = True) -> None:
         NoVault: nothing there (exit 1).
         InvalidInput / StorageUnavailable: bad DSN, unreadable database.
     """
-    state = database_state(dsn)
+    from strongroom.storage import DatabaseState
+
+    state = _state(dsn)
     if state is DatabaseState.MISSING or (need_keys and state is DatabaseState.EMPTY):
         raise NoVault(dsn)
 
@@ -58,3 +68,10 @@ def require_vault(dsn: str, *, need_keys: bool = True) -> None:
 def announce_initialised(where: str) -> None:
     """The one stderr line every initialisation prints; `where` is `Storage: <DSN>`."""
     click.echo(f"Initialized a new vault ({where})", err=True)
+
+
+def _state(dsn: str) -> DatabaseState:
+    # The storage layer (SQLAlchemy) loads only for a command that works on a database.
+    from strongroom.storage import database_state
+
+    return database_state(dsn)

@@ -6,9 +6,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from strongroom.core.options import DEFAULT_DSN, VaultConfig
-from strongroom.core.vault import Vault
-from strongroom.storage import open_storage
+
+if TYPE_CHECKING:
+    from strongroom.core.vault import Vault
 
 __all__ = ["Vault", "VaultConfig", "open_vault"]
 
@@ -20,4 +23,16 @@ def open_vault(dsn: str = DEFAULT_DSN, config: VaultConfig | None = None) -> Vau
         InvalidInput: malformed or unsupported DSN.
         StorageUnavailable: the database cannot be reached.
     """
+    from strongroom.core.vault import Vault
+    from strongroom.storage import open_storage
+
     return Vault(open_storage(dsn), config)
+
+
+def __getattr__(name: str) -> object:
+    # `Vault` (and with it the storage layer) loads on first use, not with `core.options`.
+    if name == "Vault":
+        from strongroom.core.vault import Vault
+
+        return Vault
+    raise AttributeError(f"module 'strongroom.core' has no attribute {name!r}")

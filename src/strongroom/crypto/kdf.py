@@ -6,8 +6,6 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from argon2.low_level import Type, hash_secret_raw
-
 from strongroom import errors
 
 __all__ = ["KDFParams", "derive_kek", "new_salt"]
@@ -62,6 +60,8 @@ def new_salt() -> bytes:
 
 def derive_kek(master_key: str, salt: bytes, params: KDFParams) -> bytearray:
     """Derive the key-encryption key; the caller wipes the returned bytearray."""
+    from argon2.low_level import Type, hash_secret_raw  # cffi: loaded on first derive
+
     raw = hash_secret_raw(
         master_key.encode("utf-8"),
         salt,
