@@ -98,6 +98,7 @@ class SecretQueries(Queries):
         expires_at: datetime | None,
         metadata: dict[str, str] | None = None,
         version: int = 1,
+        mount_id: int = 1,
     ) -> int:
         """Create the secret row at `version` (its first version is inserted next); return its id.
 
@@ -123,6 +124,7 @@ class SecretQueries(Queries):
                     "max_versions": 0,
                     "cas_required": False,
                     "delete_version_after": 0,
+                    "mount_id": mount_id,
                 },
             )
         except sa_exc.IntegrityError as exc:
@@ -146,9 +148,12 @@ class SecretQueries(Queries):
         )
         self.conn.execute(sa.delete(t.secrets).where(t.secrets.c.id == secret_id))
 
-    def list_secrets(self, prefix: str = "") -> list[SecretRow]:
-        """Secrets whose path starts with `prefix`, compared literally and case-sensitively."""
-        query = sa.select(t.secrets).order_by(t.secrets.c.path)
+    def list_secrets(self, prefix: str = "", mount_id: int = 1) -> list[SecretRow]:
+        """Secrets of a mount (default `secret/`) whose path starts with `prefix`, compared
+        literally and case-sensitively."""
+        query = (
+            sa.select(t.secrets).where(t.secrets.c.mount_id == mount_id).order_by(t.secrets.c.path)
+        )
         if prefix:
             # substr equality, not LIKE: no wildcards, and identical semantics on both backends.
             query = query.where(sa.func.substr(t.secrets.c.path, 1, len(prefix)) == prefix)
