@@ -36,8 +36,9 @@ class Tx:
 
     Each group is small and implements the storage protocol one core service declares:
     `keys` (key row and terms), `secrets` (secrets and versions), `kv` (a KV mount's settings
-    and listing), `mounts`, `audit` (the audit chain), `rotation` (re-encryption), `users` and `policies` (access). Groups are
-    built on first use, so a transaction pays only for the ones it touches.
+    and listing), `mounts`, `audit` (the audit chain), `rotation` (re-encryption), `users` and
+    `policies` (access). Groups are built on first use, so a transaction pays only for the
+    ones it touches.
     """
 
     def __init__(self, conn: Connection) -> None:
