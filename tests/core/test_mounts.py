@@ -23,7 +23,7 @@ def test_enable_list_read_tune_move_disable(vault: Vault) -> None:
     assert (made.path, made.version, made.description) == ("team/", 2, "team a")
     assert made.config["max_lease_ttl"] == 3600
     v1 = vault.mounts.enable("/legacy/kv/")
-    assert (v1.path, v1.version) == ("legacy/kv/", 1)
+    assert (v1.path, v1.version) == ("legacy/kv/", 0)  # no version given: v1, options {}
     assert [m.path for m in vault.mounts.list()] == ["legacy/kv/", "secret/", "team/"]
     tuned = vault.mounts.tune("team", description="renamed", config={"default_lease_ttl": 60})
     assert (
@@ -75,7 +75,7 @@ def test_refusals_change_nothing(vault: Vault) -> None:
     with pytest.raises(errors.InvalidInput):
         vault.mounts.enable("c", "kv", options={"version": "3"})
     with pytest.raises(errors.InvalidInput):
-        vault.mounts.enable("c", "kv", config={"no_such_option": 1})
+        vault.mounts.enable("c", "kv", config={"listing_visibility": "sometimes"})
     with pytest.raises(errors.MountExists):
         vault.mounts.enable("a", "kv")
     with pytest.raises(errors.MountExists):

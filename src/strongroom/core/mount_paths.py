@@ -45,11 +45,13 @@ _MOUNT = re.compile(r"[a-zA-Z0-9_-]+(/[a-zA-Z0-9_-]+)*/")
 
 @dataclass(frozen=True, slots=True)
 class MountRef:
-    """What an operation needs of the mount it runs in: id, path and KV version."""
+    """What an operation needs of the mount it runs in: id, path, KV version, and the lease
+    duration its KV v1 reads report (seconds, 0: the default)."""
 
     id: int
     path: str
     version: int
+    lease_ttl: int = 0
 
 
 SECRET = MountRef(DEFAULT_MOUNT_ID, DEFAULT_MOUNT, 2)

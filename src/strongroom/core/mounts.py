@@ -23,7 +23,7 @@ from strongroom.core.state import VaultState
 from strongroom.models import DEFAULT_ACTOR, Actor
 from strongroom.storage import MountRow, Tx
 
-__all__ = ["MountStore", "Mounts", "mounts_of", "resolve"]
+__all__ = ["MountRow", "MountStore", "Mounts", "effective_version", "mounts_of", "resolve"]
 
 _VISIBILITY = ("", "hidden", "unauth")
 _CONFIG_KEYS = ("default_lease_ttl", "max_lease_ttl", "listing_visibility", "force_no_cache")
@@ -48,8 +48,15 @@ def mounts_of(tx: Tx) -> MountStore:
     return tx.mounts
 
 
+def effective_version(row: MountRow) -> int:
+    """The KV version a mount serves (a `kv` mount enabled without a version is version 1;
+    it is stored as 0 so `sys/mounts` can show its options as Vault does, `{}`)."""
+    return row.version or 1
+
+
 def _ref(row: MountRow) -> MountRef:
-    return MountRef(row.id, row.path, row.version)
+    lease = int(row.config.get("default_lease_ttl", 0))
+    return MountRef(row.id, row.path, effective_version(row), lease)
 
 
 def resolve(tx: Tx, path: str) -> MountRef:
@@ -67,6 +74,7 @@ def resolve(tx: Tx, path: str) -> MountRef:
 
 
 def _version(options: object, default: int) -> int:
+    """The version `options` asks for (`default` when it names none)."""
     if options is None:
         return default
     if not isinstance(options, dict):
@@ -81,7 +89,7 @@ def _version(options: object, default: int) -> int:
 
 def _engine_version(engine_type: object, options: object) -> int:
     if engine_type == "kv":
-        return _version(options, 1)
+        return _version(options, 0)
     if engine_type == "kv-v2":
         return _version(options, 2)
     shown = str(engine_type)[:40]
@@ -94,9 +102,8 @@ def _config(values: object, old: dict[str, Any] | None = None) -> dict[str, Any]
         values = {}
     if not isinstance(values, dict):
         raise errors.InvalidInput("config must be an object")
-    unknown = sorted(set(values) - set(_CONFIG_KEYS))
-    if unknown:
-        raise errors.InvalidInput(f"unsupported mount config option {unknown[0][:40]!r}")
+    # Other options Vault knows (audit_non_hmac_*, passthrough_request_headers, ...) have no
+    # meaning here; like Vault with an option it does not know, they are ignored.
     config = dict(old or {"default_lease_ttl": 0, "max_lease_ttl": 0, "force_no_cache": False})
     for name in ("default_lease_ttl", "max_lease_ttl"):
         if values.get(name) not in (None, ""):
@@ -257,7 +264,7 @@ class Mounts:
             store = mounts_of(tx)
             old = _get(tx, canonical)
             version = _version(options, old.version)
-            if version < old.version:
+            if version and version < effective_version(old):
                 raise errors.InvalidInput("cannot downgrade a KV mount from version 2 to 1")
             values: dict[str, Any] = {"version": version, "config": _config(config, old.config)}
             if description is not None:
