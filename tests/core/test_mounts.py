@@ -23,7 +23,7 @@ def test_enable_list_read_tune_move_disable(vault: Vault) -> None:
     assert (made.path, made.version, made.description) == ("team/", 2, "team a")
     assert made.config["max_lease_ttl"] == 3600
     v1 = vault.mounts.enable("/legacy/kv/")
-    assert (v1.path, v1.version) == ("legacy/kv/", 0)  # no version given: v1, options {}
+    assert (v1.path, v1.version) == ("legacy/kv/", -1)  # no version given: v1, options null
     assert [m.path for m in vault.mounts.list()] == ["legacy/kv/", "secret/", "team/"]
     tuned = vault.mounts.tune("team", description="renamed", config={"default_lease_ttl": 60})
     assert (
@@ -90,8 +90,9 @@ def test_refusals_change_nothing(vault: Vault) -> None:
         vault.mounts.move("a", "secret")
     with pytest.raises(errors.InvalidInput):
         vault.mounts.move("a", "sys/x")
+    assert vault.mounts.disable("nothing") == 0
     with pytest.raises(errors.MountNotFound):
-        vault.mounts.disable("nothing")
+        vault.mounts.tune("nothing", description="x")
     with pytest.raises(errors.InvalidInput, match="downgrade"):
         vault.mounts.tune("a", options={"version": "1"})
     assert vault.mounts.list() == before

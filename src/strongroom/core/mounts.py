@@ -49,9 +49,10 @@ def mounts_of(tx: Tx) -> MountStore:
 
 
 def effective_version(row: MountRow) -> int:
-    """The KV version a mount serves (a `kv` mount enabled without a version is version 1;
-    it is stored as 0 so `sys/mounts` can show its options as Vault does, `{}`)."""
-    return row.version or 1
+    """The KV version a mount serves. A `kv` mount enabled without a version is version 1,
+    stored as 0 (options `{}`) or -1 (options null) so `sys/mounts` shows its options as
+    Vault does."""
+    return max(row.version, 1)
 
 
 def _ref(row: MountRow) -> MountRef:
@@ -76,7 +77,7 @@ def resolve(tx: Tx, path: str) -> MountRef:
 def _version(options: object, default: int) -> int:
     """The version `options` asks for (`default` when it names none)."""
     if options is None:
-        return default
+        return -1 if default == 0 else default
     if not isinstance(options, dict):
         raise errors.InvalidInput("options must be an object")
     raw = options.get("version")
@@ -225,11 +226,11 @@ class Mounts:
 
     def disable(self, path: str, *, actor: Actor = DEFAULT_ACTOR) -> int:
         """Unmount `path`, deleting every secret in it (one transaction); return how many
-        secrets went. The audit trail stays.
+        secrets went (0, and no error, when nothing is mounted there: Vault's answer too).
+        The audit trail stays.
 
         Raises:
             InvalidInput: bad path, or `secret/` (the design document's API lives there).
-            MountNotFound: nothing is mounted there.
             VaultLocked: the vault is locked.
         """
         canonical = mount_path(path)
@@ -237,7 +238,9 @@ class Mounts:
             raise errors.InvalidInput("cannot disable secret/: the vault's own API lives there")
 
         def run(tx: Tx) -> tuple[int, None]:
-            return mounts_of(tx).delete_mount(_get(tx, canonical).id), None
+            store = mounts_of(tx)
+            row = store.mount_by_path(canonical)
+            return (0 if row is None else store.delete_mount(row.id)), None
 
         return self._state.write("disable_mount", actor, canonical, run)
 
@@ -264,7 +267,7 @@ class Mounts:
             store = mounts_of(tx)
             old = _get(tx, canonical)
             version = _version(options, old.version)
-            if version and version < effective_version(old):
+            if 0 < version < effective_version(old):
                 raise errors.InvalidInput("cannot downgrade a KV mount from version 2 to 1")
             values: dict[str, Any] = {"version": version, "config": _config(config, old.config)}
             if description is not None:

@@ -76,7 +76,8 @@ async def mount(request: Request) -> Response:
         st.vault.mounts.enable,
         path,
         engine,
-        options=body.get("options"),
+        # Vault shows a `kv` mount's options as given: `{}` when left out, null when null.
+        options=body.get("options", {}),
         description=body.get("description"),
         config=body.get("config"),
         actor=caller.actor,

@@ -103,6 +103,11 @@ def config_json(config: KVConfig) -> dict[str, Any]:
     }
 
 
+def _options(version: int) -> dict[str, str] | None:
+    """A mount's options as Vault shows them (see `core.mounts.effective_version`)."""
+    return None if version < 0 else {"version": str(version)} if version else {}
+
+
 def mount_json(mount: MountRow, *, with_path: bool) -> dict[str, Any]:
     """A mount as `sys/mounts` and `sys/internal/ui/mounts/...` describe it."""
     config: dict[str, Any] = {
@@ -119,7 +124,7 @@ def mount_json(mount: MountRow, *, with_path: bool) -> dict[str, Any]:
         "description": mount.description,
         "external_entropy_access": False,
         "local": False,
-        "options": {"version": str(mount.version)} if mount.version else {},
+        "options": _options(mount.version),
         "plugin_version": "",
         "running_plugin_version": "",
         "running_sha256": "",
@@ -146,6 +151,6 @@ def tune_json(mount: MountRow) -> dict[str, Any]:
     }
     if mount.config.get("listing_visibility"):
         body["listing_visibility"] = mount.config["listing_visibility"]
-    if mount.version:
+    if mount.version > 0:
         body["options"] = {"version": str(mount.version)}
     return body
