@@ -252,12 +252,13 @@ def test_only_administrators_manage_mounts_and_secret_stays(
     app = hvac.Client(url=ours.url, token=ours.token("app", 42))
     admin = hvac.Client(url=ours.url, token=ours.token("Admin", 7))
     before = admin.sys.list_mounted_secrets_engines()["data"]
-    for call in (
+    calls: list[Callable[[], object]] = [
         lambda: app.sys.enable_secrets_engine("kv", path="mine"),
         lambda: app.sys.disable_secrets_engine("legacy"),
         lambda: app.sys.tune_mount_configuration("legacy", description="x"),
         lambda: app.sys.move_backend("legacy", "elsewhere"),
-    ):
+    ]
+    for call in calls:
         with pytest.raises(hx.Forbidden):
             call()
     with pytest.raises(hx.InvalidRequest, match="cannot disable secret/"):
