@@ -57,7 +57,7 @@ def _copy_to_postgres(dsn: str) -> None:
             meta.reflect(conn, only=OLD_TABLES)
             for name in OLD_TABLES:
                 table = meta.tables[name]
-                cursor = source.execute(f"SELECT * FROM {name}")  # noqa: S608 - fixed names
+                cursor = source.execute(f"SELECT * FROM {name}")
                 columns = [d[0] for d in cursor.description]
                 rows = [
                     {c: _value(table.c[c], v) for c, v in zip(columns, row, strict=True)}
@@ -69,7 +69,7 @@ def _copy_to_postgres(dsn: str) -> None:
                     conn.execute(
                         sa.text(
                             f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
-                            f"(SELECT MAX(id) FROM {name}))"  # noqa: S608 - fixed names
+                            f"(SELECT MAX(id) FROM {name}))"
                         )
                     )
             conn.commit()
