@@ -3,10 +3,14 @@ management, isolation between mounts (storage, listing, AAD), disable, move, tun
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from strongroom import Vault, errors
-from tests.conftest import MASTER_KEY
+from strongroom import Vault, errors, open_vault
+from strongroom.clock import ManualClock
+from strongroom.core.backup import restore
+from tests.conftest import MASTER_KEY, fast_config
 from tests.core.dbutil import raw_sql
 
 
@@ -192,3 +196,38 @@ def test_rotation_reencrypts_every_mount(vault: Vault, dsn: str) -> None:
     assert vault.kv.read("a", mount="kv").data == {"m": "kv"}
     assert vault.kv.read("a", mount="v1").data == {"m": "v1"}
     assert vault.kv.read("a").data == {"m": "secret"}
+
+
+def test_backup_and_restore_keep_every_mount(
+    vault: Vault, tmp_path: Path, clock: ManualClock
+) -> None:
+    """A backup holds the mount table; restored (into SQLite), every mount serves its keys."""
+    vault.mounts.enable("team", "kv-v2", description="team a")
+    vault.mounts.enable("old", "kv")
+    vault.kv.metadata.write_config(max_versions=3, mount="team")
+    vault.kv.write("k", {"m": "secret"})
+    vault.kv.write("k", {"m": "team"}, mount="team")
+    vault.kv.write("k", {"m": "old"}, mount="old")
+    out = tmp_path / "vault.backup"
+    with out.open("w") as f:
+        vault.backup.write(f)
+    target = f"sqlite:///{tmp_path / 'restored.db'}"
+    restore(target, out, MASTER_KEY, fast_config(clock=clock, auto_lock=False))
+    restored = open_vault(target, fast_config(clock=clock, auto_lock=False))
+    try:
+        restored.unlock(MASTER_KEY)
+        assert [(m.path, m.description) for m in restored.mounts.list()] == [
+            ("old/", ""),
+            ("secret/", "key/value secret storage"),
+            ("team/", "team a"),
+        ]
+        assert restored.kv.read("k", mount="team").data == {"m": "team"}
+        assert restored.kv.read("k", mount="old").data == {"m": "old"}
+        assert restored.kv.read("k").data == {"m": "secret"}
+        assert restored.kv.metadata.read_config(mount="team").max_versions == 3
+        restored.mounts.enable("new", "kv-v2")  # ids go on after the restored ones
+        restored.kv.write("k", {"m": "new"}, mount="new")
+        assert restored.kv.read("k", mount="team").data == {"m": "team"}
+        assert restored.verify_audit().ok
+    finally:
+        restored.close()
