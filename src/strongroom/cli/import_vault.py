@@ -185,8 +185,10 @@ def import_mount(
     replace: bool = False,
     actor: Actor = DEFAULT_ACTOR,
     on_key: Callable[[str, int], None] | None = None,
+    into: str = "secret",
 ) -> ImportReport:
-    """Copy every key of `source` into `vault` under `prefix`; one failure does not stop the rest.
+    """Copy every key of `source` into the mount `into` of `vault` under `prefix`; one failure
+    does not stop the rest.
 
     Raises:
         SourceError: the source cannot be listed.
@@ -204,6 +206,7 @@ def import_mount(
                 current_version=int(meta.get("current_version") or 0),
                 created_at=parse_vault_time(meta.get("created_time")),
                 replace=replace,
+                mount=into,
                 actor=actor,
                 **_settings(meta),
             )
@@ -267,6 +270,13 @@ def _target(ctx: click.Context) -> tuple[Vault, Actor]:
 @click.option("--ca-cert", metavar="FILE", help="CA bundle to verify the source's TLS.")
 @click.option("--prefix", default="", metavar="PATH", help="Put the copies under PATH/.")
 @click.option(
+    "--into-mount",
+    "into",
+    default="secret",
+    show_default=True,
+    help="The local KV mount to copy into (created as KV v2 when missing).",
+)
+@click.option(
     "--replace", is_flag=True, help="Replace secrets that already exist here (default: skip them)."
 )
 @click.pass_context
@@ -279,6 +289,7 @@ def import_vault(
     namespace: str | None,
     ca_cert: str | None,
     prefix: str,
+    into: str,
     replace: bool,
 ) -> None:
     """Copy every secret of a Vault/OpenBao KV v2 mount, all versions, into this vault.
@@ -302,6 +313,8 @@ def import_vault(
     if prefix:
         validate_path(prefix)
     vault, actor = _target(ctx)
+    if not any(m.path == into.strip("/") + "/" for m in vault.mounts.list(actor=actor)):
+        vault.mounts.enable(into, "kv-v2", actor=actor)
     source = VaultSource(
         addr, token or "", mount, namespace=namespace, verify=ca_cert if ca_cert else True
     )
@@ -313,6 +326,7 @@ def import_vault(
             replace=replace,
             actor=actor,
             on_key=lambda path, n: click.echo(f"imported {path} ({n} versions)"),
+            into=into,
         )
     finally:
         source.close()

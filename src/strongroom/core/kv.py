@@ -345,15 +345,17 @@ class KVEngine:
         delete_version_after: object = None,
         custom_metadata: object = None,
         replace: bool = False,
+        mount: str = DEFAULT_MOUNT,
         actor: Actor = DEFAULT_ACTOR,
     ) -> int:
-        """Create the key at `path` with exactly these versions; return how many carry data
-        (see `core.kv_import.import_key`, which documents the arguments).
+        """Create the key at `path` of the mount at `mount` with exactly these versions; return
+        how many carry data (see `core.kv_import.import_key`, which documents the arguments).
 
         Raises:
             InvalidInput: bad path, settings, version numbers or times.
             PayloadTooLarge: a version exceeds `max_value_bytes`.
             SecretExists: a key exists at `path` and `replace` is false.
+            MountNotFound: nothing is mounted at `mount`.
             VaultLocked: the vault is locked.
         """
         return import_key(
@@ -365,4 +367,5 @@ class KVEngine:
             settings=(max_versions, cas_required, delete_version_after, custom_metadata),
             replace=replace,
             actor=actor,
+            mount=mount_path(mount),
         )
