@@ -299,6 +299,10 @@ def test_policies_name_mount_paths_and_audit_records_the_mount(
         assert local.verify_audit().ok
     finally:
         local.close()
+    for path in ("nomount/data/x", "legacy/app/dir/y", "a/b/data/x"):  # no mount names leak
+        anonymous = httpx.get(f"{ours.url}/v1/{path}")
+        assert anonymous.status_code == 403, path
+        assert anonymous.json() == {"errors": ["permission denied"]}
     headers = {"X-Vault-Token": ours.token()}
     unknown = httpx.get(f"{ours.url}/v1/nomount/data/x", headers=headers)
     assert unknown.status_code == 404

@@ -6,8 +6,8 @@ KV v1 (`GET/POST/PUT/DELETE <mount>/<key>`, LIST or `GET ?list=true` on a folder
 versions on the wire: a write stores the next version (Strongroom keeps the history, so an
 upgrade to v2 by `sys/mounts/<path>/tune` keeps it), a read sees the latest, a delete removes
 the key. Policies name Vault's path, `<mount><key>`. A path no mount serves gets Vault's
-"no handler for route" 404. Metrics label these requests with a template (`/v1/{mount}/...`),
-never with the mount's path.
+"no handler for route" 404 (after the token is checked, so mount names do not leak). Metrics
+label these requests with a template (`/v1/{mount}/...`), never with the mount's path.
 """
 
 from __future__ import annotations
@@ -46,6 +46,9 @@ def dispatcher(kv2_routes: Sequence[Route]) -> Endpoint:
     async def mounted(request: Request) -> Response:
         rest = request.path_params["rest"]
         st = state_of(request)
+        # The token first, as Vault: a caller without one learns nothing of which mounts exist
+        # (403 for every path, never a 404 that a mount would have turned into a 403).
+        await st.caller(request, V1)
         found = await st.run(st.vault.mounts.find, rest)
         if found is None:
             raise HTTPException(404)
