@@ -309,3 +309,43 @@ def test_policies_name_mount_paths_and_audit_records_the_mount(
     assert unknown.json() == {
         "errors": ['no handler for route "nomount/data/x". route entry not found.']
     }
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "sys/mounts/bad1", {"type": 5}),
+        ("POST", "sys/mounts/bad2", {"type": ["kv"]}),
+        ("POST", "sys/mounts/bad3", {"type": "kv", "options": "2"}),
+        ("POST", "sys/mounts/bad4", {"type": "kv", "options": {"version": {"a": 1}}}),
+        ("POST", "sys/mounts/bad5", {"type": "kv", "config": [1]}),
+        ("POST", "sys/mounts/bad6", {"type": "kv", "config": {"default_lease_ttl": True}}),
+        ("POST", "sys/mounts/bad7", {"type": "kv", "config": {"max_lease_ttl": 1e300}}),
+        ("POST", "sys/mounts/bad8", {"type": "kv", "description": 5}),
+        ("POST", "sys/mounts/bad8", {}),
+        ("POST", "sys/mounts/caf%C3%A9", {"type": "kv"}),
+        ("POST", "sys/mounts/" + "a" * 300, {"type": "kv"}),
+        ("POST", "sys/mounts/a..b", {"type": "kv"}),
+        ("POST", "sys/mounts/legacy/tune", {"default_lease_ttl": {"a": 1}}),
+        ("POST", "sys/mounts/legacy/tune", {"listing_visibility": ["x"]}),
+        ("POST", "sys/mounts/legacy/tune", {"options": {"version": "3"}}),
+        ("POST", "sys/remount", {"from": 1, "to": "x"}),
+        ("POST", "sys/remount", {"from": "legacy"}),
+        ("POST", "sys/remount", {"from": "legacy", "to": "a b"}),
+        ("DELETE", "sys/mounts/sys", None),
+    ],
+)
+def test_bad_mount_requests_are_400_and_change_nothing(
+    servers: tuple[Strongroom, Target, Target],
+    results: object,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+) -> None:
+    ours, _, _ = servers
+    headers = {"X-Vault-Token": ours.token()}
+    before = httpx.get(f"{ours.url}/v1/sys/mounts", headers=headers).json()["data"]
+    answer = httpx.request(method, f"{ours.url}/v1/{path}", headers=headers, json=body)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["errors"] and answer.headers["content-type"] == "application/json"
+    assert httpx.get(f"{ours.url}/v1/sys/mounts", headers=headers).json()["data"] == before
