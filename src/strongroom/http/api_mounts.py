@@ -6,13 +6,13 @@ Reading mounts takes any valid token (the `bao kv` commands need it); enabling, 
 tuning and moving take an administrator (`require_admin`), and the core (`vault.mounts`)
 validates and audits every change. A move is synchronous: `sys/remount` answers with a
 `migration_id` whose status (`sys/remount/status/<id>`) is `success`, as OpenBao reports a
-finished move; ids are remembered per server process.
+finished move. The id is derived from the move's audit entry (request id and `from -> to`), so
+every worker, and a restarted server, answers for it from the audit log (`_migration_id`).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import OrderedDict
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from strongroom import errors
+from strongroom.core.mount_paths import mount_path
 from strongroom.core.mounts import MountRow
 from strongroom.http.errors import json_response, no_content
 from strongroom.http.kv2_format import envelope, mount_json, tune_json
@@ -28,8 +29,10 @@ from strongroom.http.state import V1, ServerState, state_of
 
 __all__ = ["ROUTES"]
 
-_MIGRATIONS: OrderedDict[str, tuple[str, str]] = OrderedDict()
-_MAX_MIGRATIONS = 1000
+#: Namespace of migration ids (uuid5 of a move's audit request id and `from -> to`).
+_MIGRATION_NS = uuid.UUID("5f0d7c3e-2b7a-4c55-9a57-6d1e6c1f0b2a")
+#: Status answers for the most recent moves recorded in the audit log.
+_MIGRATIONS_KEPT = 1000
 _TUNE_SUFFIX = "/tune"
 _TTL_KEYS = ("default_lease_ttl", "max_lease_ttl", "listing_visibility", "force_no_cache")
 
@@ -124,22 +127,42 @@ async def remount(request: Request) -> Response:
         raise errors.InvalidInput('"from" and "to" must name mount paths')
     await st.require_admin(caller, "move_mount", path=source[:200])
     moved: MountRow = await st.run(st.vault.mounts.move, source, target, actor=caller.actor)
-    migration_id = str(uuid.uuid4())
-    _MIGRATIONS[migration_id] = (source.strip("/") + "/", moved.path)
-    while len(_MIGRATIONS) > _MAX_MIGRATIONS:
-        _MIGRATIONS.popitem(last=False)
+    audited = f"{mount_path(source)} -> {moved.path}"  # the move's audit path (core.mounts)
+    migration_id = _migration_id(caller.request_id, audited)
     return _system({"migration_id": migration_id}, caller.request_id)
 
 
+def _migration_id(request_id: str, audited: str) -> str:
+    """The id of the move audited as `audited` by request `request_id`: derived, not stored,
+    so any worker finds it again in the audit log."""
+    return str(uuid.uuid5(_MIGRATION_NS, f"{request_id}\x00{audited}"))
+
+
 async def remount_status(request: Request) -> Response:
-    """A finished move's status (404 for an id this process did not hand out)."""
+    """A finished move's status, found among the latest moves in the audit log (404: none)."""
     st = state_of(request)
     caller = await st.caller(request, V1)
     migration_id = request.path_params["migration_id"]
-    found = _MIGRATIONS.get(migration_id)
+    try:
+        uuid.UUID(migration_id)
+    except ValueError:
+        raise errors.NotFound() from None
+    moves = await st.run(st.vault.audit.query, action="move_mount", limit=_MIGRATIONS_KEPT)
+    found = next(
+        (
+            m.path
+            for m in moves
+            if m.success
+            and m.path
+            and m.request_id
+            and _migration_id(m.request_id, m.path) == migration_id
+        ),
+        None,
+    )
     if found is None:
         raise errors.NotFound()
-    info = {"source_mount": found[0], "target_mount": found[1], "status": "success"}
+    source_mount, target_mount = found.split(" -> ", 1)
+    info = {"source_mount": source_mount, "target_mount": target_mount, "status": "success"}
     data = {"migration_id": migration_id, "migration_info": info}
     return _system(data, caller.request_id, top=False)
 
