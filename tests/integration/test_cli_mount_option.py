@@ -62,7 +62,10 @@ def _scenario(vc: Vaultctl, enable: Callable[[str, str], None]) -> None:
         one_error_line(vc("get", "--path", "app/db", "--mount", mount), 1, "not found")
         one_error_line(vc("delete", "--path", "app/db", "--mount", mount), 1, "not found")
         one_error_line(vc("update", "--path", "app/db", "--value", "v", "--mount", mount), 1)
-    one_error_line(vc("get", "--path", "app/db", "--mount", "nope"), 1, "nope/")
+    one_error_line(
+        vc("get", "--path", "app/db", "--mount", "nope"), 1, "no secrets engine is mounted at nope/"
+    )
+    one_error_line(vc("get", "--path", "x", "--mount", "a b"), 2, "invalid mount path")
     one_error_line(vc("list", "--mount", "nope"), 1, "nope/")
     one_error_line(
         vc("create", "--path", "x", "--value", "v", "--mount", "team", "--expires-in", "1h"),

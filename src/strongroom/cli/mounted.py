@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 from strongroom import errors
+from strongroom.core.mount_paths import mount_path
 from strongroom.core.versions import as_text
 from strongroom.models import DEFAULT_ACTOR, Actor, SecretInfo, VersionInfo
 
@@ -35,8 +36,12 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def canonical(mount: str) -> str:
-    """`team`, `/team/` -> `team/`."""
-    return mount.strip("/") + "/"
+    """`team`, `/team/` -> `team/`.
+
+    Raises:
+        InvalidInput: not a valid mount path (as the library says locally).
+    """
+    return mount_path(mount)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +125,7 @@ class RemoteKV:
             found = None
         data = (found or {}).get("data") or {}
         if data.get("path") != want or data.get("type") not in ("kv", "kv-v2"):
-            raise errors.MountNotFound(f"no KV mount at {want}")
+            raise errors.MountNotFound(f"no secrets engine is mounted at {want}")
         options = data.get("options") or {}
         self._client, self.mount = client, want
         self.kv_version = 2 if str(options.get("version")) == "2" or data["type"] == "kv-v2" else 1
@@ -246,9 +251,13 @@ class MountedSecrets:
             if not self._exists(path):
                 raise errors.SecretNotFound()
             return self.kv.write(path, {"value": value}, None)
-        current = self.kv.meta(path).version
+        return self._write_next(path, {"value": value}, self.kv.meta(path).version)
+
+    def _write_next(self, path: str, data: dict[str, Any], current: int) -> int:
+        """Write the version after `current` (check-and-set: works on `cas_required` mounts,
+        and a concurrent writer gets a conflict rather than a lost update)."""
         try:
-            return self.kv.write(path, {"value": value}, current)
+            return self.kv.write(path, data, current)
         except errors.VersionConflict:
             raise errors.Conflict(f"{path} changed meanwhile; try again") from None
 
@@ -269,7 +278,7 @@ class MountedSecrets:
         """`version`'s value as a new version. Raises: VersionNotFound, InvalidInput (v1)."""
         self._versions_only("rollback")
         data = self.kv.read(path, version)[0]
-        return self.kv.write(path, data, None)
+        return self._write_next(path, data, self.kv.meta(path).version)
 
     def _keys(self, folder: str) -> list[str]:
         try:
