@@ -137,6 +137,24 @@ class Client:
             StrongroomError: the subclass the server named, or StorageUnavailable when the
                 server cannot be reached.
         """
+        response, body = self._send(method, url, json=json, params=params)
+        if response.is_success and isinstance(body, dict):
+            return body
+        raise self._error(response, body)
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: dict[str, Any] | None,
+        params: dict[str, Any] | None,
+    ) -> tuple[httpx.Response, object]:
+        """One request and its JSON body (None when not JSON).
+
+        Raises:
+            StorageUnavailable: the server cannot be reached.
+        """
         try:
             response = self._http.request(method, url, json=json, params=params)
         except httpx.HTTPError as exc:
@@ -147,9 +165,7 @@ class Client:
             body = response.json()
         except ValueError:
             body = None
-        if response.is_success and isinstance(body, dict):
-            return body
-        raise self._error(response, body)
+        return response, body
 
     def v1(
         self,
@@ -166,16 +182,7 @@ class Client:
             StrongroomError: the subclass for the status, or StorageUnavailable when the server
                 cannot be reached.
         """
-        try:
-            response = self._http.request(method, f"/v1/{path}", json=json, params=params)
-        except httpx.HTTPError as exc:
-            raise errors.StorageUnavailable(
-                f"cannot reach the server ({type(exc).__name__})"
-            ) from exc
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        response, body = self._send(method, f"/v1/{path}", json=json, params=params)
         if response.is_success:
             return body if isinstance(body, dict) else None
         messages = body.get("errors") if isinstance(body, dict) else None

@@ -56,6 +56,8 @@ def _scenario(vc: Vaultctl, enable: Callable[[str, str], None]) -> None:
         "app/db",
     ]
     one_error_line(vc("versions", "--path", "app/db", "--mount", "old"), 2, "keeps no versions")
+    got = json.loads(vc.ok("get", "--path", "app/db", "--mount", "old", "--format", "json"))
+    assert got == {"path": "app/db", "value": "old-2", "version": None}
     # deletes, unknown keys and mounts, refused options
     for mount in ("team", "old"):
         vc.ok("delete", "--path", "app/db", "--mount", mount)

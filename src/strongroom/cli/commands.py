@@ -106,7 +106,7 @@ def get(ctx: click.Context, path: str, mount: str, version: int | None, fmt: str
     """
     s = session_of(ctx)
     api = s.at_mount(mount)
-    if version is None and fmt == "json":
+    if version is None and fmt == "json" and getattr(api, "versioned", True):
         version = current_version(api, path, s.actor)  # JSON names the version it read
     if version is None:
         value = api.get_secret(path, actor=s.actor)
