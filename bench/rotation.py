@@ -1,6 +1,6 @@
 """Master-key rotation of 10,000 secrets x 3 versions on SQLite and PostgreSQL (#3).
 
-    .venv/bin/python bench/rotation.py [--secrets 10000] [--versions 3] [--pg URL]
+    .venv/bin/python bench/rotation.py [--secrets 10000] [--versions 3] [--mounts 1] [--pg URL]
 
 The database is filled in bulk through the vault's own encryption (30,000 API writes would take
 longer than the rotation itself), then `rotate_all` runs in a fresh child process with the
@@ -8,7 +8,8 @@ production Argon2id parameters (t=3, 64 MiB, p=4: two runs, one to refuse the cu
 one to wrap the root key under the new one). Reported: wall time, the child's peak RSS, and the
 peak of Python allocations during a second rotation under tracemalloc. For comparison, the time
 the design document's scheme would spend in Argon2id alone (one run per decrypt and per encrypt)
-is estimated from one measured run.
+is estimated from one measured run. With `--mounts N` the secrets are spread over `secret/` and
+N-1 more KV v2 mounts (every mount is re-encrypted; a key of another mount is bound to it).
 """
 
 from __future__ import annotations
@@ -37,18 +38,27 @@ FILL = VaultConfig(
 )
 
 
-def fill(dsn: str, secrets: int, versions: int) -> None:
-    """Create the vault (production KDF) and bulk-insert secrets and versions."""
+def fill(dsn: str, secrets: int, versions: int, mounts: int = 1) -> None:
+    """Create the vault (production KDF) and bulk-insert secrets and versions, secret `i` in
+    mount `i % mounts` (0: `secret/`)."""
     vault = open_vault(dsn, VaultConfig(auto_lock=False))
     vault.unlock(KEYS[0])
+    ids = [1] + [vault.mounts.enable(f"m{n}", "kv-v2").id for n in range(1, mounts)]
+
+    def stored(i: int) -> tuple[str, int]:
+        mount_id = ids[i % len(ids)]
+        key = f"bench/{i:06d}"
+        return (key if mount_id == 1 else f"{mount_id}:{key}"), mount_id
 
     def run(tx: Tx, start: int, stop: int) -> tuple[None, None]:
         now = vault.state.clock.now()
+        chunk = [stored(i) for i in range(start, stop)]
         tx.conn.execute(
             sa.insert(tables.secrets),
             [
                 {
-                    "path": f"bench/{i:06d}",
+                    "path": path,
+                    "mount_id": mount_id,
                     "description": None,
                     "created_by": 1,
                     "created_at": now,
@@ -60,13 +70,11 @@ def fill(dsn: str, secrets: int, versions: int) -> None:
                     "cas_required": False,
                     "delete_version_after": 0,
                 }
-                for i in range(start, stop)
+                for path, mount_id in chunk
             ],
         )
         s = tables.secrets
-        query = sa.select(s.c.id, s.c.path).where(
-            s.c.path >= f"bench/{start:06d}", s.c.path < f"bench/{stop:06d}"
-        )
+        query = sa.select(s.c.id, s.c.path).where(s.c.path.in_([p for p, _ in chunk]))
         rows = []
         for sid, path in tx.conn.execute(query):
             for n in range(1, versions + 1):
@@ -111,7 +119,7 @@ def child(dsn: str) -> dict[str, Any]:
     vault.rotate_all(KEYS[2])
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert vault.get_secret_version("bench/000007", 2) == "bench/000007#2"
+    assert vault.get_secret_version("bench/000000", 2) == "bench/000000#2"
     vault.close()
     return {
         "wall": wall,
@@ -136,6 +144,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--secrets", type=int, default=10_000)
     parser.add_argument("--versions", type=int, default=3)
+    parser.add_argument("--mounts", type=int, default=1, help="KV mounts, secret/ included")
     parser.add_argument("--pg", default=DEFAULT_PG)
     args = parser.parse_args()
     per_argon = min(argon2_seconds() for _ in range(3))
@@ -145,7 +154,7 @@ def main() -> None:
     )
     for name in ("sqlite", "postgresql"):
         with backend(name, args.pg) as dsn:
-            fill(dsn, args.secrets, args.versions)
+            fill(dsn, args.secrets, args.versions, args.mounts)
             out = subprocess.run(
                 [sys.executable, __file__, "--child", dsn],
                 check=True,

@@ -142,6 +142,24 @@ class Client:
             StrongroomError: the subclass the server named, or StorageUnavailable when the
                 server cannot be reached.
         """
+        response, body = self._send(method, url, json=json, params=params)
+        if response.is_success and isinstance(body, dict):
+            return body
+        raise self._error(response, body)
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: dict[str, Any] | None,
+        params: dict[str, Any] | None,
+    ) -> tuple[httpx.Response, object]:
+        """One request and its JSON body (None when not JSON).
+
+        Raises:
+            StorageUnavailable: the server cannot be reached.
+        """
         try:
             response = self._http.request(method, url, json=json, params=params)
         except httpx.HTTPError as exc:
@@ -152,9 +170,34 @@ class Client:
             body = response.json()
         except ValueError:
             body = None
-        if response.is_success and isinstance(body, dict):
-            return body
-        raise self._error(response, body)
+        return response, body
+
+    def v1(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
+        """One request to the Vault-compatible API (`/v1/<path>`); its JSON object, or None
+        for a 204. Errors map by status (`{"errors": [...]}` gives the message).
+
+        Raises:
+            StrongroomError: the subclass for the status, or StorageUnavailable when the server
+                cannot be reached.
+        """
+        response, body = self._send(method, f"/v1/{path}", json=json, params=params)
+        if response.is_success:
+            return body if isinstance(body, dict) else None
+        messages = body.get("errors") if isinstance(body, dict) else None
+        text = f"server answered {response.status_code}"
+        if isinstance(messages, list) and messages and isinstance(messages[0], str):
+            text = messages[0]
+        cls = _BY_STATUS.get(response.status_code, errors.StrongroomError)
+        if issubclass(cls, errors.TooManyAttempts):
+            raise cls(text, retry_after=1.0)
+        raise cls(text)
 
     @staticmethod
     def _error(response: httpx.Response, body: object) -> errors.StrongroomError:

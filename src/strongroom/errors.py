@@ -14,10 +14,12 @@ StrongroomError                       internal             500  exit 1
 │   │   └── SecretExpired             secret_expired       404  exit 1
 │   ├── VersionNotFound               version_not_found    404  exit 1
 │   │   └── VersionDeleted            version_deleted      404  exit 1
-│   └── UserNotFound                  user_not_found       404  exit 1
+│   ├── UserNotFound                  user_not_found       404  exit 1
+│   └── MountNotFound                 mount_not_found      404  exit 1
 ├── Conflict                          conflict             409  exit 1
 │   ├── SecretExists                  secret_exists        409  exit 1
-│   └── VersionConflict               version_conflict     409  exit 1
+│   ├── VersionConflict               version_conflict     409  exit 1
+│   └── MountExists                   mount_exists         409  exit 1
 ├── TooManyAttempts                   rate_limited         429  exit 1
 ├── IntegrityError                    integrity_error      500  exit 1
 └── StorageUnavailable                storage_unavailable  503  exit 1
@@ -35,6 +37,8 @@ __all__ = [
     "IntegrityError",
     "InvalidInput",
     "InvalidMasterKey",
+    "MountExists",
+    "MountNotFound",
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
@@ -143,6 +147,13 @@ class SecretNotFound(NotFound):
     default_message = "secret not found"
 
 
+class MountNotFound(NotFound):
+    """No secrets engine is mounted at that path."""
+
+    code = "mount_not_found"
+    default_message = "no secrets engine is mounted at that path"
+
+
 class SecretExpired(SecretNotFound):
     """The secret exists but its TTL has passed; it reads as not found."""
 
@@ -192,6 +203,13 @@ class SecretExists(Conflict):
 
     code = "secret_exists"
     default_message = "secret already exists"
+
+
+class MountExists(Conflict):
+    """A secrets engine is already mounted at (or above, or below) that path."""
+
+    code = "mount_exists"
+    default_message = "path is already in use"
 
 
 class VersionConflict(Conflict):

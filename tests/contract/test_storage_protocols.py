@@ -17,11 +17,20 @@ from strongroom import errors
 from strongroom.core.access import PolicyStore, UserStore
 from strongroom.core.audit_log import AuditStore
 from strongroom.core.kv_rows import KVStore
+from strongroom.core.mounts import MountStore
 from strongroom.core.rotation import RotationStore
 from strongroom.core.terms import KeyStore
 from strongroom.core.versions import MountConfigStore, SecretStore, VersionStore
 from strongroom.core.writer import AuditSink
-from strongroom.storage import KeysRow, KVConfigRow, Storage, TermRow, VersionRow, open_storage
+from strongroom.storage import (
+    KeysRow,
+    KVConfigRow,
+    MountRow,
+    Storage,
+    TermRow,
+    VersionRow,
+    open_storage,
+)
 
 NOW = datetime(2025, 11, 3, 10, 0, 0, 123456, tzinfo=UTC)
 
@@ -40,6 +49,7 @@ def test_query_groups_satisfy_the_service_protocols(storage: Storage) -> None:
         versions: VersionStore = tx.secrets
         mount: MountConfigStore = tx.kv
         kv: KVStore = tx.kv
+        mounts: MountStore = tx.mounts
         audit: AuditStore = tx.audit
         sink: AuditSink = tx.audit
         rotation: RotationStore = tx.rotation
@@ -47,7 +57,19 @@ def test_query_groups_satisfy_the_service_protocols(storage: Storage) -> None:
         policies: PolicyStore = tx.policies
         assert all(
             g is not None
-            for g in (keys, secrets, versions, mount, kv, audit, sink, rotation, users, policies)
+            for g in (
+                keys,
+                secrets,
+                versions,
+                mount,
+                kv,
+                mounts,
+                audit,
+                sink,
+                rotation,
+                users,
+                policies,
+            )
         )
 
 
@@ -65,6 +87,44 @@ def test_kv_store(storage: Storage) -> None:
         assert kv.kv_paths("app/", NOW - timedelta(seconds=1)) == ["app/a", "app/b/c"]
         assert kv.kv_paths("app/", NOW) == ["app/a"]  # expired at NOW: left out
         assert kv.kv_paths("", NOW) == ["app/a", "other"]
+
+
+def test_mount_store(storage: Storage) -> None:
+    """Insert, conflicts, update, per-mount KV settings and listing, and delete with every
+    secret and version of the mount (and nothing else)."""
+    new = MountRow(0, "team/", "kv", 2, "d", {"max_lease_ttl": 60}, "u-1", "kv_1")
+    with storage.write() as tx:
+        mounts: MountStore = tx.mounts
+        assert [m.path for m in mounts.list_mounts()] == ["secret/"]
+        team = mounts.insert_mount(new, NOW)
+        assert team > 1
+        with pytest.raises(errors.MountExists):
+            mounts.insert_mount(new, NOW)
+        other = mounts.insert_mount(MountRow(0, "b/", "kv", 1, "", {}, "u-2", "kv_2"), NOW)
+        with pytest.raises(errors.MountExists):
+            mounts.update_mount(other, NOW, path="team/")
+        mounts.update_mount(team, NOW, description="e", config={"max_lease_ttl": 5})
+        tx.kv.put_kv_config(KVConfigRow(3, True, 0), NOW, team)
+        a = tx.secrets.insert_secret(f"{team}:k", None, 1, NOW, None, mount_id=team)
+        tx.secrets.insert_version(VersionRow(a, 1, "env", 1, 1, NOW))
+        tx.secrets.insert_secret("k", None, 1, NOW, None)
+        tx.secrets.insert_secret(f"{other}:k", None, 1, NOW, None, mount_id=other)
+    with storage.read() as tx:
+        row = tx.mounts.mount_by_path("team/")
+        assert row is not None and (row.description, row.config) == ("e", {"max_lease_ttl": 5})
+        assert row.kv == KVConfigRow(3, True, 0) == tx.kv.kv_config(team)
+        assert tx.kv.kv_config() == KVConfigRow()
+        assert tx.kv.kv_paths("", NOW, team) == [f"{team}:k"]
+        assert tx.kv.kv_paths("", NOW) == ["k"]
+        assert [r.path for r in tx.secrets.list_secrets("")] == ["k"]
+    with storage.write() as tx:
+        assert tx.mounts.delete_mount(team) == 1
+    with storage.read() as tx:
+        assert tx.mounts.mount_by_path("team/") is None
+        assert tx.secrets.secret_by_path(f"{team}:k") is None
+        assert tx.secrets.get_version(a, 1) is None
+        assert tx.secrets.secret_by_path(f"{other}:k") is not None
+        assert tx.secrets.secret_by_path("k") is not None
 
 
 def test_version_store_prunes_and_updates(storage: Storage) -> None:

@@ -122,3 +122,50 @@ def test_import_refuses_a_mount_that_is_not_kv2(bao: str, tmp_path: Path) -> Non
     )
     assert done.returncode == 1
     assert "mount 'cubbyhole' is not a KV version 2 mount" in done.stderr
+
+
+def test_import_into_another_mount(bao: str, tmp_path: Path) -> None:
+    """`--into-mount` copies into a local mount (created as KV v2), apart from `secret/`."""
+    dsn = f"sqlite:///{tmp_path / 'v.db'}"
+    with open_vault(dsn, fast_config(auto_lock=False)) as target:
+        target.unlock(MASTER_KEY)
+        target.kv.write("app/db", {"mine": "secret/"})
+    done = run_import(dsn, "--addr", bao, "--token", ROOT_TOKEN, "--into-mount", "team")
+    assert "Imported 5 secrets" in done.stdout, done.stderr
+    vault = open_vault(dsn, fast_config(auto_lock=False))
+    try:
+        vault.unlock(MASTER_KEY)
+        assert vault.kv.read("app/db", mount="team").data == {"user": "app", "password": "pw-2"}
+        assert vault.kv.read("app/db", 1, mount="team").data["password"] == "pw-0"
+        assert vault.kv.read("app/db").data == {"mine": "secret/"}
+        assert vault.kv.metadata.list("", mount="team") == ["app/", "deep/", "metaonly", "top"]
+        assert vault.kv.metadata.list("") == ["app/"]
+        assert [e.path for e in vault.audit_logs(action="import", path="team:top")] == ["team:top"]
+    finally:
+        vault.close()
+
+
+def test_import_all_mounts(bao: str, tmp_path: Path) -> None:
+    """`--all-mounts` copies every KV v2 mount of the source into the local mount of the same
+    path (a KV v1 mount is left out)."""
+    client = hvac.Client(url=bao, token=ROOT_TOKEN)
+    client.sys.enable_secrets_engine("kv", path="team/a", options={"version": "2"})
+    client.sys.enable_secrets_engine("kv", path="old", options={"version": "1"})
+    client.secrets.kv.v2.create_or_update_secret("db", {"team": "a"}, mount_point="team/a")
+    client.secrets.kv.v1.create_or_update_secret("x", {"v": "1"}, mount_point="old")
+    client.adapter.close()
+    dsn = f"sqlite:///{tmp_path / 'v.db'}"
+    with open_vault(dsn, fast_config(auto_lock=False)) as target:
+        target.unlock(MASTER_KEY)
+    done = run_import(dsn, "--addr", bao, "--token", ROOT_TOKEN, "--all-mounts")
+    assert "Imported 5 secrets into secret/" in done.stdout, done.stderr
+    assert "Imported 1 secrets into team/a/" in done.stdout
+    assert "imported db into team/a/ (1 versions)" in done.stdout
+    vault = open_vault(dsn, fast_config(auto_lock=False))
+    try:
+        vault.unlock(MASTER_KEY)
+        assert [m.path for m in vault.mounts.list()] == ["secret/", "team/a/"]
+        assert vault.kv.read("db", mount="team/a").data == {"team": "a"}
+        assert vault.kv.read("app/db").data == {"user": "app", "password": "pw-2"}
+    finally:
+        vault.close()

@@ -21,7 +21,7 @@ import click
 from strongroom import errors
 from strongroom.api import VaultAPI
 from strongroom.cli import render
-from strongroom.cli.inputs import dotenv_unless_json, format_option
+from strongroom.cli.inputs import dotenv_unless_json, format_option, mount_option
 from strongroom.cli.progress import progress_bar
 from strongroom.cli.session import global_options, session_of
 from strongroom.config import child_environment
@@ -127,11 +127,16 @@ env_option = click.option(
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @prefix_option
 @env_option
+@mount_option
 @global_options()
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_context
 def run(
-    ctx: click.Context, prefix: str | None, pairs: tuple[str, ...], command: tuple[str, ...]
+    ctx: click.Context,
+    prefix: str | None,
+    pairs: tuple[str, ...],
+    mount: str,
+    command: tuple[str, ...],
 ) -> None:
     """Run COMMAND with secrets as environment variables; exit with its exit code.
 
@@ -146,7 +151,7 @@ def run(
       vaultctl run --prefix app/billing/ --env STRIPE_KEY=api/stripe/secret-key -- env
     """
     s = session_of(ctx)
-    values = collect(s.unlocked(), prefix, pairs, s.actor)
+    values = collect(s.at_mount(mount), prefix, pairs, s.actor)
     s.close()
     env = child_environment(values)
     sys.stdout.flush()
@@ -199,6 +204,7 @@ def _output(out: str | None, *, atomic: bool = False) -> Iterator[TextIO]:
 @click.command(name="export")
 @prefix_option
 @env_option
+@mount_option
 @click.option(
     "--format",
     "fmt",
@@ -211,7 +217,12 @@ def _output(out: str | None, *, atomic: bool = False) -> Iterator[TextIO]:
 @global_options()
 @click.pass_context
 def export_(
-    ctx: click.Context, prefix: str | None, pairs: tuple[str, ...], fmt: str, out: str | None
+    ctx: click.Context,
+    prefix: str | None,
+    pairs: tuple[str, ...],
+    mount: str,
+    fmt: str,
+    out: str | None,
 ) -> None:
     """Print secrets under a prefix as NAME=value (dotenv), JSON or YAML.
 
@@ -224,7 +235,7 @@ def export_(
       vaultctl export --prefix app/billing/ --format json
     """
     s = session_of(ctx)
-    values = collect(s.unlocked(), prefix, pairs, s.actor)
+    values = collect(s.at_mount(mount), prefix, pairs, s.actor)
     if fmt == "dotenv":
         text = "".join(f"{name}={quote_dotenv(value)}\n" for name, value in values.items())
     elif fmt == "json":

@@ -12,6 +12,7 @@ import click
 from strongroom.cli import render
 from strongroom.cli.inputs import (
     format_option,
+    mount_option,
     parse_expires_in,
     path_option,
     read_value,
@@ -29,6 +30,7 @@ WRITE_SHOWN = ("user_id",)
 # -- secrets ----------------------------------------------------------------------------------
 @click.command()
 @path_option
+@mount_option
 @value_options
 @click.option(
     "--description",
@@ -47,6 +49,7 @@ WRITE_SHOWN = ("user_id",)
 def create(
     ctx: click.Context,
     path: str,
+    mount: str,
     value: str | None,
     value_file: str | None,
     description: str | None,
@@ -63,7 +66,7 @@ def create(
     """
     s = session_of(ctx)
     text = read_value(value, value_file)
-    info = s.unlocked(initialise=True).create_secret(
+    info = s.at_mount(mount, initialise=True).create_secret(
         path, text, description=description, actor=s.actor, expires_in=expires_in
     )
     message = "Secret created successfully"
@@ -82,6 +85,7 @@ def create(
 
 @click.command()
 @path_option
+@mount_option
 @click.option(
     "--version",
     type=click.IntRange(min=1),
@@ -91,7 +95,7 @@ def create(
 @global_options()
 @format_option
 @click.pass_context
-def get(ctx: click.Context, path: str, version: int | None, fmt: str) -> None:
+def get(ctx: click.Context, path: str, mount: str, version: int | None, fmt: str) -> None:
     """Print a secret's value.
 
     \b
@@ -101,8 +105,8 @@ def get(ctx: click.Context, path: str, version: int | None, fmt: str) -> None:
       PASSWORD=$(vaultctl get --path db/password --quiet)
     """
     s = session_of(ctx)
-    api = s.unlocked()
-    if version is None and fmt == "json":
+    api = s.at_mount(mount)
+    if version is None and fmt == "json" and getattr(api, "versioned", True):
         version = current_version(api, path, s.actor)  # JSON names the version it read
     if version is None:
         value = api.get_secret(path, actor=s.actor)
@@ -118,12 +122,18 @@ def get(ctx: click.Context, path: str, version: int | None, fmt: str) -> None:
 
 @click.command()
 @path_option
+@mount_option
 @value_options
 @global_options(show=WRITE_SHOWN)
 @format_option
 @click.pass_context
 def update(
-    ctx: click.Context, path: str, value: str | None, value_file: str | None, fmt: str
+    ctx: click.Context,
+    path: str,
+    mount: str,
+    value: str | None,
+    value_file: str | None,
+    fmt: str,
 ) -> None:
     """Store a new value as a new version (old versions are kept for rollback).
 
@@ -133,7 +143,7 @@ def update(
     """
     s = session_of(ctx)
     text = read_value(value, value_file)
-    number = s.unlocked().update_secret(path, text, actor=s.actor)
+    number = s.at_mount(mount).update_secret(path, text, actor=s.actor)
     message = "Secret updated successfully"
     render.emit(
         fmt,
@@ -145,10 +155,11 @@ def update(
 
 @click.command()
 @path_option
+@mount_option
 @global_options(show=WRITE_SHOWN)
 @format_option
 @click.pass_context
-def delete(ctx: click.Context, path: str, fmt: str) -> None:
+def delete(ctx: click.Context, path: str, mount: str, fmt: str) -> None:
     """Delete a secret and all its versions (its audit history stays).
 
     \b
@@ -156,7 +167,7 @@ def delete(ctx: click.Context, path: str, fmt: str) -> None:
       vaultctl delete --path "api/stripe/secret-key" --user-id 1
     """
     s = session_of(ctx)
-    s.unlocked().delete_secret(path, actor=s.actor)
+    s.at_mount(mount).delete_secret(path, actor=s.actor)
     message = "Secret deleted successfully"
     render.emit(fmt, f"{message}: {path}", {"message": message, "path": path}, quiet=s.quiet)
 
@@ -168,10 +179,11 @@ def delete(ctx: click.Context, path: str, fmt: str) -> None:
     metavar="PREFIX",
     help="Only paths starting with PREFIX (literal, case-sensitive).",
 )
+@mount_option
 @global_options()
 @format_option
 @click.pass_context
-def list_(ctx: click.Context, prefix: str, fmt: str) -> None:
+def list_(ctx: click.Context, prefix: str, mount: str, fmt: str) -> None:
     """List secrets (metadata only, never values).
 
     \b
@@ -180,10 +192,15 @@ def list_(ctx: click.Context, prefix: str, fmt: str) -> None:
       vaultctl list --prefix "database/"
     """
     s = session_of(ctx)
-    secrets = s.unlocked().list_secrets(prefix, actor=s.actor)
+    api = s.at_mount(mount)
+    secrets = api.list_secrets(prefix, actor=s.actor)
+    paths_only = not getattr(api, "versioned", True)  # a KV v1 mount keeps no metadata
     if fmt == "json":
-        render.emit_json({"secrets": [i.as_dict() for i in secrets], "count": len(secrets)})
-    elif s.quiet:
+        shown = [{"path": i.path} if paths_only else i.as_dict() for i in secrets]
+        render.emit_json({"secrets": shown, "count": len(secrets)})
+    elif s.quiet or paths_only:
+        if not s.quiet:
+            click.echo(f"Found {len(secrets)} secret(s):")
         for info in secrets:
             click.echo(info.path)
     else:
@@ -192,10 +209,11 @@ def list_(ctx: click.Context, prefix: str, fmt: str) -> None:
 
 @click.command()
 @path_option
+@mount_option
 @global_options()
 @format_option
 @click.pass_context
-def versions(ctx: click.Context, path: str, fmt: str) -> None:
+def versions(ctx: click.Context, path: str, mount: str, fmt: str) -> None:
     """List the versions of a secret, newest first.
 
     \b
@@ -203,7 +221,7 @@ def versions(ctx: click.Context, path: str, fmt: str) -> None:
       vaultctl versions --path "database/postgres/password"
     """
     s = session_of(ctx)
-    found = s.unlocked().list_versions(path, actor=s.actor)
+    found = s.at_mount(mount).list_versions(path, actor=s.actor)
     render.emit(
         fmt,
         render.render_versions(found),
@@ -213,6 +231,7 @@ def versions(ctx: click.Context, path: str, fmt: str) -> None:
 
 @click.command()
 @path_option
+@mount_option
 @click.option(
     "--version",
     type=click.IntRange(min=1),
@@ -223,7 +242,7 @@ def versions(ctx: click.Context, path: str, fmt: str) -> None:
 @global_options(show=WRITE_SHOWN)
 @format_option
 @click.pass_context
-def rollback(ctx: click.Context, path: str, version: int, fmt: str) -> None:
+def rollback(ctx: click.Context, path: str, mount: str, version: int, fmt: str) -> None:
     """Make an old version's value current again (stored as a new version).
 
     \b
@@ -231,7 +250,7 @@ def rollback(ctx: click.Context, path: str, version: int, fmt: str) -> None:
       vaultctl rollback --path "database/postgres/password" --version 1
     """
     s = session_of(ctx)
-    number = s.unlocked().rollback_secret(path, version, actor=s.actor)
+    number = s.at_mount(mount).rollback_secret(path, version, actor=s.actor)
     message = "Secret rolled back successfully"
     render.emit(
         fmt,

@@ -122,6 +122,32 @@ class VaultSource:
                 f"(type {mount.get('type')!r}, version {version or 'none'!r})"
             )
 
+    def kv2_mounts(self) -> list[str]:
+        """The source's KV version 2 mounts (`sys/mounts`), paths without their slash.
+
+        Raises:
+            SourceError: the source cannot be reached or refuses to list its mounts.
+        """
+        try:
+            response = self._http.get("sys/mounts")
+        except httpx.HTTPError as exc:
+            raise SourceError(f"cannot reach the source: {type(exc).__name__}") from exc
+        if response.status_code != 200:
+            raise SourceError(
+                f"the source answered {response.status_code} for sys/mounts: {_errors_of(response)}"
+            )
+        try:
+            listing = response.json().get("data") or {}
+        except (ValueError, AttributeError) as exc:
+            raise SourceError("the source sent no JSON for sys/mounts") from exc
+        return sorted(
+            path.strip("/")
+            for path, mount in listing.items()
+            if isinstance(mount, dict)
+            and mount.get("type") == "kv"
+            and str((mount.get("options") or {}).get("version", "")) == "2"
+        )
+
     def keys(self, folder: str = "") -> Iterator[str]:
         """Every key under `folder`, depth first, in sorted order."""
         listing = self._get("metadata", folder, list="true")
@@ -185,8 +211,10 @@ def import_mount(
     replace: bool = False,
     actor: Actor = DEFAULT_ACTOR,
     on_key: Callable[[str, int], None] | None = None,
+    into: str = "secret",
 ) -> ImportReport:
-    """Copy every key of `source` into `vault` under `prefix`; one failure does not stop the rest.
+    """Copy every key of `source` into the mount `into` of `vault` under `prefix`; one failure
+    does not stop the rest.
 
     Raises:
         SourceError: the source cannot be listed.
@@ -204,6 +232,7 @@ def import_mount(
                 current_version=int(meta.get("current_version") or 0),
                 created_at=parse_vault_time(meta.get("created_time")),
                 replace=replace,
+                mount=into,
                 actor=actor,
                 **_settings(meta),
             )
@@ -267,6 +296,18 @@ def _target(ctx: click.Context) -> tuple[Vault, Actor]:
 @click.option("--ca-cert", metavar="FILE", help="CA bundle to verify the source's TLS.")
 @click.option("--prefix", default="", metavar="PATH", help="Put the copies under PATH/.")
 @click.option(
+    "--into-mount",
+    "into",
+    default="secret",
+    show_default=True,
+    help="The local KV mount to copy into (created as KV v2 when missing).",
+)
+@click.option(
+    "--all-mounts",
+    is_flag=True,
+    help="Copy every KV v2 mount of the source, each into the local mount of the same path.",
+)
+@click.option(
     "--replace", is_flag=True, help="Replace secrets that already exist here (default: skip them)."
 )
 @click.pass_context
@@ -279,9 +320,12 @@ def import_vault(
     namespace: str | None,
     ca_cert: str | None,
     prefix: str,
+    into: str,
+    all_mounts: bool,
     replace: bool,
 ) -> None:
-    """Copy every secret of a Vault/OpenBao KV v2 mount, all versions, into this vault.
+    """Copy every secret of a Vault/OpenBao KV v2 mount (or of every one: --all-mounts), all
+    versions, into this vault.
 
     Writes into the local database (global --db-dsn and master key, given before the command
     name). Versions the source no longer serves (deleted or destroyed) keep their number and
@@ -302,28 +346,55 @@ def import_vault(
     if prefix:
         validate_path(prefix)
     vault, actor = _target(ctx)
-    source = VaultSource(
-        addr, token or "", mount, namespace=namespace, verify=ca_cert if ca_cert else True
+    verify: bool | str = ca_cert if ca_cert else True
+    pairs = [(mount, into)]
+    if all_mounts:
+        lister = VaultSource(addr, token or "", mount, namespace=namespace, verify=verify)
+        try:
+            pairs = [(m, m) for m in lister.kv2_mounts()]
+        finally:
+            lister.close()
+    failed = False
+    for source_mount, target in pairs:
+        source = VaultSource(addr, token or "", source_mount, namespace=namespace, verify=verify)
+        try:
+            failed |= _import_one(source, vault, actor, target, prefix, replace, len(pairs) > 1)
+        finally:
+            source.close()
+    if failed:
+        ctx.exit(1)
+
+
+def _import_one(
+    source: VaultSource,
+    vault: Vault,
+    actor: Actor,
+    into: str,
+    prefix: str,
+    replace: bool,
+    name_mounts: bool,
+) -> bool:
+    """Copy one source mount into the local mount `into` (created when missing), printing
+    one line per key and a summary; True when a key failed."""
+    if not any(m.path == into.strip("/") + "/" for m in vault.mounts.list(actor=actor)):
+        vault.mounts.enable(into, "kv-v2", actor=actor)
+    where = f" into {into.strip('/')}/" if name_mounts or into.strip("/") != "secret" else ""
+    report = import_mount(
+        source,
+        vault,
+        prefix=prefix,
+        replace=replace,
+        actor=actor,
+        on_key=lambda path, n: click.echo(f"imported {path}{where} ({n} versions)"),
+        into=into,
     )
-    try:
-        report = import_mount(
-            source,
-            vault,
-            prefix=prefix,
-            replace=replace,
-            actor=actor,
-            on_key=lambda path, n: click.echo(f"imported {path} ({n} versions)"),
-        )
-    finally:
-        source.close()
     for path in report.skipped:
-        click.echo(f"skipped {path}: it exists (use --replace)", err=True)
+        click.echo(f"skipped {path}{where}: it exists (use --replace)", err=True)
     for path, why in report.failed.items():
-        click.echo(f"failed {path}: {why}", err=True)
+        click.echo(f"failed {path}{where}: {why}", err=True)
     click.echo(
-        f"Imported {len(report.imported)} secrets ({report.versions} versions, "
+        f"Imported {len(report.imported)} secrets{where} ({report.versions} versions, "
         f"{report.unreadable} not readable at the source and stored as destroyed); "
         f"skipped {len(report.skipped)}, failed {len(report.failed)}."
     )
-    if report.failed:
-        ctx.exit(1)
+    return bool(report.failed)

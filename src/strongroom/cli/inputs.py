@@ -16,6 +16,7 @@ __all__ = [
     "FORMAT_HELP",
     "dotenv_unless_json",
     "format_option",
+    "mount_option",
     "parse_expires_in",
     "path_option",
     "read_value",
@@ -120,3 +121,12 @@ def value_options(f: Any) -> Any:
         "stripped). Prefer '-' or --value-file: arguments are visible "
         "in the process list.",
     )(f)
+
+
+mount_option = click.option(
+    "--mount",
+    default="secret",
+    show_default=True,
+    metavar="PATH",
+    help="The KV mount (v2 or v1) to work in; secret is the design document's namespace.",
+)

@@ -16,7 +16,7 @@ from typing import ClassVar, cast
 import click
 
 from strongroom import __version__, errors
-from strongroom.cli import access, admin, commands, hints, lockstate
+from strongroom.cli import access, admin, commands, hints, lockstate, mounts
 from strongroom.cli.audit import audit
 from strongroom.cli.keys import rotate
 from strongroom.cli.session import Session, global_options
@@ -92,6 +92,7 @@ for _command in [
     audit,
     *admin.COMMANDS,
     *access.COMMANDS,
+    *mounts.COMMANDS,
 ]:
     cli.add_command(_with_epilog(_command))
 

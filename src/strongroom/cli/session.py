@@ -26,6 +26,7 @@ from strongroom.config import DEFAULT_DSN, Secret, Settings, read_key_file
 from strongroom.models import DEFAULT_ACTOR, Actor
 
 if TYPE_CHECKING:
+    from strongroom.client import Client
     from strongroom.core import Vault
 
 __all__ = ["Session", "global_options", "read_key_file", "session_of"]
@@ -254,6 +255,27 @@ class Session:
         if self.settings.is_remote:
             return self.api()
         return cast("VaultAPI", self.unlock_local(initialise=initialise))
+
+    def at_mount(self, mount: str, *, initialise: bool = False) -> VaultAPI:
+        """The secret commands' API at the KV mount `mount`: `unlocked()` itself for `secret`
+        (the design document's API, unchanged), else `cli.mounted.MountedSecrets` over the
+        library's `vault.kv` (local) or the server's `/v1/<mount>/` KV API (remote).
+
+        Raises:
+            MountNotFound: nothing (or no KV engine) is mounted at `mount`.
+            As `unlocked()`.
+        """
+        if mount.strip("/") == "secret":
+            return self.unlocked(initialise=initialise)
+        from strongroom.cli import mounted
+
+        api = self.unlocked()
+        kv: mounted.KVBackend
+        if self.settings.is_remote:
+            kv = mounted.RemoteKV(cast("Client", api), mount)
+        else:
+            kv = mounted.LocalKV(cast("Vault", api), mount, self.actor)
+        return cast("VaultAPI", mounted.MountedSecrets(kv))
 
     def require_local(self, what: str) -> None:
         """Refuse a command that works on the database directly in remote mode.

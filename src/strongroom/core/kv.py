@@ -32,9 +32,11 @@ from strongroom.core.kv_rows import (
     existing_key,
     kv_of,
     live_key,
+    locate,
     version_meta,
 )
 from strongroom.core.kv_types import KVSecret, KVVersionMeta, json_size, merge_patch, subkeys
+from strongroom.core.mount_paths import DEFAULT_MOUNT, audit_path, mount_path
 from strongroom.core.state import VaultState
 from strongroom.core.versions import add_version, decode_value, is_deleted, versions_of
 from strongroom.models import DEFAULT_ACTOR, Actor, validate_path
@@ -52,6 +54,12 @@ class KVEngine:
         self.metadata = KVMetadataService(state)
 
     # -- helpers --------------------------------------------------------------------------
+    @staticmethod
+    def _names(mount: str, path: str) -> tuple[str, str]:
+        """The canonical mount path and the path audit entries record."""
+        at = mount_path(mount)
+        return at, audit_path(at, path) or path
+
     def _check_data(self, data: object) -> dict[str, Any]:
         if data is None:
             raise errors.InvalidInput("no data provided")
@@ -78,9 +86,10 @@ class KVEngine:
             raise errors.VersionDeleted(details=version_meta(row, stored))
         return stored
 
-    def _check_cas(self, tx: Tx, row: SecretRow | None, cas: int | None) -> None:
+    def _check_cas(self, tx: Tx, row: SecretRow | None, cas: int | None, mount_id: int) -> None:
         if cas is None:
-            if kv_of(tx).kv_config().cas_required or (row is not None and row.cas_required):
+            config = kv_of(tx).kv_config(mount_id)
+            if config.cas_required or (row is not None and row.cas_required):
                 raise errors.InvalidInput(CAS_REQUIRED)
             return
         if cas != (row.version if row else 0):
@@ -105,36 +114,42 @@ class KVEngine:
         data: dict[str, Any],
         *,
         cas: int | None = None,
+        mount: str = DEFAULT_MOUNT,
         actor: Actor = DEFAULT_ACTOR,
     ) -> KVVersionMeta:
-        """Store `data` as the key's next version (creating the key); return its metadata.
+        """Store `data` as the key's next version (creating the key) in the mount at `mount`;
+        return its metadata.
 
         Raises:
             InvalidInput: bad path, `data` not a JSON object, bad `cas`, or no `cas` while
                 `cas_required` is set on the key or the mount.
             PayloadTooLarge: the encoded data exceeds `max_value_bytes`.
             VersionConflict: `cas` is not the current version (0: the key must not exist).
+            MountNotFound: nothing is mounted at `mount`.
             VaultLocked: the vault is locked.
         """
         validate_path(path)
         self._check_data(data)
         cas = check_cas(cas)
+        at, audited = self._names(mount, path)
 
         def run(tx: Tx) -> tuple[KVVersionMeta, NewAudit]:
-            row = live_key(self._state, tx, path)
-            self._check_cas(tx, row, cas)
+            ref, stored = locate(tx, at, path)
+            row = live_key(self._state, tx, stored)
+            self._check_cas(tx, row, cas, ref.id)
             action = "update" if row is not None else "create"
-            row = row or create_empty(self._state, tx, path, actor.user_id)
+            row = row or create_empty(self._state, tx, stored, actor.user_id, ref.id)
             meta = self._store(tx, row, data, actor.user_id)
-            return meta, self._state.entry(action, actor, path, row.id)
+            return meta, self._state.entry(action, actor, audited, row.id)
 
-        return self._state.write("write", actor, path, run)
+        return self._state.write("write", actor, audited, run)
 
     def read(
         self,
         path: str,
         version: int | None = None,
         *,
+        mount: str = DEFAULT_MOUNT,
         actor: Actor = DEFAULT_ACTOR,
     ) -> KVSecret:
         """A version's data and metadata (`version` None or 0: the current one).
@@ -149,9 +164,10 @@ class KVEngine:
         """
         validate_path(path)
         number = check_read_version(version)
+        at, audited = self._names(mount, path)
 
         def read(tx: Tx) -> tuple[KVSecret, int]:
-            row = existing_key(self._state, tx, path)
+            row = existing_key(self._state, tx, locate(tx, at, path)[1])
             stored = self._version(tx, row, number)
             assert stored.value is not None  # noqa: S101 - checked by _kv_version
             data = decode_value(
@@ -159,7 +175,7 @@ class KVEngine:
             )
             return KVSecret(data, version_meta(row, stored)), row.id
 
-        return self._state.read("read", actor, path, read)
+        return self._state.read("read", actor, audited, read)
 
     def patch(
         self,
@@ -167,6 +183,7 @@ class KVEngine:
         patch: dict[str, Any],
         *,
         cas: int | None = None,
+        mount: str = DEFAULT_MOUNT,
         actor: Actor = DEFAULT_ACTOR,
     ) -> KVVersionMeta:
         """Apply an RFC 7386 merge patch to the current version and store the result as a new
@@ -183,10 +200,11 @@ class KVEngine:
         validate_path(path)
         self._check_data(patch)
         cas = check_cas(cas)
+        at, audited = self._names(mount, path)
 
         def run(tx: Tx) -> tuple[KVVersionMeta, int]:
-            row = existing_key(self._state, tx, path)
-            self._check_cas(tx, row, cas)
+            row = existing_key(self._state, tx, locate(tx, at, path)[1])
+            self._check_cas(tx, row, cas, row.mount_id)
             stored = self._version(tx, row, 0)
             assert stored.value is not None  # noqa: S101 - checked by _kv_version
             current = decode_value(
@@ -195,7 +213,7 @@ class KVEngine:
             merged = self._check_data(merge_patch(current, patch))
             return self._store(tx, row, merged, actor.user_id), row.id
 
-        return self._state.write("patch", actor, path, run)
+        return self._state.write("patch", actor, audited, run)
 
     def subkeys(
         self,
@@ -203,6 +221,7 @@ class KVEngine:
         version: int | None = None,
         depth: int = 0,
         *,
+        mount: str = DEFAULT_MOUNT,
         actor: Actor = DEFAULT_ACTOR,
     ) -> KVSecret:
         """The key structure of a version without its values: leaves are None (`depth` 0: no
@@ -217,9 +236,10 @@ class KVEngine:
         validate_path(path)
         number = check_read_version(version)
         depth = check_depth(depth)
+        at, audited = self._names(mount, path)
 
         def read(tx: Tx) -> tuple[KVSecret, int]:
-            row = existing_key(self._state, tx, path)
+            row = existing_key(self._state, tx, locate(tx, at, path)[1])
             stored = self._version(tx, row, number)
             assert stored.value is not None  # noqa: S101 - checked by _kv_version
             data = decode_value(
@@ -227,10 +247,12 @@ class KVEngine:
             )
             return KVSecret(subkeys(data, depth), version_meta(row, stored)), row.id
 
-        return self._state.read("subkeys", actor, path, read)
+        return self._state.read("subkeys", actor, audited, read)
 
     # -- delete, undelete, destroy --------------------------------------------------------
-    def delete_latest(self, path: str, *, actor: Actor = DEFAULT_ACTOR) -> None:
+    def delete_latest(
+        self, path: str, *, mount: str = DEFAULT_MOUNT, actor: Actor = DEFAULT_ACTOR
+    ) -> None:
         """Soft-delete the current version (no error when the key does not exist).
 
         Raises:
@@ -238,13 +260,14 @@ class KVEngine:
             VaultLocked: the vault is locked.
         """
         validate_path(path)
-        change_versions(self._state, "soft_delete", path, None, actor)
+        change_versions(self._state, "soft_delete", path, None, actor, mount_path(mount))
 
     def delete_versions(
         self,
         path: str,
         versions: list[int],
         *,
+        mount: str = DEFAULT_MOUNT,
         actor: Actor = DEFAULT_ACTOR,
     ) -> None:
         """Soft-delete the given versions; they stay recoverable with `undelete`.
@@ -255,13 +278,14 @@ class KVEngine:
         """
         validate_path(path)
         numbers = check_versions(versions)
-        change_versions(self._state, "soft_delete", path, numbers, actor)
+        change_versions(self._state, "soft_delete", path, numbers, actor, mount_path(mount))
 
     def undelete(
         self,
         path: str,
         versions: list[int],
         *,
+        mount: str = DEFAULT_MOUNT,
         actor: Actor = DEFAULT_ACTOR,
     ) -> None:
         """Restore soft-deleted versions (destroyed ones stay destroyed). With a
@@ -273,13 +297,14 @@ class KVEngine:
         """
         validate_path(path)
         numbers = check_versions(versions)
-        change_versions(self._state, "undelete", path, numbers, actor)
+        change_versions(self._state, "undelete", path, numbers, actor, mount_path(mount))
 
     def destroy(
         self,
         path: str,
         versions: list[int],
         *,
+        mount: str = DEFAULT_MOUNT,
         actor: Actor = DEFAULT_ACTOR,
     ) -> None:
         """Permanently erase the given versions' ciphertext; their metadata stays, marked
@@ -291,10 +316,10 @@ class KVEngine:
         """
         validate_path(path)
         numbers = check_versions(versions)
-        change_versions(self._state, "destroy", path, numbers, actor)
+        change_versions(self._state, "destroy", path, numbers, actor, mount_path(mount))
 
     # -- existence and import -------------------------------------------------------------
-    def exists(self, path: str) -> bool:
+    def exists(self, path: str, *, mount: str = DEFAULT_MOUNT) -> bool:
         """Whether a live key is at `path` (not audited: callers use it to pick the capability
         a write needs, `create` or `update`, before the audited write itself).
 
@@ -303,9 +328,10 @@ class KVEngine:
             VaultLocked: the vault is locked.
         """
         validate_path(path)
+        at = mount_path(mount)
         self._state.require_unlocked()
         with self._state.storage.read() as tx:
-            return live_key(self._state, tx, path) is not None
+            return live_key(self._state, tx, locate(tx, at, path)[1]) is not None
 
     def import_key(
         self,
@@ -319,15 +345,17 @@ class KVEngine:
         delete_version_after: object = None,
         custom_metadata: object = None,
         replace: bool = False,
+        mount: str = DEFAULT_MOUNT,
         actor: Actor = DEFAULT_ACTOR,
     ) -> int:
-        """Create the key at `path` with exactly these versions; return how many carry data
-        (see `core.kv_import.import_key`, which documents the arguments).
+        """Create the key at `path` of the mount at `mount` with exactly these versions; return
+        how many carry data (see `core.kv_import.import_key`, which documents the arguments).
 
         Raises:
             InvalidInput: bad path, settings, version numbers or times.
             PayloadTooLarge: a version exceeds `max_value_bytes`.
             SecretExists: a key exists at `path` and `replace` is false.
+            MountNotFound: nothing is mounted at `mount`.
             VaultLocked: the vault is locked.
         """
         return import_key(
@@ -339,4 +367,5 @@ class KVEngine:
             settings=(max_versions, cas_required, delete_version_after, custom_metadata),
             replace=replace,
             actor=actor,
+            mount=mount_path(mount),
         )

@@ -14,7 +14,9 @@ from typing import Any
 
 from strongroom import errors
 from strongroom.core.kv_meta import kv_settings
+from strongroom.core.kv_rows import locate
 from strongroom.core.kv_types import coerce_custom_metadata, json_size
+from strongroom.core.mount_paths import DEFAULT_MOUNT, audit_path
 from strongroom.core.state import VaultState
 from strongroom.core.versions import encode_value, is_expired, secrets_of, versions_of
 from strongroom.models import Actor, validate_path
@@ -59,6 +61,7 @@ def import_key(
     settings: tuple[object, object, object, object],
     replace: bool,
     actor: Actor,
+    mount: str = DEFAULT_MOUNT,
 ) -> int:
     """Create the key at `path` with exactly these versions; return how many carry data.
 
@@ -74,11 +77,13 @@ def import_key(
             None to leave it at its default.
         replace: delete an existing key at `path` first instead of refusing.
         actor: who imports.
+        mount: the canonical path of the mount to import into.
 
     Raises:
         InvalidInput: bad path, settings, version numbers or times.
         PayloadTooLarge: a version exceeds `max_value_bytes`.
         SecretExists: a key exists at `path` and `replace` is false.
+        MountNotFound: nothing is mounted at `mount`.
         VaultLocked: the vault is locked.
     """
     validate_path(path)
@@ -96,20 +101,21 @@ def import_key(
 
     def run(tx: Tx) -> tuple[int, int]:
         store = secrets_of(tx)
-        old = store.secret_by_path(path)
+        ref, stored = locate(tx, mount, path)
+        old = store.secret_by_path(stored)
         if old is not None and not (replace or is_expired(old, state.clock.now())):
             raise errors.SecretExists()
         if old is not None:
             store.delete_secret(old.id)
         created = created_at or (ordered[0].created_at if ordered else state.clock.now())
-        secret_id = store.insert_secret(path, None, user_id, created, None)
+        secret_id = store.insert_secret(stored, None, user_id, created, None, mount_id=ref.id)
         for item in ordered:
-            _import_version(state, tx, secret_id, path, item, user_id)
+            _import_version(state, tx, secret_id, stored, item, user_id)
         updated = max(ordered[-1].created_at, created) if ordered else created
         store.update_secret(secret_id, version=current, updated_at=updated, **values)
         return sum(1 for v in ordered if v.data is not None and not v.destroyed), secret_id
 
-    return state.write("import", actor, path, run)
+    return state.write("import", actor, audit_path(mount, path), run)
 
 
 def _import_version(

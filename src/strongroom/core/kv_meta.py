@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from strongroom import errors
-from strongroom.core.kv_rows import create_empty, existing_key, kv_of, live_key
+from strongroom.core.kv_rows import create_empty, existing_key, kv_of, live_key, locate
 from strongroom.core.kv_types import (
     KVConfig,
     KVMetadata,
@@ -22,6 +22,8 @@ from strongroom.core.kv_types import (
     merge_patch,
     parse_go_duration,
 )
+from strongroom.core.mount_paths import DEFAULT_MOUNT, audit_path, mount_path, storage_prefix
+from strongroom.core.mounts import resolve
 from strongroom.core.state import VaultState
 from strongroom.core.versions import secrets_of, versions_of
 from strongroom.models import DEFAULT_ACTOR, Actor, validate_path
@@ -75,7 +77,9 @@ class KVMetadataService:
         self._state = state
 
     # -- metadata -------------------------------------------------------------------------
-    def read(self, path: str, *, actor: Actor = DEFAULT_ACTOR) -> KVMetadata:
+    def read(
+        self, path: str, *, mount: str = DEFAULT_MOUNT, actor: Actor = DEFAULT_ACTOR
+    ) -> KVMetadata:
         """A key's metadata and the state of each of its stored versions.
 
         Raises:
@@ -84,16 +88,17 @@ class KVMetadataService:
             VaultLocked: the vault is locked.
         """
         validate_path(path)
+        at = mount_path(mount)
 
         def read(tx: Tx) -> tuple[KVMetadata, int]:
-            row = existing_key(self._state, tx, path)
+            row = existing_key(self._state, tx, locate(tx, at, path)[1])
             stored = sorted(versions_of(tx).versions(row.id), key=lambda v: v.version)
             oldest = stored[0].version if stored and stored[0].version > 1 else 0
             versions = {
                 v.version: KVVersionState(v.updated_at, v.deleted_at, v.destroyed) for v in stored
             }
             return KVMetadata(
-                row.path,
+                path,
                 row.created_at,
                 row.updated_at,
                 row.version,
@@ -105,7 +110,7 @@ class KVMetadataService:
                 versions,
             ), row.id
 
-        return self._state.read("read_metadata", actor, path, read)
+        return self._state.read("read_metadata", actor, audit_path(at, path), read)
 
     def write(
         self,
@@ -115,6 +120,7 @@ class KVMetadataService:
         cas_required: object = None,
         delete_version_after: object = None,
         custom_metadata: object = None,
+        mount: str = DEFAULT_MOUNT,
         actor: Actor = DEFAULT_ACTOR,
     ) -> None:
         """Set the given settings of a key, creating it (with no version) if needed.
@@ -135,6 +141,7 @@ class KVMetadataService:
             custom_metadata,
             False,
             actor,
+            mount_path(mount),
         )
 
     def patch(
@@ -145,6 +152,7 @@ class KVMetadataService:
         cas_required: object = None,
         delete_version_after: object = None,
         custom_metadata: object = None,
+        mount: str = DEFAULT_MOUNT,
         actor: Actor = DEFAULT_ACTOR,
     ) -> None:
         """Change the given settings of an existing key; `custom_metadata` is merge-patched
@@ -164,6 +172,7 @@ class KVMetadataService:
             custom_metadata,
             True,
             actor,
+            mount_path(mount),
         )
 
     def _change(
@@ -176,6 +185,7 @@ class KVMetadataService:
         custom_metadata: object,
         patch: bool,
         actor: Actor,
+        mount: str,
     ) -> None:
         validate_path(path)
         values: dict[str, object] = dict(
@@ -187,10 +197,11 @@ class KVMetadataService:
             raise errors.InvalidInput("custom_metadata must be an object of strings")
 
         def run(tx: Tx) -> tuple[None, int]:
-            row = live_key(self._state, tx, path)
+            ref, stored = locate(tx, mount, path)
+            row = live_key(self._state, tx, stored)
             if row is None and patch:
                 raise errors.SecretNotFound()
-            row = row or create_empty(self._state, tx, path, actor.user_id)
+            row = row or create_empty(self._state, tx, stored, actor.user_id, ref.id)
             if patch and isinstance(custom_metadata, dict):
                 values["metadata"] = coerce_custom_metadata(
                     merge_patch(row.metadata, custom_metadata)
@@ -198,9 +209,11 @@ class KVMetadataService:
             secrets_of(tx).update_secret(row.id, updated_at=self._state.clock.now(), **values)
             return None, row.id
 
-        self._state.write(action, actor, path, run)
+        self._state.write(action, actor, audit_path(mount, path), run)
 
-    def delete(self, path: str, *, actor: Actor = DEFAULT_ACTOR) -> None:
+    def delete(
+        self, path: str, *, mount: str = DEFAULT_MOUNT, actor: Actor = DEFAULT_ACTOR
+    ) -> None:
         """Delete a key, its metadata and every version (no error when there is none).
 
         Raises:
@@ -208,18 +221,21 @@ class KVMetadataService:
             VaultLocked: the vault is locked.
         """
         validate_path(path)
+        at = mount_path(mount)
 
         def run(tx: Tx) -> tuple[None, int | None]:
             store = secrets_of(tx)
-            row = store.secret_by_path(path)
+            row = store.secret_by_path(locate(tx, at, path)[1])
             if row is None:
                 return None, None
             store.delete_secret(row.id)
             return None, row.id
 
-        self._state.write("delete", actor, path, run)
+        self._state.write("delete", actor, audit_path(at, path), run)
 
-    def list(self, folder: str = "", *, actor: Actor = DEFAULT_ACTOR) -> list[str]:
+    def list(
+        self, folder: str = "", *, mount: str = DEFAULT_MOUNT, actor: Actor = DEFAULT_ACTOR
+    ) -> list[str]:
         """Keys and sub-folders (ending in `/`) directly under `folder`, sorted.
 
         Keys with metadata but no version are listed too, as in Vault.
@@ -231,30 +247,36 @@ class KVMetadataService:
         """
         name = folder.rstrip("/") if isinstance(folder, str) else folder
         prefix = validate_path(name) + "/" if name else ""
+        at = mount_path(mount)
 
         def read(tx: Tx) -> tuple[list[str], None]:
-            keys = folder_keys(kv_of(tx).kv_paths(prefix, self._state.clock.now()), prefix)
+            ref = resolve(tx, at)
+            stored = storage_prefix(ref) + prefix
+            now = self._state.clock.now()
+            keys = folder_keys(kv_of(tx).kv_paths(stored, now, ref.id), stored)
             if not keys:
                 raise errors.SecretNotFound("nothing under that folder")
             return keys, None
 
-        return self._state.read("list", actor, prefix or None, read)
+        return self._state.read("list", actor, audit_path(at, prefix) or None, read)
 
     # -- mount configuration --------------------------------------------------------------
-    def read_config(self, *, actor: Actor = DEFAULT_ACTOR) -> KVConfig:
+    def read_config(self, *, mount: str = DEFAULT_MOUNT, actor: Actor = DEFAULT_ACTOR) -> KVConfig:
         """The mount-wide settings.
 
         Raises:
             VaultLocked: the vault is locked.
         """
 
+        at = mount_path(mount)
+
         def read(tx: Tx) -> tuple[KVConfig, None]:
-            row = kv_of(tx).kv_config()
+            row = kv_of(tx).kv_config(resolve(tx, at).id)
             return KVConfig(
                 row.max_versions, row.cas_required, timedelta(seconds=row.delete_version_after)
             ), None
 
-        return self._state.read("read_config", actor, None, read)
+        return self._state.read("read_config", actor, _config_path(at), read)
 
     def write_config(
         self,
@@ -262,6 +284,7 @@ class KVMetadataService:
         max_versions: object = None,
         cas_required: object = None,
         delete_version_after: object = None,
+        mount: str = DEFAULT_MOUNT,
         actor: Actor = DEFAULT_ACTOR,
     ) -> None:
         """Change the given mount-wide settings (None: unchanged). They apply to every secret:
@@ -273,10 +296,12 @@ class KVMetadataService:
             VaultLocked: the vault is locked.
         """
         values = kv_settings(max_versions, cas_required, delete_version_after)
+        at = mount_path(mount)
 
         def run(tx: Tx) -> tuple[None, None]:
             store = kv_of(tx)
-            old = store.kv_config()
+            mount_id = resolve(tx, at).id
+            old = store.kv_config(mount_id)
             store.put_kv_config(
                 KVConfigRow(
                     int(values.get("max_versions", old.max_versions)),
@@ -284,7 +309,13 @@ class KVMetadataService:
                     int(values.get("delete_version_after", old.delete_version_after)),
                 ),
                 self._state.clock.now(),
+                mount_id,
             )
             return None, None
 
-        self._state.write("write_config", actor, None, run)
+        self._state.write("write_config", actor, _config_path(at), run)
+
+
+def _config_path(mount: str) -> str | None:
+    """The path a mount-config entry records (none for `secret/`, as before mounts)."""
+    return None if mount == DEFAULT_MOUNT else mount

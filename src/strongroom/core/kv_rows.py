@@ -9,6 +9,14 @@ from typing import Protocol
 
 from strongroom import errors
 from strongroom.core.kv_types import KVVersionMeta
+from strongroom.core.mount_paths import (
+    DEFAULT_MOUNT,
+    DEFAULT_MOUNT_ID,
+    MountRef,
+    audit_path,
+    storage_path,
+)
+from strongroom.core.mounts import resolve
 from strongroom.core.state import VaultState
 from strongroom.core.versions import is_deleted, is_expired, secrets_of, versions_of
 from strongroom.models import Actor
@@ -27,6 +35,7 @@ __all__ = [
     "existing_key",
     "kv_of",
     "live_key",
+    "locate",
     "version_meta",
 ]
 
@@ -34,16 +43,27 @@ __all__ = [
 class KVStore(Protocol):
     """The KV v2 mount: its settings and folder listing (`tx.kv`)."""
 
-    def kv_config(self) -> KVConfigRow: ...
+    def kv_config(self, mount_id: int = 1) -> KVConfigRow: ...
 
-    def put_kv_config(self, config: KVConfigRow, now: datetime) -> None: ...
+    def put_kv_config(self, config: KVConfigRow, now: datetime, mount_id: int = 1) -> None: ...
 
-    def kv_paths(self, prefix: str, now: datetime) -> list[str]: ...
+    def kv_paths(self, prefix: str, now: datetime, mount_id: int = 1) -> list[str]: ...
 
 
 def kv_of(tx: Tx) -> KVStore:
     """The KV mount queries of a transaction."""
     return tx.kv
+
+
+def locate(tx: Tx, mount: str, path: str) -> tuple[MountRef, str]:
+    """The mount at `mount` (canonical) and the stored path of its key `path`.
+
+    Raises:
+        MountNotFound: nothing is mounted at `mount`.
+        InvalidInput: bad key path.
+    """
+    ref = resolve(tx, mount)
+    return ref, storage_path(ref, path)
 
 
 def live_key(state: VaultState, tx: Tx, path: str) -> SecretRow | None:
@@ -81,14 +101,17 @@ def version_meta(row: SecretRow, version: VersionRow) -> KVVersionMeta:
     )
 
 
-def create_empty(state: VaultState, tx: Tx, path: str, user_id: int) -> SecretRow:
-    """A secret row with metadata and no version (version 0)."""
+def create_empty(
+    state: VaultState, tx: Tx, path: str, user_id: int, mount_id: int = DEFAULT_MOUNT_ID
+) -> SecretRow:
+    """A secret row of a mount with metadata and no version (version 0); `path` is the stored
+    path."""
     store = secrets_of(tx)
     now = state.clock.now()
     old = store.secret_by_path(path)
     if old is not None:  # expired: it reads as absent, so it is replaced
         store.delete_secret(old.id)
-    secret_id = store.insert_secret(path, None, user_id, now, None)
+    secret_id = store.insert_secret(path, None, user_id, now, None, mount_id=mount_id)
     store.update_secret(secret_id, version=0)
     row = store.secret_by_path(path)
     assert row is not None  # noqa: S101 - inserted above in this transaction
@@ -134,18 +157,23 @@ def check_read_version(version: object) -> int:
 
 
 def change_versions(
-    state: VaultState, action: str, path: str, numbers: list[int] | None, actor: Actor
+    state: VaultState,
+    action: str,
+    path: str,
+    numbers: list[int] | None,
+    actor: Actor,
+    mount: str = DEFAULT_MOUNT,
 ) -> None:
-    """Soft-delete, undelete or destroy versions of the key at `path` (none: its current one),
-    as one audited write; no error when the key does not exist."""
+    """Soft-delete, undelete or destroy versions of the key at `path` of the mount at `mount`
+    (none: its current one), as one audited write; no error when the key does not exist."""
 
     def run(tx: Tx) -> tuple[None, int | None]:
-        row = live_key(state, tx, path)
+        row = live_key(state, tx, locate(tx, mount, path)[1])
         if row is None:
             return None, None
         wanted = numbers if numbers is not None else [row.version]
         now = state.clock.now()
-        dva = delete_after(row, kv_of(tx).kv_config())
+        dva = delete_after(row, kv_of(tx).kv_config(row.mount_id))
         store = versions_of(tx)
         for version in store.versions(row.id):
             if version.version not in wanted or version.destroyed:
@@ -164,4 +192,4 @@ def change_versions(
                 )
         return None, row.id
 
-    state.write(action, actor, path, run)
+    state.write(action, actor, audit_path(mount, path), run)

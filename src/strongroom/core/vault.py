@@ -6,7 +6,8 @@ naming nobody is attributed to `models.DEFAULT_ACTOR`. Everything else is reache
 services, each holding the shared `VaultState`::
 
     vault.secrets     Secrets      the design document's secret operations
-    vault.kv          KVEngine     KV v2 data; vault.kv.metadata: metadata, listing, mount config
+    vault.kv          KVEngine     KV data at any mount (`mount=`); kv.metadata: metadata, listing
+    vault.mounts      Mounts       secrets engine mounts: list, enable, disable, tune, move
     vault.rotation    Rotation     master-key and single-secret rotation, resume
     vault.access      Access       built-in users, policies, refusal records
     vault.authorizer  Authorizer   roles and path policies, audited refusals
@@ -29,6 +30,7 @@ from strongroom.core.audit_log import AuditLog, ExportRow
 from strongroom.core.authorizer import Authorizer
 from strongroom.core.backup import Backup
 from strongroom.core.kv import KVEngine
+from strongroom.core.mounts import Mounts
 from strongroom.core.options import VaultConfig
 from strongroom.core.rotation import Rotation
 from strongroom.core.secrets import Secrets
@@ -68,6 +70,7 @@ class Vault:
         self.state = VaultState(storage, config)
         self.secrets = Secrets(self.state)
         self.kv = KVEngine(self.state)
+        self.mounts = Mounts(self.state)
         self.rotation = Rotation(self.state)
         self.access = Access(self.state)
         self.authorizer = Authorizer(self.access)

@@ -57,15 +57,16 @@ class SecretStore(Protocol):
         expires_at: datetime | None,
         metadata: dict[str, str] | None = None,
         version: int = 1,
+        mount_id: int = 1,
     ) -> int: ...
 
     def update_secret(self, secret_id: int, **values: Any) -> None: ...
 
     def delete_secret(self, secret_id: int) -> None: ...
 
-    def list_secrets(self, prefix: str = "") -> list[SecretRow]: ...
+    def list_secrets(self, prefix: str = "", mount_id: int = 1) -> list[SecretRow]: ...
 
-    def list_paths(self, prefix: str = "") -> list[str]: ...
+    def list_paths(self, prefix: str = "", mount_id: int = 1) -> list[str]: ...
 
     def secrets_at(self, paths: Sequence[str]) -> list[SecretRow]: ...
 
@@ -98,7 +99,7 @@ class VersionStore(Protocol):
 class MountConfigStore(Protocol):
     """The KV mount settings every new version obeys (`tx.kv`)."""
 
-    def kv_config(self) -> KVConfigRow: ...
+    def kv_config(self, mount_id: int = 1) -> KVConfigRow: ...
 
 
 def secrets_of(tx: Tx) -> SecretStore:
@@ -228,7 +229,7 @@ def add_version(
     mount_store: MountConfigStore = tx.kv
     now = state.clock.now()
     number = row.version + 1
-    mount = mount_store.kv_config()
+    mount = mount_store.kv_config(row.mount_id)
     envelope, term = state.encrypt(tx, encode_value(data), row.id, row.path, number)
     ttl = row.delete_version_after or mount.delete_version_after
     deleted_at = now + timedelta(seconds=ttl) if ttl > 0 else None

@@ -1,13 +1,17 @@
-"""`/v1/secret/...`: the Vault/OpenBao KV v2 API (hvac, the `bao`/`vault` CLI) on the same data
-as `/api/vault`.
+"""`/v1/<mount>/...`: the Vault/OpenBao KV v2 API (hvac, the `bao`/`vault` CLI), at `secret/`
+on the same data as `/api/vault`, and at every other KV v2 mount.
 
-Each route parses Vault's request shape, checks the caller's policy on the secret path (the
-path without Vault's `data/`/`metadata/` infix), makes one core call (audited there, as for
-`/api/vault`) and answers with Vault's envelope, status codes and `{"errors": [...]}` bodies.
-`ROUTES` also carries the `sys/` and `auth/token/` routes (`api_kv2_sys`) and, last, a
-catch-all answering 404 as Vault does. Policy capabilities: reads `read`, LIST `list` (on the
-folder, as `folder/`), writes `create` (new key) or `update`, PATCH and `undelete/` `update`,
-`DELETE`, `delete/`, `destroy/` `delete`; `config` is for administrators.
+Each route parses Vault's request shape, checks the caller's policy on the secret path (at
+`secret/` the path without Vault's `data/`/`metadata/` infix, as before mounts; at another
+mount Vault's own path, `kv/data/app/db`: `core.mount_paths.policy_path`), makes one core call
+(audited there, as for `/api/vault`) and answers with Vault's envelope, status codes and
+`{"errors": [...]}` bodies. The routes below serve `secret/`; `api_kv_mounts` sends a request
+for any other mount to the same handlers (the mount in `request.scope`). `ROUTES` also carries
+the `sys/` and `auth/token/` routes (`api_kv2_sys`, `api_mounts`) and, last, that dispatcher,
+which answers 404 as Vault does when no mount serves a path. Policy capabilities: reads
+`read`, LIST `list` (on the folder, as `folder/`), writes `create` (new key) or `update`,
+PATCH and `undelete/` `update`, `DELETE`, `delete/`, `destroy/` `delete`; `config` is for
+administrators.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from starlette.routing import BaseRoute, Route
 
 from strongroom import errors
 from strongroom.core.kv import KVEngine
-from strongroom.http import api_kv2_sys
+from strongroom.core.mount_paths import SECRET, MountRef, policy_path
+from strongroom.http import api_kv2_sys, api_kv_mounts, api_mounts
 from strongroom.http.bodies import int_field, query_int, versions_field
 from strongroom.http.deps import require_content_type
 from strongroom.http.errors import json_response, no_content
@@ -48,8 +53,15 @@ async def _body(st: ServerState, request: Request) -> dict[str, Any]:
     return await st.read_json(request, required=False, any_type=True)
 
 
-async def _write_capability(st: ServerState, path: str) -> str:
-    return "update" if await st.run(st.vault.kv.exists, path) else "create"
+async def _write_capability(st: ServerState, path: str, mount: MountRef = SECRET) -> str:
+    exists = await st.run(st.vault.kv.exists, path, mount=mount.path)
+    return "update" if exists else "create"
+
+
+def mount_of(request: Request) -> MountRef:
+    """The mount a request runs in (`api_kv_mounts` sets it; `secret/` otherwise)."""
+    ref = request.scope.get("strongroom.mount")
+    return ref if isinstance(ref, MountRef) else SECRET
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -58,12 +70,13 @@ async def data(request: Request) -> Response:
 
     A deleted or destroyed version, and PATCH of a missing secret, are answered as Vault does
     by `http.errors` (route `kv2_data`)."""
-    st, path = state_of(request), request.path_params["path"]
+    st, path, ref = state_of(request), request.path_params["path"], mount_of(request)
     caller = await st.caller(request, V1)
+    named = policy_path(ref, "data", path)
     if request.method == "GET":
         version = query_int(request.query_params.get("version", "0"), "version")
-        await st.require(caller, "read", "read", path)
-        secret = await st.run(st.vault.kv.read, path, version, actor=caller.actor)
+        await st.require(caller, "read", "read", named)
+        secret = await st.run(st.vault.kv.read, path, version, mount=ref.path, actor=caller.actor)
         return json_response(
             envelope(
                 {"data": secret.data, "metadata": version_meta_json(secret.metadata)},
@@ -71,21 +84,31 @@ async def data(request: Request) -> Response:
             )
         )
     if request.method == "DELETE":
-        await st.require(caller, "delete", "soft_delete", path)
-        await st.run(st.vault.kv.delete_latest, path, actor=caller.actor)
+        await st.require(caller, "delete", "soft_delete", named)
+        await st.run(st.vault.kv.delete_latest, path, mount=ref.path, actor=caller.actor)
         return no_content()
     if request.method == "PATCH":
         require_content_type(request, MERGE_PATCH)
         body = await _body(st, request)
-        await st.require(caller, "update", "patch", path)
+        await st.require(caller, "update", "patch", named)
         meta = await st.run(
-            st.vault.kv.patch, path, body.get("data"), cas=_cas(body), actor=caller.actor
+            st.vault.kv.patch,
+            path,
+            body.get("data"),
+            cas=_cas(body),
+            mount=ref.path,
+            actor=caller.actor,
         )
     else:
         body = await _body(st, request)
-        await st.require(caller, await _write_capability(st, path), "write", path)
+        await st.require(caller, await _write_capability(st, path, ref), "write", named)
         meta = await st.run(
-            st.vault.kv.write, path, body.get("data"), cas=_cas(body), actor=caller.actor
+            st.vault.kv.write,
+            path,
+            body.get("data"),
+            cas=_cas(body),
+            mount=ref.path,
+            actor=caller.actor,
         )
     return json_response(envelope(version_meta_json(meta), request_id=caller.request_id))
 
@@ -96,11 +119,11 @@ def _versions_endpoint(
     """`delete/`, `undelete/`, `destroy/` with `{"versions": [...]}`, answered with 204."""
 
     async def change(request: Request) -> Response:
-        st, path = state_of(request), request.path_params["path"]
+        st, path, ref = state_of(request), request.path_params["path"], mount_of(request)
         caller = await st.caller(request, V1)
         numbers = versions_field((await _body(st, request)).get("versions"))
-        await st.require(caller, capability, action, path)
-        await st.run(method(st.vault.kv), path, numbers, actor=caller.actor)
+        await st.require(caller, capability, action, policy_path(ref, action, path))
+        await st.run(method(st.vault.kv), path, numbers, mount=ref.path, actor=caller.actor)
         return no_content()
 
     return Route(
@@ -110,12 +133,14 @@ def _versions_endpoint(
 
 async def subkeys(request: Request) -> Response:
     """The key structure of a version (`?version=`, `?depth=`), values replaced by null."""
-    st, path = state_of(request), request.path_params["path"]
+    st, path, ref = state_of(request), request.path_params["path"], mount_of(request)
     caller = await st.caller(request, V1)
     version = query_int(request.query_params.get("version", "0"), "version")
     depth = query_int(request.query_params.get("depth", "0"), "depth")
-    await st.require(caller, "read", "subkeys", path)
-    secret = await st.run(st.vault.kv.subkeys, path, version, depth, actor=caller.actor)
+    await st.require(caller, "read", "subkeys", policy_path(ref, "subkeys", path))
+    secret = await st.run(
+        st.vault.kv.subkeys, path, version, depth, mount=ref.path, actor=caller.actor
+    )
     return json_response(
         envelope(
             {"subkeys": secret.data, "metadata": version_meta_json(secret.metadata)},
@@ -127,44 +152,46 @@ async def subkeys(request: Request) -> Response:
 # -- metadata ---------------------------------------------------------------------------------
 async def metadata(request: Request) -> Response:
     """GET, POST/PUT, PATCH, DELETE (every version), and LIST or `GET ?list=true`."""
-    st, path = state_of(request), request.path_params.get("path", "")
+    st, path, ref = state_of(request), request.path_params.get("path", ""), mount_of(request)
     caller = await st.caller(request, V1)
     method = request.method
     if method == "LIST" or (
         method == "GET" and request.query_params.get("list", "").lower() in ("true", "1")
     ):
         folder = path.strip("/")
-        await st.require(caller, "list", "list", f"{folder}/" if folder else "")
-        keys = await st.run(st.vault.kv.metadata.list, folder, actor=caller.actor)
+        named = policy_path(ref, "metadata", f"{folder}/" if folder else "")
+        await st.require(caller, "list", "list", named)
+        keys = await st.run(st.vault.kv.metadata.list, folder, mount=ref.path, actor=caller.actor)
         return json_response(envelope({"keys": keys}, request_id=caller.request_id))
     if not path or method == "HEAD":
         raise errors.NotFound()
+    named = policy_path(ref, "metadata", path)
     if method == "GET":
-        await st.require(caller, "read", "read_metadata", path)
-        meta = await st.run(st.vault.kv.metadata.read, path, actor=caller.actor)
+        await st.require(caller, "read", "read_metadata", named)
+        meta = await st.run(st.vault.kv.metadata.read, path, mount=ref.path, actor=caller.actor)
         return json_response(envelope(metadata_json(meta), request_id=caller.request_id))
     if method == "DELETE":
-        await st.require(caller, "delete", "delete", path)
-        await st.run(st.vault.kv.metadata.delete, path, actor=caller.actor)
+        await st.require(caller, "delete", "delete", named)
+        await st.run(st.vault.kv.metadata.delete, path, mount=ref.path, actor=caller.actor)
         return no_content()
     if method == "PATCH":
         require_content_type(request, MERGE_PATCH)
     body = await _body(st, request)
     settings = {name: body.get(name) for name in _SETTINGS}
-    capability = "update" if method == "PATCH" else await _write_capability(st, path)
-    await st.require(caller, capability, "write_metadata", path)
+    capability = "update" if method == "PATCH" else await _write_capability(st, path, ref)
+    await st.require(caller, capability, "write_metadata", named)
     fn = st.vault.kv.metadata.patch if method == "PATCH" else st.vault.kv.metadata.write
-    await st.run(fn, path, **settings, actor=caller.actor)
+    await st.run(fn, path, **settings, mount=ref.path, actor=caller.actor)
     return no_content()
 
 
 async def config(request: Request) -> Response:
     """The mount-wide settings (they apply to every secret: administrators only)."""
-    st = state_of(request)
+    st, ref = state_of(request), mount_of(request)
     caller = await st.caller(request, V1)
     await st.require_admin(caller, "kv_config")
     if request.method == "GET":
-        current = await st.run(st.vault.kv.metadata.read_config, actor=caller.actor)
+        current = await st.run(st.vault.kv.metadata.read_config, mount=ref.path, actor=caller.actor)
         return json_response(envelope(config_json(current), request_id=caller.request_id))
     body = await _body(st, request)
     await st.run(
@@ -172,13 +199,14 @@ async def config(request: Request) -> Response:
         max_versions=body.get("max_versions"),
         cas_required=body.get("cas_required"),
         delete_version_after=body.get("delete_version_after"),
+        mount=ref.path,
         actor=caller.actor,
     )
     return no_content()
 
 
-ROUTES: list[BaseRoute] = [
-    *api_kv2_sys.ROUTES,
+#: The KV v2 endpoints, at `secret/` (any other mount: `api_kv_mounts.dispatcher`).
+KV2_ROUTES: list[Route] = [
     Route("/v1/secret/config", config, methods=["GET", "POST", "PUT"], name="kv2_config"),
     Route(
         "/v1/secret/data/{path:path}",
@@ -192,5 +220,16 @@ ROUTES: list[BaseRoute] = [
     _versions_endpoint("delete", "delete", lambda kv: kv.delete_versions),
     _versions_endpoint("undelete", "update", lambda kv: kv.undelete),
     _versions_endpoint("destroy", "delete", lambda kv: kv.destroy),
-    Route("/v1/{rest:path}", api_kv2_sys.no_route, methods=_ALL, name="kv2_no_route"),
+]
+
+ROUTES: list[BaseRoute] = [
+    *api_kv2_sys.ROUTES,
+    *api_mounts.ROUTES,
+    *KV2_ROUTES,
+    Route(
+        "/v1/{rest:path}",
+        api_kv_mounts.dispatcher(KV2_ROUTES),
+        methods=_ALL,
+        name="kv2_no_route",
+    ),
 ]

@@ -1,5 +1,6 @@
 """`/v1/sys/...` and `/v1/auth/token/lookup-self`: the Vault system endpoints clients call
-around KV v2 (health, seal status, unseal/seal as unlock/lock, mounts, token lookup).
+around KV v2 (health, seal status, unseal/seal as unlock/lock, token lookup; the mount
+endpoints are `api_mounts`).
 
 Our single-key model reports a Shamir seal with `t=1, n=1`: `sys/unseal` takes the master key
 as `key` and unlocks, `sys/seal` locks. Unlike Vault, both need an administrator's token, as
@@ -20,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from strongroom import __version__, errors
 from strongroom.http.errors import json_response, no_content
-from strongroom.http.kv2_format import MOUNT_PATH, envelope, mount_json
+from strongroom.http.kv2_format import envelope
 from strongroom.http.state import V1, V1_SYS, ServerState, state_of
 
 __all__ = ["ROUTES", "no_route"]
@@ -152,29 +153,6 @@ async def init_status(request: Request) -> Response:
     return json_response({"initialized": status.initialized})
 
 
-async def mounts(request: Request) -> Response:
-    """Our one secrets mount, `secret/` (KV v2), at the top level and in `data`, as Vault."""
-    caller = await state_of(request).caller(request, V1)
-    listing = {MOUNT_PATH: mount_json(with_path=False)}
-    return json_response(
-        {**listing, **envelope(listing, request_id=caller.request_id, mount_type="system")}
-    )
-
-
-async def ui_mount(request: Request) -> Response:
-    """The mount serving a path: how the CLI learns that `secret/` is KV version 2."""
-    caller = await state_of(request).caller(request, V1)
-    first = request.path_params["path"].strip("/").split("/")[0]
-    if first != MOUNT_PATH.rstrip("/"):
-        raise errors.PermissionDenied(
-            "preflight capability check returned 403, please ensure client's policies "
-            f'grant access to path "{first[:100]}/"'
-        )
-    return json_response(
-        envelope(mount_json(with_path=True), request_id=caller.request_id, mount_type="system")
-    )
-
-
 async def lookup_self(request: Request) -> Response:
     """The caller's token: user, role, policies, remaining lifetime (never the token)."""
     caller = await state_of(request).caller(request, V1)
@@ -209,8 +187,6 @@ ROUTES: list[BaseRoute] = [
     Route("/v1/sys/seal", seal, methods=["PUT", "POST"], name="v1_seal"),
     Route("/v1/sys/leader", leader, methods=["GET"], name="v1_leader"),
     Route("/v1/sys/init", init_status, methods=["GET"], name="v1_init"),
-    Route("/v1/sys/mounts", mounts, methods=["GET"], name="v1_mounts"),
-    Route("/v1/sys/internal/ui/mounts/{path:path}", ui_mount, methods=["GET"], name="v1_ui_mounts"),
     Route(
         "/v1/auth/token/lookup-self", lookup_self, methods=["GET", "POST"], name="v1_lookup_self"
     ),

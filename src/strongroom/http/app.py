@@ -103,6 +103,8 @@ class Front:
             )
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             metrics.observe(label, method, status, time.perf_counter() - started)
+            if (mount := _mount_label(scope, label)) is not None:
+                metrics.observe_mount(mount, method, status)
 
     def _declared_too_large(self, scope: Scope) -> bool:
         for name, value in scope["headers"]:
@@ -123,6 +125,17 @@ class Front:
             return message
 
         return limited
+
+
+def _mount_label(scope: Scope, route: str) -> str | None:
+    """The KV mount that served a request, for `strongroom_kv_requests{mount}`: the mount the
+    `/v1` dispatcher resolved, or `secret/` for its own routes and `/api/vault/secrets`."""
+    ref = scope.get("strongroom.mount")
+    if ref is not None:
+        return str(ref.path)
+    if route.startswith(("/v1/secret/", "/api/vault/secrets")):
+        return "secret/"
+    return None
 
 
 def _handlers() -> dict[Any, Any]:

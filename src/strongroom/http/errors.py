@@ -65,6 +65,7 @@ V1_OVERRIDES: dict[type[errors.StrongroomError], V1Override] = {
     errors.AuthenticationFailed: V1Override(403, "permission denied"),
     errors.Conflict: V1Override(400),
     errors.NotFound: V1Override(404, quiet=True),
+    errors.MountNotFound: V1Override(400),  # Vault: "No secret engine mount at ..."
 }
 
 #: Conditions that exist only in HTTP (no class in the error tree): message and code.

@@ -19,21 +19,17 @@ from strongroom.core.kv_types import (
     KVVersionState,
     format_go_duration,
 )
+from strongroom.core.mounts import MountRow
 
 __all__ = [
-    "MOUNT_PATH",
     "config_json",
     "envelope",
     "metadata_json",
     "mount_json",
     "rfc3339",
+    "tune_json",
     "version_meta_json",
 ]
-
-MOUNT_PATH = "secret/"
-#: Stable identifiers of our single KV v2 mount (Vault generates them per mount).
-MOUNT_ACCESSOR = "kv_strongroom"
-MOUNT_UUID = "00000000-0000-4000-8000-000000000002"
 
 
 def rfc3339(moment: datetime | None) -> str:
@@ -107,23 +103,54 @@ def config_json(config: KVConfig) -> dict[str, Any]:
     }
 
 
-def mount_json(*, with_path: bool) -> dict[str, Any]:
-    """Our one mount as `sys/mounts` and `sys/internal/ui/mounts/...` describe it."""
-    mount: dict[str, Any] = {
-        "accessor": MOUNT_ACCESSOR,
-        "config": {"default_lease_ttl": 0, "force_no_cache": False, "max_lease_ttl": 0},
+def _options(version: int) -> dict[str, str] | None:
+    """A mount's options as Vault shows them (see `core.mounts.effective_version`)."""
+    return None if version < 0 else {"version": str(version)} if version else {}
+
+
+def mount_json(mount: MountRow, *, with_path: bool) -> dict[str, Any]:
+    """A mount as `sys/mounts` and `sys/internal/ui/mounts/...` describe it."""
+    config: dict[str, Any] = {
+        "default_lease_ttl": mount.config.get("default_lease_ttl", 0),
+        "force_no_cache": mount.config.get("force_no_cache", False),
+        "max_lease_ttl": mount.config.get("max_lease_ttl", 0),
+    }
+    if mount.config.get("listing_visibility"):
+        config["listing_visibility"] = mount.config["listing_visibility"]
+    body: dict[str, Any] = {
+        "accessor": mount.accessor,
+        "config": config,
         "deprecation_status": "supported",
-        "description": "key/value secret storage",
+        "description": mount.description,
         "external_entropy_access": False,
         "local": False,
-        "options": {"version": "2"},
+        "options": _options(mount.version),
         "plugin_version": "",
         "running_plugin_version": "",
         "running_sha256": "",
         "seal_wrap": False,
-        "type": "kv",
-        "uuid": MOUNT_UUID,
+        "type": mount.type,
+        "uuid": mount.uuid,
     }
     if with_path:
-        mount["path"] = MOUNT_PATH
-    return mount
+        body["path"] = mount.path
+    return body
+
+
+#: What `sys/mounts/<path>/tune` reports for a TTL the mount leaves unset (Vault's 768h).
+SYSTEM_DEFAULT_TTL = 768 * 3600
+
+
+def tune_json(mount: MountRow) -> dict[str, Any]:
+    """A mount's tunable settings as `GET sys/mounts/<path>/tune` reports them."""
+    body: dict[str, Any] = {
+        "default_lease_ttl": mount.config.get("default_lease_ttl") or SYSTEM_DEFAULT_TTL,
+        "description": mount.description,
+        "force_no_cache": mount.config.get("force_no_cache", False),
+        "max_lease_ttl": mount.config.get("max_lease_ttl") or SYSTEM_DEFAULT_TTL,
+    }
+    if mount.config.get("listing_visibility"):
+        body["listing_visibility"] = mount.config["listing_visibility"]
+    if mount.version > 0:
+        body["options"] = {"version": str(mount.version)}
+    return body

@@ -1,10 +1,13 @@
-"""Prometheus metrics: requests by route and status, latency, lock state, secrets nearing expiry
-and expired, whether auto-unlock is on, storage errors by cause, and client disconnects.
+"""Prometheus metrics: requests by route and status, latency, requests by KV mount, lock state,
+secrets nearing expiry and expired, whether auto-unlock is on, storage errors by cause, and client
+disconnects.
 
 Each server process has its own registry (no global state, so tests can build many apps). Route
 labels are route templates, never concrete paths, so secret paths do not leak into metrics and
-the label set stays small. The lock state is read when scraped; the expiry counts are refreshed
-by the server's background job (`http.jobs`), so a scrape never queries the database.
+the label set stays small; the `mount` label names only mounts that served the request (an
+administrator creates them), never a path a caller typed. The lock state is read when scraped;
+the expiry counts are refreshed by the server's background job (`http.jobs`), so a scrape never
+queries the database.
 """
 
 from __future__ import annotations
@@ -98,6 +101,13 @@ class Metrics:
             registry=self.registry,
         )
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._kv_requests = Counter(
+            "strongroom_kv_requests",
+            "Requests served by a KV mount, by mount path (secret/ also for /api/vault/secrets)",
+            ["mount", "method", "status"],
+            registry=self.registry,
+        )
+        self._kv_children: dict[tuple[str, str, int], Counter] = {}
         self._disconnects = Counter(
             "strongroom_client_disconnects",
             "Requests whose client hung up before the server had read the body",
@@ -131,6 +141,16 @@ class Metrics:
                 self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def observe_mount(self, mount: str, method: str, status: int) -> None:
+        """Count one request served by the KV mount at `mount` (a mount path, never a key)."""
+        key = (mount, method, status)
+        child = self._kv_children.get(key)
+        if child is None:
+            child = self._kv_requests.labels(mount, method, str(status))
+            if len(self._kv_children) < 10_000:
+                self._kv_children[key] = child
+        child.inc()
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""

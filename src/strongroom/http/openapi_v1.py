@@ -1,5 +1,8 @@
 """The `/v1` (Vault-compatible) part of `/openapi.json`, generated from `api_kv2.ROUTES`.
 
+KV endpoints are documented at `secret/`; every other mount serves the same ones at
+`/v1/<mount>/...` (KV v1: `/v1/<mount>/<key>`), through the catch-all (docs/mounts.md).
+
 Every `/v1` route but the catch-all is documented from the route itself (path and methods), so
 a route cannot exist without its entry; request bodies and query parameters come from `_BODIES`
 and `_QUERIES` below, by route name. `LIST` (Vault's verb, not an HTTP method OpenAPI knows) is
@@ -57,6 +60,30 @@ _BODIES: dict[str, dict[str, Any]] = {
     "kv2_undelete": _VERSIONS,
     "kv2_destroy": _VERSIONS,
     "v1_unseal": {"type": "object", "properties": {"key": {"type": "string"}}},
+    # sys/mounts/<path> (enable) and sys/mounts/<path>/tune (flat TTLs, description, options).
+    "v1_mount": {
+        "type": "object",
+        "properties": {
+            "type": {"type": "string", "enum": ["kv", "kv-v2"]},
+            "description": {"type": "string"},
+            "options": {"type": "object", "properties": {"version": {"type": "string"}}},
+            "config": {
+                "type": "object",
+                "properties": {
+                    "default_lease_ttl": {"type": "string", "example": "1h"},
+                    "max_lease_ttl": {"type": "string", "example": "24h"},
+                    "listing_visibility": {"type": "string", "enum": ["", "hidden", "unauth"]},
+                },
+            },
+            "default_lease_ttl": {"type": "string"},
+            "max_lease_ttl": {"type": "string"},
+        },
+    },
+    "v1_remount": {
+        "type": "object",
+        "required": ["from", "to"],
+        "properties": {"from": {"type": "string"}, "to": {"type": "string"}},
+    },
 }
 #: Route name -> its query parameters (all optional).
 _QUERIES: dict[str, dict[str, dict[str, Any]]] = {
@@ -66,6 +93,16 @@ _QUERIES: dict[str, dict[str, dict[str, Any]]] = {
     "kv2_metadata_root": {"list": {"type": "boolean"}},
 }
 _SKIP = {"kv2_no_route"}
+#: `sys/` and `auth/` routes that need a token (the others are unauthenticated, as in Vault).
+_TOKEN_SYS = {
+    "v1_lookup_self",
+    "v1_mounts",
+    "v1_mount",
+    "v1_remount",
+    "v1_remount_status",
+    "v1_ui_mounts",
+    "v1_ui_mounts_list",
+}
 _DOCUMENTED = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
@@ -96,7 +133,7 @@ def _operation(route: Route, method: str) -> dict[str, Any]:
         "responses": responses,
         "tags": ["v1"],
     }
-    if not name.startswith("v1_") or name in ("v1_lookup_self", "v1_ui_mounts"):
+    if not name.startswith("v1_") or name in _TOKEN_SYS:
         entry["security"] = [{"vault_token": []}, {"bearer": []}]
     body = _BODIES.get(name)
     if body is not None and method in ("POST", "PUT", "PATCH"):

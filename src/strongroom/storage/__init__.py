@@ -17,6 +17,7 @@ from strongroom.storage.base import (
     AuditRow,
     KeysRow,
     KVConfigRow,
+    MountRow,
     NewAudit,
     PolicyRow,
     SecretRow,
@@ -32,6 +33,7 @@ __all__ = [
     "DatabaseState",
     "KVConfigRow",
     "KeysRow",
+    "MountRow",
     "NewAudit",
     "PolicyRow",
     "SecretRow",
@@ -46,7 +48,7 @@ __all__ = [
 ]
 
 #: The newest migration; when the database is already there, Alembic is not even imported.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 0x5354524F4E47  # "STRONG"
 

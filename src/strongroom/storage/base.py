@@ -13,6 +13,7 @@ __all__ = [
     "AuditRow",
     "KVConfigRow",
     "KeysRow",
+    "MountRow",
     "NewAudit",
     "PolicyRow",
     "SecretRow",
@@ -59,6 +60,7 @@ class SecretRow:
     max_versions: int = 0
     cas_required: bool = False
     delete_version_after: int = 0
+    mount_id: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +111,7 @@ class AuditRow:
 
 @dataclass(frozen=True, slots=True)
 class KVConfigRow:
-    """The mount-wide KV v2 settings (the single `vault_kv_config` row; zeros when absent).
+    """The mount-wide KV v2 settings of one mount (columns of its `vault_mounts` row).
 
     `delete_version_after` is in seconds; 0 means never. `max_versions` 0 means no mount limit.
     """
@@ -140,3 +142,20 @@ class PolicyRow:
     rules: str
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MountRow:
+    """A secrets engine mount (`vault_mounts`); `path` ends in `/`, `config` is a JSON object
+    (`default_lease_ttl`, `max_lease_ttl`, `listing_visibility`)."""
+
+    id: int
+    path: str
+    type: str
+    version: int
+    description: str
+    config: dict[str, Any]
+    uuid: str
+    accessor: str
+    kv: KVConfigRow = field(default_factory=KVConfigRow)
+    created_at: datetime | None = None

@@ -26,7 +26,8 @@ def secret_row(row: Any) -> SecretRow:
         max_versions,
         cas_required,
         delete_after,
-    ) = row[:12]
+        mount_id,
+    ) = row[:13]
     return SecretRow(
         sid,
         path,
@@ -40,6 +41,7 @@ def secret_row(row: Any) -> SecretRow:
         max_versions,
         bool(cas_required),
         delete_after,
+        mount_id,
     )
 
 

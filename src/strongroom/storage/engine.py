@@ -23,6 +23,7 @@ from strongroom.storage.queries_access import PolicyQueries, UserQueries
 from strongroom.storage.queries_audit import AuditQueries
 from strongroom.storage.queries_keys import KeyQueries
 from strongroom.storage.queries_kv import KVQueries
+from strongroom.storage.queries_mounts import MountQueries
 from strongroom.storage.queries_rotation import RotationQueries
 from strongroom.storage.queries_secrets import SecretQueries
 from strongroom.storage.txbase import savepoint
@@ -34,9 +35,10 @@ class Tx:
     """One transaction: its savepoints and the query groups that share its connection.
 
     Each group is small and implements the storage protocol one core service declares:
-    `keys` (key row and terms), `secrets` (secrets and versions), `kv` (KV v2 mount), `audit`
-    (the audit chain), `rotation` (re-encryption), `users` and `policies` (access). Groups are
-    built on first use, so a transaction pays only for the ones it touches.
+    `keys` (key row and terms), `secrets` (secrets and versions), `kv` (a KV mount's settings
+    and listing), `mounts`, `audit` (the audit chain), `rotation` (re-encryption), `users` and
+    `policies` (access). Groups are built on first use, so a transaction pays only for the
+    ones it touches.
     """
 
     def __init__(self, conn: Connection) -> None:
@@ -56,6 +58,11 @@ class Tx:
     def kv(self) -> KVQueries:
         """The KV v2 mount configuration and folder listing."""
         return KVQueries(self.conn)
+
+    @cached_property
+    def mounts(self) -> MountQueries:
+        """Secrets engine mounts."""
+        return MountQueries(self.conn)
 
     @cached_property
     def audit(self) -> AuditQueries:

@@ -1,4 +1,4 @@
-"""Storage queries of the KV v2 engine: the mount configuration and folder listing
+"""Storage queries of the KV engines: a mount's KV v2 configuration and folder listing
 (`KVQueries`, `tx.kv`)."""
 
 from __future__ import annotations
@@ -11,44 +11,58 @@ from strongroom.storage import tables as t
 from strongroom.storage.base import KVConfigRow
 from strongroom.storage.txbase import Queries
 
-__all__ = ["KVQueries"]
+__all__ = ["DEFAULT_MOUNT_ID", "KVQueries"]
+
+#: The id of `secret/`, seeded by migration 0003.
+DEFAULT_MOUNT_ID = 1
 
 
 class KVQueries(Queries):
-    """KV v2 queries (implements `core.kv_rows.KVStore`)."""
+    """KV queries (implements `core.kv_rows.KVStore`)."""
 
-    # Read once per transaction: every write of a group-commit batch needs it.
-    _kv_config: KVConfigRow | None = None
+    def __init__(self, conn: sa.Connection) -> None:
+        super().__init__(conn)
+        # Read once per transaction: every write of a group-commit batch needs it.
+        self._kv_config: dict[int, KVConfigRow] = {}
 
-    def kv_config(self) -> KVConfigRow:
-        """The mount-wide KV v2 settings (all zeros when never written)."""
-        if self._kv_config is None:
-            row = self.conn.execute(sa.select(t.kv_config).where(t.kv_config.c.id == 1)).first()
-            self._kv_config = (
-                KVConfigRow()
-                if row is None
-                else KVConfigRow(row.max_versions, bool(row.cas_required), row.delete_version_after)
+    def kv_config(self, mount_id: int = DEFAULT_MOUNT_ID) -> KVConfigRow:
+        """The mount-wide KV v2 settings of a mount (all zeros when it has none)."""
+        cached = self._kv_config.get(mount_id)
+        if cached is None:
+            m = t.mounts
+            row = self.conn.execute(
+                sa.select(m.c.max_versions, m.c.cas_required, m.c.delete_version_after).where(
+                    m.c.id == mount_id
+                )
+            ).first()
+            cached = KVConfigRow() if row is None else KVConfigRow(row[0], bool(row[1]), row[2])
+            self._kv_config[mount_id] = cached
+        return cached
+
+    def put_kv_config(
+        self, config: KVConfigRow, now: datetime, mount_id: int = DEFAULT_MOUNT_ID
+    ) -> None:
+        """Replace a mount's KV v2 settings."""
+        self._kv_config.clear()  # re-read after: a savepoint may still undo this write
+        m = t.mounts
+        self.conn.execute(
+            sa.update(m)
+            .where(m.c.id == mount_id)
+            .values(
+                max_versions=config.max_versions,
+                cas_required=config.cas_required,
+                delete_version_after=config.delete_version_after,
+                updated_at=now,
             )
-        return self._kv_config
+        )
 
-    def put_kv_config(self, config: KVConfigRow, now: datetime) -> None:
-        """Insert or replace the mount-wide KV v2 settings."""
-        self._kv_config = None  # re-read after: a savepoint may still undo this write
-        values = {
-            "max_versions": config.max_versions,
-            "cas_required": config.cas_required,
-            "delete_version_after": config.delete_version_after,
-            "updated_at": now,
-        }
-        c = t.kv_config
-        done = self.conn.execute(sa.update(c).where(c.c.id == 1).values(**values))
-        if done.rowcount == 0:
-            self.conn.execute(sa.insert(c).values(id=1, **values))
-
-    def kv_paths(self, prefix: str, now: datetime) -> list[str]:
-        """Paths (only) starting with `prefix`, sorted, leaving out secrets expired at `now`."""
+    def kv_paths(self, prefix: str, now: datetime, mount_id: int = DEFAULT_MOUNT_ID) -> list[str]:
+        """Stored paths (only) of a mount starting with `prefix`, sorted, leaving out secrets
+        expired at `now`."""
         s = t.secrets
-        query = sa.select(s.c.path).where(sa.or_(s.c.expires_at.is_(None), s.c.expires_at > now))
+        query = sa.select(s.c.path).where(
+            s.c.mount_id == mount_id, sa.or_(s.c.expires_at.is_(None), s.c.expires_at > now)
+        )
         if prefix:
             query = query.where(sa.func.substr(s.c.path, 1, len(prefix)) == prefix)
         return [r[0] for r in self.conn.execute(query.order_by(s.c.path))]

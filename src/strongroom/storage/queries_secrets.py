@@ -119,6 +119,7 @@ class SecretQueries(Queries):
         expires_at: datetime | None,
         metadata: dict[str, str] | None = None,
         version: int = 1,
+        mount_id: int = 1,
     ) -> int:
         """Create the secret row at `version` (its first version is inserted next); return its id.
 
@@ -144,6 +145,7 @@ class SecretQueries(Queries):
                     "max_versions": 0,
                     "cas_required": False,
                     "delete_version_after": 0,
+                    "mount_id": mount_id,
                 },
             )
         except sa_exc.IntegrityError as exc:
@@ -167,21 +169,24 @@ class SecretQueries(Queries):
         )
         self.conn.execute(sa.delete(t.secrets).where(t.secrets.c.id == secret_id))
 
-    def list_secrets(self, prefix: str = "") -> list[SecretRow]:
-        """Secrets whose path starts with `prefix`, compared literally and case-sensitively."""
-        query = _under(sa.select(t.secrets), prefix, self.conn.dialect.name)
-        query = query.order_by(t.secrets.c.path)
+    def list_secrets(self, prefix: str = "", mount_id: int = 1) -> list[SecretRow]:
+        """Secrets of a mount (default `secret/`) whose path starts with `prefix`, compared
+        literally and case-sensitively."""
+        query = sa.select(t.secrets).where(t.secrets.c.mount_id == mount_id)
+        query = _under(query, prefix, self.conn.dialect.name).order_by(t.secrets.c.path)
         return [secret_row(r) for r in self.conn.execute(query).all()]
 
-    def list_paths(self, prefix: str = "") -> list[str]:
-        """The paths `list_secrets(prefix)` would return, and nothing else (a folder of
-        thousands costs its strings, not its rows)."""
-        query = _under(sa.select(t.secrets.c.path), prefix, self.conn.dialect.name)
+    def list_paths(self, prefix: str = "", mount_id: int = 1) -> list[str]:
+        """The paths `list_secrets(prefix, mount_id)` would return, and nothing else (a folder
+        of thousands costs its strings, not its rows)."""
+        query = sa.select(t.secrets.c.path).where(t.secrets.c.mount_id == mount_id)
+        query = _under(query, prefix, self.conn.dialect.name)
         query = query.order_by(t.secrets.c.path)
         return list(self.conn.execute(query).scalars())
 
     def secrets_at(self, paths: Sequence[str]) -> list[SecretRow]:
-        """The secrets at `paths` (missing ones left out), ordered by path."""
+        """The secrets at `paths` (missing ones left out), ordered by path. Paths are stored
+        keys, so a `secret/` path never names another mount's row (those hold `<id>:`)."""
         found: list[SecretRow] = []
         unique = sorted(set(paths))
         for start in range(0, len(unique), _IN_BATCH):

@@ -29,15 +29,15 @@ __all__ = ["TABLES", "Row", "Snapshot", "decode_bytes", "is_empty", "load", "sna
 TABLES: list[sa.Table] = [
     t.keys,
     t.key_terms,
+    t.mounts,
     t.secrets,
     t.secret_versions,
     t.audit_logs,
     t.users,
     t.policies,
-    t.kv_config,
 ]
 _BY_NAME = {table.name: table for table in TABLES}
-_SERIAL = [t.secrets, t.secret_versions, t.audit_logs, t.users]
+_SERIAL = [t.mounts, t.secrets, t.secret_versions, t.audit_logs, t.users]
 _BATCH = 500
 
 #: (table name, column -> JSON-safe value)
@@ -130,9 +130,11 @@ def snapshot(storage: Storage) -> Iterator[Snapshot]:
 
 
 def _empty(conn: Connection) -> bool:
+    # `vault_mounts` is left out: a new database holds the seeded `secret/` mount.
     return all(
         conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first() is None
         for table in TABLES
+        if table is not t.mounts
     )
 
 
@@ -159,6 +161,7 @@ def load(storage: Storage, rows: Iterable[Row], expected: dict[str, int]) -> dic
         conn = tx.conn
         if not _empty(conn):
             raise errors.Conflict("restore needs an empty database; this one holds a vault")
+        conn.execute(sa.delete(t.mounts))  # the seeded `secret/`: the backup has its own
         pending: list[dict[str, Any]] = []
         current: sa.Table | None = None
         for name, raw in rows:

@@ -26,8 +26,8 @@ __all__ = [
     "audit_logs",
     "key_terms",
     "keys",
-    "kv_config",
     "metadata",
+    "mounts",
     "policies",
     "secret_versions",
     "secrets",
@@ -95,7 +95,10 @@ secrets = Table(
     Column("max_versions", Integer, nullable=False, default=0),
     Column("cas_required", Boolean, nullable=False, default=False),
     Column("delete_version_after", Integer, nullable=False, default=0),
+    # Last: added by migration 0003 (row converters unpack columns in table order).
+    Column("mount_id", Integer, nullable=False, default=1, server_default="1"),
     Index("idx_vault_secrets_created_by", "created_by"),
+    Index("idx_vault_secrets_mount_id", "mount_id"),
     Index("idx_vault_secrets_expires_at", "expires_at"),
     sqlite_autoincrement=True,
 )
@@ -160,12 +163,22 @@ policies = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
-kv_config = Table(
-    "vault_kv_config",
+mounts = Table(
+    "vault_mounts",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("path", String(200), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("config", Text, nullable=False),
+    Column("uuid", String(36), nullable=False),
+    Column("accessor", String(64), nullable=False),
     Column("max_versions", Integer, nullable=False, default=0),
     Column("cas_required", Boolean, nullable=False, default=False),
     Column("delete_version_after", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("path", name="uq_vault_mounts_path"),
+    sqlite_autoincrement=True,
 )
