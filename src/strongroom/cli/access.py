@@ -1,4 +1,5 @@
-"""`user`, `token` and `policy`: built-in users, JWTs and path policies for the server's auth.
+"""`user` and `policy`: built-in users and path policies for the server's auth (`token`:
+`cli.tokens`).
 
 They work on the database directly (no --addr) and need no master key: users and policies are
 not secrets (passwords are stored as Argon2id hashes), and every change is audited.
@@ -7,7 +8,6 @@ not secrets (passwords are stored as Argon2id hashes), and every change is audit
 from __future__ import annotations
 
 import sys
-from datetime import timedelta
 from typing import Any
 
 import click
@@ -16,8 +16,6 @@ from strongroom import errors
 from strongroom.cli import render
 from strongroom.cli.inputs import format_option
 from strongroom.cli.session import Session, global_options, session_of
-from strongroom.clock import parse_duration
-from strongroom.core.roles import canonical_role
 
 __all__ = ["COMMANDS"]
 
@@ -170,59 +168,6 @@ def user_enable(ctx: click.Context, username: str, fmt: str) -> None:
     _set_disabled(ctx, username, fmt, False)
 
 
-def _ttl(_ctx: click.Context, _param: click.Parameter, value: str) -> timedelta:
-    try:
-        return parse_duration(value)
-    except errors.InvalidInput as exc:
-        raise click.BadParameter(exc.message) from exc
-
-
-@click.group()
-def token() -> None:
-    """Issue JWTs for the server (HS256 with VAULT_JWT_SECRET).
-
-    \b
-    Example:
-      export VAULT_JWT_SECRET="$(cat /run/secrets/jwt-secret)"
-      vaultctl token create --user-id 1 --role Admin --ttl 1h
-    """
-
-
-@token.command("create")
-@click.option(
-    "--user-id",
-    "subject",
-    type=click.IntRange(0),
-    required=True,
-    help="The token's subject (sub claim): the user id recorded in the audit log.",
-)
-@click.option("--role", required=True, help=ROLES_HELP)
-@click.option(
-    "--ttl", default="1h", show_default=True, callback=_ttl, help="Lifetime: 30s, 15m, 24h, 7d..."
-)
-@click.option("--policy", "policies", multiple=True, help="Policy name (repeatable).")
-@format_option
-@click.pass_context
-def token_create(
-    ctx: click.Context, subject: int, role: str, ttl: timedelta, policies: tuple[str, ...], fmt: str
-) -> None:
-    """Print a signed token for --user-id with --role (and policies).
-
-    \b
-    Example:
-      vaultctl token create --user-id 42 --role App --policy billing --ttl 24h
-    """
-    from strongroom.core.tokens import JWTAuth
-
-    s = session_of(ctx)
-    secret = s.settings.jwt_secret
-    if secret is None:
-        raise errors.InvalidInput("VAULT_JWT_SECRET is not set (the server's token key)")
-    role = canonical_role(role)  # `admin` is `Admin` (core.roles); verification stays exact
-    jwt_text, expires_at = JWTAuth(secret.reveal()).issue(subject, role, ttl=ttl, policies=policies)
-    render.emit(fmt, jwt_text, {"token": jwt_text, "expires_at": render.iso(expires_at)})
-
-
 @click.group()
 def policy() -> None:
     """Manage path policies: which paths a non-admin role may read, list, create...
@@ -302,4 +247,4 @@ def policy_delete(ctx: click.Context, name: str) -> None:
         click.echo(f"Policy deleted: {name}")
 
 
-COMMANDS = [user, token, policy]
+COMMANDS = [user, policy]

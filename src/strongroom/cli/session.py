@@ -26,6 +26,7 @@ from strongroom.config import DEFAULT_DSN, Secret, Settings, read_key_file
 from strongroom.models import DEFAULT_ACTOR, Actor
 
 if TYPE_CHECKING:
+    from strongroom.client import Client
     from strongroom.core import Vault
 
 __all__ = ["Session", "global_options", "read_key_file", "session_of"]
@@ -175,6 +176,19 @@ class Session:
             else:
                 self._api = cast("VaultAPI", self.local())
         return self._api
+
+    def remote(self) -> Client:
+        """The HTTP client of remote mode (for the administration endpoints).
+
+        Raises:
+            UsageError: not in remote mode, or no token.
+        """
+        from strongroom.client import Client  # type: ignore[import-not-found, unused-ignore]
+
+        api = self.api()
+        if not isinstance(api, Client):
+            raise click.UsageError("this needs remote mode (--addr)")
+        return api
 
     def local(self, *, create: bool = False, need_keys: bool = True) -> Vault:
         """The core vault on `--db-dsn` (local mode only).

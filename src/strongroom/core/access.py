@@ -31,7 +31,7 @@ from strongroom.crypto import dummy_verify, hash_password, verify_password
 from strongroom.models import DEFAULT_ACTOR, Actor
 from strongroom.storage import NewAudit, PolicyRow, Tx, UserRow
 
-__all__ = ["Access", "LoginLimiter", "PolicyStore", "UserInfo", "UserStore"]
+__all__ = ["Access", "LoginLimiter", "PolicyStore", "UserInfo", "UserStore", "access_write"]
 
 _USERNAME = re.compile(r"[A-Za-z0-9._@-]{1,128}")
 MIN_PASSWORD = 8
@@ -116,6 +116,18 @@ def _check_password(password: object) -> str:
     return password
 
 
+def access_write(
+    state: VaultState, action: str, actor: Actor, path: str | None, fn: Callable[[Tx], T]
+) -> T:
+    """Run `fn` in the writer's next batch with its audit entry (no unlock needed): a change
+    to users, policies or tokens, which work while the vault is locked."""
+
+    def run(tx: Tx) -> tuple[T, NewAudit]:
+        return fn(tx), state.entry(action, actor, path)
+
+    return state.submit(run, lambda exc: state.entry(action, actor, path, success=False, error=exc))
+
+
 class Access:
     """Users, policies and records of refused requests, over `VaultState`."""
 
@@ -125,14 +137,7 @@ class Access:
     def _access_write(
         self, action: str, actor: Actor, path: str | None, fn: Callable[[Tx], T]
     ) -> T:
-        """Run `fn` in the writer's next batch with its audit entry (no unlock needed)."""
-
-        def run(tx: Tx) -> tuple[T, NewAudit]:
-            return fn(tx), self._state.entry(action, actor, path)
-
-        return self._state.submit(
-            run, lambda exc: self._state.entry(action, actor, path, success=False, error=exc)
-        )
+        return access_write(self._state, action, actor, path, fn)
 
     # -- users ----------------------------------------------------------------------------
     def create_user(

@@ -39,6 +39,8 @@ class Principal:
     expires_at: float = field(default=0.0, compare=False)
     #: Issued by our login for a built-in user (checked against the user record while in use).
     builtin: bool = False
+    #: The accessor of a recorded token (`core.token_records`); empty for a JWT.
+    accessor: str = ""
 
 
 def check_jwt_secret(secret: str | bytes) -> bytes:

@@ -12,6 +12,7 @@ services, each holding the shared `VaultState`::
     vault.authorizer  Authorizer   roles and path policies, audited refusals
     vault.audit       AuditLog     audit queries, chain verification, export
     vault.backup      Backup       verified snapshots (restore: `core.backup.restore`)
+    vault.tokens      Tokens       recorded, revocable tokens (cached, epoch-invalidated)
     vault.state       VaultState   lock state, barrier, writer, audited read/write
 
 This module must never log or put into an error a master key or a secret value.
@@ -33,6 +34,7 @@ from strongroom.core.options import VaultConfig
 from strongroom.core.rotation import Rotation
 from strongroom.core.secrets import Secrets
 from strongroom.core.state import VaultState
+from strongroom.core.token_records import Tokens
 from strongroom.errors import InvalidInput
 from strongroom.models import (
     DEFAULT_ACTOR,
@@ -73,6 +75,7 @@ class Vault:
         self.authorizer = Authorizer(self.access)
         self.audit = AuditLog(self.state)
         self.backup = Backup(self.state)
+        self.tokens = Tokens(self.state)
 
     # -- lifecycle --------------------------------------------------------------------------
     @property

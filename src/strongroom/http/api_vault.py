@@ -10,7 +10,8 @@ whose last segment is one of those names (or `versions/<number>`) cannot be crea
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import cast
 
 from starlette.requests import Request
@@ -328,10 +329,22 @@ async def log_in(
         st.limiter.failed(username, ip)
         raise
     st.limiter.succeeded(username)
-    return st.auth.issue(user.id, user.role, policies=user.policies, builtin=True)
+    issued = await st.run(
+        st.vault.tokens.create,
+        user.id,
+        user.role,
+        policies=user.policies,
+        ttl=st.settings.token_ttl,
+        max_ttl=max(st.settings.token_ttl, LOGIN_MAX_TTL),
+        kind="login",
+        actor=replace(actor, user_id=user.id),
+    )
+    return issued.token, issued.info.expires_at
 
 
 V = "/api/vault"
+#: How far a login token may be renewed (its first TTL is `--token-ttl`).
+LOGIN_MAX_TTL = timedelta(hours=24)
 P = V + "/secrets/{path}"
 OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", V + "/unlock", unlock, "Unlock the vault", "admin", s.UNLOCK),

@@ -27,6 +27,7 @@ from strongroom.config import Settings
 from strongroom.core import Vault
 from strongroom.core.access import LoginLimiter
 from strongroom.core.authorizer import PathFilter
+from strongroom.core.token_records import is_recorded
 from strongroom.core.tokens import JWTAuth, Principal
 from strongroom.http import deps
 from strongroom.http.autounlock import AutoUnlocker
@@ -119,8 +120,9 @@ class ServerState:
 
         Raises:
             VaultLocked: the vault is locked and the dialect checks that first (`/v1`).
-            AuthenticationFailed: no valid token, or a built-in user's token whose user was
-                since disabled, removed or given another role.
+            AuthenticationFailed: no valid token (a recorded token revoked or expired: audited),
+                or a built-in user's token whose user was since disabled, removed or given
+                another role.
         """
         unlocker = self.unlocker
         if dialect.locked_first and not self.vault.state.is_unlocked:
@@ -129,7 +131,15 @@ class ServerState:
             # An auto-locked vault that unlocks itself asks for the token first.
             if unlocker is None or not unlocker.is_needed():
                 raise errors.VaultLocked()
-        who = self.auth.verify(deps.request_token(request, vault_header=dialect.vault_token))
+        token = deps.request_token(request, vault_header=dialect.vault_token)
+        who: Principal | None
+        if is_recorded(token):
+            who = self.vault.tokens.verify_cached(token)
+            if who is None:
+                anyone = Actor(0, self.client_ip(request), deps.request_id(request.scope))
+                who = await self.run(self.vault.tokens.verify, token, anyone)
+        else:
+            who = self.auth.verify(token)
         if who.builtin:
             await self.check_user(who)
         actor = Actor(who.user_id, self.client_ip(request), deps.request_id(request.scope))

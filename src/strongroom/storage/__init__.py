@@ -21,6 +21,7 @@ from strongroom.storage.base import (
     PolicyRow,
     SecretRow,
     TermRow,
+    TokenRow,
     UserRow,
     VersionRow,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "SecretRow",
     "Storage",
     "TermRow",
+    "TokenRow",
     "Tx",
     "UserRow",
     "VersionRow",
@@ -46,7 +48,7 @@ __all__ = [
 ]
 
 #: The newest migration; when the database is already there, Alembic is not even imported.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0004"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 0x5354524F4E47  # "STRONG"
 

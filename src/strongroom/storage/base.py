@@ -17,6 +17,7 @@ __all__ = [
     "PolicyRow",
     "SecretRow",
     "TermRow",
+    "TokenRow",
     "UserRow",
     "VersionRow",
 ]
@@ -140,3 +141,25 @@ class PolicyRow:
     rules: str
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRow:
+    """A recorded token (`vault_tokens`): its accessor and SHA-256 hash, never the token.
+
+    `max_expires_at` is the latest a renewal may reach (`created_at` + the token's max TTL);
+    `ttl` is the period, in seconds, a renewal without an increment extends it by.
+    """
+
+    accessor: str
+    token_hash: str
+    user_id: int
+    role: str
+    policies: list[str]
+    kind: str
+    issuer: int
+    created_at: datetime
+    expires_at: datetime
+    max_expires_at: datetime
+    ttl: int
+    last_used_at: datetime | None = None

@@ -25,6 +25,7 @@ from strongroom.storage.queries_keys import KeyQueries
 from strongroom.storage.queries_kv import KVQueries
 from strongroom.storage.queries_rotation import RotationQueries
 from strongroom.storage.queries_secrets import SecretQueries
+from strongroom.storage.queries_tokens import TokenQueries
 from strongroom.storage.txbase import savepoint
 
 __all__ = ["Storage", "Tx"]
@@ -35,7 +36,8 @@ class Tx:
 
     Each group is small and implements the storage protocol one core service declares:
     `keys` (key row and terms), `secrets` (secrets and versions), `kv` (KV v2 mount), `audit`
-    (the audit chain), `rotation` (re-encryption), `users` and `policies` (access). Groups are
+    (the audit chain), `rotation` (re-encryption), `users` and `policies` (access),
+    `tokens` (recorded tokens). Groups are
     built on first use, so a transaction pays only for the ones it touches.
     """
 
@@ -76,6 +78,11 @@ class Tx:
     def policies(self) -> PolicyQueries:
         """Path policies."""
         return PolicyQueries(self.conn)
+
+    @cached_property
+    def tokens(self) -> TokenQueries:
+        """Recorded tokens and the revocation epoch."""
+        return TokenQueries(self.conn)
 
     def savepoint(self) -> AbstractContextManager[None]:
         """Run a block whose changes are undone alone if it raises (see `txbase.savepoint`)."""

@@ -31,6 +31,8 @@ __all__ = [
     "policies",
     "secret_versions",
     "secrets",
+    "token_epoch",
+    "tokens",
     "users",
 ]
 
@@ -168,4 +170,32 @@ kv_config = Table(
     Column("cas_required", Boolean, nullable=False, default=False),
     Column("delete_version_after", Integer, nullable=False, default=0),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+#: Recorded tokens (issue 15): a hash of the token, never the token itself.
+tokens = Table(
+    "vault_tokens",
+    metadata,
+    Column("accessor", String(64), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("role", String(64), nullable=False),
+    Column("policies", Text, nullable=False, default="[]"),
+    Column("kind", String(32), nullable=False),
+    Column("issuer", BigInteger, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("max_expires_at", UTCDateTime, nullable=False),
+    Column("ttl", Integer, nullable=False),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    Index("idx_vault_tokens_user_id", "user_id"),
+    Index("idx_vault_tokens_expires_at", "expires_at"),
+)
+
+#: One row (id 1): a counter bumped by every revocation or renewal, polled by every process.
+token_epoch = Table(
+    "vault_token_epoch",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("epoch", BigInteger, nullable=False),
 )

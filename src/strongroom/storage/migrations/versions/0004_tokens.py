@@ -1,0 +1,58 @@
+"""recorded tokens and the revocation epoch
+
+Revision ID: 0004
+Revises: 0002
+
+`vault_tokens`: one row per recorded token (issue 15): accessor, SHA-256 of the token (never the
+token), subject, role, policies, kind, issuer, created/expires/max-expires, renewal period and
+a coarse last use. `vault_token_epoch`: one row (id 1) whose counter every revocation and
+renewal bumps; each server process polls it (at most once a second) to drop cached tokens.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+import strongroom.storage.tables
+
+revision = "0004"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    when = strongroom.storage.tables.UTCDateTime(timezone=True)
+    op.create_table(
+        "vault_tokens",
+        sa.Column("accessor", sa.String(length=64), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("user_id", sa.BigInteger(), nullable=False),
+        sa.Column("role", sa.String(length=64), nullable=False),
+        sa.Column("policies", sa.Text(), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("issuer", sa.BigInteger(), nullable=False),
+        sa.Column("created_at", when, nullable=False),
+        sa.Column("expires_at", when, nullable=False),
+        sa.Column("max_expires_at", when, nullable=False),
+        sa.Column("ttl", sa.Integer(), nullable=False),
+        sa.Column("last_used_at", when, nullable=True),
+        sa.PrimaryKeyConstraint("accessor"),
+        sa.UniqueConstraint("token_hash"),
+    )
+    op.create_index("idx_vault_tokens_user_id", "vault_tokens", ["user_id"])
+    op.create_index("idx_vault_tokens_expires_at", "vault_tokens", ["expires_at"])
+    op.create_table(
+        "vault_token_epoch",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("epoch", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("vault_token_epoch")
+    op.drop_index("idx_vault_tokens_expires_at", table_name="vault_tokens")
+    op.drop_index("idx_vault_tokens_user_id", table_name="vault_tokens")
+    op.drop_table("vault_tokens")
