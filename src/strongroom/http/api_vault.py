@@ -20,6 +20,7 @@ from starlette.responses import Response
 from strongroom import errors
 from strongroom.api import VaultAPI
 from strongroom.clock import parse_duration
+from strongroom.core.token_records import IssuedToken
 from strongroom.http import deps
 from strongroom.http import schemas as s
 from strongroom.http.bodies import int_field as _int
@@ -302,15 +303,15 @@ async def login(request: Request, st: ServerState, _: Target) -> Response:
     body = await st.read_json(request)
     username = cast(str, _str(body, "username"))
     password = cast(str, _str(body, "password"))
-    token, expires_at = await log_in(request, st, username, password)
-    return json_response({"token": token, "expires_at": iso(expires_at)})
+    issued = await log_in(request, st, username, password)
+    return json_response({"token": issued.token, "expires_at": iso(issued.info.expires_at)})
 
 
 async def log_in(
-    request: Request, st: ServerState, username: str, password: str
-) -> tuple[str, datetime]:
-    """Log a built-in user in, throttled and audited: the one code path of `/api/auth/login`
-    and the web console's sign-in. Returns the token and its expiry.
+    request: Request, st: ServerState, username: str, password: str, *, kind: str = "login"
+) -> IssuedToken:
+    """Log a built-in user in, throttled and audited: the one code path of `/api/auth/login`,
+    `/v1/auth/userpass/login/<user>` and the web console's sign-in. Returns a recorded token.
 
     Raises:
         TooManyAttempts: too many recent failures for this user or address (audited).
@@ -336,10 +337,10 @@ async def log_in(
         policies=user.policies,
         ttl=st.settings.token_ttl,
         max_ttl=max(st.settings.token_ttl, LOGIN_MAX_TTL),
-        kind="login",
+        kind=kind,
         actor=replace(actor, user_id=user.id),
     )
-    return issued.token, issued.info.expires_at
+    return issued
 
 
 V = "/api/vault"

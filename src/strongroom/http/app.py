@@ -31,7 +31,7 @@ import strongroom
 from strongroom import errors
 from strongroom.config import Settings
 from strongroom.core import Vault, open_vault
-from strongroom.http import api_kv2, api_vault, deps
+from strongroom.http import api_auth_v1, api_kv2, api_vault, deps
 from strongroom.http.control import LocalLink, PeerLink
 from strongroom.http.deps import SERVER_ACTOR
 from strongroom.http.errors import error_response, handle_exception, json_response
@@ -211,6 +211,7 @@ def create_app(
         *_extra_routes(),
         *ui_routes(enabled=settings.ui),
         *extra_routes,
+        *api_auth_v1.ROUTES,
         *api_kv2.ROUTES,
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=_handlers())

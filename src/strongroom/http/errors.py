@@ -125,6 +125,10 @@ def error_response(
     return json_response(body, status, headers)
 
 
+def _route(request: Request) -> str | None:
+    return getattr(request.scope.get("route"), "name", None)
+
+
 def _v1_not_found(exc: errors.NotFound, request: Request) -> Response | None:
     """Vault's endpoint-specific 404s (None: the table's `{"errors": []}`)."""
     name = getattr(request.scope.get("route"), "name", None)
@@ -168,6 +172,9 @@ async def handle_exception(request: Request, exc: Exception) -> Response:
     if isinstance(exc, errors.StrongroomError):
         if exc.http_status >= 500 and not isinstance(exc, errors.StorageUnavailable):
             log.error("request %s failed: %s", request_id, exc.code)
+        if isinstance(exc, errors.AuthenticationFailed) and _route(request) == "v1_userpass":
+            # Vault: a failed password login is 400, not the 403 of a bad token.
+            return json_response({"errors": ["invalid username or password"]}, 400)
         if isinstance(exc, errors.NotFound) and _is_v1(path):
             special = _v1_not_found(exc, request)
             if special is not None:
