@@ -24,7 +24,7 @@ path "secret/metadata/app/*" {
   capabilities = ["list"]
 }
 """
-PASSWORD = "correct-horse-battery"  # noqa: S105 - a test password
+PASSWORD = "correct-horse-battery"
 
 Setup = Callable[[hvac.Client], None]
 
@@ -50,11 +50,12 @@ def scenario(url: str, admin_token: str, add_user: Setup) -> dict[str, Any]:
     child = hvac.Client(url=url, token=made["auth"]["client_token"])
     r["lookup_self"] = child.auth.token.lookup_self()
     ckv = child.secrets.kv.v2
+    strict = {"raise_on_deleted_version": True}
     r["decisions"] = {
-        "read app": _refused(lambda: ckv.read_secret_version("app/one", raise_on_deleted_version=True)),
+        "read app": _refused(lambda: ckv.read_secret_version("app/one", **strict)),
         "write app": _refused(lambda: ckv.create_or_update_secret("app/new", secret={"a": "b"})),
         "list app": _refused(lambda: ckv.list_secrets("app")),
-        "read other": _refused(lambda: ckv.read_secret_version("other/two", raise_on_deleted_version=True)),
+        "read other": _refused(lambda: ckv.read_secret_version("other/two", **strict)),
         "delete app": _refused(lambda: ckv.delete_metadata_and_all_versions("app/one")),
     }  # fmt: skip
     r["renew_self"] = child.auth.token.renew_self(increment="30m")
