@@ -124,7 +124,7 @@ def token_create(
         data = s.remote().admin("POST", "/tokens", body)
         render.emit(fmt, data["token"], data)
         return
-    issued = s.local(create=True).tokens.create(
+    issued = s.local(need_keys=False).tokens.create(
         subject, role, policies=policies, ttl=ttl, max_ttl=max_ttl, actor=s.actor
     )
     render.emit(fmt, issued.token, {"token": issued.token, **token_dict(issued.info)})

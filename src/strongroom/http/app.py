@@ -140,7 +140,11 @@ def _extra_routes() -> list[BaseRoute]:
     async def openapi(request: Request) -> Response:
         if not document:
             document.update(
-                openapi_document(api_vault.OPERATIONS, strongroom.__version__, api_kv2.ROUTES)
+                openapi_document(
+                    api_vault.OPERATIONS,
+                    strongroom.__version__,
+                    [*api_auth_v1.ROUTES, *api_kv2.ROUTES],
+                )
             )
         return json_response(document)
 
