@@ -432,6 +432,11 @@ class Tokens:
         with self._state.storage.write() as tx:
             return len(_store(tx).delete_tokens(expired_at=now))
 
+    def forget_user(self, user_id: int) -> None:
+        """Drop a user's tokens from this process's cache (their records were just revoked
+        by a user change; the other processes see the revocation epoch)."""
+        self._drop(lambda info: info.user_id == user_id)
+
     def _drop(self, which: Callable[[TokenInfo], bool]) -> None:
         # This process refuses at once; the others when they see the new epoch.
         with self._lock:

@@ -71,11 +71,11 @@ class Vault:
         self.secrets = Secrets(self.state)
         self.kv = KVEngine(self.state)
         self.rotation = Rotation(self.state)
-        self.access = Access(self.state)
+        self.tokens = Tokens(self.state)
+        self.access = Access(self.state, forget_tokens=self.tokens.forget_user)
         self.authorizer = Authorizer(self.access)
         self.audit = AuditLog(self.state)
         self.backup = Backup(self.state)
-        self.tokens = Tokens(self.state)
 
     # -- lifecycle --------------------------------------------------------------------------
     @property
