@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,7 +20,9 @@ from strongroom.cli.inputs import format_option
 from strongroom.cli.session import global_options, session_of
 from strongroom.clock import parse_duration
 from strongroom.core.roles import canonical_role
-from strongroom.core.token_records import TokenInfo
+
+if TYPE_CHECKING:
+    from strongroom.core.token_records import TokenInfo
 
 __all__ = ["COMMANDS", "token_dict"]
 
@@ -41,20 +43,7 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 
 def token_dict(info: TokenInfo) -> dict[str, Any]:
     """A token record as JSON (never the token)."""
-    return {
-        "accessor": info.accessor,
-        "user_id": info.user_id,
-        "role": info.role,
-        "policies": list(info.policies),
-        "kind": info.kind,
-        "issuer": info.issuer,
-        "created_at": render.iso(info.created_at),
-        "expires_at": render.iso(info.expires_at),
-        "max_expires_at": render.iso(info.max_expires_at),
-        "ttl": int(info.ttl.total_seconds()),
-        "last_used_at": render.iso(info.last_used_at) if info.last_used_at else None,
-        "renewable": info.is_renewable,
-    }
+    return info.as_dict()
 
 
 @click.group()

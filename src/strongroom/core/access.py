@@ -29,7 +29,7 @@ from strongroom.core.roles import canonical_role
 from strongroom.core.state import VaultState
 from strongroom.core.throttle import LoginLimiter
 from strongroom.crypto import dummy_verify, hash_password, verify_password
-from strongroom.models import DEFAULT_ACTOR, Actor
+from strongroom.models import DEFAULT_ACTOR, Actor, iso
 from strongroom.storage import NewAudit, PolicyRow, Tx, UserRow
 
 __all__ = [
@@ -124,6 +124,17 @@ class UserInfo:
     policies: tuple[str, ...]
     disabled: bool
     created_at: datetime
+
+    def as_dict(self) -> dict[str, object]:
+        """The user as JSON-ready values (never a password or hash)."""
+        return {
+            "id": self.id,
+            "username": self.username,
+            "role": self.role,
+            "policies": list(self.policies),
+            "disabled": self.disabled,
+            "created_at": iso(self.created_at),
+        }
 
 
 def _info(row: UserRow) -> UserInfo:

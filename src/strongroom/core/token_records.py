@@ -31,7 +31,7 @@ from strongroom.core.access import access_write
 from strongroom.core.policy import check_policy_name
 from strongroom.core.state import VaultState
 from strongroom.core.tokens import Principal
-from strongroom.models import DEFAULT_ACTOR, Actor
+from strongroom.models import DEFAULT_ACTOR, Actor, iso, iso_or_none
 from strongroom.storage import TokenRow, Tx
 
 __all__ = [
@@ -126,6 +126,23 @@ class TokenInfo:
     def is_renewable(self) -> bool:
         """True while a renewal could still extend it."""
         return self.expires_at < self.max_expires_at
+
+    def as_dict(self) -> dict[str, object]:
+        """The record as JSON-ready values (never the token)."""
+        return {
+            "accessor": self.accessor,
+            "user_id": self.user_id,
+            "role": self.role,
+            "policies": list(self.policies),
+            "kind": self.kind,
+            "issuer": self.issuer,
+            "created_at": iso(self.created_at),
+            "expires_at": iso(self.expires_at),
+            "max_expires_at": iso(self.max_expires_at),
+            "ttl": int(self.ttl.total_seconds()),
+            "last_used_at": iso_or_none(self.last_used_at),
+            "renewable": self.is_renewable,
+        }
 
     def principal(self) -> Principal:
         """Who requests bearing this token speak for."""

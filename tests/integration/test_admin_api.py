@@ -1,0 +1,131 @@
+"""`/api/vault/users|policies|tokens` (issue 15) on a real server, and `vaultctl user|policy|token`
+in remote mode through them: who may manage whom, tokens revoked by user changes, audit."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.cli_support import Vaultctl, one_error_line
+from tests.integration.server_proc import ServerProcess, auth, token
+
+PASSWORD = "a-long-enough-password"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = ServerProcess(tmp_path_factory.mktemp("admin")).start()
+    yield proc
+    proc.stop()
+
+
+def _call(server: ServerProcess, method: str, path: str, role: str = "SuperAdmin", **kw: object):
+    return httpx.request(
+        method, f"{server.url}/api/vault{path}", headers=auth(role), timeout=10, **kw
+    )  # type: ignore[arg-type]
+
+
+def _lookup(server: ServerProcess, tok: str) -> int:
+    return httpx.get(
+        f"{server.url}/v1/auth/token/lookup-self", headers={"X-Vault-Token": tok}, timeout=10
+    ).status_code
+
+
+def test_who_may_manage_whom(server: ServerProcess) -> None:
+    new = {"username": "app1", "password": PASSWORD, "role": "App", "policies": ["p"]}
+    r = _call(server, "POST", "/users", "Admin", json=new)
+    assert r.status_code == 201 and r.json()["policies"] == ["p"]
+    boss = {"username": "boss", "password": PASSWORD, "role": "admin"}
+    assert _call(server, "POST", "/users", "Admin", json=boss).status_code == 403
+    assert _call(server, "POST", "/users", "SuperAdmin", json=boss).json()["role"] == "Admin"
+    assert (
+        _call(server, "PATCH", "/users/boss", "Admin", json={"disabled": True}).status_code == 403
+    )
+    promote = _call(server, "PATCH", "/users/app1", "Admin", json={"role": "SuperAdmin"})
+    assert promote.status_code == 403
+    assert _call(server, "GET", "/users", "App").status_code == 403
+    grant = {"user_id": 9, "role": "Admin"}
+    assert _call(server, "POST", "/tokens", "Admin", json=grant).status_code == 403
+    denied = _call(server, "GET", "/audit", params={"action": "user_create", "limit": 50}).json()
+    assert any(not e["success"] and e["path"] == "user:boss" for e in denied["logs"])
+
+
+def test_user_changes_revoke_login_tokens(server: ServerProcess) -> None:
+    _call(server, "POST", "/users", json={"username": "carl", "password": PASSWORD, "role": "App"})
+    login = httpx.post(
+        f"{server.url}/api/auth/login", json={"username": "carl", "password": PASSWORD}
+    ).json()["token"]
+    assert _lookup(server, login) == 200
+    bad = _call(server, "PATCH", "/users/carl", json={"password": "qwerty123456"})
+    assert bad.status_code == 400 and "common" in bad.json()["error"]
+    assert _lookup(server, login) == 200  # a refused change revokes nothing
+    ok = _call(server, "PATCH", "/users/carl", json={"password": "a-new-long-password"})
+    assert ok.status_code == 200
+    assert _lookup(server, login) == 403
+    user_id = ok.json()["id"]
+    assert _call(server, "DELETE", "/users/carl").status_code == 200
+    assert _call(server, "GET", "/users/carl").status_code == 404
+    logs = _call(server, "GET", "/audit", params={"user_id": user_id, "limit": 50}).json()["logs"]
+    assert logs, "the deleted user's audit rows keep the id"
+
+
+def test_tokens_and_policies_endpoints(server: ServerProcess) -> None:
+    put = _call(server, "PUT", "/policies/billing", json={"rules": "app/billing/*: read, list"})
+    assert put.json()["rules"] == ["app/billing/*: list, read"]
+    assert _call(server, "GET", "/policies/billing").status_code == 200
+    made = _call(
+        server, "POST", "/tokens",
+        json={"user_id": 77, "role": "App", "policies": ["billing"], "ttl": "1h", "max_ttl": "2h"},
+    ).json()  # fmt: skip
+    tok, accessor = made["token"], made["accessor"]
+    assert _lookup(server, tok) == 200
+    listed = _call(server, "GET", "/tokens", params={"user_id": 77}).json()
+    assert [t["accessor"] for t in listed["tokens"]] == [accessor] and tok not in json.dumps(listed)
+    renewed = _call(server, "POST", f"/tokens/{accessor}/renew", json={"increment": "5h"}).json()
+    assert renewed["warnings"] and renewed["expires_at"] == made["max_expires_at"]
+    looked = _call(server, "POST", "/tokens/lookup", json={"token": tok}).json()
+    assert looked["accessor"] == accessor
+    revoked = _call(server, "POST", "/tokens/revoke", json={"user_id": 77}).json()
+    assert revoked["revoked"] == 1 and _lookup(server, tok) == 403
+    assert _call(server, "GET", f"/tokens/{accessor}").status_code == 404
+    assert _call(server, "POST", "/tokens/revoke", json={"accessor": 5}).status_code == 400
+    assert _call(server, "DELETE", "/policies/billing").status_code == 200
+    assert _call(server, "DELETE", "/policies/billing").status_code == 404
+
+
+def test_vaultctl_remote_mode(server: ServerProcess, tmp_path: Path) -> None:
+    env = {"VAULT_ADDR": server.url, "VAULT_TOKEN": token("SuperAdmin")}
+    vc = Vaultctl("sqlite:///unused.db", tmp_path, key=None, extra_env=env)
+    out = vc.ok("user", "create", "--username", "rita", "--role", "App", "--password-stdin",
+                input=PASSWORD + "\n")  # fmt: skip
+    assert "User created: rita" in out
+    assert "rita" in vc.ok("user", "list")
+    vc.ok("user", "set-role", "--username", "rita", "--role", "Reader")
+    vc.ok("user", "set-password", "--username", "rita", "--password-stdin",
+          input="another-long-password\n")  # fmt: skip
+    one_error_line(
+        vc("user", "set-password", "--username", "rita", "--password-stdin", input="short\n"),
+        2, "12",
+    )  # fmt: skip
+    vc.ok("policy", "write", "ops", input="ops/*: read\n")
+    assert "ops/*: read" in vc.ok("policy", "list")
+    made = json.loads(
+        vc.ok("token", "create", "--user-id", "5", "--role", "App", "--format", "json")
+    )
+    assert made["token"].startswith("sr.")
+    assert made["accessor"] in vc.ok("token", "list", "--user-id", "5")
+    vc.ok("token", "lookup", made["accessor"])
+    vc.ok("token", "revoke", "--accessor", made["accessor"])
+    deadline = time.monotonic() + 5
+    while _lookup(server, made["token"]) != 403 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _lookup(server, made["token"]) == 403
+    vc.ok("user", "delete", "--username", "rita")
+    vc.ok("policy", "delete", "ops")
+    vc.extra_env["VAULT_TOKEN"] = token("App")
+    one_error_line(vc("user", "list"), 1, "permission denied")
