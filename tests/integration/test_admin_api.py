@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -24,10 +25,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     proc.stop()
 
 
-def _call(server: ServerProcess, method: str, path: str, role: str = "SuperAdmin", **kw: object):
+def _call(
+    server: ServerProcess, method: str, path: str, role: str = "SuperAdmin", **kw: Any
+) -> httpx.Response:
     return httpx.request(
         method, f"{server.url}/api/vault{path}", headers=auth(role), timeout=10, **kw
-    )  # type: ignore[arg-type]
+    )
 
 
 def _lookup(server: ServerProcess, tok: str) -> int:
