@@ -136,10 +136,11 @@ class Strongroom:
 
 
 @contextmanager
-def strongroom_server(home: Path, master_key: str) -> Iterator[Strongroom]:
-    """Our real server (`vaultctl server`) on a free loopback port, unlocked, on SQLite."""
+def strongroom_server(home: Path, master_key: str, dsn: str | None = None) -> Iterator[Strongroom]:
+    """Our real server (`vaultctl server`) on a free loopback port, unlocked, on `dsn`
+    (default: SQLite in `home`)."""
     port = free_port()
-    dsn = f"sqlite:///{home / 'vault.db'}"
+    dsn = dsn or f"sqlite:///{home / 'vault.db'}"
     env = {
         **os.environ,
         "VAULT_JWT_SECRET": JWT_SECRET,

@@ -13,7 +13,12 @@ import pytest
 from hvac import exceptions as hx
 
 from strongroom import open_vault
-from tests.conftest import MASTER_KEY, fast_config
+from tests.conftest import (
+    MASTER_KEY,
+    drop_pg_schema,
+    fast_config,
+    make_pg_schema,
+)
 from tests.integration.kv2_support import ROOT_TOKEN, bao_dev_server, strongroom_server
 
 HCL = """
@@ -78,27 +83,41 @@ def scenario(url: str, admin_token: str, add_user: Setup) -> dict[str, Any]:
     return r
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
 def results(
-    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    with (
-        strongroom_server(tmp_path_factory.mktemp("sr"), MASTER_KEY) as ours,
-        bao_dev_server(tmp_path_factory.mktemp("bao")) as bao,
-    ):
+    dsn = None
+    if request.param == "postgresql":
+        if not request.getfixturevalue("pg_ready"):
+            pytest.skip("PostgreSQL is not reachable")
+        dsn, schema = make_pg_schema()
+    try:
+        with (
+            strongroom_server(tmp_path_factory.mktemp("sr"), MASTER_KEY, dsn) as ours,
+            bao_dev_server(tmp_path_factory.mktemp("bao")) as bao,
+        ):
 
-        def ours_user(_: hvac.Client) -> None:
-            vault = open_vault(ours.dsn, fast_config())
-            try:
-                vault.access.create_user("alice", PASSWORD, "App", policies=["app"])
-            finally:
-                vault.close()
+            def ours_user(_: hvac.Client) -> None:
+                vault = open_vault(ours.dsn, fast_config())
+                try:
+                    vault.access.create_user("alice", PASSWORD, "App", policies=["app"])
+                finally:
+                    vault.close()
 
-        def bao_user(admin: hvac.Client) -> None:
-            admin.sys.enable_auth_method("userpass")
-            admin.auth.userpass.create_or_update_user("alice", PASSWORD, policies=["app"])
+            def bao_user(admin: hvac.Client) -> None:
+                admin.sys.enable_auth_method("userpass")
+                admin.auth.userpass.create_or_update_user("alice", PASSWORD, policies=["app"])
 
-        yield scenario(ours.url, ours.token(), ours_user), scenario(bao.url, ROOT_TOKEN, bao_user)
+            yield (
+                scenario(ours.url, ours.token(), ours_user),
+                scenario(bao.url, ROOT_TOKEN, bao_user),
+            )
+    finally:
+        if dsn is not None:
+            drop_pg_schema(schema)
 
 
 def _keys(value: dict[str, Any] | None) -> list[str]:

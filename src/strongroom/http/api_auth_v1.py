@@ -42,8 +42,8 @@ async def _body(st: ServerState, request: Request) -> dict[str, Any]:
 
 def _duration(value: object, name: str) -> timedelta | None:
     """Vault's durations: seconds as a number or string, or `90s`, `15m`, `1h`..."""
-    if value in (None, "", 0, "0"):
-        return None
+    if value in (None, "", 0, "0", "0s"):
+        return None  # Vault's "not set" (the bao CLI sends "0s")
     if isinstance(value, bool):
         raise errors.InvalidInput(f"{name} must be a duration")
     if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
