@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from strongroom import errors
-from strongroom.core.access import PolicyStore, UserStore
+from strongroom.core.access import PolicyStore, UserDeleteStore, UserStore, UserTokenStore
+from strongroom.core.approle import AppRoleStore, AppSecretDelete
 from strongroom.core.audit_log import AuditStore
 from strongroom.core.kv_rows import KVStore
 from strongroom.core.rotation import RotationStore
@@ -24,6 +25,8 @@ from strongroom.core.token_records import EpochStore, TokenStore
 from strongroom.core.versions import MountConfigStore, SecretStore, VersionStore
 from strongroom.core.writer import AuditSink
 from strongroom.storage import (
+    AppRoleRow,
+    AppSecretRow,
     KeysRow,
     KVConfigRow,
     Storage,
@@ -57,11 +60,14 @@ def test_query_groups_satisfy_the_service_protocols(storage: Storage) -> None:
         policies: PolicyStore = tx.policies
         tokens: TokenStore = tx.tokens
         epoch: EpochStore = tx.tokens
+        user_tokens: UserTokenStore = tx.tokens
+        user_delete: UserDeleteStore = tx.users
+        approles: AppRoleStore = tx.approles
         assert all(
             g is not None
             for g in (
                 keys, secrets, versions, mount, kv, audit, sink, rotation, users, policies,
-                tokens, epoch,
+                tokens, epoch, user_tokens, user_delete, approles,
             )
         )  # fmt: skip
 
@@ -240,3 +246,33 @@ def test_token_store(storage: Storage) -> None:
     with storage.write() as tx:
         assert tx.tokens.delete_tokens(user_id=7) == ["a1"]
         assert tx.tokens.list_tokens() == []
+
+
+def test_approle_store(storage: Storage) -> None:
+    role = AppRoleRow(0, "deploy", "rid-1", ["p"], 60, 120, 600, 2, ["10.0.0.0/8"], NOW)
+    with storage.write() as tx:
+        store: AppRoleStore = tx.approles
+        store.put_role(role)
+        store.put_role(replace(role, role_id="ignored", token_ttl=90))  # an update keeps role_id
+        store.insert_secret(AppSecretRow("acc1", "deploy", "h1", NOW, None, 2, []))
+        store.insert_secret(AppSecretRow("acc2", "deploy", "h2", NOW, NOW, 0, ["1.2.3.4/32"]))
+    with storage.read() as tx:
+        store = tx.approles
+        got = store.role(name="deploy")
+        assert got is not None and (got.role_id, got.token_ttl, got.bound_cidrs) == (
+            "rid-1", 90, ["10.0.0.0/8"],
+        )  # fmt: skip
+        assert store.role(role_id="rid-1") == got and store.role(name="nope") is None
+        assert store.list_roles() == ["deploy"]
+        second = store.secret("h2")
+        assert second is not None and second.bound_cidrs == ["1.2.3.4/32"]
+        assert [s.accessor for s in store.list_secrets("deploy")] == ["acc1", "acc2"]
+    with storage.write() as tx:
+        store = tx.approles
+        store.use_secret("acc1", 1)
+        store.use_secret("acc2", None)
+        deleter: AppSecretDelete = tx.approles
+        assert deleter.delete_secret("deploy", "acc1") and not deleter.delete_secret("x", "acc1")
+    with storage.write() as tx:
+        assert tx.approles.list_secrets("deploy") == []
+        assert tx.approles.delete_role("deploy") and not tx.approles.delete_role("deploy")

@@ -57,6 +57,25 @@ def scenario(url: str, admin: str, home: Path) -> dict[str, Any]:
     r["login_auth_keys"] = sorted(json.loads(login.stdout)["auth"])
     r["bad_login"] = run(url, home, None, "login", "-method=userpass",
                          "username=uma", "password=wrong-password").returncode  # fmt: skip
+    wrote = run(url, home, admin, "write", "auth/approle/role/ci", "token_policies=team",
+                "secret_id_num_uses=2", "token_ttl=10m")  # fmt: skip
+    r["approle_write"] = wrote.returncode
+    role_id = json.loads(
+        run(url, home, admin, "read", "-format=json", "auth/approle/role/ci/role-id").stdout
+    )["data"]["role_id"]
+    made_sid = run(
+        url, home, admin, "write", "-f", "-format=json", "auth/approle/role/ci/secret-id"
+    )
+    secret = json.loads(made_sid.stdout)["data"]["secret_id"]
+    logged = run(url, home, None, "write", "-format=json", "auth/approle/login",
+                 f"role_id={role_id}", f"secret_id={secret}")  # fmt: skip
+    assert logged.returncode == 0, logged.stderr
+    approle_token = json.loads(logged.stdout)["auth"]["client_token"]
+    r["approle_token_write"] = run(
+        url, home, approle_token, "kv", "put", "secret/team/b", "k=v"
+    ).returncode
+    r["approle_bad_login"] = run(url, home, None, "write", "auth/approle/login",
+                                 f"role_id={role_id}", "secret_id=nope").returncode  # fmt: skip
     return r
 
 
@@ -70,6 +89,7 @@ def results(
         vault.access.create_user("uma", PASSWORD, "App", policies=["team"])
         vault.close()
         run(bao.url, bao_home, ROOT_TOKEN, "auth", "enable", "userpass")
+        run(bao.url, bao_home, ROOT_TOKEN, "auth", "enable", "approle")
         run(bao.url, bao_home, ROOT_TOKEN, "write", "auth/userpass/users/uma",
             f"password={PASSWORD}", "policies=team")  # fmt: skip
         yield scenario(ours.url, ours.token(), sr_home), scenario(bao.url, ROOT_TOKEN, bao_home)

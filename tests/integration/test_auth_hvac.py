@@ -78,6 +78,20 @@ def scenario(url: str, admin_token: str, add_user: Setup) -> dict[str, Any]:
     r["bad_password"] = _refused(
         lambda: hvac.Client(url=url).auth.userpass.login("alice", "nope-nope-nope")
     )
+    approle = admin.auth.approle
+    approle.create_or_update_approle(
+        "ci", token_policies=["app"], token_ttl="10m", secret_id_num_uses=1
+    )
+    rid = approle.read_role_id("ci")["data"]["role_id"]
+    made_sid = approle.generate_secret_id("ci")["data"]
+    r["secret_id_keys"] = sorted(made_sid)
+    r["approle"] = hvac.Client(url=url).auth.approle.login(rid, made_sid["secret_id"])
+    r["approle_used_up"] = _refused(
+        lambda: hvac.Client(url=url).auth.approle.login(rid, made_sid["secret_id"])
+    )
+    r["approle_bad_secret"] = _refused(
+        lambda: hvac.Client(url=url).auth.approle.login(rid, "not-a-secret-id")
+    )
     r["bad_hcl"] = _refused(lambda: admin.sys.create_or_update_acl_policy("bad", 'path "x" {'))
     admin.adapter.close()
     return r
@@ -110,6 +124,7 @@ def results(
             def bao_user(admin: hvac.Client) -> None:
                 admin.sys.enable_auth_method("userpass")
                 admin.auth.userpass.create_or_update_user("alice", PASSWORD, policies=["app"])
+                admin.sys.enable_auth_method("approle")
 
             yield (
                 scenario(ours.url, ours.token(), ours_user),
@@ -138,7 +153,7 @@ BAO_ONLY = {
 }
 
 
-@pytest.mark.parametrize("step", ["create", "renew_self", "userpass"])
+@pytest.mark.parametrize("step", ["create", "renew_self", "userpass", "approle"])
 def test_auth_blocks_have_vaults_shape(
     results: tuple[dict[str, Any], dict[str, Any]], step: str
 ) -> None:
@@ -164,7 +179,8 @@ def test_decisions_and_revocations_match_openbao(
 ) -> None:
     ours, bao = results
     for key in ("decisions", "policy_listed", "revoke_accessor", "child_after_revoke",
-                "revoke_self", "other_after_revoke", "bad_password", "bad_hcl"):  # fmt: skip
+                "revoke_self", "other_after_revoke", "bad_password", "bad_hcl", "secret_id_keys",
+                "approle_used_up", "approle_bad_secret"):  # fmt: skip
         assert ours[key] == bao[key], key
     assert ours["decisions"]["read other"] == "Forbidden"
     # Exactly the policies given, never the creator's role (OpenBao adds its `default`).

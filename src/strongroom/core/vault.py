@@ -13,6 +13,7 @@ services, each holding the shared `VaultState`::
     vault.audit       AuditLog     audit queries, chain verification, export
     vault.backup      Backup       verified snapshots (restore: `core.backup.restore`)
     vault.tokens      Tokens       recorded, revocable tokens (cached, epoch-invalidated)
+    vault.approle     AppRoles     AppRole machine logins (role_id + hashed secret ids)
     vault.state       VaultState   lock state, barrier, writer, audited read/write
 
 This module must never log or put into an error a master key or a secret value.
@@ -26,6 +27,7 @@ from datetime import datetime, timedelta
 
 from strongroom.api import Progress, RotationResult
 from strongroom.core.access import Access
+from strongroom.core.approle import AppRoles
 from strongroom.core.audit_log import AuditLog, ExportRow
 from strongroom.core.authorizer import Authorizer
 from strongroom.core.backup import Backup
@@ -76,6 +78,7 @@ class Vault:
         self.authorizer = Authorizer(self.access)
         self.audit = AuditLog(self.state)
         self.backup = Backup(self.state)
+        self.approle = AppRoles(self.state, self.tokens, default_ttl=timedelta(hours=1))
 
     # -- lifecycle --------------------------------------------------------------------------
     @property

@@ -31,7 +31,7 @@ from strongroom.http.errors import json_response, no_content
 from strongroom.http.kv2_format import envelope, rfc3339
 from strongroom.http.state import V1, Caller, ServerState, state_of
 
-__all__ = ["ROUTES"]
+__all__ = ["ROUTES", "auth_block", "duration", "names"]
 
 _POST = ["POST", "PUT"]
 
@@ -40,7 +40,7 @@ async def _body(st: ServerState, request: Request) -> dict[str, Any]:
     return await st.read_json(request, required=False, any_type=True)
 
 
-def _duration(value: object, name: str) -> timedelta | None:
+def duration(value: object, name: str) -> timedelta | None:
     """Vault's durations: seconds as a number or string, or `90s`, `15m`, `1h`..."""
     if value in (None, "", 0, "0", "0s"):
         return None  # Vault's "not set" (the bao CLI sends "0s")
@@ -53,7 +53,7 @@ def _duration(value: object, name: str) -> timedelta | None:
     raise errors.InvalidInput(f"{name} must be a duration")
 
 
-def _names(value: object) -> list[str]:
+def names(value: object) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
@@ -67,7 +67,7 @@ def _remaining(info: TokenInfo) -> int:
     return max(int(info.expires_at.timestamp() - time.time()), 0)
 
 
-def _auth(token: str, info: TokenInfo) -> dict[str, Any]:
+def auth_block(token: str, info: TokenInfo) -> dict[str, Any]:
     """Vault's `auth` block of a login or token creation."""
     return {
         "client_token": token,
@@ -139,12 +139,12 @@ async def create(request: Request) -> Response:
     st = state_of(request)
     caller = await st.caller(request, V1)
     body = await _body(st, request)
-    policies = _names(body.get("policies"))
+    policies = names(body.get("policies"))
     held = set(caller.principal.policies)
     if not st.vault.authorizer.is_admin(caller.principal) and not set(policies) <= held:
         raise await st.run(st.vault.authorizer.deny, "token_create", None, caller.actor)
-    ttl = _duration(body.get("ttl"), "ttl") or st.settings.token_ttl
-    max_ttl = _duration(body.get("explicit_max_ttl"), "explicit_max_ttl")
+    ttl = duration(body.get("ttl"), "ttl") or st.settings.token_ttl
+    max_ttl = duration(body.get("explicit_max_ttl"), "explicit_max_ttl")
     if body.get("renewable") is False:
         max_ttl = ttl
     issued = await st.run(
@@ -156,7 +156,7 @@ async def create(request: Request) -> Response:
         max_ttl=max_ttl or max(ttl, st.settings.token_ttl * 24),
         actor=caller.actor,
     )
-    auth = _auth(issued.token, issued.info)
+    auth = auth_block(issued.token, issued.info)
     return json_response(
         envelope(None, request_id=caller.request_id, mount_type="token", auth=auth)
     )
@@ -188,11 +188,13 @@ async def lookup(request: Request) -> Response:
 async def _renew(
     st: ServerState, caller: Caller, info: TokenInfo, body: dict[str, Any]
 ) -> Response:
-    increment = _duration(body.get("increment"), "increment")
+    increment = duration(body.get("increment"), "increment")
     renewed, warnings = await st.run(
         st.vault.tokens.renew, info.accessor, increment, actor=caller.actor
     )
-    out = envelope(None, request_id=caller.request_id, mount_type="token", auth=_auth("", renewed))
+    out = envelope(
+        None, request_id=caller.request_id, mount_type="token", auth=auth_block("", renewed)
+    )
     out["warnings"] = warnings or None
     return json_response(out)
 
@@ -246,7 +248,7 @@ async def userpass_login(request: Request) -> Response:
         raise errors.InvalidInput("missing password")
     username = request.path_params["username"]
     issued = await log_in(request, st, username, password, kind="userpass")
-    auth = _auth(issued.token, issued.info)
+    auth = auth_block(issued.token, issued.info)
     auth["metadata"]["username"] = username
     return json_response(envelope(None, mount_type="userpass", auth=auth))
 
@@ -259,14 +261,14 @@ async def _admin(request: Request, action: str) -> tuple[ServerState, Caller]:
     return st, caller
 
 
-async def _policy_names(st: ServerState) -> list[str]:
+async def _policynames(st: ServerState) -> list[str]:
     return [p.name for p in await st.run(st.vault.access.list_policies)]
 
 
 async def policies(request: Request) -> Response:
     """LIST (or GET ?list=true) `sys/policies/acl`; GET `sys/policy` (both shapes)."""
     st, caller = await _admin(request, "policy_list")
-    keys = await _policy_names(st)
+    keys = await _policynames(st)
     data: dict[str, Any] = {"keys": keys}
     if request.url.path.rstrip("/").endswith("/sys/policy"):
         data["policies"] = keys

@@ -31,7 +31,7 @@ import strongroom
 from strongroom import errors
 from strongroom.config import Settings
 from strongroom.core import Vault, open_vault
-from strongroom.http import api_admin, api_auth_v1, api_kv2, api_vault, deps
+from strongroom.http import api_admin, api_approle_v1, api_auth_v1, api_kv2, api_vault, deps
 from strongroom.http.control import LocalLink, PeerLink
 from strongroom.http.deps import SERVER_ACTOR
 from strongroom.http.errors import error_response, handle_exception, json_response
@@ -146,7 +146,7 @@ def _extra_routes() -> list[BaseRoute]:
                 openapi_document(
                     OPERATIONS,
                     strongroom.__version__,
-                    [*api_auth_v1.ROUTES, *api_kv2.ROUTES],
+                    [*api_auth_v1.ROUTES, *api_approle_v1.ROUTES, *api_kv2.ROUTES],
                 )
             )
         return json_response(document)
@@ -219,6 +219,7 @@ def create_app(
         *ui_routes(enabled=settings.ui),
         *extra_routes,
         *api_auth_v1.ROUTES,
+        *api_approle_v1.ROUTES,
         *api_kv2.ROUTES,
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=_handlers())

@@ -14,6 +14,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from strongroom import errors
 from strongroom.storage.base import (
+    AppRoleRow,
+    AppSecretRow,
     AuditRow,
     KeysRow,
     KVConfigRow,
@@ -29,6 +31,8 @@ from strongroom.storage.engine import Storage, Tx
 from strongroom.storage.probe import DatabaseState, database_state
 
 __all__ = [
+    "AppRoleRow",
+    "AppSecretRow",
     "AuditRow",
     "DatabaseState",
     "KVConfigRow",

@@ -10,6 +10,8 @@ from datetime import datetime
 from typing import Any
 
 __all__ = [
+    "AppRoleRow",
+    "AppSecretRow",
     "AuditRow",
     "KVConfigRow",
     "KeysRow",
@@ -163,3 +165,33 @@ class TokenRow:
     max_expires_at: datetime
     ttl: int
     last_used_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AppRoleRow:
+    """An AppRole role (`vault_approles`); durations in seconds, 0 = none; `id` 0 until stored."""
+
+    id: int
+    name: str
+    role_id: str
+    policies: list[str]
+    token_ttl: int
+    token_max_ttl: int
+    secret_id_ttl: int
+    secret_id_num_uses: int
+    bound_cidrs: list[str]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AppSecretRow:
+    """A secret id of an AppRole (`vault_approle_secrets`): its SHA-256, never the secret id.
+    `uses_left` 0 means unlimited."""
+
+    accessor: str
+    role_name: str
+    secret_hash: str
+    created_at: datetime
+    expires_at: datetime | None
+    uses_left: int
+    bound_cidrs: list[str]

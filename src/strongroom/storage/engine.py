@@ -20,6 +20,7 @@ from strongroom import errors
 from strongroom.storage.health import CAUSES, StorageHealth, cause_of
 from strongroom.storage.lease import Lease, try_lead
 from strongroom.storage.queries_access import PolicyQueries, UserQueries
+from strongroom.storage.queries_approle import AppRoleQueries
 from strongroom.storage.queries_audit import AuditQueries
 from strongroom.storage.queries_keys import KeyQueries
 from strongroom.storage.queries_kv import KVQueries
@@ -37,7 +38,7 @@ class Tx:
     Each group is small and implements the storage protocol one core service declares:
     `keys` (key row and terms), `secrets` (secrets and versions), `kv` (KV v2 mount), `audit`
     (the audit chain), `rotation` (re-encryption), `users` and `policies` (access),
-    `tokens` (recorded tokens). Groups are
+    `tokens` (recorded tokens), `approles` (AppRole). Groups are
     built on first use, so a transaction pays only for the ones it touches.
     """
 
@@ -83,6 +84,11 @@ class Tx:
     def tokens(self) -> TokenQueries:
         """Recorded tokens and the revocation epoch."""
         return TokenQueries(self.conn)
+
+    @cached_property
+    def approles(self) -> AppRoleQueries:
+        """AppRole roles and their hashed secret ids."""
+        return AppRoleQueries(self.conn)
 
     def savepoint(self) -> AbstractContextManager[None]:
         """Run a block whose changes are undone alone if it raises (see `txbase.savepoint`)."""

@@ -23,6 +23,8 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "approle_secrets",
+    "approles",
     "audit_logs",
     "key_terms",
     "keys",
@@ -198,4 +200,35 @@ token_epoch = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("epoch", BigInteger, nullable=False),
+)
+
+#: AppRole roles (issue 15): machine logins; `id` is the token subject's base (never reused).
+approles = Table(
+    "vault_approles",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("role_id", String(64), nullable=False, unique=True),
+    Column("policies", Text, nullable=False, default="[]"),
+    Column("token_ttl", Integer, nullable=False),
+    Column("token_max_ttl", Integer, nullable=False),
+    Column("secret_id_ttl", Integer, nullable=False),
+    Column("secret_id_num_uses", Integer, nullable=False),
+    Column("bound_cidrs", Text, nullable=False, default="[]"),
+    Column("created_at", UTCDateTime, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+#: An AppRole's secret ids: a SHA-256 of each, never the secret id itself.
+approle_secrets = Table(
+    "vault_approle_secrets",
+    metadata,
+    Column("accessor", String(64), primary_key=True),
+    Column("role_name", String(128), nullable=False),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("uses_left", Integer, nullable=False),
+    Column("bound_cidrs", Text, nullable=False, default="[]"),
+    Index("idx_vault_approle_secrets_role", "role_name"),
 )
