@@ -131,3 +131,29 @@ def test_expired_records_are_cleaned_up(vault: Vault, clock: ManualClock) -> Non
     clock.advance(timedelta(minutes=2))
     assert vault.tokens.cleanup_expired() == 1
     assert [t.accessor for t in vault.tokens.list_tokens()] == [keep.info.accessor]
+
+
+def test_revoke_a_subjects_jwts_issued_before_a_time(vault: Vault, clock: ManualClock) -> None:
+    from strongroom.core.tokens import Principal
+
+    tick = Ticker()
+    other = Tokens(vault.state, monotonic=tick)  # another process
+    cut = clock.now()
+    before = Principal(7, "App", expires_at=cut.timestamp() + 60, issued_at=cut.timestamp() - 1)
+    after = Principal(7, "App", expires_at=cut.timestamp() + 60, issued_at=cut.timestamp())
+    stranger = Principal(8, "App", expires_at=cut.timestamp() + 60, issued_at=1.0)
+    assert other.jwt_allowed_cached(before) is None  # never checked: needs I/O
+    other.check_jwt(before, WHO)
+    vault.tokens.revoke_jwts_before(7, cut, actor=WHO)
+    with pytest.raises(errors.AuthenticationFailed, match="revoked"):
+        vault.tokens.check_jwt(before, WHO)  # this process: at once
+    vault.tokens.check_jwt(after, WHO)
+    vault.tokens.check_jwt(stranger, WHO)
+    assert other.jwt_allowed_cached(before) is True  # within the bound: not yet seen
+    tick.now += 1.1
+    with pytest.raises(errors.AuthenticationFailed):
+        other.check_jwt(before, WHO)
+    assert vault.audit_logs(action="token_revoke_jwts")[0].path == "user-id:7"
+    assert vault.audit_logs(action="token_refused")[0].path == "user-id:7"
+    with pytest.raises(errors.InvalidInput):
+        vault.tokens.revoke_jwts_before(7, cut.replace(tzinfo=None))

@@ -198,13 +198,13 @@ def test_disabling_a_user_ends_their_tokens(server: ServerProcess) -> None:
         f"{server.url}/api/auth/login", json={"username": "frank", "password": "frank-password"}
     ).json()["token"]
     assert get(server, issued).status_code == 200
-    vault.access.set_user_disabled("frank")
+    vault.access.set_user_disabled("frank")  # revokes the user's recorded tokens
     vault.close()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 1.5  # the revocation epoch's 1 s bound, and a request
     while get(server, issued).status_code == 200 and time.monotonic() < deadline:
-        time.sleep(0.2)
+        time.sleep(0.05)
     r = get(server, issued)
-    assert r.status_code == 401 and r.json()["error"] == "token no longer valid: log in again"
+    assert r.status_code == 401 and r.json()["error"] == "invalid token"
 
 
 def test_login_is_rate_limited_per_user_and_timing_does_not_reveal_users(tmp_path: Path) -> None:

@@ -194,10 +194,20 @@ def token_renew(ctx: click.Context, accessor: str, increment: timedelta | None, 
 @click.option("--accessor", help="Revoke the token with this accessor.")
 @click.option("--user-id", "subject", type=click.IntRange(0), help="Revoke all of a subject's.")
 @click.option("--token-stdin", is_flag=True, help="Revoke the token read from stdin.")
+@click.option(
+    "--jwts-before",
+    help="With --user-id: refuse the subject's stateless JWTs issued before this time "
+    "('now' or ISO-8601 with a zone).",
+)
 @format_option
 @click.pass_context
 def token_revoke(
-    ctx: click.Context, accessor: str | None, subject: int | None, token_stdin: bool, fmt: str
+    ctx: click.Context,
+    accessor: str | None,
+    subject: int | None,
+    token_stdin: bool,
+    jwts_before: str | None,
+    fmt: str,
 ) -> None:
     """Revoke one token (--accessor or --token-stdin) or all of a subject's (--user-id).
 
@@ -207,12 +217,26 @@ def token_revoke(
     Example:
       vaultctl token revoke --accessor 9sQ2...
       vaultctl token revoke --user-id 42
+      vaultctl token revoke --user-id 42 --jwts-before now   # the panel's stateless JWTs
     """
     s = session_of(ctx)
     if sum((accessor is not None, subject is not None, token_stdin)) != 1:
         raise click.UsageError("give exactly one of --accessor, --user-id, --token-stdin")
+    if jwts_before is not None and subject is None:
+        raise click.UsageError("--jwts-before needs --user-id")
     remote = s.remote() if s.settings.is_remote else None
     tokens = None if remote is not None else s.local(need_keys=False).tokens
+    if jwts_before is not None and subject is not None:
+        body = {"user_id": subject, "jwt_issued_before": jwts_before}
+        if remote is not None:
+            remote.admin("POST", "/tokens/revoke", body)
+        elif tokens is not None:
+            from strongroom.core.token_records import cutoff_time
+
+            tokens.revoke_jwts_before(subject, cutoff_time(jwts_before), actor=s.actor)
+        text = f"JWTs of user {subject} issued before {jwts_before} are refused"
+        render.emit(fmt, text, body, quiet=s.quiet)
+        return
     if token_stdin:
         text = (sys.stdin.readline() if sys.stdin is not None else "").strip()
         if remote is not None:

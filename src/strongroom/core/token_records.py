@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from strongroom import errors
@@ -42,6 +42,7 @@ __all__ = [
     "TokenInfo",
     "TokenStore",
     "Tokens",
+    "cutoff_time",
     "is_recorded",
 ]
 
@@ -60,6 +61,23 @@ _TOKEN_CHARS = 43
 def is_recorded(token: str) -> bool:
     """True when `token` has the shape of a recorded token (not a JWT)."""
     return token.startswith(PREFIX)
+
+
+def cutoff_time(text: str) -> datetime:
+    """`now`, or an ISO-8601 time with a zone (`...Z`).
+
+    Raises:
+        InvalidInput: anything else.
+    """
+    if text == "now":
+        return datetime.now(UTC)
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise errors.InvalidInput("jwt_issued_before must be 'now' or an ISO-8601 time") from exc
+    if when.tzinfo is None:
+        raise errors.InvalidInput("jwt_issued_before needs a timezone, e.g. ...Z")
+    return when
 
 
 def _hash(token: str) -> str:
@@ -91,11 +109,15 @@ class TokenStore(Protocol):
 
 
 class EpochStore(Protocol):
-    """The revocation epoch (`tx.tokens`)."""
+    """The revocation epoch and the JWT cut-offs it also announces (`tx.tokens`)."""
 
     def token_epoch(self) -> int: ...
 
     def bump_token_epoch(self) -> int: ...
+
+    def jwt_cutoffs(self) -> dict[int, datetime]: ...
+
+    def put_jwt_cutoff(self, user_id: int, issued_before: datetime) -> None: ...
 
 
 def _store(tx: Tx) -> TokenStore:
@@ -205,6 +227,7 @@ class Tokens:
         self._epoch = -1
         self._generation = 0
         self._checked = float("-inf")
+        self._cutoffs: dict[int, float] = {}
         self._used: dict[str, datetime] = {}
         self._pending: dict[str, datetime] = {}
 
@@ -317,12 +340,62 @@ class Tokens:
                 return  # another thread just did it
             with self._state.storage.read() as tx:
                 epoch = _epoch(tx).token_epoch()
+                cutoffs = _epoch(tx).jwt_cutoffs() if epoch != self._epoch else None
             with self._lock:
                 if epoch != self._epoch:
                     self._cache.clear()
                     self._generation += 1
                     self._epoch = epoch
+                if cutoffs is not None:
+                    self._cutoffs = {u: when.timestamp() for u, when in cutoffs.items()}
                 self._checked = started
+
+    # -- stateless JWTs: "revoke subject N's tokens issued before T" -----------------------
+    def jwt_allowed_cached(self, principal: Principal) -> bool | None:
+        """Whether a verified JWT escapes every cut-off, decided without I/O; None when the
+        cut-offs are older than the staleness bound (then call `check_jwt`). Never raises."""
+        if self._monotonic() - self._checked > self._staleness:
+            return None
+        cut = self._cutoffs.get(principal.user_id)
+        return cut is None or principal.issued_at >= cut
+
+    def check_jwt(self, principal: Principal, actor: Actor) -> None:
+        """Refuse a JWT of a subject whose tokens issued before a cut-off were revoked.
+
+        Raises:
+            AuthenticationFailed: issued before its subject's cut-off (audited).
+        """
+        if self._monotonic() - self._checked > self._staleness:
+            self.refresh()
+        if self.jwt_allowed_cached(principal) is False:
+            exc = errors.AuthenticationFailed("token revoked")
+            path = f"user-id:{principal.user_id}"
+            self._state.audit(
+                self._state.entry("token_refused", actor, path, success=False, error=exc)
+            )
+            raise exc
+
+    def revoke_jwts_before(
+        self, user_id: int, issued_before: datetime, *, actor: Actor = DEFAULT_ACTOR
+    ) -> None:
+        """Refuse every stateless JWT of subject `user_id` issued before `issued_before`
+        (everywhere within the staleness bound); a JWT without `iat` is refused too.
+
+        Raises:
+            InvalidInput: a bad subject or a naive time.
+        """
+        if isinstance(user_id, bool) or not isinstance(user_id, int) or user_id < 0:
+            raise errors.InvalidInput("user id must be a non-negative integer")
+        if issued_before.tzinfo is None:
+            raise errors.InvalidInput("the cut-off time needs a timezone")
+
+        def run(tx: Tx) -> None:
+            _epoch(tx).put_jwt_cutoff(user_id, issued_before)
+            _epoch(tx).bump_token_epoch()
+
+        access_write(self._state, "token_revoke_jwts", actor, f"user-id:{user_id}", run)
+        with self._lock:
+            self._cutoffs[user_id] = issued_before.timestamp()
 
     def _note_use(self, info: TokenInfo, now: datetime) -> None:
         last = self._used.get(info.accessor) or info.last_used_at

@@ -20,11 +20,13 @@ from strongroom.core.access import UserInfo
 from strongroom.core.password_rules import check_new_password
 from strongroom.core.policy import check_policy_name
 from strongroom.core.roles import canonical_role
+from strongroom.core.token_records import cutoff_time
 from strongroom.http.bodies import int_field, query_int
 from strongroom.http.bodies import str_field as _str
 from strongroom.http.errors import json_response
 from strongroom.http.routing import Operation, Target
 from strongroom.http.state import Caller, ServerState
+from strongroom.models import iso
 
 __all__ = ["OPERATIONS"]
 
@@ -229,9 +231,16 @@ async def token_renew(request: Request, st: ServerState, _: Target) -> Response:
 
 
 async def token_revoke(request: Request, st: ServerState, _: Target) -> Response:
-    """`{"accessor"}` revokes one token; `{"user_id"}` every token of a subject."""
+    """`{"accessor"}` revokes one token; `{"user_id"}` every recorded token of a subject;
+    `{"user_id", "jwt_issued_before": "now" | ISO-8601}` the subject's stateless JWTs issued
+    before that time."""
     caller = await _admin(request, st, "token_revoke")
     body = await st.read_json(request)
+    if body.get("jwt_issued_before") is not None:
+        subject = int_field(body.get("user_id"), "user_id")
+        when = cutoff_time(_str(body, "jwt_issued_before") or "")
+        await st.run(st.vault.tokens.revoke_jwts_before, subject, when, actor=caller.actor)
+        return json_response({"user_id": subject, "jwt_issued_before": iso(when)})
     if body.get("user_id") is not None:
         subject = int_field(body.get("user_id"), "user_id")
         count = await st.run(st.vault.tokens.revoke_user, subject, actor=caller.actor)
@@ -253,7 +262,12 @@ _TOKEN = _object(
     ttl={**_STR, "example": "1h"},
     max_ttl={**_STR, "example": "24h"},
 )
-_REVOKE = _object([], accessor=_STR, user_id={"type": "integer", "minimum": 0})
+_REVOKE = _object(
+    [],
+    accessor=_STR,
+    user_id={"type": "integer", "minimum": 0},
+    jwt_issued_before={**_STR, "example": "now"},
+)
 U, P, T = V + "/users", V + "/policies", V + "/tokens"
 
 OPERATIONS: tuple[Operation, ...] = (

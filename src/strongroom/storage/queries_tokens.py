@@ -107,6 +107,19 @@ class TokenQueries(Queries):
             self.conn.execute(sa.delete(t.tokens).where(where))
         return gone
 
+    def jwt_cutoffs(self) -> dict[int, datetime]:
+        """Per subject, the instant before which its JWTs are refused."""
+        c = t.jwt_cutoffs
+        return {int(r.user_id): r.issued_before for r in self.conn.execute(sa.select(c))}
+
+    def put_jwt_cutoff(self, user_id: int, issued_before: datetime) -> None:
+        """Refuse `user_id`'s JWTs issued before `issued_before` (replacing an earlier cut)."""
+        c = t.jwt_cutoffs
+        where = c.c.user_id == user_id
+        done = self.conn.execute(sa.update(c).where(where).values(issued_before=issued_before))
+        if done.rowcount == 0:
+            self.conn.execute(sa.insert(c).values(user_id=user_id, issued_before=issued_before))
+
     def token_epoch(self) -> int:
         """The revocation epoch (0 before the first revocation)."""
         q = sa.select(t.token_epoch.c.epoch).where(t.token_epoch.c.id == 1)

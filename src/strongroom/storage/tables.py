@@ -26,6 +26,7 @@ __all__ = [
     "approle_secrets",
     "approles",
     "audit_logs",
+    "jwt_cutoffs",
     "key_terms",
     "keys",
     "kv_config",
@@ -231,4 +232,12 @@ approle_secrets = Table(
     Column("uses_left", Integer, nullable=False),
     Column("bound_cidrs", Text, nullable=False, default="[]"),
     Index("idx_vault_approle_secrets_role", "role_name"),
+)
+
+#: "Refuse subject N's JWTs issued before T" (issue 15): one row per subject.
+jwt_cutoffs = Table(
+    "vault_jwt_cutoffs",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("issued_before", UTCDateTime, nullable=False),
 )

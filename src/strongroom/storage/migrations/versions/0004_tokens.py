@@ -8,6 +8,7 @@ token), subject, role, policies, kind, issuer, created/expires/max-expires, rene
 a coarse last use. `vault_token_epoch`: one row (id 1) whose counter every revocation and
 renewal bumps; each server process polls it (at most once a second) to drop cached tokens.
 `vault_approles` and `vault_approle_secrets`: AppRole roles and their hashed secret ids.
+`vault_jwt_cutoffs`: per subject, the instant before which its stateless JWTs are refused.
 """
 
 from __future__ import annotations
@@ -81,9 +82,16 @@ def upgrade() -> None:
         sa.UniqueConstraint("secret_hash"),
     )
     op.create_index("idx_vault_approle_secrets_role", "vault_approle_secrets", ["role_name"])
+    op.create_table(
+        "vault_jwt_cutoffs",
+        sa.Column("user_id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("issued_before", when, nullable=False),
+        sa.PrimaryKeyConstraint("user_id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("vault_jwt_cutoffs")
     op.drop_index("idx_vault_approle_secrets_role", table_name="vault_approle_secrets")
     op.drop_table("vault_approle_secrets")
     op.drop_table("vault_approles")
