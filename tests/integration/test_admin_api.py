@@ -128,6 +128,31 @@ def test_vaultctl_remote_mode(server: ServerProcess, tmp_path: Path) -> None:
     while _lookup(server, made["token"]) != 403 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _lookup(server, made["token"]) == 403
+    role = json.loads(
+        vc.ok("approle", "write", "ci", "--policy", "ops", "--secret-id-uses", "1",
+              "--token-ttl", "10m", "--format", "json")
+    )  # fmt: skip
+    assert vc.ok("approle", "list").splitlines()[1].strip() == "ci"
+    made_sid = json.loads(vc.ok("approle", "secret-id", "ci", "--format", "json"))
+    assert made_sid["accessor"] in vc.ok("approle", "secret-ids", "ci")
+    login = httpx.post(
+        f"{server.url}/v1/auth/approle/login",
+        json={"role_id": role["role_id"], "secret_id": made_sid["secret_id"]},
+        timeout=10,
+    )
+    assert login.status_code == 200 and login.json()["auth"]["policies"] == ["ops"]
+    again = httpx.post(
+        f"{server.url}/v1/auth/approle/login",
+        json={"role_id": role["role_id"], "secret_id": made_sid["secret_id"]},
+        timeout=10,
+    )
+    assert again.status_code == 400  # used up
+    other = json.loads(vc.ok("approle", "secret-id", "ci", "--format", "json"))
+    vc.ok("approle", "revoke-secret-id", "ci", "--accessor", other["accessor"])
+    one_error_line(
+        vc("approle", "revoke-secret-id", "ci", "--accessor", other["accessor"]), 1, "not found"
+    )
+    vc.ok("approle", "delete", "ci")
     vc.ok("user", "delete", "--username", "rita")
     vc.ok("policy", "delete", "ops")
     vc.extra_env["VAULT_TOKEN"] = token("App")

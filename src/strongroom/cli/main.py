@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import click
 
 from strongroom import __version__, errors
-from strongroom.cli import access, admin, commands, hints, lockstate, tokens
+from strongroom.cli import access, admin, approle, commands, hints, lockstate, tokens
 from strongroom.cli.audit import audit
 from strongroom.cli.import_vault import import_vault
 from strongroom.cli.keys import rotate
@@ -68,6 +68,7 @@ for _command in [
     *admin.COMMANDS,
     *access.COMMANDS,
     *tokens.COMMANDS,
+    *approle.COMMANDS,
 ]:
     cli.add_command(_with_epilog(_command))
 # The server has its own --db-dsn and key options (it outlives any one command's session).

@@ -26,7 +26,7 @@ from strongroom.core.access import access_write
 from strongroom.core.policy import check_policy_name
 from strongroom.core.state import VaultState
 from strongroom.core.token_records import TOKEN_ROLE, IssuedToken, Tokens
-from strongroom.models import DEFAULT_ACTOR, Actor
+from strongroom.models import DEFAULT_ACTOR, Actor, iso, iso_or_none
 from strongroom.storage import AppRoleRow, AppSecretRow, Tx
 
 __all__ = [
@@ -36,6 +36,8 @@ __all__ = [
     "AppSecretDelete",
     "NewSecretID",
     "RoleSettings",
+    "role_dict",
+    "secret_dict",
 ]
 
 #: Token subjects of AppRole logins start here (built-in users' ids stay far below).
@@ -136,6 +138,32 @@ class NewSecretID:
     accessor: str
     ttl: int
     num_uses: int
+
+
+def role_dict(row: AppRoleRow) -> dict[str, object]:
+    """A role as JSON-ready values (durations in seconds)."""
+    return {
+        "name": row.name,
+        "role_id": row.role_id,
+        "policies": list(row.policies),
+        "token_ttl": row.token_ttl,
+        "token_max_ttl": row.token_max_ttl,
+        "secret_id_ttl": row.secret_id_ttl,
+        "secret_id_num_uses": row.secret_id_num_uses,
+        "bound_cidrs": list(row.bound_cidrs),
+        "created_at": iso(row.created_at),
+    }
+
+
+def secret_dict(row: AppSecretRow) -> dict[str, object]:
+    """A secret id's record as JSON-ready values (never the secret id)."""
+    return {
+        "accessor": row.accessor,
+        "created_at": iso(row.created_at),
+        "expires_at": iso_or_none(row.expires_at),
+        "uses_left": row.uses_left,
+        "bound_cidrs": list(row.bound_cidrs),
+    }
 
 
 class AppRoles:

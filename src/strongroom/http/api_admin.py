@@ -28,7 +28,7 @@ from strongroom.http.routing import Operation, Target
 from strongroom.http.state import Caller, ServerState
 from strongroom.models import iso
 
-__all__ = ["OPERATIONS"]
+__all__ = ["OPERATIONS", "admin_caller"]
 
 V = "/api/vault"
 _STR = {"type": "string"}
@@ -53,7 +53,8 @@ def _duration(body: dict[str, Any], name: str) -> timedelta | None:
     return None if value is None else parse_duration(value)
 
 
-async def _admin(request: Request, st: ServerState, action: str) -> Caller:
+async def admin_caller(request: Request, st: ServerState, action: str) -> Caller:
+    """The caller of an administration request, refused (audited) unless an administrator."""
     caller = await st.caller(request)
     await st.require_admin(caller, action)
     return caller
@@ -76,13 +77,13 @@ async def _user(st: ServerState, username: str) -> UserInfo:
 
 # -- users --------------------------------------------------------------------------------------
 async def users_list(request: Request, st: ServerState, _: Target) -> Response:
-    await _admin(request, st, "user_list")
+    await admin_caller(request, st, "user_list")
     users = await st.run(st.vault.access.list_users)
     return json_response({"users": [u.as_dict() for u in users], "count": len(users)})
 
 
 async def user_create(request: Request, st: ServerState, _: Target) -> Response:
-    caller = await _admin(request, st, "user_create")
+    caller = await admin_caller(request, st, "user_create")
     body = await st.read_json(request)
     username, role = _str(body, "username"), _str(body, "role")
     assert username is not None and role is not None  # noqa: S101 - required fields
@@ -99,13 +100,13 @@ async def user_create(request: Request, st: ServerState, _: Target) -> Response:
 
 
 async def user_get(request: Request, st: ServerState, _: Target) -> Response:
-    await _admin(request, st, "user_read")
+    await admin_caller(request, st, "user_read")
     return json_response((await _user(st, request.path_params["username"])).as_dict())
 
 
 async def user_update(request: Request, st: ServerState, _: Target) -> Response:
     """PATCH: any of `role`, `policies`, `password`, `disabled` (each revokes the tokens)."""
-    caller = await _admin(request, st, "user_update")
+    caller = await admin_caller(request, st, "user_update")
     username = request.path_params["username"]
     body = await st.read_json(request)
     current = await _user(st, username)
@@ -135,7 +136,7 @@ async def user_update(request: Request, st: ServerState, _: Target) -> Response:
 
 
 async def user_delete(request: Request, st: ServerState, _: Target) -> Response:
-    caller = await _admin(request, st, "user_delete")
+    caller = await admin_caller(request, st, "user_delete")
     username = request.path_params["username"]
     current = await _user(st, username)
     await _manage(st, caller, [current.role], "user_delete", f"user:{username}")
@@ -150,13 +151,13 @@ def _policy_json(policy: Any) -> dict[str, Any]:
 
 
 async def policies_list(request: Request, st: ServerState, _: Target) -> Response:
-    await _admin(request, st, "policy_list")
+    await admin_caller(request, st, "policy_list")
     found = await st.run(st.vault.access.list_policies)
     return json_response({"policies": [_policy_json(p) for p in found], "count": len(found)})
 
 
 async def policy_get(request: Request, st: ServerState, _: Target) -> Response:
-    await _admin(request, st, "policy_read")
+    await admin_caller(request, st, "policy_read")
     found = await st.run(st.vault.access.get_policies, [request.path_params["name"]])
     if not found:
         raise errors.NotFound("policy not found")
@@ -164,7 +165,7 @@ async def policy_get(request: Request, st: ServerState, _: Target) -> Response:
 
 
 async def policy_put(request: Request, st: ServerState, _: Target) -> Response:
-    caller = await _admin(request, st, "policy_write")
+    caller = await admin_caller(request, st, "policy_write")
     body = await st.read_json(request)
     name, rules = request.path_params["name"], _str(body, "rules")
     written = await st.run(st.vault.access.write_policy, name, rules, actor=caller.actor)
@@ -172,7 +173,7 @@ async def policy_put(request: Request, st: ServerState, _: Target) -> Response:
 
 
 async def policy_delete(request: Request, st: ServerState, _: Target) -> Response:
-    caller = await _admin(request, st, "policy_delete")
+    caller = await admin_caller(request, st, "policy_delete")
     name = request.path_params["name"]
     await st.run(st.vault.access.delete_policy, name, actor=caller.actor)
     return json_response({"message": "Policy deleted", "name": name})
@@ -180,7 +181,7 @@ async def policy_delete(request: Request, st: ServerState, _: Target) -> Respons
 
 # -- tokens -------------------------------------------------------------------------------------
 async def tokens_list(request: Request, st: ServerState, _: Target) -> Response:
-    await _admin(request, st, "token_list")
+    await admin_caller(request, st, "token_list")
     raw = request.query_params.get("user_id")
     subject = None if raw is None else query_int(raw, "user_id")
     found = await st.run(st.vault.tokens.list_tokens, subject)
@@ -188,7 +189,7 @@ async def tokens_list(request: Request, st: ServerState, _: Target) -> Response:
 
 
 async def token_create(request: Request, st: ServerState, _: Target) -> Response:
-    caller = await _admin(request, st, "token_create")
+    caller = await admin_caller(request, st, "token_create")
     body = await st.read_json(request)
     role = canonical_role(_str(body, "role") or "")
     subject = int_field(body.get("user_id"), "user_id")
@@ -206,20 +207,20 @@ async def token_create(request: Request, st: ServerState, _: Target) -> Response
 
 
 async def token_get(request: Request, st: ServerState, _: Target) -> Response:
-    await _admin(request, st, "token_read")
+    await admin_caller(request, st, "token_read")
     info = await st.run(st.vault.tokens.lookup, request.path_params["accessor"])
     return json_response(info.as_dict())
 
 
 async def token_lookup(request: Request, st: ServerState, _: Target) -> Response:
-    await _admin(request, st, "token_read")
+    await admin_caller(request, st, "token_read")
     body = await st.read_json(request)
     accessor = await st.run(st.vault.tokens.accessor_of, _str(body, "token"))
     return json_response((await st.run(st.vault.tokens.lookup, accessor)).as_dict())
 
 
 async def token_renew(request: Request, st: ServerState, _: Target) -> Response:
-    caller = await _admin(request, st, "token_renew")
+    caller = await admin_caller(request, st, "token_renew")
     body = await st.read_json(request, required=False)
     info, warnings = await st.run(
         st.vault.tokens.renew,
@@ -234,7 +235,7 @@ async def token_revoke(request: Request, st: ServerState, _: Target) -> Response
     """`{"accessor"}` revokes one token; `{"user_id"}` every recorded token of a subject;
     `{"user_id", "jwt_issued_before": "now" | ISO-8601}` the subject's stateless JWTs issued
     before that time."""
-    caller = await _admin(request, st, "token_revoke")
+    caller = await admin_caller(request, st, "token_revoke")
     body = await st.read_json(request)
     if body.get("jwt_issued_before") is not None:
         subject = int_field(body.get("user_id"), "user_id")

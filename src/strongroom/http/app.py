@@ -31,7 +31,15 @@ import strongroom
 from strongroom import errors
 from strongroom.config import Settings
 from strongroom.core import Vault, open_vault
-from strongroom.http import api_admin, api_approle_v1, api_auth_v1, api_kv2, api_vault, deps
+from strongroom.http import (
+    api_admin,
+    api_admin_approle,
+    api_approle_v1,
+    api_auth_v1,
+    api_kv2,
+    api_vault,
+    deps,
+)
 from strongroom.http.control import LocalLink, PeerLink
 from strongroom.http.deps import SERVER_ACTOR
 from strongroom.http.errors import error_response, handle_exception, json_response
@@ -45,7 +53,7 @@ from strongroom.http.ui import routes as ui_routes
 __all__ = ["LinkFactory", "create_app"]
 
 #: Every `/api/vault` endpoint: the design document's, then administration (issue 15).
-OPERATIONS = (*api_vault.OPERATIONS, *api_admin.OPERATIONS)
+OPERATIONS = (*api_vault.OPERATIONS, *api_admin.OPERATIONS, *api_admin_approle.OPERATIONS)
 
 #: Builds the worker's link to its siblings once the vault is open.
 LinkFactory = Callable[[Vault], PeerLink]
