@@ -157,3 +157,51 @@ def test_vaultctl_remote_mode(server: ServerProcess, tmp_path: Path) -> None:
     vc.ok("policy", "delete", "ops")
     vc.extra_env["VAULT_TOKEN"] = token("App")
     one_error_line(vc("user", "list"), 1, "permission denied")
+
+
+def _v1(server: ServerProcess, path: str, tok: str, body: dict[str, Any]) -> httpx.Response:
+    return httpx.post(
+        f"{server.url}/v1/{path}", headers={"X-Vault-Token": tok}, json=body, timeout=10
+    )
+
+
+def test_v1_refusals_change_nothing_and_are_audited(server: ServerProcess) -> None:
+    victim = _call(
+        server, "POST", "/tokens", json={"user_id": 500, "role": "App", "policies": ["p"]}
+    ).json()
+    app = token("App", user_id=501, policies=("p",))
+    for path, body in (
+        ("auth/token/revoke-accessor", {"accessor": victim["accessor"]}),
+        ("auth/token/revoke", {"token": victim["token"]}),
+        ("auth/token/lookup-accessor", {"accessor": victim["accessor"]}),
+        ("auth/token/create", {"policies": ["p", "admin-things"]}),  # a policy it lacks
+    ):
+        assert _v1(server, path, app, body).status_code == 403, path
+    assert _lookup(server, victim["token"]) == 200  # nothing changed
+    own = _v1(server, "auth/token/create", app, {"policies": ["p"]}).json()["auth"]
+    assert own["policies"] == ["p"]  # a subset of its own: allowed, exactly as given
+    logs = _call(server, "GET", "/audit", params={"user_id": 501, "limit": 50}).json()["logs"]
+    refused = {e["action"] for e in logs if not e["success"]}
+    assert {"token_revoke", "token_lookup", "token_create"} <= refused
+    admin = token("SuperAdmin")
+    bad = httpx.put(
+        f"{server.url}/v1/sys/policies/acl/x",
+        headers={"X-Vault-Token": admin},
+        json={"policy": 'path "secret/data/a" { capabilities = ["fly"] }'},
+        timeout=10,
+    )
+    assert bad.status_code == 400 and "'fly'" in bad.json()["errors"][0]
+    warned = httpx.put(
+        f"{server.url}/v1/sys/policies/acl/x",
+        headers={"X-Vault-Token": admin},
+        json={"policy": 'path "secret/data/a" { capabilities = ["read", "deny"] }'},
+        timeout=10,
+    )
+    assert warned.status_code == 200 and "'deny'" in warned.json()["warnings"][0]
+    refused_write = httpx.put(
+        f"{server.url}/v1/sys/policies/acl/y",
+        headers={"X-Vault-Token": app},
+        json={"policy": 'path "secret/data/a" { capabilities = ["read"] }'},
+        timeout=10,
+    )
+    assert refused_write.status_code == 403

@@ -62,6 +62,11 @@ def _text(value: object) -> str:
     return value
 
 
+def _meta(key: str) -> bool:
+    """python-hcl2's own keys (`__is_block__`, `__comments__`...), not HCL constructs."""
+    return key.startswith("__") and key.endswith("__")
+
+
 def _parse(text: str) -> dict[str, Any]:
     if not isinstance(text, str) or not text.strip():
         raise errors.InvalidInput("policy: empty HCL")
@@ -77,13 +82,15 @@ def _parse(text: str) -> dict[str, Any]:
 
 def _blocks(parsed: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any]]]:
     for key, value in parsed.items():
+        if _meta(key):
+            continue
         if key != "path":
             raise errors.InvalidInput(f"policy: unsupported construct {key!r} (only path blocks)")
         for block in value if isinstance(value, list) else [value]:
             if not isinstance(block, dict):
                 raise errors.InvalidInput("policy: malformed path block")
             for name, body in block.items():
-                if name == "__is_block__":
+                if _meta(name):
                     continue
                 if not isinstance(body, dict):
                     raise errors.InvalidInput("policy: malformed path block")
@@ -93,7 +100,7 @@ def _blocks(parsed: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any]]]:
 def _capabilities(path: str, body: dict[str, Any], warnings: list[str]) -> list[str]:
     caps: list[str] = []
     for key, value in body.items():
-        if key == "__is_block__":
+        if _meta(key):
             continue
         if key != "capabilities":
             raise errors.InvalidInput(f"policy: unsupported construct {key!r} in path {path!r}")
