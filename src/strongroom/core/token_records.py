@@ -17,21 +17,35 @@ This module never logs, returns or stores a token after `create` has handed it o
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 from strongroom import errors
 from strongroom.core.access import access_write
 from strongroom.core.policy import check_policy_name
 from strongroom.core.state import VaultState
+from strongroom.core.token_types import (
+    LAST_USED_EVERY,
+    PREFIX,
+    TOKEN_ROLE,
+    EpochStore,
+    IssuedToken,
+    TokenInfo,
+    TokenStore,
+    check_ttl,
+    cutoff_time,
+    epoch_store,
+    is_recorded,
+    token_hash,
+    token_info,
+    token_store,
+)
 from strongroom.core.tokens import Principal
-from strongroom.models import DEFAULT_ACTOR, Actor, iso, iso_or_none
+from strongroom.models import DEFAULT_ACTOR, Actor
 from strongroom.storage import TokenRow, Tx
 
 __all__ = [
@@ -46,166 +60,8 @@ __all__ = [
     "is_recorded",
 ]
 
-PREFIX = "sr."
-#: The role of tokens made by `auth/token/create`: what their policies grant, nothing more.
-TOKEN_ROLE = "token"  # noqa: S105 - a role name
-#: Kinds whose subject is a built-in user (the server also re-checks the user record).
-USER_KINDS = frozenset({"login", "userpass"})
 STALENESS_SECONDS = 1.0
-LAST_USED_EVERY = timedelta(minutes=1)
-MAX_TTL = timedelta(days=3650)
 _MAX_CACHED = 100_000
-_TOKEN_CHARS = 43
-
-
-def is_recorded(token: str) -> bool:
-    """True when `token` has the shape of a recorded token (not a JWT)."""
-    return token.startswith(PREFIX)
-
-
-def cutoff_time(text: str) -> datetime:
-    """`now`, or an ISO-8601 time with a zone (`...Z`).
-
-    Raises:
-        InvalidInput: anything else.
-    """
-    if text == "now":
-        return datetime.now(UTC)
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise errors.InvalidInput("jwt_issued_before must be 'now' or an ISO-8601 time") from exc
-    if when.tzinfo is None:
-        raise errors.InvalidInput("jwt_issued_before needs a timezone, e.g. ...Z")
-    return when
-
-
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-class TokenStore(Protocol):
-    """Recorded token rows (`tx.tokens`)."""
-
-    def insert_token(self, row: TokenRow) -> None: ...
-
-    def token_by_hash(self, token_hash: str) -> TokenRow | None: ...
-
-    def token_by_accessor(self, accessor: str) -> TokenRow | None: ...
-
-    def list_tokens(self, user_id: int | None = None) -> list[TokenRow]: ...
-
-    def set_expiry(self, accessor: str, expires_at: datetime) -> None: ...
-
-    def touch_tokens(self, accessors: list[str], when: datetime) -> None: ...
-
-    def delete_tokens(
-        self,
-        *,
-        accessor: str | None = None,
-        user_id: int | None = None,
-        expired_at: datetime | None = None,
-    ) -> list[str]: ...
-
-
-class EpochStore(Protocol):
-    """The revocation epoch and the JWT cut-offs it also announces (`tx.tokens`)."""
-
-    def token_epoch(self) -> int: ...
-
-    def bump_token_epoch(self) -> int: ...
-
-    def jwt_cutoffs(self) -> dict[int, datetime]: ...
-
-    def put_jwt_cutoff(self, user_id: int, issued_before: datetime) -> None: ...
-
-
-def _store(tx: Tx) -> TokenStore:
-    return tx.tokens
-
-
-def _epoch(tx: Tx) -> EpochStore:
-    return tx.tokens
-
-
-@dataclass(frozen=True, slots=True)
-class TokenInfo:
-    """A recorded token as shown to its holder and administrators (never the token)."""
-
-    accessor: str
-    user_id: int
-    role: str
-    policies: tuple[str, ...]
-    kind: str
-    issuer: int
-    created_at: datetime
-    expires_at: datetime
-    max_expires_at: datetime
-    ttl: timedelta
-    last_used_at: datetime | None
-
-    @property
-    def is_renewable(self) -> bool:
-        """True while a renewal could still extend it."""
-        return self.expires_at < self.max_expires_at
-
-    def as_dict(self) -> dict[str, object]:
-        """The record as JSON-ready values (never the token)."""
-        return {
-            "accessor": self.accessor,
-            "user_id": self.user_id,
-            "role": self.role,
-            "policies": list(self.policies),
-            "kind": self.kind,
-            "issuer": self.issuer,
-            "created_at": iso(self.created_at),
-            "expires_at": iso(self.expires_at),
-            "max_expires_at": iso(self.max_expires_at),
-            "ttl": int(self.ttl.total_seconds()),
-            "last_used_at": iso_or_none(self.last_used_at),
-            "renewable": self.is_renewable,
-        }
-
-    def principal(self) -> Principal:
-        """Who requests bearing this token speak for."""
-        return Principal(
-            self.user_id,
-            self.role,
-            self.policies,
-            self.expires_at.timestamp(),
-            self.kind in USER_KINDS,
-            self.accessor,
-        )
-
-
-def _info(row: TokenRow) -> TokenInfo:
-    return TokenInfo(
-        row.accessor,
-        row.user_id,
-        row.role,
-        tuple(row.policies),
-        row.kind,
-        row.issuer,
-        row.created_at,
-        row.expires_at,
-        row.max_expires_at,
-        timedelta(seconds=row.ttl),
-        row.last_used_at,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class IssuedToken:
-    """A new token (shown once) and its record."""
-
-    token: str
-    info: TokenInfo
-
-
-def _check_ttl(ttl: timedelta, what: str) -> timedelta:
-    if not isinstance(ttl, timedelta) or not timedelta(seconds=1) <= ttl <= MAX_TTL:
-        raise errors.InvalidInput(f"{what} must be between 1s and 3650d")
-    return timedelta(seconds=int(ttl.total_seconds()))
 
 
 class Tokens:
@@ -255,13 +111,13 @@ class Tokens:
         if not isinstance(role, str) or not role or len(role) > 64:
             raise errors.InvalidInput("role must be a non-empty string of at most 64 characters")
         names = sorted({check_policy_name(p) for p in policies})
-        ttl = _check_ttl(ttl, "ttl")
-        limit = ttl if max_ttl is None else _check_ttl(max_ttl, "max ttl")
+        ttl = check_ttl(ttl, "ttl")
+        limit = ttl if max_ttl is None else check_ttl(max_ttl, "max ttl")
         token = PREFIX + secrets.token_urlsafe(32)
         now = self._state.clock.now().replace(microsecond=0)
         row = TokenRow(
             accessor=secrets.token_urlsafe(18),
-            token_hash=_hash(token),
+            token_hash=token_hash(token),
             user_id=user_id,
             role=role,
             policies=names,
@@ -274,9 +130,9 @@ class Tokens:
         )
         access_write(
             self._state, "token_create", actor, f"token:{row.accessor}",
-            lambda tx: _store(tx).insert_token(row),
+            lambda tx: token_store(tx).insert_token(row),
         )  # fmt: skip
-        return IssuedToken(token, _info(row))
+        return IssuedToken(token, token_info(row))
 
     # -- verify -----------------------------------------------------------------------------
     def verify_cached(self, token: str) -> Principal | None:
@@ -285,7 +141,7 @@ class Tokens:
         call `verify`). Never raises."""
         if self._monotonic() - self._checked > self._staleness:
             return None
-        info = self._cache.get(_hash(token))
+        info = self._cache.get(token_hash(token))
         if info is None:
             return None
         now = self._state.clock.now()
@@ -303,19 +159,19 @@ class Tokens:
         """
         if self._monotonic() - self._checked > self._staleness:
             self.refresh()
-        token_hash = _hash(token) if isinstance(token, str) else ""
-        info = self._cache.get(token_hash)
-        if info is None and token_hash:
+        digest = token_hash(token) if isinstance(token, str) else ""
+        info = self._cache.get(digest)
+        if info is None and digest:
             generation = self._generation
             with self._state.storage.read() as tx:
-                row = _store(tx).token_by_hash(token_hash)
-            info = _info(row) if row is not None else None
+                row = token_store(tx).token_by_hash(digest)
+            info = token_info(row) if row is not None else None
             if info is not None:
                 with self._lock:
                     if generation == self._generation:
                         if len(self._cache) >= _MAX_CACHED:
                             self._cache.clear()
-                        self._cache[token_hash] = info
+                        self._cache[digest] = info
         now = self._state.clock.now()
         if info is None or info.expires_at <= now:
             exc = errors.AuthenticationFailed("invalid token" if info is None else "token expired")
@@ -339,8 +195,8 @@ class Tokens:
             if started - self._checked <= self._staleness / 4:
                 return  # another thread just did it
             with self._state.storage.read() as tx:
-                epoch = _epoch(tx).token_epoch()
-                cutoffs = _epoch(tx).jwt_cutoffs() if epoch != self._epoch else None
+                epoch = epoch_store(tx).token_epoch()
+                cutoffs = epoch_store(tx).jwt_cutoffs() if epoch != self._epoch else None
             with self._lock:
                 if epoch != self._epoch:
                     self._cache.clear()
@@ -390,8 +246,8 @@ class Tokens:
             raise errors.InvalidInput("the cut-off time needs a timezone")
 
         def run(tx: Tx) -> None:
-            _epoch(tx).put_jwt_cutoff(user_id, issued_before)
-            _epoch(tx).bump_token_epoch()
+            epoch_store(tx).put_jwt_cutoff(user_id, issued_before)
+            epoch_store(tx).bump_token_epoch()
 
         access_write(self._state, "token_revoke_jwts", actor, f"user-id:{user_id}", run)
         with self._lock:
@@ -418,7 +274,7 @@ class Tokens:
         if not pending:
             return 0
         with self._state.storage.write() as tx:
-            _store(tx).touch_tokens(sorted(pending), max(pending.values()))
+            token_store(tx).touch_tokens(sorted(pending), max(pending.values()))
         return len(pending)
 
     # -- look up ----------------------------------------------------------------------------
@@ -429,10 +285,10 @@ class Tokens:
             NotFound: no such (unexpired) token.
         """
         with self._state.storage.read() as tx:
-            row = _store(tx).token_by_accessor(accessor) if isinstance(accessor, str) else None
+            row = token_store(tx).token_by_accessor(accessor) if isinstance(accessor, str) else None
         if row is None or row.expires_at <= self._state.clock.now():
             raise errors.NotFound("token not found")
-        return _info(row)
+        return token_info(row)
 
     def accessor_of(self, token: str) -> str:
         """The accessor of a (still recorded) token.
@@ -443,7 +299,7 @@ class Tokens:
         row = None
         if isinstance(token, str) and is_recorded(token):
             with self._state.storage.read() as tx:
-                row = _store(tx).token_by_hash(_hash(token))
+                row = token_store(tx).token_by_hash(token_hash(token))
         if row is None:
             raise errors.NotFound("token not found")
         return row.accessor
@@ -452,8 +308,8 @@ class Tokens:
         """Every unexpired recorded token (of one subject), oldest first."""
         now = self._state.clock.now()
         with self._state.storage.read() as tx:
-            rows = _store(tx).list_tokens(user_id)
-        return [_info(r) for r in rows if r.expires_at > now]
+            rows = token_store(tx).list_tokens(user_id)
+        return [token_info(r) for r in rows if r.expires_at > now]
 
     # -- renew and revoke -------------------------------------------------------------------
     def renew(
@@ -465,12 +321,12 @@ class Tokens:
         Raises:
             NotFound: no such token; InvalidInput: a bad increment.
         """
-        inc = None if increment is None else _check_ttl(increment, "increment")
+        inc = None if increment is None else check_ttl(increment, "increment")
         now = self._state.clock.now().replace(microsecond=0)
         warnings: list[str] = []
 
         def run(tx: Tx) -> TokenInfo:
-            row = _store(tx).token_by_accessor(accessor)
+            row = token_store(tx).token_by_accessor(accessor)
             if row is None or row.expires_at <= now:
                 raise errors.NotFound("token not found")
             wanted = now + (inc if inc is not None else timedelta(seconds=row.ttl))
@@ -481,9 +337,9 @@ class Tokens:
                     f'"{int((wanted - now).total_seconds())}s" exceeded the effective max_ttl '
                     f'of "{int((expires - now).total_seconds())}s"; TTL value is capped accordingly'
                 )
-            _store(tx).set_expiry(row.accessor, expires)
-            _epoch(tx).bump_token_epoch()
-            return replace(_info(row), expires_at=expires)
+            token_store(tx).set_expiry(row.accessor, expires)
+            epoch_store(tx).bump_token_epoch()
+            return replace(token_info(row), expires_at=expires)
 
         info = access_write(self._state, "token_renew", actor, f"token:{accessor}", run)
         return info, warnings
@@ -496,9 +352,9 @@ class Tokens:
         """
 
         def run(tx: Tx) -> None:
-            if not _store(tx).delete_tokens(accessor=accessor):
+            if not token_store(tx).delete_tokens(accessor=accessor):
                 raise errors.NotFound("token not found")
-            _epoch(tx).bump_token_epoch()
+            epoch_store(tx).bump_token_epoch()
 
         access_write(self._state, "token_revoke", actor, f"token:{accessor}", run)
         self._drop(lambda info: info.accessor == accessor)
@@ -507,9 +363,9 @@ class Tokens:
         """Revoke every recorded token of subject `user_id`; return how many."""
 
         def run(tx: Tx) -> int:
-            gone = _store(tx).delete_tokens(user_id=user_id)
+            gone = token_store(tx).delete_tokens(user_id=user_id)
             if gone:
-                _epoch(tx).bump_token_epoch()
+                epoch_store(tx).bump_token_epoch()
             return len(gone)
 
         count = access_write(self._state, "token_revoke_user", actor, f"user-id:{user_id}", run)
@@ -520,7 +376,7 @@ class Tokens:
         """Remove expired records (no audit entry: nothing is revoked); return how many."""
         now = self._state.clock.now()
         with self._state.storage.write() as tx:
-            return len(_store(tx).delete_tokens(expired_at=now))
+            return len(token_store(tx).delete_tokens(expired_at=now))
 
     def forget_user(self, user_id: int) -> None:
         """Drop a user's tokens from this process's cache (their records were just revoked
