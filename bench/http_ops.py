@@ -4,7 +4,7 @@ The server runs pinned to one core, wrk to another (taskset), so the figure is "
 second on one core". Usage:
 
     python bench/http_ops.py [--dsn sqlite:///... | postgresql://...] [--seconds 10]
-                             [--server-cpu 0] [--load-cpu 1] [--workers 1]
+                             [--server-cpu 0] [--load-cpu 1] [--workers 1] [--recorded]
 
 Needs `wrk` (Debian package `wrk`). Prints one line per scenario: requests/s, p50, p99, and the
 server's CPU time per request (utime+stime of its process tree from /proc, the figure that holds
@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -130,6 +131,9 @@ def main() -> None:
     parser.add_argument("--server-cpu", default="0")
     parser.add_argument("--load-cpu", default="1")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--recorded", action="store_true", help="use a recorded token instead of a JWT"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk")
@@ -139,6 +143,12 @@ def main() -> None:
     server = start_server(dsn, port, args.server_cpu, args.workers)
     try:
         token = JWTAuth(JWT_SECRET).issue(1, "Admin")[0]
+        if args.recorded:
+            from strongroom import open_vault
+
+            vault = open_vault(dsn)
+            token = vault.tokens.create(1, "Admin", ttl=timedelta(hours=1)).token
+            vault.close()
         base = f"http://127.0.0.1:{port}/api/vault/secrets"
         headers = {"Authorization": f"Bearer {token}"}
         httpx.post(base, headers=headers, json={"path": "bench/db/password", "value": "v"})
@@ -147,7 +157,8 @@ def main() -> None:
         url = f"{base}/bench/db/password"
         print(
             f"backend {dsn.split(':', 1)[0]}, server on cpu {args.server_cpu} "
-            f"({args.workers} worker), wrk on cpu {args.load_cpu}, {args.seconds}s each"
+            f"({args.workers} worker), wrk on cpu {args.load_cpu}, {args.seconds}s each, "
+            f"{'recorded token' if args.recorded else 'JWT'}"
         )
         for name, lua in (("GET", None), ("PUT", str(script))):
             for conns in (1, 16):

@@ -446,7 +446,7 @@ def strongroom(
                 run_checked,
                 [
                     vaultctl,
-                    *("token", "create", "--user-id", "1000", "--role", "Bench"),
+                    *("token", "create", "--jwt", "--user-id", "1000", "--role", "Bench"),
                     *("--policy", "bench", "--ttl", "6h", "--format", "json"),
                 ],
                 env=env,

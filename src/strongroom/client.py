@@ -199,6 +199,15 @@ class Client:
             raise cls(text, retry_after=1.0)
         raise cls(text)
 
+    def admin(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One call to the administration endpoints under `/api/vault` (users, policies,
+        tokens): `path` is the part after `/api/vault`; returns the JSON answer.
+
+        Raises:
+            StrongroomError: the subclass the server named (PermissionDenied, NotFound, ...).
+        """
+        return self._call(method, "/api/vault" + path, json=body)
+
     @staticmethod
     def _error(response: httpx.Response, body: object) -> errors.StrongroomError:
         message = code = None

@@ -37,12 +37,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strongroom import errors
 from strongroom.clock import parse_duration
 from strongroom.core import VaultConfig
 from strongroom.core.options import DEFAULT_DSN
+
+if TYPE_CHECKING:
+    from strongroom.core.tokens import JWTAuth
 
 __all__ = [
     "DEFAULT_BODY_LIMIT",
@@ -121,6 +124,13 @@ def _bool(environ: Mapping[str, str], name: str) -> bool | None:
     raise errors.InvalidInput(f"{name} must be true or false")
 
 
+def _read(path: str, flag: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise errors.InvalidInput(f"{flag}: cannot read {path!r}") from exc
+
+
 def _duration(environ: Mapping[str, str], name: str) -> timedelta | None:
     raw = environ.get(name, "").strip()
     if not raw:
@@ -185,6 +195,9 @@ class Settings:
         master_key_file: a file holding the master key (used when `master_key` is not set).
         addr / token: remote mode (a `vaultctl server` URL and its bearer token).
         jwt_secret: HS256 secret of the server's JWT auth (>= 32 bytes).
+        jwt_public_key: a PEM public key file verifying the panel's RS256/ES256/EdDSA tokens.
+        jwt_jwks: a local JWKS file of verification keys chosen by `kid` (key rotation).
+        jwt_max_ttl: refuse a JWT whose `exp - iat` exceeds this (None: no limit).
         argon2_time_cost / argon2_memory_kib / argon2_parallelism: Argon2id parameters for a
             new vault and for master-key rotation (tests use cheap ones).
         auto_lock / auto_lock_timeout: lock after this much inactivity.
@@ -213,6 +226,9 @@ class Settings:
     addr: str | None = None
     token: Secret | None = None
     jwt_secret: Secret | None = None
+    jwt_public_key: str | None = None
+    jwt_jwks: str | None = None
+    jwt_max_ttl: timedelta | None = None
     argon2_time_cost: int = VaultConfig.argon2_time_cost
     argon2_memory_kib: int = VaultConfig.argon2_memory_kib
     argon2_parallelism: int = VaultConfig.argon2_parallelism
@@ -289,6 +305,9 @@ class Settings:
             "addr": env.get("VAULT_ADDR", "").strip() or None,
             "token": _secret(env, "VAULT_TOKEN"),
             "jwt_secret": _secret(env, "VAULT_JWT_SECRET"),
+            "jwt_public_key": env.get("VAULT_JWT_PUBLIC_KEY_FILE", "").strip() or None,
+            "jwt_jwks": env.get("VAULT_JWT_JWKS_FILE", "").strip() or None,
+            "jwt_max_ttl": _duration(env, "VAULT_JWT_MAX_TTL"),
             "argon2_time_cost": _int(env, "STRONGROOM_ARGON2_TIME_COST"),
             "argon2_memory_kib": _int(env, "STRONGROOM_ARGON2_MEMORY_KIB"),
             "argon2_parallelism": _int(env, "STRONGROOM_ARGON2_PARALLELISM"),
@@ -324,6 +343,31 @@ class Settings:
     def port(self) -> int:
         """The port the server binds."""
         return parse_listen(self.listen)[1]
+
+    @property
+    def has_jwt_keys(self) -> bool:
+        """True when some JWT verification key is configured (secret, public key or JWKS)."""
+        return bool(self.jwt_secret or self.jwt_public_key or self.jwt_jwks)
+
+    def jwt_auth(self) -> JWTAuth:
+        """The server's JWT verifier: the HS256 secret, the public key and the JWKS keys.
+
+        Raises:
+            InvalidInput: no key at all, an unreadable key file, or a malformed key.
+        """
+        # PyJWT and cryptography load here, not with the settings (`vaultctl` starts light).
+        from strongroom.core.jwt_keys import VerifyKey, key_from_pem, keys_from_jwks
+        from strongroom.core.tokens import JWTAuth
+
+        keys: list[VerifyKey] = []
+        if self.jwt_public_key:
+            keys.append(key_from_pem(_read(self.jwt_public_key, "--jwt-public-key")))
+        if self.jwt_jwks:
+            keys.extend(
+                keys_from_jwks(_read(self.jwt_jwks, "--jwt-jwks").decode("utf-8", "replace"))
+            )
+        secret = self.jwt_secret.reveal() if self.jwt_secret else None
+        return JWTAuth(secret, default_ttl=self.token_ttl, keys=keys, max_ttl=self.jwt_max_ttl)
 
     def resolved_master_key(self) -> str | None:
         """The master key: `master_key`, else the content of `master_key_file`, else None.

@@ -9,25 +9,31 @@ rotation, user and policy queries.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from strongroom import errors
-from strongroom.core.access import PolicyStore, UserStore
+from strongroom.core.access import PolicyStore, UserDeleteStore, UserStore, UserTokenStore
+from strongroom.core.approle import AppRoleStore, AppSecretDelete
 from strongroom.core.audit_log import AuditStore
 from strongroom.core.kv_rows import KVStore
 from strongroom.core.mounts import MountStore
 from strongroom.core.rotation import RotationStore
 from strongroom.core.terms import KeyStore
+from strongroom.core.token_records import EpochStore, TokenStore
 from strongroom.core.versions import MountConfigStore, SecretStore, VersionStore
 from strongroom.core.writer import AuditSink
 from strongroom.storage import (
+    AppRoleRow,
+    AppSecretRow,
     KeysRow,
     KVConfigRow,
     MountRow,
     Storage,
     TermRow,
+    TokenRow,
     VersionRow,
     open_storage,
 )
@@ -55,22 +61,18 @@ def test_query_groups_satisfy_the_service_protocols(storage: Storage) -> None:
         rotation: RotationStore = tx.rotation
         users: UserStore = tx.users
         policies: PolicyStore = tx.policies
+        tokens: TokenStore = tx.tokens
+        epoch: EpochStore = tx.tokens
+        user_tokens: UserTokenStore = tx.tokens
+        user_delete: UserDeleteStore = tx.users
+        approles: AppRoleStore = tx.approles
         assert all(
             g is not None
             for g in (
-                keys,
-                secrets,
-                versions,
-                mount,
-                kv,
-                mounts,
-                audit,
-                sink,
-                rotation,
-                users,
-                policies,
+                keys, secrets, versions, mount, kv, mounts, audit, sink, rotation, users,
+                policies, tokens, epoch, user_tokens, user_delete, approles,
             )
-        )
+        )  # fmt: skip
 
 
 def test_kv_store(storage: Storage) -> None:
@@ -261,3 +263,82 @@ def test_policy_store(storage: Storage) -> None:
         assert policies.delete_policy("b") is False
     with storage.read() as tx:
         assert [p.name for p in tx.policies.list_policies()] == ["read-app"]
+
+
+def _token(accessor: str, user_id: int, expires: datetime) -> TokenRow:
+    return TokenRow(
+        accessor, "h-" + accessor, user_id, "App", ["b", "a"], "token", 1, NOW, expires,
+        expires + timedelta(hours=1), 3600,
+    )  # fmt: skip
+
+
+def test_token_store(storage: Storage) -> None:
+    later = NOW + timedelta(hours=1)
+    with storage.write() as tx:
+        store: TokenStore = tx.tokens
+        epoch: EpochStore = tx.tokens
+        assert epoch.token_epoch() == 0
+        for accessor, user, expires in (("a1", 7, later), ("a2", 7, later), ("a3", 8, NOW)):
+            store.insert_token(_token(accessor, user, expires))
+        assert epoch.bump_token_epoch() == 1
+        assert epoch.bump_token_epoch() == 2
+    with storage.read() as tx:
+        store = tx.tokens
+        assert tx.tokens.token_epoch() == 2
+        assert store.token_by_hash("h-a1") == _token("a1", 7, later)
+        assert store.token_by_hash("nope") is None
+        got = store.token_by_accessor("a3")
+        assert got is not None and (got.user_id, got.expires_at, got.policies) == (
+            8,
+            NOW,
+            ["b", "a"],
+        )
+        assert [r.accessor for r in store.list_tokens()] == ["a1", "a2", "a3"]
+        assert [r.accessor for r in store.list_tokens(8)] == ["a3"]
+    with pytest.raises(errors.Conflict), storage.write() as tx:  # the same hash twice
+        tx.tokens.insert_token(replace(_token("a9", 1, later), token_hash="h-a1"))
+    with storage.write() as tx:
+        store = tx.tokens
+        store.set_expiry("a1", later + timedelta(minutes=5))
+        store.touch_tokens(["a1", "a2"], NOW + timedelta(minutes=1))
+        assert store.delete_tokens(expired_at=NOW) == ["a3"]
+        assert store.delete_tokens(accessor="a2") == ["a2"]
+        assert store.delete_tokens(accessor="a2") == []
+    with storage.read() as tx:
+        row = tx.tokens.token_by_accessor("a1")
+        assert row is not None
+        assert row.expires_at == later + timedelta(minutes=5)
+        assert row.last_used_at == NOW + timedelta(minutes=1)
+    with storage.write() as tx:
+        assert tx.tokens.delete_tokens(user_id=7) == ["a1"]
+        assert tx.tokens.list_tokens() == []
+
+
+def test_approle_store(storage: Storage) -> None:
+    role = AppRoleRow(0, "deploy", "rid-1", ["p"], 60, 120, 600, 2, ["10.0.0.0/8"], NOW)
+    with storage.write() as tx:
+        store: AppRoleStore = tx.approles
+        store.put_role(role)
+        store.put_role(replace(role, role_id="ignored", token_ttl=90))  # an update keeps role_id
+        store.insert_secret(AppSecretRow("acc1", "deploy", "h1", NOW, None, 2, []))
+        store.insert_secret(AppSecretRow("acc2", "deploy", "h2", NOW, NOW, 0, ["1.2.3.4/32"]))
+    with storage.read() as tx:
+        store = tx.approles
+        got = store.role(name="deploy")
+        assert got is not None and (got.role_id, got.token_ttl, got.bound_cidrs) == (
+            "rid-1", 90, ["10.0.0.0/8"],
+        )  # fmt: skip
+        assert store.role(role_id="rid-1") == got and store.role(name="nope") is None
+        assert store.list_roles() == ["deploy"]
+        second = store.secret("h2")
+        assert second is not None and second.bound_cidrs == ["1.2.3.4/32"]
+        assert [s.accessor for s in store.list_secrets("deploy")] == ["acc1", "acc2"]
+    with storage.write() as tx:
+        store = tx.approles
+        store.use_secret("acc1", 1)
+        store.use_secret("acc2", None)
+        deleter: AppSecretDelete = tx.approles
+        assert deleter.delete_secret("deploy", "acc1") and not deleter.delete_secret("x", "acc1")
+    with storage.write() as tx:
+        assert tx.approles.list_secrets("deploy") == []
+        assert tx.approles.delete_role("deploy") and not tx.approles.delete_role("deploy")

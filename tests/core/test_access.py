@@ -20,7 +20,7 @@ SECRET = "k" * 32
 
 
 def test_users_roundtrip_and_authenticate(vault: Vault) -> None:
-    alice = vault.access.create_user("alice", "password-1", "Admin", policies=["p1"])
+    alice = vault.access.create_user("alice", "password-one-1", "Admin", policies=["p1"])
     assert (alice.username, alice.role, alice.policies, alice.disabled) == (
         "alice",
         "Admin",
@@ -28,16 +28,16 @@ def test_users_roundtrip_and_authenticate(vault: Vault) -> None:
         False,
     )
     assert [u.username for u in vault.access.list_users()] == ["alice"]
-    assert vault.access.authenticate("alice", "password-1").id == alice.id
+    assert vault.access.authenticate("alice", "password-one-1").id == alice.id
     with pytest.raises(errors.AuthenticationFailed, match="invalid username or password"):
         vault.access.authenticate("alice", "wrong-password")
     with pytest.raises(errors.AuthenticationFailed):
-        vault.access.authenticate("nobody", "password-1")
+        vault.access.authenticate("nobody", "password-one-1")
     with pytest.raises(errors.Conflict):
-        vault.access.create_user("alice", "password-2", "Admin")
+        vault.access.create_user("alice", "password-two-2", "Admin")
     vault.access.set_user_disabled("alice")
     with pytest.raises(errors.AuthenticationFailed):
-        vault.access.authenticate("alice", "password-1")
+        vault.access.authenticate("alice", "password-one-1")
     with pytest.raises(errors.UserNotFound):
         vault.access.set_user_disabled("nobody")
     logins = vault.audit_logs(action="login")
@@ -47,11 +47,11 @@ def test_users_roundtrip_and_authenticate(vault: Vault) -> None:
 @pytest.mark.parametrize(
     ("username", "password", "role"),
     [
-        ("", "password-1", "Admin"),
-        ("a b", "password-1", "Admin"),
+        ("", "password-one-1", "Admin"),
+        ("a b", "password-one-1", "Admin"),
         ("ok", "short", "Admin"),
-        ("ok", "password-1", ""),
-        ("ok", "password-1", "x" * 65),
+        ("ok", "password-one-1", ""),
+        ("ok", "password-one-1", "x" * 65),
     ],
 )
 def test_user_validation(vault: Vault, username: str, password: str, role: str) -> None:
@@ -61,8 +61,8 @@ def test_user_validation(vault: Vault, username: str, password: str, role: str) 
 
 def test_users_work_while_locked(vault: Vault) -> None:
     vault.lock()
-    vault.access.create_user("bob", "password-1", "User")
-    assert vault.access.authenticate("bob", "password-1").role == "User"
+    vault.access.create_user("bob", "password-one-1", "User")
+    assert vault.access.authenticate("bob", "password-one-1").role == "User"
 
 
 def test_policies(vault: Vault) -> None:

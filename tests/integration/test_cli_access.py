@@ -84,6 +84,7 @@ def test_users_policies_and_tokens(vc: Vaultctl) -> None:
             "billing",
             "--ttl",
             "2h",
+            "--jwt",
             "--format",
             "json",
         )
@@ -96,10 +97,10 @@ def test_users_policies_and_tokens(vc: Vaultctl) -> None:
 def test_token_needs_the_jwt_secret_and_a_valid_ttl(vc: Vaultctl) -> None:
     vc.extra_env = {}
     one_error_line(
-        vc("token", "create", "--user-id", "1", "--role", "Admin"), 2, "VAULT_JWT_SECRET"
+        vc("token", "create", "--jwt", "--user-id", "1", "--role", "Admin"), 2, "VAULT_JWT_SECRET"
     )
     vc.extra_env = {"VAULT_JWT_SECRET": "too-short"}
-    one_error_line(vc("token", "create", "--user-id", "1", "--role", "Admin"), 2, "32")
+    one_error_line(vc("token", "create", "--jwt", "--user-id", "1", "--role", "Admin"), 2, "32")
     vc.extra_env = {"VAULT_JWT_SECRET": JWT_SECRET}
     r = vc("token", "create", "--user-id", "1", "--role", "Admin", "--ttl", "soon")
     assert r.code == 2 and "30s, 15m" in r.err
@@ -114,3 +115,24 @@ def test_user_commands_refuse_remote_mode(vc: Vaultctl) -> None:
     vc.extra_env = {"VAULT_ADDR": "http://127.0.0.1:9", "VAULT_TOKEN": "t"}
     r = vc("user", "list")
     assert r.code == 2 and "database directly" in r.err
+
+
+def test_recorded_tokens_from_the_cli(vc: Vaultctl) -> None:
+    vc.ok("unlock")
+    made = json.loads(
+        vc.ok("token", "create", "--user-id", "42", "--role", "App", "--policy", "billing",
+              "--ttl", "1h", "--max-ttl", "2h", "--format", "json")
+    )  # fmt: skip
+    assert made["token"].startswith("sr.") and made["policies"] == ["billing"]
+    accessor = made["accessor"]
+    listed = json.loads(vc.ok("token", "list", "--user-id", "42", "--format", "json"))
+    assert [t["accessor"] for t in listed["tokens"]] == [accessor]
+    assert made["token"] not in json.dumps(listed)
+    looked = json.loads(vc.ok("token", "lookup", accessor, "--format", "json"))
+    assert looked["max_expires_at"] == made["max_expires_at"]
+    r = vc("token", "renew", accessor, "--increment", "5h")
+    assert r.code == 0 and "capped" in r.err
+    vc.ok("token", "revoke", "--token-stdin", input=made["token"] + "\n")
+    one_error_line(vc("token", "lookup", accessor), 1, "not found")
+    r = vc("token", "revoke", "--accessor", "x", "--user-id", "1")
+    assert r.code == 2 and "exactly one" in r.err

@@ -342,7 +342,7 @@ def test_dev_removes_its_folder_on_exit(tmp_path: Path, sig: int, workers: str) 
 def test_builtin_roles_match_in_any_case(vc: Vaultctl, tmp_path: Path) -> None:
     vc.extra_env["VAULT_JWT_SECRET"] = JWT_SECRET
     for given, canonical in (("admin", "Admin"), ("SUPERADMIN", "SuperAdmin"), ("App", "App")):
-        text = vc.ok("token", "create", "--user-id", "3", "--role", given).strip()
+        text = vc.ok("token", "create", "--jwt", "--user-id", "3", "--role", given).strip()
         claims = jwt.decode(text, JWT_SECRET, algorithms=["HS256"])
         assert claims["role"] == canonical
     vc.ok("unlock")

@@ -1,14 +1,15 @@
-"""`user`, `token` and `policy`: built-in users, JWTs and path policies for the server's auth.
+"""`user` and `policy`: built-in users and path policies for the server's auth (`token`:
+`cli.tokens`).
 
-They work on the database directly (no --addr) and need no master key: users and policies are
-not secrets (passwords are stored as Argon2id hashes), and every change is audited.
+They work on the database directly and need no master key (users and policies are not secrets;
+passwords are stored as Argon2id hashes), or in remote mode (`--addr`) through the server's
+`/api/vault/users` and `/api/vault/policies` endpoints. Every change is audited.
 """
 
 from __future__ import annotations
 
 import sys
-from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -16,8 +17,9 @@ from strongroom import errors
 from strongroom.cli import render
 from strongroom.cli.inputs import format_option
 from strongroom.cli.session import Session, global_options, session_of
-from strongroom.clock import parse_duration
-from strongroom.core.roles import canonical_role
+
+if TYPE_CHECKING:
+    from strongroom.client import Client
 
 __all__ = ["COMMANDS"]
 
@@ -27,10 +29,9 @@ ROLES_HELP = (
 )
 
 
-def _local(ctx: click.Context, what: str) -> Session:
-    s = session_of(ctx)
-    s.require_local(what)
-    return s
+def _remote(s: Session) -> Client | None:
+    """The HTTP client in remote mode, else None (work on the database)."""
+    return s.remote() if s.settings.is_remote else None
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -44,17 +45,6 @@ def _read_password(from_stdin: bool) -> str:
         entered: str = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
         return entered
     raise errors.InvalidInput("no password: use --password-stdin, or run on a terminal")
-
-
-def _user_dict(user: Any) -> dict[str, Any]:
-    return {
-        "id": user.id,
-        "username": user.username,
-        "role": user.role,
-        "policies": list(user.policies),
-        "disabled": user.disabled,
-        "created_at": render.iso(user.created_at),
-    }
 
 
 @click.group()
@@ -91,17 +81,19 @@ def user_create(
     Example:
       vaultctl user create --username billing-app --role App --policy billing
     """
-    s = _local(ctx, "user create")
+    s = session_of(ctx)
     password = _read_password(password_stdin)
-    info = s.local(create=True).access.create_user(
-        username, password, role, policies=policies, actor=s.actor
-    )
-    render.emit(
-        fmt,
-        f"User created: {info.username} (id {info.id}, role {info.role})",
-        _user_dict(info),
-        quiet=s.quiet,
-    )
+    remote = _remote(s)
+    if remote is not None:
+        body = {"username": username, "password": password, "role": role}
+        data = remote.admin("POST", "/users", {**body, "policies": list(policies)})
+    else:
+        access = s.local(create=True).access
+        data = access.create_user(
+            username, password, role, policies=policies, actor=s.actor
+        ).as_dict()
+    text = f"User created: {data['username']} (id {data['id']}, role {data['role']})"
+    render.emit(fmt, text, data, quiet=s.quiet)
 
 
 @user.command("list")
@@ -115,29 +107,43 @@ def user_list(ctx: click.Context, fmt: str) -> None:
     Example:
       vaultctl user list --format json
     """
-    s = _local(ctx, "user list")
-    users = s.local(need_keys=False).access.list_users()
+    s = session_of(ctx)
+    remote = _remote(s)
+    if remote is not None:
+        users: list[dict[str, Any]] = remote.admin("GET", "/users")["users"]
+    else:
+        users = [u.as_dict() for u in s.local(need_keys=False).access.list_users()]
     lines = [f"Found {len(users)} user(s):"] + [
-        f"  {u.id}  {u.username}  {u.role}"
-        f"{'  policies: ' + ', '.join(u.policies) if u.policies else ''}"
-        f"{'  (disabled)' if u.disabled else ''}"
+        f"  {u['id']}  {u['username']}  {u['role']}"
+        f"{'  policies: ' + ', '.join(u['policies']) if u['policies'] else ''}"
+        f"{'  (disabled)' if u['disabled'] else ''}"
         for u in users
     ]
-    render.emit(
-        fmt, "\n".join(lines), {"users": [_user_dict(u) for u in users], "count": len(users)}
-    )
+    render.emit(fmt, "\n".join(lines), {"users": users, "count": len(users)})
+
+
+def _change(ctx: click.Context, username: str, fmt: str, word: str, **change: Any) -> None:
+    """One change of a user (role, policies, password, disabled), locally or remotely."""
+    s = session_of(ctx)
+    remote = _remote(s)
+    if remote is not None:
+        data = remote.admin("PATCH", f"/users/{username}", change)
+    else:
+        access, actor = s.local(need_keys=False).access, s.actor
+        if "role" in change:
+            info = access.set_user_role(username, change["role"], actor=actor)
+        elif "policies" in change:
+            info = access.set_user_policies(username, change["policies"], actor=actor)
+        elif "password" in change:
+            info = access.reset_password(username, change["password"], actor=actor)
+        else:
+            info = access.set_user_disabled(username, change["disabled"], actor=actor)
+        data = info.as_dict()
+    render.emit(fmt, f"User {word}: {username}", data, quiet=s.quiet)
 
 
 def _set_disabled(ctx: click.Context, username: str, fmt: str, disabled: bool) -> None:
-    s = _local(ctx, "user disable" if disabled else "user enable")
-    info = s.local(need_keys=False).access.set_user_disabled(username, disabled, actor=s.actor)
-    word = "disabled" if disabled else "enabled"
-    render.emit(
-        fmt,
-        f"User {word}: {info.username}",
-        {**_user_dict(info), "disabled": disabled},
-        quiet=s.quiet,
-    )
+    _change(ctx, username, fmt, "disabled" if disabled else "enabled", disabled=disabled)
 
 
 @user.command("disable")
@@ -170,57 +176,75 @@ def user_enable(ctx: click.Context, username: str, fmt: str) -> None:
     _set_disabled(ctx, username, fmt, False)
 
 
-def _ttl(_ctx: click.Context, _param: click.Parameter, value: str) -> timedelta:
-    try:
-        return parse_duration(value)
-    except errors.InvalidInput as exc:
-        raise click.BadParameter(exc.message) from exc
-
-
-@click.group()
-def token() -> None:
-    """Issue JWTs for the server (HS256 with VAULT_JWT_SECRET).
-
-    \b
-    Example:
-      export VAULT_JWT_SECRET="$(cat /run/secrets/jwt-secret)"
-      vaultctl token create --user-id 1 --role Admin --ttl 1h
-    """
-
-
-@token.command("create")
-@click.option(
-    "--user-id",
-    "subject",
-    type=click.IntRange(0),
-    required=True,
-    help="The token's subject (sub claim): the user id recorded in the audit log.",
-)
+@user.command("set-role")
+@click.option("--username", required=True, help="The user.")
 @click.option("--role", required=True, help=ROLES_HELP)
-@click.option(
-    "--ttl", default="1h", show_default=True, callback=_ttl, help="Lifetime: 30s, 15m, 24h, 7d..."
-)
-@click.option("--policy", "policies", multiple=True, help="Policy name (repeatable).")
+@global_options(show=("user_id",))
 @format_option
 @click.pass_context
-def token_create(
-    ctx: click.Context, subject: int, role: str, ttl: timedelta, policies: tuple[str, ...], fmt: str
-) -> None:
-    """Print a signed token for --user-id with --role (and policies).
+def user_set_role(ctx: click.Context, username: str, role: str, fmt: str) -> None:
+    """Give a user another role (their tokens are revoked at once).
 
     \b
     Example:
-      vaultctl token create --user-id 42 --role App --policy billing --ttl 24h
+      vaultctl user set-role --username alice --role Reader
     """
-    from strongroom.core.tokens import JWTAuth
+    _change(ctx, username, fmt, "updated", role=role)
 
+
+@user.command("set-policies")
+@click.option("--username", required=True, help="The user.")
+@click.option("--policy", "policies", multiple=True, help="Policy name (repeatable; none: clear).")
+@global_options(show=("user_id",))
+@format_option
+@click.pass_context
+def user_set_policies(
+    ctx: click.Context, username: str, policies: tuple[str, ...], fmt: str
+) -> None:
+    """Replace a user's policies (their tokens are revoked at once).
+
+    \b
+    Example:
+      vaultctl user set-policies --username alice --policy billing --policy shipping
+    """
+    _change(ctx, username, fmt, "updated", policies=list(policies))
+
+
+@user.command("set-password")
+@click.option("--username", required=True, help="The user.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin's first line.")
+@global_options(show=("user_id",))
+@format_option
+@click.pass_context
+def user_set_password(ctx: click.Context, username: str, password_stdin: bool, fmt: str) -> None:
+    """Reset a user's password: 12+ characters, not a common one (tokens revoked at once).
+
+    \b
+    Example:
+      printf %s "$NEW_PASSWORD" | vaultctl user set-password --username alice --password-stdin
+    """
+    _change(ctx, username, fmt, "updated", password=_read_password(password_stdin))
+
+
+@user.command("delete")
+@click.option("--username", required=True, help="The user to delete.")
+@global_options(show=("user_id",))
+@format_option
+@click.pass_context
+def user_delete(ctx: click.Context, username: str, fmt: str) -> None:
+    """Delete a user and revoke their tokens (audit entries keep the user's id).
+
+    \b
+    Example:
+      vaultctl user delete --username alice
+    """
     s = session_of(ctx)
-    secret = s.settings.jwt_secret
-    if secret is None:
-        raise errors.InvalidInput("VAULT_JWT_SECRET is not set (the server's token key)")
-    role = canonical_role(role)  # `admin` is `Admin` (core.roles); verification stays exact
-    jwt_text, expires_at = JWTAuth(secret.reveal()).issue(subject, role, ttl=ttl, policies=policies)
-    render.emit(fmt, jwt_text, {"token": jwt_text, "expires_at": render.iso(expires_at)})
+    remote = _remote(s)
+    if remote is not None:
+        remote.admin("DELETE", f"/users/{username}")
+    else:
+        s.local(need_keys=False).access.delete_user(username, actor=s.actor)
+    render.emit(fmt, f"User deleted: {username}", {"username": username}, quiet=s.quiet)
 
 
 @click.group()
@@ -256,11 +280,15 @@ def policy_write(ctx: click.Context, name: str, rules_file: Any) -> None:
     Example:
       printf 'app/billing/*: read, list\\n' | vaultctl policy write billing
     """
-    s = _local(ctx, "policy write")
+    s = session_of(ctx)
     text = rules_file.read()
-    written = s.local(create=True).access.write_policy(name, text, actor=s.actor)
+    remote = _remote(s)
+    if remote is not None:
+        count = len(remote.admin("PUT", f"/policies/{name}", {"rules": text})["rules"])
+    else:
+        count = len(s.local(create=True).access.write_policy(name, text, actor=s.actor).rules)
     if not s.quiet:
-        click.echo(f"Policy written: {written.name} ({len(written.rules)} rule(s))")
+        click.echo(f"Policy written: {name} ({count} rule(s))")
 
 
 @policy.command("list")
@@ -274,14 +302,21 @@ def policy_list(ctx: click.Context, fmt: str) -> None:
     Example:
       vaultctl policy list
     """
-    s = _local(ctx, "policy list")
-    found = s.local(need_keys=False).access.list_policies()
-    lines = [f"Found {len(found)} policy(ies):"]
-    data = []
-    for p in found:
-        rules = [f"{r.pattern}: {', '.join(sorted(r.capabilities))}" for r in p.rules]
-        lines += [f"{p.name}:"] + [f"  {r}" for r in rules]
-        data.append({"name": p.name, "rules": rules})
+    s = session_of(ctx)
+    remote = _remote(s)
+    if remote is not None:
+        data: list[dict[str, Any]] = remote.admin("GET", "/policies")["policies"]
+    else:
+        data = [
+            {
+                "name": p.name,
+                "rules": [f"{r.pattern}: {', '.join(sorted(r.capabilities))}" for r in p.rules],
+            }
+            for p in s.local(need_keys=False).access.list_policies()
+        ]
+    lines = [f"Found {len(data)} policy(ies):"]
+    for p in data:
+        lines += [f"{p['name']}:"] + [f"  {r}" for r in p["rules"]]
     render.emit(fmt, "\n".join(lines), {"policies": data, "count": len(data)})
 
 
@@ -296,10 +331,14 @@ def policy_delete(ctx: click.Context, name: str) -> None:
     Example:
       vaultctl policy delete billing
     """
-    s = _local(ctx, "policy delete")
-    s.local(need_keys=False).access.delete_policy(name, actor=s.actor)
+    s = session_of(ctx)
+    remote = _remote(s)
+    if remote is not None:
+        remote.admin("DELETE", f"/policies/{name}")
+    else:
+        s.local(need_keys=False).access.delete_policy(name, actor=s.actor)
     if not s.quiet:
         click.echo(f"Policy deleted: {name}")
 
 
-COMMANDS = [user, token, policy]
+COMMANDS = [user, policy]

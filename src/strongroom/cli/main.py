@@ -16,7 +16,7 @@ from typing import ClassVar, cast
 import click
 
 from strongroom import __version__, errors
-from strongroom.cli import access, admin, commands, hints, lockstate, mounts
+from strongroom.cli import access, admin, approle, commands, hints, lockstate, mounts, tokens
 from strongroom.cli.audit import audit
 from strongroom.cli.keys import rotate
 from strongroom.cli.session import Session, global_options
@@ -93,6 +93,8 @@ for _command in [
     *admin.COMMANDS,
     *access.COMMANDS,
     *mounts.COMMANDS,
+    *tokens.COMMANDS,
+    *approle.COMMANDS,
 ]:
     cli.add_command(_with_epilog(_command))
 

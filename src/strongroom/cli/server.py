@@ -111,6 +111,23 @@ def _warn_if_on_command_line() -> None:
 )
 @click.option("--jwt-secret", default=None, hidden=True)
 @click.option(
+    "--jwt-public-key",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="PEM public key verifying RS256/ES256/EdDSA panel tokens (VAULT_JWT_PUBLIC_KEY_FILE).",
+)
+@click.option(
+    "--jwt-jwks",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Local JWKS file of verification keys chosen by kid (VAULT_JWT_JWKS_FILE).",
+)
+@click.option(
+    "--jwt-max-ttl",
+    default=None,
+    help="Refuse a JWT whose exp - iat exceeds this, e.g. 24h (VAULT_JWT_MAX_TTL).",
+)
+@click.option(
     "--trusted-proxy",
     multiple=True,
     help="Proxy IP/CIDR whose X-Forwarded-For is believed (repeatable).",
@@ -190,6 +207,9 @@ def server(
     master_key: str | None,
     jwt_secret_file: str | None,
     jwt_secret: str | None,
+    jwt_public_key: str | None,
+    jwt_jwks: str | None,
+    jwt_max_ttl: str | None,
     trusted_proxy: tuple[str, ...],
     body_limit: int,
     auto_lock_timeout: str,
@@ -235,6 +255,9 @@ def server(
             workers=workers,
             master_key=_secret(read_key_file(master_key_file) if master_key_file else master_key),
             jwt_secret=_secret(read_key_file(jwt_secret_file) if jwt_secret_file else jwt_secret),
+            jwt_public_key=jwt_public_key,
+            jwt_jwks=jwt_jwks,
+            jwt_max_ttl=_duration(jwt_max_ttl) if jwt_max_ttl else None,
             trusted_proxies=trusted_proxy or None,
             body_limit=body_limit,
             auto_lock=False if no_auto_lock else None,
@@ -289,13 +312,15 @@ def _complete(settings: Settings, dev: bool) -> Settings:
             folder = tempfile.mkdtemp(prefix="strongroom-dev-")
             remove_on_exit(folder)  # a throw-away vault: removed however the server stops
             dsn = f"sqlite:///{folder}/vault.db"
-    if not jwt_key:
+    if not jwt_key and not settings.has_jwt_keys:
         raise errors.InvalidInput(
-            "VAULT_JWT_SECRET (or --jwt-secret-file) is required: at least 32 bytes"
+            "VAULT_JWT_SECRET (or --jwt-secret-file, --jwt-public-key, --jwt-jwks) is required"
         )
-    return settings.with_overrides(
-        master_key=_secret(key), jwt_secret=Secret(jwt_key), db_dsn=dsn, dev=dev or None
+    done = settings.with_overrides(
+        master_key=_secret(key), jwt_secret=_secret(jwt_key), db_dsn=dsn, dev=dev or None
     )
+    done.jwt_auth()  # an unreadable or malformed key: one line, exit 2
+    return done
 
 
 def _is_loopback(host: str) -> bool:

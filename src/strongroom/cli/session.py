@@ -177,6 +177,19 @@ class Session:
                 self._api = cast("VaultAPI", self.local())
         return self._api
 
+    def remote(self) -> Client:
+        """The HTTP client of remote mode (for the administration endpoints).
+
+        Raises:
+            UsageError: not in remote mode, or no token.
+        """
+        from strongroom.client import Client  # type: ignore[import-not-found, unused-ignore]
+
+        api = self.api()
+        if not isinstance(api, Client):
+            raise click.UsageError("this needs remote mode (--addr)")
+        return api
+
     def local(self, *, create: bool = False, need_keys: bool = True) -> Vault:
         """The core vault on `--db-dsn` (local mode only).
 

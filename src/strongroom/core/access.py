@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from strongroom import errors
+from strongroom.core.password_rules import check_new_password
 from strongroom.core.policy import (
     Policy,
     check_policy_name,
@@ -28,14 +29,21 @@ from strongroom.core.roles import canonical_role
 from strongroom.core.state import VaultState
 from strongroom.core.throttle import LoginLimiter
 from strongroom.crypto import dummy_verify, hash_password, verify_password
-from strongroom.models import DEFAULT_ACTOR, Actor
+from strongroom.models import DEFAULT_ACTOR, Actor, iso
 from strongroom.storage import NewAudit, PolicyRow, Tx, UserRow
 
-__all__ = ["Access", "LoginLimiter", "PolicyStore", "UserInfo", "UserStore"]
+__all__ = [
+    "Access",
+    "LoginLimiter",
+    "PolicyStore",
+    "UserDeleteStore",
+    "UserInfo",
+    "UserStore",
+    "UserTokenStore",
+    "access_write",
+]
 
 _USERNAME = re.compile(r"[A-Za-z0-9._@-]{1,128}")
-MIN_PASSWORD = 8
-MAX_PASSWORD = 1024
 MAX_ROLE = 64
 
 T = TypeVar("T")
@@ -69,7 +77,36 @@ class PolicyStore(Protocol):
     def delete_policy(self, name: str) -> bool: ...
 
 
+class UserTokenStore(Protocol):
+    """What a user change needs of recorded tokens (`tx.tokens`): revoke all of a user's."""
+
+    def delete_tokens(self, *, user_id: int | None = None) -> list[str]: ...
+
+    def bump_token_epoch(self) -> int: ...
+
+
+class UserDeleteStore(Protocol):
+    """Removing a built-in user (`tx.users`)."""
+
+    def delete_user(self, user_id: int) -> bool: ...
+
+
+def _user_tokens(tx: Tx) -> UserTokenStore:
+    return tx.tokens
+
+
+def _revoke_tokens(tx: Tx, user_id: int) -> None:
+    """Revoke every recorded token of `user_id` in this transaction (the epoch tells the
+    other processes)."""
+    if _user_tokens(tx).delete_tokens(user_id=user_id):
+        _user_tokens(tx).bump_token_epoch()
+
+
 def _users(tx: Tx) -> UserStore:
+    return tx.users
+
+
+def _deleter(tx: Tx) -> UserDeleteStore:
     return tx.users
 
 
@@ -87,6 +124,17 @@ class UserInfo:
     policies: tuple[str, ...]
     disabled: bool
     created_at: datetime
+
+    def as_dict(self) -> dict[str, object]:
+        """The user as JSON-ready values (never a password or hash)."""
+        return {
+            "id": self.id,
+            "username": self.username,
+            "role": self.role,
+            "policies": list(self.policies),
+            "disabled": self.disabled,
+            "created_at": iso(self.created_at),
+        }
 
 
 def _info(row: UserRow) -> UserInfo:
@@ -108,31 +156,33 @@ def _check_user_fields(username: object, role: object, policies: Sequence[str]) 
         check_policy_name(name)
 
 
-def _check_password(password: object) -> str:
-    if not isinstance(password, str) or not (MIN_PASSWORD <= len(password) <= MAX_PASSWORD):
-        raise errors.InvalidInput(
-            f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long"
-        )
-    return password
+def access_write(
+    state: VaultState, action: str, actor: Actor, path: str | None, fn: Callable[[Tx], T]
+) -> T:
+    """Run `fn` in the writer's next batch with its audit entry (no unlock needed): a change
+    to users, policies or tokens, which work while the vault is locked."""
+
+    def run(tx: Tx) -> tuple[T, NewAudit]:
+        return fn(tx), state.entry(action, actor, path)
+
+    return state.submit(run, lambda exc: state.entry(action, actor, path, success=False, error=exc))
 
 
 class Access:
     """Users, policies and records of refused requests, over `VaultState`."""
 
-    def __init__(self, state: VaultState) -> None:
+    def __init__(
+        self, state: VaultState, *, forget_tokens: Callable[[int], None] | None = None
+    ) -> None:
+        """`forget_tokens(user_id)` drops a user's tokens from this process's token cache
+        after a change revoked them (the other processes see the revocation epoch)."""
         self._state = state
+        self._forget = forget_tokens or (lambda _user_id: None)
 
     def _access_write(
         self, action: str, actor: Actor, path: str | None, fn: Callable[[Tx], T]
     ) -> T:
-        """Run `fn` in the writer's next batch with its audit entry (no unlock needed)."""
-
-        def run(tx: Tx) -> tuple[T, NewAudit]:
-            return fn(tx), self._state.entry(action, actor, path)
-
-        return self._state.submit(
-            run, lambda exc: self._state.entry(action, actor, path, success=False, error=exc)
-        )
+        return access_write(self._state, action, actor, path, fn)
 
     # -- users ----------------------------------------------------------------------------
     def create_user(
@@ -152,7 +202,7 @@ class Access:
         """
         _check_user_fields(username, role, policies)
         role = canonical_role(role)  # `admin` is `Admin` (core.roles)
-        encoded = hash_password(_check_password(password))
+        encoded = hash_password(check_new_password(password))
         now = self._state.clock.now()
 
         def run(tx: Tx) -> UserInfo:
@@ -187,22 +237,78 @@ class Access:
         *,
         actor: Actor = DEFAULT_ACTOR,
     ) -> UserInfo:
-        """Disable (or re-enable) a built-in user; a disabled user cannot log in.
+        """Disable (or re-enable) a built-in user; a disabled user cannot log in, and
+        disabling revokes the user's recorded tokens at once.
 
         Raises:
             UserNotFound: no such user.
         """
+        action = "user_disable" if disabled else "user_enable"
+        return self._change_user(action, username, actor, disabled=disabled)
 
+    def set_user_role(self, username: str, role: str, *, actor: Actor = DEFAULT_ACTOR) -> UserInfo:
+        """Give a user another role; revokes the user's recorded tokens at once.
+
+        Raises:
+            UserNotFound: no such user. InvalidInput: a bad role.
+        """
+        _check_user_fields("x", role, ())
+        return self._change_user("user_role", username, actor, role=canonical_role(role))
+
+    def set_user_policies(
+        self, username: str, policies: Sequence[str], *, actor: Actor = DEFAULT_ACTOR
+    ) -> UserInfo:
+        """Replace a user's policy names; revokes the user's recorded tokens at once.
+
+        Raises:
+            UserNotFound: no such user. InvalidInput: a bad policy name.
+        """
+        _check_user_fields("x", "x", policies)
+        return self._change_user("user_policies", username, actor, policies=list(policies))
+
+    def reset_password(
+        self, username: str, password: str, *, actor: Actor = DEFAULT_ACTOR
+    ) -> UserInfo:
+        """Set a new password (12+ characters, not a common one); revokes the user's
+        recorded tokens at once.
+
+        Raises:
+            UserNotFound: no such user. InvalidInput: the password breaks the rule.
+        """
+        encoded = hash_password(check_new_password(password))
+        return self._change_user("user_password", username, actor, password_hash=encoded)
+
+    def delete_user(self, username: str, *, actor: Actor = DEFAULT_ACTOR) -> UserInfo:
+        """Delete a user and revoke their recorded tokens; audit rows keep the user's id (ids
+        are never reused).
+
+        Raises:
+            UserNotFound: no such user.
+        """
+        return self._change_user("user_delete", username, actor, delete=True)
+
+    def _change_user(
+        self, action: str, username: str, actor: Actor, *, delete: bool = False, **values: Any
+    ) -> UserInfo:
         def run(tx: Tx) -> UserInfo:
             store = _users(tx)
             row = store.user_by_name(username) if isinstance(username, str) else None
             if row is None:
                 raise errors.UserNotFound()
-            store.update_user(row.id, disabled=disabled)
-            return _info(row)
+            if delete:
+                _deleter(tx).delete_user(row.id)
+            else:
+                store.update_user(row.id, **values)
+            if delete or values.keys() - {"disabled"} or values.get("disabled"):
+                _revoke_tokens(tx, row.id)
+            shown = {k: v for k, v in values.items() if k != "password_hash"}
+            if "policies" in shown:
+                shown["policies"] = tuple(shown["policies"])
+            return replace(_info(row), **shown)
 
-        action = "user_disable" if disabled else "user_enable"
-        return self._access_write(action, actor, f"user:{username}", run)
+        info = self._access_write(action, actor, f"user:{username}", run)
+        self._forget(info.id)
+        return info
 
     def authenticate(
         self, username: str, password: str, *, actor: Actor = DEFAULT_ACTOR

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from strongroom import errors
 from strongroom.core.access import Access
 from strongroom.core.policy import ADMIN_ROLES, SUPERADMIN, Policy
+from strongroom.core.roles import canonical_role
 from strongroom.core.tokens import Principal
 from strongroom.models import Actor
 
@@ -152,6 +153,24 @@ class Authorizer:
         if role == SUPERADMIN or (not superadmin and role in ADMIN_ROLES):
             return
         raise self.deny(action, path, actor)
+
+    def require_manage(
+        self,
+        principal: Principal,
+        roles: Iterable[str],
+        action: str,
+        actor: Actor,
+        *,
+        path: str | None = None,
+    ) -> None:
+        """Allow managing users or tokens whose current or new `roles` are given: an
+        administrator for roles below Admin, only SuperAdmin when one is Admin or SuperAdmin.
+
+        Raises:
+            PermissionDenied: any other caller (audited once).
+        """
+        high = any(canonical_role(r) in ADMIN_ROLES for r in roles if isinstance(r, str))
+        self.require_admin(principal, action, actor, superadmin=high, path=path)
 
     def list_filter(self, principal: Principal, prefix: str, actor: Actor) -> PathFilter:
         """Check that the principal may list at all, and return which listed paths it sees.

@@ -1,9 +1,14 @@
-"""JWT bearer tokens: issue and verify HS256 tokens, and the `Principal` a verified token names.
+"""JWT bearer tokens: issue and verify them, and the `Principal` a verified token names.
 
-Verification pins the algorithm to HS256 (never taken from the token), requires `sub`, `role` and
-`exp`, honours `nbf`, and turns every PyJWT failure into one `AuthenticationFailed` with a
-generic message. Verified tokens are cached until they expire, so a repeated token costs a dict
-look-up instead of an HMAC and a JSON parse. This module never logs or echoes a token or the key.
+Verification keys (`core.jwt_keys.VerifyKey`): the HS256 secret, and optionally PEM public keys
+or JWKS keys (RS256, ES256, EdDSA) chosen by the token's `kid`. A token's algorithm must be the
+one its key verifies (never taken from the token alone: an RSA public key is never an HMAC
+secret), an unknown `kid` is refused, `sub`, `role` and `exp` are required, `nbf` is honoured,
+an optional server-wide maximum lifetime (`exp - iat`) is enforced, and every PyJWT failure
+becomes one `AuthenticationFailed` with a generic message. Without the HS256 secret the server
+can verify but not mint tokens. Verified tokens are cached until they expire, so a repeated
+token costs a dict look-up instead of a signature check and a JSON parse. This module never
+logs or echoes a token or a key.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 import jwt
 
 from strongroom import errors
+from strongroom.core.jwt_keys import VerifyKey
 
 __all__ = ["ALGORITHM", "JWTAuth", "Principal", "check_jwt_secret"]
 
@@ -39,6 +45,10 @@ class Principal:
     expires_at: float = field(default=0.0, compare=False)
     #: Issued by our login for a built-in user (checked against the user record while in use).
     builtin: bool = False
+    #: The accessor of a recorded token (`core.token_records`); empty for a JWT.
+    accessor: str = ""
+    #: A JWT's `iat` (0: none), for "revoke the subject's tokens issued before T".
+    issued_at: float = field(default=0.0, compare=False)
 
 
 def check_jwt_secret(secret: str | bytes) -> bytes:
@@ -86,6 +96,7 @@ def _principal(claims: dict[str, Any]) -> Principal:
         tuple(names),
         float(claims["exp"]),
         claims.get("iss") == ISSUER and claims.get("builtin") is True,
+        issued_at=float(iat) if isinstance(iat := claims.get("iat"), int | float) else 0.0,
     )
 
 
@@ -94,16 +105,23 @@ class JWTAuth:
 
     def __init__(
         self,
-        secret: str | bytes,
+        secret: str | bytes | None,
         *,
         default_ttl: timedelta = timedelta(hours=1),
+        keys: Sequence[VerifyKey] = (),
+        max_ttl: timedelta | None = None,
     ) -> None:
-        """Create the verifier.
+        """Create the verifier: the HS256 `secret` (tokens without `kid`) and/or `keys`.
 
         Raises:
-            InvalidInput: the secret is shorter than 32 bytes.
+            InvalidInput: the secret is shorter than 32 bytes, or there is no key at all.
         """
-        self._key = check_jwt_secret(secret)
+        self._key = check_jwt_secret(secret) if secret is not None else None
+        self._keys = [*([VerifyKey(None, ALGORITHM, self._key)] if self._key else []), *keys]
+        if not self._keys:
+            raise errors.InvalidInput("no JWT verification key: set VAULT_JWT_SECRET")
+        self._kids = {k.kid for k in self._keys}
+        self._max_ttl = max_ttl.total_seconds() if max_ttl is not None else None
         self.default_ttl = default_ttl
         self._cache: dict[str, Principal] = {}
         self._lock = threading.Lock()
@@ -123,6 +141,8 @@ class JWTAuth:
         Raises:
             InvalidInput: a negative user id, an empty role or a non-positive ttl.
         """
+        if self._key is None:
+            raise errors.InvalidInput("this server has no VAULT_JWT_SECRET: it cannot sign tokens")
         ttl = self.default_ttl if ttl is None else ttl
         if isinstance(user_id, bool) or not isinstance(user_id, int) or user_id < 0:
             raise errors.InvalidInput("user id must be a non-negative integer")
@@ -165,14 +185,29 @@ class JWTAuth:
             self._cache[token] = principal
         return principal
 
+    def _key_for(self, token: str) -> VerifyKey:
+        """The one key that may verify `token`, by its header's `kid` and `alg`."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise errors.AuthenticationFailed("invalid token") from exc
+        kid, alg = header.get("kid"), header.get("alg")
+        if kid is not None and kid not in self._kids:
+            raise errors.AuthenticationFailed("invalid token: unknown key id")
+        for key in self._keys:
+            if key.kid == kid and key.algorithm == alg:
+                return key
+        raise errors.AuthenticationFailed("invalid token")
+
     def _decode(self, token: str) -> Principal:
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
             raise errors.AuthenticationFailed("invalid token")
+        key = self._key_for(token)
         try:
             claims = jwt.decode(
                 token,
-                self._key,
-                algorithms=[ALGORITHM],
+                key.key,  # type: ignore[arg-type]
+                algorithms=[key.algorithm],
                 leeway=LEEWAY_SECONDS,
                 options={
                     "require": ["exp", "sub", "role"],
@@ -185,4 +220,9 @@ class JWTAuth:
             raise errors.AuthenticationFailed("token expired") from exc
         except jwt.PyJWTError as exc:
             raise errors.AuthenticationFailed("invalid token") from exc
-        return _principal(claims)
+        principal = _principal(claims)
+        if self._max_ttl is not None:
+            lifetime = principal.expires_at - principal.issued_at
+            if not principal.issued_at or lifetime > self._max_ttl:
+                raise errors.AuthenticationFailed("token lifetime exceeds the server's maximum")
+        return principal

@@ -13,6 +13,8 @@ services, each holding the shared `VaultState`::
     vault.authorizer  Authorizer   roles and path policies, audited refusals
     vault.audit       AuditLog     audit queries, chain verification, export
     vault.backup      Backup       verified snapshots (restore: `core.backup.restore`)
+    vault.tokens      Tokens       recorded, revocable tokens (cached, epoch-invalidated)
+    vault.approle     AppRoles     AppRole machine logins (role_id + hashed secret ids)
     vault.state       VaultState   lock state, barrier, writer, audited read/write
 
 This module must never log or put into an error a master key or a secret value.
@@ -26,6 +28,7 @@ from datetime import datetime, timedelta
 
 from strongroom.api import Progress, RotationResult
 from strongroom.core.access import Access
+from strongroom.core.approle import AppRoles
 from strongroom.core.audit_log import AuditLog, ExportRow
 from strongroom.core.authorizer import Authorizer
 from strongroom.core.backup import Backup
@@ -35,6 +38,7 @@ from strongroom.core.options import VaultConfig
 from strongroom.core.rotation import Rotation
 from strongroom.core.secrets import Secrets
 from strongroom.core.state import VaultState
+from strongroom.core.token_records import Tokens
 from strongroom.errors import InvalidInput
 from strongroom.models import (
     DEFAULT_ACTOR,
@@ -72,10 +76,12 @@ class Vault:
         self.kv = KVEngine(self.state)
         self.mounts = Mounts(self.state)
         self.rotation = Rotation(self.state)
-        self.access = Access(self.state)
+        self.tokens = Tokens(self.state)
+        self.access = Access(self.state, forget_tokens=self.tokens.forget_user)
         self.authorizer = Authorizer(self.access)
         self.audit = AuditLog(self.state)
         self.backup = Backup(self.state)
+        self.approle = AppRoles(self.state, self.tokens, default_ttl=timedelta(hours=1))
 
     # -- lifecycle --------------------------------------------------------------------------
     @property

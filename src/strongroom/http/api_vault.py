@@ -10,7 +10,8 @@ whose last segment is one of those names (or `versions/<number>`) cannot be crea
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import cast
 
 from starlette.requests import Request
@@ -19,6 +20,7 @@ from starlette.responses import Response
 from strongroom import errors
 from strongroom.api import VaultAPI
 from strongroom.clock import parse_duration
+from strongroom.core.token_records import IssuedToken
 from strongroom.http import deps
 from strongroom.http import schemas as s
 from strongroom.http.bodies import int_field as _int
@@ -301,15 +303,15 @@ async def login(request: Request, st: ServerState, _: Target) -> Response:
     body = await st.read_json(request)
     username = cast(str, _str(body, "username"))
     password = cast(str, _str(body, "password"))
-    token, expires_at = await log_in(request, st, username, password)
-    return json_response({"token": token, "expires_at": iso(expires_at)})
+    issued = await log_in(request, st, username, password)
+    return json_response({"token": issued.token, "expires_at": iso(issued.info.expires_at)})
 
 
 async def log_in(
-    request: Request, st: ServerState, username: str, password: str
-) -> tuple[str, datetime]:
-    """Log a built-in user in, throttled and audited: the one code path of `/api/auth/login`
-    and the web console's sign-in. Returns the token and its expiry.
+    request: Request, st: ServerState, username: str, password: str, *, kind: str = "login"
+) -> IssuedToken:
+    """Log a built-in user in, throttled and audited: the one code path of `/api/auth/login`,
+    `/v1/auth/userpass/login/<user>` and the web console's sign-in. Returns a recorded token.
 
     Raises:
         TooManyAttempts: too many recent failures for this user or address (audited).
@@ -328,10 +330,22 @@ async def log_in(
         st.limiter.failed(username, ip)
         raise
     st.limiter.succeeded(username)
-    return st.auth.issue(user.id, user.role, policies=user.policies, builtin=True)
+    issued = await st.run(
+        st.vault.tokens.create,
+        user.id,
+        user.role,
+        policies=user.policies,
+        ttl=st.settings.token_ttl,
+        max_ttl=max(st.settings.token_ttl, LOGIN_MAX_TTL),
+        kind=kind,
+        actor=replace(actor, user_id=user.id),
+    )
+    return issued
 
 
 V = "/api/vault"
+#: How far a login token may be renewed (its first TTL is `--token-ttl`).
+LOGIN_MAX_TTL = timedelta(hours=24)
 P = V + "/secrets/{path}"
 OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", V + "/unlock", unlock, "Unlock the vault", "admin", s.UNLOCK),

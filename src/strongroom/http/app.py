@@ -31,7 +31,15 @@ import strongroom
 from strongroom import errors
 from strongroom.config import Settings
 from strongroom.core import Vault, open_vault
-from strongroom.http import api_kv2, api_vault, deps
+from strongroom.http import (
+    api_admin,
+    api_admin_approle,
+    api_approle_v1,
+    api_auth_v1,
+    api_kv2,
+    api_vault,
+    deps,
+)
 from strongroom.http.control import LocalLink, PeerLink
 from strongroom.http.deps import SERVER_ACTOR
 from strongroom.http.errors import error_response, handle_exception, json_response
@@ -43,6 +51,9 @@ from strongroom.http.state import ServerState, state_of
 from strongroom.http.ui import routes as ui_routes
 
 __all__ = ["LinkFactory", "create_app"]
+
+#: Every `/api/vault` endpoint: the design document's, then administration (issue 15).
+OPERATIONS = (*api_vault.OPERATIONS, *api_admin.OPERATIONS, *api_admin_approle.OPERATIONS)
 
 #: Builds the worker's link to its siblings once the vault is open.
 LinkFactory = Callable[[Vault], PeerLink]
@@ -153,7 +164,11 @@ def _extra_routes() -> list[BaseRoute]:
     async def openapi(request: Request) -> Response:
         if not document:
             document.update(
-                openapi_document(api_vault.OPERATIONS, strongroom.__version__, api_kv2.ROUTES)
+                openapi_document(
+                    OPERATIONS,
+                    strongroom.__version__,
+                    [*api_auth_v1.ROUTES, *api_approle_v1.ROUTES, *api_kv2.ROUTES],
+                )
             )
         return json_response(document)
 
@@ -220,10 +235,12 @@ def create_app(
             await asyncio.to_thread(state.close)
 
     routes = [
-        *build_routes(api_vault.OPERATIONS, state_of),
+        *build_routes(OPERATIONS, state_of),
         *_extra_routes(),
         *ui_routes(enabled=settings.ui),
         *extra_routes,
+        *api_auth_v1.ROUTES,
+        *api_approle_v1.ROUTES,
         *api_kv2.ROUTES,
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=_handlers())

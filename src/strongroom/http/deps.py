@@ -152,6 +152,8 @@ async def read_json(
         data = json.loads(raw)
     except (ValueError, RecursionError) as exc:
         raise errors.InvalidInput("malformed JSON body") from exc
+    if data is None and any_type and not required:
+        return {}  # `null`, as the bao CLI sends for `write -f` (Vault reads it as no data)
     if not isinstance(data, dict):
         raise errors.InvalidInput("request body must be a JSON object")
     if _too_deep(data, MAX_JSON_DEPTH):

@@ -126,6 +126,17 @@ def error_response(
     return json_response(body, status, headers)
 
 
+#: Vault's 400 message for a failed login, by route name.
+_LOGINS = {
+    "v1_userpass": "invalid username or password",
+    "v1_approle_login": "invalid role or secret ID",
+}
+
+
+def _route(request: Request) -> str | None:
+    return getattr(request.scope.get("route"), "name", None)
+
+
 def _v1_not_found(exc: errors.NotFound, request: Request) -> Response | None:
     """Vault's endpoint-specific 404s (None: the table's `{"errors": []}`)."""
     name = getattr(request.scope.get("route"), "name", None)
@@ -169,6 +180,9 @@ async def handle_exception(request: Request, exc: Exception) -> Response:
     if isinstance(exc, errors.StrongroomError):
         if exc.http_status >= 500 and not isinstance(exc, errors.StorageUnavailable):
             log.error("request %s failed: %s", request_id, exc.code)
+        if isinstance(exc, errors.AuthenticationFailed) and _route(request) in _LOGINS:
+            # Vault: a failed login is 400, not the 403 of a bad token.
+            return json_response({"errors": [_LOGINS[_route(request) or ""]]}, 400)
         if isinstance(exc, errors.NotFound) and _is_v1(path):
             special = _v1_not_found(exc, request)
             if special is not None:

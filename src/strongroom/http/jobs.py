@@ -30,6 +30,7 @@ log = logging.getLogger("strongroom.jobs")
 #: The name of the leadership lease the cleanup job runs under.
 LEADER_LEASE = "jobs"
 _GAUGE_PERIOD_WHEN_OFF = timedelta(hours=1)
+TOKEN_EPOCH_PERIOD = 0.5
 
 
 def _refresh(vault: Vault, counts: ExpiryCounts) -> None:
@@ -67,6 +68,12 @@ def server_scheduler(
     jobs = [
         Job("expiry-gauges", gauge_every, lambda: _refresh(vault, counts), at_start=True),
         Job("cleanup", interval, lambda: _cleanup(vault, counts, unlocker), leader_only=True),
+        # Recorded tokens: the revocation epoch twice a second, so requests rarely wait for it
+        # (`Tokens.verify` re-reads it itself when it is older than a second); last use once
+        # a minute; expired records hourly, in one process.
+        Job("token-epoch", TOKEN_EPOCH_PERIOD, vault.tokens.refresh, at_start=True),
+        Job("token-last-used", 60.0, vault.tokens.flush_last_used),
+        Job("token-cleanup", 3600.0, vault.tokens.cleanup_expired, leader_only=True),
     ]
     lead = (lambda: vault.state.storage.try_lead(LEADER_LEASE)) if may_lead else None
     return Scheduler(jobs, lead=lead)

@@ -27,7 +27,8 @@ from strongroom.config import Settings
 from strongroom.core import Vault
 from strongroom.core.access import LoginLimiter
 from strongroom.core.authorizer import PathFilter
-from strongroom.core.tokens import JWTAuth, Principal
+from strongroom.core.token_records import is_recorded
+from strongroom.core.tokens import Principal
 from strongroom.http import deps
 from strongroom.http.autounlock import AutoUnlocker
 from strongroom.http.control import PeerLink
@@ -90,9 +91,9 @@ class ServerState:
         self.vault = vault
         self.link = link
         self.metrics = metrics
-        if settings.jwt_secret is None:
+        if not settings.has_jwt_keys:
             raise errors.InvalidInput("VAULT_JWT_SECRET is required: at least 32 bytes")
-        self.auth = JWTAuth(settings.jwt_secret.reveal(), default_ttl=settings.token_ttl)
+        self.auth = settings.jwt_auth()
         self.limiter = LoginLimiter(settings.vault_config().clock)
         self.executor = ThreadPoolExecutor(settings.threads, thread_name_prefix="strongroom-op")
         #: Built-in users' current role (None: disabled or gone), re-read every few seconds.
@@ -119,8 +120,9 @@ class ServerState:
 
         Raises:
             VaultLocked: the vault is locked and the dialect checks that first (`/v1`).
-            AuthenticationFailed: no valid token, or a built-in user's token whose user was
-                since disabled, removed or given another role.
+            AuthenticationFailed: no valid token (a recorded token revoked or expired: audited),
+                or a built-in user's token whose user was since disabled, removed or given
+                another role.
         """
         unlocker = self.unlocker
         if dialect.locked_first and not self.vault.state.is_unlocked:
@@ -129,7 +131,19 @@ class ServerState:
             # An auto-locked vault that unlocks itself asks for the token first.
             if unlocker is None or not unlocker.is_needed():
                 raise errors.VaultLocked()
-        who = self.auth.verify(deps.request_token(request, vault_header=dialect.vault_token))
+        token = deps.request_token(request, vault_header=dialect.vault_token)
+        who: Principal | None
+        if is_recorded(token):
+            who = self.vault.tokens.verify_cached(token)
+            if who is None:
+                anyone = Actor(0, self.client_ip(request), deps.request_id(request.scope))
+                who = await self.run(self.vault.tokens.verify, token, anyone)
+        else:
+            who = self.auth.verify(token)
+            tokens = self.vault.tokens
+            if not tokens.jwt_allowed_cached(who):  # None: stale cut-offs, False: revoked
+                anyone = Actor(who.user_id, self.client_ip(request), deps.request_id(request.scope))
+                await self.run(tokens.check_jwt, who, anyone)
         if who.builtin:
             await self.check_user(who)
         actor = Actor(who.user_id, self.client_ip(request), deps.request_id(request.scope))

@@ -14,6 +14,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from strongroom import errors
 from strongroom.storage.base import (
+    AppRoleRow,
+    AppSecretRow,
     AuditRow,
     KeysRow,
     KVConfigRow,
@@ -22,6 +24,7 @@ from strongroom.storage.base import (
     PolicyRow,
     SecretRow,
     TermRow,
+    TokenRow,
     UserRow,
     VersionRow,
 )
@@ -29,6 +32,8 @@ from strongroom.storage.engine import Storage, Tx
 from strongroom.storage.probe import DatabaseState, database_state
 
 __all__ = [
+    "AppRoleRow",
+    "AppSecretRow",
     "AuditRow",
     "DatabaseState",
     "KVConfigRow",
@@ -39,6 +44,7 @@ __all__ = [
     "SecretRow",
     "Storage",
     "TermRow",
+    "TokenRow",
     "Tx",
     "UserRow",
     "VersionRow",
@@ -48,7 +54,7 @@ __all__ = [
 ]
 
 #: The newest migration; when the database is already there, Alembic is not even imported.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 0x5354524F4E47  # "STRONG"
 

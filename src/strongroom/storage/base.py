@@ -10,6 +10,8 @@ from datetime import datetime
 from typing import Any
 
 __all__ = [
+    "AppRoleRow",
+    "AppSecretRow",
     "AuditRow",
     "KVConfigRow",
     "KeysRow",
@@ -18,6 +20,7 @@ __all__ = [
     "PolicyRow",
     "SecretRow",
     "TermRow",
+    "TokenRow",
     "UserRow",
     "VersionRow",
 ]
@@ -159,3 +162,55 @@ class MountRow:
     accessor: str
     kv: KVConfigRow = field(default_factory=KVConfigRow)
     created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRow:
+    """A recorded token (`vault_tokens`): its accessor and SHA-256 hash, never the token.
+
+    `max_expires_at` is the latest a renewal may reach (`created_at` + the token's max TTL);
+    `ttl` is the period, in seconds, a renewal without an increment extends it by.
+    """
+
+    accessor: str
+    token_hash: str
+    user_id: int
+    role: str
+    policies: list[str]
+    kind: str
+    issuer: int
+    created_at: datetime
+    expires_at: datetime
+    max_expires_at: datetime
+    ttl: int
+    last_used_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AppRoleRow:
+    """An AppRole role (`vault_approles`); durations in seconds, 0 = none; `id` 0 until stored."""
+
+    id: int
+    name: str
+    role_id: str
+    policies: list[str]
+    token_ttl: int
+    token_max_ttl: int
+    secret_id_ttl: int
+    secret_id_num_uses: int
+    bound_cidrs: list[str]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AppSecretRow:
+    """A secret id of an AppRole (`vault_approle_secrets`): its SHA-256, never the secret id.
+    `uses_left` 0 means unlimited."""
+
+    accessor: str
+    role_name: str
+    secret_hash: str
+    created_at: datetime
+    expires_at: datetime | None
+    uses_left: int
+    bound_cidrs: list[str]

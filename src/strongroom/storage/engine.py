@@ -20,12 +20,14 @@ from strongroom import errors
 from strongroom.storage.health import CAUSES, StorageHealth, cause_of
 from strongroom.storage.lease import Lease, try_lead
 from strongroom.storage.queries_access import PolicyQueries, UserQueries
+from strongroom.storage.queries_approle import AppRoleQueries
 from strongroom.storage.queries_audit import AuditQueries
 from strongroom.storage.queries_keys import KeyQueries
 from strongroom.storage.queries_kv import KVQueries
 from strongroom.storage.queries_mounts import MountQueries
 from strongroom.storage.queries_rotation import RotationQueries
 from strongroom.storage.queries_secrets import SecretQueries
+from strongroom.storage.queries_tokens import TokenQueries
 from strongroom.storage.txbase import savepoint
 
 __all__ = ["Storage", "Tx"]
@@ -37,8 +39,8 @@ class Tx:
     Each group is small and implements the storage protocol one core service declares:
     `keys` (key row and terms), `secrets` (secrets and versions), `kv` (a KV mount's settings
     and listing), `mounts`, `audit` (the audit chain), `rotation` (re-encryption), `users` and
-    `policies` (access). Groups are built on first use, so a transaction pays only for the
-    ones it touches.
+    `policies` (access), `tokens` (recorded tokens), `approles` (AppRole). Groups are built on
+    first use, so a transaction pays only for the ones it touches.
     """
 
     def __init__(self, conn: Connection) -> None:
@@ -83,6 +85,16 @@ class Tx:
     def policies(self) -> PolicyQueries:
         """Path policies."""
         return PolicyQueries(self.conn)
+
+    @cached_property
+    def tokens(self) -> TokenQueries:
+        """Recorded tokens and the revocation epoch."""
+        return TokenQueries(self.conn)
+
+    @cached_property
+    def approles(self) -> AppRoleQueries:
+        """AppRole roles and their hashed secret ids."""
+        return AppRoleQueries(self.conn)
 
     def savepoint(self) -> AbstractContextManager[None]:
         """Run a block whose changes are undone alone if it raises (see `txbase.savepoint`)."""

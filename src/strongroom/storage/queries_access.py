@@ -69,6 +69,11 @@ class UserQueries(Queries):
             values["policies"] = json.dumps(values["policies"])
         self.conn.execute(sa.update(t.users).where(t.users.c.id == user_id).values(**values))
 
+    def delete_user(self, user_id: int) -> bool:
+        """Remove a user (its audit rows keep the id: ids are never reused); False if none."""
+        done = self.conn.execute(sa.delete(t.users).where(t.users.c.id == user_id))
+        return bool(done.rowcount)
+
 
 class PolicyQueries(Queries):
     """Path policies (implements `core.access.PolicyStore`)."""

@@ -23,7 +23,10 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "approle_secrets",
+    "approles",
     "audit_logs",
+    "jwt_cutoffs",
     "key_terms",
     "keys",
     "metadata",
@@ -31,6 +34,8 @@ __all__ = [
     "policies",
     "secret_versions",
     "secrets",
+    "token_epoch",
+    "tokens",
     "users",
 ]
 
@@ -181,4 +186,71 @@ mounts = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("path", name="uq_vault_mounts_path"),
     sqlite_autoincrement=True,
+)
+
+#: Recorded tokens (issue 15): a hash of the token, never the token itself.
+tokens = Table(
+    "vault_tokens",
+    metadata,
+    Column("accessor", String(64), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("role", String(64), nullable=False),
+    Column("policies", Text, nullable=False, default="[]"),
+    Column("kind", String(32), nullable=False),
+    Column("issuer", BigInteger, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("max_expires_at", UTCDateTime, nullable=False),
+    Column("ttl", Integer, nullable=False),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    Index("idx_vault_tokens_user_id", "user_id"),
+    Index("idx_vault_tokens_expires_at", "expires_at"),
+)
+
+#: One row (id 1): a counter bumped by every revocation or renewal, polled by every process.
+token_epoch = Table(
+    "vault_token_epoch",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("epoch", BigInteger, nullable=False),
+)
+
+#: AppRole roles (issue 15): machine logins; `id` is the token subject's base (never reused).
+approles = Table(
+    "vault_approles",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("role_id", String(64), nullable=False, unique=True),
+    Column("policies", Text, nullable=False, default="[]"),
+    Column("token_ttl", Integer, nullable=False),
+    Column("token_max_ttl", Integer, nullable=False),
+    Column("secret_id_ttl", Integer, nullable=False),
+    Column("secret_id_num_uses", Integer, nullable=False),
+    Column("bound_cidrs", Text, nullable=False, default="[]"),
+    Column("created_at", UTCDateTime, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+#: An AppRole's secret ids: a SHA-256 of each, never the secret id itself.
+approle_secrets = Table(
+    "vault_approle_secrets",
+    metadata,
+    Column("accessor", String(64), primary_key=True),
+    Column("role_name", String(128), nullable=False),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("uses_left", Integer, nullable=False),
+    Column("bound_cidrs", Text, nullable=False, default="[]"),
+    Index("idx_vault_approle_secrets_role", "role_name"),
+)
+
+#: "Refuse subject N's JWTs issued before T" (issue 15): one row per subject.
+jwt_cutoffs = Table(
+    "vault_jwt_cutoffs",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("issued_before", UTCDateTime, nullable=False),
 )

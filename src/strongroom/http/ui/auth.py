@@ -72,8 +72,8 @@ async def _sign_in(request: Request, form: dict[str, str]) -> tuple[str, float]:
         username, password = form.get("username", ""), form.get("password", "")
         if not username or not password:
             raise errors.InvalidInput("enter a username and password, or paste a token")
-        token, expires_at = await log_in(request, st, username, password)
-        return token, expires_at.timestamp()
+        issued = await log_in(request, st, username, password)
+        return issued.token, issued.info.expires_at.timestamp()
     ip = st.client_ip(request)
     actor = Actor(0, ip, deps.request_id(request.scope))
     throttle = f"{TOKEN_LOGIN} {ip}"  # per client: one address cannot lock everyone out
