@@ -268,7 +268,20 @@ def test_only_administrators_manage_mounts_and_secret_stays(
     with pytest.raises(hx.InvalidRequest):
         admin.sys.tune_mount_configuration("legacy", options={"version": "1"}, max_lease_ttl="x")
     assert admin.sys.list_mounted_secrets_engines()["data"] == before
-    assert app.sys.list_mounted_secrets_engines()["data"] == before  # reading is for everyone
+    # Reading mounts is for administrators, as in Vault without a sys/mounts policy; the UI
+    # preflight shows a caller only secret/ and the mounts its policies reach.
+    for read in (
+        app.sys.list_mounted_secrets_engines,
+        lambda: app.sys.read_mount_configuration("legacy"),
+    ):
+        with pytest.raises(hx.Forbidden):
+            read()
+    ui = httpx.get(f"{ours.url}/v1/sys/internal/ui/mounts", headers={"X-Vault-Token": app.token})
+    assert list(ui.json()["data"]["secret"]) == ["secret/"]
+    hidden = httpx.get(
+        f"{ours.url}/v1/sys/internal/ui/mounts/legacy/app", headers={"X-Vault-Token": app.token}
+    )
+    assert hidden.status_code == 403, hidden.text  # as for a mount that does not exist
     app.adapter.close()
     admin.adapter.close()
 
@@ -281,6 +294,10 @@ def test_policies_name_mount_paths_and_audit_records_the_mount(
     try:
         local.access.write_policy("mounts-ro", "a/b/data/*: read\nlegacy/app/*: read, list")
         app = hvac.Client(url=ours.url, token=ours.token("app", 43, ("mounts-ro",)))
+        ui = httpx.get(
+            f"{ours.url}/v1/sys/internal/ui/mounts", headers={"X-Vault-Token": app.token}
+        )
+        assert sorted(ui.json()["data"]["secret"]) == ["a/b/", "legacy/", "secret/"]
         assert app.secrets.kv.v2.read_secret_version(
             "x", mount_point="a/b", raise_on_deleted_version=True
         )["data"]["data"] == {"n": "1"}

@@ -52,9 +52,11 @@ class MountRef:
     path: str
     version: int
     lease_ttl: int = 0
+    #: The mount's accessor (`kv_...`): what names it where its path must not show (metrics).
+    accessor: str = ""
 
 
-SECRET = MountRef(DEFAULT_MOUNT_ID, DEFAULT_MOUNT, 2)
+SECRET = MountRef(DEFAULT_MOUNT_ID, DEFAULT_MOUNT, 2)  # labelled `secret/`: public anyway
 
 
 def mount_path(name: object) -> str:

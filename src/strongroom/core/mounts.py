@@ -57,7 +57,7 @@ def effective_version(row: MountRow) -> int:
 
 def _ref(row: MountRow) -> MountRef:
     lease = int(row.config.get("default_lease_ttl", 0))
-    return MountRef(row.id, row.path, effective_version(row), lease)
+    return MountRef(row.id, row.path, effective_version(row), lease, row.accessor)
 
 
 def resolve(tx: Tx, path: str) -> MountRef:

@@ -107,6 +107,16 @@ class Policy:
         """True when some rule grants `capability` on `path`."""
         return any(capability in r.capabilities and r.matches(path) for r in self.rules)
 
+    def reaches(self, prefix: str) -> bool:
+        """True when some rule could match a path starting with `prefix` (a mount's policy
+        prefix, e.g. `team/`): the rule's literal head and `prefix` agree as far as both go.
+        Used to show a caller only the mounts it may use; `allows` still decides each path."""
+        for rule in self.rules:
+            head = re.split(r"[*+]", rule.pattern, maxsplit=1)[0]
+            if head.startswith(prefix) or prefix.startswith(head):
+                return True
+        return False
+
     def grants_anywhere(self, capability: str) -> bool:
         """True when some rule grants `capability` on some path."""
         return any(capability in r.capabilities for r in self.rules)

@@ -2,9 +2,12 @@
 mounts as OpenBao 2.x manages them, for the `kv` type (hvac's `sys.*_secrets_engine`,
 `*_mount_configuration`, `move_backend`; `bao secrets ...`; the CLI's KV version preflight).
 
-Reading mounts takes any valid token (the `bao kv` commands need it); enabling, disabling,
-tuning and moving take an administrator (`require_admin`), and the core (`vault.mounts`)
-validates and audits every change. A move is synchronous: `sys/remount` answers with a
+Listing and reading mounts and their tuning (`sys/mounts...`) takes an administrator, as in
+Vault without a `sys/mounts` policy; the UI preflight (`sys/internal/ui/mounts...`, which the
+`bao kv` commands need) shows any caller `secret/` and the mounts its policies reach, and
+nothing else, so a token learns no other mount's name. Enabling, disabling, tuning and moving
+take an administrator (`require_admin`), and the core (`vault.mounts`) validates and audits
+every change. A move is synchronous: `sys/remount` answers with a
 `migration_id` whose status (`sys/remount/status/<id>`) is `success`, as OpenBao reports a
 finished move. The id is derived from the move's audit entry (request id and `from -> to`), so
 every worker, and a restarted server, answers for it from the audit log (`_migration_id`).
@@ -21,8 +24,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from strongroom import errors
-from strongroom.core.mount_paths import mount_path
+from strongroom.core.mount_paths import DEFAULT_MOUNT, mount_path
 from strongroom.core.mounts import MountRow
+from strongroom.core.tokens import Principal
 from strongroom.http.errors import json_response, no_content
 from strongroom.http.kv2_format import envelope, mount_json, tune_json
 from strongroom.http.state import V1, ServerState, state_of
@@ -51,6 +55,7 @@ async def list_mounts(request: Request) -> Response:
     """Every mount, keyed by path."""
     st = state_of(request)
     caller = await st.caller(request, V1)
+    await st.require_admin(caller, "list_mounts")
     rows = await st.run(st.vault.mounts.list, actor=caller.actor)
     return _system({row.path: mount_json(row, with_path=False) for row in rows}, caller.request_id)
 
@@ -64,6 +69,7 @@ async def mount(request: Request) -> Response:
     st = state_of(request)
     caller = await st.caller(request, V1)
     if request.method == "GET":
+        await st.require_admin(caller, "read_mount", path=path[:200])
         row = await st.run(st.vault.mounts.read, path, actor=caller.actor)
         return _system(mount_json(row, with_path=False), caller.request_id)
     if request.method == "DELETE":
@@ -92,6 +98,7 @@ async def _tune(request: Request, path: str) -> Response:
     st = state_of(request)
     caller = await st.caller(request, V1)
     if request.method == "GET":
+        await st.require_admin(caller, "read_mount", path=path[:200])
         row = await st.run(st.vault.mounts.read, path, actor=caller.actor)
         return _system(tune_json(row), caller.request_id)
     if request.method not in ("POST", "PUT"):
@@ -168,11 +175,13 @@ async def remount_status(request: Request) -> Response:
 
 
 async def ui_mounts(request: Request) -> Response:
-    """The mounts a client may see (every mount here: any caller reads every mount's entry)."""
+    """The mounts a client may see: every mount for an administrator, else `secret/` and the
+    mounts its policies reach."""
     st = state_of(request)
     caller = await st.caller(request, V1)
     rows = await st.run(st.vault.mounts.list, actor=caller.actor)
-    secret = {row.path: mount_json(row, with_path=False) for row in rows}
+    visible = await st.run(_visible, st, caller.principal, [row.path for row in rows])
+    secret = {row.path: mount_json(row, with_path=False) for row in rows if row.path in visible}
     return _system({"auth": {}, "secret": secret}, caller.request_id, top=False)
 
 
@@ -182,6 +191,8 @@ async def ui_mount(request: Request) -> Response:
     caller = await st.caller(request, V1)
     path = request.path_params["path"]
     found = await st.run(st.vault.mounts.find, path.strip("/"))
+    if found is not None and not await st.run(_visible, st, caller.principal, [found[0].path]):
+        found = None  # a mount the caller's policies don't reach answers as no mount at all
     if found is None:
         shown = path.strip("/")[:100]
         raise errors.PermissionDenied(
@@ -190,6 +201,18 @@ async def ui_mount(request: Request) -> Response:
         )
     row = await st.run(st.vault.mounts.read, found[0].path, actor=caller.actor)
     return _system(mount_json(row, with_path=True), caller.request_id, top=False)
+
+
+def _visible(st: ServerState, principal: Principal, paths: list[str]) -> set[str]:
+    """The mount paths among `paths` that `principal` may learn of (in a worker thread: the
+    policies may need a read)."""
+    authorizer = st.vault.authorizer
+    if authorizer.is_admin(principal):
+        return set(paths)
+    policies = authorizer.policies_of(principal)
+    return {
+        path for path in paths if path == DEFAULT_MOUNT or any(p.reaches(path) for p in policies)
+    }
 
 
 ROUTES: list[BaseRoute] = [

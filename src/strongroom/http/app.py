@@ -139,11 +139,13 @@ class Front:
 
 
 def _mount_label(scope: Scope, route: str) -> str | None:
-    """The KV mount that served a request, for `strongroom_kv_requests{mount}`: the mount the
-    `/v1` dispatcher resolved, or `secret/` for its own routes and `/api/vault/secrets`."""
+    """The KV mount that served a request, for `strongroom_kv_requests{mount}`: `secret/` for
+    the default mount (its own routes and `/api/vault/secrets`), and the accessor of any other
+    mount the `/v1` dispatcher resolved. `/metrics` answers without a token, so an
+    administrator's mount names stay out of it (`sys/mounts` maps accessors to paths)."""
     ref = scope.get("strongroom.mount")
     if ref is not None:
-        return str(ref.path)
+        return "secret/" if ref.path == "secret/" else str(ref.accessor)
     if route.startswith(("/v1/secret/", "/api/vault/secrets")):
         return "secret/"
     return None

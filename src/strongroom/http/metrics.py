@@ -4,8 +4,9 @@ disconnects.
 
 Each server process has its own registry (no global state, so tests can build many apps). Route
 labels are route templates, never concrete paths, so secret paths do not leak into metrics and
-the label set stays small; the `mount` label names only mounts that served the request (an
-administrator creates them), never a path a caller typed. The lock state is read when scraped;
+the label set stays small; the `mount` label is `secret/` or the accessor of a mount that
+served the request (an administrator creates them), never a mount path or a path a caller typed:
+`/metrics` needs no token. The lock state is read when scraped;
 the expiry counts are refreshed by the server's background job (`http.jobs`), so a scrape never
 queries the database.
 """
@@ -103,7 +104,8 @@ class Metrics:
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._kv_requests = Counter(
             "strongroom_kv_requests",
-            "Requests served by a KV mount, by mount path (secret/ also for /api/vault/secrets)",
+            "Requests served by a KV mount, by mount accessor (secret/ for the default mount, "
+            "/api/vault/secrets included)",
             ["mount", "method", "status"],
             registry=self.registry,
         )
