@@ -37,6 +37,7 @@ from strongroom.errors import InvalidInput
 from strongroom.models import (
     DEFAULT_ACTOR,
     Actor,
+    AuditAnchor,
     AuditEntry,
     AuditVerification,
     SecretInfo,
@@ -385,30 +386,33 @@ class Vault:
         """
         return self.audit.query(path=path, user_id=user_id, action=action, since=since, limit=limit)
 
-    def verify_audit(self) -> AuditVerification:
-        """Verify the audit hash chain from the first entry to the last.
+    def verify_audit(self, anchor: AuditAnchor | None = None) -> AuditVerification:
+        """Verify the audit hash chain from the first entry to the last (and against an
+        exported `anchor`: see `AuditLog.verify`).
 
         Raises:
             VaultLocked: the vault is locked (the chain key derives from the root key).
         """
-        return self.audit.verify()
+        return self.audit.verify(anchor)
 
     def export_audit(
         self,
         since: datetime | None = None,
+        until: datetime | None = None,
         *,
         user_id: int = _USER,
         ip: str = _IP,
         request_id: str | None = None,
         actor: Actor | None = None,
     ) -> Iterator[ExportRow]:
-        """Entries since `since`, oldest first, as JSON-ready rows (see `AuditLog.export`).
+        """Entries in [`since`, `until`), oldest first, as JSON-ready rows (see
+        `AuditLog.export`).
 
         Raises:
-            InvalidInput: `since` is not a timezone-aware datetime.
+            InvalidInput: `since` or `until` is not a timezone-aware datetime.
             VaultLocked: the vault is locked.
         """
-        return self.audit.export(since, actor=_who(user_id, ip, request_id, actor))
+        return self.audit.export(since, until, actor=_who(user_id, ip, request_id, actor))
 
     # -- rotation ---------------------------------------------------------------------------
     def rotate_all(

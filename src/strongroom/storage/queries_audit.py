@@ -95,12 +95,18 @@ class AuditQueries(Queries):
         return [audit_row(r) for r in self.conn.execute(query.order_by(a.c.id.desc()).limit(limit))]
 
     def scan_audit(
-        self, after_id: int, limit: int, since: datetime | None = None
+        self,
+        after_id: int,
+        limit: int,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[AuditRow]:
-        """Entries with id > `after_id` (and timestamp >= `since`), oldest first: a cursor for
-        verification and export."""
+        """Entries with id > `after_id` (and `since` <= timestamp < `until`), oldest first: a
+        cursor for verification and export."""
         a = t.audit_logs
         query = sa.select(a).where(a.c.id > after_id)
         if since is not None:
             query = query.where(a.c.timestamp >= since)
+        if until is not None:
+            query = query.where(a.c.timestamp < until)
         return [audit_row(r) for r in self.conn.execute(query.order_by(a.c.id).limit(limit))]
