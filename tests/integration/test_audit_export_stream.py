@@ -12,7 +12,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
-import pytest
 
 from strongroom import open_vault
 from strongroom.clock import ManualClock
