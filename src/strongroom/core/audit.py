@@ -66,11 +66,18 @@ def entry_from_row(row: AuditRow) -> AuditEntry:
     )
 
 
-def _anchor_broken(anchor: AuditAnchor, row: AuditRow) -> bool:
-    """True when `row` is at or past the anchor's id but is not the anchored entry."""
-    return row.id >= anchor.id and (
-        row.id != anchor.id or row.mac is None or not hmac.compare_digest(row.mac, anchor.mac)
-    )
+_DELETED = "the anchored entry {} is missing: the newest entries were deleted"
+
+
+def _anchor_broken(anchor: AuditAnchor, row: AuditRow) -> str | None:
+    """Why `row` breaks the anchor (at or past its id, but not the anchored entry), or None."""
+    if row.id < anchor.id:
+        return None
+    if row.id > anchor.id:
+        return _DELETED.format(anchor.id)
+    if row.mac is None or not hmac.compare_digest(row.mac, anchor.mac):
+        return f"the anchored entry {anchor.id} differs from the anchor"
+    return None
 
 
 def verify_chain(
@@ -88,21 +95,14 @@ def verify_chain(
         if not rows:
             if anchor is not None and after < anchor.id:
                 return AuditVerification(
-                    False,
-                    entries,
-                    anchor.id,
-                    unchained,
-                    f"the anchored entry {anchor.id} is missing: the newest entries were deleted",
+                    False, entries, anchor.id, unchained, _DELETED.format(anchor.id)
                 )
             return AuditVerification(True, entries, None, unchained)
         for row in rows:
-            if anchor is not None and after < anchor.id and _anchor_broken(anchor, row):
+            broken = _anchor_broken(anchor, row) if anchor and after < anchor.id else None
+            if broken:
                 return AuditVerification(
-                    False,
-                    entries,
-                    anchor.id,
-                    unchained,
-                    f"the anchored entry {anchor.id} is missing or differs from the anchor",
+                    False, entries, anchor.id if anchor else None, unchained, broken
                 )
             after = row.id
             entries += 1
