@@ -22,6 +22,10 @@ flags; `Settings.vault_config()` derives the core's options, so every default is
 `STRONGROOM_TLS_KEY`               HTTPS
 `STRONGROOM_TLS_CLIENT_CA`         CA bundle (PEM) for client certificates: mutual TLS
 `VAULT_CACERT`                     remote mode: CA bundle (PEM) that verifies the server
+`STRONGROOM_AUDIT_DEVICES`         audit devices, `;`-separated (`file:PATH;syslog`); flags
+                                   (`--audit-device`) replace them
+`STRONGROOM_AUDIT_DEVICES_FILE`    a file of audit devices, one per line (`#` comments), added
+                                   to those above
 =================================  ==========================================================
 
 Settings are validated when built (`InvalidInput` names the bad value). Secret settings are
@@ -137,6 +141,23 @@ def _secret(environ: Mapping[str, str], name: str) -> Secret | None:
     return Secret(value) if value else None
 
 
+def _devices(environ: Mapping[str, str]) -> tuple[str, ...] | None:
+    """`STRONGROOM_AUDIT_DEVICES` (`;`-separated) plus `STRONGROOM_AUDIT_DEVICES_FILE` (one a
+    line, `#` comments), or None when neither is set."""
+    found = [d.strip() for d in environ.get("STRONGROOM_AUDIT_DEVICES", "").split(";")]
+    name = environ.get("STRONGROOM_AUDIT_DEVICES_FILE", "").strip()
+    if name:
+        try:
+            text = Path(name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise errors.InvalidInput(
+                f"cannot read STRONGROOM_AUDIT_DEVICES_FILE {name!r} ({type(exc).__name__})"
+            ) from None
+        found += [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    devices = tuple(d for d in found if d)
+    return devices or None
+
+
 def parse_listen(listen: str) -> tuple[str, int]:
     """Split `HOST:PORT` (IPv6 as `[::1]:8080`).
 
@@ -206,6 +227,8 @@ class Settings:
         auto_unlock: unlock again from the key source after an auto-lock (needs a key).
         cleanup_interval: period of the server's TTL cleanup job (zero: off).
         ui: serve the web console at `/ui/` (`--no-ui` turns it off).
+        audit_devices: audit device specs (`core.audit_devices`): every committed audit entry
+            is streamed to each.
     """
 
     db_dsn: str = DEFAULT_DSN
@@ -235,6 +258,7 @@ class Settings:
     auto_unlock: bool = False
     cleanup_interval: timedelta = timedelta(hours=1)
     ui: bool = True
+    audit_devices: tuple[str, ...] = ()
     proxy_networks: tuple[IPNetwork, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -297,6 +321,7 @@ class Settings:
             "tls_key": env.get("STRONGROOM_TLS_KEY", "").strip() or None,
             "tls_client_ca": env.get("STRONGROOM_TLS_CLIENT_CA", "").strip() or None,
             "ca_cert": env.get("VAULT_CACERT", "").strip() or None,
+            "audit_devices": _devices(env),
         }
         merged = {**found, **{k: v for k, v in flags.items() if v is not None}}
         return cls(**{k: v for k, v in merged.items() if v is not None})
@@ -349,6 +374,7 @@ class Settings:
             argon2_time_cost=self.argon2_time_cost,
             argon2_memory_kib=self.argon2_memory_kib,
             argon2_parallelism=self.argon2_parallelism,
+            audit_devices=self.audit_devices,
         )
 
 

@@ -1,5 +1,5 @@
-"""`vaultctl audit verify --anchor FILE`: the head an export wrote detects the deletion of the newest
-entries, which the chain alone cannot see; locally on both backends and over HTTP."""
+"""`vaultctl audit verify --anchor FILE`: the head an export wrote detects the deletion of the
+newest entries, which the chain alone cannot see; locally on both backends and over HTTP."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def test_anchor_detects_deleted_newest_entries(dsn: str, tmp_path: Path) -> None
     assert r.code == 0 and r.out.startswith("chain intact"), r
 
     # An attacker with SQL access deletes the newest entries, the anchored one included.
-    raw_sql(dsn, "DELETE FROM vault_audit_logs WHERE id >= %s" % int(anchor["id"]))
+    raw_sql(dsn, f"DELETE FROM vault_audit_logs WHERE id >= {int(anchor['id'])}")
     assert vc("audit", "verify").code == 0  # the chain alone cannot tell
     r = vc("audit", "verify", "--anchor", str(anchor_file))
     assert r.code == 1 and f"chain broken at entry {anchor['id']}" in r.out, r

@@ -116,6 +116,13 @@ def _warn_if_on_command_line() -> None:
     help="Proxy IP/CIDR whose X-Forwarded-For is believed (repeatable).",
 )
 @click.option(
+    "--audit-device",
+    multiple=True,
+    metavar="SPEC",
+    help="Stream every audit entry to file:PATH, syslog or socket:HOST:PORT[,udp]; append "
+    ",optional to keep serving when it fails (repeatable; docs/audit.md).",
+)
+@click.option(
     "--body-limit",
     type=click.IntRange(1024),
     default=Settings.body_limit,
@@ -191,6 +198,7 @@ def server(
     jwt_secret_file: str | None,
     jwt_secret: str | None,
     trusted_proxy: tuple[str, ...],
+    audit_device: tuple[str, ...],
     body_limit: int,
     auto_lock_timeout: str,
     no_auto_lock: bool,
@@ -236,6 +244,7 @@ def server(
             master_key=_secret(read_key_file(master_key_file) if master_key_file else master_key),
             jwt_secret=_secret(read_key_file(jwt_secret_file) if jwt_secret_file else jwt_secret),
             trusted_proxies=trusted_proxy or None,
+            audit_devices=audit_device or None,
             body_limit=body_limit,
             auto_lock=False if no_auto_lock else None,
             auto_lock_timeout=_duration(auto_lock_timeout),

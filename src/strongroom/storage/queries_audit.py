@@ -18,6 +18,7 @@ _LAST_MAC = sa.select(_A.c.mac).order_by(_A.c.id.desc()).limit(1)
 _MAX_TERM = sa.select(sa.func.max(t.key_terms.c.term))
 _BATCH_HEAD = sa.select(_MAX_TERM.scalar_subquery(), _LAST_MAC.scalar_subquery())
 _INSERT_AUDIT = sa.insert(_A)
+_INSERT_AUDIT_IDS = sa.insert(_A).returning(_A.c.id, sort_by_parameter_order=True)
 
 
 def _audit_params(entry: NewAudit, mac: str | None) -> dict[str, object]:
@@ -48,6 +49,13 @@ class AuditQueries(Queries):
         """Append entries with their chain MACs, in order, in one round trip (a batch's)."""
         if entries:
             self.conn.execute(_INSERT_AUDIT, [_audit_params(e, mac) for e, mac in entries])
+
+    def insert_audits_returning(self, entries: list[tuple[NewAudit, str | None]]) -> list[int]:
+        """`insert_audits`, returning the new ids in the entries' order (for audit devices)."""
+        if not entries:
+            return []
+        rows = self.conn.execute(_INSERT_AUDIT_IDS, [_audit_params(e, mac) for e, mac in entries])
+        return [int(r[0]) for r in rows]
 
     def insert_audit(self, entry: NewAudit, mac: str | None) -> int:
         """Append an entry with its chain MAC; return its id."""
