@@ -5,6 +5,7 @@ second on one core". Usage:
 
     python bench/http_ops.py [--dsn sqlite:///... | postgresql://...] [--seconds 10]
                              [--server-cpu 0] [--load-cpu 1] [--workers 1]
+                             [--audit-device file:/tmp/audit.jsonl ...]
 
 Needs `wrk` (Debian package `wrk`). Prints one line per scenario: requests/s, p50, p99, and the
 server's CPU time per request (utime+stime of its process tree from /proc, the figure that holds
@@ -44,7 +45,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(dsn: str, port: int, cpu: str, workers: int) -> subprocess.Popen[bytes]:
+def start_server(
+    dsn: str, port: int, cpu: str, workers: int, devices: tuple[str, ...] = ()
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "VAULT_JWT_SECRET": JWT_SECRET,
@@ -67,6 +70,7 @@ def start_server(dsn: str, port: int, cpu: str, workers: int) -> subprocess.Pope
         "--workers",
         str(workers),
         "--no-auto-lock",
+        *(f"--audit-device={d}" for d in devices),
     ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
@@ -123,13 +127,14 @@ def main() -> None:
     parser.add_argument("--server-cpu", default="0")
     parser.add_argument("--load-cpu", default="1")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--audit-device", action="append", default=[], help="repeatable")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk")
     folder = tempfile.mkdtemp(prefix="strongroom-bench-")
     dsn = args.dsn or f"sqlite:///{folder}/bench.db"
     port = free_port()
-    server = start_server(dsn, port, args.server_cpu, args.workers)
+    server = start_server(dsn, port, args.server_cpu, args.workers, tuple(args.audit_device))
     try:
         token = JWTAuth(JWT_SECRET).issue(1, "Admin")[0]
         base = f"http://127.0.0.1:{port}/api/vault/secrets"
@@ -141,6 +146,7 @@ def main() -> None:
         print(
             f"backend {dsn.split(':', 1)[0]}, server on cpu {args.server_cpu} "
             f"({args.workers} worker), wrk on cpu {args.load_cpu}, {args.seconds}s each"
+            + (f", audit devices {args.audit_device}" if args.audit_device else "")
         )
         for name, lua in (("GET", None), ("PUT", str(script))):
             for conns in (1, 16):
