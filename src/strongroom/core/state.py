@@ -71,6 +71,7 @@ class VaultState:
         self._closed = threading.Event()
         #: The audit devices every committed entry is streamed to (`core.audit_devices`).
         self.devices = AuditDevices([parse_device(d) for d in self.config.audit_devices])
+        self._batch_hooks: list[Callable[[Tx, list[NewAudit]], None]] = []
         self._writer = Writer(
             storage,
             self._chain_mac,
@@ -79,6 +80,7 @@ class VaultState:
             self.terms.after_commit,
             self.terms.after_failure,
             self.devices.emit if self.devices else None,
+            self._run_batch_hooks,
         )
         if self.config.auto_lock:
             threading.Thread(target=self._reap, name="strongroom-autolock", daemon=True).start()
@@ -405,7 +407,17 @@ class VaultState:
                 self.barrier.lock()
                 raise
 
+    def on_batch(self, hook: Callable[[Tx, list[NewAudit]], None]) -> None:
+        """Run `hook(tx, entries)` in every writer batch's transaction, before it commits, with
+        the batch's audit entries (`core.events` turns them into outgoing events). A hook that
+        raises fails the batch (fail-closed)."""
+        self._batch_hooks.append(hook)
+
     # -- writer callbacks -------------------------------------------------------------------
+    def _run_batch_hooks(self, tx: Tx, entries: list[NewAudit]) -> None:
+        for hook in self._batch_hooks:
+            hook(tx, entries)
+
     def _chain_mac(self, data: bytes) -> str | None:
         try:
             return self.barrier.mac(data)

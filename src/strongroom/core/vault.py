@@ -11,6 +11,7 @@ services, each holding the shared `VaultState`::
     vault.access      Access       built-in users, policies, refusal records
     vault.authorizer  Authorizer   roles and path policies, audited refusals
     vault.audit       AuditLog     audit queries, chain verification, export
+    vault.events      Events       webhooks, the event outbox, expiry reminders
     vault.backup      Backup       verified snapshots (restore: `core.backup.restore`)
     vault.state       VaultState   lock state, barrier, writer, audited read/write
 
@@ -28,6 +29,7 @@ from strongroom.core.access import Access
 from strongroom.core.audit_log import AuditLog, ExportRow
 from strongroom.core.authorizer import Authorizer
 from strongroom.core.backup import Backup
+from strongroom.core.events import Events
 from strongroom.core.kv import KVEngine
 from strongroom.core.options import VaultConfig
 from strongroom.core.rotation import Rotation
@@ -36,6 +38,7 @@ from strongroom.core.state import VaultState
 from strongroom.errors import InvalidInput
 from strongroom.models import (
     DEFAULT_ACTOR,
+    SYSTEM_ACTOR,
     Actor,
     AuditAnchor,
     AuditEntry,
@@ -74,6 +77,7 @@ class Vault:
         self.authorizer = Authorizer(self.access)
         self.audit = AuditLog(self.state)
         self.backup = Backup(self.state)
+        self.events = Events(self.state)
 
     # -- lifecycle --------------------------------------------------------------------------
     @property
@@ -393,7 +397,12 @@ class Vault:
         Raises:
             VaultLocked: the vault is locked (the chain key derives from the root key).
         """
-        return self.audit.verify(anchor)
+        result = self.audit.verify(anchor)
+        if not result.ok:
+            self.events.publish(
+                "audit.verify_failed", None, None, SYSTEM_ACTOR, first_bad_id=result.first_bad_id
+            )
+        return result
 
     def export_audit(
         self,

@@ -84,9 +84,11 @@ class Writer:
         after_commit: Callable[[], None],
         after_failure: Callable[[], None],
         emit: EmitFn | None = None,
+        on_batch: Callable[[Tx, list[NewAudit]], None] | None = None,
     ) -> None:
         self._storage = storage
         self._emit = emit
+        self._on_batch = on_batch
         self._mac = mac
         self._genesis = genesis
         self._before_batch = before_batch
@@ -163,6 +165,9 @@ class Writer:
                         outcomes.append((None, exc))
                     for item in entry if isinstance(entry, list) else [entry] if entry else []:
                         head = self._append(pending, item, head)
+                if self._on_batch is not None and pending:
+                    # Outgoing events (`core.events`) join the batch's transaction.
+                    self._on_batch(tx, [e for e, _ in pending])
                 # One round trip for the batch's entries: one INSERT each made a batch of N
                 # cost N round trips, each waiting for the GIL among the waiting threads.
                 if self._emit is None:

@@ -6,6 +6,9 @@
   `cleanup_expired` as the system actor, when anything has expired. A locked vault is skipped,
   except that with `--auto-unlock` an auto-locked vault is unlocked again first (audited
   `auto_unlock`).
+- `expiry-reminders` (every `STRONGROOM_REMINDER_INTERVAL`, default 5 min) and `webhook-sender`
+  (every `STRONGROOM_WEBHOOK_INTERVAL`, default 1 s) run in the leader too: reminders become
+  outbox rows (`core.events`), the sender delivers the outbox (`core.webhook_sender`).
 - `expiry-gauges` runs in every process on the same period (hourly when cleanup is off), and
   after each cleanup: it refreshes `strongroom_secrets_nearing_expiry` and
   `strongroom_secrets_expired` (metadata only, no key needed).
@@ -19,6 +22,7 @@ from datetime import timedelta
 from strongroom.config import Settings
 from strongroom.core import Vault
 from strongroom.core.scheduler import Job, Scheduler
+from strongroom.core.webhook_sender import Sender
 from strongroom.http.autounlock import AutoUnlocker
 from strongroom.http.metrics import ExpiryCounts
 from strongroom.models import SYSTEM_ACTOR
@@ -59,6 +63,7 @@ def server_scheduler(
     *,
     may_lead: bool,
     unlocker: AutoUnlocker | None = None,
+    sender: Sender | None = None,
 ) -> Scheduler:
     """The scheduler of one server process (not started). `may_lead` is False for the workers
     of a supervisor other than worker 0 (on SQLite they would all win the lease)."""
@@ -67,6 +72,15 @@ def server_scheduler(
     jobs = [
         Job("expiry-gauges", gauge_every, lambda: _refresh(vault, counts), at_start=True),
         Job("cleanup", interval, lambda: _cleanup(vault, counts, unlocker), leader_only=True),
+        Job(
+            "expiry-reminders",
+            settings.reminder_interval,
+            lambda: vault.events.remind(settings.reminder_lead_days),
+            leader_only=True,
+            at_start=True,
+        ),
     ]
+    if sender is not None:
+        jobs.append(Job("webhook-sender", settings.webhook_interval, sender.run, leader_only=True))
     lead = (lambda: vault.state.storage.try_lead(LEADER_LEASE)) if may_lead else None
     return Scheduler(jobs, lead=lead)

@@ -26,6 +26,7 @@ from strongroom.storage.base import (
 )
 from strongroom.storage.engine import Storage, Tx
 from strongroom.storage.probe import DatabaseState, database_state
+from strongroom.storage.queries_events import OutboxRow, WebhookRow
 
 __all__ = [
     "AuditRow",
@@ -33,6 +34,7 @@ __all__ = [
     "KVConfigRow",
     "KeysRow",
     "NewAudit",
+    "OutboxRow",
     "PolicyRow",
     "SecretRow",
     "Storage",
@@ -40,6 +42,7 @@ __all__ = [
     "Tx",
     "UserRow",
     "VersionRow",
+    "WebhookRow",
     "database_state",
     "open_storage",
     "redact_dsn",

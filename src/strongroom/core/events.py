@@ -1,0 +1,407 @@
+"""`Events` (`vault.events`): webhooks and the durable outbox of outgoing events.
+
+Events come from the audit entries of each committed writer batch (`VaultState.on_batch`): a
+successful `create` is `secret.created`, and so on (`EVENT_OF_ACTION`). They are written to the
+outbox *in the batch's transaction*, so an event exists exactly when its change does, and a
+crash before sending loses nothing (`core.webhook_sender` delivers it later, at least once,
+with its `id` for de-duplication). Expiry reminders are computed by a scheduler job (`remind`)
+and remembered in `vault_reminders`, so a restart does not repeat them.
+
+A body holds the event, path, version, time, actor and id: never a value. A webhook's signing
+secret is derived from the vault's audit key and the webhook's random nonce (`signing_key`): it
+is stored nowhere, and shown once, when the webhook is added.
+This module must never put a secret value or key into a body, a log line or an error.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import secrets
+import socket
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from strongroom import errors
+from strongroom.core.state import VaultState
+from strongroom.models import SYSTEM_ACTOR, Actor, iso, validate_prefix
+from strongroom.storage import NewAudit, Tx, WebhookRow
+
+__all__ = [
+    "DEFAULT_LEAD_DAYS",
+    "EVENTS",
+    "EVENT_OF_ACTION",
+    "EventStore",
+    "Events",
+    "NewWebhook",
+    "check_address",
+    "signing_key",
+]
+
+EVENTS = (
+    "secret.expiring",
+    "secret.expired",
+    "secret.created",
+    "secret.updated",
+    "secret.deleted",
+    "secret.rolled_back",
+    "vault.locked",
+    "vault.unlocked",
+    "audit.verify_failed",
+    "rotation.completed",
+)
+#: The event of a successful audited action (`write` is created or updated by version).
+EVENT_OF_ACTION = {
+    "create": "secret.created",
+    "update": "secret.updated",
+    "patch": "secret.updated",
+    "write": "secret.updated",
+    "import": "secret.updated",
+    "delete": "secret.deleted",
+    "rollback": "secret.rolled_back",
+    "lock": "vault.locked",
+    "auto_lock": "vault.locked",
+    "unlock": "vault.unlocked",
+    "auto_unlock": "vault.unlocked",
+    "rotate": "rotation.completed",
+    "rotate_all": "rotation.completed",
+}
+DEFAULT_LEAD_DAYS = (30, 7, 1)
+_NO_VERSION = ("secret.deleted", "vault.locked", "vault.unlocked", "rotation.completed")
+_METADATA_HOSTS = ("metadata", "metadata.google.internal", "metadata.azure.internal")
+_LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
+_SCAN_LIMIT = 1000
+
+
+class EventStore(Protocol):
+    """What events need from storage (`tx.events`)."""
+
+    def add_webhook(
+        self,
+        url: str,
+        events: tuple[str, ...],
+        path_prefix: str,
+        key_nonce: str,
+        allow_link_local: bool,
+        created_by: int,
+        now: datetime,
+    ) -> int: ...
+
+    def webhooks(self, *, with_counts: bool = False) -> list[WebhookRow]: ...
+
+    def remove_webhook(self, webhook_id: int) -> bool: ...
+
+    def enqueue(self, rows: list[dict[str, object]]) -> None: ...
+
+    def pending_count(self) -> int: ...
+
+    def current_version(self, secret_id: int) -> int | None: ...
+
+    def expiring(self, until: datetime, limit: int) -> list[tuple[int, str, int, datetime]]: ...
+
+    def reminded(self, secret_ids: list[int]) -> set[tuple[int, datetime, int]]: ...
+
+    def remember(self, rows: list[tuple[int, datetime, int]], now: datetime) -> None: ...
+
+
+def _store(tx: Tx) -> EventStore:
+    return tx.events
+
+
+def signing_key(state: VaultState, nonce: str) -> bytes:
+    """The HMAC key of a webhook's signatures (hex text, as shown to the admin, as bytes).
+
+    Raises:
+        VaultLocked: the vault is locked (the key derives from the audit key).
+    """
+    return state.barrier.mac(b"strongroom webhook signing v1:" + nonce.encode()).encode()
+
+
+def check_address(host: str, *, allow_link_local: bool) -> None:
+    """Refuse a link-local or cloud-metadata host (169.254.0.0/16, fe80::/10), by name or by
+    any address it resolves to, unless `allow_link_local`. An unresolvable name passes here
+    (the sender checks again before each delivery).
+
+    Raises:
+        InvalidInput: the host is link-local or a metadata service.
+    """
+    if allow_link_local:
+        return
+    name = host.strip("[]").lower().rstrip(".")
+    if name in _METADATA_HOSTS:
+        raise errors.InvalidInput(f"webhook host {host!r} is a cloud metadata service")
+    try:
+        addresses = {ipaddress.ip_address(name)}
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+        except (OSError, UnicodeError):
+            return
+        addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
+    for address in addresses:
+        if any(address in net for net in _LINK_LOCAL):
+            raise errors.InvalidInput(
+                f"webhook address {address} is link-local (cloud metadata); refused unless "
+                "allow_link_local is set"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class NewWebhook:
+    """A webhook just added, with its signing secret (shown once, stored nowhere)."""
+
+    webhook: WebhookRow
+    secret: str
+
+
+def _check_url(url: object, allow_link_local: bool) -> str:
+    if not isinstance(url, str) or not url or len(url) > 2000:
+        raise errors.InvalidInput("url must be a non-empty string of at most 2000 characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise errors.InvalidInput(f"url is malformed: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise errors.InvalidInput("url must be http:// or https://")
+    if not parts.hostname:
+        raise errors.InvalidInput("url has no host")
+    if port == 0:
+        raise errors.InvalidInput("url port must be from 1 to 65535")
+    check_address(parts.hostname, allow_link_local=allow_link_local)
+    return url
+
+
+def _check_events(events: object) -> tuple[str, ...]:
+    if events is None:
+        return ()
+    if not isinstance(events, list | tuple) or not all(isinstance(e, str) for e in events):
+        raise errors.InvalidInput("events must be a list of event names")
+    unknown = sorted(set(events) - set(EVENTS))
+    if unknown:
+        raise errors.InvalidInput(f"unknown event {unknown[0]!r}; known: {', '.join(EVENTS)}")
+    return tuple(dict.fromkeys(events))
+
+
+def body(
+    event: str,
+    path: str | None,
+    version: int | None,
+    time: datetime,
+    actor: Actor,
+    **extra: object,
+) -> tuple[str, str]:
+    """(event id, JSON body) of one event: never a value."""
+    event_id = str(uuid.uuid4())
+    doc: dict[str, object] = {
+        "id": event_id,
+        "event": event,
+        "path": path,
+        "version": version,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "actor": {"user_id": actor.user_id, "ip": actor.ip},
+        "request_id": actor.request_id,
+        **extra,
+    }
+    return event_id, json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+def _matches(hook: WebhookRow, event: str, path: str | None) -> bool:
+    if hook.events and event not in hook.events:
+        return False
+    return not hook.path_prefix or (path is not None and path.startswith(hook.path_prefix))
+
+
+class Events:
+    """Webhook configuration and the outbox (`vault.events`)."""
+
+    def __init__(self, state: VaultState) -> None:
+        self._state = state
+        state.on_batch(self._from_batch)
+
+    # -- configuration (Admins: the front ends ask the Authorizer first) ---------------------
+    def add(
+        self,
+        url: object,
+        *,
+        events: object = None,
+        path_prefix: object = "",
+        allow_link_local: bool = False,
+        actor: Actor = SYSTEM_ACTOR,
+    ) -> NewWebhook:
+        """Add a webhook; the result holds its signing secret, shown this once.
+
+        Raises:
+            InvalidInput: the URL is not http(s), has no host, or names a link-local or
+                metadata address (without `allow_link_local`); an unknown event name; a bad
+                prefix.
+            VaultLocked: the vault is locked (the secret derives from the audit key).
+        """
+        checked = _check_url(url, bool(allow_link_local))
+        names = _check_events(events)
+        prefix = validate_prefix(path_prefix or "")
+        nonce = secrets.token_hex(16)
+        self._state.require_unlocked()
+        now = self._state.clock.now()
+
+        def run(tx: Tx) -> tuple[int, NewAudit]:
+            wid = _store(tx).add_webhook(
+                checked, names, prefix, nonce, bool(allow_link_local), actor.user_id, now
+            )
+            return wid, self._state.entry("webhook_add", actor, prefix or None)
+
+        wid = self._state.submit(run, lambda exc: self._state.entry("webhook_add", actor))
+        hook = next(h for h in self.list() if h.id == wid)
+        return NewWebhook(hook, signing_key(self._state, nonce).decode())
+
+    def list(self) -> list[WebhookRow]:
+        """Every webhook with its pending and failed delivery counts."""
+        with self._state.storage.read() as tx:
+            return tx.events.webhooks(with_counts=True)
+
+    def pending(self) -> int:
+        """Deliveries still pending (the `strongroom_outbox_pending` gauge)."""
+        with self._state.storage.read() as tx:
+            return _store(tx).pending_count()
+
+    def remove(self, webhook_id: int, *, actor: Actor = SYSTEM_ACTOR) -> None:
+        """Remove a webhook and its undelivered events.
+
+        Raises:
+            NotFound: no webhook has this id.
+        """
+
+        def run(tx: Tx) -> tuple[None, NewAudit]:
+            if not _store(tx).remove_webhook(webhook_id):
+                raise errors.NotFound(f"no webhook {webhook_id}")
+            return None, self._state.entry("webhook_remove", actor)
+
+        self._state.submit(
+            run, lambda exc: self._state.entry("webhook_remove", actor, success=False, error=exc)
+        )
+
+    def test(self, webhook_id: int, *, actor: Actor = SYSTEM_ACTOR) -> str:
+        """Queue a `webhook.test` event for one webhook; return its event id.
+
+        Raises:
+            NotFound: no webhook has this id.
+        """
+        now = self._state.clock.now()
+        event_id, doc = body("webhook.test", None, None, now, actor)
+
+        def run(tx: Tx) -> tuple[None, None]:
+            if not any(h.id == webhook_id for h in _store(tx).webhooks()):
+                raise errors.NotFound(f"no webhook {webhook_id}")
+            _store(tx).enqueue([_row(webhook_id, event_id, "webhook.test", doc, now)])
+            return None, None
+
+        self._state.submit(run, lambda exc: None)
+        return event_id
+
+    # -- producing events -------------------------------------------------------------------
+    def publish(
+        self, event: str, path: str | None, version: int | None, actor: Actor, **extra: object
+    ) -> None:
+        """Queue an event no audited change carries (`audit.verify_failed`), in its own
+        transaction."""
+
+        def run(tx: Tx) -> tuple[None, None]:
+            self._enqueue(tx, [(event, path, version, actor, extra)])
+            return None, None
+
+        self._state.submit(run, lambda exc: None)
+
+    def remind(self, lead_days: Sequence[int] = DEFAULT_LEAD_DAYS) -> int:
+        """Queue `secret.expiring` (the nearest lead time not yet reminded, once per lead time
+        and expiry) and `secret.expired` events; return how many. A scheduler job, not a
+        request's work; what was sent is remembered across restarts."""
+        now = self._state.clock.now()
+        leads = sorted({d for d in lead_days if d > 0})
+        horizon = now + timedelta(days=max(leads, default=0))
+        with self._state.storage.read() as tx:
+            candidates = _store(tx).expiring(horizon, _SCAN_LIMIT)
+            sent = _store(tx).reminded([c[0] for c in candidates])
+        events: list[tuple[str, str | None, int | None, Actor, dict[str, object]]] = []
+        marks: list[tuple[int, datetime, int]] = []
+        for sid, path, version, expires_at in candidates:
+            due = (
+                [0]
+                if expires_at <= now
+                else [d for d in leads if expires_at - now <= timedelta(days=d)]
+            )
+            fresh = [d for d in due if (sid, expires_at, d) not in sent]
+            if not fresh:
+                continue
+            marks += [(sid, expires_at, d) for d in fresh]
+            if min(due) not in fresh:
+                continue  # a nearer reminder was already sent
+            name = "secret.expired" if due == [0] else "secret.expiring"
+            extra: dict[str, object] = {"expires_at": iso(expires_at)}
+            if name == "secret.expiring":
+                extra["lead_days"] = min(due)
+            events.append((name, path, version, SYSTEM_ACTOR, extra))
+        if not marks:
+            return 0
+
+        def run(tx: Tx) -> tuple[None, None]:
+            _store(tx).remember(marks, now)
+            self._enqueue(tx, events)
+            return None, None
+
+        self._state.submit(run, lambda exc: None)
+        return len(events)
+
+    def _from_batch(self, tx: Tx, entries: Sequence[NewAudit]) -> None:
+        """The writer's hook: events of a batch's successful entries, in its transaction."""
+        found = []
+        for e in entries:
+            name = EVENT_OF_ACTION.get(e.action) if e.success else None
+            if name is None or (e.action == "rotate_all" and e.path is not None):
+                continue
+            found.append((name, e))
+        if not found:
+            return
+        store = _store(tx)
+        items: list[tuple[str, str | None, int | None, Actor, dict[str, object]]] = []
+        for name, e in found:
+            version = None
+            if name not in _NO_VERSION and e.secret_id is not None:
+                version = store.current_version(e.secret_id)
+            if e.action == "write" and version == 1:
+                name = "secret.created"
+            actor = Actor(e.user_id, e.ip_address, e.request_id)
+            items.append((name, e.path, version, actor, {}))
+        self._enqueue(tx, items, e_time=found[0][1].timestamp)
+
+    def _enqueue(
+        self,
+        tx: Tx,
+        items: Sequence[tuple[str, str | None, int | None, Actor, dict[str, object]]],
+        e_time: datetime | None = None,
+    ) -> None:
+        hooks = _store(tx).webhooks()
+        if not hooks:
+            return
+        now = self._state.clock.now()
+        rows = []
+        for name, path, version, actor, extra in items:
+            targets = [h for h in hooks if _matches(h, name, path)]
+            if targets:
+                event_id, doc = body(name, path, version, e_time or now, actor, **extra)
+                rows += [_row(h.id, event_id, name, doc, now) for h in targets]
+        _store(tx).enqueue(rows)
+
+
+def _row(webhook_id: int, event_id: str, event: str, doc: str, now: datetime) -> dict[str, object]:
+    return {
+        "webhook_id": webhook_id,
+        "event_id": event_id,
+        "event": event,
+        "body": doc,
+        "created_at": now,
+        "next_attempt_at": now,
+    }
