@@ -449,6 +449,52 @@ class Client:
                 f"the audit export stream broke ({type(exc).__name__})"
             ) from exc
 
+    # -- webhooks (Admins) ---------------------------------------------------------------------
+    def webhook_add(
+        self,
+        url: str,
+        *,
+        events: list[str] | None = None,
+        path_prefix: str = "",
+        allow_link_local: bool = False,
+    ) -> dict[str, Any]:
+        """Add a webhook; the answer holds its signing secret (shown once).
+
+        Raises:
+            InvalidInput, PermissionDenied, VaultLocked.
+        """
+        body = {
+            "url": url,
+            "events": events or [],
+            "path_prefix": path_prefix,
+            "allow_link_local": allow_link_local,
+        }
+        return self._call("POST", "/api/vault/webhooks", json=body)
+
+    def webhook_list(self) -> list[dict[str, Any]]:
+        """Every webhook with its delivery state.
+
+        Raises:
+            PermissionDenied.
+        """
+        return list(self._call("GET", "/api/vault/webhooks")["webhooks"])
+
+    def webhook_remove(self, webhook_id: int) -> None:
+        """Remove a webhook.
+
+        Raises:
+            NotFound, PermissionDenied.
+        """
+        self._call("DELETE", f"/api/vault/webhooks/{int(webhook_id)}")
+
+    def webhook_test(self, webhook_id: int) -> str:
+        """Queue a `webhook.test` event; return its event id.
+
+        Raises:
+            NotFound, PermissionDenied.
+        """
+        return str(self._call("POST", f"/api/vault/webhooks/{int(webhook_id)}/test")["id"])
+
     def login(self, username: str, password: str) -> tuple[str, datetime]:
         """Log in as a built-in user; use the returned token from now on.
 

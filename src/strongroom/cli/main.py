@@ -20,6 +20,7 @@ from strongroom.cli.import_vault import import_vault
 from strongroom.cli.keys import rotate
 from strongroom.cli.server import server
 from strongroom.cli.session import Session, global_options
+from strongroom.cli.webhook import webhook
 
 __all__ = ["cli", "main"]
 
@@ -65,6 +66,7 @@ for _command in [
     *commands.COMMANDS,
     rotate,
     audit,
+    webhook,
     *admin.COMMANDS,
     *access.COMMANDS,
 ]:

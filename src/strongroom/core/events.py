@@ -21,7 +21,7 @@ import secrets
 import socket
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -92,6 +92,8 @@ class EventStore(Protocol):
     ) -> int: ...
 
     def webhooks(self, *, with_counts: bool = False) -> list[WebhookRow]: ...
+
+    def last_failure(self, webhook_id: int) -> str | None: ...
 
     def remove_webhook(self, webhook_id: int) -> bool: ...
 
@@ -259,9 +261,14 @@ class Events:
         return NewWebhook(hook, signing_key(self._state, nonce).decode())
 
     def list(self) -> list[WebhookRow]:
-        """Every webhook with its pending and failed delivery counts."""
+        """Every webhook with its pending and failed delivery counts, and the last delivery
+        error of one that has failed or pending deliveries."""
         with self._state.storage.read() as tx:
-            return tx.events.webhooks(with_counts=True)
+            hooks = _store(tx).webhooks(with_counts=True)
+            return [
+                replace(h, last_error=_store(tx).last_failure(h.id)) if h.failed or h.pending else h
+                for h in hooks
+            ]
 
     def pending(self) -> int:
         """Deliveries still pending (the `strongroom_outbox_pending` gauge)."""

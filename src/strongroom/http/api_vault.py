@@ -19,7 +19,7 @@ from starlette.responses import Response
 from strongroom import errors
 from strongroom.api import VaultAPI
 from strongroom.clock import parse_duration
-from strongroom.http import api_audit, deps
+from strongroom.http import api_audit, api_webhooks, deps
 from strongroom.http import schemas as s
 from strongroom.http.api_audit import anchor_params
 from strongroom.http.bodies import int_field as _int
@@ -410,5 +410,6 @@ OPERATIONS: tuple[Operation, ...] = (
         query=("anchor_id", "anchor_mac"),
     ),
     *api_audit.OPERATIONS,
+    *api_webhooks.OPERATIONS,
     Operation("POST", "/api/auth/login", login, "Log in as a built-in user", "none", s.LOGIN),
 )
