@@ -9,6 +9,7 @@ address. The token is sent only in the Authorization header and never appears in
 
 from __future__ import annotations
 
+import builtins
 import json as json_module
 import ssl
 from collections.abc import Iterator
@@ -32,7 +33,7 @@ from strongroom.models import (
     VersionInfo,
 )
 
-__all__ = ["Client"]
+__all__ = ["Client", "Webhooks"]
 
 _BY_STATUS: dict[int, type[errors.StrongroomError]] = {
     400: errors.InvalidInput,
@@ -124,6 +125,8 @@ class Client:
             transport=transport,
             verify=verify,
         )
+        #: Webhook configuration (Admins): add, list, remove, test.
+        self.webhooks = Webhooks(self)
 
     # -- plumbing -------------------------------------------------------------------------
     def _call(
@@ -449,52 +452,6 @@ class Client:
                 f"the audit export stream broke ({type(exc).__name__})"
             ) from exc
 
-    # -- webhooks (Admins) ---------------------------------------------------------------------
-    def webhook_add(
-        self,
-        url: str,
-        *,
-        events: list[str] | None = None,
-        path_prefix: str = "",
-        allow_link_local: bool = False,
-    ) -> dict[str, Any]:
-        """Add a webhook; the answer holds its signing secret (shown once).
-
-        Raises:
-            InvalidInput, PermissionDenied, VaultLocked.
-        """
-        body = {
-            "url": url,
-            "events": events or [],
-            "path_prefix": path_prefix,
-            "allow_link_local": allow_link_local,
-        }
-        return self._call("POST", "/api/vault/webhooks", json=body)
-
-    def webhook_list(self) -> list[dict[str, Any]]:
-        """Every webhook with its delivery state.
-
-        Raises:
-            PermissionDenied.
-        """
-        return list(self._call("GET", "/api/vault/webhooks")["webhooks"])
-
-    def webhook_remove(self, webhook_id: int) -> None:
-        """Remove a webhook.
-
-        Raises:
-            NotFound, PermissionDenied.
-        """
-        self._call("DELETE", f"/api/vault/webhooks/{int(webhook_id)}")
-
-    def webhook_test(self, webhook_id: int) -> str:
-        """Queue a `webhook.test` event; return its event id.
-
-        Raises:
-            NotFound, PermissionDenied.
-        """
-        return str(self._call("POST", f"/api/vault/webhooks/{int(webhook_id)}/test")["id"])
-
     def login(self, username: str, password: str) -> tuple[str, datetime]:
         """Log in as a built-in user; use the returned token from now on.
 
@@ -514,3 +471,55 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Webhooks:
+    """`client.webhooks`: the server's `/api/vault/webhooks` (Admins)."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def add(
+        self,
+        url: str,
+        *,
+        events: list[str] | None = None,
+        path_prefix: str = "",
+        allow_link_local: bool = False,
+    ) -> dict[str, Any]:
+        """Add a webhook; the answer holds its signing secret (shown once).
+
+        Raises:
+            InvalidInput, PermissionDenied, VaultLocked.
+        """
+        body = {
+            "url": url,
+            "events": events or [],
+            "path_prefix": path_prefix,
+            "allow_link_local": allow_link_local,
+        }
+        return self._client._call("POST", "/api/vault/webhooks", json=body)
+
+    def list(self) -> builtins.list[dict[str, Any]]:
+        """Every webhook with its delivery state.
+
+        Raises:
+            PermissionDenied.
+        """
+        return list(self._client._call("GET", "/api/vault/webhooks")["webhooks"])
+
+    def remove(self, webhook_id: int) -> None:
+        """Remove a webhook.
+
+        Raises:
+            NotFound, PermissionDenied.
+        """
+        self._client._call("DELETE", f"/api/vault/webhooks/{int(webhook_id)}")
+
+    def test(self, webhook_id: int) -> str:
+        """Queue a `webhook.test` event; return its event id.
+
+        Raises:
+            NotFound, PermissionDenied.
+        """
+        return str(self._client._call("POST", f"/api/vault/webhooks/{int(webhook_id)}/test")["id"])

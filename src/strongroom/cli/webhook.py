@@ -79,7 +79,7 @@ def add(
         )
         data = {**webhook_json(added.webhook), "secret": added.secret}
     else:
-        data = api.webhook_add(
+        data = api.webhooks.add(
             url, events=list(events), path_prefix=path_prefix, allow_link_local=allow_link_local
         )
     text = (
@@ -104,7 +104,7 @@ def list_webhooks(ctx: click.Context, fmt: str) -> None:
     hooks: list[dict[str, Any]] = (
         [webhook_json(h) for h in api.events.list()]
         if isinstance(api, Vault)
-        else api.webhook_list()
+        else api.webhooks.list()
     )
     lines = [f"Found {len(hooks)} webhook(s):"]
     for h in hooks:
@@ -136,7 +136,7 @@ def remove(ctx: click.Context, webhook_id: int) -> None:
     if isinstance(api, Vault):
         api.events.remove(webhook_id)
     else:
-        api.webhook_remove(webhook_id)
+        api.webhooks.remove(webhook_id)
     click.echo(f"Webhook {webhook_id} removed")
 
 
@@ -153,6 +153,6 @@ def test(ctx: click.Context, webhook_id: int) -> None:
     """
     api = _api(ctx)
     event_id = (
-        api.events.test(webhook_id) if isinstance(api, Vault) else api.webhook_test(webhook_id)
+        api.events.test(webhook_id) if isinstance(api, Vault) else api.webhooks.test(webhook_id)
     )
     click.echo(f"Test event {event_id} queued for webhook {webhook_id}")

@@ -105,11 +105,15 @@ def parse_device(spec: str) -> DeviceSpec:
     )
 
 
+#: An entry's fields, in order (a field a later schema adds to entries is recorded too).
+_FIELDS = tuple(f.name for f in dataclasses.fields(NewAudit))
+
+
 def record(entry: NewAudit, entry_id: int, mac: str | None) -> dict[str, object]:
     """The JSON record of one committed entry: its stored fields, id and MAC."""
     out: dict[str, object] = {"id": entry_id}
-    for f in dataclasses.fields(entry):
-        out[f.name] = getattr(entry, f.name)
+    for name in _FIELDS:
+        out[name] = getattr(entry, name)
     out["timestamp"] = entry.timestamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     out["mac"] = mac
     return out
