@@ -68,5 +68,17 @@ def test_anchor_over_http(tmp_path: Path) -> None:
             r = http.get("/api/vault/audit/verify", params={"anchor_id": "x", "anchor_mac": "y"})
             assert r.status_code == 400 and "anchor_id" in r.json()["error"]
         client.close()
+        remote = Vaultctl(
+            server.dsn,
+            tmp_path,
+            key=None,
+            extra_env={"VAULT_ADDR": server.url, "VAULT_TOKEN": server_proc.token()},
+        )
+        out = tmp_path / "remote.csv"
+        r = remote("audit", "export", "--format", "csv", "-o", str(out))
+        assert r.code == 0 and "anchor written to" in r.err, r
+        assert out.read_text().startswith("id,timestamp,")
+        r = remote("audit", "verify", "--anchor", f"{out}.anchor.json")
+        assert r.code == 0 and r.out.startswith("chain intact"), r
     finally:
         server.stop()
