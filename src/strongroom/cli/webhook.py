@@ -15,7 +15,7 @@ from strongroom.cli.inputs import format_option
 from strongroom.cli.session import global_options, session_of
 from strongroom.client import Client
 from strongroom.core import Vault
-from strongroom.core.events import EVENTS
+from strongroom.core.webhook_rules import EVENTS
 from strongroom.http.api_webhooks import webhook_json
 
 __all__ = ["webhook"]

@@ -15,19 +15,17 @@ This module must never put a secret value or key into a body, a log line or an e
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import secrets
-import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
-from urllib.parse import urlsplit
 
 from strongroom import errors
 from strongroom.core.state import VaultState
+from strongroom.core.webhook_rules import EVENTS, check_events, check_url, signing_key
 from strongroom.models import SYSTEM_ACTOR, Actor, iso, validate_prefix
 from strongroom.storage import NewAudit, Tx, WebhookRow
 
@@ -38,22 +36,8 @@ __all__ = [
     "EventStore",
     "Events",
     "NewWebhook",
-    "check_address",
-    "signing_key",
 ]
 
-EVENTS = (
-    "secret.expiring",
-    "secret.expired",
-    "secret.created",
-    "secret.updated",
-    "secret.deleted",
-    "secret.rolled_back",
-    "vault.locked",
-    "vault.unlocked",
-    "audit.verify_failed",
-    "rotation.completed",
-)
 #: The event of a successful audited action (`write` is created or updated by version).
 EVENT_OF_ACTION = {
     "create": "secret.created",
@@ -72,9 +56,9 @@ EVENT_OF_ACTION = {
 }
 DEFAULT_LEAD_DAYS = (30, 7, 1)
 _NO_VERSION = ("secret.deleted", "vault.locked", "vault.unlocked", "rotation.completed")
-_METADATA_HOSTS = ("metadata", "metadata.google.internal", "metadata.azure.internal")
-_LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
 _SCAN_LIMIT = 1000
+#: An event to queue: (name, path, version, actor, extra body fields, time or None for now).
+_Item = tuple[str, str | None, int | None, Actor, dict[str, object], datetime | None]
 
 
 class EventStore(Protocol):
@@ -114,79 +98,12 @@ def _store(tx: Tx) -> EventStore:
     return tx.events
 
 
-def signing_key(state: VaultState, nonce: str) -> bytes:
-    """The HMAC key of a webhook's signatures (hex text, as shown to the admin, as bytes).
-
-    Raises:
-        VaultLocked: the vault is locked (the key derives from the audit key).
-    """
-    return state.barrier.mac(b"strongroom webhook signing v1:" + nonce.encode()).encode()
-
-
-def check_address(host: str, *, allow_link_local: bool) -> None:
-    """Refuse a link-local or cloud-metadata host (169.254.0.0/16, fe80::/10), by name or by
-    any address it resolves to, unless `allow_link_local`. An unresolvable name passes here
-    (the sender checks again before each delivery).
-
-    Raises:
-        InvalidInput: the host is link-local or a metadata service.
-    """
-    if allow_link_local:
-        return
-    name = host.strip("[]").lower().rstrip(".")
-    if name in _METADATA_HOSTS:
-        raise errors.InvalidInput(f"webhook host {host!r} is a cloud metadata service")
-    try:
-        addresses = {ipaddress.ip_address(name)}
-    except ValueError:
-        try:
-            infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
-        except (OSError, UnicodeError):
-            return
-        addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
-    for address in addresses:
-        if any(address in net for net in _LINK_LOCAL):
-            raise errors.InvalidInput(
-                f"webhook address {address} is link-local (cloud metadata); refused unless "
-                "allow_link_local is set"
-            )
-
-
 @dataclass(frozen=True, slots=True)
 class NewWebhook:
     """A webhook just added, with its signing secret (shown once, stored nowhere)."""
 
     webhook: WebhookRow
     secret: str
-
-
-def _check_url(url: object, allow_link_local: bool) -> str:
-    if not isinstance(url, str) or not url or len(url) > 2000:
-        raise errors.InvalidInput("url must be a non-empty string of at most 2000 characters")
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise errors.InvalidInput(f"url is malformed: {exc}") from None
-    if parts.scheme not in ("http", "https"):
-        raise errors.InvalidInput("url must be http:// or https://")
-    if not parts.hostname:
-        raise errors.InvalidInput("url has no host")
-    if port == 0:
-        raise errors.InvalidInput("url port must be from 1 to 65535")
-    check_address(parts.hostname, allow_link_local=allow_link_local)
-    return url
-
-
-def _check_events(events: object) -> tuple[str, ...]:
-    if events is None:
-        return ()
-    if not isinstance(events, list | tuple) or not all(isinstance(e, str) for e in events):
-        raise errors.InvalidInput("events must be a list of event names")
-    unknown = sorted(set(events) - set(EVENTS))
-    if unknown:
-        raise errors.InvalidInput(f"unknown event {unknown[0]!r}; known: {', '.join(EVENTS)}")
-    return tuple(dict.fromkeys(events))
 
 
 def body(
@@ -243,8 +160,8 @@ class Events:
                 prefix.
             VaultLocked: the vault is locked (the secret derives from the audit key).
         """
-        checked = _check_url(url, bool(allow_link_local))
-        names = _check_events(events)
+        checked = check_url(url, bool(allow_link_local))
+        names = check_events(events)
         prefix = validate_prefix(path_prefix or "")
         nonce = secrets.token_hex(16)
         self._state.require_unlocked()
@@ -317,7 +234,7 @@ class Events:
         transaction."""
 
         def run(tx: Tx) -> tuple[None, None]:
-            self._enqueue(tx, [(event, path, version, actor, extra)])
+            self._enqueue(tx, [(event, path, version, actor, extra, None)])
             return None, None
 
         self._state.submit(run, lambda exc: None)
@@ -332,7 +249,7 @@ class Events:
         with self._state.storage.read() as tx:
             candidates = _store(tx).expiring(horizon, _SCAN_LIMIT)
             sent = _store(tx).reminded([c[0] for c in candidates])
-        events: list[tuple[str, str | None, int | None, Actor, dict[str, object]]] = []
+        events: list[_Item] = []
         marks: list[tuple[int, datetime, int]] = []
         for sid, path, version, expires_at in candidates:
             due = (
@@ -350,7 +267,7 @@ class Events:
             extra: dict[str, object] = {"expires_at": iso(expires_at)}
             if name == "secret.expiring":
                 extra["lead_days"] = min(due)
-            events.append((name, path, version, SYSTEM_ACTOR, extra))
+            events.append((name, path, version, SYSTEM_ACTOR, extra, None))
         if not marks:
             return 0
 
@@ -373,7 +290,7 @@ class Events:
         if not found:
             return
         store = _store(tx)
-        items: list[tuple[str, str | None, int | None, Actor, dict[str, object]]] = []
+        items: list[_Item] = []
         for name, e in found:
             version = None
             if name not in _NO_VERSION and e.secret_id is not None:
@@ -381,24 +298,23 @@ class Events:
             if e.action == "write" and version == 1:
                 name = "secret.created"
             actor = Actor(e.user_id, e.ip_address, e.request_id)
-            items.append((name, e.path, version, actor, {}))
-        self._enqueue(tx, items, e_time=found[0][1].timestamp)
+            items.append((name, e.path, version, actor, {}, e.timestamp))
+        self._enqueue(tx, items)
 
     def _enqueue(
         self,
         tx: Tx,
-        items: Sequence[tuple[str, str | None, int | None, Actor, dict[str, object]]],
-        e_time: datetime | None = None,
+        items: Sequence[_Item],
     ) -> None:
         hooks = _store(tx).webhooks()
         if not hooks:
             return
         now = self._state.clock.now()
         rows = []
-        for name, path, version, actor, extra in items:
+        for name, path, version, actor, extra, at in items:
             targets = [h for h in hooks if _matches(h, name, path)]
             if targets:
-                event_id, doc = body(name, path, version, e_time or now, actor, **extra)
+                event_id, doc = body(name, path, version, at or now, actor, **extra)
                 rows += [_row(h.id, event_id, name, doc, now) for h in targets]
         _store(tx).enqueue(rows)
 

@@ -26,8 +26,8 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from strongroom import errors
-from strongroom.core.events import check_address, signing_key
 from strongroom.core.state import VaultState
+from strongroom.core.webhook_rules import check_address, signing_key
 from strongroom.storage import OutboxRow, Tx, WebhookRow
 
 __all__ = ["SendOptions", "Sender", "sign"]
