@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import logging
 import time
 import urllib.error
@@ -130,7 +131,7 @@ class Sender:
                 status = response.status
         except urllib.error.HTTPError as exc:
             status = exc.code
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, http.client.HTTPException) as exc:
             return f"{type(exc).__name__}: {getattr(exc, 'reason', '') or exc}"[:200]
         return None if 200 <= status < 300 else f"receiver answered {status}"
 
