@@ -33,6 +33,7 @@ def test_change_events_delivered_signed(vault: Vault, receiver: Receiver) -> Non
     s = sender(vault)
     try:
         assert s.run() == 3
+        s.drain()
     finally:
         s.close()
     # Deliveries run concurrently: arrival order is not promised (docs/events.md).
@@ -75,10 +76,13 @@ def test_retries_with_backoff_then_delivered(
     s = sender(vault, retry_base=timedelta(seconds=10))
     try:
         for n, wait in enumerate((10, 20, 40)):
-            assert s.run() == 1 and receiver.attempts == n + 1
+            assert s.run() == 1
+            s.drain()
+            assert receiver.attempts == n + 1
             assert s.run() == 0  # not due yet
             clock.advance(timedelta(seconds=wait))
         assert s.run() == 1
+        s.drain()
     finally:
         s.close()
     assert [d.json["event"] for d in receiver.wait(1)] == ["secret.updated"]
@@ -94,6 +98,7 @@ def test_gives_up_after_max_age(vault: Vault, receiver: Receiver, clock: ManualC
     s = sender(vault, retry_base=timedelta(hours=4), max_age=timedelta(hours=24))
     try:
         while s.run():
+            s.drain()
             clock.advance(timedelta(hours=40))
     finally:
         s.close()
@@ -115,6 +120,7 @@ def test_expiry_reminders_once_per_lead_time(
     s = sender(vault)
     try:
         s.run()
+        s.drain()
     finally:
         s.close()
     got = [(d.json["event"], d.json["path"], d.json.get("lead_days")) for d in receiver.wait(4)]

@@ -65,8 +65,8 @@ def test_anchor_over_http(tmp_path: Path) -> None:
         assert client.verify_audit(anchor).ok
         assert not client.verify_audit(AuditAnchor(anchor.id, "0" * 64)).ok
         with server.client() as http:
-            r = http.get("/api/vault/audit/verify", params={"anchor_id": "x", "anchor_mac": "y"})
-            assert r.status_code == 400 and "anchor_id" in r.json()["error"]
+            bad = http.get("/api/vault/audit/verify", params={"anchor_id": "x", "anchor_mac": "y"})
+            assert bad.status_code == 400 and "anchor_id" in bad.json()["error"]
         client.close()
         remote = Vaultctl(
             server.dsn,

@@ -1,8 +1,9 @@
 """`Sender`: delivers the outbox (`core.events`) to webhooks, signed, with retries.
 
-One pass (`run`, a `leader_only` scheduler job, so one sender across workers and instances) takes
-at most `in_flight` due deliveries, POSTs them concurrently on its own threads (never a request's
-thread: a slow receiver never slows requests), then records each outcome in one write. A 2xx is
+A pass (`run`, a `leader_only` scheduler job, so one sender across workers and instances) starts
+due deliveries on the sender's own threads, keeping at most `in_flight` running (never a
+request's thread: a slow receiver never slows requests, and a hanging one holds one slot, not
+the pass); each delivery records its outcome when it ends. A 2xx is
 delivered; anything else is retried with exponential back-off (`retry_base` * 2^attempts) until
 `max_age` after the event, then marked failed (`vaultctl webhook list` shows it). Delivery is at
 least once: a crash between the POST and the record sends it again, with the same event id.
@@ -17,6 +18,7 @@ import hashlib
 import hmac
 import http.client
 import logging
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -82,26 +84,59 @@ class Sender:
         self.options = options or SendOptions()
         self._on_result = on_result
         self._pool = ThreadPoolExecutor(self.options.in_flight, thread_name_prefix="webhook")
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._in_flight: set[int] = set()
 
     def close(self) -> None:
         """Stop the delivery threads (after the deliveries in flight)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def run(self) -> int:
-        """One pass: send what is due (at most `in_flight`); return how many were tried.
+        """One pass: start the due deliveries that fit in the free slots (at most `in_flight`
+        at once, counting those still running from earlier passes); return how many started.
+        A pass never waits for a receiver: each delivery records its outcome when it ends.
         Nothing is sent while the vault is locked (the signing keys derive from its keys)."""
         if not self._state.is_unlocked:
             return 0
+        with self._lock:
+            busy = set(self._in_flight)
+        free = self.options.in_flight - len(busy)
+        if free <= 0:
+            return 0
         now = self._state.clock.now()
         with self._state.storage.read() as tx:
-            due = tx.events.due(now, self.options.in_flight)
+            due = [r for r in tx.events.due(now, free + len(busy)) if r.id not in busy][:free]
             hooks = {h.id: h for h in tx.events.webhooks()} if due else {}
-        if not due:
-            return 0
-        futures = [self._pool.submit(self._send, row, hooks.get(row.webhook_id)) for row in due]
-        outcomes = [(row, f.result()) for row, f in zip(due, futures, strict=True)]
-        self._settle(outcomes)
+        with self._lock:
+            self._in_flight.update(r.id for r in due)
+        for row in due:
+            self._pool.submit(self._deliver, row, hooks.get(row.webhook_id))
         return len(due)
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Wait until no delivery is in flight (tests; shutdown).
+
+        Raises:
+            TimeoutError: deliveries still running after `timeout` seconds.
+        """
+        end = time.monotonic() + timeout
+        with self._idle:
+            while self._in_flight:
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("webhook deliveries still in flight")
+                self._idle.wait(left)
+
+    def _deliver(self, row: OutboxRow, hook: WebhookRow | None) -> None:
+        try:
+            self._settle([(row, self._send(row, hook))])
+        except Exception:  # recorded by the next attempt; never kill the pool thread
+            log.exception("webhook delivery %s could not be recorded", row.event_id)
+        finally:
+            with self._idle:
+                self._in_flight.discard(row.id)
+                self._idle.notify_all()
 
     def _send(self, row: OutboxRow, hook: WebhookRow | None) -> str | None:
         """POST one delivery; None when delivered, else why not (no body, no secret)."""
