@@ -68,3 +68,29 @@ def test_file_device_sighup_and_fail_closed(tmp_path: Path) -> None:
     assert "audit device file:" in out and "failed, request refused" in out
     assert "optional audit device file:/dev/full,optional failed" in out
     assert "s3cret-value" not in out
+
+
+def test_sighup_reopens_in_every_worker(tmp_path: Path) -> None:
+    log = tmp_path / "audit.jsonl"
+    server = server_proc.ServerProcess(
+        tmp_path, workers=2, args=["--audit-device", f"file:{log}"]
+    ).start()
+    try:
+        assert server.proc is not None
+        with server.client() as http:
+            http.post("/api/vault/secrets", json={"path": "app/db", "value": "v"})
+            for _ in range(10):
+                assert http.get("/api/vault/secrets/app/db").status_code == 200
+            log.rename(tmp_path / "audit.jsonl.1")
+            server.proc.send_signal(signal.SIGHUP)  # the supervisor forwards it to each worker
+            wait_for(lambda: http.get("/api/vault/secrets/app/db") and log.exists(), "reopen")
+            for _ in range(20):
+                http.get("/api/vault/secrets/app/db")
+            old = len(records(tmp_path / "audit.jsonl.1"))
+            for _ in range(20):
+                http.get("/api/vault/secrets/app/db")
+        assert len(records(tmp_path / "audit.jsonl.1")) == old  # no worker kept the old file
+        ids = [r["id"] for r in records(tmp_path / "audit.jsonl.1") + records(log)]
+        assert len(ids) == len(set(ids))  # every entry once across both files
+    finally:
+        server.stop()
