@@ -8,9 +8,10 @@ from datetime import timedelta
 
 import pytest
 
-from strongroom import Vault, errors
+from strongroom import Vault, errors, open_vault
 from strongroom.clock import ManualClock
 from strongroom.core.webhook_sender import Sender, SendOptions
+from tests.conftest import MASTER_KEY, fast_config
 from tests.receiver import Receiver
 
 
@@ -158,3 +159,22 @@ def test_link_local_allowed_with_flag(vault: Vault) -> None:
     assert added.webhook.allow_link_local
     with pytest.raises(errors.InvalidInput, match="unknown event"):
         vault.events.add("http://127.0.0.1/x", events=["secret.nope"])
+
+
+def test_reminders_are_not_repeated_after_a_restart(dsn: str, clock: ManualClock) -> None:
+    vault = open_vault(dsn, fast_config(clock=clock, auto_lock=False))
+    vault.unlock(MASTER_KEY)
+    vault.events.add("http://127.0.0.1:9/never", events=["secret.expiring"])
+    vault.create_secret("app/x", "v", expires_in=timedelta(days=10))
+    clock.advance(timedelta(days=3, hours=1))  # 7 days minus an hour left: the 7-day reminder
+    assert vault.events.remind() == 1
+    vault.close()
+    again = open_vault(dsn, fast_config(clock=clock, auto_lock=False))
+    try:
+        assert again.events.remind() == 0  # remembered in vault_reminders, not in memory
+        clock.advance(timedelta(days=6))  # under a day left: the 1-day reminder, once
+        assert again.events.remind() == 1
+        assert again.events.remind() == 0
+        assert again.events.pending() == 2
+    finally:
+        again.close()

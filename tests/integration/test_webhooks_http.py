@@ -192,3 +192,35 @@ def test_cli_webhook_commands(tmp_path: Path, receiver: Receiver) -> None:
     one_error_line(vc("webhook", "remove", "--id", "1"), 1, "no webhook 1")
     r = vc("webhook", "add", "--url", "http://169.254.169.254/")
     one_error_line(r, 2, "link-local")
+
+
+@pytest.mark.postgres
+def test_one_sender_across_two_instances(tmp_path: Path, pg_dsn: str, receiver: Receiver) -> None:
+    servers = [
+        server_proc.ServerProcess(tmp_path / name, dsn=pg_dsn, env=FAST) for name in ("a", "b")
+    ]
+    for s in servers:
+        (tmp_path / Path(s.log).parent.name).mkdir(exist_ok=True)
+        s.start()
+    try:
+        with servers[0].client() as a, servers[1].client() as b:
+            add_hook(a, receiver.url, events=["secret.created"])
+            for i in range(10):
+                http = a if i % 2 else b
+                assert (
+                    http.post(
+                        "/api/vault/secrets", json={"path": f"p/{i}", "value": "v"}
+                    ).status_code
+                    == 201
+                )
+            got = receiver.wait(10)
+            deadline = time.monotonic() + 10
+            while a.get("/api/vault/webhooks").json()["webhooks"][0]["pending"]:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        ids = [d.json["id"] for d in receiver.deliveries]
+        assert len(ids) == len(set(ids)) == 10  # each event once: one sender for both
+        assert sorted(d.json["path"] for d in got) == sorted(f"p/{i}" for i in range(10))
+    finally:
+        for s in servers:
+            s.stop()
