@@ -287,6 +287,10 @@ class Events:
             if name is None or (e.action == "rotate_all" and e.path is not None):
                 continue
             found.append((name, e))
+        if any(e.action == "rotate_all" for _, e in found) and _rotating(tx):
+            # A master-key rotation audits its atomic step, a resume and its end alike: only
+            # the entry that leaves no rotation marker behind is its one `rotation.completed`.
+            found = [(n, e) for n, e in found if e.action != "rotate_all"]
         if not found:
             return
         store = _store(tx)
@@ -317,6 +321,12 @@ class Events:
                 event_id, doc = body(name, path, version, at or now, actor, **extra)
                 rows += [_row(h.id, event_id, name, doc, now) for h in targets]
         _store(tx).enqueue(rows)
+
+
+def _rotating(tx: Tx) -> bool:
+    """Whether a master-key rotation is unfinished (its marker is set) in this transaction."""
+    keys = tx.keys.get_keys()
+    return keys is not None and keys.rotation is not None
 
 
 def _row(webhook_id: int, event_id: str, event: str, doc: str, now: datetime) -> dict[str, object]:
