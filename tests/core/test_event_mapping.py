@@ -26,3 +26,30 @@ def test_master_key_rotation_completes_once(dsn: str, vault: Vault) -> None:
     assert len(outbox(dsn)) == 2  # a second rotation: a second event
     vault.rotate_secret("app/a")
     assert [e["path"] for e in outbox(dsn)] == [None, None, "app/a"]
+
+
+def test_kv_deletes_are_told_apart(dsn: str, vault: Vault) -> None:
+    vault.events.add(
+        "http://127.0.0.1:9/never", events=["secret.deleted", "secret.version_deleted"]
+    )
+    for n in (1, 2, 3):
+        vault.kv.write("app/k", {"n": n})
+    vault.kv.delete_versions("app/k", [1])  # an older version: the secret stays readable
+    vault.kv.destroy("app/k", [2])
+    vault.kv.delete_latest("app/k")  # now a read of app/k fails
+    vault.kv.destroy("app/k", [3])
+    vault.kv.metadata.delete("app/k")  # the whole secret removed
+    vault.kv.metadata.delete("app/never-there")  # nothing removed: no event
+    vault.delete_secret(vault.create_secret("plain", "v").path)
+    got = [
+        (e["event"], e["path"], e["version"], e.get("destroyed"), e.get("removed"))
+        for e in outbox(dsn)
+    ]
+    assert got == [
+        ("secret.version_deleted", "app/k", 3, False, False),
+        ("secret.version_deleted", "app/k", 3, True, False),
+        ("secret.deleted", "app/k", 3, False, False),
+        ("secret.deleted", "app/k", 3, True, False),
+        ("secret.deleted", "app/k", None, None, True),
+        ("secret.deleted", "plain", None, None, True),
+    ]

@@ -25,6 +25,7 @@ from typing import Protocol
 
 from strongroom import errors
 from strongroom.core.state import VaultState
+from strongroom.core.versions import is_deleted, versions_of
 from strongroom.core.webhook_rules import EVENTS, check_events, check_url, signing_key
 from strongroom.models import SYSTEM_ACTOR, Actor, iso, validate_prefix
 from strongroom.storage import NewAudit, Tx, WebhookRow
@@ -46,6 +47,8 @@ EVENT_OF_ACTION = {
     "write": "secret.updated",
     "import": "secret.updated",
     "delete": "secret.deleted",
+    "soft_delete": "secret.deleted",
+    "destroy": "secret.deleted",
     "rollback": "secret.rolled_back",
     "lock": "vault.locked",
     "auto_lock": "vault.locked",
@@ -55,7 +58,9 @@ EVENT_OF_ACTION = {
     "rotate_all": "rotation.completed",
 }
 DEFAULT_LEAD_DAYS = (30, 7, 1)
-_NO_VERSION = ("secret.deleted", "vault.locked", "vault.unlocked", "rotation.completed")
+_NO_VERSION = ("vault.locked", "vault.unlocked", "rotation.completed")
+#: KV v2 version deletes: `secret.deleted` when they leave the current version unreadable.
+_VERSION_DELETES = ("soft_delete", "destroy")
 _SCAN_LIMIT = 1000
 #: An event to queue: (name, path, version, actor, extra body fields, time or None for now).
 _Item = tuple[str, str | None, int | None, Actor, dict[str, object], datetime | None]
@@ -293,17 +298,30 @@ class Events:
             found = [(n, e) for n, e in found if e.action != "rotate_all"]
         if not found:
             return
-        store = _store(tx)
-        items: list[_Item] = []
-        for name, e in found:
-            version = None
-            if name not in _NO_VERSION and e.secret_id is not None:
-                version = store.current_version(e.secret_id)
-            if e.action == "write" and version == 1:
-                name = "secret.created"
-            actor = Actor(e.user_id, e.ip_address, e.request_id)
-            items.append((name, e.path, version, actor, {}, e.timestamp))
+        items = [item for name, e in found if (item := self._item(tx, name, e)) is not None]
         self._enqueue(tx, items)
+
+    def _item(self, tx: Tx, name: str, e: NewAudit) -> _Item | None:
+        """The event of one successful entry; None for a delete that removed nothing."""
+        extra: dict[str, object] = {}
+        version = None
+        if name == "secret.deleted" and e.secret_id is None:
+            return None  # deleting what is not there (KV v2 answers 204) changes nothing
+        if e.action == "delete":
+            extra["removed"] = True
+        elif name not in _NO_VERSION and e.secret_id is not None:
+            version = _store(tx).current_version(e.secret_id)
+        if e.action in _VERSION_DELETES and e.secret_id is not None and version is not None:
+            current = versions_of(tx).get_version(e.secret_id, version)
+            gone = (
+                current is None or current.destroyed or is_deleted(current, self._state.clock.now())
+            )
+            name = "secret.deleted" if gone else "secret.version_deleted"
+            extra.update(removed=False, destroyed=e.action == "destroy")
+        if e.action == "write" and version == 1:
+            name = "secret.created"
+        actor = Actor(e.user_id, e.ip_address, e.request_id)
+        return name, e.path, version, actor, extra, e.timestamp
 
     def _enqueue(
         self,

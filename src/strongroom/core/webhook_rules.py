@@ -22,6 +22,7 @@ EVENTS = (
     "secret.created",
     "secret.updated",
     "secret.deleted",
+    "secret.version_deleted",
     "secret.rolled_back",
     "vault.locked",
     "vault.unlocked",
