@@ -29,6 +29,8 @@ flags; `Settings.vault_config()` derives the core's options, so every default is
 `STRONGROOM_WEBHOOK_RETRY_BASE`    seconds before the first retry, doubled each time (10)
 `STRONGROOM_WEBHOOK_MAX_AGE`       give a delivery up after this long (default 24h)
 `STRONGROOM_WEBHOOK_TIMEOUT`       seconds a receiver gets to answer (default 10)
+`STRONGROOM_OUTBOX_RETENTION`      keep failed webhook deliveries this long after their event
+                                   (default 7d); delivered ones are pruned at once
 `STRONGROOM_REMINDER_INTERVAL`     seconds between expiry-reminder passes (default 300)
 `STRONGROOM_REMINDER_LEAD_DAYS`    expiry reminder lead times in days (default `30,7,1`)
 `STRONGROOM_AUDIT_DEVICES_FILE`    a file of audit devices, one per line (`#` comments), added
@@ -266,6 +268,8 @@ class Settings:
         ui: serve the web console at `/ui/` (`--no-ui` turns it off).
         webhook_interval / webhook_in_flight / webhook_retry_base / webhook_max_age /
             webhook_timeout: the webhook sender's period and delivery options (`SendOptions`).
+        outbox_retention: how long failed deliveries stay in the outbox (delivered ones are
+            pruned by the next `outbox-prune` pass).
         reminder_interval / reminder_lead_days: the expiry-reminder job's period and lead times.
         audit_devices: audit device specs (`core.audit_devices`): every committed audit entry
             is streamed to each.
@@ -304,6 +308,7 @@ class Settings:
     webhook_retry_base: float = 10.0
     webhook_max_age: timedelta = timedelta(hours=24)
     webhook_timeout: float = 10.0
+    outbox_retention: timedelta = timedelta(days=7)
     reminder_interval: float = 300.0
     reminder_lead_days: tuple[int, ...] = DEFAULT_LEAD_DAYS
     proxy_networks: tuple[IPNetwork, ...] = field(init=False, repr=False, compare=False)
@@ -337,6 +342,8 @@ class Settings:
             raise errors.InvalidInput("--cleanup-interval must not be negative")
         if not 1 <= self.webhook_in_flight <= 256:
             raise errors.InvalidInput("STRONGROOM_WEBHOOK_IN_FLIGHT must be from 1 to 256")
+        if self.outbox_retention < timedelta(0):
+            raise errors.InvalidInput("STRONGROOM_OUTBOX_RETENTION must not be negative")
         if not 0 < self.graceful_timeout <= 3600:
             raise errors.InvalidInput("--shutdown-timeout must be from 1s to 1h")
 
@@ -376,6 +383,7 @@ class Settings:
             "webhook_retry_base": _seconds(env, "STRONGROOM_WEBHOOK_RETRY_BASE"),
             "webhook_max_age": _duration(env, "STRONGROOM_WEBHOOK_MAX_AGE"),
             "webhook_timeout": _seconds(env, "STRONGROOM_WEBHOOK_TIMEOUT"),
+            "outbox_retention": _duration(env, "STRONGROOM_OUTBOX_RETENTION"),
             "reminder_interval": _seconds(env, "STRONGROOM_REMINDER_INTERVAL"),
             "reminder_lead_days": _lead_days(env),
         }

@@ -68,6 +68,11 @@ def test_webhooks_outbox_and_reminders(storage: Storage) -> None:
         assert (first.pending, first.failed) == (1, 1)
         assert store.last_failure(wid) == "receiver answered 500"
         assert store.reminded([sid]) == {(sid, NOW + timedelta(days=2), 7)}
+    with storage.write() as tx:  # pending stays; delivered goes; failed once old enough
+        assert tx.events.prune(NOW, 10) == 1
+        assert tx.events.prune(NOW + timedelta(seconds=1), 10) == 1
+        assert tx.events.prune(NOW + timedelta(days=1), 10) == 0
+        assert tx.events.pending_count() == 1
     with storage.write() as tx:
         assert tx.events.remove_webhook(wid) and not tx.events.remove_webhook(wid)
     with storage.read() as tx:

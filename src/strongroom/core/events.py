@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_LEAD_DAYS",
     "EVENTS",
     "EVENT_OF_ACTION",
+    "PRUNE_BATCH",
     "EventStore",
     "Events",
     "NewWebhook",
@@ -58,6 +59,8 @@ EVENT_OF_ACTION = {
     "rotate_all": "rotation.completed",
 }
 DEFAULT_LEAD_DAYS = (30, 7, 1)
+#: Outbox rows deleted per transaction by `Events.prune`.
+PRUNE_BATCH = 1000
 _NO_VERSION = ("vault.locked", "vault.unlocked", "rotation.completed")
 #: KV v2 version deletes: `secret.deleted` when they leave the current version unreadable.
 _VERSION_DELETES = ("soft_delete", "destroy")
@@ -89,6 +92,8 @@ class EventStore(Protocol):
     def enqueue(self, rows: list[dict[str, object]]) -> None: ...
 
     def pending_count(self) -> int: ...
+
+    def prune(self, failed_before: datetime, limit: int) -> int: ...
 
     def current_version(self, secret_id: int) -> int | None: ...
 
@@ -196,6 +201,27 @@ class Events:
         """Deliveries still pending (the `strongroom_outbox_pending` gauge)."""
         with self._state.storage.read() as tx:
             return _store(tx).pending_count()
+
+    def prune(self, retention: timedelta, *, batch: int = PRUNE_BATCH) -> int:
+        """Delete delivered outbox rows, and failed ones queued more than `retention` ago
+        (pending ones never), `batch` rows per transaction so that requests' writes interleave;
+        return how many. A leader-only scheduler job, not a request's work (not audited: the
+        audit log records the changes, the outbox only their delivery).
+
+        Raises:
+            StorageUnavailable: a batch could not be committed (the next pass goes on).
+        """
+        failed_before = self._state.clock.now() - retention
+        total = 0
+        while True:
+
+            def run(tx: Tx) -> tuple[int, None]:
+                return _store(tx).prune(failed_before, batch), None
+
+            removed: int = self._state.submit(run, lambda exc: None)
+            total += removed
+            if removed < batch:
+                return total
 
     def remove(self, webhook_id: int, *, actor: Actor = SYSTEM_ACTOR) -> None:
         """Remove a webhook and its undelivered events.

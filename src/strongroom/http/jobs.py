@@ -9,6 +9,8 @@
 - `expiry-reminders` (every `STRONGROOM_REMINDER_INTERVAL`, default 5 min) and `webhook-sender`
   (every `STRONGROOM_WEBHOOK_INTERVAL`, default 1 s) run in the leader too: reminders become
   outbox rows (`core.events`), the sender delivers the outbox (`core.webhook_sender`).
+  `outbox-prune` (every minute, leader) deletes delivered outbox rows and failed ones older
+  than `STRONGROOM_OUTBOX_RETENTION` (default 7 days), 1,000 per transaction.
 - `expiry-gauges` runs in every process on the same period (hourly when cleanup is off), and
   after each cleanup: it refreshes `strongroom_secrets_nearing_expiry` and
   `strongroom_secrets_expired` (metadata only, no key needed).
@@ -34,6 +36,7 @@ log = logging.getLogger("strongroom.jobs")
 #: The name of the leadership lease the cleanup job runs under.
 LEADER_LEASE = "jobs"
 _GAUGE_PERIOD_WHEN_OFF = timedelta(hours=1)
+_PRUNE_PERIOD = timedelta(minutes=1)
 
 
 def _refresh(vault: Vault, counts: ExpiryCounts) -> None:
@@ -78,6 +81,12 @@ def server_scheduler(
             lambda: vault.events.remind(settings.reminder_lead_days),
             leader_only=True,
             at_start=True,
+        ),
+        Job(
+            "outbox-prune",
+            _PRUNE_PERIOD.total_seconds(),
+            lambda: vault.events.prune(settings.outbox_retention),
+            leader_only=True,
         ),
     ]
     if sender is not None:

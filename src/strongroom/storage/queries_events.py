@@ -179,6 +179,22 @@ class EventQueries(Queries):
             )
         )
 
+    def prune(self, failed_before: datetime, limit: int) -> int:
+        """Delete at most `limit` outbox rows, oldest first, that are delivered or failed for
+        an event queued before `failed_before`; return how many (fewer than `limit`: done)."""
+        old = sa.or_(
+            _O.c.status == "delivered",
+            sa.and_(_O.c.status == "failed", _O.c.created_at < failed_before),
+        )
+        ids = list(
+            self.conn.execute(
+                sa.select(_O.c.id).where(old).order_by(_O.c.id).limit(limit)
+            ).scalars()
+        )
+        if ids:
+            self.conn.execute(sa.delete(_O).where(_O.c.id.in_(ids)))
+        return len(ids)
+
     def pending_count(self) -> int:
         """Deliveries still pending (the `strongroom_outbox_pending` gauge)."""
         query = sa.select(sa.func.count()).select_from(_O).where(_O.c.status == "pending")
