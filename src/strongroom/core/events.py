@@ -61,6 +61,7 @@ EVENT_OF_ACTION = {
 DEFAULT_LEAD_DAYS = (30, 7, 1)
 #: Outbox rows deleted per transaction by `Events.prune`.
 PRUNE_BATCH = 1000
+_PRUNE_BATCHES_PER_PASS = 100
 _NO_VERSION = ("vault.locked", "vault.unlocked", "rotation.completed")
 #: KV v2 version deletes: `secret.deleted` when they leave the current version unreadable.
 _VERSION_DELETES = ("soft_delete", "destroy")
@@ -212,16 +213,18 @@ class Events:
             StorageUnavailable: a batch could not be committed (the next pass goes on).
         """
         failed_before = self._state.clock.now() - retention
+
+        def run(tx: Tx) -> tuple[int, None]:
+            return _store(tx).prune(failed_before, batch), None
+
         total = 0
-        while True:
-
-            def run(tx: Tx) -> tuple[int, None]:
-                return _store(tx).prune(failed_before, batch), None
-
+        # Bounded, so a sender delivering as fast as this deletes cannot keep one pass going.
+        for _ in range(_PRUNE_BATCHES_PER_PASS):
             removed: int = self._state.submit(run, lambda exc: None)
             total += removed
             if removed < batch:
-                return total
+                break
+        return total
 
     def remove(self, webhook_id: int, *, actor: Actor = SYSTEM_ACTOR) -> None:
         """Remove a webhook and its undelivered events.
