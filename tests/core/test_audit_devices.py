@@ -8,6 +8,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,29 @@ def test_failing_optional_device_is_logged_and_ignored(
         vault.close()
     assert "optional audit device file:/dev/full,optional failed" in caplog.text
     assert len(log.read_text().splitlines()) == len(db_rows(dsn))
+
+
+def test_optional_device_failure_logged_once_a_minute(
+    dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = ManualClock()
+    vault = open_vault(
+        dsn,
+        fast_config(clock=clock, auto_lock=False, audit_devices=("file:/dev/full,optional",)),
+    )
+    try:
+        vault.unlock(MASTER_KEY)  # the first failure: logged
+        for n in range(5):
+            vault.create_secret(f"app/{n}", "v")
+        failed = [r.getMessage() for r in caplog.records if "audit device" in r.getMessage()]
+        assert len(failed) == 1 and "file:/dev/full,optional failed" in failed[0]
+        clock.advance(timedelta(seconds=61))
+        caplog.clear()
+        vault.create_secret("app/next", "v")
+        (again,) = [r.getMessage() for r in caplog.records if "audit device" in r.getMessage()]
+        assert "5 failures not logged" in again
+    finally:
+        vault.close()
 
 
 def test_file_device_reopens_after_request(tmp_path: Path) -> None:

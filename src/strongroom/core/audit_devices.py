@@ -10,7 +10,8 @@ and any of them may end with `,optional`. The writer (`core.writer`) hands each 
 with their ids and chain MACs, to `AuditDevices.emit` inside the batch's transaction, before it
 commits: a required device that fails fails the batch (nothing is stored, every caller gets
 `StorageUnavailable`, a 503), like Vault's audit devices. An optional device's failure is logged
-and ignored. A record holds the entry's fields as stored, its id and MAC: never a secret value,
+(at most once a minute per device, with the number of failures not logged) and ignored. A
+record holds the entry's fields as stored, its id and MAC: never a secret value,
 a key or a token (entries hold none).
 
 This module must never write a secret value or key material; it sees only audit entries.
@@ -25,10 +26,11 @@ import os
 import socket
 import threading
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from strongroom import errors
+from strongroom.clock import Clock, SystemClock
 from strongroom.storage import NewAudit
 
 __all__ = [
@@ -48,6 +50,8 @@ _SYSLOG_SOCKET = "/dev/log"
 #: RFC 5424 PRI: facility authpriv (10) * 8 + severity informational (6).
 _SYSLOG_PRI = 10 * 8 + 6
 _FLAGS = ("optional", "udp", "tcp")
+#: An optional device's failures are logged at most once per period (per device).
+_FAILURE_LOG_PERIOD = timedelta(minutes=1)
 #: Bumped by SIGHUP (`request_reopen`); a file device reopens when it sees a new value.
 _generation = [0]
 
@@ -261,11 +265,35 @@ def open_device(spec: DeviceSpec) -> AuditDevice:
     return SocketDevice(spec)
 
 
+class _FailureLog:
+    """Logs an optional device's failures at most once per `every` (a failing device would
+    otherwise log on every batch), with the number of failures not logged in between."""
+
+    def __init__(self, clock: Clock, every: timedelta = _FAILURE_LOG_PERIOD) -> None:
+        self._clock, self._every = clock, every
+        self._lock = threading.Lock()
+        self._logged_at: dict[str, datetime] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def failed(self, device: str, cause: str) -> None:
+        now = self._clock.now()
+        with self._lock:
+            last = self._logged_at.get(device)
+            if last is not None and now - last < self._every:
+                self._suppressed[device] = self._suppressed.get(device, 0) + 1
+                return
+            self._logged_at[device] = now
+            quiet = self._suppressed.pop(device, 0)
+        more = f" ({quiet} failures not logged since the last line)" if quiet else ""
+        log.warning("optional audit device %s failed: %s%s", device, cause, more)
+
+
 class AuditDevices:
     """The devices of one vault: `emit` sends a committed batch's entries to each of them."""
 
-    def __init__(self, specs: Sequence[DeviceSpec]) -> None:
+    def __init__(self, specs: Sequence[DeviceSpec], clock: Clock | None = None) -> None:
         self.devices = [open_device(s) for s in specs]
+        self._failures = _FailureLog(clock or SystemClock())
 
     def __bool__(self) -> bool:
         return bool(self.devices)
@@ -288,7 +316,7 @@ class AuditDevices:
             except OSError as exc:
                 cause = exc.strerror or str(exc) or type(exc).__name__
                 if device.spec.optional:
-                    log.warning("optional audit device %s failed: %s", device.spec, cause)
+                    self._failures.failed(str(device.spec), cause)
                     continue
                 log.error("audit device %s failed, request refused: %s", device.spec, cause)
                 raise errors.StorageUnavailable(f"audit device {device.spec.kind} failed") from exc

@@ -70,7 +70,9 @@ class VaultState:
         self._auto_locked = False
         self._closed = threading.Event()
         #: The audit devices every committed entry is streamed to (`core.audit_devices`).
-        self.devices = AuditDevices([parse_device(d) for d in self.config.audit_devices])
+        self.devices = AuditDevices(
+            [parse_device(d) for d in self.config.audit_devices], self.clock
+        )
         self._batch_hooks: list[Callable[[Tx, list[NewAudit]], None]] = []
         self._writer = Writer(
             storage,
