@@ -178,3 +178,23 @@ def test_reminders_are_not_repeated_after_a_restart(dsn: str, clock: ManualClock
         assert again.events.pending() == 2
     finally:
         again.close()
+
+
+def test_nothing_sent_while_locked_then_everything_after_unlock(
+    vault: Vault, receiver: Receiver
+) -> None:
+    vault.events.add(receiver.url)
+    vault.create_secret("app/db", "v1", expires_in=timedelta(hours=12))
+    vault.lock()
+    s = sender(vault)
+    try:
+        assert vault.events.remind() == 1  # the scheduler needs no key
+        assert s.run() == 0  # the signing keys derive from the vault's keys
+        assert vault.events.pending() == 3  # created, locked, expiring: kept, not lost
+        vault.unlock(MASTER_KEY)
+        assert s.run() == 4
+        s.drain()
+    finally:
+        s.close()
+    got = sorted(d.json["event"] for d in receiver.wait(4))
+    assert got == ["secret.created", "secret.expiring", "vault.locked", "vault.unlocked"]
