@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 
-from strongroom import Vault
+from strongroom import Vault, open_vault
+from strongroom.clock import ManualClock
+from tests.conftest import MASTER_KEY, fast_config
 from tests.core.dbutil import raw_sql
+from tests.core.test_rotation import fill, interrupted
 
 NEW_KEY = "a-fresh-master-key-4812"
 
@@ -26,6 +29,24 @@ def test_master_key_rotation_completes_once(dsn: str, vault: Vault) -> None:
     assert len(outbox(dsn)) == 2  # a second rotation: a second event
     vault.rotate_secret("app/a")
     assert [e["path"] for e in outbox(dsn)] == [None, None, "app/a"]
+
+
+def test_interrupted_rotation_completes_once_when_resumed(
+    dsn: str, vault: Vault, clock: ManualClock
+) -> None:
+    vault.events.add("http://127.0.0.1:9/never", events=["rotation.completed"])
+    fill(vault, 6, 2)
+    interrupted(dsn, clock, MASTER_KEY, NEW_KEY, after=1)
+    assert outbox(dsn) == []  # the atomic step committed, the rotation did not finish
+    resumed = open_vault(dsn, fast_config(clock=clock))
+    try:
+        resumed.unlock(NEW_KEY)
+        resumed.rotation.resume()
+        assert [e["event"] for e in outbox(dsn)] == ["rotation.completed"]
+        resumed.rotation.resume()  # nothing left to do: no second event
+        assert len(outbox(dsn)) == 1
+    finally:
+        resumed.close()
 
 
 def test_kv_deletes_are_told_apart(dsn: str, vault: Vault) -> None:
