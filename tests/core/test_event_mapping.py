@@ -61,6 +61,8 @@ def test_kv_deletes_are_told_apart(dsn: str, vault: Vault) -> None:
     vault.kv.destroy("app/k", [3])
     vault.kv.metadata.delete("app/k")  # the whole secret removed
     vault.kv.metadata.delete("app/never-there")  # nothing removed: no event
+    vault.kv.metadata.write("meta/only", max_versions=3)  # a key with no version yet
+    vault.kv.delete_latest("meta/only")  # no version touched: no event
     vault.delete_secret(vault.create_secret("plain", "v").path)
     got = [
         (e["event"], e["path"], e["version"], e.get("destroyed"), e.get("removed"))

@@ -340,7 +340,9 @@ class Events:
             extra["removed"] = True
         elif name not in _NO_VERSION and e.secret_id is not None:
             version = _store(tx).current_version(e.secret_id)
-        if e.action in _VERSION_DELETES and e.secret_id is not None and version is not None:
+        if e.action in _VERSION_DELETES:
+            if not version or e.secret_id is None:
+                return None  # a key with metadata only: no version was touched
             current = versions_of(tx).get_version(e.secret_id, version)
             gone = (
                 current is None or current.destroyed or is_deleted(current, self._state.clock.now())
