@@ -325,10 +325,11 @@ class Events:
             # A master-key rotation audits its atomic step, a resume and its end alike: only
             # the entry that leaves no rotation marker behind is its one `rotation.completed`.
             found = [(n, e) for n, e in found if e.action != "rotate_all"]
-        if not found:
-            return
+        hooks = _store(tx).webhooks() if found else []
+        if not hooks:
+            return  # no webhook: no query for versions either
         items = [item for name, e in found if (item := self._item(tx, name, e)) is not None]
-        self._enqueue(tx, items)
+        self._enqueue(tx, items, hooks)
 
     def _item(self, tx: Tx, name: str, e: NewAudit) -> _Item | None:
         """The event of one successful entry; None for a delete that removed nothing."""
@@ -358,8 +359,9 @@ class Events:
         self,
         tx: Tx,
         items: Sequence[_Item],
+        hooks: Sequence[WebhookRow] | None = None,
     ) -> None:
-        hooks = _store(tx).webhooks()
+        hooks = _store(tx).webhooks() if hooks is None else hooks
         if not hooks:
             return
         now = self._state.clock.now()
