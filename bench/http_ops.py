@@ -5,6 +5,7 @@ second on one core". Usage:
 
     python bench/http_ops.py [--dsn sqlite:///... | postgresql://...] [--seconds 10]
                              [--server-cpu 0] [--load-cpu 1] [--workers 1] [--recorded]
+                             [--audit-device file:/tmp/audit.jsonl ...]
 
 Needs `wrk` (Debian package `wrk`). Prints one line per scenario: requests/s, p50, p99, and the
 server's CPU time per request (utime+stime of its process tree from /proc, the figure that holds
@@ -52,6 +53,7 @@ def start_server(
     workers: int,
     extra_env: dict[str, str] | None = None,
     launcher: tuple[str, ...] = ("-m", "strongroom.cli.server"),
+    devices: tuple[str, ...] = (),
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -75,6 +77,7 @@ def start_server(
         "--workers",
         str(workers),
         "--no-auto-lock",
+        *(f"--audit-device={d}" for d in devices),
     ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
@@ -134,13 +137,16 @@ def main() -> None:
     parser.add_argument(
         "--recorded", action="store_true", help="use a recorded token instead of a JWT"
     )
+    parser.add_argument("--audit-device", action="append", default=[], help="repeatable")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk")
     folder = tempfile.mkdtemp(prefix="strongroom-bench-")
     dsn = args.dsn or f"sqlite:///{folder}/bench.db"
     port = free_port()
-    server = start_server(dsn, port, args.server_cpu, args.workers)
+    server = start_server(
+        dsn, port, args.server_cpu, args.workers, devices=tuple(args.audit_device)
+    )
     try:
         token = JWTAuth(JWT_SECRET).issue(1, "Admin")[0]
         if args.recorded:
@@ -159,6 +165,7 @@ def main() -> None:
             f"backend {dsn.split(':', 1)[0]}, server on cpu {args.server_cpu} "
             f"({args.workers} worker), wrk on cpu {args.load_cpu}, {args.seconds}s each, "
             f"{'recorded token' if args.recorded else 'JWT'}"
+            + (f", audit devices {args.audit_device}" if args.audit_device else "")
         )
         for name, lua in (("GET", None), ("PUT", str(script))):
             for conns in (1, 16):

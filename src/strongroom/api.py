@@ -8,7 +8,7 @@ the caller names nobody.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -16,6 +16,7 @@ from typing import Protocol
 from strongroom.models import (
     DEFAULT_ACTOR,
     Actor,
+    AuditAnchor,
     AuditEntry,
     AuditVerification,
     SecretInfo,
@@ -160,8 +161,14 @@ class VaultAPI(Protocol):
         """Audit entries matching every given filter, newest first."""
         ...
 
-    def verify_audit(self) -> AuditVerification:
-        """Check the audit hash chain end to end."""
+    def verify_audit(self, anchor: AuditAnchor | None = None) -> AuditVerification:
+        """Check the audit hash chain end to end (and against an exported `anchor`)."""
+        ...
+
+    def export_audit(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> Iterator[Mapping[str, object]]:
+        """Every entry in [`since`, `until`), oldest first, with its MAC; streamed."""
         ...
 
     def close(self) -> None:

@@ -9,7 +9,10 @@ address. The token is sent only in the Authorization header and never appears in
 
 from __future__ import annotations
 
+import builtins
+import json as json_module
 import ssl
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -21,6 +24,7 @@ from strongroom.api import Progress, RotationResult
 from strongroom.models import (
     DEFAULT_ACTOR,
     Actor,
+    AuditAnchor,
     AuditEntry,
     AuditVerification,
     SecretInfo,
@@ -29,7 +33,7 @@ from strongroom.models import (
     VersionInfo,
 )
 
-__all__ = ["Client"]
+__all__ = ["Client", "Webhooks"]
 
 _BY_STATUS: dict[int, type[errors.StrongroomError]] = {
     400: errors.InvalidInput,
@@ -126,6 +130,8 @@ class Client:
             transport=transport,
             verify=verify,
         )
+        #: Webhook configuration (Admins): add, list, remove, test.
+        self.webhooks = Webhooks(self)
 
     # -- plumbing -------------------------------------------------------------------------
     def _call(
@@ -459,16 +465,49 @@ class Client:
         logs = self._call("GET", "/api/vault/audit", params=params)["logs"]
         return [_entry(d) for d in logs]
 
-    def verify_audit(self) -> AuditVerification:
-        """Verify the server's audit chain.
+    def verify_audit(self, anchor: AuditAnchor | None = None) -> AuditVerification:
+        """Verify the server's audit chain (and against an exported `anchor`).
 
         Raises:
             VaultLocked, PermissionDenied.
         """
-        d = self._call("GET", "/api/vault/audit/verify")
+        params = {"anchor_id": anchor.id, "anchor_mac": anchor.mac} if anchor else None
+        d = self._call("GET", "/api/vault/audit/verify", params=params)
         return AuditVerification(
             d["ok"], d["entries"], d.get("first_bad_id"), d.get("unchained", 0), d.get("reason")
         )
+
+    def export_audit(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Stream the server's audit export (`GET /api/vault/audit/export`), oldest first, one
+        row at a time (constant memory).
+
+        Raises:
+            VaultLocked, PermissionDenied, InvalidInput; StorageUnavailable when the server
+            cannot be reached or the stream breaks.
+        """
+        params = {"format": "jsonl"}
+        if since is not None:
+            params["since"] = since.isoformat()
+        if until is not None:
+            params["until"] = until.isoformat()
+        try:
+            with self._http.stream("GET", "/api/vault/audit/export", params=params) as response:
+                if not response.is_success:
+                    response.read()
+                    try:
+                        body = response.json()
+                    except ValueError:
+                        body = None
+                    raise self._error(response, body)
+                for line in response.iter_lines():
+                    if line:
+                        yield json_module.loads(line)
+        except httpx.HTTPError as exc:
+            raise errors.StorageUnavailable(
+                f"the audit export stream broke ({type(exc).__name__})"
+            ) from exc
 
     def login(self, username: str, password: str) -> tuple[str, datetime]:
         """Log in as a built-in user; use the returned token from now on.
@@ -489,3 +528,55 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Webhooks:
+    """`client.webhooks`: the server's `/api/vault/webhooks` (Admins)."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def add(
+        self,
+        url: str,
+        *,
+        events: list[str] | None = None,
+        path_prefix: str = "",
+        allow_link_local: bool = False,
+    ) -> dict[str, Any]:
+        """Add a webhook; the answer holds its signing secret (shown once).
+
+        Raises:
+            InvalidInput, PermissionDenied, VaultLocked.
+        """
+        body = {
+            "url": url,
+            "events": events or [],
+            "path_prefix": path_prefix,
+            "allow_link_local": allow_link_local,
+        }
+        return self._client._call("POST", "/api/vault/webhooks", json=body)
+
+    def list(self) -> builtins.list[dict[str, Any]]:
+        """Every webhook with its delivery state.
+
+        Raises:
+            PermissionDenied.
+        """
+        return list(self._client._call("GET", "/api/vault/webhooks")["webhooks"])
+
+    def remove(self, webhook_id: int) -> None:
+        """Remove a webhook.
+
+        Raises:
+            NotFound, PermissionDenied.
+        """
+        self._client._call("DELETE", f"/api/vault/webhooks/{int(webhook_id)}")
+
+    def test(self, webhook_id: int) -> str:
+        """Queue a `webhook.test` event; return its event id.
+
+        Raises:
+            NotFound, PermissionDenied.
+        """
+        return str(self._client._call("POST", f"/api/vault/webhooks/{int(webhook_id)}/test")["id"])

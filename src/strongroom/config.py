@@ -22,6 +22,19 @@ flags; `Settings.vault_config()` derives the core's options, so every default is
 `STRONGROOM_TLS_KEY`               HTTPS
 `STRONGROOM_TLS_CLIENT_CA`         CA bundle (PEM) for client certificates: mutual TLS
 `VAULT_CACERT`                     remote mode: CA bundle (PEM) that verifies the server
+`STRONGROOM_AUDIT_DEVICES`         audit devices, `;`-separated (`file:PATH;syslog`); flags
+                                   (`--audit-device`) replace them
+`STRONGROOM_WEBHOOK_INTERVAL`      seconds between webhook sender passes (default 1)
+`STRONGROOM_WEBHOOK_IN_FLIGHT`     deliveries sent at once, at most (default 8)
+`STRONGROOM_WEBHOOK_RETRY_BASE`    seconds before the first retry, doubled each time (10)
+`STRONGROOM_WEBHOOK_MAX_AGE`       give a delivery up after this long (default 24h)
+`STRONGROOM_WEBHOOK_TIMEOUT`       seconds a receiver gets to answer (default 10)
+`STRONGROOM_OUTBOX_RETENTION`      keep failed webhook deliveries this long after their event
+                                   (default 7d); delivered ones are pruned at once
+`STRONGROOM_REMINDER_INTERVAL`     seconds between expiry-reminder passes (default 300)
+`STRONGROOM_REMINDER_LEAD_DAYS`    expiry reminder lead times in days (default `30,7,1`)
+`STRONGROOM_AUDIT_DEVICES_FILE`    a file of audit devices, one per line (`#` comments), added
+                                   to those above
 =================================  ==========================================================
 
 Settings are validated when built (`InvalidInput` names the bad value). Secret settings are
@@ -42,10 +55,12 @@ from typing import TYPE_CHECKING, Any
 from strongroom import errors
 from strongroom.clock import parse_duration
 from strongroom.core import VaultConfig
+from strongroom.core.events import DEFAULT_LEAD_DAYS
 from strongroom.core.options import DEFAULT_DSN
 
 if TYPE_CHECKING:
     from strongroom.core.tokens import JWTAuth
+    from strongroom.core.webhook_sender import SendOptions
 
 __all__ = [
     "DEFAULT_BODY_LIMIT",
@@ -146,6 +161,51 @@ def _secret(environ: Mapping[str, str], name: str) -> Secret | None:
     return Secret(value) if value else None
 
 
+def _seconds(environ: Mapping[str, str], name: str) -> float | None:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 86_400:
+        raise errors.InvalidInput(f"{name} must be a number of seconds from 0 to 86400")
+    return value
+
+
+def _lead_days(environ: Mapping[str, str]) -> tuple[int, ...] | None:
+    raw = environ.get("STRONGROOM_REMINDER_LEAD_DAYS", "").strip()
+    if not raw:
+        return None
+    try:
+        days = tuple(sorted({int(d) for d in raw.split(",") if d.strip()}, reverse=True))
+    except ValueError:
+        days = ()
+    if not days or min(days) < 1 or max(days) > 3650:
+        raise errors.InvalidInput(
+            "STRONGROOM_REMINDER_LEAD_DAYS must be days from 1 to 3650, comma-separated (30,7,1)"
+        )
+    return days
+
+
+def _devices(environ: Mapping[str, str]) -> tuple[str, ...] | None:
+    """`STRONGROOM_AUDIT_DEVICES` (`;`-separated) plus `STRONGROOM_AUDIT_DEVICES_FILE` (one a
+    line, `#` comments), or None when neither is set."""
+    found = [d.strip() for d in environ.get("STRONGROOM_AUDIT_DEVICES", "").split(";")]
+    name = environ.get("STRONGROOM_AUDIT_DEVICES_FILE", "").strip()
+    if name:
+        try:
+            text = Path(name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise errors.InvalidInput(
+                f"cannot read STRONGROOM_AUDIT_DEVICES_FILE {name!r} ({type(exc).__name__})"
+            ) from None
+        found += [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    devices = tuple(d for d in found if d)
+    return devices or None
+
+
 def parse_listen(listen: str) -> tuple[str, int]:
     """Split `HOST:PORT` (IPv6 as `[::1]:8080`).
 
@@ -218,6 +278,13 @@ class Settings:
         auto_unlock: unlock again from the key source after an auto-lock (needs a key).
         cleanup_interval: period of the server's TTL cleanup job (zero: off).
         ui: serve the web console at `/ui/` (`--no-ui` turns it off).
+        webhook_interval / webhook_in_flight / webhook_retry_base / webhook_max_age /
+            webhook_timeout: the webhook sender's period and delivery options (`SendOptions`).
+        outbox_retention: how long failed deliveries stay in the outbox (delivered ones are
+            pruned by the next `outbox-prune` pass).
+        reminder_interval / reminder_lead_days: the expiry-reminder job's period and lead times.
+        audit_devices: audit device specs (`core.audit_devices`): every committed audit entry
+            is streamed to each.
     """
 
     db_dsn: str = DEFAULT_DSN
@@ -250,6 +317,15 @@ class Settings:
     auto_unlock: bool = False
     cleanup_interval: timedelta = timedelta(hours=1)
     ui: bool = True
+    audit_devices: tuple[str, ...] = ()
+    webhook_interval: float = 1.0
+    webhook_in_flight: int = 8
+    webhook_retry_base: float = 10.0
+    webhook_max_age: timedelta = timedelta(hours=24)
+    webhook_timeout: float = 10.0
+    outbox_retention: timedelta = timedelta(days=7)
+    reminder_interval: float = 300.0
+    reminder_lead_days: tuple[int, ...] = DEFAULT_LEAD_DAYS
     proxy_networks: tuple[IPNetwork, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -281,6 +357,10 @@ class Settings:
             )
         if self.cleanup_interval < timedelta(0):
             raise errors.InvalidInput("--cleanup-interval must not be negative")
+        if not 1 <= self.webhook_in_flight <= 256:
+            raise errors.InvalidInput("STRONGROOM_WEBHOOK_IN_FLIGHT must be from 1 to 256")
+        if self.outbox_retention < timedelta(0):
+            raise errors.InvalidInput("STRONGROOM_OUTBOX_RETENTION must not be negative")
         if not 0 < self.graceful_timeout <= 3600:
             raise errors.InvalidInput("--shutdown-timeout must be from 1s to 1h")
 
@@ -317,6 +397,15 @@ class Settings:
             "tls_key": env.get("STRONGROOM_TLS_KEY", "").strip() or None,
             "tls_client_ca": env.get("STRONGROOM_TLS_CLIENT_CA", "").strip() or None,
             "ca_cert": env.get("VAULT_CACERT", "").strip() or None,
+            "audit_devices": _devices(env),
+            "webhook_interval": _seconds(env, "STRONGROOM_WEBHOOK_INTERVAL"),
+            "webhook_in_flight": _int(env, "STRONGROOM_WEBHOOK_IN_FLIGHT"),
+            "webhook_retry_base": _seconds(env, "STRONGROOM_WEBHOOK_RETRY_BASE"),
+            "webhook_max_age": _duration(env, "STRONGROOM_WEBHOOK_MAX_AGE"),
+            "webhook_timeout": _seconds(env, "STRONGROOM_WEBHOOK_TIMEOUT"),
+            "outbox_retention": _duration(env, "STRONGROOM_OUTBOX_RETENTION"),
+            "reminder_interval": _seconds(env, "STRONGROOM_REMINDER_INTERVAL"),
+            "reminder_lead_days": _lead_days(env),
         }
         merged = {**found, **{k: v for k, v in flags.items() if v is not None}}
         return cls(**{k: v for k, v in merged.items() if v is not None})
@@ -381,6 +470,17 @@ class Settings:
             return read_key_file(self.master_key_file)
         return None
 
+    def send_options(self) -> SendOptions:
+        """The webhook sender's options these settings describe."""
+        from strongroom.core.webhook_sender import SendOptions  # the server's, not the CLI's
+
+        return SendOptions(
+            in_flight=self.webhook_in_flight,
+            retry_base=timedelta(seconds=self.webhook_retry_base),
+            max_age=self.webhook_max_age,
+            timeout=self.webhook_timeout,
+        )
+
     def vault_config(self, *, auto_lock: bool | None = None) -> VaultConfig:
         """The core options these settings describe (`auto_lock` overridden for server workers
         whose supervisor owns auto-lock).
@@ -394,6 +494,7 @@ class Settings:
             argon2_time_cost=self.argon2_time_cost,
             argon2_memory_kib=self.argon2_memory_kib,
             argon2_parallelism=self.argon2_parallelism,
+            audit_devices=self.audit_devices,
         )
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "MAX_PATH_LENGTH",
     "SYSTEM_ACTOR",
     "Actor",
+    "AuditAnchor",
     "AuditEntry",
     "AuditVerification",
     "SecretInfo",
@@ -213,6 +214,16 @@ class AuditEntry:
             "error": self.error,
             "request_id": self.request_id,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class AuditAnchor:
+    """A point of the audit chain kept outside the vault (`vaultctl audit export` writes the
+    last exported entry's id and MAC): verifying against it detects the deletion of every
+    entry from that one on, which the chain alone cannot see."""
+
+    id: int
+    mac: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -253,11 +253,13 @@ def test_export_since_oldest_first(vault: Vault, clock: ManualClock) -> None:
         "success": True,
         "error": None,
         "request_id": None,
+        "mac": rows[0]["mac"],
     }
+    assert len(str(rows[0]["mac"])) == 64  # HMAC-SHA256, hex
     everything = list(vault.export_audit())
     ids = [int(str(r["id"])) for r in everything]
     assert ids == sorted(ids)
-    assert everything[0]["action"] == "init" and "mac" not in everything[0]
+    assert everything[0]["action"] == "init" and everything[0]["mac"]
     for row in everything:
         json.dumps(row)  # JSON-ready
     with pytest.raises(errors.InvalidInput):

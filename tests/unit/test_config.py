@@ -102,8 +102,16 @@ def test_server_operation_settings() -> None:
         ({"auto_unlock": True}, "needs a key source"),
         ({"cleanup_interval": timedelta(seconds=-1)}, "must not be negative"),
         ({"graceful_timeout": 0.0}, "--shutdown-timeout"),
+        ({"outbox_retention": timedelta(seconds=-1)}, "OUTBOX_RETENTION"),
     ],
 )
 def test_server_operation_settings_are_checked(changes: dict[str, object], message: str) -> None:
     with pytest.raises(errors.InvalidInput, match=message):
         Settings(**changes)  # type: ignore[arg-type]
+
+
+def test_outbox_retention() -> None:
+    assert Settings.from_env({}).outbox_retention == timedelta(days=7)
+    assert Settings.from_env({"STRONGROOM_OUTBOX_RETENTION": "36h"}).outbox_retention == timedelta(
+        hours=36
+    )

@@ -8,6 +8,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -172,3 +173,19 @@ def test_readiness_and_lock_state() -> None:
     assert asyncio.run(check(_vault(fine, unlocked=False, auto_locked=True), False)) == "locked"
     assert asyncio.run(check(_vault(fine, unlocked=False, auto_locked=True), True)) is None
     assert asyncio.run(check(_vault(fine, unlocked=False), True)) == "locked"
+
+
+def test_server_runs_outbox_prune_in_the_leader_only() -> None:
+    from strongroom.config import Settings
+    from strongroom.http.jobs import server_scheduler
+    from strongroom.http.metrics import ExpiryCounts
+
+    calls: list[timedelta] = []
+    vault: Any = SimpleNamespace(events=SimpleNamespace(prune=calls.append))
+    counts = ExpiryCounts(timedelta(days=7))
+    settings = Settings(outbox_retention=timedelta(days=2))
+    scheduler = server_scheduler(settings, vault, counts, may_lead=True)
+    (job,) = [j for j in scheduler._jobs if j.name == "outbox-prune"]
+    assert job.leader_only and job.every == 60
+    job.run()
+    assert calls == [timedelta(days=2)]

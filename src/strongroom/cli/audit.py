@@ -1,18 +1,30 @@
-"""`vaultctl audit`: read the audit log, verify its hash chain, export it as JSON lines."""
+"""`vaultctl audit`: read the audit log, verify its hash chain (optionally against an exported
+anchor), export it streamed as JSON lines or CSV."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
 
 import click
 
 from strongroom.cli import render
 from strongroom.cli.inputs import format_option
+from strongroom.cli.progress import progress_bar
 from strongroom.cli.session import global_options, session_of
 from strongroom.clock import parse_duration
+from strongroom.core.audit_export import EXPORT_FORMATS, encode_batch, header
+from strongroom.models import AuditAnchor
 
-__all__ = ["audit"]
+__all__ = ["audit", "read_anchor"]
+
+_BATCH = 1000
 
 
 def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
@@ -81,18 +93,30 @@ def audit(
 
 
 @audit.command()
+@click.option(
+    "--anchor",
+    "anchor_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Also check against the head a previous `audit export` wrote (detects deleted "
+    "newest entries).",
+)
 @global_options()
 @format_option
 @click.pass_context
-def verify(ctx: click.Context, fmt: str) -> None:
+def verify(ctx: click.Context, anchor_file: Path | None, fmt: str) -> None:
     """Verify the audit hash chain end to end (exit 1 names the first bad entry).
+
+    With --anchor, the entry the anchor names must still be there with the same MAC, so
+    deleting the newest entries is detected too.
 
     \b
     Example:
       vaultctl audit verify
+      vaultctl audit verify --anchor /mnt/offhost/audit.jsonl.anchor.json
     """
     s = session_of(ctx)
-    result = s.unlocked().verify_audit()
+    anchor = read_anchor(anchor_file) if anchor_file is not None else None
+    result = s.unlocked().verify_audit(anchor)
     render.emit(
         fmt,
         render.render_verification(result),
@@ -116,29 +140,111 @@ def verify(ctx: click.Context, fmt: str) -> None:
     help="Only entries at or after TIME (ISO-8601, or a duration ago such as 7d).",
 )
 @click.option(
-    "--limit",
-    type=click.IntRange(1, 10_000),
-    default=10_000,
+    "--until",
+    callback=_since,
+    metavar="TIME",
+    help="Only entries before TIME (ISO-8601, or a duration ago such as 1d).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(EXPORT_FORMATS),
+    default="jsonl",
     show_default=True,
-    help="At most this many entries (the newest ones).",
+    help="JSON lines, or CSV with a header line.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write to FILE instead of standard output.",
+)
+@click.option(
+    "--anchor",
+    "anchor_file",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write the last exported entry's id and MAC to FILE (default with --output: "
+    "FILE.anchor.json) for `audit verify --anchor`.",
 )
 @global_options()
 @click.pass_context
-def export(ctx: click.Context, since: datetime | None, limit: int) -> None:
-    """Print audit entries as JSON lines, oldest first, for shipping to a SIEM.
+def export(
+    ctx: click.Context,
+    since: datetime | None,
+    until: datetime | None,
+    fmt: str,
+    output: Path | None,
+    anchor_file: Path | None,
+) -> None:
+    """Export every audit entry (or the --since/--until window), oldest first, streamed.
+
+    Memory stays flat however long the log is. Each row carries the entry's fields and its
+    chain MAC (never a value). The last row's id and MAC are the anchor that `audit verify
+    --anchor` checks: keep anchors off this host (docs/security.md). A progress count is shown
+    on a terminal.
 
     \b
     Example:
-      vaultctl audit export --since 2025-11-01T00:00:00Z > audit.jsonl
+      vaultctl audit export > audit.jsonl
+      vaultctl audit export --since 2025-11-01T00:00:00Z --format csv -o audit.csv
       vaultctl audit export --since 24h | ship-to-siem
     """
     s = session_of(ctx)
-    entries = s.unlocked().audit_logs(since=since, limit=limit)
-    for entry in reversed(entries):
-        click.echo(json.dumps(entry.as_dict(), sort_keys=True, ensure_ascii=False))
-    if len(entries) == limit:
-        click.echo(
-            f"Warning: exported only the newest {limit} entries; export older ones with an "
-            "earlier --since window or a larger --limit",
-            err=True,
-        )
+    rows = s.unlocked().export_audit(since=since, until=until)
+    if output is not None and anchor_file is None:
+        anchor_file = output.with_name(output.name + ".anchor.json")
+    with contextlib.ExitStack() as stack:
+        out: TextIO = sys.stdout
+        if output is not None:
+            out = stack.enter_context(output.open("w", encoding="utf-8", newline=""))
+        progress = stack.enter_context(progress_bar("exporting audit entries"))
+        last, count = _write_rows(rows, fmt, out, progress)
+    if last is None:
+        click.echo("no audit entries in that window", err=True)
+        return
+    head = {"id": last["id"], "mac": last["mac"], "timestamp": last["timestamp"]}
+    if anchor_file is not None:
+        anchor_file.write_text(json.dumps(head) + "\n", encoding="utf-8")
+        where = f"anchor written to {anchor_file}"
+    else:
+        where = f"anchor: {json.dumps(head)}"
+    click.echo(f"exported {count} entries; {where}", err=True)
+
+
+def _write_rows(
+    rows: Iterator[Mapping[str, object]],
+    fmt: str,
+    out: TextIO,
+    progress: Callable[[int, int], None],
+) -> tuple[Mapping[str, object] | None, int]:
+    """Write rows in batches; return (last row, count)."""
+    out.write(header(fmt))
+    last: Mapping[str, object] | None = None
+    count = 0
+    while batch := list(itertools.islice(rows, _BATCH)):
+        out.write(encode_batch(batch, fmt))
+        last = batch[-1]
+        count += len(batch)
+        progress(count, count)
+    out.flush()
+    return last, count
+
+
+def read_anchor(path: Path) -> AuditAnchor:
+    """The anchor a previous export wrote.
+
+    Raises:
+        click.BadParameter: the file is missing or not an anchor.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        ident, mac = data["id"], data["mac"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise click.BadParameter(
+            f"{path} is not an audit anchor ({type(exc).__name__})", param_hint="--anchor"
+        ) from None
+    if isinstance(ident, bool) or not isinstance(ident, int) or ident < 1:
+        raise click.BadParameter(f"{path}: id must be a positive integer", param_hint="--anchor")
+    if not isinstance(mac, str) or not mac:
+        raise click.BadParameter(f"{path}: mac must be a string", param_hint="--anchor")
+    return AuditAnchor(ident, mac)

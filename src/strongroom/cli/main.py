@@ -20,6 +20,7 @@ from strongroom.cli import access, admin, approle, commands, hints, lockstate, m
 from strongroom.cli.audit import audit
 from strongroom.cli.keys import rotate
 from strongroom.cli.session import Session, global_options
+from strongroom.cli.webhook import webhook
 
 __all__ = ["cli", "main"]
 
@@ -90,6 +91,7 @@ for _command in [
     *commands.COMMANDS,
     rotate,
     audit,
+    webhook,
     *admin.COMMANDS,
     *access.COMMANDS,
     *mounts.COMMANDS,

@@ -133,6 +133,13 @@ def _warn_if_on_command_line() -> None:
     help="Proxy IP/CIDR whose X-Forwarded-For is believed (repeatable).",
 )
 @click.option(
+    "--audit-device",
+    multiple=True,
+    metavar="SPEC",
+    help="Stream every audit entry to file:PATH, syslog or socket:HOST:PORT[,udp]; append "
+    ",optional to keep serving when it fails (repeatable; docs/audit.md).",
+)
+@click.option(
     "--body-limit",
     type=click.IntRange(1024),
     default=Settings.body_limit,
@@ -211,6 +218,7 @@ def server(
     jwt_jwks: str | None,
     jwt_max_ttl: str | None,
     trusted_proxy: tuple[str, ...],
+    audit_device: tuple[str, ...],
     body_limit: int,
     auto_lock_timeout: str,
     no_auto_lock: bool,
@@ -259,6 +267,7 @@ def server(
             jwt_jwks=jwt_jwks,
             jwt_max_ttl=_duration(jwt_max_ttl) if jwt_max_ttl else None,
             trusted_proxies=trusted_proxy or None,
+            audit_devices=audit_device or None,
             body_limit=body_limit,
             auto_lock=False if no_auto_lock else None,
             auto_lock_timeout=_duration(auto_lock_timeout),

@@ -16,7 +16,7 @@ import hmac
 import json
 from collections.abc import Callable
 
-from strongroom.models import AuditEntry, AuditVerification
+from strongroom.models import AuditAnchor, AuditEntry, AuditVerification
 from strongroom.storage import AuditRow, NewAudit, Storage
 
 __all__ = ["canonical", "entry_from_row", "unkeyed_mac", "verify_chain"]
@@ -66,15 +66,44 @@ def entry_from_row(row: AuditRow) -> AuditEntry:
     )
 
 
-def verify_chain(storage: Storage, genesis: str, mac: Callable[[bytes], str]) -> AuditVerification:
-    """Walk every entry in id order and report the first one whose MAC does not link."""
+_DELETED = "the anchored entry {} is missing: the newest entries were deleted"
+
+
+def _anchor_broken(anchor: AuditAnchor, row: AuditRow) -> str | None:
+    """Why `row` breaks the anchor (at or past its id, but not the anchored entry), or None."""
+    if row.id < anchor.id:
+        return None
+    if row.id > anchor.id:
+        return _DELETED.format(anchor.id)
+    if row.mac is None or not hmac.compare_digest(row.mac, anchor.mac):
+        return f"the anchored entry {anchor.id} differs from the anchor"
+    return None
+
+
+def verify_chain(
+    storage: Storage,
+    genesis: str,
+    mac: Callable[[bytes], str],
+    anchor: AuditAnchor | None = None,
+) -> AuditVerification:
+    """Walk every entry in id order and report the first one whose MAC does not link; with an
+    `anchor`, also the anchored entry missing or changed (the newest entries deleted)."""
     prev, entries, unchained, after = genesis, 0, 0, 0
     while True:
         with storage.read() as tx:
             rows = tx.audit.scan_audit(after, _SCAN_BATCH)
         if not rows:
+            if anchor is not None and after < anchor.id:
+                return AuditVerification(
+                    False, entries, anchor.id, unchained, _DELETED.format(anchor.id)
+                )
             return AuditVerification(True, entries, None, unchained)
         for row in rows:
+            broken = _anchor_broken(anchor, row) if anchor and after < anchor.id else None
+            if broken:
+                return AuditVerification(
+                    False, entries, anchor.id if anchor else None, unchained, broken
+                )
             after = row.id
             entries += 1
             data = canonical(prev, row)

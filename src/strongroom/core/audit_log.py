@@ -1,9 +1,10 @@
-"""`AuditLog`: reading the audit trail — filtered queries, chain verification and export (JSON
-rows for `vaultctl audit export`, JSON lines for a SIEM).
+"""`AuditLog`: reading the audit trail — filtered queries, chain verification (optionally against
+an exported anchor) and export (JSON rows for `vaultctl audit export` and
+`GET /api/vault/audit/export`, read in batches so memory stays flat however long the trail is).
 
-Storage: `AuditStore` (`tx.audit`). Exported rows carry the entry's fields and never its MAC
-(the chain key stays inside; `verify` is the integrity check). Entries never hold a secret
-value, a key or a token.
+Storage: `AuditStore` (`tx.audit`). Exported rows carry the entry's fields and its chain MAC
+(an HMAC output, never the chain key: the last row's id and MAC are the anchor that
+`verify(anchor)` checks). Entries never hold a secret value, a key or a token.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from typing import Protocol
 from strongroom import errors
 from strongroom.core.audit import entry_from_row, verify_chain
 from strongroom.core.state import VaultState
-from strongroom.models import DEFAULT_ACTOR, Actor, AuditEntry, AuditVerification
+from strongroom.models import DEFAULT_ACTOR, Actor, AuditAnchor, AuditEntry, AuditVerification
 from strongroom.storage import AuditRow, Tx
 
-__all__ = ["AuditLog", "AuditStore", "ExportRow", "export_row"]
+__all__ = ["EXPORT_FIELDS", "AuditLog", "AuditStore", "ExportRow", "export_row"]
 
 #: One exported entry: field name -> JSON scalar.
 ExportRow = dict[str, str | int | bool | None]
@@ -41,7 +42,11 @@ class AuditStore(Protocol):
     ) -> list[AuditRow]: ...
 
     def scan_audit(
-        self, after_id: int, limit: int, since: datetime | None = None
+        self,
+        after_id: int,
+        limit: int,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[AuditRow]: ...
 
 
@@ -49,8 +54,25 @@ def _store(tx: Tx) -> AuditStore:
     return tx.audit
 
 
+#: The fields of an exported row, in order (the CSV header).
+EXPORT_FIELDS = (
+    "id",
+    "timestamp",
+    "secret_id",
+    "path",
+    "user_id",
+    "action",
+    "ip_address",
+    "success",
+    "error",
+    "request_id",
+    "mac",
+)
+
+
 def export_row(row: AuditRow) -> ExportRow:
-    """The JSON-ready form of a stored entry (timestamp ISO-8601 UTC with microseconds, `Z`)."""
+    """The JSON-ready form of a stored entry (timestamp ISO-8601 UTC with microseconds, `Z`),
+    with its chain MAC."""
     stamp = row.timestamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return {
         "id": row.id,
@@ -63,6 +85,7 @@ def export_row(row: AuditRow) -> ExportRow:
         "success": row.success,
         "error": row.error,
         "request_id": row.request_id,
+        "mac": row.mac,
     }
 
 
@@ -102,40 +125,64 @@ class AuditLog:
             )
         return [entry_from_row(r) for r in rows]
 
-    def verify(self) -> AuditVerification:
-        """Verify the audit hash chain from the first entry to the last.
+    def verify(self, anchor: AuditAnchor | None = None) -> AuditVerification:
+        """Verify the audit hash chain from the first entry to the last; with an `anchor`
+        (an exported head), also that the anchored entry is still there, unchanged.
 
         Raises:
             VaultLocked: the vault is locked (the chain key derives from the root key).
         """
         self._state.require_unlocked()
         barrier = self._state.barrier
-        return verify_chain(self._state.storage, barrier.vault_id, barrier.mac)
+        return verify_chain(self._state.storage, barrier.vault_id, barrier.mac, anchor)
 
     def export(
-        self, since: datetime | None = None, *, actor: Actor = DEFAULT_ACTOR
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        actor: Actor = DEFAULT_ACTOR,
     ) -> Iterator[ExportRow]:
-        """Entries with timestamp >= `since` (all when None), oldest first, as JSON-ready dicts.
-
-        The export itself is audited (`audit_export`) before the first row is produced; rows
-        are read in batches, so memory stays flat however long the trail is.
+        """Entries with `since` <= timestamp < `until` (either open when None), oldest first,
+        as JSON-ready dicts (see `export_batches`).
 
         Raises:
-            InvalidInput: `since` is not a timezone-aware datetime.
+            InvalidInput: `since` or `until` is not a timezone-aware datetime.
             VaultLocked: the vault is locked.
         """
-        if since is not None and (not isinstance(since, datetime) or since.tzinfo is None):
-            raise errors.InvalidInput("since must be a timezone-aware datetime")
-        self._state.read("audit_export", actor, None, lambda tx: (None, None))
-        return self._rows(since)
+        batches = self.export_batches(since, until, actor=actor)
+        return (row for batch in batches for row in batch)
 
-    def _rows(self, since: datetime | None) -> Iterator[ExportRow]:
+    def export_batches(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        actor: Actor = DEFAULT_ACTOR,
+    ) -> Iterator[list[ExportRow]]:
+        """The export in batches of at most 1000 rows, one short read transaction each (a
+        keyset cursor on the id), so memory stays flat however long the trail is and a
+        server can read each batch in a worker thread.
+
+        The export itself is audited (`audit_export`) before this returns; an export without
+        `until` therefore ends with its own entry, the chain head at that moment.
+
+        Raises:
+            InvalidInput: `since` or `until` is not a timezone-aware datetime.
+            VaultLocked: the vault is locked.
+        """
+        for name, moment in (("since", since), ("until", until)):
+            if moment is not None and (not isinstance(moment, datetime) or moment.tzinfo is None):
+                raise errors.InvalidInput(f"{name} must be a timezone-aware datetime")
+        self._state.read("audit_export", actor, None, lambda tx: (None, None))
+        return self._batches(since, until)
+
+    def _batches(self, since: datetime | None, until: datetime | None) -> Iterator[list[ExportRow]]:
         after = 0
         while True:
             with self._state.storage.read() as tx:
-                rows = _store(tx).scan_audit(after, _EXPORT_BATCH, since)
+                rows = _store(tx).scan_audit(after, _EXPORT_BATCH, since, until)
             if not rows:
                 return
-            for row in rows:
-                yield export_row(row)
             after = rows[-1].id
+            yield [export_row(row) for row in rows]

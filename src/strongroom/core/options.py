@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from strongroom import errors
 from strongroom.clock import Clock, SystemClock
+from strongroom.core.audit_devices import parse_device
 from strongroom.crypto import KDFParams
 
 __all__ = ["DEFAULT_DSN", "VaultConfig"]
@@ -37,6 +38,9 @@ class VaultConfig:
         rotation_batch: versions re-encrypted per transaction during rotation.
         unlock_backoff_after: failed unlocks tolerated before exponential back-off starts.
         clock: time source (tests inject a ManualClock).
+        audit_devices: where every audit entry is streamed as it is committed, as device specs
+            (`file:PATH`, `syslog`, `socket:HOST:PORT`, each optionally `,optional`; see
+            `core.audit_devices`).
     """
 
     auto_lock: bool = True
@@ -50,8 +54,11 @@ class VaultConfig:
     rotation_batch: int = 500
     unlock_backoff_after: int = 5
     clock: Clock = field(default_factory=SystemClock)
+    audit_devices: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        for spec in self.audit_devices:
+            parse_device(spec)
         if self.auto_lock_timeout <= timedelta(0):
             raise errors.InvalidInput("auto_lock_timeout must be positive")
         if self.max_value_bytes < 1 or self.rotation_batch < 1 or self.term_max_encryptions < 2:

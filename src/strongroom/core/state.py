@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from strongroom import errors
+from strongroom.core.audit_devices import AuditDevices, parse_device
 from strongroom.core.keyrules import check_new_master_key
 from strongroom.core.options import VaultConfig
 from strongroom.core.terms import KeyStore, Terms
@@ -68,6 +69,11 @@ class VaultState:
         self._last_access: datetime | None = None
         self._auto_locked = False
         self._closed = threading.Event()
+        #: The audit devices every committed entry is streamed to (`core.audit_devices`).
+        self.devices = AuditDevices(
+            [parse_device(d) for d in self.config.audit_devices], self.clock
+        )
+        self._batch_hooks: list[Callable[[Tx, list[NewAudit]], None]] = []
         self._writer = Writer(
             storage,
             self._chain_mac,
@@ -75,6 +81,8 @@ class VaultState:
             lambda tx, newest: self.terms.before_batch(_keys(tx), newest),
             self.terms.after_commit,
             self.terms.after_failure,
+            self.devices.emit if self.devices else None,
+            self._run_batch_hooks,
         )
         if self.config.auto_lock:
             threading.Thread(target=self._reap, name="strongroom-autolock", daemon=True).start()
@@ -342,6 +350,7 @@ class VaultState:
         self._writer.close()
         self.drop_keys()
         self.storage.dispose()
+        self.devices.close()
 
     def _unlock(self, master_key: str, actor: Actor | None, action: str = "unlock") -> None:
         """Load the keys; audit the unlock as `actor` under `action` (None: relayed, not
@@ -400,7 +409,17 @@ class VaultState:
                 self.barrier.lock()
                 raise
 
+    def on_batch(self, hook: Callable[[Tx, list[NewAudit]], None]) -> None:
+        """Run `hook(tx, entries)` in every writer batch's transaction, before it commits, with
+        the batch's audit entries (`core.events` turns them into outgoing events). A hook that
+        raises fails the batch (fail-closed)."""
+        self._batch_hooks.append(hook)
+
     # -- writer callbacks -------------------------------------------------------------------
+    def _run_batch_hooks(self, tx: Tx, entries: list[NewAudit]) -> None:
+        for hook in self._batch_hooks:
+            hook(tx, entries)
+
     def _chain_mac(self, data: bytes) -> str | None:
         try:
             return self.barrier.mac(data)

@@ -12,6 +12,7 @@ services, each holding the shared `VaultState`::
     vault.access      Access       built-in users, policies, refusal records
     vault.authorizer  Authorizer   roles and path policies, audited refusals
     vault.audit       AuditLog     audit queries, chain verification, export
+    vault.events      Events       webhooks, the event outbox, expiry reminders
     vault.backup      Backup       verified snapshots (restore: `core.backup.restore`)
     vault.tokens      Tokens       recorded, revocable tokens (cached, epoch-invalidated)
     vault.approle     AppRoles     AppRole machine logins (role_id + hashed secret ids)
@@ -32,6 +33,7 @@ from strongroom.core.approle import AppRoles
 from strongroom.core.audit_log import AuditLog, ExportRow
 from strongroom.core.authorizer import Authorizer
 from strongroom.core.backup import Backup
+from strongroom.core.events import Events
 from strongroom.core.kv import KVEngine
 from strongroom.core.mounts import Mounts
 from strongroom.core.options import VaultConfig
@@ -42,7 +44,9 @@ from strongroom.core.token_records import Tokens
 from strongroom.errors import InvalidInput
 from strongroom.models import (
     DEFAULT_ACTOR,
+    SYSTEM_ACTOR,
     Actor,
+    AuditAnchor,
     AuditEntry,
     AuditVerification,
     SecretInfo,
@@ -82,6 +86,7 @@ class Vault:
         self.audit = AuditLog(self.state)
         self.backup = Backup(self.state)
         self.approle = AppRoles(self.state, self.tokens, default_ttl=timedelta(hours=1))
+        self.events = Events(self.state)
 
     # -- lifecycle --------------------------------------------------------------------------
     @property
@@ -394,30 +399,38 @@ class Vault:
         """
         return self.audit.query(path=path, user_id=user_id, action=action, since=since, limit=limit)
 
-    def verify_audit(self) -> AuditVerification:
-        """Verify the audit hash chain from the first entry to the last.
+    def verify_audit(self, anchor: AuditAnchor | None = None) -> AuditVerification:
+        """Verify the audit hash chain from the first entry to the last (and against an
+        exported `anchor`: see `AuditLog.verify`).
 
         Raises:
             VaultLocked: the vault is locked (the chain key derives from the root key).
         """
-        return self.audit.verify()
+        result = self.audit.verify(anchor)
+        if not result.ok:
+            self.events.publish(
+                "audit.verify_failed", None, None, SYSTEM_ACTOR, first_bad_id=result.first_bad_id
+            )
+        return result
 
     def export_audit(
         self,
         since: datetime | None = None,
+        until: datetime | None = None,
         *,
         user_id: int = _USER,
         ip: str = _IP,
         request_id: str | None = None,
         actor: Actor | None = None,
     ) -> Iterator[ExportRow]:
-        """Entries since `since`, oldest first, as JSON-ready rows (see `AuditLog.export`).
+        """Entries in [`since`, `until`), oldest first, as JSON-ready rows (see
+        `AuditLog.export`).
 
         Raises:
-            InvalidInput: `since` is not a timezone-aware datetime.
+            InvalidInput: `since` or `until` is not a timezone-aware datetime.
             VaultLocked: the vault is locked.
         """
-        return self.audit.export(since, actor=_who(user_id, ip, request_id, actor))
+        return self.audit.export(since, until, actor=_who(user_id, ip, request_id, actor))
 
     # -- rotation ---------------------------------------------------------------------------
     def rotate_all(

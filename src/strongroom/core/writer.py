@@ -22,7 +22,7 @@ from strongroom import errors
 from strongroom.core.audit import canonical, unkeyed_mac
 from strongroom.storage import NewAudit, Storage, Tx
 
-__all__ = ["AuditSink", "Job", "Writer"]
+__all__ = ["AuditSink", "EmitFn", "Job", "Writer"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,9 @@ Entries = NewAudit | list[NewAudit] | None
 JobFn = Callable[[Tx], tuple[Any, Entries]]
 #: Builds the audit entry of a job that raised.
 FailFn = Callable[[errors.StrongroomError], Entries]
+#: Streams a batch's entries (entry, id, MAC) to the audit devices before the batch commits;
+#: raises StorageUnavailable when a required device fails (`core.audit_devices`).
+EmitFn = Callable[[list[tuple[NewAudit, int, str | None]]], None]
 
 
 class AuditSink(Protocol):
@@ -44,6 +47,8 @@ class AuditSink(Protocol):
     def insert_audit(self, entry: NewAudit, mac: str | None) -> int: ...
 
     def insert_audits(self, entries: list[tuple[NewAudit, str | None]]) -> None: ...
+
+    def insert_audits_returning(self, entries: list[tuple[NewAudit, str | None]]) -> list[int]: ...
 
 
 def _sink(tx: Tx) -> AuditSink:
@@ -78,8 +83,12 @@ class Writer:
         before_batch: Callable[[Tx, int], None],
         after_commit: Callable[[], None],
         after_failure: Callable[[], None],
+        emit: EmitFn | None = None,
+        on_batch: Callable[[Tx, list[NewAudit]], None] | None = None,
     ) -> None:
         self._storage = storage
+        self._emit = emit
+        self._on_batch = on_batch
         self._mac = mac
         self._genesis = genesis
         self._before_batch = before_batch
@@ -156,9 +165,18 @@ class Writer:
                         outcomes.append((None, exc))
                     for item in entry if isinstance(entry, list) else [entry] if entry else []:
                         head = self._append(pending, item, head)
+                if self._on_batch is not None and pending:
+                    # Outgoing events (`core.events`) join the batch's transaction.
+                    self._on_batch(tx, [e for e, _ in pending])
                 # One round trip for the batch's entries: one INSERT each made a batch of N
                 # cost N round trips, each waiting for the GIL among the waiting threads.
-                _sink(tx).insert_audits(pending)
+                if self._emit is None:
+                    _sink(tx).insert_audits(pending)
+                elif pending:
+                    # Audit devices get each entry once, with its id, inside the transaction:
+                    # a required device that fails fails the batch before anything commits.
+                    ids = _sink(tx).insert_audits_returning(pending)
+                    self._emit([(e, i, m) for (e, m), i in zip(pending, ids, strict=True)])
         except Exception as exc:
             self._after_failure()
             failure = exc if isinstance(exc, errors.StorageUnavailable) else None

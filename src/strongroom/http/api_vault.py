@@ -21,8 +21,9 @@ from strongroom import errors
 from strongroom.api import VaultAPI
 from strongroom.clock import parse_duration
 from strongroom.core.token_records import IssuedToken
-from strongroom.http import deps
+from strongroom.http import api_audit, api_webhooks, deps
 from strongroom.http import schemas as s
+from strongroom.http.api_audit import anchor_params
 from strongroom.http.bodies import int_field as _int
 from strongroom.http.bodies import query_int
 from strongroom.http.bodies import str_field as _str
@@ -287,7 +288,7 @@ async def audit_search(request: Request, st: ServerState, _: Target) -> Response
 async def audit_verify(request: Request, st: ServerState, _: Target) -> Response:
     caller = await st.caller(request)
     await st.require_admin(caller, "audit_verify")
-    r = await st.run(st.vault.verify_audit)
+    r = await st.run(st.vault.verify_audit, anchor_params(request.query_params))
     return json_response(
         {
             "ok": r.ok,
@@ -414,6 +415,15 @@ OPERATIONS: tuple[Operation, ...] = (
         "admin",
         query=("path", "user_id", "action", "since", "limit"),
     ),
-    Operation("GET", V + "/audit/verify", audit_verify, "Verify the audit hash chain", "admin"),
+    Operation(
+        "GET",
+        V + "/audit/verify",
+        audit_verify,
+        "Verify the audit hash chain (?anchor_id=&anchor_mac=: and against an exported head)",
+        "admin",
+        query=("anchor_id", "anchor_mac"),
+    ),
+    *api_audit.OPERATIONS,
+    *api_webhooks.OPERATIONS,
     Operation("POST", "/api/auth/login", login, "Log in as a built-in user", "none", s.LOGIN),
 )

@@ -31,6 +31,7 @@ import strongroom
 from strongroom import errors
 from strongroom.config import Settings
 from strongroom.core import Vault, open_vault
+from strongroom.core.webhook_sender import Sender
 from strongroom.http import (
     api_admin,
     api_admin_approle,
@@ -224,8 +225,13 @@ def create_app(
         metrics.watch_storage(opened.storage_errors)
         state = ServerState(settings, opened, link, metrics)
         app.state.strongroom = holder["state"] = state
+        sender = Sender(
+            opened.state,
+            settings.send_options(),
+            on_result=metrics.watch_webhooks(opened.events.pending),
+        )
         jobs = server_scheduler(
-            settings, opened, counts, may_lead=lead_jobs, unlocker=state.unlocker
+            settings, opened, counts, may_lead=lead_jobs, unlocker=state.unlocker, sender=sender
         )
         jobs.start()
         try:
@@ -234,6 +240,7 @@ def create_app(
             # Off the loop: closing waits for queued audit writes (a worker's siblings may
             # still be answering on theirs).
             await asyncio.to_thread(jobs.close)
+            sender.close()
             await asyncio.to_thread(state.close)
 
     routes = [

@@ -6,6 +6,11 @@
   `cleanup_expired` as the system actor, when anything has expired. A locked vault is skipped,
   except that with `--auto-unlock` an auto-locked vault is unlocked again first (audited
   `auto_unlock`).
+- `expiry-reminders` (every `STRONGROOM_REMINDER_INTERVAL`, default 5 min) and `webhook-sender`
+  (every `STRONGROOM_WEBHOOK_INTERVAL`, default 1 s) run in the leader too: reminders become
+  outbox rows (`core.events`), the sender delivers the outbox (`core.webhook_sender`).
+  `outbox-prune` (every minute, leader) deletes delivered outbox rows and failed ones older
+  than `STRONGROOM_OUTBOX_RETENTION` (default 7 days), 1,000 per transaction.
 - `expiry-gauges` runs in every process on the same period (hourly when cleanup is off), and
   after each cleanup: it refreshes `strongroom_secrets_nearing_expiry` and
   `strongroom_secrets_expired` (metadata only, no key needed).
@@ -19,6 +24,7 @@ from datetime import timedelta
 from strongroom.config import Settings
 from strongroom.core import Vault
 from strongroom.core.scheduler import Job, Scheduler
+from strongroom.core.webhook_sender import Sender
 from strongroom.http.autounlock import AutoUnlocker
 from strongroom.http.metrics import ExpiryCounts
 from strongroom.models import SYSTEM_ACTOR
@@ -31,6 +37,7 @@ log = logging.getLogger("strongroom.jobs")
 LEADER_LEASE = "jobs"
 _GAUGE_PERIOD_WHEN_OFF = timedelta(hours=1)
 TOKEN_EPOCH_PERIOD = 0.5
+_PRUNE_PERIOD = timedelta(minutes=1)
 
 
 def _refresh(vault: Vault, counts: ExpiryCounts) -> None:
@@ -60,6 +67,7 @@ def server_scheduler(
     *,
     may_lead: bool,
     unlocker: AutoUnlocker | None = None,
+    sender: Sender | None = None,
 ) -> Scheduler:
     """The scheduler of one server process (not started). `may_lead` is False for the workers
     of a supervisor other than worker 0 (on SQLite they would all win the lease)."""
@@ -74,6 +82,21 @@ def server_scheduler(
         Job("token-epoch", TOKEN_EPOCH_PERIOD, vault.tokens.refresh, at_start=True),
         Job("token-last-used", 60.0, vault.tokens.flush_last_used),
         Job("token-cleanup", 3600.0, vault.tokens.cleanup_expired, leader_only=True),
+        Job(
+            "expiry-reminders",
+            settings.reminder_interval,
+            lambda: vault.events.remind(settings.reminder_lead_days),
+            leader_only=True,
+            at_start=True,
+        ),
+        Job(
+            "outbox-prune",
+            _PRUNE_PERIOD.total_seconds(),
+            lambda: vault.events.prune(settings.outbox_retention),
+            leader_only=True,
+        ),
     ]
+    if sender is not None:
+        jobs.append(Job("webhook-sender", settings.webhook_interval, sender.run, leader_only=True))
     lead = (lambda: vault.state.storage.try_lead(LEADER_LEASE)) if may_lead else None
     return Scheduler(jobs, lead=lead)

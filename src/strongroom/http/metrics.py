@@ -83,6 +83,20 @@ class _StorageErrors(Collector):
         yield family
 
 
+class _OutboxPending(Collector):
+    def __init__(self, pending: Callable[[], int]) -> None:
+        self._pending = pending
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            value = self._pending()
+        except Exception:  # a scrape must not fail when the database does
+            return
+        yield GaugeMetricFamily(
+            "strongroom_outbox_pending", "Webhook deliveries not yet made", value=value
+        )
+
+
 class Metrics:
     """The metrics of one server process."""
 
@@ -125,6 +139,19 @@ class Metrics:
     def watch_storage(self, counts: Callable[[], dict[str, int]]) -> None:
         """Add `strongroom_storage_errors_total{cause}`, read from `counts` when scraped."""
         self.registry.register(_StorageErrors(counts))
+
+    def watch_webhooks(self, pending: Callable[[], int]) -> Callable[[str], None]:
+        """Add `strongroom_webhook_deliveries_total{result}` and `strongroom_outbox_pending`
+        (read from `pending` when scraped); return the callback that counts a delivery's
+        result (`delivered`, `retry`, `failed`)."""
+        deliveries = Counter(
+            "strongroom_webhook_deliveries",
+            "Webhook delivery attempts by result (delivered, retry, failed)",
+            ["result"],
+            registry=self.registry,
+        )
+        self.registry.register(_OutboxPending(pending))
+        return lambda result: deliveries.labels(result).inc()
 
     def count_disconnect(self) -> None:
         """Count one client that hung up mid-request."""

@@ -55,9 +55,9 @@ def _operation(op: Operation) -> dict[str, Any]:
             "name": name,
             "in": "path",
             "required": True,
-            "schema": {"type": "integer" if name == "version" else "string"},
+            "schema": {"type": "integer" if name == "version" or conv == ":int" else "string"},
         }
-        for name in re.findall(r"{(\w+)}", op.path)
+        for name, conv in re.findall(r"{(\w+)(:\w+)?}", op.path)
     ]
     params += [
         {"name": q, "in": "query", "required": False, "schema": {"type": "string"}}
@@ -98,7 +98,9 @@ def openapi_document(
     """The OpenAPI 3.1 document of `operations`, and of the Vault-compatible `v1_routes`."""
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
-        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
+        # Starlette's converters (`{id:int}`) are not OpenAPI: the parameter's schema says it.
+        path = re.sub(r"{(\w+):\w+}", r"{\1}", op.path)
+        paths.setdefault(path, {})[op.method.lower()] = _operation(op)
     paths.update(v1_paths(v1_routes))
     return {
         "openapi": "3.1.0",

@@ -31,6 +31,7 @@ import uvicorn
 
 from strongroom.config import Settings
 from strongroom.core import open_vault
+from strongroom.core.audit_devices import request_reopen
 from strongroom.http.app import create_app
 from strongroom.http.control import WorkerLink
 from strongroom.http.deps import SERVER_ACTOR
@@ -194,7 +195,9 @@ class Supervisor:
         self._stopping = True
 
     def _forward_hup(self, signum: int, frame: object) -> None:
-        """SIGHUP: every worker reloads its TLS certificate (`http.tls`)."""
+        """SIGHUP: every worker reloads its TLS certificate (`http.tls`) and reopens its audit
+        files; so does this process."""
+        request_reopen()
         for proc in self._procs:
             if proc.is_alive() and proc.pid is not None:
                 os.kill(proc.pid, signal.SIGHUP)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from strongroom import errors
 from strongroom.config import Settings
+from strongroom.core.audit_devices import request_reopen
 
 __all__ = ["CIPHERS", "install_reload", "reload_context", "server_context"]
 
@@ -98,12 +99,12 @@ def reload_context(ctx: ssl.SSLContext, settings: Settings) -> bool:
 
 
 def install_reload(ctx: ssl.SSLContext | None, settings: Settings) -> None:
-    """Reload `ctx` on SIGHUP (this process); without TLS, ignore SIGHUP rather than die."""
-    if ctx is None:
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        return
+    """On SIGHUP (this process): reopen the audit devices' files (logrotate) and reload `ctx`
+    when serving TLS; never die of it."""
 
     def on_hup(signum: int, frame: object) -> None:
-        reload_context(ctx, settings)
+        request_reopen()
+        if ctx is not None:
+            reload_context(ctx, settings)
 
     signal.signal(signal.SIGHUP, on_hup)

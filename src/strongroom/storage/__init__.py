@@ -30,6 +30,7 @@ from strongroom.storage.base import (
 )
 from strongroom.storage.engine import Storage, Tx
 from strongroom.storage.probe import DatabaseState, database_state
+from strongroom.storage.queries_events import OutboxRow, WebhookRow
 
 __all__ = [
     "AppRoleRow",
@@ -40,6 +41,7 @@ __all__ = [
     "KeysRow",
     "MountRow",
     "NewAudit",
+    "OutboxRow",
     "PolicyRow",
     "SecretRow",
     "Storage",
@@ -48,13 +50,14 @@ __all__ = [
     "Tx",
     "UserRow",
     "VersionRow",
+    "WebhookRow",
     "database_state",
     "open_storage",
     "redact_dsn",
 ]
 
 #: The newest migration; when the database is already there, Alembic is not even imported.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 0x5354524F4E47  # "STRONG"
 

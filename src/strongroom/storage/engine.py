@@ -22,6 +22,7 @@ from strongroom.storage.lease import Lease, try_lead
 from strongroom.storage.queries_access import PolicyQueries, UserQueries
 from strongroom.storage.queries_approle import AppRoleQueries
 from strongroom.storage.queries_audit import AuditQueries
+from strongroom.storage.queries_events import EventQueries
 from strongroom.storage.queries_keys import KeyQueries
 from strongroom.storage.queries_kv import KVQueries
 from strongroom.storage.queries_mounts import MountQueries
@@ -70,6 +71,11 @@ class Tx:
     def audit(self) -> AuditQueries:
         """The audit chain."""
         return AuditQueries(self.conn)
+
+    @cached_property
+    def events(self) -> EventQueries:
+        """Outgoing events: webhooks, the outbox, expiry-reminder state."""
+        return EventQueries(self.conn)
 
     @cached_property
     def rotation(self) -> RotationQueries:

@@ -18,6 +18,7 @@ _LAST_MAC = sa.select(_A.c.mac).order_by(_A.c.id.desc()).limit(1)
 _MAX_TERM = sa.select(sa.func.max(t.key_terms.c.term))
 _BATCH_HEAD = sa.select(_MAX_TERM.scalar_subquery(), _LAST_MAC.scalar_subquery())
 _INSERT_AUDIT = sa.insert(_A)
+_INSERT_AUDIT_IDS = sa.insert(_A).returning(_A.c.id, sort_by_parameter_order=True)
 
 
 def _audit_params(entry: NewAudit, mac: str | None) -> dict[str, object]:
@@ -48,6 +49,13 @@ class AuditQueries(Queries):
         """Append entries with their chain MACs, in order, in one round trip (a batch's)."""
         if entries:
             self.conn.execute(_INSERT_AUDIT, [_audit_params(e, mac) for e, mac in entries])
+
+    def insert_audits_returning(self, entries: list[tuple[NewAudit, str | None]]) -> list[int]:
+        """`insert_audits`, returning the new ids in the entries' order (for audit devices)."""
+        if not entries:
+            return []
+        rows = self.conn.execute(_INSERT_AUDIT_IDS, [_audit_params(e, mac) for e, mac in entries])
+        return [int(r[0]) for r in rows]
 
     def insert_audit(self, entry: NewAudit, mac: str | None) -> int:
         """Append an entry with its chain MAC; return its id."""
@@ -95,12 +103,18 @@ class AuditQueries(Queries):
         return [audit_row(r) for r in self.conn.execute(query.order_by(a.c.id.desc()).limit(limit))]
 
     def scan_audit(
-        self, after_id: int, limit: int, since: datetime | None = None
+        self,
+        after_id: int,
+        limit: int,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[AuditRow]:
-        """Entries with id > `after_id` (and timestamp >= `since`), oldest first: a cursor for
-        verification and export."""
+        """Entries with id > `after_id` (and `since` <= timestamp < `until`), oldest first: a
+        cursor for verification and export."""
         a = t.audit_logs
         query = sa.select(a).where(a.c.id > after_id)
         if since is not None:
             query = query.where(a.c.timestamp >= since)
+        if until is not None:
+            query = query.where(a.c.timestamp < until)
         return [audit_row(r) for r in self.conn.execute(query.order_by(a.c.id).limit(limit))]

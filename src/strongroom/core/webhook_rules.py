@@ -1,0 +1,110 @@
+"""Rules of webhook configuration: the event names, URL and address checks, the signing key.
+
+Shared by `core.events` (checked when a webhook is added) and `core.webhook_sender` (the address
+checked again before each delivery; the key derived to sign). This module must never log or
+return the signing key except to its caller.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+from strongroom import errors
+from strongroom.core.state import VaultState
+
+__all__ = ["EVENTS", "check_address", "check_events", "check_url", "signing_key"]
+
+EVENTS = (
+    "secret.expiring",
+    "secret.expired",
+    "secret.created",
+    "secret.updated",
+    "secret.deleted",
+    "secret.version_deleted",
+    "secret.rolled_back",
+    "vault.locked",
+    "vault.unlocked",
+    "audit.verify_failed",
+    "rotation.completed",
+)
+_METADATA_HOSTS = ("metadata", "metadata.google.internal", "metadata.azure.internal")
+_LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
+
+
+def signing_key(state: VaultState, nonce: str) -> bytes:
+    """The HMAC key of a webhook's signatures (hex text, as shown to the admin, as bytes).
+
+    Raises:
+        VaultLocked: the vault is locked (the key derives from the audit key).
+    """
+    return state.barrier.mac(b"strongroom webhook signing v1:" + nonce.encode()).encode()
+
+
+def check_address(host: str, *, allow_link_local: bool) -> None:
+    """Refuse a link-local or cloud-metadata host (169.254.0.0/16, fe80::/10), by name or by
+    any address it resolves to, unless `allow_link_local`. An unresolvable name passes here
+    (the sender checks again before each delivery).
+
+    Raises:
+        InvalidInput: the host is link-local or a metadata service.
+    """
+    if allow_link_local:
+        return
+    name = host.strip("[]").lower().rstrip(".")
+    if name in _METADATA_HOSTS:
+        raise errors.InvalidInput(f"webhook host {host!r} is a cloud metadata service")
+    try:
+        addresses = {ipaddress.ip_address(name)}
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+        except (OSError, UnicodeError):
+            return
+        addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
+    for address in addresses:
+        if any(address in net for net in _LINK_LOCAL):
+            raise errors.InvalidInput(
+                f"webhook address {address} is link-local (cloud metadata); refused unless "
+                "allow_link_local is set"
+            )
+
+
+def check_url(url: object, allow_link_local: bool) -> str:
+    """The URL, if it is an http(s) URL with a host that is not link-local (see `check_address`).
+
+    Raises:
+        InvalidInput: anything else.
+    """
+    if not isinstance(url, str) or not url or len(url) > 2000:
+        raise errors.InvalidInput("url must be a non-empty string of at most 2000 characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise errors.InvalidInput(f"url is malformed: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise errors.InvalidInput("url must be http:// or https://")
+    if not parts.hostname:
+        raise errors.InvalidInput("url has no host")
+    if port == 0:
+        raise errors.InvalidInput("url port must be from 1 to 65535")
+    check_address(parts.hostname, allow_link_local=allow_link_local)
+    return url
+
+
+def check_events(events: object) -> tuple[str, ...]:
+    """Known event names, de-duplicated in order (None or empty: every event).
+
+    Raises:
+        InvalidInput: not a list of strings, or an unknown name.
+    """
+    if events is None:
+        return ()
+    if not isinstance(events, list | tuple) or not all(isinstance(e, str) for e in events):
+        raise errors.InvalidInput("events must be a list of event names")
+    unknown = sorted(set(events) - set(EVENTS))
+    if unknown:
+        raise errors.InvalidInput(f"unknown event {unknown[0]!r}; known: {', '.join(EVENTS)}")
+    return tuple(dict.fromkeys(events))
