@@ -181,7 +181,8 @@ def test_server_runs_outbox_prune_in_the_leader_only() -> None:
     from strongroom.http.metrics import ExpiryCounts
 
     calls: list[timedelta] = []
-    vault: Any = SimpleNamespace(events=SimpleNamespace(prune=calls.append))
+    tokens = SimpleNamespace(refresh=None, flush_last_used=None, cleanup_expired=None)
+    vault: Any = SimpleNamespace(events=SimpleNamespace(prune=calls.append), tokens=tokens)
     counts = ExpiryCounts(timedelta(days=7))
     settings = Settings(outbox_retention=timedelta(days=2))
     scheduler = server_scheduler(settings, vault, counts, may_lead=True)
