@@ -12,6 +12,9 @@ from typing import Any
 
 from strongroom import errors
 
+#: An audit entry's MAC: hex HMAC-SHA256.
+_HEX_MAC = re.compile(r"[0-9a-f]{64}")
+
 __all__ = [
     "DEFAULT_ACTOR",
     "MAX_PATH_LENGTH",
@@ -220,10 +223,20 @@ class AuditEntry:
 class AuditAnchor:
     """A point of the audit chain kept outside the vault (`vaultctl audit export` writes the
     last exported entry's id and MAC): verifying against it detects the deletion of every
-    entry from that one on, which the chain alone cannot see."""
+    entry from that one on, which the chain alone cannot see.
+
+    Raises:
+        InvalidInput: an id that is not a positive integer, or a MAC that is not 64 hex digits.
+    """
 
     id: int
     mac: str
+
+    def __post_init__(self) -> None:
+        if isinstance(self.id, bool) or not isinstance(self.id, int) or self.id < 1:
+            raise errors.InvalidInput("an audit anchor's id must be a positive integer")
+        if not isinstance(self.mac, str) or not _HEX_MAC.fullmatch(self.mac):
+            raise errors.InvalidInput("an audit anchor's mac must be 64 hexadecimal digits")
 
 
 @dataclass(frozen=True, slots=True)

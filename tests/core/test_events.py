@@ -144,6 +144,13 @@ def test_expiry_reminders_once_per_lead_time(
         ("javascript:alert(1)", "http:// or https://"),
         ("http://169.254.169.254/latest/meta-data", "link-local"),
         ("http://[fe80::1]/x", "link-local"),
+        # IPv6 forms that reach an IPv4 address: mapped, NAT64, 6to4 (review finding).
+        ("http://[::ffff:169.254.169.254]/", "link-local"),
+        ("http://[::ffff:a9fe:a9fe]/", "link-local"),
+        ("http://[64:ff9b::a9fe:a9fe]/", "link-local"),
+        ("http://[2002:a9fe:a9fe::1]/", "link-local"),
+        ("http://0.0.0.0:8080/", "unspecified"),
+        ("http://[::]/", "unspecified"),
         ("http://metadata.google.internal/x", "metadata"),
         ("http:///nohost", "no host"),
         ("", "non-empty"),
@@ -198,3 +205,43 @@ def test_nothing_sent_while_locked_then_everything_after_unlock(
         s.close()
     got = sorted(d.json["event"] for d in receiver.wait(4))
     assert got == ["secret.created", "secret.expiring", "vault.locked", "vault.unlocked"]
+
+
+def test_delivery_connects_to_the_address_it_checked(
+    vault: Vault, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: the name resolves to the receiver when checked and to the metadata
+    service afterwards; a delivery resolves once and connects where its check passed."""
+    import socket
+
+    from strongroom.core import webhook_rules
+
+    real = socket.getaddrinfo
+    answers = iter(["127.0.0.1", "127.0.0.1"] + ["169.254.169.254"] * 10)
+    calls: list[str] = []
+
+    def rebinding(host: str, *args: object, **kwargs: object) -> object:
+        if host != "rebind.invalid":
+            return real(host, *args, **kwargs)  # type: ignore[arg-type]
+        calls.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), 0))]
+
+    port = receiver.url.rsplit(":", 1)[1].split("/", 1)[0]
+    monkeypatch.setattr(webhook_rules.socket, "getaddrinfo", rebinding)
+    vault.events.add(f"http://rebind.invalid:{port}/hook", events=["secret.created"])
+    vault.create_secret("app/rebind", "v")
+    vault.create_secret("app/rebound", "v")
+    s = sender(vault, retry_base=timedelta(hours=1))
+    try:
+        assert s.run() == 2
+        s.drain()
+    finally:
+        s.close()
+    # One resolution at add, one per delivery; the first delivery went to the receiver it
+    # checked, the second resolved to the metadata address and was refused, not sent.
+    assert calls == ["rebind.invalid"] * 3
+    [delivery] = receiver.wait(1)
+    assert delivery.headers["Host"] == f"rebind.invalid:{port}"
+    assert vault.events.pending() == 1
+    [hook] = vault.events.list()
+    assert "link-local" in (hook.last_error or "")

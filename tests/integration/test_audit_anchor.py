@@ -54,6 +54,8 @@ def test_bad_anchor_file_is_a_usage_error(tmp_path: Path) -> None:
     one_error_line(vc("audit", "verify", "--anchor", str(bad)), 2, "not an audit anchor")
     bad.write_text('{"id": -1, "mac": "x"}')
     one_error_line(vc("audit", "verify", "--anchor", str(bad)), 2, "positive integer")
+    bad.write_text('{"id": 1, "mac": "\u00e9"}')
+    one_error_line(vc("audit", "verify", "--anchor", str(bad)), 2, "64 hexadecimal digits")
 
 
 def test_anchor_over_http(tmp_path: Path) -> None:
@@ -67,6 +69,15 @@ def test_anchor_over_http(tmp_path: Path) -> None:
         with server.client() as http:
             bad = http.get("/api/vault/audit/verify", params={"anchor_id": "x", "anchor_mac": "y"})
             assert bad.status_code == 400 and "anchor_id" in bad.json()["error"]
+            # Not hex (a 500 once: compare_digest refuses non-ASCII text), or out of range.
+            for ident, mac in (("1", "\u00e9"), ("1", "g" * 64), ("9" * 40, "0" * 64)):
+                params = {"anchor_id": ident, "anchor_mac": mac}
+                bad = http.get("/api/vault/audit/verify", params=params)
+                assert bad.status_code == 400, (params, bad.text)
+            # A window whose bound has no UTC time is a 400 before any of the stream is sent.
+            for since in ("9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+14:00"):
+                bad = http.get("/api/vault/audit/export", params={"since": since})
+                assert bad.status_code == 400 and "since" in bad.json()["error"], bad.text
         client.close()
         remote = Vaultctl(
             server.dsn,

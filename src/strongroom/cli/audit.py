@@ -14,6 +14,7 @@ from typing import TextIO
 
 import click
 
+from strongroom import errors
 from strongroom.cli import render
 from strongroom.cli.inputs import format_option
 from strongroom.cli.progress import progress_bar
@@ -243,8 +244,7 @@ def read_anchor(path: Path) -> AuditAnchor:
         raise click.BadParameter(
             f"{path} is not an audit anchor ({type(exc).__name__})", param_hint="--anchor"
         ) from None
-    if isinstance(ident, bool) or not isinstance(ident, int) or ident < 1:
-        raise click.BadParameter(f"{path}: id must be a positive integer", param_hint="--anchor")
-    if not isinstance(mac, str) or not mac:
-        raise click.BadParameter(f"{path}: mac must be a string", param_hint="--anchor")
-    return AuditAnchor(ident, mac)
+    try:
+        return AuditAnchor(ident, mac)
+    except errors.InvalidInput as exc:
+        raise click.BadParameter(f"{path}: {exc.message}", param_hint="--anchor") from None

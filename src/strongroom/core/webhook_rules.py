@@ -14,7 +14,14 @@ from urllib.parse import urlsplit
 from strongroom import errors
 from strongroom.core.state import VaultState
 
-__all__ = ["EVENTS", "check_address", "check_events", "check_url", "signing_key"]
+__all__ = [
+    "EVENTS",
+    "check_address",
+    "check_events",
+    "check_url",
+    "resolve_checked",
+    "signing_key",
+]
 
 EVENTS = (
     "secret.expiring",
@@ -31,6 +38,22 @@ EVENTS = (
 )
 _METADATA_HOSTS = ("metadata", "metadata.google.internal", "metadata.azure.internal")
 _LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
+#: NAT64 (RFC 6052): its last 32 bits are an IPv4 address the gateway connects to.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _embedded(address: Address) -> Address:
+    """The IPv4 address an IPv6 one carries and would reach (IPv4-mapped, 6to4, NAT64), else
+    the address itself: `::ffff:169.254.169.254` is the metadata service."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped
+        if address.sixtofour is not None:
+            return address.sixtofour
+        if address in _NAT64:
+            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return address
 
 
 def signing_key(state: VaultState, nonce: str) -> bytes:
@@ -42,33 +65,50 @@ def signing_key(state: VaultState, nonce: str) -> bytes:
     return state.barrier.mac(b"strongroom webhook signing v1:" + nonce.encode()).encode()
 
 
-def check_address(host: str, *, allow_link_local: bool) -> None:
-    """Refuse a link-local or cloud-metadata host (169.254.0.0/16, fe80::/10), by name or by
-    any address it resolves to, unless `allow_link_local`. An unresolvable name passes here
-    (the sender checks again before each delivery).
+def check_address(host: str, *, allow_link_local: bool) -> list[str]:
+    """Refuse a link-local or cloud-metadata host (169.254.0.0/16, fe80::/10, also inside an
+    IPv4-mapped, 6to4 or NAT64 IPv6 address) or an unspecified one (0.0.0.0, ::), by name or
+    by any address it resolves to, unless `allow_link_local`. Return the addresses checked
+    (none for a name that does not resolve now: it passes when a webhook is added, and the
+    sender refuses to deliver until it resolves).
 
     Raises:
-        InvalidInput: the host is link-local or a metadata service.
+        InvalidInput: the host is link-local, unspecified or a metadata service.
     """
-    if allow_link_local:
-        return
     name = host.strip("[]").lower().rstrip(".")
-    if name in _METADATA_HOSTS:
+    if name in _METADATA_HOSTS and not allow_link_local:
         raise errors.InvalidInput(f"webhook host {host!r} is a cloud metadata service")
     try:
-        addresses = {ipaddress.ip_address(name)}
+        addresses = [ipaddress.ip_address(name.split("%")[0])]
     except ValueError:
         try:
             infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
         except (OSError, UnicodeError):
-            return
-        addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
+            return []
+        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     for address in addresses:
-        if any(address in net for net in _LINK_LOCAL):
+        reached = _embedded(address)
+        if reached.is_unspecified:
+            raise errors.InvalidInput(f"webhook address {address} is unspecified")
+        if not allow_link_local and any(reached in net for net in _LINK_LOCAL):
             raise errors.InvalidInput(
                 f"webhook address {address} is link-local (cloud metadata); refused unless "
                 "allow_link_local is set"
             )
+    return list(dict.fromkeys(str(a) for a in addresses))
+
+
+def resolve_checked(host: str, *, allow_link_local: bool) -> str:
+    """The one address a delivery connects to: `host` resolved and checked once, so a name
+    that re-resolves between the check and the connection (DNS rebinding) cannot slip by.
+
+    Raises:
+        InvalidInput: refused by `check_address`, or the name does not resolve.
+    """
+    addresses = check_address(host, allow_link_local=allow_link_local)
+    if not addresses:
+        raise errors.InvalidInput(f"webhook host {host!r} does not resolve")
+    return addresses[0]
 
 
 def check_url(url: object, allow_link_local: bool) -> str:

@@ -18,19 +18,19 @@ import hashlib
 import hmac
 import http.client
 import logging
+import socket
+import ssl
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from strongroom import errors
 from strongroom.core.state import VaultState
-from strongroom.core.webhook_rules import check_address, signing_key
+from strongroom.core.webhook_rules import resolve_checked, signing_key
 from strongroom.storage import OutboxRow, Tx, WebhookRow
 
 __all__ = ["SendOptions", "Sender", "sign"]
@@ -63,12 +63,33 @@ class SendOptions:
     timeout: float = 10.0
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None  # a 3xx is a failed delivery, never a request to another address
+class _PinnedHTTP(http.client.HTTPConnection):
+    """An HTTP connection to the address the checks passed, whatever the name resolves to now;
+    the Host header still names the URL's host."""
+
+    def __init__(self, host: str, port: int | None, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
 
 
-_OPENER = urllib.request.build_opener(_NoRedirect)
+class _PinnedHTTPS(http.client.HTTPSConnection):
+    """As `_PinnedHTTP`, over TLS: the certificate is verified for the URL's host (SNI too)."""
+
+    def __init__(self, host: str, port: int | None, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self._address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+def _pinned(url: SplitResult, address: str, timeout: float) -> http.client.HTTPConnection:
+    kind = _PinnedHTTPS if url.scheme == "https" else _PinnedHTTP
+    return kind(url.hostname or address, url.port, address, timeout)
 
 
 class Sender:
@@ -142,32 +163,29 @@ class Sender:
         """POST one delivery; None when delivered, else why not (no body, no secret)."""
         if hook is None:
             return "webhook removed"
+        url = urlsplit(hook.url)
         try:
-            host = urlsplit(hook.url).hostname or ""
-            check_address(host, allow_link_local=hook.allow_link_local)
+            address = resolve_checked(url.hostname or "", allow_link_local=hook.allow_link_local)
             key = signing_key(self._state, hook.key_nonce)
         except errors.StrongroomError as exc:
             return exc.message
         data = row.body.encode()
-        request = urllib.request.Request(  # noqa: S310 - the URL was checked to be http(s)
-            hook.url,
-            data=data,
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "User-Agent": "strongroom-webhooks",
-                SIGNATURE_HEADER: sign(key, int(time.time()), data),
-                "X-Strongroom-Event": row.event,
-                "X-Strongroom-Delivery": row.event_id,
-            },
-        )
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "strongroom-webhooks",
+            SIGNATURE_HEADER: sign(key, int(time.time()), data),
+            "X-Strongroom-Event": row.event,
+            "X-Strongroom-Delivery": row.event_id,
+        }
+        conn = _pinned(url, address, self.options.timeout)
         try:
-            with _OPENER.open(request, timeout=self.options.timeout) as response:
-                status = response.status
-        except urllib.error.HTTPError as exc:
-            status = exc.code
+            target = url.path or "/"
+            conn.request("POST", f"{target}?{url.query}" if url.query else target, data, headers)
+            status = conn.getresponse().status  # redirects are answers, never followed
         except (OSError, ValueError, http.client.HTTPException) as exc:
             return f"{type(exc).__name__}: {getattr(exc, 'reason', '') or exc}"[:200]
+        finally:
+            conn.close()
         return None if 200 <= status < 300 else f"receiver answered {status}"
 
     def _settle(self, outcomes: list[tuple[OutboxRow, str | None]]) -> None:
