@@ -214,8 +214,6 @@ def test_delivery_connects_to_the_address_it_checked(
     service afterwards; a delivery resolves once and connects where its check passed."""
     import socket
 
-    from strongroom.core import webhook_rules
-
     real = socket.getaddrinfo
     answers = iter(["127.0.0.1", "127.0.0.1"] + ["169.254.169.254"] * 10)
     calls: list[str] = []
@@ -227,7 +225,7 @@ def test_delivery_connects_to_the_address_it_checked(
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), 0))]
 
     port = receiver.url.rsplit(":", 1)[1].split("/", 1)[0]
-    monkeypatch.setattr(webhook_rules.socket, "getaddrinfo", rebinding)
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
     vault.events.add(f"http://rebind.invalid:{port}/hook", events=["secret.created"])
     vault.create_secret("app/rebind", "v")
     vault.create_secret("app/rebound", "v")
