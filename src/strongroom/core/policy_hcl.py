@@ -8,10 +8,16 @@ mount, with `capabilities`. They map to one Strongroom rule on `P`:
     metadata/  read, list, delete (delete = every version), create/update (settings)
     delete/ destroy/  update = delete;   undelete/  update = update;   subkeys/  read
 
-`deny` and `sudo` are ignored with a warning (Strongroom has no explicit deny: default deny
-applies); Vault's self-service `auth/token/*` paths are ignored with a warning (every token may
-already look up, renew and revoke itself). Anything else - another mount or path, parameter
-constraints, wrapping TTLs, an unknown capability - is refused with `InvalidInput` naming it.
+Vault applies the most specific path's block alone, and `deny` wins within it; Strongroom's
+rules add up and have no deny. So a policy is accepted only where both read it the same way:
+a block with `deny` grants nothing (a warning; default deny does the rest), but a `deny` or a
+narrower block that grants less on paths a broader block covers is refused with both named
+(Strongroom would grant there what Vault refuses). `sudo` is ignored with a warning. Vault's
+soft delete (`data/` delete, `delete/`) maps to Strongroom's `delete`, which also destroys: a
+warning says so. Vault's self-service `auth/token/*` paths are ignored with a warning (every
+token may already look up, renew and revoke itself). Anything else - another mount or path,
+parameter constraints, wrapping TTLs, an unknown capability - is refused with `InvalidInput`
+naming it.
 """
 
 from __future__ import annotations
@@ -117,6 +123,60 @@ def _capabilities(path: str, body: dict[str, Any], warnings: list[str]) -> list[
     return caps
 
 
+def _denies(body: dict[str, Any]) -> bool:
+    caps = body.get("capabilities")
+    return isinstance(caps, list) and any(_text(c) == "deny" for c in caps if isinstance(c, str))
+
+
+def _head(path: str) -> str:
+    """What every path a Vault glob matches starts with (up to its first `*` or `+`)."""
+    cut = [i for i in (path.find("*"), path.find("+")) if i >= 0]
+    return path[: min(cut)] if cut else path
+
+
+def _covers(broad: str, narrow: str) -> bool:
+    """True when the Vault glob `broad` matches paths that the distinct glob `narrow` matches
+    and Vault would give them to `narrow` (the more specific block): `broad` is a prefix glob
+    whose literal head starts `narrow`'s head."""
+    return broad != narrow and broad.endswith("*") and _head(narrow).startswith(_head(broad))
+
+
+def _check_precedence(
+    flags: list[tuple[str, bool]], blocks: list[tuple[str, dict[str, Any]]], warnings: list[str]
+) -> None:
+    """Refuse what Vault's most-specific-block rule and Strongroom's union would read apart.
+
+    Raises:
+        InvalidInput: a `deny` block, or a narrower block granting less, under a broader
+            block that grants (both paths named).
+    """
+    granted: dict[str, set[str]] = {}
+    for (path, denies), (_, body) in zip(flags, blocks, strict=True):
+        if not denies:
+            granted[path] = set(_capabilities(path, body, []))
+    for path, denies in flags:
+        for broad, caps in granted.items():
+            if not caps or not _covers(broad, path):
+                continue
+            lost = sorted(caps - granted.get(path, set())) if not denies else sorted(caps)
+            if lost:
+                what = "denies" if denies else f"grants less ({', '.join(lost)} missing)"
+                raise errors.InvalidInput(
+                    f"policy: {path!r} {what} under {broad!r}; Vault applies the narrower "
+                    "block alone, Strongroom would add both up: give the narrower path "
+                    "the same capabilities, or narrow the broader one"
+                )
+        if denies:
+            warnings.append(f"path {path!r} denies: nothing is granted there (default deny)")
+    for path, caps in granted.items():
+        form = path.removeprefix(MOUNT).split("/", 1)[0]
+        if (form == "data" and "delete" in caps) or (form == "delete" and caps):
+            warnings.append(
+                f"soft delete on {path!r} maps to Strongroom's delete, which also destroys "
+                "versions and deletes metadata"
+            )
+
+
 def hcl_to_rules(text: str) -> tuple[list[Rule], list[str]]:
     """Strongroom rules for a Vault HCL policy, and warnings for what was ignored.
 
@@ -126,8 +186,10 @@ def hcl_to_rules(text: str) -> tuple[list[Rule], list[str]]:
     """
     warnings: list[str] = []
     merged: dict[str, set[str]] = {}
-    for path, body in _blocks(_parse(text)):
-        caps = _capabilities(path, body, warnings)
+    blocks = list(_blocks(_parse(text)))
+    _check_precedence([(path, _denies(body)) for path, body in blocks], blocks, warnings)
+    for path, body in blocks:
+        caps = [] if _denies(body) else _capabilities(path, body, warnings)
         if path.startswith("auth/token/"):
             warnings.append(f"path {path!r} is ignored: every token may use its own")
             continue
