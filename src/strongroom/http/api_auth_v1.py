@@ -13,7 +13,7 @@ subject; refusals are audited by the `Authorizer`. HCL policies are mapped by
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
@@ -79,7 +79,7 @@ def auth_block(token: str, info: TokenInfo) -> dict[str, Any]:
         "renewable": info.is_renewable,
         "entity_id": "",
         "token_type": "service",
-        "orphan": True,
+        "orphan": info.parent is None,
         "mfa_requirement": None,
         "num_uses": 0,
     }
@@ -99,7 +99,7 @@ def _lookup(info: TokenInfo, token: str = "") -> dict[str, Any]:
         "issue_time": rfc3339(info.created_at),
         "meta": {"user_id": str(info.user_id), "role": info.role},
         "num_uses": 0,
-        "orphan": True,
+        "orphan": info.parent is None,
         "path": f"auth/token/{info.kind}",
         "policies": list(info.policies),
         "renewable": info.is_renewable,
@@ -109,8 +109,11 @@ def _lookup(info: TokenInfo, token: str = "") -> dict[str, Any]:
 
 
 async def _own_or_admin(st: ServerState, caller: Caller, info: TokenInfo, action: str) -> None:
-    """Allow an administrator, or a caller acting on a token of its own subject."""
-    if info.user_id != caller.principal.user_id:
+    """Allow an administrator, or a caller acting on its own token or on a token it created
+    (a child). Sharing a subject is not enough: every AppRole token of a role, and every
+    child of a token, has its creator's subject."""
+    mine = caller.principal.accessor
+    if not mine or (info.accessor != mine and info.parent != mine):
         await st.require_admin(caller, action, path=f"token:{info.accessor}")
 
 
@@ -135,25 +138,39 @@ async def _self(st: ServerState, caller: Caller) -> TokenInfo:
 
 # -- auth/token ---------------------------------------------------------------------------------
 async def create(request: Request) -> Response:
-    """A new token with exactly the policies given (a subset of the caller's, unless admin)."""
+    """A new token with exactly the policies given (a subset of the caller's, unless admin).
+
+    A child of the caller's recorded token (revoked with it, never outliving it); a caller
+    with a JWT gets a token capped at the JWT's `exp` unless an administrator. Orphans
+    (`create-orphan`, `no_parent`) need an administrator, as they need sudo in Vault.
+    """
     st = state_of(request)
     caller = await st.caller(request, V1)
     body = await _body(st, request)
     policies = names(body.get("policies"))
-    held = set(caller.principal.policies)
-    if not st.vault.authorizer.is_admin(caller.principal) and not set(policies) <= held:
+    principal = caller.principal
+    admin = st.vault.authorizer.is_admin(principal)
+    if not admin and not set(policies) <= set(principal.policies):
         raise await st.run(st.vault.authorizer.deny, "token_create", None, caller.actor)
+    orphan = request.url.path.endswith("-orphan") or body.get("no_parent") is True
+    if orphan and not admin:
+        raise await st.run(st.vault.authorizer.deny, "token_create_orphan", None, caller.actor)
     ttl = duration(body.get("ttl"), "ttl") or st.settings.token_ttl
     max_ttl = duration(body.get("explicit_max_ttl"), "explicit_max_ttl")
     if body.get("renewable") is False:
         max_ttl = ttl
+    jwt_exp = None
+    if not principal.accessor and not admin and principal.expires_at > 0:
+        jwt_exp = datetime.fromtimestamp(principal.expires_at, UTC)
     issued = await st.run(
         st.vault.tokens.create,
-        caller.principal.user_id,
+        principal.user_id,
         TOKEN_ROLE,
         policies=policies,
         ttl=ttl if max_ttl is None else min(ttl, max_ttl),
         max_ttl=max_ttl or max(ttl, st.settings.token_ttl * 24),
+        parent=None if orphan else principal.accessor or None,
+        not_after=jwt_exp,
         actor=caller.actor,
     )
     auth = auth_block(issued.token, issued.info)
