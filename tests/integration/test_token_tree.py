@@ -147,3 +147,20 @@ def test_an_admin_cannot_act_against_a_superadmin(server: ServerProcess) -> None
     assert _admin(server, "POST", "/tokens", "SuperAdmin", json=mint).status_code == 201
     done = _admin(server, "POST", "/tokens/revoke", "SuperAdmin", json={"user_id": boss_id})
     assert done.status_code == 200 and done.json()["revoked"] >= 2
+
+
+def test_huge_numbers_are_a_clear_400(server: ServerProcess) -> None:
+    admin = token()
+    recorded = _login(server)["client_token"]
+    role = f"{server.url}/v1/auth/approle/role/r-huge"
+    for value in (10**30, "1" * 40, "²", -5):
+        for field in ("ttl", "explicit_max_ttl"):
+            r = _v1(server, "create", admin, policies=["p-app"], **{field: value})
+            assert r.status_code == 400, (field, value, r.text)
+        r = _v1(server, "renew-self", recorded, increment=value)
+        assert r.status_code == 400, (value, r.text)
+        for field in ("token_ttl", "secret_id_num_uses"):
+            r = httpx.post(role, headers={"X-Vault-Token": admin}, json={field: value})
+            assert r.status_code == 400, (field, value, r.text)
+            assert "errors" in r.json()
+    assert _v1(server, "lookup-self", recorded).status_code == 200

@@ -4,7 +4,9 @@ A caller submits a job (a function run inside the write transaction, under its o
 waits for its future. The leader drains every job queued at that moment into one transaction,
 appends each job's audit entry to the hash chain, commits once (one fsync), then answers all
 callers. A caller is answered only after its audit entry is durable; if the commit fails, every
-job in the batch fails and nothing of it is stored (fail-closed).
+job in the batch fails and nothing of it is stored (fail-closed). A job that raises fails alone:
+its savepoint is rolled back and its caller gets its error (an unexpected one, a bug, as is),
+unless the transaction itself broke (a connection error), which fails the batch.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, Protocol
 
 from strongroom import errors
 from strongroom.core.audit import canonical, unkeyed_mac
-from strongroom.storage import NewAudit, Storage, Tx
+from strongroom.storage import NewAudit, RolledBack, Storage, Tx
 
 __all__ = ["AuditSink", "Job", "Writer"]
 
@@ -154,6 +156,10 @@ class Writer:
                             raise
                         entry = job.on_error(exc)
                         outcomes.append((None, exc))
+                    except RolledBack as exc:  # a bug in one job: it alone fails, audited
+                        log.error("write job failed: %s", exc, exc_info=exc.error)
+                        entry = job.on_error(errors.StrongroomError("internal error"))
+                        outcomes.append((None, exc.error))
                     for item in entry if isinstance(entry, list) else [entry] if entry else []:
                         head = self._append(pending, item, head)
                 # One round trip for the batch's entries: one INSERT each made a batch of N

@@ -25,6 +25,7 @@ from strongroom.clock import parse_duration
 from strongroom.core.policy import rules_to_json
 from strongroom.core.policy_hcl import hcl_to_rules, rules_to_hcl
 from strongroom.core.token_records import TOKEN_ROLE, TokenInfo, is_recorded
+from strongroom.core.token_types import MAX_TTL
 from strongroom.http import api_kv2_sys
 from strongroom.http.api_vault import log_in
 from strongroom.http.errors import json_response, no_content
@@ -34,6 +35,7 @@ from strongroom.http.state import V1, Caller, ServerState, state_of
 __all__ = ["ROUTES", "auth_block", "duration", "names"]
 
 _POST = ["POST", "PUT"]
+_MAX_SECONDS = int(MAX_TTL.total_seconds())  # a number of seconds above it is refused at once
 
 
 async def _body(st: ServerState, request: Request) -> dict[str, Any]:
@@ -46,8 +48,12 @@ def duration(value: object, name: str) -> timedelta | None:
         return None  # Vault's "not set" (the bao CLI sends "0s")
     if isinstance(value, bool):
         raise errors.InvalidInput(f"{name} must be a duration")
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-        return timedelta(seconds=int(value))
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value[:12]) if len(value) <= 12 else _MAX_SECONDS + 1
+    if isinstance(value, int):
+        if not 0 < value <= _MAX_SECONDS:
+            raise errors.InvalidInput(f"{name} must be between 1s and 3650d")
+        return timedelta(seconds=value)
     if isinstance(value, str):
         return parse_duration(value)
     raise errors.InvalidInput(f"{name} must be a duration")

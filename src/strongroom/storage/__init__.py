@@ -30,6 +30,7 @@ from strongroom.storage.base import (
 )
 from strongroom.storage.engine import Storage, Tx
 from strongroom.storage.probe import DatabaseState, database_state
+from strongroom.storage.txbase import RolledBack
 
 __all__ = [
     "AppRoleRow",
@@ -41,6 +42,7 @@ __all__ = [
     "MountRow",
     "NewAudit",
     "PolicyRow",
+    "RolledBack",
     "SecretRow",
     "Storage",
     "TermRow",

@@ -11,22 +11,39 @@ from sqlalchemy.engine import Connection
 
 from strongroom import errors
 
-__all__ = ["Queries", "savepoint"]
+__all__ = ["Queries", "RolledBack", "savepoint"]
+
+
+class RolledBack(Exception):
+    """An unexpected error (a bug) raised inside a savepoint whose changes were undone: the
+    transaction is still usable, so only the block that raised fails (`error`)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(type(error).__name__)
+        self.error = error
 
 
 @contextmanager
 def savepoint(conn: Connection) -> Iterator[None]:
     """Run a block whose changes are undone alone if it raises.
 
-    A value the database refuses (out of range, too long) fails only this block, as
-    InvalidInput, so one bad request cannot fail the other jobs of a group commit.
+    A value the database refuses (out of range, too long; an integer the driver cannot bind)
+    fails only this block, as InvalidInput, so one bad request cannot fail the other jobs of a
+    group commit. Any other unexpected error is re-raised as `RolledBack` once the block's
+    changes are undone; a connection error, or a failed rollback, is raised as is.
     """
     nested = conn.begin_nested()
     try:
         yield
-    except sa_exc.DataError as exc:
+    except (sa_exc.DataError, OverflowError) as exc:
         nested.rollback()
         raise errors.InvalidInput("a value is out of range for storage") from exc
+    except (errors.StrongroomError, sa_exc.OperationalError, sa_exc.InterfaceError):
+        nested.rollback()
+        raise
+    except Exception as exc:
+        nested.rollback()
+        raise RolledBack(exc) from exc
     except BaseException:
         nested.rollback()
         raise
