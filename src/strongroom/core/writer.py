@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from strongroom import errors
 from strongroom.core.audit import canonical, unkeyed_mac
-from strongroom.storage import NewAudit, RolledBack, Storage, Tx
+from strongroom.storage import DATABASE_ERRORS, NewAudit, Storage, Tx
 
 __all__ = ["AuditSink", "Job", "Writer"]
 
@@ -62,6 +62,15 @@ class Job:
     future: Future[Any] = field(default_factory=Future)
     #: Set when the job's future is done, or when the job reached the head of the queue.
     wake: threading.Event = field(default_factory=threading.Event)
+
+
+def _run(job: Job, tx: Tx, raised: list[Exception]) -> tuple[Any, Entries]:
+    """Run a job, noting the error it raised (to tell it from a failed rollback)."""
+    try:
+        return job.run(tx)
+    except Exception as exc:
+        raised.append(exc)
+        raise
 
 
 class Writer:
@@ -144,10 +153,11 @@ class Writer:
                 pending: list[tuple[NewAudit, str | None]] = []
                 self._before_batch(tx, newest_term)
                 for job in batch:
+                    raised: list[Exception] = []
                     try:
                         if job.atomic:
                             with tx.savepoint():
-                                result, entry = job.run(tx)
+                                result, entry = _run(job, tx, raised)
                         else:  # cannot fail half-way (a lone audit entry): no savepoint needed
                             result, entry = job.run(tx)
                         outcomes.append((result, None))
@@ -156,10 +166,15 @@ class Writer:
                             raise
                         entry = job.on_error(exc)
                         outcomes.append((None, exc))
-                    except RolledBack as exc:  # a bug in one job: it alone fails, audited
-                        log.error("write job failed: %s", exc, exc_info=exc.error)
-                        entry = job.on_error(errors.StrongroomError("internal error"))
-                        outcomes.append((None, exc.error))
+                    except Exception as exc:
+                        # A bug in one job whose savepoint was rolled back (the error is the
+                        # job's own, not the rollback's): it alone fails, audited. A database
+                        # error may have broken the transaction: the batch fails.
+                        if not raised or exc is not raised[0] or isinstance(exc, DATABASE_ERRORS):
+                            raise
+                        log.error("write job failed: %s", type(exc).__name__, exc_info=exc)
+                        entry = job.on_error(errors.StrongroomError())
+                        outcomes.append((None, exc))
                     for item in entry if isinstance(entry, list) else [entry] if entry else []:
                         head = self._append(pending, item, head)
                 # One round trip for the batch's entries: one INSERT each made a batch of N

@@ -5,8 +5,9 @@ policies (`vault.access`).
 
 A token from `auth/token/create` carries exactly the policies it was given and the role
 `token` (never its creator's role); a non-administrator may only give policies it holds itself.
-Looking up, renewing or revoking another token needs an administrator or the token's own
-subject; refusals are audited by the `Authorizer`. HCL policies are mapped by
+It is a child of the caller's token (capped at its lifetime, revoked with it); orphans need an
+administrator. Looking up, renewing or revoking another token needs an administrator or being
+its creator; refusals are audited by the `Authorizer`. HCL policies are mapped by
 `core.policy_hcl`. Routes here come before the KV v2 catch-all (`api_kv2.ROUTES`).
 """
 

@@ -30,9 +30,10 @@ from strongroom.storage.base import (
 )
 from strongroom.storage.engine import Storage, Tx
 from strongroom.storage.probe import DatabaseState, database_state
-from strongroom.storage.txbase import RolledBack
+from strongroom.storage.txbase import DATABASE_ERRORS
 
 __all__ = [
+    "DATABASE_ERRORS",
     "AppRoleRow",
     "AppSecretRow",
     "AuditRow",
@@ -42,7 +43,6 @@ __all__ = [
     "MountRow",
     "NewAudit",
     "PolicyRow",
-    "RolledBack",
     "SecretRow",
     "Storage",
     "TermRow",

@@ -11,16 +11,11 @@ from sqlalchemy.engine import Connection
 
 from strongroom import errors
 
-__all__ = ["Queries", "RolledBack", "savepoint"]
+__all__ = ["DATABASE_ERRORS", "Queries", "savepoint"]
 
-
-class RolledBack(Exception):
-    """An unexpected error (a bug) raised inside a savepoint whose changes were undone: the
-    transaction is still usable, so only the block that raised fails (`error`)."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(type(error).__name__)
-        self.error = error
+#: What the database driver raises (the writer fails a whole batch on these: the transaction
+#: may be unusable).
+DATABASE_ERRORS: tuple[type[Exception], ...] = (sa_exc.SQLAlchemyError,)
 
 
 @contextmanager
@@ -29,8 +24,7 @@ def savepoint(conn: Connection) -> Iterator[None]:
 
     A value the database refuses (out of range, too long; an integer the driver cannot bind)
     fails only this block, as InvalidInput, so one bad request cannot fail the other jobs of a
-    group commit. Any other unexpected error is re-raised as `RolledBack` once the block's
-    changes are undone; a connection error, or a failed rollback, is raised as is.
+    group commit.
     """
     nested = conn.begin_nested()
     try:
@@ -38,12 +32,6 @@ def savepoint(conn: Connection) -> Iterator[None]:
     except (sa_exc.DataError, OverflowError) as exc:
         nested.rollback()
         raise errors.InvalidInput("a value is out of range for storage") from exc
-    except (errors.StrongroomError, sa_exc.OperationalError, sa_exc.InterfaceError):
-        nested.rollback()
-        raise
-    except Exception as exc:
-        nested.rollback()
-        raise RolledBack(exc) from exc
     except BaseException:
         nested.rollback()
         raise
