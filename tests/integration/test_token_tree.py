@@ -83,6 +83,10 @@ def test_a_jwt_child_is_capped_at_the_jwts_expiry(server: ServerProcess) -> None
     assert r.json()["auth"]["lease_duration"] <= 600
     looked = _v1(server, "lookup-self", r.json()["auth"]["client_token"]).json()["data"]
     assert looked["explicit_max_ttl"] <= 600
+    accessor = r.json()["auth"]["accessor"]
+    stranger = token("App", user_id=4343, policies=["p-app"])
+    assert _v1(server, "revoke-accessor", stranger, accessor=accessor).status_code == 403
+    assert _v1(server, "revoke-accessor", jwt, accessor=accessor).status_code == 204
 
 
 def test_orphans_need_an_administrator(server: ServerProcess) -> None:

@@ -208,11 +208,10 @@ async def token_create(request: Request, st: ServerState, _: Target) -> Response
     body = await st.read_json(request)
     role = canonical_role(_str(body, "role") or "")
     subject = int_field(body.get("user_id"), "user_id")
-    path = f"user-id:{subject}"
-    await _manage_subject(st, caller, subject, [role], "token_create", path)
-    if await st.run(st.vault.access.get_user, subject) is not None:
-        # a token for a built-in user's id speaks for that user: only a SuperAdmin mints one
-        await _manage(st, caller, ["SuperAdmin"], "token_create", path)
+    # a token for a built-in user's id speaks for that user: only a SuperAdmin mints one
+    builtin = await st.run(st.vault.access.get_user, subject) is not None
+    roles = [role, "SuperAdmin"] if builtin else [role]
+    await _manage_subject(st, caller, subject, roles, "token_create", f"user-id:{subject}")
     issued = await st.run(
         st.vault.tokens.create,
         subject,

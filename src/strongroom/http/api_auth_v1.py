@@ -115,12 +115,24 @@ def _lookup(info: TokenInfo, token: str = "") -> dict[str, Any]:
     }
 
 
+def _created_by(info: TokenInfo, caller: Caller) -> bool:
+    """Whether the caller's token is `info`'s or created it: a recorded token's children name
+    it as parent; a JWT's tokens are parentless `token`s its subject issued for itself."""
+    me = caller.principal
+    if me.accessor:
+        return me.accessor in (info.accessor, info.parent)
+    return (
+        info.parent is None
+        and info.role == TOKEN_ROLE
+        and info.issuer == me.user_id == info.user_id
+    )
+
+
 async def _own_or_admin(st: ServerState, caller: Caller, info: TokenInfo, action: str) -> None:
     """Allow an administrator, or a caller acting on its own token or on a token it created
     (a child). Sharing a subject is not enough: every AppRole token of a role, and every
     child of a token, has its creator's subject."""
-    mine = caller.principal.accessor
-    if not mine or (info.accessor != mine and info.parent != mine):
+    if not _created_by(info, caller):
         await st.require_admin(caller, action, path=f"token:{info.accessor}")
 
 
