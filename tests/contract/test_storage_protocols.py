@@ -342,3 +342,20 @@ def test_approle_store(storage: Storage) -> None:
     with storage.write() as tx:
         assert tx.approles.list_secrets("deploy") == []
         assert tx.approles.delete_role("deploy") and not tx.approles.delete_role("deploy")
+
+
+def test_deleting_tokens_deletes_their_descendants(storage: Storage) -> None:
+    later = NOW + timedelta(hours=1)
+    tree = {"root": None, "kid": "root", "grandkid": "kid", "other": None, "other-kid": "other"}
+    with storage.write() as tx:
+        for accessor, parent in tree.items():
+            user = 7 if accessor in ("root", "other") else 9
+            tx.tokens.insert_token(replace(_token(accessor, user, later), parent=parent))
+    with storage.read() as tx:
+        found = tx.tokens.token_by_accessor("grandkid")
+        assert found is not None and found.parent == "kid"
+    with storage.write() as tx:
+        assert sorted(tx.tokens.delete_tokens(accessor="root")) == ["grandkid", "kid", "root"]
+        assert sorted(tx.tokens.delete_tokens(user_id=7)) == ["other", "other-kid"]
+    with storage.read() as tx:
+        assert tx.tokens.list_tokens() == []

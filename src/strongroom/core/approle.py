@@ -106,8 +106,9 @@ class RoleSettings:
         for value in (self.token_ttl, self.token_max_ttl, self.secret_id_ttl):
             if not isinstance(value, int) or not 0 <= value <= _MAX_TTL:
                 raise errors.InvalidInput("durations must be between 0 and 3650 days")
-        if not isinstance(self.secret_id_num_uses, int) or self.secret_id_num_uses < 0:
-            raise errors.InvalidInput("secret_id_num_uses must be a non-negative integer")
+        uses = self.secret_id_num_uses
+        if isinstance(uses, bool) or not isinstance(uses, int) or not 0 <= uses < 2**31:
+            raise errors.InvalidInput("secret_id_num_uses must be an integer from 0 to 2^31-1")
         for block in self.bound_cidrs:
             _network(block)
         return self

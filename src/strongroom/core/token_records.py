@@ -97,14 +97,20 @@ class Tokens:
         ttl: timedelta,
         max_ttl: timedelta | None = None,
         kind: str = "token",
+        parent: str | None = None,
+        not_after: datetime | None = None,
         actor: Actor = DEFAULT_ACTOR,
     ) -> IssuedToken:
         """Issue and record a token for subject `user_id` with `role` and exactly `policies`.
 
         `max_ttl` (default: `ttl`) bounds every renewal; `actor` is recorded as the issuer.
+        A `parent` (the creating token's accessor) makes a child: it expires, and may be
+        renewed, no later than its parent, and is revoked with it. `not_after` caps both
+        the expiry and the max TTL (a JWT parent's `exp`).
 
         Raises:
             InvalidInput: a bad subject, role, policy name, or TTL outside 1 s-3650 d.
+            AuthenticationFailed: the parent is revoked or expired.
         """
         if isinstance(user_id, bool) or not isinstance(user_id, int) or not 0 <= user_id < 2**63:
             raise errors.InvalidInput("user id must be a non-negative integer")
@@ -127,12 +133,26 @@ class Tokens:
             expires_at=now + min(ttl, limit),
             max_expires_at=now + limit,
             ttl=int(ttl.total_seconds()),
+            parent=parent,
         )
-        access_write(
-            self._state, "token_create", actor, f"token:{row.accessor}",
-            lambda tx: token_store(tx).insert_token(row),
-        )  # fmt: skip
-        return IssuedToken(token, token_info(row))
+
+        def run(tx: Tx) -> TokenRow:
+            ends, most = row.expires_at, row.max_expires_at
+            if parent is not None:
+                above = token_store(tx).token_by_accessor(parent)
+                if above is None or above.expires_at <= now:
+                    raise errors.AuthenticationFailed("the parent token is revoked or expired")
+                ends, most = min(ends, above.expires_at), min(most, above.max_expires_at)
+            if not_after is not None:
+                ends, most = min(ends, not_after), min(most, not_after)
+            if ends <= now:
+                raise errors.InvalidInput("the parent token expires too soon")
+            made = replace(row, expires_at=min(ends, most), max_expires_at=most)
+            token_store(tx).insert_token(made)
+            return made
+
+        made = access_write(self._state, "token_create", actor, f"token:{row.accessor}", run)
+        return IssuedToken(token, token_info(made))
 
     # -- verify -----------------------------------------------------------------------------
     def verify_cached(self, token: str) -> Principal | None:
@@ -330,8 +350,12 @@ class Tokens:
             if row is None or row.expires_at <= now:
                 raise errors.NotFound("token not found")
             wanted = now + (inc if inc is not None else timedelta(seconds=row.ttl))
-            expires = min(wanted, row.max_expires_at)
-            if wanted > row.max_expires_at:
+            most = row.max_expires_at
+            above = token_store(tx).token_by_accessor(row.parent) if row.parent else None
+            if above is not None:  # a child never outlives its parent's current expiry
+                most = min(most, max(above.expires_at, row.expires_at))
+            expires = min(wanted, most)
+            if wanted > most:
                 warnings.append(
                     "TTL of "
                     f'"{int((wanted - now).total_seconds())}s" exceeded the effective max_ttl '
@@ -345,38 +369,45 @@ class Tokens:
         return info, warnings
 
     def revoke(self, accessor: str, *, actor: Actor = DEFAULT_ACTOR) -> None:
-        """Revoke the token with `accessor` (refused everywhere within the staleness bound).
+        """Revoke the token with `accessor` and the tokens it created, transitively (refused
+        everywhere within the staleness bound).
 
         Raises:
             NotFound: no such token.
         """
 
-        def run(tx: Tx) -> None:
-            if not token_store(tx).delete_tokens(accessor=accessor):
+        def run(tx: Tx) -> set[str]:
+            gone = token_store(tx).delete_tokens(accessor=accessor)
+            if not gone:
                 raise errors.NotFound("token not found")
             epoch_store(tx).bump_token_epoch()
+            return set(gone)
 
-        access_write(self._state, "token_revoke", actor, f"token:{accessor}", run)
-        self._drop(lambda info: info.accessor == accessor)
+        gone = access_write(self._state, "token_revoke", actor, f"token:{accessor}", run)
+        self._drop(lambda info: info.accessor in gone)
 
     def revoke_user(self, user_id: int, *, actor: Actor = DEFAULT_ACTOR) -> int:
         """Revoke every recorded token of subject `user_id`; return how many."""
 
-        def run(tx: Tx) -> int:
+        def run(tx: Tx) -> set[str]:
             gone = token_store(tx).delete_tokens(user_id=user_id)
             if gone:
                 epoch_store(tx).bump_token_epoch()
-            return len(gone)
+            return set(gone)
 
-        count = access_write(self._state, "token_revoke_user", actor, f"user-id:{user_id}", run)
-        self._drop(lambda info: info.user_id == user_id)
-        return count
+        gone = access_write(self._state, "token_revoke_user", actor, f"user-id:{user_id}", run)
+        self._drop(lambda info: info.user_id == user_id or info.accessor in gone)
+        return len(gone)
 
     def cleanup_expired(self) -> int:
-        """Remove expired records (no audit entry: nothing is revoked); return how many."""
+        """Remove expired records and the tokens they created (no audit entry: nothing valid
+        is revoked but a child renewed past its parent's shortened expiry); return how many."""
         now = self._state.clock.now()
         with self._state.storage.write() as tx:
-            return len(token_store(tx).delete_tokens(expired_at=now))
+            gone = token_store(tx).delete_tokens(expired_at=now)
+            if gone:
+                epoch_store(tx).bump_token_epoch()
+            return len(gone)
 
     def forget_user(self, user_id: int) -> None:
         """Drop a user's tokens from this process's cache (their records were just revoked

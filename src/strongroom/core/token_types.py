@@ -130,6 +130,8 @@ class TokenInfo:
     max_expires_at: datetime
     ttl: timedelta
     last_used_at: datetime | None
+    #: The accessor of the token that created this one (revoked with it); None: an orphan.
+    parent: str | None = None
 
     @property
     def is_renewable(self) -> bool:
@@ -151,6 +153,7 @@ class TokenInfo:
             "ttl": int(self.ttl.total_seconds()),
             "last_used_at": iso_or_none(self.last_used_at),
             "renewable": self.is_renewable,
+            "parent": self.parent,
         }
 
     def principal(self) -> Principal:
@@ -179,6 +182,7 @@ def token_info(row: TokenRow) -> TokenInfo:
         row.max_expires_at,
         timedelta(seconds=row.ttl),
         row.last_used_at,
+        row.parent,
     )
 
 

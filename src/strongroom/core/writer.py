@@ -4,7 +4,9 @@ A caller submits a job (a function run inside the write transaction, under its o
 waits for its future. The leader drains every job queued at that moment into one transaction,
 appends each job's audit entry to the hash chain, commits once (one fsync), then answers all
 callers. A caller is answered only after its audit entry is durable; if the commit fails, every
-job in the batch fails and nothing of it is stored (fail-closed).
+job in the batch fails and nothing of it is stored (fail-closed). A job that raises fails alone:
+its savepoint is rolled back and its caller gets its error (an unexpected one, a bug, as is),
+unless the transaction itself broke (a connection error), which fails the batch.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, Protocol
 
 from strongroom import errors
 from strongroom.core.audit import canonical, unkeyed_mac
-from strongroom.storage import NewAudit, Storage, Tx
+from strongroom.storage import DATABASE_ERRORS, NewAudit, Storage, Tx
 
 __all__ = ["AuditSink", "EmitFn", "Job", "Writer"]
 
@@ -65,6 +67,15 @@ class Job:
     future: Future[Any] = field(default_factory=Future)
     #: Set when the job's future is done, or when the job reached the head of the queue.
     wake: threading.Event = field(default_factory=threading.Event)
+
+
+def _run(job: Job, tx: Tx, raised: list[Exception]) -> tuple[Any, Entries]:
+    """Run a job, noting the error it raised (to tell it from a failed rollback)."""
+    try:
+        return job.run(tx)
+    except Exception as exc:
+        raised.append(exc)
+        raise
 
 
 class Writer:
@@ -151,10 +162,11 @@ class Writer:
                 pending: list[tuple[NewAudit, str | None]] = []
                 self._before_batch(tx, newest_term)
                 for job in batch:
+                    raised: list[Exception] = []
                     try:
                         if job.atomic:
                             with tx.savepoint():
-                                result, entry = job.run(tx)
+                                result, entry = _run(job, tx, raised)
                         else:  # cannot fail half-way (a lone audit entry): no savepoint needed
                             result, entry = job.run(tx)
                         outcomes.append((result, None))
@@ -162,6 +174,15 @@ class Writer:
                         if isinstance(exc, errors.StorageUnavailable):
                             raise
                         entry = job.on_error(exc)
+                        outcomes.append((None, exc))
+                    except Exception as exc:
+                        # A bug in one job whose savepoint was rolled back (the error is the
+                        # job's own, not the rollback's): it alone fails, audited. A database
+                        # error may have broken the transaction: the batch fails.
+                        if not raised or exc is not raised[0] or isinstance(exc, DATABASE_ERRORS):
+                            raise
+                        log.error("write job failed: %s", type(exc).__name__, exc_info=exc)
+                        entry = job.on_error(errors.StrongroomError())
                         outcomes.append((None, exc))
                     for item in entry if isinstance(entry, list) else [entry] if entry else []:
                         head = self._append(pending, item, head)

@@ -68,6 +68,21 @@ async def _manage(
     )
 
 
+async def _subject_roles(st: ServerState, subject: int) -> list[str]:
+    """The roles subject `subject` is known to hold: its built-in user's, and its recorded
+    tokens' (a panel subject's JWT role is not known to the server)."""
+    user = await st.run(st.vault.access.get_user, subject)
+    found = await st.run(st.vault.tokens.list_tokens, subject)
+    return ([user.role] if user is not None else []) + [t.role for t in found]
+
+
+async def _manage_subject(
+    st: ServerState, caller: Caller, subject: int, roles: list[str], action: str, path: str
+) -> None:
+    """`_manage` over `roles` and every role `subject` is known to hold."""
+    await _manage(st, caller, roles + await _subject_roles(st, subject), action, path)
+
+
 async def _user(st: ServerState, username: str) -> UserInfo:
     for user in await st.run(st.vault.access.list_users):
         if user.username == username:
@@ -193,7 +208,10 @@ async def token_create(request: Request, st: ServerState, _: Target) -> Response
     body = await st.read_json(request)
     role = canonical_role(_str(body, "role") or "")
     subject = int_field(body.get("user_id"), "user_id")
-    await _manage(st, caller, [role], "token_create", f"user-id:{subject}")
+    # a token for a built-in user's id speaks for that user: only a SuperAdmin mints one
+    builtin = await st.run(st.vault.access.get_user, subject) is not None
+    roles = [role, "SuperAdmin"] if builtin else [role]
+    await _manage_subject(st, caller, subject, roles, "token_create", f"user-id:{subject}")
     issued = await st.run(
         st.vault.tokens.create,
         subject,
@@ -219,34 +237,43 @@ async def token_lookup(request: Request, st: ServerState, _: Target) -> Response
     return json_response((await st.run(st.vault.tokens.lookup, accessor)).as_dict())
 
 
+async def _manage_token(st: ServerState, caller: Caller, accessor: str, action: str) -> None:
+    """Refuse (audited) acting on a token whose role or subject the caller may not manage."""
+    info = await st.run(st.vault.tokens.lookup, accessor)
+    await _manage_subject(st, caller, info.user_id, [info.role], action, f"token:{accessor}")
+
+
 async def token_renew(request: Request, st: ServerState, _: Target) -> Response:
     caller = await admin_caller(request, st, "token_renew")
     body = await st.read_json(request, required=False)
-    info, warnings = await st.run(
-        st.vault.tokens.renew,
-        request.path_params["accessor"],
-        _duration(body, "increment"),
-        actor=caller.actor,
-    )
+    accessor = request.path_params["accessor"]
+    increment = _duration(body, "increment")
+    await _manage_token(st, caller, accessor, "token_renew")
+    info, warnings = await st.run(st.vault.tokens.renew, accessor, increment, actor=caller.actor)
     return json_response({**info.as_dict(), "warnings": warnings})
 
 
 async def token_revoke(request: Request, st: ServerState, _: Target) -> Response:
     """`{"accessor"}` revokes one token; `{"user_id"}` every recorded token of a subject;
     `{"user_id", "jwt_issued_before": "now" | ISO-8601}` the subject's stateless JWTs issued
-    before that time."""
+    before that time. Acting on an Admin's or SuperAdmin's tokens needs a SuperAdmin; so does
+    the JWT cut-off, as the server does not know a panel subject's role."""
     caller = await admin_caller(request, st, "token_revoke")
     body = await st.read_json(request)
     if body.get("jwt_issued_before") is not None:
         subject = int_field(body.get("user_id"), "user_id")
         when = cutoff_time(_str(body, "jwt_issued_before") or "")
+        await _manage(st, caller, ["SuperAdmin"], "token_revoke_jwts", f"user-id:{subject}")
         await st.run(st.vault.tokens.revoke_jwts_before, subject, when, actor=caller.actor)
         return json_response({"user_id": subject, "jwt_issued_before": iso(when)})
     if body.get("user_id") is not None:
         subject = int_field(body.get("user_id"), "user_id")
+        await _manage_subject(st, caller, subject, [], "token_revoke", f"user-id:{subject}")
         count = await st.run(st.vault.tokens.revoke_user, subject, actor=caller.actor)
         return json_response({"revoked": count, "user_id": subject})
     accessor = _str(body, "accessor")
+    assert accessor is not None  # noqa: S101 - str_field requires it
+    await _manage_token(st, caller, accessor, "token_revoke")
     await st.run(st.vault.tokens.revoke, accessor, actor=caller.actor)
     return json_response({"revoked": 1, "accessor": accessor})
 

@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 from strongroom import errors
 from strongroom.core.approle import RoleSettings
 from strongroom.http.api_auth_v1 import auth_block, duration, names
+from strongroom.http.bodies import MAX_INT
 from strongroom.http.deps import request_id
 from strongroom.http.errors import json_response, no_content
 from strongroom.http.kv2_format import envelope
@@ -44,10 +45,10 @@ def _settings(body: dict[str, Any]) -> RoleSettings:
         if body.get(name) not in (None, "", 0, [], True if name == "bind_secret_id" else None):
             raise errors.InvalidInput(f"unsupported parameter {name!r}")
     uses = body.get("secret_id_num_uses", 0)
-    if isinstance(uses, str) and uses.isdigit():
+    if isinstance(uses, str) and uses.isascii() and uses.isdigit() and len(uses) <= 10:
         uses = int(uses)
-    if isinstance(uses, bool) or not isinstance(uses, int):
-        raise errors.InvalidInput("secret_id_num_uses must be an integer")
+    if isinstance(uses, bool) or not isinstance(uses, int) or not 0 <= uses <= MAX_INT:
+        raise errors.InvalidInput(f"secret_id_num_uses must be an integer from 0 to {MAX_INT}")
     return RoleSettings(
         policies=tuple(names(body.get("token_policies", body.get("policies")))),
         token_ttl=_seconds(body, "token_ttl"),

@@ -5,15 +5,16 @@ policies (`vault.access`).
 
 A token from `auth/token/create` carries exactly the policies it was given and the role
 `token` (never its creator's role); a non-administrator may only give policies it holds itself.
-Looking up, renewing or revoking another token needs an administrator or the token's own
-subject; refusals are audited by the `Authorizer`. HCL policies are mapped by
+It is a child of the caller's token (capped at its lifetime, revoked with it); orphans need an
+administrator. Looking up, renewing or revoking another token needs an administrator or being
+its creator; refusals are audited by the `Authorizer`. HCL policies are mapped by
 `core.policy_hcl`. Routes here come before the KV v2 catch-all (`api_kv2.ROUTES`).
 """
 
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
@@ -25,6 +26,7 @@ from strongroom.clock import parse_duration
 from strongroom.core.policy import rules_to_json
 from strongroom.core.policy_hcl import hcl_to_rules, rules_to_hcl
 from strongroom.core.token_records import TOKEN_ROLE, TokenInfo, is_recorded
+from strongroom.core.token_types import MAX_TTL
 from strongroom.http import api_kv2_sys
 from strongroom.http.api_vault import log_in
 from strongroom.http.errors import json_response, no_content
@@ -34,6 +36,7 @@ from strongroom.http.state import V1, Caller, ServerState, state_of
 __all__ = ["ROUTES", "auth_block", "duration", "names"]
 
 _POST = ["POST", "PUT"]
+_MAX_SECONDS = int(MAX_TTL.total_seconds())  # a number of seconds above it is refused at once
 
 
 async def _body(st: ServerState, request: Request) -> dict[str, Any]:
@@ -46,8 +49,12 @@ def duration(value: object, name: str) -> timedelta | None:
         return None  # Vault's "not set" (the bao CLI sends "0s")
     if isinstance(value, bool):
         raise errors.InvalidInput(f"{name} must be a duration")
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-        return timedelta(seconds=int(value))
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value[:12]) if len(value) <= 12 else _MAX_SECONDS + 1
+    if isinstance(value, int):
+        if not 0 < value <= _MAX_SECONDS:
+            raise errors.InvalidInput(f"{name} must be between 1s and 3650d")
+        return timedelta(seconds=value)
     if isinstance(value, str):
         return parse_duration(value)
     raise errors.InvalidInput(f"{name} must be a duration")
@@ -79,7 +86,7 @@ def auth_block(token: str, info: TokenInfo) -> dict[str, Any]:
         "renewable": info.is_renewable,
         "entity_id": "",
         "token_type": "service",
-        "orphan": True,
+        "orphan": info.parent is None,
         "mfa_requirement": None,
         "num_uses": 0,
     }
@@ -99,7 +106,7 @@ def _lookup(info: TokenInfo, token: str = "") -> dict[str, Any]:
         "issue_time": rfc3339(info.created_at),
         "meta": {"user_id": str(info.user_id), "role": info.role},
         "num_uses": 0,
-        "orphan": True,
+        "orphan": info.parent is None,
         "path": f"auth/token/{info.kind}",
         "policies": list(info.policies),
         "renewable": info.is_renewable,
@@ -108,9 +115,24 @@ def _lookup(info: TokenInfo, token: str = "") -> dict[str, Any]:
     }
 
 
+def _created_by(info: TokenInfo, caller: Caller) -> bool:
+    """Whether the caller's token is `info`'s or created it: a recorded token's children name
+    it as parent; a JWT's tokens are parentless `token`s its subject issued for itself."""
+    me = caller.principal
+    if me.accessor:
+        return me.accessor in (info.accessor, info.parent)
+    return (
+        info.parent is None
+        and info.role == TOKEN_ROLE
+        and info.issuer == me.user_id == info.user_id
+    )
+
+
 async def _own_or_admin(st: ServerState, caller: Caller, info: TokenInfo, action: str) -> None:
-    """Allow an administrator, or a caller acting on a token of its own subject."""
-    if info.user_id != caller.principal.user_id:
+    """Allow an administrator, or a caller acting on its own token or on a token it created
+    (a child). Sharing a subject is not enough: every AppRole token of a role, and every
+    child of a token, has its creator's subject."""
+    if not _created_by(info, caller):
         await st.require_admin(caller, action, path=f"token:{info.accessor}")
 
 
@@ -135,25 +157,39 @@ async def _self(st: ServerState, caller: Caller) -> TokenInfo:
 
 # -- auth/token ---------------------------------------------------------------------------------
 async def create(request: Request) -> Response:
-    """A new token with exactly the policies given (a subset of the caller's, unless admin)."""
+    """A new token with exactly the policies given (a subset of the caller's, unless admin).
+
+    A child of the caller's recorded token (revoked with it, never outliving it); a caller
+    with a JWT gets a token capped at the JWT's `exp` unless an administrator. Orphans
+    (`create-orphan`, `no_parent`) need an administrator, as they need sudo in Vault.
+    """
     st = state_of(request)
     caller = await st.caller(request, V1)
     body = await _body(st, request)
     policies = names(body.get("policies"))
-    held = set(caller.principal.policies)
-    if not st.vault.authorizer.is_admin(caller.principal) and not set(policies) <= held:
+    principal = caller.principal
+    admin = st.vault.authorizer.is_admin(principal)
+    if not admin and not set(policies) <= set(principal.policies):
         raise await st.run(st.vault.authorizer.deny, "token_create", None, caller.actor)
+    orphan = request.url.path.endswith("-orphan") or body.get("no_parent") is True
+    if orphan and not admin:
+        raise await st.run(st.vault.authorizer.deny, "token_create_orphan", None, caller.actor)
     ttl = duration(body.get("ttl"), "ttl") or st.settings.token_ttl
     max_ttl = duration(body.get("explicit_max_ttl"), "explicit_max_ttl")
     if body.get("renewable") is False:
         max_ttl = ttl
+    jwt_exp = None
+    if not principal.accessor and not admin and principal.expires_at > 0:
+        jwt_exp = datetime.fromtimestamp(principal.expires_at, UTC)
     issued = await st.run(
         st.vault.tokens.create,
-        caller.principal.user_id,
+        principal.user_id,
         TOKEN_ROLE,
         policies=policies,
         ttl=ttl if max_ttl is None else min(ttl, max_ttl),
         max_ttl=max_ttl or max(ttl, st.settings.token_ttl * 24),
+        parent=None if orphan else principal.accessor or None,
+        not_after=jwt_exp,
         actor=caller.actor,
     )
     auth = auth_block(issued.token, issued.info)

@@ -31,8 +31,10 @@ from strongroom.storage.base import (
 from strongroom.storage.engine import Storage, Tx
 from strongroom.storage.probe import DatabaseState, database_state
 from strongroom.storage.queries_events import OutboxRow, WebhookRow
+from strongroom.storage.txbase import DATABASE_ERRORS
 
 __all__ = [
+    "DATABASE_ERRORS",
     "AppRoleRow",
     "AppSecretRow",
     "AuditRow",

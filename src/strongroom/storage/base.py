@@ -170,6 +170,7 @@ class TokenRow:
 
     `max_expires_at` is the latest a renewal may reach (`created_at` + the token's max TTL);
     `ttl` is the period, in seconds, a renewal without an increment extends it by.
+    `parent` is the creating token's accessor: revoking it revokes this one (Vault's tree).
     """
 
     accessor: str
@@ -184,6 +185,8 @@ class TokenRow:
     max_expires_at: datetime
     ttl: int
     last_used_at: datetime | None = None
+    #: The accessor of the token that created this one (revoked with it); None: an orphan.
+    parent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

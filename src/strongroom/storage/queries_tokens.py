@@ -15,6 +15,8 @@ from strongroom.storage.txbase import Queries
 
 __all__ = ["TokenQueries"]
 
+_CHUNK = 500  # accessors per IN (...) list
+
 
 def _row(r: Any) -> TokenRow:
     return TokenRow(
@@ -30,6 +32,7 @@ def _row(r: Any) -> TokenRow:
         r.max_expires_at,
         int(r.ttl),
         r.last_used_at,
+        r.parent,
     )
 
 
@@ -52,6 +55,7 @@ class TokenQueries(Queries):
                 max_expires_at=row.max_expires_at,
                 ttl=row.ttl,
                 last_used_at=row.last_used_at,
+                parent=row.parent,
             )
         )
 
@@ -93,7 +97,8 @@ class TokenQueries(Queries):
         expired_at: datetime | None = None,
     ) -> list[str]:
         """Remove the token with `accessor`, every token of `user_id`, or every token expired
-        at `expired_at`; return the accessors removed."""
+        at `expired_at`, and every token they created, transitively (Vault's token tree);
+        return the accessors removed."""
         c = t.tokens.c
         where = (
             c.accessor == accessor
@@ -103,8 +108,17 @@ class TokenQueries(Queries):
             else c.expires_at <= expired_at
         )
         gone = [r.accessor for r in self.conn.execute(sa.select(c.accessor).where(where))]
-        if gone:
-            self.conn.execute(sa.delete(t.tokens).where(where))
+        seen, frontier = set(gone), gone
+        while frontier:
+            found: list[str] = []
+            for i in range(0, len(frontier), _CHUNK):
+                q = sa.select(c.accessor).where(c.parent.in_(frontier[i : i + _CHUNK]))
+                found += [r.accessor for r in self.conn.execute(q) if r.accessor not in seen]
+            seen.update(found)
+            gone += found
+            frontier = found
+        for i in range(0, len(gone), _CHUNK):
+            self.conn.execute(sa.delete(t.tokens).where(c.accessor.in_(gone[i : i + _CHUNK])))
         return gone
 
     def jwt_cutoffs(self) -> dict[int, datetime]:

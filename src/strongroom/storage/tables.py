@@ -204,7 +204,9 @@ tokens = Table(
     Column("max_expires_at", UTCDateTime, nullable=False),
     Column("ttl", Integer, nullable=False),
     Column("last_used_at", UTCDateTime, nullable=True),
+    Column("parent", String(64), nullable=True),
     Index("idx_vault_tokens_user_id", "user_id"),
+    Index("idx_vault_tokens_parent", "parent"),
     Index("idx_vault_tokens_expires_at", "expires_at"),
 )
 

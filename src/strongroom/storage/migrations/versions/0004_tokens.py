@@ -4,8 +4,9 @@ Revision ID: 0004
 Revises: 0002
 
 `vault_tokens`: one row per recorded token (issue 15): accessor, SHA-256 of the token (never the
-token), subject, role, policies, kind, issuer, created/expires/max-expires, renewal period and
-a coarse last use. `vault_token_epoch`: one row (id 1) whose counter every revocation and
+token), subject, role, policies, kind, issuer, created/expires/max-expires, renewal period,
+a coarse last use and the creating token's accessor (`parent`: revoked with it).
+`vault_token_epoch`: one row (id 1) whose counter every revocation and
 renewal bumps; each server process polls it (at most once a second) to drop cached tokens.
 `vault_approles` and `vault_approle_secrets`: AppRole roles and their hashed secret ids.
 `vault_jwt_cutoffs`: per subject, the instant before which its stateless JWTs are refused.
@@ -40,11 +41,13 @@ def upgrade() -> None:
         sa.Column("max_expires_at", when, nullable=False),
         sa.Column("ttl", sa.Integer(), nullable=False),
         sa.Column("last_used_at", when, nullable=True),
+        sa.Column("parent", sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint("accessor"),
         sa.UniqueConstraint("token_hash"),
     )
     op.create_index("idx_vault_tokens_user_id", "vault_tokens", ["user_id"])
     op.create_index("idx_vault_tokens_expires_at", "vault_tokens", ["expires_at"])
+    op.create_index("idx_vault_tokens_parent", "vault_tokens", ["parent"])
     op.create_table(
         "vault_token_epoch",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
@@ -96,6 +99,7 @@ def downgrade() -> None:
     op.drop_table("vault_approle_secrets")
     op.drop_table("vault_approles")
     op.drop_table("vault_token_epoch")
+    op.drop_index("idx_vault_tokens_parent", table_name="vault_tokens")
     op.drop_index("idx_vault_tokens_expires_at", table_name="vault_tokens")
     op.drop_index("idx_vault_tokens_user_id", table_name="vault_tokens")
     op.drop_table("vault_tokens")
