@@ -218,6 +218,8 @@ class Settings:
         auto_unlock: unlock again from the key source after an auto-lock (needs a key).
         cleanup_interval: period of the server's TTL cleanup job (zero: off).
         ui: serve the web console at `/ui/` (`--no-ui` turns it off).
+        totp_key_file: the TOTP key file (32+ bytes, the same on every server sharing the
+            database) sealing users' TOTP seeds (`VAULT_TOTP_KEY_FILE`).
     """
 
     db_dsn: str = DEFAULT_DSN
@@ -250,6 +252,7 @@ class Settings:
     auto_unlock: bool = False
     cleanup_interval: timedelta = timedelta(hours=1)
     ui: bool = True
+    totp_key_file: str | None = None
     proxy_networks: tuple[IPNetwork, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -317,6 +320,7 @@ class Settings:
             "tls_key": env.get("STRONGROOM_TLS_KEY", "").strip() or None,
             "tls_client_ca": env.get("STRONGROOM_TLS_CLIENT_CA", "").strip() or None,
             "ca_cert": env.get("VAULT_CACERT", "").strip() or None,
+            "totp_key_file": env.get("VAULT_TOTP_KEY_FILE", "").strip() or None,
         }
         merged = {**found, **{k: v for k, v in flags.items() if v is not None}}
         return cls(**{k: v for k, v in merged.items() if v is not None})
@@ -394,6 +398,7 @@ class Settings:
             argon2_time_cost=self.argon2_time_cost,
             argon2_memory_kib=self.argon2_memory_kib,
             argon2_parallelism=self.argon2_parallelism,
+            totp_key=read_key_file(self.totp_key_file) if self.totp_key_file else None,
         )
 
 

@@ -37,6 +37,8 @@ class VaultConfig:
         rotation_batch: versions re-encrypted per transaction during rotation.
         unlock_backoff_after: failed unlocks tolerated before exponential back-off starts.
         clock: time source (tests inject a ManualClock).
+        totp_key: the server's TOTP key (`VAULT_TOTP_KEY_FILE`'s content) that seals users'
+            TOTP seeds; None: TOTP cannot be enabled, and a user with TOTP cannot log in.
     """
 
     auto_lock: bool = True
@@ -50,6 +52,7 @@ class VaultConfig:
     rotation_batch: int = 500
     unlock_backoff_after: int = 5
     clock: Clock = field(default_factory=SystemClock)
+    totp_key: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.auto_lock_timeout <= timedelta(0):
