@@ -44,12 +44,13 @@ def test_login_needs_a_fresh_code_once_enabled(tvault: Vault, clock: ManualClock
     assert made.uri.startswith("otpauth://totp/") and made.secret in made.uri
     assert tvault.access.get_user(alice.id).totp is True  # type: ignore[union-attr]
     totp = pyotp.TOTP(made.secret)
-    with pytest.raises(errors.AuthenticationFailed, match="TOTP code is required"):
+    with pytest.raises(errors.SecondFactorFailed, match="TOTP code is required"):
         _login(tvault)
     with pytest.raises(errors.AuthenticationFailed, match="invalid TOTP code"):
         _login(tvault, "000000" if totp.at(clock.now()) != "000000" else "111111")
-    with pytest.raises(errors.AuthenticationFailed, match="invalid username or password"):
+    with pytest.raises(errors.AuthenticationFailed, match="invalid username or password") as e:
         _login(tvault, totp.at(clock.now()), password="wrong-password-here")  # checked first
+    assert not isinstance(e.value, errors.SecondFactorFailed)  # says nothing about TOTP
     code = totp.at(clock.now())
     assert _login(tvault, code) == alice.id
     with pytest.raises(errors.AuthenticationFailed, match="already used"):
@@ -60,7 +61,7 @@ def test_login_needs_a_fresh_code_once_enabled(tvault: Vault, clock: ManualClock
     clock.advance(timedelta(seconds=30))
     assert _login(tvault, totp.at(clock.now())) == alice.id  # the next step's code works
     failures = _failures(tvault)
-    assert len(failures) == 5 and set(failures) == {"AuthenticationFailed"}
+    assert sorted(failures) == ["AuthenticationFailed"] + ["SecondFactorFailed"] * 4
     for entry in tvault.audit.query(limit=200):
         assert made.secret not in str(entry.as_dict()) and code not in str(entry.path)
 

@@ -339,8 +339,9 @@ class Access:
         then, for a user with TOTP enabled, the code `totp` (`core.totp`).
 
         Raises:
-            AuthenticationFailed: unknown user, wrong password or disabled user (one message);
-                after a right password, a missing, wrong or replayed TOTP code (audited).
+            AuthenticationFailed: unknown user, wrong password or disabled user (one message).
+            SecondFactorFailed: after a right password, a missing, wrong or replayed TOTP
+                code (audited).
         """
         row = None
         if isinstance(username, str) and _USERNAME.fullmatch(username):
@@ -364,7 +365,7 @@ class Access:
             return _info(row)
         try:
             if self._totp is None:
-                raise errors.AuthenticationFailed("TOTP is not configured on this server")
+                raise errors.SecondFactorFailed("TOTP is not configured on this server")
             self._totp.check(row, totp, actor)
         except errors.AuthenticationFailed as exc:
             self._state.audit(self._state.entry("login", actor, success=False, error=exc))

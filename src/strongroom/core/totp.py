@@ -107,24 +107,24 @@ class Totp:
         success is audited as `login` in the transaction claiming the code's step.
 
         Raises:
-            AuthenticationFailed: the code is missing, wrong or already used; or the server
+            SecondFactorFailed: the code is missing, wrong or already used; or the server
                 has no TOTP key to open the seed with (fail closed).
         """
         seed = row.totp_seed
         if not isinstance(code, str) or not code.strip():
-            raise errors.AuthenticationFailed("a TOTP code is required for this user")
+            raise errors.SecondFactorFailed("a TOTP code is required for this user")
         if self._box is None or seed is None:
-            raise errors.AuthenticationFailed("TOTP is not configured on this server")
+            raise errors.SecondFactorFailed("TOTP is not configured on this server")
         step = self._box.matching_step(seed, row.id, code, self._state.clock.now())
         if step is None:
-            raise errors.AuthenticationFailed("invalid TOTP code")
+            raise errors.SecondFactorFailed("invalid TOTP code")
 
         def run(tx: Tx) -> tuple[bool, Entries]:
             claimed = _store(tx).claim_totp_step(row.id, step)
             return claimed, self._state.entry("login", actor) if claimed else None
 
         if not self._state.submit(run, lambda exc: None):
-            raise errors.AuthenticationFailed("TOTP code already used")
+            raise errors.SecondFactorFailed("TOTP code already used")
 
     def _write(self, action: str, username: str, actor: Actor, fn: Callable[[Tx], None]) -> None:
         access_write(self._state, action, actor, f"user:{username}", fn)
