@@ -16,7 +16,6 @@ import pytest
 
 from strongroom import errors
 from strongroom.core.access import PolicyStore, UserDeleteStore, UserStore, UserTokenStore
-from strongroom.core.totp import TOTPStore
 from strongroom.core.approle import AppRoleStore, AppSecretDelete
 from strongroom.core.audit_log import AuditStore
 from strongroom.core.kv_rows import KVStore
@@ -24,6 +23,7 @@ from strongroom.core.mounts import MountStore
 from strongroom.core.rotation import RotationStore
 from strongroom.core.terms import KeyStore
 from strongroom.core.token_records import EpochStore, TokenStore
+from strongroom.core.totp import TOTPStore
 from strongroom.core.versions import MountConfigStore, SecretStore, VersionStore
 from strongroom.core.writer import AuditSink
 from strongroom.storage import (
