@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pyotp
 import pytest
 
 from strongroom import Vault, errors, open_vault
 from strongroom.clock import ManualClock
+from strongroom.config import Settings
+from strongroom.core.backup import restore
 from strongroom.models import Actor
 from tests.conftest import MASTER_KEY, fast_config
 
@@ -108,3 +111,36 @@ def test_without_a_totp_key_enrolment_is_refused_and_totp_users_fail_closed(
             )
     finally:
         other.close()
+
+
+def test_backup_keeps_the_sealed_seed(tvault: Vault, clock: ManualClock, tmp_path: Path) -> None:
+    """A backup carries the sealed seed; a restored vault with the same TOTP key checks codes."""
+    tvault.access.create_user("alice", PASSWORD, "App")
+    made = tvault.totp.enable("alice", actor=WHO)
+    out = tmp_path / "vault.backup"
+    with out.open("w") as f:
+        tvault.backup.write(f)
+    assert made.secret not in out.read_text()
+    target = f"sqlite:///{tmp_path / 'restored.db'}"
+    config = fast_config(clock=clock, auto_lock=False, totp_key=TOTP_KEY)
+    restore(target, out, MASTER_KEY, config)
+    restored = open_vault(target, config)
+    try:
+        code = pyotp.TOTP(made.secret).at(clock.now())
+        assert restored.access.authenticate("alice", PASSWORD, totp=code, actor=WHO).totp
+    finally:
+        restored.close()
+
+
+def test_settings_read_the_totp_key_file(tmp_path: Path) -> None:
+    key = tmp_path / "totp.key"
+    key.write_text(TOTP_KEY + "\n")
+    settings = Settings.from_env({"VAULT_TOTP_KEY_FILE": str(key)})
+    assert settings.vault_config().totp_key == TOTP_KEY
+    assert TOTP_KEY not in repr(settings.vault_config())
+    with pytest.raises(errors.InvalidInput, match="cannot read key file"):
+        Settings.from_env({"VAULT_TOTP_KEY_FILE": str(tmp_path / "missing")})
+    key.write_text("short")
+    with pytest.raises(errors.InvalidInput, match="at least 32 bytes"):
+        open_vault(f"sqlite:///{tmp_path / 'v.db'}", Settings.from_env(
+            {"VAULT_TOTP_KEY_FILE": str(key)}).vault_config())  # fmt: skip

@@ -30,7 +30,7 @@ def _key_file(tmp: Path) -> Path:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp("totp")
-    proc = ServerProcess(tmp, env={"VAULT_TOTP_KEY_FILE": str(_key_file(tmp))}).start()
+    proc = ServerProcess(tmp, args=["--totp-key-file", str(_key_file(tmp))]).start()
     yield proc
     proc.stop()
 
