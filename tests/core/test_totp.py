@@ -102,7 +102,12 @@ def test_without_a_totp_key_enrolment_is_refused_and_totp_users_fail_closed(
     tvault.access.create_user("alice", PASSWORD, "App")
     made = tvault.totp.enable("alice", actor=WHO)
     other = open_vault(dsn, fast_config(clock=clock, auto_lock=False))
+    wrong = open_vault(dsn, fast_config(clock=clock, auto_lock=False, totp_key="w" * 32))
     try:
+        with pytest.raises(errors.SecondFactorFailed, match="does not open"):
+            wrong.access.authenticate(
+                "alice", PASSWORD, totp=pyotp.TOTP(made.secret).at(clock.now()), actor=WHO
+            )
         with pytest.raises(errors.InvalidInput, match="VAULT_TOTP_KEY_FILE"):
             other.totp.enable("alice", actor=WHO)
         with pytest.raises(errors.AuthenticationFailed, match="not configured"):
@@ -111,6 +116,7 @@ def test_without_a_totp_key_enrolment_is_refused_and_totp_users_fail_closed(
             )
     finally:
         other.close()
+        wrong.close()
 
 
 def test_backup_keeps_the_sealed_seed(tvault: Vault, clock: ManualClock, tmp_path: Path) -> None:

@@ -108,14 +108,17 @@ class Totp:
 
         Raises:
             SecondFactorFailed: the code is missing, wrong or already used; or the server
-                has no TOTP key to open the seed with (fail closed).
+                has no TOTP key, or another one, to open the seed with (fail closed).
         """
         seed = row.totp_seed
         if not isinstance(code, str) or not code.strip():
             raise errors.SecondFactorFailed("a TOTP code is required for this user")
         if self._box is None or seed is None:
             raise errors.SecondFactorFailed("TOTP is not configured on this server")
-        step = self._box.matching_step(seed, row.id, code, self._state.clock.now())
+        try:
+            step = self._box.matching_step(seed, row.id, code, self._state.clock.now())
+        except errors.IntegrityError as exc:  # another TOTP key, or an altered row
+            raise errors.SecondFactorFailed("this user's TOTP seed does not open") from exc
         if step is None:
             raise errors.SecondFactorFailed("invalid TOTP code")
 
