@@ -6,6 +6,8 @@ refused, wrong codes throttled and audited, neither seed nor code in the server'
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +18,7 @@ import pyotp
 import pytest
 
 from tests.integration.cli_support import Vaultctl, one_error_line
+from tests.integration.kv2_support import bao_binary
 from tests.integration.server_proc import ServerProcess, auth, token
 
 PASSWORD = "a-long-enough-password"
@@ -150,3 +153,22 @@ def test_cli_enrolment_local_and_remote(tmp_path: Path, server: ServerProcess) -
     assert vc.ok("user", "totp", "disable", "remo") == "TOTP disabled: remo\n"
     vc.extra_env["VAULT_TOKEN"] = token("App")
     one_error_line(vc("user", "totp", "enable", "remo"), 1, "permission denied")
+
+
+def test_bao_cli_sends_the_code_in_the_login_body(server: ServerProcess, tmp_path: Path) -> None:
+    """As docs/api.md says: `bao write auth/userpass/login/U password=... totp=...`."""
+    totp = _enrolled(server, "bart")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+    env.update({"HOME": str(tmp_path), "VAULT_ADDR": server.url})
+
+    def bao(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [bao_binary(), "write", "-format=json", "auth/userpass/login/bart", *args],
+            capture_output=True, text=True, env=env, timeout=60, check=False,
+        )  # fmt: skip
+
+    refused = bao(f"password={PASSWORD}")
+    assert refused.returncode != 0 and "a TOTP code is required" in refused.stderr
+    logged = bao(f"password={PASSWORD}", f"totp={totp.now()}")
+    assert logged.returncode == 0, logged.stderr
+    assert json.loads(logged.stdout)["auth"]["client_token"].startswith("sr.")
