@@ -172,3 +172,19 @@ def test_bao_cli_sends_the_code_in_the_login_body(server: ServerProcess, tmp_pat
     logged = bao(f"password={PASSWORD}", f"totp={totp.now()}")
     assert logged.returncode == 0, logged.stderr
     assert json.loads(logged.stdout)["auth"]["client_token"].startswith("sr.")
+
+
+def test_replay_refused_across_workers(tmp_path: Path) -> None:
+    """Two workers share the claimed step through the database: a code used on one is refused
+    on either (new connections, so the kernel spreads them over both)."""
+    proc = ServerProcess(tmp_path, workers=2, args=["--totp-key-file", str(_key_file(tmp_path))])
+    proc.start()
+    try:
+        totp = _enrolled(proc, "wes")
+        code = totp.now()
+        assert _login(proc, "wes", totp=code).status_code == 200
+        for _ in range(4):
+            again = _login(proc, "wes", totp=code)
+            assert again.status_code == 401 and again.json()["error"] == "TOTP code already used"
+    finally:
+        proc.stop()
