@@ -33,7 +33,7 @@ from strongroom.models import DEFAULT_ACTOR, Actor, iso
 from strongroom.storage import NewAudit, PolicyRow, Tx, UserRow
 
 if TYPE_CHECKING:
-    from strongroom.core.totp import Totp
+    from strongroom.core.totp import TOTP
 
 __all__ = [
     "Access",
@@ -187,7 +187,7 @@ class Access:
         state: VaultState,
         *,
         forget_tokens: Callable[[int], None] | None = None,
-        totp: Totp | None = None,
+        totp: TOTP | None = None,
     ) -> None:
         """`forget_tokens(user_id)` drops a user's tokens from this process's token cache
         after a change revoked them (the other processes see the revocation epoch); `totp`

@@ -23,7 +23,7 @@ from strongroom.crypto import SeedBox, new_seed, otpauth_uri
 from strongroom.models import DEFAULT_ACTOR, Actor
 from strongroom.storage import Tx, UserRow
 
-__all__ = ["TOTPEnrolment", "TOTPStore", "Totp"]
+__all__ = ["TOTP", "TOTPEnrolment", "TOTPStore"]
 
 
 class TOTPStore(Protocol):
@@ -52,7 +52,7 @@ class TOTPEnrolment:
         return f"TOTPEnrolment(username={self.username!r}, secret=<hidden>)"
 
 
-class Totp:
+class TOTP:
     """Enable, disable and check users' TOTP second factor."""
 
     def __init__(self, state: VaultState, key: str | None) -> None:
