@@ -509,13 +509,19 @@ class Client:
                 f"the audit export stream broke ({type(exc).__name__})"
             ) from exc
 
-    def login(self, username: str, password: str) -> tuple[str, datetime]:
-        """Log in as a built-in user; use the returned token from now on.
+    def login(
+        self, username: str, password: str, *, totp: str | None = None
+    ) -> tuple[str, datetime]:
+        """Log in as a built-in user (`totp`: the code, for a user with TOTP enabled); use the
+        returned token from now on.
 
         Raises:
             AuthenticationFailed, TooManyAttempts.
         """
-        d = self._call("POST", "/api/auth/login", json={"username": username, "password": password})
+        body = {"username": username, "password": password}
+        d = self._call(
+            "POST", "/api/auth/login", json=body if totp is None else {**body, "totp": totp}
+        )
         self._http.headers["Authorization"] = f"Bearer {d['token']}"
         return d["token"], _at(d["expires_at"])
 

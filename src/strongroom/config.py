@@ -285,6 +285,8 @@ class Settings:
         reminder_interval / reminder_lead_days: the expiry-reminder job's period and lead times.
         audit_devices: audit device specs (`core.audit_devices`): every committed audit entry
             is streamed to each.
+        totp_key_file: the TOTP key file (32+ bytes, the same on every server sharing the
+            database) sealing users' TOTP seeds (`VAULT_TOTP_KEY_FILE`).
     """
 
     db_dsn: str = DEFAULT_DSN
@@ -326,6 +328,7 @@ class Settings:
     outbox_retention: timedelta = timedelta(days=7)
     reminder_interval: float = 300.0
     reminder_lead_days: tuple[int, ...] = DEFAULT_LEAD_DAYS
+    totp_key_file: str | None = None
     proxy_networks: tuple[IPNetwork, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -406,6 +409,7 @@ class Settings:
             "outbox_retention": _duration(env, "STRONGROOM_OUTBOX_RETENTION"),
             "reminder_interval": _seconds(env, "STRONGROOM_REMINDER_INTERVAL"),
             "reminder_lead_days": _lead_days(env),
+            "totp_key_file": env.get("VAULT_TOTP_KEY_FILE", "").strip() or None,
         }
         merged = {**found, **{k: v for k, v in flags.items() if v is not None}}
         return cls(**{k: v for k, v in merged.items() if v is not None})
@@ -495,6 +499,7 @@ class Settings:
             argon2_memory_kib=self.argon2_memory_kib,
             argon2_parallelism=self.argon2_parallelism,
             audit_devices=self.audit_devices,
+            totp_key=read_key_file(self.totp_key_file) if self.totp_key_file else None,
         )
 
 

@@ -6,6 +6,7 @@ StrongroomError                       internal             500  exit 1
 │   ├── PayloadTooLarge               payload_too_large    413  exit 2
 │   └── UnsupportedMediaType          unsupported_media_type 415 exit 2
 ├── AuthenticationFailed              unauthenticated      401  exit 1
+│   └── SecondFactorFailed            second_factor_failed 401  exit 1
 ├── PermissionDenied                  permission_denied    403  exit 1
 ├── InvalidMasterKey                  invalid_master_key   400  exit 1
 ├── VaultLocked                       vault_locked         423  exit 1
@@ -42,6 +43,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
+    "SecondFactorFailed",
     "SecretExists",
     "SecretExpired",
     "SecretNotFound",
@@ -106,6 +108,13 @@ class AuthenticationFailed(StrongroomError):
     code = "unauthenticated"
     http_status = 401
     default_message = "authentication failed"
+
+
+class SecondFactorFailed(AuthenticationFailed):
+    """The password matched, but the user's TOTP code is missing, wrong or already used."""
+
+    code = "second_factor_failed"
+    default_message = "invalid TOTP code"
 
 
 class PermissionDenied(StrongroomError):

@@ -23,6 +23,7 @@ from strongroom.core.mounts import MountStore
 from strongroom.core.rotation import RotationStore
 from strongroom.core.terms import KeyStore
 from strongroom.core.token_records import EpochStore, TokenStore
+from strongroom.core.totp import TOTPStore
 from strongroom.core.versions import MountConfigStore, SecretStore, VersionStore
 from strongroom.core.writer import AuditSink
 from strongroom.storage import (
@@ -65,12 +66,13 @@ def test_query_groups_satisfy_the_service_protocols(storage: Storage) -> None:
         epoch: EpochStore = tx.tokens
         user_tokens: UserTokenStore = tx.tokens
         user_delete: UserDeleteStore = tx.users
+        totp: TOTPStore = tx.users
         approles: AppRoleStore = tx.approles
         assert all(
             g is not None
             for g in (
                 keys, secrets, versions, mount, kv, mounts, audit, sink, rotation, users,
-                policies, tokens, epoch, user_tokens, user_delete, approles,
+                policies, tokens, epoch, user_tokens, user_delete, totp, approles,
             )
         )  # fmt: skip
 
@@ -244,6 +246,24 @@ def test_user_store(storage: Storage) -> None:
         assert other is not None and other.disabled and other.policies == ["p2", "p3"]
         assert users.user_by_name("carol") is None and users.user_by_id(10**6) is None
         assert [u.username for u in users.list_users()] == ["alice", "bob"]
+
+
+def test_totp_store(storage: Storage) -> None:
+    with storage.write() as tx:
+        users: TOTPStore = tx.users
+        uid = tx.users.insert_user("tina", "$argon2id$hash", "App", [], NOW)
+        users.update_user(uid, totp_seed="t1.sealed", totp_last_step=None)
+    with storage.write() as tx:
+        users = tx.users
+        row = users.user_by_name("tina")
+        assert row is not None and row.totp_seed == "t1.sealed"
+        assert users.claim_totp_step(uid, 100)
+        assert not users.claim_totp_step(uid, 100)  # the same step twice: a replay
+        assert not users.claim_totp_step(uid, 99)
+        assert users.claim_totp_step(uid, 101)
+        assert not users.claim_totp_step(10**6, 5)  # no such user
+        users.update_user(uid, totp_seed=None, totp_last_step=None)
+        assert users.claim_totp_step(uid, 1)  # re-enrolment starts over
 
 
 def test_policy_store(storage: Storage) -> None:

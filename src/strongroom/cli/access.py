@@ -17,6 +17,7 @@ from strongroom import errors
 from strongroom.cli import render
 from strongroom.cli.inputs import format_option
 from strongroom.cli.session import Session, global_options, session_of
+from strongroom.cli.totp import totp
 
 if TYPE_CHECKING:
     from strongroom.client import Client
@@ -341,4 +342,5 @@ def policy_delete(ctx: click.Context, name: str) -> None:
         click.echo(f"Policy deleted: {name}")
 
 
+user.add_command(totp)
 COMMANDS = [user, policy]

@@ -123,6 +123,13 @@ def _warn_if_on_command_line() -> None:
     help="Local JWKS file of verification keys chosen by kid (VAULT_JWT_JWKS_FILE).",
 )
 @click.option(
+    "--totp-key-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Key file (32+ bytes) sealing users' TOTP seeds; the same on every server "
+    "(VAULT_TOTP_KEY_FILE).",
+)
+@click.option(
     "--jwt-max-ttl",
     default=None,
     help="Refuse a JWT whose exp - iat exceeds this, e.g. 24h (VAULT_JWT_MAX_TTL).",
@@ -216,6 +223,7 @@ def server(
     jwt_secret: str | None,
     jwt_public_key: str | None,
     jwt_jwks: str | None,
+    totp_key_file: str | None,
     jwt_max_ttl: str | None,
     trusted_proxy: tuple[str, ...],
     audit_device: tuple[str, ...],
@@ -265,6 +273,7 @@ def server(
             jwt_secret=_secret(read_key_file(jwt_secret_file) if jwt_secret_file else jwt_secret),
             jwt_public_key=jwt_public_key,
             jwt_jwks=jwt_jwks,
+            totp_key_file=totp_key_file,
             jwt_max_ttl=_duration(jwt_max_ttl) if jwt_max_ttl else None,
             trusted_proxies=trusted_proxy or None,
             audit_devices=audit_device or None,

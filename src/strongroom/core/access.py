@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from strongroom import errors
 from strongroom.core.password_rules import check_new_password
@@ -31,6 +31,9 @@ from strongroom.core.throttle import LoginLimiter
 from strongroom.crypto import dummy_verify, hash_password, verify_password
 from strongroom.models import DEFAULT_ACTOR, Actor, iso
 from strongroom.storage import NewAudit, PolicyRow, Tx, UserRow
+
+if TYPE_CHECKING:
+    from strongroom.core.totp import TOTP
 
 __all__ = [
     "Access",
@@ -124,9 +127,10 @@ class UserInfo:
     policies: tuple[str, ...]
     disabled: bool
     created_at: datetime
+    totp: bool = False
 
     def as_dict(self) -> dict[str, object]:
-        """The user as JSON-ready values (never a password or hash)."""
+        """The user as JSON-ready values (never a password, hash or TOTP seed)."""
         return {
             "id": self.id,
             "username": self.username,
@@ -134,12 +138,19 @@ class UserInfo:
             "policies": list(self.policies),
             "disabled": self.disabled,
             "created_at": iso(self.created_at),
+            "totp": self.totp,
         }
 
 
 def _info(row: UserRow) -> UserInfo:
     return UserInfo(
-        row.id, row.username, row.role, tuple(row.policies), row.disabled, row.created_at
+        row.id,
+        row.username,
+        row.role,
+        tuple(row.policies),
+        row.disabled,
+        row.created_at,
+        row.totp_seed is not None,
     )
 
 
@@ -172,12 +183,18 @@ class Access:
     """Users, policies and records of refused requests, over `VaultState`."""
 
     def __init__(
-        self, state: VaultState, *, forget_tokens: Callable[[int], None] | None = None
+        self,
+        state: VaultState,
+        *,
+        forget_tokens: Callable[[int], None] | None = None,
+        totp: TOTP | None = None,
     ) -> None:
         """`forget_tokens(user_id)` drops a user's tokens from this process's token cache
-        after a change revoked them (the other processes see the revocation epoch)."""
+        after a change revoked them (the other processes see the revocation epoch); `totp`
+        checks the second factor of users who enabled it."""
         self._state = state
         self._forget = forget_tokens or (lambda _user_id: None)
+        self._totp = totp
 
     def _access_write(
         self, action: str, actor: Actor, path: str | None, fn: Callable[[Tx], T]
@@ -311,12 +328,20 @@ class Access:
         return info
 
     def authenticate(
-        self, username: str, password: str, *, actor: Actor = DEFAULT_ACTOR
+        self,
+        username: str,
+        password: str,
+        *,
+        totp: str | None = None,
+        actor: Actor = DEFAULT_ACTOR,
     ) -> UserInfo:
-        """Check a built-in user's password (the same work whether or not the user exists).
+        """Check a built-in user's password (the same work whether or not the user exists),
+        then, for a user with TOTP enabled, the code `totp` (`core.totp`).
 
         Raises:
             AuthenticationFailed: unknown user, wrong password or disabled user (one message).
+            SecondFactorFailed: after a right password, a missing, wrong or replayed TOTP
+                code (audited).
         """
         row = None
         if isinstance(username, str) and _USERNAME.fullmatch(username):
@@ -335,7 +360,16 @@ class Access:
             self._state.audit(self._state.entry("login", actor, success=False, error=exc))
             raise exc
         assert row is not None  # noqa: S101 - ok implies a row
-        self._state.audit(self._state.entry("login", actor))
+        if row.totp_seed is None:
+            self._state.audit(self._state.entry("login", actor))
+            return _info(row)
+        try:
+            if self._totp is None:
+                raise errors.SecondFactorFailed("TOTP is not configured on this server")
+            self._totp.check(row, totp, actor)
+        except errors.AuthenticationFailed as exc:
+            self._state.audit(self._state.entry("login", actor, success=False, error=exc))
+            raise
         return _info(row)
 
     # -- policies -------------------------------------------------------------------------

@@ -41,6 +41,8 @@ class VaultConfig:
         audit_devices: where every audit entry is streamed as it is committed, as device specs
             (`file:PATH`, `syslog`, `socket:HOST:PORT`, each optionally `,optional`; see
             `core.audit_devices`).
+        totp_key: the server's TOTP key (`VAULT_TOTP_KEY_FILE`'s content) that seals users'
+            TOTP seeds; None: TOTP cannot be enabled, and a user with TOTP cannot log in.
     """
 
     auto_lock: bool = True
@@ -55,6 +57,7 @@ class VaultConfig:
     unlock_backoff_after: int = 5
     clock: Clock = field(default_factory=SystemClock)
     audit_devices: tuple[str, ...] = ()
+    totp_key: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         for spec in self.audit_devices:

@@ -41,6 +41,7 @@ from strongroom.core.rotation import Rotation
 from strongroom.core.secrets import Secrets
 from strongroom.core.state import VaultState
 from strongroom.core.token_records import Tokens
+from strongroom.core.totp import TOTP
 from strongroom.errors import InvalidInput
 from strongroom.models import (
     DEFAULT_ACTOR,
@@ -81,7 +82,8 @@ class Vault:
         self.mounts = Mounts(self.state)
         self.rotation = Rotation(self.state)
         self.tokens = Tokens(self.state)
-        self.access = Access(self.state, forget_tokens=self.tokens.forget_user)
+        self.totp = TOTP(self.state, self.state.config.totp_key)
+        self.access = Access(self.state, forget_tokens=self.tokens.forget_user, totp=self.totp)
         self.authorizer = Authorizer(self.access)
         self.audit = AuditLog(self.state)
         self.backup = Backup(self.state)

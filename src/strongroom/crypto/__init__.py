@@ -13,14 +13,19 @@ if TYPE_CHECKING:
     from strongroom.crypto.barrier import Barrier, SealedRoot, SealedTerm
     from strongroom.crypto.kdf import KDFParams
     from strongroom.crypto.passwords import dummy_verify, hash_password, verify_password
+    from strongroom.crypto.totp import SeedBox, new_seed, otpauth_uri, totp_step
 
 __all__ = [
     "Barrier",
     "KDFParams",
     "SealedRoot",
     "SealedTerm",
+    "SeedBox",
     "dummy_verify",
     "hash_password",
+    "new_seed",
+    "otpauth_uri",
+    "totp_step",
     "verify_password",
 ]
 
@@ -30,6 +35,7 @@ _HOME = {
     **dict.fromkeys(
         ["dummy_verify", "hash_password", "verify_password"], "strongroom.crypto.passwords"
     ),
+    **dict.fromkeys(["SeedBox", "new_seed", "otpauth_uri", "totp_step"], "strongroom.crypto.totp"),
 }
 
 

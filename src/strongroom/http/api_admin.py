@@ -91,6 +91,24 @@ async def _user(st: ServerState, username: str) -> UserInfo:
 
 
 # -- users --------------------------------------------------------------------------------------
+async def user_totp_enable(request: Request, st: ServerState, _: Target) -> Response:
+    caller = await admin_caller(request, st, "user_totp_enable")
+    username = request.path_params["username"]
+    current = await _user(st, username)
+    await _manage(st, caller, [current.role], "user_totp_enable", f"user:{username}")
+    made = await st.run(st.vault.totp.enable, username, actor=caller.actor)
+    return json_response({"username": username, "secret": made.secret, "uri": made.uri})
+
+
+async def user_totp_disable(request: Request, st: ServerState, _: Target) -> Response:
+    caller = await admin_caller(request, st, "user_totp_disable")
+    username = request.path_params["username"]
+    current = await _user(st, username)
+    await _manage(st, caller, [current.role], "user_totp_disable", f"user:{username}")
+    await st.run(st.vault.totp.disable, username, actor=caller.actor)
+    return json_response({"message": "TOTP disabled", "username": username})
+
+
 async def users_list(request: Request, st: ServerState, _: Target) -> Response:
     await admin_caller(request, st, "user_list")
     users = await st.run(st.vault.access.list_users)
@@ -311,6 +329,16 @@ OPERATIONS: tuple[Operation, ...] = (
         _USER_PATCH,
     ),
     Operation("DELETE", U + "/{username}", user_delete, "Delete a user (and tokens)", "admin"),
+    Operation(
+        "POST",
+        U + "/{username}/totp",
+        user_totp_enable,
+        "Enable TOTP for a user: returns the new seed and otpauth:// URI once",
+        "admin",
+    ),
+    Operation(
+        "DELETE", U + "/{username}/totp", user_totp_disable, "Disable a user's TOTP", "admin"
+    ),
     Operation("GET", P, policies_list, "List path policies", "admin"),
     Operation("GET", P + "/{name}", policy_get, "Read a policy", "admin"),
     Operation(

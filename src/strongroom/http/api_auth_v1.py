@@ -282,8 +282,11 @@ async def userpass_login(request: Request) -> Response:
     password = body.get("password")
     if not isinstance(password, str):
         raise errors.InvalidInput("missing password")
+    totp = body.get("totp")
+    if totp is not None and not isinstance(totp, str):
+        raise errors.InvalidInput("totp must be a string of digits")
     username = request.path_params["username"]
-    issued = await log_in(request, st, username, password, kind="userpass")
+    issued = await log_in(request, st, username, password, kind="userpass", totp=totp)
     auth = auth_block(issued.token, issued.info)
     auth["metadata"]["username"] = username
     return json_response(envelope(None, mount_type="userpass", auth=auth))

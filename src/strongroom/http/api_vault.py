@@ -304,19 +304,28 @@ async def login(request: Request, st: ServerState, _: Target) -> Response:
     body = await st.read_json(request)
     username = cast(str, _str(body, "username"))
     password = cast(str, _str(body, "password"))
-    issued = await log_in(request, st, username, password)
+    totp = _str(body, "totp", required=False)
+    issued = await log_in(request, st, username, password, totp=totp)
     return json_response({"token": issued.token, "expires_at": iso(issued.info.expires_at)})
 
 
 async def log_in(
-    request: Request, st: ServerState, username: str, password: str, *, kind: str = "login"
+    request: Request,
+    st: ServerState,
+    username: str,
+    password: str,
+    *,
+    kind: str = "login",
+    totp: str | None = None,
 ) -> IssuedToken:
     """Log a built-in user in, throttled and audited: the one code path of `/api/auth/login`,
     `/v1/auth/userpass/login/<user>` and the web console's sign-in. Returns a recorded token.
+    `totp` is the code of a user with the TOTP second factor enabled.
 
     Raises:
         TooManyAttempts: too many recent failures for this user or address (audited).
-        AuthenticationFailed: wrong name or password, or a disabled user (audited).
+        AuthenticationFailed: wrong name or password, a disabled user, or a missing, wrong or
+            replayed TOTP code (audited; counted by the throttle like a wrong password).
     """
     ip = st.client_ip(request)
     actor = Actor(0, ip, deps.request_id(request.scope))
@@ -326,7 +335,9 @@ async def log_in(
         await st.run(st.vault.access.record_failure, "login", None, actor, exc)
         raise
     try:
-        user = await st.run(st.vault.access.authenticate, username, password, actor=actor)
+        user = await st.run(
+            st.vault.access.authenticate, username, password, totp=totp, actor=actor
+        )
     except errors.AuthenticationFailed:
         st.limiter.failed(username, ip)
         raise

@@ -181,8 +181,10 @@ async def handle_exception(request: Request, exc: Exception) -> Response:
         if exc.http_status >= 500 and not isinstance(exc, errors.StorageUnavailable):
             log.error("request %s failed: %s", request_id, exc.code)
         if isinstance(exc, errors.AuthenticationFailed) and _route(request) in _LOGINS:
-            # Vault: a failed login is 400, not the 403 of a bad token.
-            return json_response({"errors": [_LOGINS[_route(request) or ""]]}, 400)
+            # Vault: a failed login is 400, not the 403 of a bad token. A TOTP refusal says
+            # so (it comes only after the right password, as on /api/auth/login).
+            said = str(exc) if isinstance(exc, errors.SecondFactorFailed) else None
+            return json_response({"errors": [said or _LOGINS[_route(request) or ""]]}, 400)
         if isinstance(exc, errors.NotFound) and _is_v1(path):
             special = _v1_not_found(exc, request)
             if special is not None:

@@ -29,4 +29,9 @@ ROLLBACK = _object(["version"], version={"type": "integer", "minimum": 1})
 ROTATE = _object([])
 ROTATE_ALL = _object(["new_master_key"], new_master_key=_STR)
 GENERATE = _object([], length={"type": "integer", "minimum": 1, "maximum": 1024, "default": 32})
-LOGIN = _object(["username", "password"], username=_STR, password=_STR)
+LOGIN = _object(
+    ["username", "password"],
+    username=_STR,
+    password=_STR,
+    totp={**_STR, "example": "123456", "description": "TOTP code, for users with TOTP enabled"},
+)

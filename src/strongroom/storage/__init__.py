@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 #: The newest migration; when the database is already there, Alembic is not even imported.
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 0x5354524F4E47  # "STRONG"
 

@@ -135,6 +135,7 @@ class UserRow:
     policies: list[str]
     disabled: bool
     created_at: datetime
+    totp_seed: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,7 @@ def user_row(row: Any) -> UserRow:
         list(json.loads(row.policies or "[]")),
         bool(row.disabled),
         row.created_at,
+        row.totp_seed,
     )
 
 

@@ -69,6 +69,19 @@ class UserQueries(Queries):
             values["policies"] = json.dumps(values["policies"])
         self.conn.execute(sa.update(t.users).where(t.users.c.id == user_id).values(**values))
 
+    def claim_totp_step(self, user_id: int, step: int) -> bool:
+        """Record `step` as the user's last accepted TOTP step, only if it is later than the
+        recorded one (one conditional UPDATE: two workers cannot both claim it); False when
+        it is not (a replayed code)."""
+        u = t.users
+        done = self.conn.execute(
+            sa.update(u)
+            .where(u.c.id == user_id)
+            .where(sa.or_(u.c.totp_last_step.is_(None), u.c.totp_last_step < step))
+            .values(totp_last_step=step)
+        )
+        return bool(done.rowcount)
+
     def delete_user(self, user_id: int) -> bool:
         """Remove a user (its audit rows keep the id: ids are never reused); False if none."""
         done = self.conn.execute(sa.delete(t.users).where(t.users.c.id == user_id))

@@ -156,6 +156,10 @@ users = Table(
     Column("policies", Text, nullable=False, default="[]"),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # TOTP second factor (0006): the seed sealed under the server's TOTP key, and the last
+    # time step a code was accepted for (a code is never accepted twice).
+    Column("totp_seed", Text, nullable=True),
+    Column("totp_last_step", BigInteger, nullable=True),
     sqlite_autoincrement=True,
 )
 
