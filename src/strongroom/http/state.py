@@ -115,8 +115,11 @@ class ServerState:
         """The client address (trusted proxies honoured)."""
         return deps.client_ip(request.scope, self.settings.proxy_networks)
 
-    async def caller(self, request: Request, dialect: Dialect = API) -> Caller:
-        """The authenticated caller of a request, for either API.
+    async def caller(
+        self, request: Request, dialect: Dialect = API, *, token: str | None = None
+    ) -> Caller:
+        """The authenticated caller of a request, for either API (`token`: the web console's
+        session token, from its cookie, instead of the request's header).
 
         Raises:
             VaultLocked: the vault is locked and the dialect checks that first (`/v1`).
@@ -131,7 +134,8 @@ class ServerState:
             # An auto-locked vault that unlocks itself asks for the token first.
             if unlocker is None or not unlocker.is_needed():
                 raise errors.VaultLocked()
-        token = deps.request_token(request, vault_header=dialect.vault_token)
+        if token is None:
+            token = deps.request_token(request, vault_header=dialect.vault_token)
         who: Principal | None
         if is_recorded(token):
             who = self.vault.tokens.verify_cached(token)
