@@ -219,6 +219,24 @@ class ServerState:
             path=path,
         )
 
+    async def require_manage(
+        self, caller: Caller, roles: list[str], action: str, path: str
+    ) -> None:
+        """Allow managing users or tokens whose current or new `roles` are given: the core's
+        `Authorizer.require_manage` (only a SuperAdmin manages Admin or SuperAdmin).
+
+        Raises:
+            PermissionDenied: refused (audited by the Authorizer).
+        """
+        await self.run(
+            self.vault.authorizer.require_manage,
+            caller.principal,
+            roles,
+            action,
+            caller.actor,
+            path=path,
+        )
+
     async def require(self, caller: Caller, capability: str, action: str, path: str) -> None:
         """Allow what the core's `Authorizer` allows: administrators, or a policy granting
         `capability` on `path`. A cached "yes" costs no thread hop.

@@ -144,6 +144,11 @@ class Page:
             response.delete_cookie(COOKIE, path="/ui")
         return response
 
+    async def form(self) -> dict[str, str]:
+        """The POSTed form (already read by the CSRF check, or read now)."""
+        form: dict[str, str] | None = getattr(self.request.state, "form", None)
+        return form if form is not None else await form_of(self.request)
+
     async def allows(self, capability: str, path: str) -> bool:
         """Whether the Authorizer grants `capability` on `path` (no audit entry)."""
         authorizer = self.st.vault.authorizer
