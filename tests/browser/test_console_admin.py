@@ -100,3 +100,31 @@ def test_admin_pages_fit_390_px(browser: Any, server: ServerProcess, url: str) -
         assert s.errors == []
     finally:
         s.close()
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_kv_metadata_edited_on_the_secret_page(
+    browser: Any, server: ServerProcess, width: int
+) -> None:
+    s = Session(browser, server, width=width)
+    try:
+        s.sign_in(ADMIN)
+        page = s.page
+        page.goto("/ui/secret/app/billing/stripe")
+        summary = page.get_by_text("Edit metadata")
+        summary.focus()
+        page.keyboard.press("Enter")  # <details> opens from the keyboard
+        page.get_by_label("Max versions (0: the mount's setting)").fill("5")
+        page.get_by_label(re.compile("Custom metadata")).fill(f"owner=billing\nwidth={width}")
+        page.get_by_role("button", name="Save metadata").click()
+        page.wait_for_url("**/ui/secret/app/billing/stripe?done=metadata")
+        expect(page.get_by_role("status").first).to_have_text("Metadata saved.")
+        facts = page.locator(".facts")
+        expect(facts).to_contain_text("5")
+        expect(facts).to_contain_text(f"owner=billing width={width}")
+        page.get_by_text("Edit metadata").click()
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        s.shot("secret-metadata" if width == 1280 else "secret-metadata-narrow")
+        assert s.errors == []
+    finally:
+        s.close()

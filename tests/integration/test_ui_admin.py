@@ -1,6 +1,6 @@
 """The console's administration pages over HTTP: users, recorded tokens and policies, through
 the core's Authorizer (an Admin cannot grant or touch Admin/SuperAdmin), with CSRF, errors
-shown on the form's page, and every change audited."""
+shown on the form's page, and every change audited; and the secret page's KV v2 metadata form."""
 
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     vault.unlock(MASTER_KEY)
     vault.access.create_user("dora", "dora-password-1", "Admin")
     vault.access.create_user("ed", "ed-password-123", "Admin")
-    vault.access.create_user("rita", "rita-password-1", "Reader")
+    vault.access.write_policy("app-read", "app/*: read, list")
+    vault.access.create_user("rita", "rita-password-1", "Reader", policies=["app-read"])
+    vault.create_secret("app/meta", "v1")
     vault.close()
     proc = ServerProcess(tmp, dsn=dsn).start()
     yield proc
@@ -261,3 +263,62 @@ def test_no_csrf_or_no_admin_changes_nothing(server: ServerProcess, dora: Consol
     finally:
         rita.client.close()
     assert _users(server) == before
+
+
+def _meta(server: ServerProcess) -> dict[str, object]:
+    found = httpx.get(f"{server.url}/v1/secret/metadata/app/meta", headers=auth())
+    assert found.status_code == 200, found.text
+    data: dict[str, object] = found.json()["data"]
+    return data
+
+
+def test_kv_metadata_edited_on_the_secret_page(server: ServerProcess, dora: Console) -> None:
+    url = "/ui/metadata/app/meta"
+    custom = "owner=billing team\n\nticket = OPS-1=2\nnote=<script>alert(1)</script>\n"
+    done = dora.post(url, max_versions="3", custom_metadata=custom)
+    assert (
+        done.status_code == 303 and done.headers["location"] == "/ui/secret/app/meta?done=metadata"
+    )
+    meta = _meta(server)
+    assert meta["max_versions"] == 3
+    assert meta["custom_metadata"] == {
+        "owner": "billing team",
+        "ticket": "OPS-1=2",
+        "note": "<script>alert(1)</script>",
+    }
+    page = dora.client.get("/ui/secret/app/meta?done=metadata").text
+    assert "Metadata saved." in page and "<script>alert" not in page
+    assert "note=&lt;script&gt;alert(1)&lt;/script&gt;" in page  # the form, escaped
+    assert (
+        'name="max_versions" type="number" min="0" max="1000000" inputmode="numeric" value="3"'
+        in page
+    )
+    assert any(e["path"] == "app/meta" and e["success"] for e in _audit(server, "write_metadata"))
+
+    # Bad input: the page again with the reason and the typed text; nothing changes.
+    for form, reason in (
+        ({"max_versions": "many", "custom_metadata": "a=b"}, "max_versions"),
+        ({"max_versions": "-1", "custom_metadata": "a=b"}, "max_versions"),
+        ({"max_versions": "2", "custom_metadata": "no equals sign"}, "expected key=value"),
+        ({"max_versions": "2", "custom_metadata": "a=1\na=2"}, "given twice"),
+        ({"max_versions": "2", "custom_metadata": "k=" + "v" * 600}, "512"),
+    ):
+        bad = dora.post(url, **form)
+        assert bad.status_code == 400, (form, bad.text)
+        assert 'role="alert"' in bad.text and reason in bad.text
+        assert '<details class="card" id="metadata-editor" open>' in bad.text
+    assert _meta(server)["max_versions"] == 3
+    # Clearing: 0 max versions (the mount's setting), no custom metadata.
+    assert dora.post(url, max_versions="", custom_metadata="").status_code == 303
+    assert _meta(server)["max_versions"] == 0 and _meta(server)["custom_metadata"] in ({}, None)
+
+    # Without CSRF, or without `update` on the path: 403, unchanged, no form shown.
+    assert dora.client.post(url, data={"max_versions": "9"}).status_code == 403
+    rita = Console(server, "rita", "rita-password-1")
+    try:
+        shown = rita.client.get("/ui/secret/app/meta")
+        assert shown.status_code == 200 and "metadata-editor" not in shown.text
+        assert rita.post(url, max_versions="9", custom_metadata="x=y").status_code == 403
+    finally:
+        rita.client.close()
+    assert _meta(server)["max_versions"] == 0

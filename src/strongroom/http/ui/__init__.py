@@ -58,6 +58,7 @@ def routes(*, enabled: bool = True) -> list[BaseRoute]:
         ("/ui/secrets", web.wrap(pages.browse), get),
         ("/ui/secret/{path:path}", web.wrap(pages.secret), get),
         ("/ui/reveal", web.wrap(pages.reveal), post),
+        ("/ui/metadata/{path:path}", web.wrap(pages.metadata), post),
         ("/ui/new", web.wrap(pages.create), both),
         ("/ui/edit/{path:path}", web.wrap(pages.edit), both),
         ("/ui/rollback/{path:path}", web.wrap(pages.rollback), both),
