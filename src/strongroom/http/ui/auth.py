@@ -30,7 +30,10 @@ def login_endpoint(web: Web) -> object:
     """GET: the sign-in form. POST: sign in, set the session cookie, go to the dashboard."""
 
     async def endpoint(request: Request) -> Response:
-        page = await web.page(request)
+        try:
+            page = await web.page(request)
+        except errors.StrongroomError:  # e.g. the database is unreachable: sign in afresh
+            page = Page(request, state_of(request), web, None, None)
         pre = web.pre_token(request)
         if request.method == "GET":
             if page.caller is not None:

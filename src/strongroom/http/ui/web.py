@@ -212,7 +212,10 @@ class Web:
         """A Starlette endpoint: builds the Page, checks sign-in and CSRF, maps errors."""
 
         async def endpoint(request: Request) -> Response:
-            page = await self.page(request)
+            try:
+                page = await self.page(request)
+            except errors.StrongroomError as exc:  # e.g. the database is unreachable
+                return self._error(Page(request, state_of(request), self, None, None), exc)
             if signed_in and page.caller is None:
                 if request.method == "POST":
                     return self._error(page, errors.AuthenticationFailed("sign in first"))
