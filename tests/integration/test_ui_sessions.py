@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -133,3 +134,25 @@ def test_another_sessions_csrf_token_is_refused(server: ServerProcess) -> None:
     with _fresh(server, second) as client:
         refused = client.post("/ui/audit/verify", data={"csrf": theirs})
         assert refused.status_code == 403
+
+
+def test_a_session_ends_when_its_record_expires(tmp_path: Path) -> None:
+    dsn = f"sqlite:///{tmp_path / 'vault.db'}"
+    vault = open_vault(dsn, fast_config())
+    vault.unlock(MASTER_KEY)
+    vault.access.create_user("dora", "dora-password-1", "Admin")
+    vault.close()
+    proc = ServerProcess(tmp_path, dsn=dsn, args=["--token-ttl", "2s"]).start()
+    try:
+        started = time.monotonic()
+        cookie = _sign_in(proc, username="dora", password="dora-password-1")
+        assert _signed_in(proc, cookie)[0] == 200
+        deadline = started + 10
+        while _signed_in(proc, cookie)[0] == 200:
+            assert time.monotonic() < deadline, "the session outlived its token"
+            time.sleep(0.1)
+        assert time.monotonic() - started >= 1.5  # not before the record's expiry
+        with _fresh(proc, cookie) as client:
+            assert client.get("/ui/").headers["location"] == "/ui/login"
+    finally:
+        assert proc.stop() == 0, proc.output()
