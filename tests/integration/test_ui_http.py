@@ -66,26 +66,20 @@ def _disabled(server: ServerProcess) -> dict[str, bool]:
 def test_only_a_superadmin_disables_an_administrator(server: ServerProcess) -> None:
     with httpx.Client(base_url=server.url) as admin:
         csrf = _sign_in(admin, username="dora", password="dora-password-1")
-        refused = admin.post(
-            "/ui/admin/users", data={"csrf": csrf, "username": "ed", "disabled": "yes"}
-        )
+        refused = admin.post("/ui/admin/users/ed", data={"csrf": csrf, "action": "disable"})
         assert refused.status_code == 403, refused.text
         assert _disabled(server)["ed"] is False
         # An Admin still manages the roles below its own.
-        for flag in ("yes", "no"):
-            done = admin.post(
-                "/ui/admin/users", data={"csrf": csrf, "username": "app1", "disabled": flag}
-            )
+        for flag in ("disable", "enable"):
+            done = admin.post("/ui/admin/users/app1", data={"csrf": csrf, "action": flag})
             assert done.status_code == 303, done.text
-            assert _disabled(server)["app1"] is (flag == "yes")
+            assert _disabled(server)["app1"] is (flag == "disable")
     with httpx.Client(base_url=server.url) as superadmin:
         csrf = _sign_in(superadmin, token=token("SuperAdmin"))
-        for flag in ("yes", "no"):
-            done = superadmin.post(
-                "/ui/admin/users", data={"csrf": csrf, "username": "ed", "disabled": flag}
-            )
+        for flag in ("disable", "enable"):
+            done = superadmin.post("/ui/admin/users/ed", data={"csrf": csrf, "action": flag})
             assert done.status_code == 303, done.text
-            assert _disabled(server)["ed"] is (flag == "yes")
+            assert _disabled(server)["ed"] is (flag == "disable")
 
 
 def test_a_folder_page_shows_its_own_rows(server: ServerProcess) -> None:

@@ -1,36 +1,24 @@
-"""The console's server-side sessions: bound to the token's expiry, ended on sign-out, and each
-with its own CSRF token; plus the folder grouping of the secrets browser."""
+"""The console's sessions: the CSRF token derived from the session token under the shared
+key (the same in every worker, different per session and per key); plus the folder grouping of
+the secrets browser."""
 
 from __future__ import annotations
 
-import time
-
 from strongroom.http.ui.pages import folder_entries
-from strongroom.http.ui.sessions import SessionStore
+from strongroom.http.ui.sessions import Session, csrf_key
 
 
-def test_a_session_lives_until_its_token_expires() -> None:
-    store = SessionStore()
-    sid, session = store.create("tok", time.time() + 60)
-    assert store.get(sid) is session
-    gone, _ = store.create("old", time.time() - 1)
-    assert store.get(gone) is None
-    assert store.get("unknown") is None and store.get(None) is None
-
-
-def test_sign_out_ends_the_session() -> None:
-    store = SessionStore()
-    sid, _ = store.create("tok", time.time() + 60)
-    store.end(sid)
-    assert store.get(sid) is None
-
-
-def test_each_session_has_its_own_csrf_token() -> None:
-    store = SessionStore()
-    _, one = store.create("a", time.time() + 60)
-    _, two = store.create("b", time.time() + 60)
+def test_the_csrf_token_is_the_same_in_every_worker_and_differs_per_session() -> None:
+    key = csrf_key("a-shared-secret-of-at-least-32-bytes!")
+    one, same = Session("sr.aaa", key), Session("sr.aaa", csrf_key(
+        "a-shared-secret-of-at-least-32-bytes!"))  # fmt: skip
+    two = Session("sr.bbb", key)
+    assert one.csrf == same.csrf  # another worker computes the same token
     assert one.csrf != two.csrf
+    assert Session("sr.aaa", csrf_key("another-secret-of-at-least-32-bytes!!")).csrf != one.csrf
+    assert Session("sr.aaa", csrf_key(None)).csrf != one.csrf
     assert one.csrf_ok(one.csrf)
+    assert "sr.aaa" not in one.csrf
     assert not one.csrf_ok(two.csrf) and not one.csrf_ok("") and not one.csrf_ok(None)
     assert not one.csrf_ok("é" * 43)  # non-ASCII is a refusal, not a TypeError (a 500)
 

@@ -37,7 +37,7 @@ PREFIX = "sr."
 #: The role of tokens made by `auth/token/create`: what their policies grant, nothing more.
 TOKEN_ROLE = "token"  # noqa: S105 - a role name
 #: Kinds whose subject is a built-in user (the server also re-checks the user record).
-USER_KINDS = frozenset({"login", "userpass"})
+USER_KINDS = frozenset({"login", "userpass", "ui"})
 LAST_USED_EVERY = timedelta(minutes=1)
 MAX_TTL = timedelta(days=3650)
 

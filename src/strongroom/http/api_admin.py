@@ -28,7 +28,7 @@ from strongroom.http.routing import Operation, Target
 from strongroom.http.state import Caller, ServerState
 from strongroom.models import iso
 
-__all__ = ["OPERATIONS", "admin_caller"]
+__all__ = ["OPERATIONS", "admin_caller", "user_named"]
 
 V = "/api/vault"
 _STR = {"type": "string"}
@@ -60,12 +60,16 @@ async def admin_caller(request: Request, st: ServerState, action: str) -> Caller
     return caller
 
 
-async def _manage(
-    st: ServerState, caller: Caller, roles: list[str], action: str, path: str
-) -> None:
-    await st.run(
-        st.vault.authorizer.require_manage, caller.principal, roles, action, caller.actor, path=path
-    )
+async def user_named(st: ServerState, username: str) -> UserInfo:
+    """The built-in user called `username`.
+
+    Raises:
+        UserNotFound: no such user.
+    """
+    for user in await st.run(st.vault.access.list_users):
+        if user.username == username:
+            return user
+    raise errors.UserNotFound()
 
 
 async def _subject_roles(st: ServerState, subject: int) -> list[str]:
@@ -79,23 +83,16 @@ async def _subject_roles(st: ServerState, subject: int) -> list[str]:
 async def _manage_subject(
     st: ServerState, caller: Caller, subject: int, roles: list[str], action: str, path: str
 ) -> None:
-    """`_manage` over `roles` and every role `subject` is known to hold."""
-    await _manage(st, caller, roles + await _subject_roles(st, subject), action, path)
-
-
-async def _user(st: ServerState, username: str) -> UserInfo:
-    for user in await st.run(st.vault.access.list_users):
-        if user.username == username:
-            return user
-    raise errors.UserNotFound()
+    """`require_manage` over `roles` and every role `subject` is known to hold."""
+    await st.require_manage(caller, roles + await _subject_roles(st, subject), action, path)
 
 
 # -- users --------------------------------------------------------------------------------------
 async def user_totp_enable(request: Request, st: ServerState, _: Target) -> Response:
     caller = await admin_caller(request, st, "user_totp_enable")
     username = request.path_params["username"]
-    current = await _user(st, username)
-    await _manage(st, caller, [current.role], "user_totp_enable", f"user:{username}")
+    current = await user_named(st, username)
+    await st.require_manage(caller, [current.role], "user_totp_enable", f"user:{username}")
     made = await st.run(st.vault.totp.enable, username, actor=caller.actor)
     return json_response({"username": username, "secret": made.secret, "uri": made.uri})
 
@@ -103,8 +100,8 @@ async def user_totp_enable(request: Request, st: ServerState, _: Target) -> Resp
 async def user_totp_disable(request: Request, st: ServerState, _: Target) -> Response:
     caller = await admin_caller(request, st, "user_totp_disable")
     username = request.path_params["username"]
-    current = await _user(st, username)
-    await _manage(st, caller, [current.role], "user_totp_disable", f"user:{username}")
+    current = await user_named(st, username)
+    await st.require_manage(caller, [current.role], "user_totp_disable", f"user:{username}")
     await st.run(st.vault.totp.disable, username, actor=caller.actor)
     return json_response({"message": "TOTP disabled", "username": username})
 
@@ -120,7 +117,7 @@ async def user_create(request: Request, st: ServerState, _: Target) -> Response:
     body = await st.read_json(request)
     username, role = _str(body, "username"), _str(body, "role")
     assert username is not None and role is not None  # noqa: S101 - required fields
-    await _manage(st, caller, [role], "user_create", f"user:{username}")
+    await st.require_manage(caller, [role], "user_create", f"user:{username}")
     info = await st.run(
         st.vault.access.create_user,
         username,
@@ -134,7 +131,7 @@ async def user_create(request: Request, st: ServerState, _: Target) -> Response:
 
 async def user_get(request: Request, st: ServerState, _: Target) -> Response:
     await admin_caller(request, st, "user_read")
-    return json_response((await _user(st, request.path_params["username"])).as_dict())
+    return json_response((await user_named(st, request.path_params["username"])).as_dict())
 
 
 async def user_update(request: Request, st: ServerState, _: Target) -> Response:
@@ -142,9 +139,9 @@ async def user_update(request: Request, st: ServerState, _: Target) -> Response:
     caller = await admin_caller(request, st, "user_update")
     username = request.path_params["username"]
     body = await st.read_json(request)
-    current = await _user(st, username)
+    current = await user_named(st, username)
     role = _str(body, "role", required=False)
-    await _manage(st, caller, [current.role, role or ""], "user_update", f"user:{username}")
+    await st.require_manage(caller, [current.role, role or ""], "user_update", f"user:{username}")
     # Every field is checked before the first change, so bad input changes nothing.
     password = _str(body, "password", required=False)
     if password is not None:
@@ -171,8 +168,8 @@ async def user_update(request: Request, st: ServerState, _: Target) -> Response:
 async def user_delete(request: Request, st: ServerState, _: Target) -> Response:
     caller = await admin_caller(request, st, "user_delete")
     username = request.path_params["username"]
-    current = await _user(st, username)
-    await _manage(st, caller, [current.role], "user_delete", f"user:{username}")
+    current = await user_named(st, username)
+    await st.require_manage(caller, [current.role], "user_delete", f"user:{username}")
     await st.run(st.vault.access.delete_user, username, actor=caller.actor)
     return json_response({"message": "User deleted", "username": username})
 
@@ -281,7 +278,7 @@ async def token_revoke(request: Request, st: ServerState, _: Target) -> Response
     if body.get("jwt_issued_before") is not None:
         subject = int_field(body.get("user_id"), "user_id")
         when = cutoff_time(_str(body, "jwt_issued_before") or "")
-        await _manage(st, caller, ["SuperAdmin"], "token_revoke_jwts", f"user-id:{subject}")
+        await st.require_manage(caller, ["SuperAdmin"], "token_revoke_jwts", f"user-id:{subject}")
         await st.run(st.vault.tokens.revoke_jwts_before, subject, when, actor=caller.actor)
         return json_response({"user_id": subject, "jwt_issued_before": iso(when)})
     if body.get("user_id") is not None:

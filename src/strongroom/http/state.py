@@ -115,8 +115,11 @@ class ServerState:
         """The client address (trusted proxies honoured)."""
         return deps.client_ip(request.scope, self.settings.proxy_networks)
 
-    async def caller(self, request: Request, dialect: Dialect = API) -> Caller:
-        """The authenticated caller of a request, for either API.
+    async def caller(
+        self, request: Request, dialect: Dialect = API, *, token: str | None = None
+    ) -> Caller:
+        """The authenticated caller of a request, for either API (`token`: the web console's
+        session token, from its cookie, instead of the request's header).
 
         Raises:
             VaultLocked: the vault is locked and the dialect checks that first (`/v1`).
@@ -131,7 +134,8 @@ class ServerState:
             # An auto-locked vault that unlocks itself asks for the token first.
             if unlocker is None or not unlocker.is_needed():
                 raise errors.VaultLocked()
-        token = deps.request_token(request, vault_header=dialect.vault_token)
+        if token is None:
+            token = deps.request_token(request, vault_header=dialect.vault_token)
         who: Principal | None
         if is_recorded(token):
             who = self.vault.tokens.verify_cached(token)
@@ -212,6 +216,24 @@ class ServerState:
             action,
             caller.actor,
             superadmin=superadmin,
+            path=path,
+        )
+
+    async def require_manage(
+        self, caller: Caller, roles: list[str], action: str, path: str
+    ) -> None:
+        """Allow managing users or tokens whose current or new `roles` are given: the core's
+        `Authorizer.require_manage` (only a SuperAdmin manages Admin or SuperAdmin).
+
+        Raises:
+            PermissionDenied: refused (audited by the Authorizer).
+        """
+        await self.run(
+            self.vault.authorizer.require_manage,
+            caller.principal,
+            roles,
+            action,
+            caller.actor,
             path=path,
         )
 

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from strongroom.http.ui import admin, auth, pages
+from strongroom.http.ui import admin, auth, manage, pages
 from strongroom.http.ui.web import Web
 
 __all__ = ["STATIC", "routes"]
@@ -58,6 +58,7 @@ def routes(*, enabled: bool = True) -> list[BaseRoute]:
         ("/ui/secrets", web.wrap(pages.browse), get),
         ("/ui/secret/{path:path}", web.wrap(pages.secret), get),
         ("/ui/reveal", web.wrap(pages.reveal), post),
+        ("/ui/metadata/{path:path}", web.wrap(pages.metadata), post),
         ("/ui/new", web.wrap(pages.create), both),
         ("/ui/edit/{path:path}", web.wrap(pages.edit), both),
         ("/ui/rollback/{path:path}", web.wrap(pages.rollback), both),
@@ -68,8 +69,12 @@ def routes(*, enabled: bool = True) -> list[BaseRoute]:
         ("/ui/audit", web.wrap(admin.audit), get),
         ("/ui/audit/export", web.wrap(admin.audit_export), get),
         ("/ui/audit/verify", web.wrap(admin.audit_verify), post),
-        ("/ui/admin/users", web.wrap(admin.users), both),
-        ("/ui/admin/policies", web.wrap(admin.policies), both),
+        ("/ui/admin/users", web.wrap(manage.users), both),
+        ("/ui/admin/users/{username}", web.wrap(manage.user), both),
+        ("/ui/admin/users/{username}/delete", web.wrap(manage.user_delete), get),
+        ("/ui/admin/tokens", web.wrap(manage.tokens), both),
+        ("/ui/admin/policies", web.wrap(manage.policies), both),
+        ("/ui/admin/policies/{name}/delete", web.wrap(manage.policy_delete), get),
     ]
     found.append(Route("/ui", to_ui, include_in_schema=False))
     found.append(_static("/ui/static", STATIC))

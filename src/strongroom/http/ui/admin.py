@@ -1,5 +1,5 @@
-"""The console's administrator pages: the audit log (filters, paging, CSV/JSON download,
-verification), users and policies, as far as the core offers them. Each handler asks the core's
+"""The console's audit pages: the audit log (filters, paging, CSV/JSON download,
+verification); users, tokens and policies are in `manage`. Each handler asks the core's
 Authorizer (`ServerState.require_admin`) first; refusals are audited there.
 """
 
@@ -14,11 +14,10 @@ from datetime import datetime
 from starlette.responses import Response
 
 from strongroom import errors
-from strongroom.core.policy import ADMIN_ROLES
 from strongroom.http.ui.web import HEADERS, Page, form_of
 from strongroom.models import AuditEntry
 
-__all__ = ["audit", "audit_export", "audit_verify", "policies", "users"]
+__all__ = ["audit", "audit_export", "audit_verify"]
 
 AUDIT_PAGE = 100
 _FIELDS = (
@@ -116,43 +115,3 @@ async def audit_verify(page: Page) -> Response:
     form = getattr(page.request.state, "form", None) or await form_of(page.request)
     back = form.get("back", "/ui/audit")
     return page.redirect(back if back in ("/ui/", "/ui/audit") else "/ui/audit")
-
-
-async def users(page: Page) -> Response:
-    """Built-in users (GET), and enabling or disabling one (POST)."""
-    caller = page.who()
-    await page.st.require_admin(caller, "users")
-    access = page.st.vault.access
-    if page.request.method == "POST":
-        form = getattr(page.request.state, "form", None) or await form_of(page.request)
-        username = form.get("username", "")
-        if not username:
-            raise errors.InvalidInput("username is required")
-        disabled = form.get("disabled") == "yes"
-        target = next(
-            (u for u in await page.st.run(access.list_users) if u.username == username), None
-        )
-        if target is not None and target.role in ADMIN_ROLES:
-            # Only a SuperAdmin manages administrators (an Admin manages the roles below).
-            await page.st.require_admin(caller, "user_disable", superadmin=True)
-        await page.st.run(access.set_user_disabled, username, disabled, actor=caller.actor)
-        return page.redirect("/ui/admin/users")
-    found = await page.st.run(access.list_users)
-    return page.render("users.html", users=found)
-
-
-async def policies(page: Page) -> Response:
-    """Stored path policies (GET), writing or deleting one (POST)."""
-    caller = page.who()
-    await page.st.require_admin(caller, "policies")
-    access = page.st.vault.access
-    if page.request.method == "POST":
-        form = getattr(page.request.state, "form", None) or await form_of(page.request)
-        name = form.get("name", "").strip()
-        if form.get("delete"):
-            await page.st.run(access.delete_policy, name, actor=caller.actor)
-        else:
-            await page.st.run(access.write_policy, name, form.get("rules", ""), actor=caller.actor)
-        return page.redirect("/ui/admin/policies")
-    found = await page.st.run(access.list_policies)
-    return page.render("policies.html", policies=found)

@@ -16,7 +16,7 @@ from strongroom import errors
 from strongroom.http import deps
 from strongroom.http.api_vault import log_in
 from strongroom.http.state import state_of
-from strongroom.http.ui.sessions import COOKIE, PRE_COOKIE
+from strongroom.http.ui.sessions import COOKIE, PRE_COOKIE, UI_KIND
 from strongroom.http.ui.web import HEADERS, Page, Web, form_of, is_tls
 from strongroom.models import Actor
 
@@ -30,7 +30,10 @@ def login_endpoint(web: Web) -> object:
     """GET: the sign-in form. POST: sign in, set the session cookie, go to the dashboard."""
 
     async def endpoint(request: Request) -> Response:
-        page = await web.page(request)
+        try:
+            page = await web.page(request)
+        except errors.StrongroomError:  # e.g. the database is unreachable: sign in afresh
+            page = Page(request, state_of(request), web, None, None)
         pre = web.pre_token(request)
         if request.method == "GET":
             if page.caller is not None:
@@ -54,10 +57,8 @@ def login_endpoint(web: Web) -> object:
             )
             _pre_cookie(response, request, pre)
             return response
-        web.sessions.end(page.sid)
-        sid, _ = web.sessions.create(token, expires)
         response = RedirectResponse("/ui/", 303, headers=HEADERS)
-        web.sign_in_cookie(response, request, sid, expires - time.time())
+        web.sign_in_cookie(response, request, token, expires - time.time())
         response.delete_cookie(PRE_COOKIE, path="/ui")
         return response
 
@@ -72,7 +73,7 @@ async def _sign_in(request: Request, form: dict[str, str]) -> tuple[str, float]:
         username, password = form.get("username", ""), form.get("password", "")
         if not username or not password:
             raise errors.InvalidInput("enter a username and password, or paste a token")
-        issued = await log_in(request, st, username, password)
+        issued = await log_in(request, st, username, password, kind=UI_KIND)
         return issued.token, issued.info.expires_at.timestamp()
     ip = st.client_ip(request)
     actor = Actor(0, ip, deps.request_id(request.scope))
@@ -83,9 +84,7 @@ async def _sign_in(request: Request, form: dict[str, str]) -> tuple[str, float]:
         await st.run(st.vault.access.record_failure, "login", None, actor, exc)
         raise
     try:
-        who = st.auth.verify(pasted)
-        if who.builtin:
-            await st.check_user(who)
+        who = (await st.caller(request, token=pasted)).principal
     except errors.AuthenticationFailed as exc:
         st.limiter.failed(throttle, ip)
         await st.run(st.vault.access.record_failure, "login", None, actor, exc)
@@ -106,8 +105,18 @@ def _pre_cookie(response: Response, request: Request, value: str) -> None:
 
 
 async def logout(page: Page) -> Response:
-    """End the session and clear the cookie."""
-    page.web.sessions.end(page.sid)
+    """End the session: revoke a console-issued token (a pasted one is only forgotten), clear
+    the cookie."""
+    caller = page.who()
+    tokens = page.st.vault.tokens
+    accessor = caller.principal.accessor
+    if accessor:
+        try:
+            info = await page.st.run(tokens.lookup, accessor)
+            if info.kind == UI_KIND:
+                await page.st.run(tokens.revoke, accessor, actor=caller.actor)
+        except errors.NotFound:
+            pass  # already revoked or expired
     response = page.redirect("/ui/login")
     response.delete_cookie(COOKIE, path="/ui")
     return response

@@ -192,24 +192,77 @@ async def _info(page: Page, path: str) -> SecretInfo:
     return found[0]
 
 
-async def secret(page: Page) -> Response:
-    """A secret's metadata, versions and audit trail; its value stays masked until Reveal."""
+async def secret(
+    page: Page, *, error: errors.StrongroomError | None = None, meta_text: str | None = None
+) -> Response:
+    """A secret's metadata, versions and audit trail; its value stays masked until Reveal.
+    (`error` and `meta_text`: a refused metadata form, shown again with its reason.)"""
     caller = page.who()
     path = validate_path(page.request.path_params["path"])
     await page.st.require(caller, "read", "versions", path)
     info = await _info(page, path)
+    if meta_text is None:
+        meta_text = "".join(f"{k}={v}\n" for k, v in sorted(info.custom_metadata.items()))
     versions = await page.st.run(page.st.vault.list_versions, path, actor=caller.actor)
     trail = None
     if await page.allows("audit", path):
         trail = await page.st.run(page.st.vault.audit_logs, path=path, limit=50)
+    done = page.request.query_params.get("done") == "metadata"
     return page.render(
         "secret.html",
+        400 if error is not None else 200,
+        error=error,
+        done="Metadata saved." if done else None,
+        meta_text=meta_text,
         info=info,
         versions=versions,
         trail=trail,
         can_update=await page.allows("update", path),
         can_delete=await page.allows("delete", path),
     )
+
+
+def parse_custom_metadata(text: str) -> dict[str, str]:
+    """`key=value` lines (blank lines ignored) as a custom-metadata map; the core checks the
+    limits (`kv_types.coerce_custom_metadata`).
+
+    Raises:
+        InvalidInput: a line without `=`, an empty key, or a key given twice.
+    """
+    found: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise errors.InvalidInput(f"metadata line {number}: expected key=value")
+        if key in found:
+            raise errors.InvalidInput(f"metadata line {number}: {key} is given twice")
+        found[key] = value.strip()
+    return found
+
+
+async def metadata(page: Page) -> Response:
+    """Save a secret's KV v2 custom metadata and max versions (`update` on the path, as a
+    metadata write through `/v1`); a bad form shows the secret page again with the reason."""
+    caller = page.who()
+    path = validate_path(page.request.path_params["path"])
+    await page.st.require(caller, "update", "write_metadata", path)
+    form = await _form(page)
+    text = form.get("custom_metadata", "")
+    try:
+        custom = parse_custom_metadata(text)
+        await page.st.run(
+            page.st.vault.kv.metadata.write,
+            path,
+            max_versions=form.get("max_versions", "").strip() or "0",
+            custom_metadata=custom,
+            actor=caller.actor,
+        )
+    except errors.InvalidInput as exc:
+        return await secret(page, error=exc, meta_text=text)
+    return page.redirect(f"/ui/secret/{url_path(path)}?done=metadata")
 
 
 async def reveal(page: Page) -> Response:

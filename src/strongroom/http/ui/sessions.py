@@ -1,76 +1,55 @@
-"""The web console's server-side sessions: a random id in an HttpOnly cookie, the token kept here.
+"""The web console's sessions: the session is the token itself, in an HttpOnly cookie.
 
-A session ends when its token expires, on sign-out, or when the process restarts. The cookie
-holds only the random session id (never the token); each session has its own CSRF token
-(synchronizer pattern). Must never: log a session id, token or CSRF token.
+Signing in with a password issues a recorded token of kind `ui` (through `/api/auth/login`'s
+code); a pasted token is kept as given. Every request verifies the cookie's token like an API
+request (`ServerState.caller`), so a session works on every worker and instance, ends when its
+record expires or is revoked, and survives a restart. Sign-out revokes a `ui` token (a pasted one
+is only forgotten: it may be in use elsewhere).
+
+The CSRF token is derived, not stored: HMAC-SHA256 of the session token under a key every worker
+shares (derived from `VAULT_JWT_SECRET`; without one, a fixed label, which still needs the
+HttpOnly token to compute). Must never: log the token or the CSRF token.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
-import secrets
-import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-__all__ = ["COOKIE", "PRE_COOKIE", "Session", "SessionStore"]
+__all__ = ["COOKIE", "PRE_COOKIE", "UI_KIND", "Session", "csrf_key"]
 
 #: The session cookie's name; `PRE_COOKIE` carries the sign-in form's CSRF token.
 COOKIE = "strongroom_ui"
 PRE_COOKIE = "strongroom_ui_pre"
-_MAX_SESSIONS = 10_000
+#: The kind of the recorded tokens a console sign-in issues (revoked on sign-out).
+UI_KIND = "ui"
+_LABEL = b"strongroom console csrf v1"
 
 
-@dataclass(slots=True)
+def csrf_key(secret: str | None) -> bytes:
+    """The CSRF key from the server's shared secret (the same in every worker and instance)."""
+    if not secret:
+        return _LABEL
+    return hmac.new(secret.encode("utf-8", "surrogatepass"), _LABEL, hashlib.sha256).digest()
+
+
+@dataclass(frozen=True, slots=True)
 class Session:
-    """One signed-in browser: its token, that token's expiry (epoch seconds) and CSRF token."""
+    """One signed-in browser: its token (from the cookie) and the CSRF key."""
 
     token: str
-    expires_at: float
-    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    key: bytes
+
+    @property
+    def csrf(self) -> str:
+        """This session's CSRF token (synchronizer value, the same on every worker)."""
+        mac = hmac.new(self.key, self.token.encode("utf-8", "surrogatepass"), hashlib.sha256)
+        return base64.urlsafe_b64encode(mac.digest()).decode().rstrip("=")
 
     def csrf_ok(self, given: str | None) -> bool:
         """Whether `given` is this session's CSRF token (constant-time)."""
-        return bool(given) and hmac.compare_digest(self.csrf.encode(), (given or "").encode())
-
-
-class SessionStore:
-    """Sessions by id, each bound to its token's expiry. Thread-safe."""
-
-    def __init__(self) -> None:
-        self._sessions: dict[str, Session] = {}
-        self._lock = threading.Lock()
-
-    def create(self, token: str, expires_at: float) -> tuple[str, Session]:
-        """A new session for `token`; returns its id (for the cookie) and the session."""
-        sid = secrets.token_urlsafe(32)
-        session = Session(token, expires_at)
-        with self._lock:
-            if len(self._sessions) >= _MAX_SESSIONS:
-                self._purge()
-            self._sessions[sid] = session
-        return sid, session
-
-    def get(self, sid: str | None) -> Session | None:
-        """The live session of `sid` (None: unknown, or its token has expired)."""
-        if not sid:
-            return None
-        with self._lock:
-            session = self._sessions.get(sid)
-            if session is not None and session.expires_at <= time.time():
-                del self._sessions[sid]
-                return None
-        return session
-
-    def end(self, sid: str | None) -> None:
-        """Forget a session (sign-out)."""
-        if sid:
-            with self._lock:
-                self._sessions.pop(sid, None)
-
-    def _purge(self) -> None:
-        now = time.time()
-        for sid in [k for k, v in self._sessions.items() if v.expires_at <= now]:
-            del self._sessions[sid]
-        while len(self._sessions) >= _MAX_SESSIONS:
-            self._sessions.pop(next(iter(self._sessions)))
+        if not given:
+            return False
+        return hmac.compare_digest(self.csrf.encode(), given.encode("utf-8", "surrogatepass"))

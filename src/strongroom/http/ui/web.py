@@ -14,7 +14,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -25,11 +25,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from strongroom import errors
 from strongroom.core.tokens import Principal
-from strongroom.http import deps
 from strongroom.http.errors import json_response
 from strongroom.http.state import Caller, ServerState, state_of
-from strongroom.http.ui.sessions import COOKIE, PRE_COOKIE, Session, SessionStore
-from strongroom.models import Actor
+from strongroom.http.ui.sessions import COOKIE, PRE_COOKIE, Session, csrf_key
 
 __all__ = [
     "HEADERS",
@@ -106,9 +104,10 @@ class Page:
     request: Request
     st: ServerState
     web: Web
-    sid: str | None
     session: Session | None
     caller: Caller | None
+    #: The request carried a session cookie whose token is no longer valid.
+    stale: bool = False
 
     def who(self) -> Caller:
         """The signed-in caller.
@@ -139,8 +138,16 @@ class Page:
         return self.web.render(self, template, code, **values)
 
     def redirect(self, to: str) -> Response:
-        """A 303 to another console page."""
-        return RedirectResponse(to, 303, headers=HEADERS)
+        """A 303 to another console page (clearing a stale session cookie)."""
+        response = RedirectResponse(to, 303, headers=HEADERS)
+        if self.stale:
+            response.delete_cookie(COOKIE, path="/ui")
+        return response
+
+    async def form(self) -> dict[str, str]:
+        """The POSTed form (already read by the CSRF check, or read now)."""
+        form: dict[str, str] | None = getattr(self.request.state, "form", None)
+        return form if form is not None else await form_of(self.request)
 
     async def allows(self, capability: str, path: str) -> bool:
         """Whether the Authorizer grants `capability` on `path` (no audit entry)."""
@@ -157,7 +164,7 @@ class Web:
     """Templates, sessions and the wrapper every console route goes through."""
 
     def __init__(self) -> None:
-        self.sessions = SessionStore()
+        self._csrf_key: bytes | None = None
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
@@ -181,38 +188,38 @@ class Web:
         return HTMLResponse(html, code, headers=HEADERS)
 
     async def page(self, request: Request) -> Page:
-        """The request's Page: its session and, when signed in, its caller (token re-checked)."""
+        """The request's Page: its session and, when signed in, its caller (the cookie's token
+        verified like an API request's, so every worker and instance agrees)."""
         st = state_of(request)
-        sid = request.cookies.get(COOKIE)
-        session = self.sessions.get(sid)
-        caller = None
-        if session is not None:
-            try:
-                who = st.auth.verify(session.token)
-                if who.builtin:
-                    await st.check_user(who)
-            except errors.AuthenticationFailed:
-                self.sessions.end(sid)
-                session = None
-            else:
-                actor = Actor(
-                    who.user_id,
-                    st.client_ip(request),
-                    deps.request_id(request.scope),
-                    auth_method="ui",
-                )
-                caller = Caller(who, actor)
-        return Page(request, st, self, sid, session, caller)
+        token = request.cookies.get(COOKIE)
+        if not token:
+            return Page(request, st, self, None, None)
+        try:
+            caller = await st.caller(request, token=token)
+        except errors.AuthenticationFailed:
+            return Page(request, st, self, None, None, stale=True)
+        caller = Caller(caller.principal, replace(caller.actor, auth_method="ui"))
+        return Page(request, st, self, self.session(st, token), caller)
+
+    def session(self, st: ServerState, token: str) -> Session:
+        """The session of `token` (its CSRF token keyed by the server's shared secret)."""
+        if self._csrf_key is None:
+            secret = st.settings.jwt_secret
+            self._csrf_key = csrf_key(secret.reveal() if secret is not None else None)
+        return Session(token, self._csrf_key)
 
     def wrap(self, handler: Handler, *, signed_in: bool = True) -> Callable[..., Any]:
         """A Starlette endpoint: builds the Page, checks sign-in and CSRF, maps errors."""
 
         async def endpoint(request: Request) -> Response:
-            page = await self.page(request)
+            try:
+                page = await self.page(request)
+            except errors.StrongroomError as exc:  # e.g. the database is unreachable
+                return self._error(Page(request, state_of(request), self, None, None), exc)
             if signed_in and page.caller is None:
                 if request.method == "POST":
                     return self._error(page, errors.AuthenticationFailed("sign in first"))
-                return RedirectResponse("/ui/login", 303, headers=HEADERS)
+                return page.redirect("/ui/login")
             if request.method == "POST" and signed_in:
                 given = request.headers.get("x-csrf-token")
                 if given is None:
@@ -238,11 +245,11 @@ class Web:
             return page.render("locked.html", exc.http_status)
         return page.render("error.html", exc.http_status, error=exc)
 
-    def sign_in_cookie(self, response: Response, request: Request, sid: str, ttl: float) -> None:
-        """Set the session cookie: HttpOnly, SameSite=Strict, Secure over TLS."""
+    def sign_in_cookie(self, response: Response, request: Request, token: str, ttl: float) -> None:
+        """Set the session cookie (the token): HttpOnly, SameSite=Strict, Secure over TLS."""
         response.set_cookie(
             COOKIE,
-            sid,
+            token,
             max_age=max(1, int(ttl)),
             path="/ui",
             httponly=True,
