@@ -160,3 +160,24 @@ def test_a_relayed_auto_lock_leaves_an_explicit_lock_explicit(vault: Vault) -> N
     vault.lock()
     vault.state.drop_keys(auto=True)  # the supervisor's idle lock, arriving after the lock
     assert not vault.state.is_auto_locked
+
+
+def test_a_rule_applies_to_exactly_one_mount(vault: Vault) -> None:
+    """`team/data/x` names mount team/'s key, not secret/'s key `team/data/x`; rules without a
+    mount (`*`, `app/*`) name secret/'s keys only; a mount-less `team/...` rule keeps meaning
+    secret/ while no mount `team/` exists."""
+    vault.access.write_policy("p", "team/data/app/*: read\n*: list\napp/*: read\nx/data/*: read")
+    vault.mounts.enable("team", "kv", options={"version": "2"})
+    authz = Authorizer(vault.access, mount_paths=vault.mounts.paths)
+    user = who("App", "p")
+    assert authz.allows(user, "read", "team/data/app/db", mount="team/")
+    assert not authz.allows(user, "read", "team/data/app/db")  # secret/'s key of that name
+    assert authz.allows(user, "read", "app/db") and authz.allows(user, "list", "any/thing")
+    assert not authz.allows(user, "list", "team/metadata/", mount="team/")  # `*` is secret/'s
+    assert not authz.allows(user, "read", "team/data/app/db", mount="other/")
+    assert authz.allows(user, "read", "x/data/k")  # no mount x/: the rule is secret/'s
+    with pytest.raises(errors.PermissionDenied):
+        authz.require(user, "read", "team/data/app/db", ACTOR)
+    visible = authz.list_filter(user, "", ACTOR)
+    assert visible("team/data/app/db") and not authz.allows_cached(user, "read", "team/data/app/db")
+    assert authz.allows_cached(user, "read", "team/data/app/db", mount="team/")

@@ -14,6 +14,13 @@ Using it from an async handler (the HTTP dialects, a web UI)::
     visible = await run_in_thread(vault.authorizer.list_filter, principal, prefix, actor)
     found = [info for info in found if visible(info.path)]
 
+Rules name keys of `secret/` by their key and keys of another mount by Vault's path
+(`team/data/app/db`, `core.mount_paths.policy_path`). Checks say which mount they are for
+(`mount=`, default `secret/`), and a rule applies to exactly one mount: a rule whose pattern
+starts with another mount's path applies to that mount only, every other rule to `secret/`
+only. So `team/data/x` never reaches `secret/`'s key `team/data/x`, and `*` never reaches
+another mount. The mount paths are re-read at most every `policy_ttl` seconds.
+
 Every method is synchronous and may read policies from storage (cached for `policy_ttl`
 seconds) or write an audit entry, so an async caller runs it in its thread pool. A check that
 passes for an administrator touches neither.
@@ -23,10 +30,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from strongroom import errors
 from strongroom.core.access import Access
+from strongroom.core.mount_paths import DEFAULT_MOUNT
 from strongroom.core.policy import ADMIN_ROLES, SUPERADMIN, Policy
 from strongroom.core.roles import canonical_role
 from strongroom.core.tokens import Principal
@@ -51,6 +59,7 @@ class Authorizer:
         self,
         access: Access,
         *,
+        mount_paths: Callable[[], Collection[str]] = frozenset,
         policy_ttl: float = POLICY_TTL_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -59,6 +68,8 @@ class Authorizer:
         self._monotonic = monotonic
         self._cache: dict[tuple[str, ...], tuple[float, list[Policy]]] = {}
         self._lock = threading.Lock()
+        self._read_mounts = mount_paths
+        self._mounts: tuple[float, frozenset[str]] | None = None
 
     @staticmethod
     def is_admin(principal: Principal) -> bool:
@@ -87,7 +98,34 @@ class Authorizer:
             self._cache[names] = (now, policies)
         return policies
 
-    def allows_cached(self, principal: Principal, capability: str, path: str) -> bool:
+    def _other_mounts(self, *, cached_only: bool = False) -> frozenset[str] | None:
+        """The paths of every mount but `secret/` (re-read every `policy_ttl` seconds); None
+        when `cached_only` and the cache is stale."""
+        now = self._monotonic()
+        hit = self._mounts
+        if hit is not None and now - hit[0] <= self._ttl:
+            return hit[1]
+        if cached_only:
+            return None
+        paths = frozenset(self._read_mounts()) - {DEFAULT_MOUNT}
+        self._mounts = (now, paths)
+        return paths
+
+    def _scope(self, mount: str, *, cached_only: bool = False) -> Callable[[str], bool] | None:
+        """Which rule patterns apply to a check in `mount` (None: unknown without storage)."""
+        if mount != DEFAULT_MOUNT:
+            return lambda pattern: pattern.startswith(mount)
+        others = self._other_mounts(cached_only=cached_only)
+        if others is None:
+            return None
+        if not others:
+            return lambda pattern: True
+        prefixes = tuple(others)
+        return lambda pattern: not pattern.startswith(prefixes)
+
+    def allows_cached(
+        self, principal: Principal, capability: str, path: str, *, mount: str = DEFAULT_MOUNT
+    ) -> bool:
         """Whether the principal may use `capability` on `path`, decided without blocking:
         True for administrators and for fresh cached policies that grant it; False when the
         answer needs storage (policies not cached) or a refusal (then call `require`).
@@ -103,17 +141,24 @@ class Authorizer:
             hit = self._cache.get(names)
         if hit is None or self._monotonic() - hit[0] > self._ttl:
             return False
-        return any(p.allows(capability, path) for p in hit[1])
+        scope = self._scope(mount, cached_only=True)
+        return scope is not None and any(p.allows(capability, path, scope) for p in hit[1])
 
-    def allows(self, principal: Principal, capability: str, path: str) -> bool:
-        """Whether the principal may use `capability` on `path` (no audit entry).
+    def allows(
+        self, principal: Principal, capability: str, path: str, *, mount: str = DEFAULT_MOUNT
+    ) -> bool:
+        """Whether the principal may use `capability` on `path` of `mount` (no audit entry).
 
         Raises:
-            StorageUnavailable: the policies cannot be read.
+            StorageUnavailable: the policies or mounts cannot be read.
         """
         if self.is_admin(principal):
             return True
-        return any(p.allows(capability, path) for p in self.policies_of(principal))
+        policies = self.policies_of(principal)
+        if not policies:
+            return False
+        scope = self._scope(mount)
+        return any(p.allows(capability, path, scope) for p in policies)
 
     def require(
         self,
@@ -123,8 +168,9 @@ class Authorizer:
         actor: Actor,
         *,
         action: str | None = None,
+        mount: str = DEFAULT_MOUNT,
     ) -> None:
-        """Allow admins, or a policy granting `capability` on `path`.
+        """Allow admins, or a policy granting `capability` on `path` of `mount`.
 
         `action` names the refused operation in the audit entry (default: the capability;
         e.g. capability `update` for action `rollback`).
@@ -132,7 +178,7 @@ class Authorizer:
         Raises:
             PermissionDenied: nothing grants it (audited once).
         """
-        if not self.allows(principal, capability, path):
+        if not self.allows(principal, capability, path, mount=mount):
             raise self.deny(action or capability, path, actor)
 
     def require_admin(
@@ -188,8 +234,10 @@ class Authorizer:
         if not any(p.grants_anywhere("list") for p in policies):
             raise self.deny("list", prefix or None, actor)
 
+        scope = self._scope(DEFAULT_MOUNT)
+
         def visible(path: str) -> bool:
-            return any(p.allows("list", path) for p in policies)
+            return any(p.allows("list", path, scope) for p in policies)
 
         return visible
 

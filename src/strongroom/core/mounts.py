@@ -177,6 +177,14 @@ class Mounts:
         with self._state.storage.read() as tx:
             return {row.path: effective_version(row) for row in mounts_of(tx).list_mounts()}
 
+    def paths(self) -> frozenset[str]:
+        """Every mount path (not audited: the Authorizer scopes policy rules with them).
+
+        Raises:
+            StorageUnavailable: the database cannot be reached.
+        """
+        return frozenset(self.versions())
+
     def find(self, request_path: str) -> tuple[MountRef, str] | None:
         """The mount serving a request path (longest matching mount path) and the rest of the
         path; None when no mount serves it. Not audited: the operation it routes to is.

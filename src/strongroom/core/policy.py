@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from strongroom import errors
@@ -103,9 +103,15 @@ class Policy:
     name: str
     rules: tuple[Rule, ...]
 
-    def allows(self, capability: str, path: str) -> bool:
-        """True when some rule grants `capability` on `path`."""
-        return any(capability in r.capabilities and r.matches(path) for r in self.rules)
+    def allows(
+        self, capability: str, path: str, scope: Callable[[str], bool] | None = None
+    ) -> bool:
+        """True when some rule grants `capability` on `path` (only rules whose pattern
+        `scope` accepts, when given)."""
+        return any(
+            capability in r.capabilities and (scope is None or scope(r.pattern)) and r.matches(path)
+            for r in self.rules
+        )
 
     def grants_anywhere(self, capability: str) -> bool:
         """True when some rule grants `capability` on some path."""

@@ -78,7 +78,7 @@ class Vault:
         self.rotation = Rotation(self.state)
         self.tokens = Tokens(self.state)
         self.access = Access(self.state, forget_tokens=self.tokens.forget_user)
-        self.authorizer = Authorizer(self.access)
+        self.authorizer = Authorizer(self.access, mount_paths=self.mounts.paths)
         self.audit = AuditLog(self.state)
         self.backup = Backup(self.state)
         self.approle = AppRoles(self.state, self.tokens, default_ttl=timedelta(hours=1))

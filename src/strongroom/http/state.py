@@ -27,6 +27,7 @@ from strongroom.config import Settings
 from strongroom.core import Vault
 from strongroom.core.access import LoginLimiter
 from strongroom.core.authorizer import PathFilter
+from strongroom.core.mount_paths import DEFAULT_MOUNT
 from strongroom.core.token_records import is_recorded
 from strongroom.core.tokens import Principal
 from strongroom.http import deps
@@ -215,18 +216,26 @@ class ServerState:
             path=path,
         )
 
-    async def require(self, caller: Caller, capability: str, action: str, path: str) -> None:
+    async def require(
+        self, caller: Caller, capability: str, action: str, path: str, mount: str = DEFAULT_MOUNT
+    ) -> None:
         """Allow what the core's `Authorizer` allows: administrators, or a policy granting
-        `capability` on `path`. A cached "yes" costs no thread hop.
+        `capability` on `path` of `mount`. A cached "yes" costs no thread hop.
 
         Raises:
             PermissionDenied: nothing grants it (audited by the Authorizer).
         """
         authorizer = self.vault.authorizer
-        if authorizer.allows_cached(caller.principal, capability, path):
+        if authorizer.allows_cached(caller.principal, capability, path, mount=mount):
             return
         await self.run(
-            authorizer.require, caller.principal, capability, path, caller.actor, action=action
+            authorizer.require,
+            caller.principal,
+            capability,
+            path,
+            caller.actor,
+            action=action,
+            mount=mount,
         )
 
     async def list_filter(self, caller: Caller, prefix: str) -> PathFilter:
