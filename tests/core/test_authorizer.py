@@ -181,3 +181,36 @@ def test_a_rule_applies_to_exactly_one_mount(vault: Vault) -> None:
     visible = authz.list_filter(user, "", ACTOR)
     assert visible("team/data/app/db") and not authz.allows_cached(user, "read", "team/data/app/db")
     assert authz.allows_cached(user, "read", "team/data/app/db", mount="team/")
+
+
+def test_list_filter_bounds_the_paths_it_can_see(vault: Vault) -> None:
+    """`Visible.prefixes` covers every path the filter accepts (the listing reads only those),
+    from the literal start of each `list` rule of `secret/`, cut to the listed prefix."""
+    vault.access.write_policy(
+        "p",
+        "app/billing/*: list\napp/billing/x/*: list\nteam/+/cfg: list\nops/db-*: list\n"
+        "app/other/*: read\nteam/data/*: list",
+    )
+    vault.mounts.enable("team", "kv", options={"version": "2"})
+    user = who("App", "p")
+    authz = Authorizer(vault.access, mount_paths=vault.mounts.paths)
+    assert authz.list_filter(user, "", ACTOR).prefixes == ("app/billing/", "ops/db-")
+    assert authz.list_filter(user, "app/billing/x/", ACTOR).prefixes == ("app/billing/x/",)
+    assert authz.list_filter(user, "app/", ACTOR).prefixes == ("app/billing/",)
+    assert authz.list_filter(user, "zzz/", ACTOR).prefixes == ()
+    assert authz.list_filter(who("Admin"), "", ACTOR).prefixes is None
+    vault.access.write_policy("q", "+/cfg: list\n*: read")
+    assert Authorizer(vault.access).list_filter(who("App", "q"), "a/", ACTOR).prefixes == ("a/",)
+
+
+def test_listing_within_the_prefixes_finds_what_the_filter_accepts(vault: Vault) -> None:
+    for path in ("app/billing/a", "app/billing/x/b", "app/billingx", "ops/db-1", "ops/dbx", "z"):
+        vault.secrets.create(path, "v")
+    vault.access.write_policy("p", "app/billing/*: list\nops/db-*: list\n")
+    visible = vault.authorizer.list_filter(who("App", "p"), "", ACTOR)
+    everything, _ = vault.secrets.list_paths("")
+    bounded, infos = vault.secrets.list_paths(
+        "", lambda paths: [p for p in paths if visible(p)], within=visible.prefixes
+    )
+    assert [p for p in everything if visible(p)] == [i.path for i in infos]
+    assert bounded == ["app/billing/a", "app/billing/x/b", "ops/db-1"]

@@ -31,6 +31,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
 
 from strongroom import errors
 from strongroom.core.access import Access
@@ -40,7 +41,7 @@ from strongroom.core.roles import canonical_role
 from strongroom.core.tokens import Principal
 from strongroom.models import Actor
 
-__all__ = ["Authorizer", "PathFilter"]
+__all__ = ["Authorizer", "PathFilter", "Visible"]
 
 #: Says whether one path may appear in a listing.
 PathFilter = Callable[[str], bool]
@@ -50,6 +51,36 @@ _MAX_CACHED = 10_000
 
 def _everything(path: str) -> bool:
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class Visible:
+    """Which listed paths a principal sees (`Authorizer.list_filter`). Calling it decides a
+    path; `prefixes` bounds where such paths can be, so a listing may read only the paths
+    under them and call it on those (None: anywhere)."""
+
+    decide: PathFilter
+    prefixes: tuple[str, ...] | None = None
+
+    def __call__(self, path: str) -> bool:
+        return self.decide(path)
+
+
+def _within(prefix: str, literals: Iterable[str]) -> tuple[str, ...]:
+    """The fewest prefixes under `prefix` covering every path that starts with `prefix` and
+    with one of `literals`, sorted and none inside another."""
+    bounds = sorted(
+        {
+            lit if lit.startswith(prefix) else prefix
+            for lit in literals
+            if lit.startswith(prefix) or prefix.startswith(lit)
+        }
+    )
+    kept: list[str] = []
+    for bound in bounds:
+        if not kept or not bound.startswith(kept[-1]):
+            kept.append(bound)
+    return tuple(kept)
 
 
 class Authorizer:
@@ -218,8 +249,10 @@ class Authorizer:
         high = any(canonical_role(r) in ADMIN_ROLES for r in roles if isinstance(r, str))
         self.require_admin(principal, action, actor, superadmin=high, path=path)
 
-    def list_filter(self, principal: Principal, prefix: str, actor: Actor) -> PathFilter:
-        """Check that the principal may list at all, and return which listed paths it sees.
+    def list_filter(self, principal: Principal, prefix: str, actor: Actor) -> Visible:
+        """Check that the principal may list at all, and return which listed `secret/` paths
+        under `prefix` it sees (with the prefixes bounding them, from the literal start of
+        every rule granting `list`).
 
         Admins see everything. Another role needs some policy granting `list` somewhere, and
         then sees only the paths a policy grants `list` on.
@@ -229,7 +262,7 @@ class Authorizer:
                 `prefix`).
         """
         if self.is_admin(principal):
-            return _everything
+            return Visible(_everything)
         policies = self.policies_of(principal)
         if not any(p.grants_anywhere("list") for p in policies):
             raise self.deny("list", prefix or None, actor)
@@ -239,7 +272,13 @@ class Authorizer:
         def visible(path: str) -> bool:
             return any(p.allows("list", path, scope) for p in policies)
 
-        return visible
+        literals = (
+            r.literal_prefix
+            for p in policies
+            for r in p.rules
+            if "list" in r.capabilities and (scope is None or scope(r.pattern))
+        )
+        return Visible(visible, _within(prefix, literals))
 
     def deny(self, action: str, path: str | None, actor: Actor) -> errors.PermissionDenied:
         """Audit a refusal and return the error to raise.

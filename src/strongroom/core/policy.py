@@ -90,6 +90,26 @@ class Rule:
             )
         object.__setattr__(self, "_regex", _compile(self.pattern))
 
+    @property
+    def literal_prefix(self) -> str:
+        """What every path the pattern matches starts with: the pattern up to its first
+        wildcard (a `*`, or a segment that is `+`)."""
+        cut = len(self.pattern)
+        star = self.pattern.find("*")
+        if star >= 0:
+            cut = star
+        for start in range(len(self.pattern)):
+            if start >= cut:
+                break
+            if self.pattern.startswith("+", start) and (
+                start == 0 or self.pattern[start - 1] == "/"
+            ):
+                end = start + 1
+                if end == len(self.pattern) or self.pattern[end] == "/":
+                    cut = start
+                    break
+        return self.pattern[:cut]
+
     def matches(self, path: str) -> bool:
         """True when the pattern matches the whole of `path`."""
         regex: re.Pattern[str] = object.__getattribute__(self, "_regex")

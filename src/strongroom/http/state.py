@@ -26,7 +26,7 @@ from strongroom import errors
 from strongroom.config import Settings
 from strongroom.core import Vault
 from strongroom.core.access import LoginLimiter
-from strongroom.core.authorizer import PathFilter
+from strongroom.core.authorizer import Visible
 from strongroom.core.mount_paths import DEFAULT_MOUNT
 from strongroom.core.token_records import is_recorded
 from strongroom.core.tokens import Principal
@@ -238,7 +238,7 @@ class ServerState:
             mount=mount,
         )
 
-    async def list_filter(self, caller: Caller, prefix: str) -> PathFilter:
+    async def list_filter(self, caller: Caller, prefix: str) -> Visible:
         """Which listed paths the caller sees (`Authorizer.list_filter`).
 
         Raises:
