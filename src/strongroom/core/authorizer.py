@@ -13,6 +13,7 @@ Using it from an async handler (the HTTP dialects, a web UI)::
     await run_in_thread(vault.authorizer.require, principal, "read", path, actor)
     visible = await run_in_thread(vault.authorizer.list_filter, principal, prefix, actor)
     found = [info for info in found if visible(info.path)]
+    # or read only where such paths can be: vault.secrets.list_paths(..., within=visible.prefixes)
 
 Rules name keys of `secret/` by their key and keys of another mount by Vault's path
 (`team/data/app/db`, `core.mount_paths.policy_path`). Checks say which mount they are for

@@ -41,6 +41,7 @@ CAPABILITIES = ("read", "list", "create", "update", "delete", "audit")
 MAX_RULES = 256
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _PATTERN = re.compile(r"[A-Za-z0-9._*+/-]{1,500}")
+_WILDCARD = re.compile(r"\*|(?:^|/)\+(?:/|$)")
 
 
 def check_policy_name(name: object) -> str:
@@ -94,21 +95,10 @@ class Rule:
     def literal_prefix(self) -> str:
         """What every path the pattern matches starts with: the pattern up to its first
         wildcard (a `*`, or a segment that is `+`)."""
-        cut = len(self.pattern)
-        star = self.pattern.find("*")
-        if star >= 0:
-            cut = star
-        for start in range(len(self.pattern)):
-            if start >= cut:
-                break
-            if self.pattern.startswith("+", start) and (
-                start == 0 or self.pattern[start - 1] == "/"
-            ):
-                end = start + 1
-                if end == len(self.pattern) or self.pattern[end] == "/":
-                    cut = start
-                    break
-        return self.pattern[:cut]
+        found = _WILDCARD.search(self.pattern)
+        if found is None:
+            return self.pattern
+        return self.pattern[: found.start() + found.group().startswith("/")]
 
     def matches(self, path: str) -> bool:
         """True when the pattern matches the whole of `path`."""
