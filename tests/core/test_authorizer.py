@@ -160,3 +160,57 @@ def test_a_relayed_auto_lock_leaves_an_explicit_lock_explicit(vault: Vault) -> N
     vault.lock()
     vault.state.drop_keys(auto=True)  # the supervisor's idle lock, arriving after the lock
     assert not vault.state.is_auto_locked
+
+
+def test_a_rule_applies_to_exactly_one_mount(vault: Vault) -> None:
+    """`team/data/x` names mount team/'s key, not secret/'s key `team/data/x`; rules without a
+    mount (`*`, `app/*`) name secret/'s keys only; a mount-less `team/...` rule keeps meaning
+    secret/ while no mount `team/` exists."""
+    vault.access.write_policy("p", "team/data/app/*: read\n*: list\napp/*: read\nx/data/*: read")
+    vault.mounts.enable("team", "kv", options={"version": "2"})
+    authz = Authorizer(vault.access, mount_paths=vault.mounts.paths)
+    user = who("App", "p")
+    assert authz.allows(user, "read", "team/data/app/db", mount="team/")
+    assert not authz.allows(user, "read", "team/data/app/db")  # secret/'s key of that name
+    assert authz.allows(user, "read", "app/db") and authz.allows(user, "list", "any/thing")
+    assert not authz.allows(user, "list", "team/metadata/", mount="team/")  # `*` is secret/'s
+    assert not authz.allows(user, "read", "team/data/app/db", mount="other/")
+    assert authz.allows(user, "read", "x/data/k")  # no mount x/: the rule is secret/'s
+    with pytest.raises(errors.PermissionDenied):
+        authz.require(user, "read", "team/data/app/db", ACTOR)
+    visible = authz.list_filter(user, "", ACTOR)
+    assert visible("team/data/app/db") and not authz.allows_cached(user, "read", "team/data/app/db")
+    assert authz.allows_cached(user, "read", "team/data/app/db", mount="team/")
+
+
+def test_list_filter_bounds_the_paths_it_can_see(vault: Vault) -> None:
+    """`Visible.prefixes` covers every path the filter accepts (the listing reads only those),
+    from the literal start of each `list` rule of `secret/`, cut to the listed prefix."""
+    vault.access.write_policy(
+        "p",
+        "app/billing/*: list\napp/billing/x/*: list\nteam/+/cfg: list\nops/db-*: list\n"
+        "app/other/*: read\nteam/data/*: list",
+    )
+    vault.mounts.enable("team", "kv", options={"version": "2"})
+    user = who("App", "p")
+    authz = Authorizer(vault.access, mount_paths=vault.mounts.paths)
+    assert authz.list_filter(user, "", ACTOR).prefixes == ("app/billing/", "ops/db-")
+    assert authz.list_filter(user, "app/billing/x/", ACTOR).prefixes == ("app/billing/x/",)
+    assert authz.list_filter(user, "app/", ACTOR).prefixes == ("app/billing/",)
+    assert authz.list_filter(user, "zzz/", ACTOR).prefixes == ()
+    assert authz.list_filter(who("Admin"), "", ACTOR).prefixes is None
+    vault.access.write_policy("q", "+/cfg: list\n*: read")
+    assert Authorizer(vault.access).list_filter(who("App", "q"), "a/", ACTOR).prefixes == ("a/",)
+
+
+def test_listing_within_the_prefixes_finds_what_the_filter_accepts(vault: Vault) -> None:
+    for path in ("app/billing/a", "app/billing/x/b", "app/billingx", "ops/db-1", "ops/dbx", "z"):
+        vault.secrets.create(path, "v")
+    vault.access.write_policy("p", "app/billing/*: list\nops/db-*: list\n")
+    visible = vault.authorizer.list_filter(who("App", "p"), "", ACTOR)
+    everything, _ = vault.secrets.list_paths("")
+    bounded, infos = vault.secrets.list_paths(
+        "", lambda paths: [p for p in paths if visible(p)], within=visible.prefixes
+    )
+    assert [p for p in everything if visible(p)] == [i.path for i in infos]
+    assert bounded == ["app/billing/a", "app/billing/x/b", "ops/db-1"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from strongroom import errors
-from strongroom.core.policy import Policy
+from strongroom.core.policy import Policy, Rule
 from strongroom.core.policy_hcl import hcl_to_rules, rules_to_hcl
 
 
@@ -84,3 +84,62 @@ def test_a_narrower_block_granting_more_and_soft_delete_are_accepted() -> None:
     policy = Policy("p", tuple(rules))
     assert policy.allows("update", "app/x") and not policy.allows("update", "other")
     assert any("soft delete" in w and "also destroys" in w for w in warnings)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "prefix"),
+    [
+        ("app/billing/*", "app/billing/"),
+        ("ops/db-*", "ops/db-"),
+        ("a/+/b", "a/"),
+        ("+/cfg", ""),
+        ("a+b/c", "a+b/c"),  # `+` inside a segment is literal
+        ("exact/path", "exact/path"),
+    ],
+)
+def test_literal_prefix_is_what_every_match_starts_with(pattern: str, prefix: str) -> None:
+    rule = Rule(pattern, frozenset({"list"}))
+    assert rule.literal_prefix == prefix
+    for path in ("app/billing/x/y", "ops/db-1", "a/q/b", "z/cfg", "a+b/c", "exact/path"):
+        if rule.matches(path):
+            assert path.startswith(prefix)
+
+
+MOUNTS = {"secret/": 2, "team/": 2, "legacy/": 1}
+
+
+def test_other_mounts_keep_vaults_paths() -> None:
+    rules, warnings = hcl_to_rules(
+        """
+        path "team/data/app/*" { capabilities = ["read", "patch", "list"] }
+        path "team/destroy/app/*" { capabilities = ["update"] }
+        path "team/undelete/app/*" { capabilities = ["update"] }
+        path "team/metadata/app/*" { capabilities = ["create", "list"] }
+        path "legacy/app/*" { capabilities = ["read", "update", "patch"] }
+        path "secret/data/app/*" { capabilities = ["read"] }
+        """,
+        MOUNTS,
+    )
+    assert {r.pattern: sorted(r.capabilities) for r in rules} == {
+        "team/data/app/*": ["read", "update"],
+        "team/destroy/app/*": ["delete"],
+        "team/undelete/app/*": ["update"],
+        "team/metadata/app/*": ["create", "list"],
+        "legacy/app/*": ["read", "update"],
+        "app/*": ["read"],
+    }
+    assert any("'list'" in w and "team/data/app/*" in w for w in warnings)
+    assert any("'patch'" in w and "legacy/app/*" in w for w in warnings)
+    text = rules_to_hcl(rules, MOUNTS)
+    assert 'path "team/destroy/app/*" {\n  capabilities = ["update"]' in text
+    again, _ = hcl_to_rules(text, MOUNTS)
+    assert sorted(again, key=lambda r: r.pattern) == sorted(rules, key=lambda r: r.pattern)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["nomount/data/x", "team/bogus/x", "team/*", "sys/mounts"],
+)
+def test_paths_no_kv_mount_serves_are_refused(path: str) -> None:
+    with pytest.raises(errors.InvalidInput, match="unsupported path"):
+        hcl_to_rules(f'path "{path}" {{ capabilities = ["read"] }}', MOUNTS)

@@ -167,6 +167,24 @@ class Mounts:
             "read_mount", actor, canonical, lambda tx: (_get(tx, canonical), None)
         )
 
+    def versions(self) -> dict[str, int]:
+        """The KV version of every mount, by path (`secret/` included). Not audited: a policy
+        being written or read uses it to name mount paths (that operation is audited).
+
+        Raises:
+            StorageUnavailable: the database cannot be reached.
+        """
+        with self._state.storage.read() as tx:
+            return {row.path: effective_version(row) for row in mounts_of(tx).list_mounts()}
+
+    def paths(self) -> frozenset[str]:
+        """Every mount path (not audited: the Authorizer scopes policy rules with them).
+
+        Raises:
+            StorageUnavailable: the database cannot be reached.
+        """
+        return frozenset(self.versions())
+
     def find(self, request_path: str) -> tuple[MountRef, str] | None:
         """The mount serving a request path (longest matching mount path) and the rest of the
         path; None when no mount serves it. Not audited: the operation it routes to is.

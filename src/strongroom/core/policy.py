@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from strongroom import errors
@@ -41,6 +41,7 @@ CAPABILITIES = ("read", "list", "create", "update", "delete", "audit")
 MAX_RULES = 256
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _PATTERN = re.compile(r"[A-Za-z0-9._*+/-]{1,500}")
+_WILDCARD = re.compile(r"\*|(?:^|/)\+(?:/|$)")
 
 
 def check_policy_name(name: object) -> str:
@@ -90,6 +91,15 @@ class Rule:
             )
         object.__setattr__(self, "_regex", _compile(self.pattern))
 
+    @property
+    def literal_prefix(self) -> str:
+        """What every path the pattern matches starts with: the pattern up to its first
+        wildcard (a `*`, or a segment that is `+`)."""
+        found = _WILDCARD.search(self.pattern)
+        if found is None:
+            return self.pattern
+        return self.pattern[: found.start() + found.group().startswith("/")]
+
     def matches(self, path: str) -> bool:
         """True when the pattern matches the whole of `path`."""
         regex: re.Pattern[str] = object.__getattribute__(self, "_regex")
@@ -103,9 +113,15 @@ class Policy:
     name: str
     rules: tuple[Rule, ...]
 
-    def allows(self, capability: str, path: str) -> bool:
-        """True when some rule grants `capability` on `path`."""
-        return any(capability in r.capabilities and r.matches(path) for r in self.rules)
+    def allows(
+        self, capability: str, path: str, scope: Callable[[str], bool] | None = None
+    ) -> bool:
+        """True when some rule grants `capability` on `path` (only rules whose pattern
+        `scope` accepts, when given)."""
+        return any(
+            capability in r.capabilities and (scope is None or scope(r.pattern)) and r.matches(path)
+            for r in self.rules
+        )
 
     def reaches(self, prefix: str) -> bool:
         """True when some rule could match a path starting with `prefix` (a mount's policy

@@ -1,12 +1,19 @@
-"""Vault HCL policies for the KV v2 mount, mapped to Strongroom's path rules (`core.policy`).
+"""Vault HCL policies for KV mounts, mapped to Strongroom's path rules (`core.policy`).
 
-Parsing is python-hcl2's; this module only maps what it parsed. Supported: `path "<mount>/data/P"`
-and the `metadata/`, `delete/`, `undelete/`, `destroy/` and `subkeys/` forms on the `secret/`
-mount, with `capabilities`. They map to one Strongroom rule on `P`:
+Parsing is python-hcl2's; this module only maps what it parsed. Supported: `path` blocks with
+`capabilities` on the KV mounts that exist when the policy is written.
+
+At `secret/` (`path "secret/data/P"` and the `metadata/`, `delete/`, `undelete/`, `destroy/`
+and `subkeys/` forms) each block maps to one Strongroom rule on `P`, as before mounts:
 
     data/      create, read, update, delete, list, patch (patch = update)
     metadata/  read, list, delete (delete = every version), create/update (settings)
     delete/ destroy/  update = delete;   undelete/  update = update;   subkeys/  read
+
+At another KV v2 mount a block keeps Vault's path (`team/data/P`, `team/metadata/P`, ...: what
+`core.mount_paths.policy_path` names) with the capabilities the `/v1` handlers check there:
+`patch` = `update`, `update` on `delete/` and `destroy/` = `delete`; `list` means something on
+`metadata/` only. At a KV v1 mount (`legacy/P`) the path and capabilities are kept as they are.
 
 Vault applies the most specific path's block alone, and `deny` wins within it; Strongroom's
 rules add up and have no deny. So a policy is accepted only where both read it the same way:
@@ -22,7 +29,8 @@ naming it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import hcl2
@@ -55,6 +63,19 @@ _FORMS: dict[str, dict[str, str]] = {
     "undelete": {"update": "update", "create": "update"},
     "subkeys": {"read": "read"},
 }
+#: At a KV v2 mount other than `secret/`: what a Vault capability on `<mount>/<form>/P` becomes
+#: on that same path (the capability the `/v1` handler checks there).
+_MOUNT_FORMS: dict[str, dict[str, str]] = {
+    "data": {"create": "create", "read": "read", "update": "update", "patch": "update",
+             "delete": "delete"},
+    "metadata": {"create": "create", "read": "read", "update": "update", "patch": "update",
+                 "delete": "delete", "list": "list"},
+    "delete": {"update": "delete"},
+    "destroy": {"update": "delete"},
+    "undelete": {"update": "update"},
+    "subkeys": {"read": "read"},
+}  # fmt: skip
+_V1_CAPS = {c: c for c in ("create", "read", "update", "delete", "list")}
 _IGNORED = frozenset({"deny", "sudo"})
 _VAULT_CAPS = frozenset({"create", "read", "update", "patch", "delete", "list"})
 
@@ -169,21 +190,61 @@ def _check_precedence(
         if denies:
             warnings.append(f"path {path!r} denies: nothing is granted there (default deny)")
     for path, caps in granted.items():
-        form = path.removeprefix(MOUNT).split("/", 1)[0]
-        if (form == "data" and "delete" in caps) or (form == "delete" and caps):
+        soft = re.search(r"(^|/)data/", path) and "delete" in caps
+        if soft or (re.search(r"(^|/)delete/", path) and caps):
             warnings.append(
                 f"soft delete on {path!r} maps to Strongroom's delete, which also destroys "
                 "versions and deletes metadata"
             )
 
 
-def hcl_to_rules(text: str) -> tuple[list[Rule], list[str]]:
+def _mount_of(path: str, mounts: Mapping[str, int]) -> str | None:
+    """The longest mount path `path` lies under (mounts never nest, so at most one)."""
+    found = [m for m in mounts if path.startswith(m)]
+    return max(found, key=len) if found else None
+
+
+def _map(path: str, mounts: Mapping[str, int]) -> tuple[str, dict[str, str]] | None:
+    """The rule pattern a Vault path maps to and its capability map; None when the path names
+    nothing below its mount.
+
+    Raises:
+        InvalidInput: no KV mount serves the path, or a form KV v2 does not have.
+    """
+    mount = MOUNT if path.startswith(MOUNT) else _mount_of(path, mounts)
+    if mount is None:
+        raise errors.InvalidInput(
+            f"policy: unsupported path {path!r}: no KV secrets engine is mounted there"
+        )
+    rest = path[len(mount) :]
+    if mount != MOUNT and mounts[mount] == 1:
+        return (path, _V1_CAPS) if rest else None
+    form, _, pattern = rest.partition("/")
+    if form not in _FORMS:
+        raise errors.InvalidInput(
+            f"policy: unsupported path {path!r}: only {mount}data/, metadata/, delete/, "
+            "undelete/, destroy/ and subkeys/ are supported"
+        )
+    if not pattern:
+        return None
+    if mount == MOUNT:
+        return pattern, _FORMS[form]
+    return path, _MOUNT_FORMS[form]
+
+
+def hcl_to_rules(
+    text: str, mounts: Mapping[str, int] | None = None
+) -> tuple[list[Rule], list[str]]:
     """Strongroom rules for a Vault HCL policy, and warnings for what was ignored.
+
+    `mounts` gives the KV version of every mount other than `secret/` (path -> 1 or 2).
 
     Raises:
         InvalidInput: malformed HCL, an unsupported construct or path (named), an unknown
             capability, or no rule at all.
     """
+    known = dict(mounts or {})
+    known.pop(MOUNT, None)
     warnings: list[str] = []
     merged: dict[str, set[str]] = {}
     blocks = list(_blocks(_parse(text)))
@@ -193,32 +254,34 @@ def hcl_to_rules(text: str) -> tuple[list[Rule], list[str]]:
         if path.startswith("auth/token/"):
             warnings.append(f"path {path!r} is ignored: every token may use its own")
             continue
-        form, _, pattern = path.removeprefix(MOUNT).partition("/")
-        if not path.startswith(MOUNT) or form not in _FORMS:
-            raise errors.InvalidInput(
-                f"policy: unsupported path {path!r}: only {MOUNT}data/, metadata/, delete/, "
-                "undelete/, destroy/ and subkeys/ are supported"
-            )
-        if not pattern:
+        mapped_path = _map(path, known)
+        if mapped_path is None:
             warnings.append(f"path {path!r} is ignored: name a pattern below the mount")
             continue
-        mapped = {_FORMS[form][c] for c in caps if c in _FORMS[form]}
-        dropped = sorted(set(caps) - set(_FORMS[form]))
+        pattern, form = mapped_path
+        mapped = {form[c] for c in caps if c in form}
+        dropped = sorted(set(caps) - set(form))
         if dropped:
             warnings.append(f"capabilities {dropped} mean nothing on {path!r}: ignored")
         if mapped:
             merged.setdefault(pattern, set()).update(mapped)
     rules = [Rule(p, frozenset(c)) for p, c in merged.items()]
     if not rules:
-        raise errors.InvalidInput("policy: no rule grants anything on the secret/ mount")
+        raise errors.InvalidInput("policy: no rule grants anything on a KV mount")
     return rules, warnings
 
 
-def rules_to_hcl(rules: Iterable[Rule]) -> str:
-    """Vault HCL granting what `rules` grant (data/ and metadata/ paths of `secret/`)."""
+def rules_to_hcl(rules: Iterable[Rule], mounts: Mapping[str, int] | None = None) -> str:
+    """Vault HCL granting what `rules` grant: rules naming a mount of `mounts` (path -> KV
+    version) as Vault paths of that mount, every other rule as `secret/`'s data/ and metadata/."""
+    known = {m: v for m, v in (mounts or {}).items() if m != MOUNT}
     data_caps = {"create", "read", "update", "delete"}
     out: list[str] = []
     for rule in rules:
+        mount = _mount_of(rule.pattern, known)
+        if mount is not None:
+            out.append(_block(rule.pattern, _vault_caps(rule, mount, known[mount])))
+            continue
         caps = sorted(rule.capabilities & data_caps)
         if caps:
             out.append(_block(f"{MOUNT}data/{rule.pattern}", caps))
@@ -226,6 +289,14 @@ def rules_to_hcl(rules: Iterable[Rule]) -> str:
         if meta:
             out.append(_block(f"{MOUNT}metadata/{rule.pattern}", meta))
     return "\n".join(out)
+
+
+def _vault_caps(rule: Rule, mount: str, version: int) -> list[str]:
+    """The Vault capabilities a rule on a mount's own path stands for."""
+    form = rule.pattern[len(mount) :].partition("/")[0]
+    if version == 2 and form in ("delete", "destroy"):
+        return ["update"] if "delete" in rule.capabilities else []
+    return sorted(rule.capabilities & set(_VAULT_CAPS))
 
 
 def _block(path: str, caps: list[str]) -> str:

@@ -9,7 +9,7 @@ logs or puts a value into an error.
 from __future__ import annotations
 
 import secrets as pyrandom
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 
@@ -330,11 +330,15 @@ class Secrets:
         prefix: str = "",
         describe: Callable[[list[str]], Iterable[str]] | None = None,
         *,
+        within: Sequence[str] | None = None,
         actor: Actor = DEFAULT_ACTOR,
     ) -> tuple[list[str], list[SecretInfo]]:
         """The paths `list(prefix)` would return, and the metadata of the ones `describe`
         picks from them (e.g. one page of a folder), in one audited `list` read: a page of a
         folder of thousands costs the folder's paths and the page's rows, not every row.
+
+        `within`: only the paths under these prefixes (sorted, none inside another, each under
+        `prefix`: `Visible.prefixes`), read as one index range each.
 
         `describe` runs inside the read transaction: it must be quick and pure.
 
@@ -346,7 +350,10 @@ class Secrets:
 
         def read(tx: Tx) -> tuple[tuple[list[str], list[SecretInfo]], None]:
             store = secrets_of(tx)
-            paths = store.list_paths(prefix)
+            if within is None:
+                paths = store.list_paths(prefix)
+            else:
+                paths = [p for b in within if b.startswith(prefix) for p in store.list_paths(b)]
             wanted = list(describe(paths)) if describe is not None else []
             return (paths, [info_from_row(r) for r in store.secrets_at(wanted)]), None
 

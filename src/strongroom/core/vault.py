@@ -84,7 +84,7 @@ class Vault:
         self.tokens = Tokens(self.state)
         self.totp = TOTP(self.state, self.state.config.totp_key)
         self.access = Access(self.state, forget_tokens=self.tokens.forget_user, totp=self.totp)
-        self.authorizer = Authorizer(self.access)
+        self.authorizer = Authorizer(self.access, mount_paths=self.mounts.paths)
         self.audit = AuditLog(self.state)
         self.backup = Backup(self.state)
         self.approle = AppRoles(self.state, self.tokens, default_ttl=timedelta(hours=1))

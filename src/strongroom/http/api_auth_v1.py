@@ -330,7 +330,7 @@ async def policy(request: Request) -> Response:
         found = await st.run(st.vault.access.get_policies, [name])
         if not found:
             raise errors.NotFound("policy not found")
-        text = rules_to_hcl(found[0].rules)
+        text = rules_to_hcl(found[0].rules, await st.run(st.vault.mounts.versions))
         key = "rules" if "/sys/policy/" in request.url.path else "policy"
         data = {"name": name, key: text}
         if key == "rules":
@@ -340,7 +340,7 @@ async def policy(request: Request) -> Response:
     hcl = body.get("policy", body.get("rules"))
     if not isinstance(hcl, str):
         raise errors.InvalidInput("missing policy (HCL text)")
-    rules, warnings = hcl_to_rules(hcl)
+    rules, warnings = hcl_to_rules(hcl, await st.run(st.vault.mounts.versions))
     await st.run(st.vault.access.write_policy, name, rules_to_json(rules), actor=caller.actor)
     if not warnings:
         return no_content()

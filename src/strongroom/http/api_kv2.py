@@ -75,7 +75,7 @@ async def data(request: Request) -> Response:
     named = policy_path(ref, "data", path)
     if request.method == "GET":
         version = query_int(request.query_params.get("version", "0"), "version")
-        await st.require(caller, "read", "read", named)
+        await st.require(caller, "read", "read", named, mount=ref.path)
         secret = await st.run(st.vault.kv.read, path, version, mount=ref.path, actor=caller.actor)
         return json_response(
             envelope(
@@ -84,13 +84,13 @@ async def data(request: Request) -> Response:
             )
         )
     if request.method == "DELETE":
-        await st.require(caller, "delete", "soft_delete", named)
+        await st.require(caller, "delete", "soft_delete", named, mount=ref.path)
         await st.run(st.vault.kv.delete_latest, path, mount=ref.path, actor=caller.actor)
         return no_content()
     if request.method == "PATCH":
         require_content_type(request, MERGE_PATCH)
         body = await _body(st, request)
-        await st.require(caller, "update", "patch", named)
+        await st.require(caller, "update", "patch", named, mount=ref.path)
         meta = await st.run(
             st.vault.kv.patch,
             path,
@@ -101,7 +101,9 @@ async def data(request: Request) -> Response:
         )
     else:
         body = await _body(st, request)
-        await st.require(caller, await _write_capability(st, path, ref), "write", named)
+        await st.require(
+            caller, await _write_capability(st, path, ref), "write", named, mount=ref.path
+        )
         meta = await st.run(
             st.vault.kv.write,
             path,
@@ -122,7 +124,7 @@ def _versions_endpoint(
         st, path, ref = state_of(request), request.path_params["path"], mount_of(request)
         caller = await st.caller(request, V1)
         numbers = versions_field((await _body(st, request)).get("versions"))
-        await st.require(caller, capability, action, policy_path(ref, action, path))
+        await st.require(caller, capability, action, policy_path(ref, action, path), mount=ref.path)
         await st.run(method(st.vault.kv), path, numbers, mount=ref.path, actor=caller.actor)
         return no_content()
 
@@ -137,7 +139,7 @@ async def subkeys(request: Request) -> Response:
     caller = await st.caller(request, V1)
     version = query_int(request.query_params.get("version", "0"), "version")
     depth = query_int(request.query_params.get("depth", "0"), "depth")
-    await st.require(caller, "read", "subkeys", policy_path(ref, "subkeys", path))
+    await st.require(caller, "read", "subkeys", policy_path(ref, "subkeys", path), mount=ref.path)
     secret = await st.run(
         st.vault.kv.subkeys, path, version, depth, mount=ref.path, actor=caller.actor
     )
@@ -160,18 +162,18 @@ async def metadata(request: Request) -> Response:
     ):
         folder = path.strip("/")
         named = policy_path(ref, "metadata", f"{folder}/" if folder else "")
-        await st.require(caller, "list", "list", named)
+        await st.require(caller, "list", "list", named, mount=ref.path)
         keys = await st.run(st.vault.kv.metadata.list, folder, mount=ref.path, actor=caller.actor)
         return json_response(envelope({"keys": keys}, request_id=caller.request_id))
     if not path or method == "HEAD":
         raise errors.NotFound()
     named = policy_path(ref, "metadata", path)
     if method == "GET":
-        await st.require(caller, "read", "read_metadata", named)
+        await st.require(caller, "read", "read_metadata", named, mount=ref.path)
         meta = await st.run(st.vault.kv.metadata.read, path, mount=ref.path, actor=caller.actor)
         return json_response(envelope(metadata_json(meta), request_id=caller.request_id))
     if method == "DELETE":
-        await st.require(caller, "delete", "delete", named)
+        await st.require(caller, "delete", "delete", named, mount=ref.path)
         await st.run(st.vault.kv.metadata.delete, path, mount=ref.path, actor=caller.actor)
         return no_content()
     if method == "PATCH":
@@ -179,7 +181,7 @@ async def metadata(request: Request) -> Response:
     body = await _body(st, request)
     settings = {name: body.get(name) for name in _SETTINGS}
     capability = "update" if method == "PATCH" else await _write_capability(st, path, ref)
-    await st.require(caller, capability, "write_metadata", named)
+    await st.require(caller, capability, "write_metadata", named, mount=ref.path)
     fn = st.vault.kv.metadata.patch if method == "PATCH" else st.vault.kv.metadata.write
     await st.run(fn, path, **settings, mount=ref.path, actor=caller.actor)
     return no_content()

@@ -88,14 +88,14 @@ async def kv1(request: Request, ref: MountRef) -> Response:
     kv = st.vault.kv
     if _is_list(request):
         folder = path.strip("/")
-        await st.require(caller, "list", "list", policy_path(ref, "", f"{folder}/"))
+        await st.require(caller, "list", "list", policy_path(ref, "", f"{folder}/"), mount=ref.path)
         keys = await st.run(kv.metadata.list, folder, mount=ref.path, actor=caller.actor)
         return json_response(envelope({"keys": keys}, request_id=caller.request_id))
     if not path or path.endswith("/"):
         raise HTTPException(404)
     named = policy_path(ref, "", path)
     if request.method == "GET":
-        await st.require(caller, "read", "read", named)
+        await st.require(caller, "read", "read", named, mount=ref.path)
         try:
             secret = await st.run(kv.read, path, mount=ref.path, actor=caller.actor)
         except errors.VersionNotFound as exc:  # metadata only, or deleted: v1 has no such state
@@ -104,13 +104,13 @@ async def kv1(request: Request, ref: MountRef) -> Response:
         body["lease_duration"] = ref.lease_ttl or DEFAULT_LEASE_SECONDS
         return json_response(body)
     if request.method == "DELETE":
-        await st.require(caller, "delete", "delete", named)
+        await st.require(caller, "delete", "delete", named, mount=ref.path)
         await st.run(kv.metadata.delete, path, mount=ref.path, actor=caller.actor)
         return no_content()
     if request.method in ("POST", "PUT"):
         data = await st.read_json(request, required=False, any_type=True)
         exists = await st.run(kv.exists, path, mount=ref.path)
-        await st.require(caller, "update" if exists else "create", "write", named)
+        await st.require(caller, "update" if exists else "create", "write", named, mount=ref.path)
         await st.run(kv.write, path, data, mount=ref.path, actor=caller.actor)
         return no_content()
     raise HTTPException(405, headers={"Allow": "DELETE, GET, LIST, POST, PUT"})

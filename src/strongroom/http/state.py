@@ -26,7 +26,8 @@ from strongroom import errors
 from strongroom.config import Settings
 from strongroom.core import Vault
 from strongroom.core.access import LoginLimiter
-from strongroom.core.authorizer import PathFilter
+from strongroom.core.authorizer import Visible
+from strongroom.core.mount_paths import DEFAULT_MOUNT
 from strongroom.core.token_records import is_recorded
 from strongroom.core.tokens import Principal
 from strongroom.http import deps
@@ -237,21 +238,29 @@ class ServerState:
             path=path,
         )
 
-    async def require(self, caller: Caller, capability: str, action: str, path: str) -> None:
+    async def require(
+        self, caller: Caller, capability: str, action: str, path: str, mount: str = DEFAULT_MOUNT
+    ) -> None:
         """Allow what the core's `Authorizer` allows: administrators, or a policy granting
-        `capability` on `path`. A cached "yes" costs no thread hop.
+        `capability` on `path` of `mount`. A cached "yes" costs no thread hop.
 
         Raises:
             PermissionDenied: nothing grants it (audited by the Authorizer).
         """
         authorizer = self.vault.authorizer
-        if authorizer.allows_cached(caller.principal, capability, path):
+        if authorizer.allows_cached(caller.principal, capability, path, mount=mount):
             return
         await self.run(
-            authorizer.require, caller.principal, capability, path, caller.actor, action=action
+            authorizer.require,
+            caller.principal,
+            capability,
+            path,
+            caller.actor,
+            action=action,
+            mount=mount,
         )
 
-    async def list_filter(self, caller: Caller, prefix: str) -> PathFilter:
+    async def list_filter(self, caller: Caller, prefix: str) -> Visible:
         """Which listed paths the caller sees (`Authorizer.list_filter`).
 
         Raises:

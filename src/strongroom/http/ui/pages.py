@@ -76,6 +76,7 @@ async def _visible(page: Page, prefix: str) -> list[SecretInfo]:
         page.st.vault.secrets.list_paths,
         prefix,
         lambda paths: [p for p in paths if visible(p)],
+        within=visible.prefixes,
         actor=caller.actor,
     )
     return found
@@ -153,7 +154,11 @@ async def browse(page: Page) -> Response:
         return [prefix + e.name for e in entries[start : start + PAGE_SIZE] if not e.folder]
 
     _, infos = await page.st.run(
-        page.st.vault.secrets.list_paths, prefix + name_filter, page_of, actor=caller.actor
+        page.st.vault.secrets.list_paths,
+        prefix + name_filter,
+        page_of,
+        within=visible.prefixes,
+        actor=caller.actor,
     )
     entries = grouped[0]
     pages = _page_count(entries)
