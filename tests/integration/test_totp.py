@@ -188,3 +188,22 @@ def test_replay_refused_across_workers(tmp_path: Path) -> None:
             assert again.status_code == 401 and again.json()["error"] == "TOTP code already used"
     finally:
         proc.stop()
+
+
+def test_console_sign_in_takes_the_totp_code(server: ServerProcess) -> None:
+    code = _enrolled(server, "consoleuser")
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        page = client.get("/ui/login")
+        assert 'name="totp"' in page.text and 'autocomplete="one-time-code"' in page.text
+        pre = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        form = {"csrf": pre, "username": "consoleuser", "password": PASSWORD}
+        refused = client.post("/ui/login", data=form)
+        assert refused.status_code == 401 and "TOTP code is required" in refused.text
+        assert 'value="consoleuser"' in refused.text  # the name stays for the second try
+        done = client.post("/ui/login", data={**form, "totp": code.now()})
+        assert done.status_code == 303, done.text
+        assert "strongroom_ui=" in done.headers["set-cookie"]
+        # Signed in (an App user without policies may see no dashboard, but is no longer
+        # sent to the sign-in page).
+        assert client.get("/ui/").status_code in (200, 403)
+        assert "/ui/login" not in client.get("/ui/").headers.get("location", "")

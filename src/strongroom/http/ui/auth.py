@@ -73,7 +73,8 @@ async def _sign_in(request: Request, form: dict[str, str]) -> tuple[str, float]:
         username, password = form.get("username", ""), form.get("password", "")
         if not username or not password:
             raise errors.InvalidInput("enter a username and password, or paste a token")
-        issued = await log_in(request, st, username, password, kind=UI_KIND)
+        totp = form.get("totp", "").strip() or None
+        issued = await log_in(request, st, username, password, kind=UI_KIND, totp=totp)
         return issued.token, issued.info.expires_at.timestamp()
     ip = st.client_ip(request)
     actor = Actor(0, ip, deps.request_id(request.scope))
