@@ -55,8 +55,7 @@ from typing import TYPE_CHECKING, Any
 from strongroom import errors
 from strongroom.clock import parse_duration
 from strongroom.core import VaultConfig
-from strongroom.core.events import DEFAULT_LEAD_DAYS
-from strongroom.core.options import DEFAULT_DSN
+from strongroom.core.options import DEFAULT_DSN, DEFAULT_LEAD_DAYS
 
 if TYPE_CHECKING:
     from strongroom.core.tokens import JWTAuth

@@ -194,10 +194,15 @@ def test_v1_refusals_change_nothing_and_are_audited(server: ServerProcess) -> No
     warned = httpx.put(
         f"{server.url}/v1/sys/policies/acl/x",
         headers={"X-Vault-Token": admin},
-        json={"policy": 'path "secret/data/a" { capabilities = ["read", "deny"] }'},
+        json={
+            "policy": 'path "secret/data/a" { capabilities = ["read", "sudo"] }\n'
+            'path "secret/data/b" { capabilities = ["read", "deny"] }'
+        },
         timeout=10,
     )
-    assert warned.status_code == 200 and "'deny'" in warned.json()["warnings"][0]
+    assert warned.status_code == 200, warned.text
+    notes = " ".join(warned.json()["warnings"])
+    assert "'sudo'" in notes and "'secret/data/b' denies" in notes
     refused_write = httpx.put(
         f"{server.url}/v1/sys/policies/acl/y",
         headers={"X-Vault-Token": app},

@@ -22,7 +22,6 @@ from urllib.parse import quote
 
 from strongroom import errors
 from strongroom.core.mount_paths import mount_path
-from strongroom.core.versions import as_text
 from strongroom.models import DEFAULT_ACTOR, Actor, SecretInfo, VersionInfo
 
 if TYPE_CHECKING:
@@ -238,11 +237,15 @@ class MountedSecrets:
 
     def get_secret(self, path: str, *, actor: Actor = DEFAULT_ACTOR) -> str:
         """The current value. Raises: SecretNotFound."""
+        from strongroom.core.versions import as_text  # the core: local mode only
+
         return as_text(self.kv.read(path, None)[0])
 
     def get_secret_version(self, path: str, version: int, *, actor: Actor = DEFAULT_ACTOR) -> str:
         """One version's value. Raises: SecretNotFound, VersionNotFound, InvalidInput (v1)."""
         self._versions_only("--version")
+        from strongroom.core.versions import as_text
+
         return as_text(self.kv.read(path, version)[0])
 
     def update_secret(self, path: str, value: str, *, actor: Actor = DEFAULT_ACTOR) -> int:

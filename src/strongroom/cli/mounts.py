@@ -5,14 +5,16 @@ over HTTP use `bao secrets ...` or hvac) with the master key, and every change i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from strongroom.cli import render
 from strongroom.cli.inputs import format_option
 from strongroom.cli.session import Session, global_options, session_of
-from strongroom.core.mounts import MountRow, effective_version
+
+if TYPE_CHECKING:
+    from strongroom.core.mounts import MountRow
 
 __all__ = ["COMMANDS"]
 
@@ -23,11 +25,17 @@ def _session(ctx: click.Context, what: str) -> Session:
     return s
 
 
+def _version(row: MountRow) -> int:
+    from strongroom.core.mounts import effective_version  # the core: when a command runs
+
+    return effective_version(row)
+
+
 def _mount_dict(row: MountRow) -> dict[str, Any]:
     return {
         "path": row.path,
         "type": row.type,
-        "version": effective_version(row),
+        "version": _version(row),
         "description": row.description,
         "config": dict(row.config),
         "uuid": row.uuid,
@@ -36,7 +44,7 @@ def _mount_dict(row: MountRow) -> dict[str, Any]:
 
 
 def _line(row: MountRow) -> str:
-    text = f"  {row.path}  kv v{effective_version(row)}"
+    text = f"  {row.path}  kv v{_version(row)}"
     return text + (f"  {row.description}" if row.description else "")
 
 

@@ -6,25 +6,37 @@ same JSON shape (`http.api_webhooks.webhook_json`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from strongroom.cli import render
 from strongroom.cli.inputs import format_option
 from strongroom.cli.session import global_options, session_of
-from strongroom.client import Client
-from strongroom.core import Vault
 from strongroom.core.webhook_rules import EVENTS
-from strongroom.http.api_webhooks import webhook_json
+
+if TYPE_CHECKING:
+    from strongroom.client import Client
+    from strongroom.core import Vault
 
 __all__ = ["webhook"]
 
 
 def _api(ctx: click.Context) -> Vault | Client:
+    # Loaded here, not with the command group: `vaultctl get` must not pay for them.
+    from strongroom.client import Client
+    from strongroom.core import Vault
+
     api = session_of(ctx).unlocked()
     assert isinstance(api, Vault | Client)  # noqa: S101 - the session yields one of the two
     return api
+
+
+def webhook_json(hook: Any) -> dict[str, Any]:
+    """A stored webhook as the server's API shows it (local mode prints the same)."""
+    from strongroom.http.api_webhooks import webhook_json as shape
+
+    return shape(hook)
 
 
 @click.group()
@@ -72,6 +84,8 @@ def add(
         --path-prefix app/
     """
     api = _api(ctx)
+    from strongroom.core import Vault  # loaded on use, see _api
+
     data: dict[str, Any]
     if isinstance(api, Vault):
         added = api.events.add(
@@ -101,6 +115,8 @@ def list_webhooks(ctx: click.Context, fmt: str) -> None:
       vaultctl webhook list
     """
     api = _api(ctx)
+    from strongroom.core import Vault  # loaded on use, see _api
+
     hooks: list[dict[str, Any]] = (
         [webhook_json(h) for h in api.events.list()]
         if isinstance(api, Vault)
@@ -133,6 +149,8 @@ def remove(ctx: click.Context, webhook_id: int) -> None:
       vaultctl webhook remove --id 3
     """
     api = _api(ctx)
+    from strongroom.core import Vault  # loaded on use, see _api
+
     if isinstance(api, Vault):
         api.events.remove(webhook_id)
     else:
@@ -152,6 +170,8 @@ def test(ctx: click.Context, webhook_id: int) -> None:
       vaultctl webhook test --id 3
     """
     api = _api(ctx)
+    from strongroom.core import Vault  # loaded on use, see _api
+
     event_id = (
         api.events.test(webhook_id) if isinstance(api, Vault) else api.webhooks.test(webhook_id)
     )

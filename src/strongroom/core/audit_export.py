@@ -12,9 +12,23 @@ import json
 from collections.abc import Mapping, Sequence
 
 from strongroom import errors
-from strongroom.core.audit_log import EXPORT_FIELDS
 
-__all__ = ["EXPORT_FORMATS", "check_format", "encode_batch", "header"]
+#: The columns of an exported audit row, in order (JSON keys and the CSV header).
+EXPORT_FIELDS = (
+    "id",
+    "timestamp",
+    "secret_id",
+    "path",
+    "user_id",
+    "action",
+    "ip_address",
+    "success",
+    "error",
+    "request_id",
+    "mac",
+)
+
+__all__ = ["EXPORT_FIELDS", "EXPORT_FORMATS", "check_format", "encode_batch", "header"]
 
 #: The export formats: JSON lines (one object a line) and CSV (a header line first).
 EXPORT_FORMATS = ("jsonl", "csv")

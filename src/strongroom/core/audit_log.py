@@ -15,6 +15,7 @@ from typing import Protocol
 
 from strongroom import errors
 from strongroom.core.audit import entry_from_row, verify_chain
+from strongroom.core.audit_export import EXPORT_FIELDS
 from strongroom.core.state import VaultState
 from strongroom.models import DEFAULT_ACTOR, Actor, AuditAnchor, AuditEntry, AuditVerification
 from strongroom.storage import AuditRow, Tx
@@ -55,19 +56,6 @@ def _store(tx: Tx) -> AuditStore:
 
 
 #: The fields of an exported row, in order (the CSV header).
-EXPORT_FIELDS = (
-    "id",
-    "timestamp",
-    "secret_id",
-    "path",
-    "user_id",
-    "action",
-    "ip_address",
-    "success",
-    "error",
-    "request_id",
-    "mac",
-)
 
 
 def export_row(row: AuditRow) -> ExportRow:

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from strongroom import errors
+from strongroom.core.options import DEFAULT_LEAD_DAYS
 from strongroom.core.state import VaultState
 from strongroom.core.versions import is_deleted, versions_of
 from strongroom.core.webhook_rules import EVENTS, check_events, check_url, signing_key
@@ -58,7 +59,6 @@ EVENT_OF_ACTION = {
     "rotate": "rotation.completed",
     "rotate_all": "rotation.completed",
 }
-DEFAULT_LEAD_DAYS = (30, 7, 1)
 #: Outbox rows deleted per transaction by `Events.prune`.
 PRUNE_BATCH = 1000
 _PRUNE_BATCHES_PER_PASS = 100

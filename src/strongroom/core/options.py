@@ -11,7 +11,6 @@ from datetime import timedelta
 
 from strongroom import errors
 from strongroom.clock import Clock, SystemClock
-from strongroom.core.audit_devices import parse_device
 from strongroom.crypto import KDFParams
 
 __all__ = ["DEFAULT_DSN", "VaultConfig"]
@@ -21,6 +20,10 @@ MIB = 1024 * 1024
 DEFAULT_DSN = "sqlite:///vault.db"
 #: Argon2id defaults are the crypto layer's (RFC 9106), written once in `crypto.kdf`.
 _KDF = KDFParams()
+
+
+#: Days before expiry at which `secret.expiring` reminders go out (`core.events`).
+DEFAULT_LEAD_DAYS = (30, 7, 1)
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,11 @@ class VaultConfig:
     totp_key: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        for spec in self.audit_devices:
-            parse_device(spec)
+        if self.audit_devices:
+            from strongroom.core.audit_devices import parse_device  # storage: only when used
+
+            for spec in self.audit_devices:
+                parse_device(spec)
         if self.auto_lock_timeout <= timedelta(0):
             raise errors.InvalidInput("auto_lock_timeout must be positive")
         if self.max_value_bytes < 1 or self.rotation_batch < 1 or self.term_max_encryptions < 2:

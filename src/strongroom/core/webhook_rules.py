@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from strongroom import errors
-from strongroom.core.state import VaultState
+
+if TYPE_CHECKING:
+    from strongroom.core.state import VaultState
 
 __all__ = [
     "EVENTS",
