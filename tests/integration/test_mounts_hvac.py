@@ -298,6 +298,10 @@ def test_policies_name_mount_paths_and_audit_records_the_mount(
             f"{ours.url}/v1/sys/internal/ui/mounts", headers={"X-Vault-Token": app.token}
         )
         assert sorted(ui.json()["data"]["secret"]) == ["a/b/", "legacy/", "secret/"]
+        local.access.write_policy("everything-in-secret", "*: read, list")
+        wide = ours.token("app", 44, ("everything-in-secret",))
+        ui = httpx.get(f"{ours.url}/v1/sys/internal/ui/mounts", headers={"X-Vault-Token": wide})
+        assert list(ui.json()["data"]["secret"]) == ["secret/"]  # `*` is a secret/ rule only
         assert app.secrets.kv.v2.read_secret_version(
             "x", mount_point="a/b", raise_on_deleted_version=True
         )["data"]["data"] == {"n": "1"}

@@ -123,15 +123,11 @@ class Policy:
             for r in self.rules
         )
 
-    def reaches(self, prefix: str) -> bool:
-        """True when some rule could match a path starting with `prefix` (a mount's policy
-        prefix, e.g. `team/`): the rule's literal head and `prefix` agree as far as both go.
-        Used to show a caller only the mounts it may use; `allows` still decides each path."""
-        for rule in self.rules:
-            head = re.split(r"[*+]", rule.pattern, maxsplit=1)[0]
-            if head.startswith(prefix) or prefix.startswith(head):
-                return True
-        return False
+    def reaches(self, mount: str) -> bool:
+        """True when some rule applies to the mount at path `mount` (not `secret/`): its
+        pattern starts with that path, the test `Authorizer` scopes rules by. Used to show a
+        caller only the mounts it may use; `allows` still decides each path."""
+        return any(rule.pattern.startswith(mount) for rule in self.rules)
 
     def grants_anywhere(self, capability: str) -> bool:
         """True when some rule grants `capability` on some path."""
