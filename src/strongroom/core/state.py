@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from strongroom import errors
 from strongroom.core.audit_devices import AuditDevices, parse_device
@@ -22,7 +25,7 @@ from strongroom.core.keyrules import check_new_master_key
 from strongroom.core.options import VaultConfig
 from strongroom.core.terms import KeyStore, Terms
 from strongroom.core.throttle import UnlockBackoff
-from strongroom.core.writer import Entries, Writer
+from strongroom.core.writer import Entries, Lead, Writer
 from strongroom.crypto import Barrier, KDFParams, SealedRoot, SealedTerm
 from strongroom.models import MAX_PATH_LENGTH, SYSTEM_ACTOR, Actor
 from strongroom.storage import KeysRow, NewAudit, Storage, TermRow, Tx
@@ -30,6 +33,20 @@ from strongroom.storage import KeysRow, NewAudit, Storage, TermRow, Tx
 __all__ = ["VaultState"]
 
 T = TypeVar("T")
+
+#: Where `read_detached` gathers the audit entries of the reads it runs (None: not collecting).
+_COLLECTED: ContextVar[list[NewAudit] | None] = ContextVar("strongroom_collected", default=None)
+
+
+@dataclass
+class _Detach:
+    """The one write a `write_detached` call queues, and who leads its batch."""
+
+    lead: Lead | None
+    future: Future[Any] | None = None
+
+
+_DETACH: ContextVar[_Detach | None] = ContextVar("strongroom_detach", default=None)
 
 
 def _storable(path: str | None) -> str | None:
@@ -118,21 +135,32 @@ class VaultState:
         activity, like a 401 or 403 that never reaches the core, and like status and health.
         """
         self.check_idle()
-        with self._lock:
+        # Never waits: the lock is held only while the lock state changes (an unlock's Argon2
+        # run among others), and an unlock marks activity itself. A read on a server's event
+        # loop must not stall behind it.
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
             if self.barrier.is_unlocked:
                 self._last_access = self.clock.now()
+        finally:
+            self._lock.release()
 
     def check_idle(self) -> None:
         """Apply auto-lock if the vault has been idle for `auto_lock_timeout`."""
-        if not self.config.auto_lock:
+        # Never waits (see `touch`): while the lock state is changing, there is nothing to apply.
+        if not self.config.auto_lock or not self._lock.acquire(blocking=False):
             return
-        with self._lock:
+        try:
             last = self._last_access
-            if last is None or not self.barrier.is_unlocked:
-                return
-            if self.clock.now() - last < self.config.auto_lock_timeout:
-                return
-            self.auto_lock()
+            if (
+                last is not None
+                and self.barrier.is_unlocked
+                and self.clock.now() - last >= self.config.auto_lock_timeout
+            ):
+                self.auto_lock()
+        finally:
+            self._lock.release()
 
     def auto_lock(self) -> None:
         """The one auto-lock path: audit `auto_lock` as the system, then drop the keys.
@@ -211,16 +239,45 @@ class VaultState:
     ) -> T:
         """Run `fn` (needs the vault unlocked), then make its audit entry durable; activity
         only when it succeeded (see `touch`)."""
+        collected = _COLLECTED.get()
+        record = self.audit if collected is None else collected.append
         try:
             self.check_idle()
             self.require_unlocked()
             result, secret_id = fn()
         except errors.StrongroomError as exc:
-            self.audit(self.entry(action, actor, path, success=False, error=exc))
+            record(self.entry(action, actor, path, success=False, error=exc))
             raise
-        self.audit(self.entry(action, actor, path, secret_id))
+        record(self.entry(action, actor, path, secret_id))
         self.touch()
         return result
+
+    def read_detached(
+        self, fn: Callable[[], T], lead: Lead | None = None
+    ) -> tuple[T | None, errors.StrongroomError | None, Future[None] | None]:
+        """Run `fn` with the audit entries of its reads (`read`/`audited`) queued for the
+        writer's next batch instead of waited for: (result, the error it raised, the future of
+        its entries, None when it made none). The caller must wait for that future before it
+        uses the result or reports the error (fail-closed): that is what lets an event loop
+        run a read without blocking on the audit commit. `lead` runs the batch in the caller's
+        thread (`Writer.submit_detached`). Entries that other paths write (an auto-lock, a
+        write) are written as usual."""
+        collected: list[NewAudit] = []
+        token = _COLLECTED.set(collected)
+        result: T | None = None
+        error: errors.StrongroomError | None = None
+        try:
+            result = fn()
+        except errors.StrongroomError as exc:
+            error = exc
+        finally:
+            _COLLECTED.reset(token)
+        if not collected:
+            return result, error, None
+        future: Future[None] = self._writer.submit_detached(
+            lambda tx: (None, collected), lambda exc: None, atomic=False, lead=lead
+        )
+        return result, error, future
 
     def write(
         self,
@@ -246,9 +303,38 @@ class VaultState:
         def failed(exc: errors.StrongroomError) -> Entries:
             return self.entry(action, actor, path, success=False, error=exc)
 
+        detach = _DETACH.get()
+        if detach is not None and detach.future is None:
+            detach.future = self._writer.submit_detached(run, failed, lead=detach.lead)
+            detach.future.add_done_callback(self._touch_if_written)
+            return None  # type: ignore[return-value]  # `write_detached`'s caller has the future
         result: T = self._writer.submit(run, failed)
         self.touch()
         return result
+
+    def write_detached(self, fn: Callable[[], object], lead: Lead | None = None) -> Future[Any]:
+        """Run `fn`, a service call that makes one `write` and returns its result as is (e.g.
+        `KVEngine.write`), with that write queued instead of waited for: the future holds what
+        the call would have returned once the write and its audit entry are durable, or its
+        error. `lead` runs the batch in the caller's thread (`Writer.submit_detached`). What
+        `fn` raises before it writes (invalid input) is raised here.
+
+        Raises:
+            RuntimeError: `fn` made no write (not a call this is meant for).
+        """
+        detach = _Detach(lead)
+        token = _DETACH.set(detach)
+        try:
+            fn()
+        finally:
+            _DETACH.reset(token)
+        if detach.future is None:
+            raise RuntimeError("write_detached: the call made no write")
+        return detach.future
+
+    def _touch_if_written(self, future: Future[Any]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self.touch()
 
     def submit(
         self,

@@ -11,8 +11,10 @@ unless the transaction itself broke (a connection error), which fails the batch.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -29,6 +31,8 @@ __all__ = ["AuditSink", "EmitFn", "Job", "Writer"]
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
+#: How long `close` waits for detached work still queued.
+CLOSE_WAIT = 30.0
 
 #: Audit entries a job writes: one, several or none.
 Entries = NewAudit | list[NewAudit] | None
@@ -39,6 +43,9 @@ FailFn = Callable[[errors.StrongroomError], Entries]
 #: Streams a batch's entries (entry, id, MAC) to the audit devices before the batch commits;
 #: raises StorageUnavailable when a required device fails (`core.audit_devices`).
 EmitFn = Callable[[list[tuple[NewAudit, int, str | None]]], None]
+#: Arranges for a call to run soon in the caller's own thread (an event loop's
+#: `call_soon_threadsafe`).
+Lead = Callable[[Callable[[], None]], Any]
 
 
 class AuditSink(Protocol):
@@ -67,6 +74,11 @@ class Job:
     future: Future[Any] = field(default_factory=Future)
     #: Set when the job's future is done, or when the job reached the head of the queue.
     wake: threading.Event = field(default_factory=threading.Event)
+    #: No caller waits in a thread for it (`Writer.submit_detached`): when it reaches the
+    #: head of the queue, `lead` is handed the call that runs its batch (None: the writer's
+    #: own thread runs it).
+    detached: bool = False
+    lead: Lead | None = None
 
 
 def _run(job: Job, tx: Tx, raised: list[Exception]) -> tuple[Any, Entries]:
@@ -108,6 +120,8 @@ class Writer:
         self._cond = threading.Condition()
         self._queue: deque[Job] = deque()
         self._closed = False
+        self._flusher: threading.Thread | None = None
+        self._flush_due = False
 
     def submit(self, run: JobFn, on_error: FailFn, *, atomic: bool = True) -> Any:
         """Run `run` in the next batch and return its result once the batch is durable.
@@ -119,40 +133,110 @@ class Writer:
                 StorageUnavailable when the batch could not be committed.
         """
         job = Job(run, on_error, atomic)
-        with self._cond:
-            if self._closed:
-                raise errors.StorageUnavailable("vault is closed")
-            self._queue.append(job)
-            is_head = self._queue[0] is job
+        is_head = self._enqueue(job)
         # Each waiter sleeps on its own event, woken only when its batch is done or when it
         # becomes the next leader: a notify_all woke every waiting thread at every batch, and
         # under load (64 threads, one core, the GIL) the next leader's turn came late.
         if not is_head:
             job.wake.wait()
-        with self._cond:
-            batch = [] if job.future.done() else list(islice(self._queue, MAX_BATCH))
-        if batch:
-            head: Job | None = None
-            try:
-                self._run_batch(batch)
-            finally:
-                for other in batch:  # only if _run_batch itself was interrupted
-                    if not other.future.done():
-                        other.future.set_exception(errors.StorageUnavailable("write interrupted"))
-                with self._cond:
-                    for _ in batch:
-                        self._queue.popleft()
-                    head = self._queue[0] if self._queue else None
-                for other in batch:
-                    other.wake.set()
-                if head is not None:
-                    head.wake.set()
+        self._lead(job)
         return job.future.result()
 
+    def submit_detached(
+        self, run: JobFn, on_error: FailFn, *, atomic: bool = True, lead: Lead | None = None
+    ) -> Future[Any]:
+        """Queue `run` for the next batch and return at once: the future is done when the batch
+        is durable (its result or error as `submit` returns or raises them).
+
+        For callers that must not wait, an event loop above all. When the job reaches the head
+        of the queue, its batch is run by `lead(call)`, which should call `call` soon in the
+        caller's thread (an event loop's `call_soon_threadsafe`: the loop then commits every
+        entry its requests queued meanwhile, once per tick, with no thread hand-off), or, with
+        no `lead`, by the writer's own thread (started on first use).
+
+        Raises:
+            StorageUnavailable: the writer is closed.
+        """
+        job = Job(run, on_error, atomic, detached=True, lead=lead)
+        if self._enqueue(job):
+            self._wake(job)
+        return job.future
+
+    def _enqueue(self, job: Job) -> bool:
+        """Queue `job`; True when it is the head (its owner leads the next batch)."""
+        with self._cond:
+            if self._closed:
+                raise errors.StorageUnavailable("vault is closed")
+            self._queue.append(job)
+            return self._queue[0] is job
+
+    def _wake(self, job: Job) -> None:
+        """Tell `job`'s owner that it is done or leads next (the writer thread, if detached)."""
+        if not job.detached:
+            job.wake.set()
+            return
+        if job.future.done():
+            return
+        if job.lead is not None:
+            job.lead(functools.partial(self._lead, job))
+            return
+        with self._cond:
+            if self._flusher is None:
+                self._flusher = threading.Thread(
+                    target=self._flush, name="strongroom-writer", daemon=True
+                )
+                self._flusher.start()
+            self._flush_due = True
+            self._cond.notify()
+
+    def _flush(self) -> None:
+        """The writer thread: leads every batch whose head is a detached job."""
+        while True:
+            with self._cond:
+                while not self._flush_due:
+                    self._cond.wait()
+                self._flush_due = False
+                head = self._queue[0] if self._queue else None
+            if head is not None and head.detached:
+                self._lead(head)
+
+    def _lead(self, job: Job) -> None:
+        """Run the batch that `job` heads (nothing when a leader already ran it), then hand the
+        lead to the next head."""
+        with self._cond:
+            if job.future.done() or not self._queue or self._queue[0] is not job:
+                return
+            batch = list(islice(self._queue, MAX_BATCH))
+        head: Job | None = None
+        try:
+            self._run_batch(batch)
+        finally:
+            for other in batch:  # only if _run_batch itself was interrupted
+                if not other.future.done():
+                    other.future.set_exception(errors.StorageUnavailable("write interrupted"))
+            with self._cond:
+                for _ in batch:
+                    self._queue.popleft()
+                head = self._queue[0] if self._queue else None
+                self._cond.notify_all()  # `close` waits for detached work to drain
+            for other in batch:
+                if not other.detached:
+                    other.wake.set()
+            if head is not None:
+                self._wake(head)
+
     def close(self) -> None:
-        """Refuse new work; queued work finishes in its callers' threads."""
+        """Refuse new work; queued work finishes in its callers' threads (detached work in the
+        writer's, waited for here up to CLOSE_WAIT seconds)."""
+        deadline = time.monotonic() + CLOSE_WAIT
         with self._cond:
             self._closed = True
+            while any(job.detached for job in self._queue):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.error("closing with detached writes still queued")
+                    break
+                self._cond.wait(left)
 
     def _run_batch(self, batch: list[Job]) -> None:
         outcomes: list[tuple[Any, BaseException | None]] = []

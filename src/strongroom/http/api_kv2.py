@@ -33,7 +33,7 @@ from strongroom.http.errors import json_response, no_content
 from strongroom.http.kv2_format import config_json, envelope, metadata_json, version_meta_json
 from strongroom.http.state import V1, ServerState, state_of
 
-__all__ = ["ROUTES"]
+__all__ = ["KV2_ROUTES", "OTHER_ROUTES", "ROUTES"]
 
 _ALL = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "LIST"]
 _SETTINGS = ("max_versions", "cas_required", "delete_version_after", "custom_metadata")
@@ -54,7 +54,7 @@ async def _body(st: ServerState, request: Request) -> dict[str, Any]:
 
 
 async def _write_capability(st: ServerState, path: str, mount: MountRef = SECRET) -> str:
-    exists = await st.run(st.vault.kv.exists, path, mount=mount.path)
+    exists = await st.read(st.vault.kv.exists, path, mount=mount.path)
     return "update" if exists else "create"
 
 
@@ -76,7 +76,7 @@ async def data(request: Request) -> Response:
     if request.method == "GET":
         version = query_int(request.query_params.get("version", "0"), "version")
         await st.require(caller, "read", "read", named, mount=ref.path)
-        secret = await st.run(st.vault.kv.read, path, version, mount=ref.path, actor=caller.actor)
+        secret = await st.read(st.vault.kv.read, path, version, mount=ref.path, actor=caller.actor)
         return json_response(
             envelope(
                 {"data": secret.data, "metadata": version_meta_json(secret.metadata)},
@@ -104,7 +104,7 @@ async def data(request: Request) -> Response:
         await st.require(
             caller, await _write_capability(st, path, ref), "write", named, mount=ref.path
         )
-        meta = await st.run(
+        meta = await st.write(
             st.vault.kv.write,
             path,
             body.get("data"),
@@ -140,7 +140,7 @@ async def subkeys(request: Request) -> Response:
     version = query_int(request.query_params.get("version", "0"), "version")
     depth = query_int(request.query_params.get("depth", "0"), "depth")
     await st.require(caller, "read", "subkeys", policy_path(ref, "subkeys", path), mount=ref.path)
-    secret = await st.run(
+    secret = await st.read(
         st.vault.kv.subkeys, path, version, depth, mount=ref.path, actor=caller.actor
     )
     return json_response(
@@ -163,14 +163,14 @@ async def metadata(request: Request) -> Response:
         folder = path.strip("/")
         named = policy_path(ref, "metadata", f"{folder}/" if folder else "")
         await st.require(caller, "list", "list", named, mount=ref.path)
-        keys = await st.run(st.vault.kv.metadata.list, folder, mount=ref.path, actor=caller.actor)
+        keys = await st.read(st.vault.kv.metadata.list, folder, mount=ref.path, actor=caller.actor)
         return json_response(envelope({"keys": keys}, request_id=caller.request_id))
     if not path or method == "HEAD":
         raise errors.NotFound()
     named = policy_path(ref, "metadata", path)
     if method == "GET":
         await st.require(caller, "read", "read_metadata", named, mount=ref.path)
-        meta = await st.run(st.vault.kv.metadata.read, path, mount=ref.path, actor=caller.actor)
+        meta = await st.read(st.vault.kv.metadata.read, path, mount=ref.path, actor=caller.actor)
         return json_response(envelope(metadata_json(meta), request_id=caller.request_id))
     if method == "DELETE":
         await st.require(caller, "delete", "delete", named, mount=ref.path)
@@ -224,10 +224,10 @@ KV2_ROUTES: list[Route] = [
     _versions_endpoint("destroy", "delete", lambda kv: kv.destroy),
 ]
 
-ROUTES: list[BaseRoute] = [
+#: The rest of `/v1`, the dispatcher last (`create_app` puts `KV2_ROUTES` first of all routes).
+OTHER_ROUTES: list[BaseRoute] = [
     *api_kv2_sys.ROUTES,
     *api_mounts.ROUTES,
-    *KV2_ROUTES,
     Route(
         "/v1/{rest:path}",
         api_kv_mounts.dispatcher(KV2_ROUTES),
@@ -235,3 +235,6 @@ ROUTES: list[BaseRoute] = [
         name="kv2_no_route",
     ),
 ]
+
+#: Every `/v1` route of this module, in the order the API documents them (`/openapi.json`).
+ROUTES: list[BaseRoute] = [*OTHER_ROUTES[:-1], *KV2_ROUTES, OTHER_ROUTES[-1]]

@@ -109,7 +109,7 @@ async def kv1(request: Request, ref: MountRef) -> Response:
         return no_content()
     if request.method in ("POST", "PUT"):
         data = await st.read_json(request, required=False, any_type=True)
-        exists = await st.run(kv.exists, path, mount=ref.path)
+        exists = await st.read(kv.exists, path, mount=ref.path)
         await st.require(caller, "update" if exists else "create", "write", named, mount=ref.path)
         await st.run(kv.write, path, data, mount=ref.path, actor=caller.actor)
         return no_content()

@@ -128,10 +128,10 @@ async def get(request: Request, st: ServerState, target: Target) -> Response:
     await st.require(caller, "read", "read", path)
     raw_version = request.query_params.get("version")
     if raw_version is None:
-        value = await st.run(st.vault.get_secret, path, actor=caller.actor)
+        value = await st.read(st.vault.get_secret, path, actor=caller.actor)
         return json_response({"path": path, "value": value})
     number = query_int(raw_version, "version")
-    value = await st.run(st.vault.get_secret_version, path, number, actor=caller.actor)
+    value = await st.read(st.vault.get_secret_version, path, number, actor=caller.actor)
     return json_response({"path": path, "version": number, "value": value})
 
 
@@ -158,7 +158,7 @@ async def list_secrets(request: Request, st: ServerState, _: Target) -> Response
     visible = await st.list_filter(caller, prefix)
     found = [
         i
-        for i in await st.run(st.vault.list_secrets, prefix, actor=caller.actor)
+        for i in await st.read(st.vault.list_secrets, prefix, actor=caller.actor)
         if visible(i.path)
     ]
     return json_response({"secrets": [i.as_dict() for i in found], "count": len(found)})
@@ -167,7 +167,7 @@ async def list_secrets(request: Request, st: ServerState, _: Target) -> Response
 async def versions(request: Request, st: ServerState, target: Target) -> Response:
     caller = await st.caller(request)
     await st.require(caller, "read", "versions", target.path)
-    found = await st.run(st.vault.list_versions, target.path, actor=caller.actor)
+    found = await st.read(st.vault.list_versions, target.path, actor=caller.actor)
     return json_response(
         {"path": target.path, "versions": [v.as_dict() for v in found], "count": len(found)}
     )
@@ -177,7 +177,7 @@ async def version(request: Request, st: ServerState, target: Target) -> Response
     caller = await st.caller(request)
     await st.require(caller, "read", "read", target.path)
     number = _int(target.version, "version")
-    value = await st.run(st.vault.get_secret_version, target.path, number, actor=caller.actor)
+    value = await st.read(st.vault.get_secret_version, target.path, number, actor=caller.actor)
     return json_response({"path": target.path, "version": number, "value": value})
 
 

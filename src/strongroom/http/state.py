@@ -97,6 +97,11 @@ class ServerState:
         self.auth = settings.jwt_auth()
         self.limiter = LoginLimiter(settings.vault_config().clock)
         self.executor = ThreadPoolExecutor(settings.threads, thread_name_prefix="strongroom-op")
+        #: Core reads and KV writes run on the event loop (SQLite), not in the thread pool
+        #: (`read`, `write`).
+        self.inline = vault.state.storage.dialect == "sqlite"
+        if self.inline:
+            vault.state.storage.pin_thread()  # built on the event loop's thread (lifespan)
         #: Built-in users' current role (None: disabled or gone), re-read every few seconds.
         self.users: dict[int, tuple[float, str | None]] = {}
         #: `--auto-unlock`: unlocks again after an auto-lock (None: off).
@@ -111,6 +116,46 @@ class ServerState:
         """Run a synchronous core call in the thread pool."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+
+    async def read(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run a core read (audited or not) and return its result once its audit entry is durable.
+
+        On SQLite the read itself runs on the event loop (a point read takes microseconds and
+        a WAL reader never waits for a writer), and its audit entry joins the group commit
+        that the loop leads once per tick for every request of that tick: no thread hop and
+        no GIL hand-off (measured in docs/decisions.md, "Reads and writes on the event loop").
+        On PostgreSQL the read runs in the thread pool (a round trip must not hold the loop)
+        and the writer's thread commits its entry.
+        Either way the caller sees the result, or the read's error, only after the entry is
+        on disk (fail-closed: StorageUnavailable otherwise).
+        """
+        call = functools.partial(fn, *args, **kwargs)
+        if self.inline:
+            loop = asyncio.get_running_loop()
+            result, error, audited = self.vault.state.read_detached(call, loop.call_soon_threadsafe)
+        else:
+            result, error, audited = await self.run(self.vault.state.read_detached, call)
+        if audited is not None:
+            await asyncio.wrap_future(audited)
+        if error is not None:
+            raise error
+        return result  # type: ignore[return-value]  # None only with an error
+
+    async def write(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run a core call that makes one write and returns its result as is (`KVEngine.write`)
+        and return that result once the write and its audit entry are durable.
+
+        On SQLite the call runs on the event loop and its write joins the group commit the
+        loop leads once per tick (as `read`'s audit entries): no thread hop. On PostgreSQL it
+        runs in the thread pool.
+        """
+        if not self.inline:
+            return await self.run(fn, *args, **kwargs)
+        future = self.vault.state.write_detached(
+            functools.partial(fn, *args, **kwargs), asyncio.get_running_loop().call_soon_threadsafe
+        )
+        result: T = await asyncio.wrap_future(future)
+        return result
 
     def client_ip(self, request: Request) -> str:
         """The client address (trusted proxies honoured)."""

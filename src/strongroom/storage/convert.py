@@ -46,15 +46,11 @@ def secret_row(row: Any) -> SecretRow:
 
 
 def version_row(row: Any) -> VersionRow:
+    """From `vault_secret_versions`' columns after `id`, in table order (positional, as
+    `secret_row`)."""
+    secret_id, version, value, key_term, updated_by, updated_at, deleted_at, destroyed = row[:8]
     return VersionRow(
-        row.secret_id,
-        row.version,
-        row.value,
-        row.key_term,
-        row.updated_by,
-        row.updated_at,
-        row.deleted_at,
-        bool(row.destroyed),
+        secret_id, version, value, key_term, updated_by, updated_at, deleted_at, bool(destroyed)
     )
 
 

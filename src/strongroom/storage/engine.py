@@ -8,6 +8,8 @@ Foreign database exceptions are translated here, once.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from functools import cached_property
@@ -117,17 +119,54 @@ class Storage:
         #: Outage transitions and failure counts by cause (read by the server's metrics).
         self.health = StorageHealth()
         self._lock_key: int | None = None
+        self._local = threading.local()
+        self._pinned: list[Connection] = []
+        self._pin_lock = threading.Lock()
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
-        """A read transaction (snapshot on SQLite WAL, read committed on PostgreSQL).
+        """A read transaction (snapshot on SQLite WAL, read committed on PostgreSQL), on the
+        calling thread's own connection when it has one (`pin_thread`).
 
         Raises:
             StorageUnavailable: the database cannot be reached.
         """
-        with self.translated_errors(), self.engine.connect() as conn, conn.begin():
-            yield Tx(conn)
+        if getattr(self._local, "pinned", False):
+            with self.translated_errors():
+                conn = self._own_connection()
+                try:
+                    with conn.begin():
+                        yield Tx(conn)
+                except BaseException:
+                    self._release_own(conn)  # a fresh one next time: this one may be broken
+                    raise
+        else:
+            with self.translated_errors(), self.engine.connect() as conn, conn.begin():
+                yield Tx(conn)
         self.health.ok()
+
+    def pin_thread(self) -> None:
+        """Give the calling thread a connection of its own for its reads, kept between them:
+        for a thread that reads all the time (a server's event loop), where checking a
+        connection out of the pool and back for each read costs more than the read."""
+        self._local.pinned = True
+
+    def _own_connection(self) -> Connection:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self.engine.connect()
+            with self._pin_lock:
+                self._pinned.append(conn)
+            self._local.conn = conn
+        return conn
+
+    def _release_own(self, conn: Connection) -> None:
+        self._local.conn = None
+        with self._pin_lock:
+            if conn in self._pinned:
+                self._pinned.remove(conn)
+        with contextlib.suppress(Exception):
+            conn.close()
 
     @contextmanager
     def write(self) -> Iterator[Tx]:
@@ -189,5 +228,10 @@ class Storage:
             return try_lead(self.engine, name)
 
     def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection, and the threads' own (`pin_thread`)."""
+        with self._pin_lock:
+            pinned, self._pinned = self._pinned, []
+        for conn in pinned:
+            with contextlib.suppress(Exception):
+                conn.close()
         self.engine.dispose()

@@ -55,7 +55,7 @@ class RotationQueries(Queries):
             .order_by(v.c.id)
             .limit(limit)
         )
-        return [(int(r.id), version_row(r), r.path) for r in self.conn.execute(query)]
+        return [(int(r.id), version_row(r[1:]), r.path) for r in self.conn.execute(query)]
 
     def rewrite_versions(self, rows: list[tuple[int, str, int]]) -> None:
         """Store re-encrypted envelopes as (row id, envelope, term), in one executemany."""

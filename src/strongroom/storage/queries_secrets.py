@@ -14,7 +14,7 @@ from strongroom import errors
 from strongroom.storage import tables as t
 from strongroom.storage.base import SecretRow, VersionRow
 from strongroom.storage.convert import secret_row, version_row
-from strongroom.storage.txbase import Queries
+from strongroom.storage.txbase import Queries, fetch_first
 
 __all__ = ["SecretQueries"]
 
@@ -80,7 +80,7 @@ class SecretQueries(Queries):
 
     def secret_by_path(self, path: str) -> SecretRow | None:
         """The secret at exactly `path`."""
-        row = self.conn.execute(_SECRET_BY_PATH, {"path": path}).first()
+        row = fetch_first(self.conn, _SECRET_BY_PATH, {"path": path})
         return secret_row(row) if row else None
 
     def secret_with_version(
@@ -260,8 +260,8 @@ class SecretQueries(Queries):
 
     def get_version(self, secret_id: int, version: int) -> VersionRow | None:
         """One version of a secret."""
-        row = self.conn.execute(_GET_VERSION, {"sid": secret_id, "version": version}).first()
-        return version_row(row) if row else None
+        row = fetch_first(self.conn, _GET_VERSION, {"sid": secret_id, "version": version})
+        return version_row(row[1:]) if row else None  # without the row id
 
     def versions(self, secret_id: int) -> list[VersionRow]:
         """Every version of a secret, newest first."""
@@ -269,7 +269,7 @@ class SecretQueries(Queries):
         rows = self.conn.execute(
             sa.select(v).where(v.c.secret_id == secret_id).order_by(v.c.version.desc())
         )
-        return [version_row(r) for r in rows]
+        return [version_row(r[1:]) for r in rows]
 
     def update_version(self, secret_id: int, version: int, **values: Any) -> None:
         """Change columns of one version (re-encryption, soft delete, destroy)."""
