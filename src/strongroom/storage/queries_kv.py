@@ -4,17 +4,38 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
 from strongroom.storage import tables as t
 from strongroom.storage.base import KVConfigRow
-from strongroom.storage.txbase import Queries
+from strongroom.storage.txbase import Queries, fetch_column
 
 __all__ = ["DEFAULT_MOUNT_ID", "KVQueries"]
 
 #: The id of `secret/`, seeded by migration 0003.
 DEFAULT_MOUNT_ID = 1
+
+# Folder listing, built once (`kv_paths`): every unexpired path of a mount, sorted; those
+# starting with a prefix; and on SQLite the same as a range of the unique index on path.
+_S = t.secrets
+_KV_PATHS = (
+    sa.select(_S.c.path)
+    .where(
+        _S.c.mount_id == sa.bindparam("mount"),
+        sa.or_(
+            _S.c.expires_at.is_(None), _S.c.expires_at > sa.bindparam("now", type_=t.UTCDateTime)
+        ),
+    )
+    .order_by(_S.c.path)
+)
+_KV_PATHS_UNDER = _KV_PATHS.where(
+    sa.func.substr(_S.c.path, 1, sa.bindparam("n")) == sa.bindparam("prefix")
+)
+_KV_PATHS_RANGE = _KV_PATHS_UNDER.where(
+    _S.c.path >= sa.bindparam("low"), _S.c.path < sa.bindparam("high")
+)
 
 
 class KVQueries(Queries):
@@ -59,10 +80,12 @@ class KVQueries(Queries):
     def kv_paths(self, prefix: str, now: datetime, mount_id: int = DEFAULT_MOUNT_ID) -> list[str]:
         """Stored paths (only) of a mount starting with `prefix`, sorted, leaving out secrets
         expired at `now`."""
-        s = t.secrets
-        query = sa.select(s.c.path).where(
-            s.c.mount_id == mount_id, sa.or_(s.c.expires_at.is_(None), s.c.expires_at > now)
-        )
-        if prefix:
-            query = query.where(sa.func.substr(s.c.path, 1, len(prefix)) == prefix)
-        return [r[0] for r in self.conn.execute(query.order_by(s.c.path))]
+        values: dict[str, Any] = {"mount": mount_id, "now": now}
+        if not prefix:
+            return fetch_column(self.conn, _KV_PATHS, values)
+        values.update(n=len(prefix), prefix=prefix)
+        if self.conn.dialect.name == "sqlite" and prefix.isascii():
+            # A range of the unique index on path, as `queries_secrets._under` (bytewise text).
+            values.update(low=prefix, high=prefix[:-1] + chr(ord(prefix[-1]) + 1))
+            return fetch_column(self.conn, _KV_PATHS_RANGE, values)
+        return fetch_column(self.conn, _KV_PATHS_UNDER, values)

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection, Dialect
 
 from strongroom import errors
 
-__all__ = ["DATABASE_ERRORS", "Queries", "fetch_first", "savepoint"]
+__all__ = ["DATABASE_ERRORS", "Queries", "fetch_column", "fetch_first", "savepoint"]
 
 #: What the database driver raises (the writer fails a whole batch on these: the transaction
 #: may be unusable).
@@ -62,19 +62,21 @@ class _Compiled:
         self.binds = {
             name: bind.type._cached_bind_processor(dialect) for name, bind in compiled.binds.items()
         }
+        self.literals = {name: bind.value for name, bind in compiled.binds.items()}
         self.converters: list[Callable[[Any], Any] | None] = [
             column[3]._cached_result_processor(dialect, None) for column in compiled._result_columns
         ]
 
     def params(self, values: Mapping[str, Any]) -> Any:
         def bound(name: str) -> Any:
-            value = values[name]
+            # A literal in the statement (`substr(path, 1, ...)`) is a parameter of its own.
+            value = values[name] if name in values else self.literals[name]
             processor = self.binds.get(name)
             return processor(value) if processor is not None else value
 
         if self.order is not None:
             return tuple(bound(name) for name in self.order)
-        return {name: bound(name) for name in values}
+        return {name: bound(name) for name in self.binds}
 
     def row(self, raw: tuple[Any, ...]) -> tuple[Any, ...]:
         return tuple(
@@ -84,6 +86,19 @@ class _Compiled:
 
 
 _COMPILED: dict[tuple[int, str], _Compiled] = {}
+
+
+def _execute(conn: Connection, statement: sa.Select[Any], values: Mapping[str, Any]) -> Any:
+    """Run a prebuilt SELECT on the driver's connection; return (driver cursor, compiled)."""
+    dialect = conn.dialect
+    key = (id(statement), dialect.name)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        compiled = _COMPILED[key] = _Compiled(statement, dialect)
+    driver: Any = conn.connection.driver_connection
+    if dialect.name == "postgresql":
+        return driver.execute(compiled.sql, compiled.params(values), prepare=True), compiled
+    return driver.execute(compiled.sql, compiled.params(values)), compiled
 
 
 def fetch_first(
@@ -97,16 +112,21 @@ def fetch_first(
     On a hot read this costs a fraction of `conn.execute` (measured in docs/decisions.md,
     "Driver-level statements"); anything else uses SQLAlchemy as usual.
     """
-    dialect = conn.dialect
-    key = (id(statement), dialect.name)
-    compiled = _COMPILED.get(key)
-    if compiled is None:
-        compiled = _COMPILED[key] = _Compiled(statement, dialect)
-    driver: Any = conn.connection.driver_connection
-    if dialect.name == "postgresql":
-        cursor = driver.execute(compiled.sql, compiled.params(values), prepare=True)
-    else:
-        cursor = driver.execute(compiled.sql, compiled.params(values))
-    raw = cursor.fetchone()
-    cursor.close()
+    cursor, compiled = _execute(conn, statement, values)
+    try:
+        raw = cursor.fetchone()
+    finally:
+        cursor.close()
     return None if raw is None else compiled.row(raw)
+
+
+def fetch_column(
+    conn: Connection, statement: sa.Select[Any], values: Mapping[str, Any]
+) -> list[Any]:
+    """The first column of every row of a prebuilt SELECT (as `fetch_first`), unconverted:
+    for text and integer columns, which need no conversion."""
+    cursor, _ = _execute(conn, statement, values)
+    try:
+        return [row[0] for row in cursor.fetchall()]
+    finally:
+        cursor.close()
