@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from strongroom import errors
 from strongroom.core.audit import canonical, unkeyed_mac
-from strongroom.storage import DATABASE_ERRORS, NewAudit, Storage, Tx
+from strongroom.storage import DATABASE_ERRORS, NewAudit, Storage, Tx, WriterBusy
 
 __all__ = ["AuditSink", "EmitFn", "Job", "Writer"]
 
@@ -178,8 +178,12 @@ class Writer:
         if job.future.done():
             return
         if job.lead is not None:
-            job.lead(functools.partial(self._lead, job))
+            job.lead(functools.partial(self._lead, job, nowait=True))
             return
+        self._hand_to_thread()
+
+    def _hand_to_thread(self) -> None:
+        """Have the writer's own thread lead the batch at the head of the queue."""
         with self._cond:
             if self._flusher is None:
                 self._flusher = threading.Thread(
@@ -200,30 +204,40 @@ class Writer:
             if head is not None and head.detached:
                 self._lead(head)
 
-    def _lead(self, job: Job) -> None:
+    def _lead(self, job: Job, *, nowait: bool = False) -> None:
         """Run the batch that `job` heads (nothing when a leader already ran it), then hand the
-        lead to the next head."""
+        lead to the next head. `nowait` (a lead callback on an event loop): when another
+        process holds the write lock, the writer's thread leads the batch instead, waiting."""
         with self._cond:
             if job.future.done() or not self._queue or self._queue[0] is not job:
                 return
             batch = list(islice(self._queue, MAX_BATCH))
-        head: Job | None = None
+        busy = False
         try:
-            self._run_batch(batch)
+            self._run_batch(batch, nowait=nowait)
+        except WriterBusy:
+            busy = True  # nothing ran: the batch stays at the head of the queue
         finally:
-            for other in batch:  # only if _run_batch itself was interrupted
-                if not other.future.done():
-                    other.future.set_exception(errors.StorageUnavailable("write interrupted"))
-            with self._cond:
-                for _ in batch:
-                    self._queue.popleft()
-                head = self._queue[0] if self._queue else None
-                self._cond.notify_all()  # `close` waits for detached work to drain
-            for other in batch:
-                if not other.detached:
-                    other.wake.set()
-            if head is not None:
-                self._wake(head)
+            if not busy:
+                self._finish(batch)
+        if busy:
+            self._hand_to_thread()
+
+    def _finish(self, batch: list[Job]) -> None:
+        """Pop a batch that ran (or was interrupted), waking its callers and the next head."""
+        for other in batch:  # only if _run_batch itself was interrupted
+            if not other.future.done():
+                other.future.set_exception(errors.StorageUnavailable("write interrupted"))
+        with self._cond:
+            for _ in batch:
+                self._queue.popleft()
+            head = self._queue[0] if self._queue else None
+            self._cond.notify_all()  # `close` waits for detached work to drain
+        for other in batch:
+            if not other.detached:
+                other.wake.set()
+        if head is not None:
+            self._wake(head)
 
     def close(self) -> None:
         """Refuse new work; queued work finishes in its callers' threads (detached work in the
@@ -238,10 +252,10 @@ class Writer:
                     break
                 self._cond.wait(left)
 
-    def _run_batch(self, batch: list[Job]) -> None:
+    def _run_batch(self, batch: list[Job], *, nowait: bool = False) -> None:
         outcomes: list[tuple[Any, BaseException | None]] = []
         try:
-            with self._storage.write() as tx:
+            with self._storage.write(nowait=nowait) as tx:
                 newest_term, head = _sink(tx).batch_head()
                 pending: list[tuple[NewAudit, str | None]] = []
                 self._before_batch(tx, newest_term)
@@ -282,6 +296,8 @@ class Writer:
                     # a required device that fails fails the batch before anything commits.
                     ids = _sink(tx).insert_audits_returning(pending)
                     self._emit([(e, i, m) for (e, m), i in zip(pending, ids, strict=True)])
+        except WriterBusy:
+            raise  # nothing ran (`_lead`)
         except Exception as exc:
             self._after_failure()
             failure = exc if isinstance(exc, errors.StorageUnavailable) else None

@@ -31,7 +31,7 @@ from strongroom.storage.base import (
 from strongroom.storage.engine import Storage, Tx
 from strongroom.storage.probe import DatabaseState, database_state
 from strongroom.storage.queries_events import OutboxRow, WebhookRow
-from strongroom.storage.txbase import DATABASE_ERRORS
+from strongroom.storage.txbase import DATABASE_ERRORS, WriterBusy
 
 __all__ = [
     "DATABASE_ERRORS",
@@ -53,6 +53,7 @@ __all__ = [
     "UserRow",
     "VersionRow",
     "WebhookRow",
+    "WriterBusy",
     "database_state",
     "open_storage",
     "redact_dsn",

@@ -169,18 +169,26 @@ class Storage:
             conn.close()
 
     @contextmanager
-    def write(self) -> Iterator[Tx]:
+    def write(self, *, nowait: bool = False) -> Iterator[Tx]:
         """A write transaction holding the vault-wide writer lock; commits on success.
+        `nowait` (SQLite): raise WriterBusy at once, before anything is done, when another
+        connection holds the lock (for an event loop, which must not sleep in SQLite's busy
+        handler while another process commits).
 
         Raises:
             StorageUnavailable: the database cannot be reached or the commit failed, or a
                 full disk failed a write less than a second ago (fail fast, `StorageHealth`).
+            WriterBusy: with `nowait`, the lock is taken.
         """
         refused = self.health.refusing()
         if refused is not None:
             raise errors.StorageUnavailable(cause=CAUSES[refused])
         with self.translated_errors(writing=True):
-            opts = {"sqlite_immediate": True} if self.dialect == "sqlite" else {}
+            opts = (
+                {"sqlite_immediate": True, "sqlite_nowait": nowait}
+                if self.dialect == "sqlite"
+                else {}
+            )
             with self.engine.connect().execution_options(**opts) as conn, conn.begin():
                 if self.dialect == "postgresql":
                     conn.execute(

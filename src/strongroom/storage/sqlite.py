@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,12 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 
 from strongroom import errors
+from strongroom.storage.txbase import WriterBusy
 
 __all__ = ["create_sqlite_engine", "sqlite_file"]
 
 BUSY_TIMEOUT_MS = 30_000
+SQLITE_BUSY = 5
 
 
 def sqlite_file(dsn: str) -> Path:
@@ -70,8 +73,22 @@ def create_sqlite_engine(dsn: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        immediate = conn.get_execution_options().get("sqlite_immediate", False)
+        options = conn.get_execution_options()
         # Straight to the driver: a SQLAlchemy execute costs ~100 us more, twice per operation.
-        conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        driver = conn.connection.driver_connection
+        if not options.get("sqlite_immediate", False):
+            driver.execute("BEGIN")
+        elif not options.get("sqlite_nowait", False):
+            driver.execute("BEGIN IMMEDIATE")
+        else:
+            driver.execute("PRAGMA busy_timeout=0")
+            try:
+                driver.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if getattr(exc, "sqlite_errorcode", 0) & 0xFF == SQLITE_BUSY:
+                    raise WriterBusy() from exc
+                raise
+            finally:
+                driver.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
     return engine

@@ -13,11 +13,16 @@ from sqlalchemy.engine import Connection, Dialect
 
 from strongroom import errors
 
-__all__ = ["DATABASE_ERRORS", "Queries", "fetch_column", "fetch_first", "savepoint"]
+__all__ = ["DATABASE_ERRORS", "Queries", "WriterBusy", "fetch_column", "fetch_first", "savepoint"]
 
 #: What the database driver raises (the writer fails a whole batch on these: the transaction
 #: may be unusable).
 DATABASE_ERRORS: tuple[type[Exception], ...] = (sa_exc.SQLAlchemyError,)
+
+
+class WriterBusy(Exception):
+    """`Storage.write(nowait=True)`: another connection holds the write lock right now
+    (nothing was done; try again, waiting)."""
 
 
 @contextmanager
