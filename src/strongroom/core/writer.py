@@ -178,8 +178,11 @@ class Writer:
         if job.future.done():
             return
         if job.lead is not None:
-            job.lead(functools.partial(self._lead, job, nowait=True))
-            return
+            try:
+                job.lead(functools.partial(self._lead, job, nowait=True))
+                return
+            except Exception:  # e.g. "event loop is closed": someone else must lead
+                log.debug("lead callback failed; the writer thread leads the batch")
         self._hand_to_thread()
 
     def _hand_to_thread(self) -> None:

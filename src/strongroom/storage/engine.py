@@ -137,6 +137,8 @@ class Storage:
                 try:
                     with conn.begin():
                         yield Tx(conn)
+                except errors.StrongroomError:
+                    raise  # a refusal (not found, locked): the connection is fine
                 except BaseException:
                     self._release_own(conn)  # a fresh one next time: this one may be broken
                     raise

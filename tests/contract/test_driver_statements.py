@@ -1,0 +1,216 @@
+"""Driver-level statements (`txbase.fetch_first`/`fetch_column`), the folder listing built on
+them (`kv_paths`) and threads' own read connections (`Storage.pin_thread`), on every backend."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from strongroom import Vault
+from strongroom.clock import ManualClock
+from strongroom.storage import Storage, VersionRow, open_storage
+from strongroom.storage.queries_kv import _KV_PATHS, _KV_PATHS_RANGE, _KV_PATHS_UNDER
+from strongroom.storage.queries_secrets import _GET_VERSION, _SECRET_BY_PATH
+from strongroom.storage.txbase import fetch_column, fetch_first
+
+NOW = datetime(2025, 11, 3, 10, 0, 0, 123456, tzinfo=UTC)
+
+
+@pytest.fixture
+def storage(dsn: str) -> Iterator[Storage]:
+    s = open_storage(dsn)
+    yield s
+    s.dispose()
+
+
+def _same_row(fast: tuple[Any, ...] | None, slow: sa.Row[Any] | None) -> None:
+    """The driver-level row equals SQLAlchemy's, value for value and type for type."""
+    if slow is None:
+        assert fast is None
+        return
+    assert fast is not None
+    expected = tuple(slow)
+    assert fast == expected
+    assert [type(v) for v in fast] == [type(v) for v in expected]
+    for value in fast:
+        if isinstance(value, datetime):
+            assert value.tzinfo is not None and value.utcoffset() == timedelta(0)
+
+
+def test_fetch_first_matches_sqlalchemy(storage: Storage) -> None:
+    with storage.write() as tx:
+        sid = tx.secrets.insert_secret(
+            "a/b", "desc", 7, NOW, NOW + timedelta(days=1), metadata={"team": "x", "é": "ü"}
+        )
+        plain = tx.secrets.insert_secret("plain", None, 1, NOW, None)
+        tx.secrets.insert_version(VersionRow(sid, 1, "env1", 1, 7, NOW))
+        tx.secrets.insert_version(VersionRow(sid, 2, "env2", 1, 7, NOW + timedelta(seconds=1)))
+        tx.secrets.update_version(
+            sid, 2, value=None, destroyed=True, deleted_at=NOW + timedelta(hours=1)
+        )
+    cases: list[tuple[sa.Select[Any], dict[str, Any]]] = [
+        (_SECRET_BY_PATH, {"path": "a/b"}),
+        (_SECRET_BY_PATH, {"path": "plain"}),
+        (_SECRET_BY_PATH, {"path": "missing"}),
+        (_GET_VERSION, {"sid": sid, "version": 1}),
+        (_GET_VERSION, {"sid": sid, "version": 2}),
+        (_GET_VERSION, {"sid": sid, "version": 3}),
+        (_GET_VERSION, {"sid": plain, "version": 1}),
+    ]
+    with storage.read() as tx:
+        for statement, params in cases:
+            fast = fetch_first(tx.conn, statement, params)
+            _same_row(fast, tx.conn.execute(statement, params).first())
+            # Twice: the second run uses the compiled (and on PostgreSQL prepared) statement.
+            assert fetch_first(tx.conn, statement, params) == fast
+        row = fetch_first(tx.conn, _SECRET_BY_PATH, {"path": "a/b"})
+        assert row is not None and NOW in row and NOW + timedelta(days=1) in row
+        assert fetch_first(tx.conn, _SECRET_BY_PATH, {"path": "missing"}) is None
+        found = tx.secrets.secret_by_path("a/b")
+        assert found is not None and found.metadata == {"team": "x", "é": "ü"}
+        assert found.created_at == NOW and found.expires_at == NOW + timedelta(days=1)
+        destroyed = tx.secrets.get_version(sid, 2)
+        assert destroyed is not None and destroyed.destroyed and destroyed.value is None
+        assert destroyed.deleted_at == NOW + timedelta(hours=1)
+
+
+def test_fetch_column_matches_sqlalchemy(storage: Storage) -> None:
+    with storage.write() as tx:
+        for path in ["a", "a/b", "ab", "b"]:
+            tx.secrets.insert_secret(path, None, 1, NOW, None)
+    values = {"mount": 1, "now": NOW, "n": 1, "prefix": "a", "low": "a", "high": "b"}
+    with storage.read() as tx:
+        for statement in (_KV_PATHS, _KV_PATHS_UNDER, _KV_PATHS_RANGE):
+            slow = list(tx.conn.execute(statement, values).scalars())
+            assert fetch_column(tx.conn, statement, values) == slow
+        assert fetch_column(tx.conn, _KV_PATHS, {"mount": 99, "now": NOW}) == []
+
+
+# -- kv_paths -----------------------------------------------------------------------------------
+#: Paths no API accepts (`~`, non-ASCII), written as rows: the listing must still be exact.
+RAW_PATHS = [
+    "a~",
+    "a~/x",
+    "a~b",
+    "a}",
+    "aé",
+    "é/x",
+    "é/y/z",
+    "éa",
+    "e/x",
+    "team/é",
+    "z/~",
+    "😀/x",
+    "😀é",
+]
+API_PATHS = ["a", "a/b", "a/b/c", "ab", "a.b", "team/x", "team/y/z", "team-x", "Z/1", "b"]
+PREFIXES = [
+    "",
+    "a",
+    "a/",
+    "a~",
+    "a/b",
+    "team/",
+    "team",
+    "é/",
+    "é",
+    "e",
+    "Z",
+    "z/~",
+    "tmp/",
+    "q",
+    "😀",
+    "😀/",
+]
+
+
+def test_kv_paths_is_a_sorted_prefix_filter(vault: Vault, clock: ManualClock) -> None:
+    for path in API_PATHS:
+        vault.kv.write(path, {"v": 1})
+    vault.create_secret("tmp/gone", "v", expires_in=timedelta(minutes=5))
+    vault.create_secret("tmp/kept", "v", expires_in=timedelta(days=5))
+    storage = vault.state.storage
+    with storage.write() as tx:
+        for path in RAW_PATHS:
+            tx.secrets.insert_secret(path, None, 1, clock.now(), None)
+        tx.secrets.insert_secret("a/expired", None, 1, clock.now(), clock.now())
+    clock.advance(timedelta(hours=1))
+    live = [*API_PATHS, *RAW_PATHS, "tmp/kept"]
+
+    with storage.read() as tx:
+        for prefix in PREFIXES:
+            expected = sorted(p for p in live if p.startswith(prefix))
+            got = tx.kv.kv_paths(prefix, clock.now(), 1)
+            assert got == expected, prefix
+        assert tx.kv.kv_paths("", clock.now(), 99) == []  # another mount's listing
+        # At a time before the expiries, the expired ones are listed again.
+        assert "tmp/gone" in tx.kv.kv_paths("tmp/", clock.now() - timedelta(hours=1), 1)
+
+
+# -- pin_thread ---------------------------------------------------------------------------------
+def test_pinned_thread_keeps_one_connection(storage: Storage) -> None:
+    storage.pin_thread()
+    with storage.read() as tx:
+        first = tx.conn
+        assert tx.keys.get_keys() is None
+    with storage.read() as tx:
+        assert tx.conn is first
+    with pytest.raises(RuntimeError), storage.read() as tx:
+        assert tx.conn is first
+        raise RuntimeError("boom")
+    assert first.closed  # dropped: it may be broken
+    with storage.read() as tx:
+        second = tx.conn
+        assert second is not first
+        assert tx.keys.max_term() is None or isinstance(tx.keys.max_term(), int)
+    with storage.read() as tx:
+        assert tx.conn is second
+        driver = tx.conn.connection.driver_connection
+    # Writes never use the pinned connection.
+    with storage.write() as tx:
+        assert tx.conn is not second
+    storage.dispose()
+    assert second.closed
+    assert _driver_closed(driver)  # closed for real, not only returned to a pool
+
+
+def _driver_closed(driver: Any) -> bool:
+    if isinstance(driver, sqlite3.Connection):
+        try:
+            driver.execute("SELECT 1")
+        except sqlite3.ProgrammingError:
+            return True
+        return False
+    return bool(driver.closed)
+
+
+def test_dispose_closes_connections_pinned_by_other_threads(storage: Storage) -> None:
+    drivers: list[Any] = []
+
+    def loop_thread() -> None:  # as a server's event loop: pinned, reading, then gone
+        storage.pin_thread()
+        for _ in range(2):
+            with storage.read() as tx:
+                drivers.append(tx.conn.connection.driver_connection)
+
+    worker = threading.Thread(target=loop_thread)
+    worker.start()
+    worker.join()
+    assert len(drivers) == 2 and drivers[0] is drivers[1]
+    assert not _driver_closed(drivers[0])
+    storage.dispose()
+    assert _driver_closed(drivers[0])
+
+
+def test_unpinned_threads_do_not_keep_a_connection(storage: Storage) -> None:
+    with storage.read() as tx:
+        first = tx.conn
+    assert first.closed  # back to the pool
+    with storage.read() as tx:
+        assert tx.conn is not first

@@ -1,0 +1,311 @@
+"""Detached group commit (`Writer.submit_detached`, `VaultState.read_detached` and
+`write_detached`): the caller does not wait, yet nothing is answered before its audit entry is
+durable, a busy SQLite write lock never stalls the lead, and `close` drains queued work."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, wait
+from typing import Any
+
+import pytest
+
+from strongroom import Vault, errors, open_vault
+from strongroom.core.kv_types import KVSecret, KVVersionMeta
+from strongroom.storage import NewAudit, Tx
+from tests.conftest import MASTER_KEY, fast_config
+from tests.core.dbutil import raw_script, raw_sql, sqlite_path
+
+#: How long a test waits for work another thread finishes (a deadline, not a sleep).
+DEADLINE = 15.0
+
+SQLITE_DENY = """
+CREATE TRIGGER deny_audit BEFORE INSERT ON vault_audit_logs
+BEGIN SELECT RAISE(ABORT, 'audit unavailable'); END;
+"""
+PG_DENY = """
+CREATE FUNCTION deny_audit() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN RAISE EXCEPTION 'audit unavailable'; END $$;
+CREATE TRIGGER deny_audit BEFORE INSERT ON vault_audit_logs
+FOR EACH ROW EXECUTE FUNCTION deny_audit();
+"""
+
+
+class RecordingLead:
+    """A `lead` that keeps the calls it is handed, for the test to run when it chooses (as an
+    event loop runs a `call_soon_threadsafe` callback on its next tick)."""
+
+    def __init__(self) -> None:
+        self.calls: list[Callable[[], None]] = []
+
+    def __call__(self, call: Callable[[], None]) -> None:
+        self.calls.append(call)
+
+    def run_all(self) -> None:
+        while self.calls:
+            self.calls.pop(0)()
+
+
+class BatchThreads:
+    """Records, per writer batch, the thread that ran it and the actions of its entries."""
+
+    def __init__(self, vault: Vault) -> None:
+        self.batches: list[tuple[str, list[str]]] = []
+        vault.state.on_batch(self._hook)
+
+    def _hook(self, tx: Tx, entries: list[NewAudit]) -> None:
+        self.batches.append((threading.current_thread().name, [e.action for e in entries]))
+
+    def threads_of(self, action: str) -> list[str]:
+        return [name for name, actions in self.batches if action in actions]
+
+
+def _raw_reads(dsn: str, path: str) -> int:
+    """Read entries for `path` as stored, bypassing the vault (whose own reads would queue
+    behind a detached job that has not been led yet)."""
+    rows = raw_sql(
+        dsn, "SELECT COUNT(*) FROM vault_audit_logs WHERE action = 'read' AND path = ?", (path,)
+    )
+    return int(rows[0][0])
+
+
+def _wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.005)  # polling interval only: the deadline decides
+
+
+# -- read_detached ------------------------------------------------------------------------------
+def test_read_entry_is_durable_only_once_the_lead_runs(dsn: str, vault: Vault) -> None:
+    vault.kv.write("a", {"v": 1})
+    lead = RecordingLead()
+
+    result, error, future = vault.state.read_detached(lambda: vault.kv.read("a"), lead=lead)
+
+    assert error is None
+    assert isinstance(result, KVSecret) and result.data == {"v": 1}
+    assert future is not None
+    assert len(lead.calls) == 1  # the job is the head: its lead was asked at once
+    assert not future.done()
+    assert _raw_reads(dsn, "a") == 0  # nothing committed before the lead's call runs
+
+    lead.run_all()
+
+    assert future.done()
+    assert future.result(timeout=0) is None
+    entries = vault.audit_logs(path="a", action="read")
+    assert len(entries) == 1
+    assert entries[0].success and entries[0].secret_id is not None
+    assert vault.verify_audit().ok
+
+
+def test_read_of_a_missing_key_returns_the_error_and_its_failure_entry(vault: Vault) -> None:
+    lead = RecordingLead()
+
+    result, error, future = vault.state.read_detached(lambda: vault.kv.read("missing"), lead=lead)
+
+    assert result is None
+    assert isinstance(error, errors.SecretNotFound)
+    assert future is not None and not future.done()
+    lead.run_all()
+    assert future.result(timeout=0) is None
+    entries = vault.audit_logs(path="missing", action="read")
+    assert [(e.success, e.error) for e in entries] == [(False, "SecretNotFound")]
+    assert vault.verify_audit().ok
+
+
+def test_read_with_no_entry_has_no_future(vault: Vault) -> None:
+    result, error, future = vault.state.read_detached(lambda: 42)
+    assert (result, error, future) == (42, None, None)
+
+
+def test_without_a_lead_the_writer_thread_commits(vault: Vault) -> None:
+    vault.kv.write("a", {"v": 1})
+    batches = BatchThreads(vault)
+
+    _, error, future = vault.state.read_detached(lambda: vault.kv.read("a"))
+
+    assert error is None and future is not None
+    assert future.result(timeout=DEADLINE) is None
+    assert batches.threads_of("read") == ["strongroom-writer"]
+    assert len(vault.audit_logs(path="a", action="read")) == 1
+    assert vault.verify_audit().ok
+
+
+def test_a_lead_that_fails_hands_the_batch_to_the_writer_thread(vault: Vault) -> None:
+    """A lead callback that raises (an event loop already closed) must not strand the batch,
+    nor fail the caller whose batch was committing when it was called."""
+    vault.kv.write("a", {"v": 1})
+    batches = BatchThreads(vault)
+
+    def closed_loop(call: Callable[[], None]) -> None:
+        raise RuntimeError("Event loop is closed")
+
+    _, error, future = vault.state.read_detached(lambda: vault.kv.read("a"), closed_loop)
+
+    assert error is None and future is not None
+    assert future.result(timeout=DEADLINE) is None
+    assert batches.threads_of("read") == ["strongroom-writer"]
+    assert vault.kv.write("b", {"v": 2}).version == 1  # later writes are not stuck behind it
+    assert vault.verify_audit().ok
+
+
+# -- write_detached -----------------------------------------------------------------------------
+def test_write_detached_future_holds_the_call_result(vault: Vault) -> None:
+    lead = RecordingLead()
+
+    future = vault.state.write_detached(lambda: vault.kv.write("k", {"v": 1}), lead=lead)
+
+    assert not future.done()
+    lead.run_all()
+    meta = future.result(timeout=0)
+    assert isinstance(meta, KVVersionMeta) and meta.version == 1
+    # Without a lead the writer's thread leads; the next version follows.
+    second = vault.state.write_detached(lambda: vault.kv.write("k", {"v": 2}))
+    assert second.result(timeout=DEADLINE).version == 2
+    assert vault.kv.read("k").data == {"v": 2}
+    actions = [e.action for e in vault.audit_logs(path="k")]
+    assert actions == ["read", "update", "create"]
+    assert vault.verify_audit().ok
+
+
+def test_write_detached_refuses_a_call_that_makes_no_write(vault: Vault) -> None:
+    with pytest.raises(RuntimeError, match="no write"):
+        vault.state.write_detached(lambda: None)
+
+
+def test_write_detached_raises_invalid_input_directly(vault: Vault) -> None:
+    with pytest.raises(errors.InvalidInput):
+        vault.state.write_detached(lambda: vault.kv.write("/bad/", {"v": 1}))
+    with pytest.raises(errors.InvalidInput):
+        vault.state.write_detached(lambda: vault.kv.write("ok", "not an object"))  # type: ignore[arg-type]
+    assert vault.audit_logs(action="write") == []
+
+
+def test_write_detached_error_in_the_batch_comes_through_the_future(vault: Vault) -> None:
+    vault.kv.write("k", {"v": 1})
+    lead = RecordingLead()
+
+    future = vault.state.write_detached(lambda: vault.kv.write("k", {"v": 2}, cas=0), lead=lead)
+    lead.run_all()
+
+    with pytest.raises(errors.VersionConflict):
+        future.result(timeout=0)
+    failed = vault.audit_logs(path="k", action="write")
+    assert [(e.success, e.error) for e in failed] == [(False, "VersionConflict")]
+    assert vault.kv.read("k").data == {"v": 1}
+
+
+# -- a busy write lock (SQLite) -----------------------------------------------------------------
+def _detached_read(vault: Vault, lead: Callable[[Callable[[], None]], Any]) -> Future[Any]:
+    _, error, future = vault.state.read_detached(lambda: vault.kv.read("a"), lead=lead)
+    assert error is None and future is not None
+    return future
+
+
+def _detached_write(vault: Vault, lead: Callable[[Callable[[], None]], Any]) -> Future[Any]:
+    return vault.state.write_detached(lambda: vault.kv.write("a", {"v": 2}), lead=lead)
+
+
+@pytest.mark.parametrize(
+    ("submit", "action"), [(_detached_read, "read"), (_detached_write, "update")]
+)
+def test_a_busy_write_lock_hands_the_batch_to_the_writer_thread(
+    sqlite_dsn: str,
+    submit: Callable[[Vault, Callable[[Callable[[], None]], Any]], Future[Any]],
+    action: str,
+) -> None:
+    with open_vault(sqlite_dsn, fast_config(auto_lock=False)) as vault:
+        vault.unlock(MASTER_KEY)
+        vault.kv.write("a", {"v": 1})
+        batches = BatchThreads(vault)
+        led_in: list[str] = []
+
+        def lead(call: Callable[[], None]) -> None:
+            led_in.append(threading.current_thread().name)
+            call()  # at once, in this thread, as a loop callback would
+
+        other = sqlite3.connect(sqlite_path(sqlite_dsn), isolation_level=None, timeout=0)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # another connection holds the write lock
+            started = time.monotonic()
+            future = submit(vault, lead)
+            # The lead returned at once: it never sleeps in SQLite's 30 s busy handler.
+            assert time.monotonic() - started < 5
+            assert led_in == [threading.current_thread().name]
+            assert not future.done()
+            done, _ = wait([future], timeout=0.3)
+            assert not done  # the writer thread waits for the lock; it does not give up
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+
+        future.result(timeout=DEADLINE)
+        assert batches.threads_of(action) == ["strongroom-writer"]
+        assert [e.success for e in vault.audit_logs(path="a", action=action)] == [True]
+        assert vault.verify_audit().ok
+
+
+# -- fail-closed --------------------------------------------------------------------------------
+def test_detached_futures_fail_when_the_batch_cannot_commit(dsn: str, vault: Vault) -> None:
+    vault.kv.write("a", {"v": 1})
+    raw_script(dsn, SQLITE_DENY, PG_DENY)
+    lead = RecordingLead()
+
+    result, error, read_future = vault.state.read_detached(lambda: vault.kv.read("a"), lead=lead)
+    lead.run_all()
+    write_future = vault.state.write_detached(lambda: vault.kv.write("b", {"v": 2}), lead=lead)
+    lead.run_all()
+
+    assert error is None and result is not None  # the caller must not use it: its entry failed
+    assert read_future is not None
+    with pytest.raises(errors.StorageUnavailable):
+        read_future.result(timeout=0)
+    with pytest.raises(errors.StorageUnavailable):
+        write_future.result(timeout=0)
+    assert raw_sql(dsn, "SELECT COUNT(*) FROM vault_secrets WHERE path = 'b'")[0][0] == 0
+
+    raw_sql(
+        dsn,
+        "DROP TRIGGER deny_audit" + ("" if dsn.startswith("sqlite") else " ON vault_audit_logs"),
+    )
+    assert _raw_reads(dsn, "a") == 0
+    assert vault.verify_audit().ok
+
+
+# -- close --------------------------------------------------------------------------------------
+def test_close_finishes_queued_detached_work_first(dsn: str, vault: Vault) -> None:
+    vault.kv.write("a", {"v": 1})
+    running, release = threading.Event(), threading.Event()
+
+    def blocking(tx: Tx) -> tuple[None, None]:
+        running.set()
+        release.wait(DEADLINE)
+        return None, None
+
+    # A batch in progress in another thread keeps the detached job queued behind it.
+    blocker = threading.Thread(target=vault.state.submit, args=(blocking, lambda exc: None))
+    blocker.start()
+    assert running.wait(DEADLINE)
+    _, error, future = vault.state.read_detached(lambda: vault.kv.read("a"))
+    assert error is None and future is not None
+    closer = threading.Thread(target=vault.close)
+    closer.start()
+    _wait_until(lambda: vault.state._writer._closed, "close to refuse new work")
+
+    assert closer.is_alive() and not future.done()  # close is waiting for the queued job
+    release.set()
+    closer.join(DEADLINE)
+    blocker.join(DEADLINE)
+
+    assert not closer.is_alive()
+    assert future.done() and future.exception() is None
+    with open_vault(dsn, fast_config(auto_lock=False)) as fresh:
+        fresh.unlock(MASTER_KEY)
+        assert [e.success for e in fresh.audit_logs(path="a", action="read")] == [True]
+        assert fresh.verify_audit().ok
