@@ -22,7 +22,11 @@ PostgreSQL), and the server's RSS; the ratio column is Strongroom rps / OpenBao 
 
     python bench/vs_openbao.py [--quick] [--backend sqlite|postgresql] [--json OUT]
                                [--chart PNG] [--scenario NAME ...] [--conc N ...]
-                               [--seconds S] [--repeats N]
+                               [--seconds S] [--repeats N] [--before OLD_CHECKOUT/src]
+
+With `--before`, a third server runs the code of another checkout (say a git worktree of the
+previous release) on the same dependencies, measured in the same cells: a before/after table
+from one run, both against OpenBao.
 
 Needs `wrk` (Debian package `wrk`) and `taskset` (util-linux).
 """
@@ -61,6 +65,8 @@ BODY = json.dumps({"data": {"value": VALUE}})
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 BIN = Path(sys.executable).parent
+#: The name of the third server of `--before` (older Strongroom code).
+BEFORE = "Strongroom before"
 
 
 # --------------------------------------------------------------------------------------------
@@ -422,9 +428,17 @@ def pg_backends(base: str, database: str) -> Callable[[], list[int]]:
 
 @contextmanager
 def strongroom(
-    home: Path, cpu: str | None, backend: str, pg_base: str, workers: int
+    home: Path,
+    cpu: str | None,
+    backend: str,
+    pg_base: str,
+    workers: int,
+    *,
+    src: Path | None = None,
+    name: str = "Strongroom",
 ) -> Iterator[Server]:
-    """`vaultctl server` on a new database, unlocked; a `Bench` role token with policy `bench`."""
+    """`vaultctl server` on a new database, unlocked; a `Bench` role token with policy `bench`.
+    `src`: run the code of another checkout's `src/` instead (`--before`), same dependencies."""
     home.mkdir()
     with ExitStack() as stack:
         extra: Callable[[], list[int]] = lambda: []  # noqa: E731
@@ -437,6 +451,7 @@ def strongroom(
             HOME=str(home),
             VAULT_MASTER_KEY=secrets.token_urlsafe(32),
             VAULT_JWT_SECRET=secrets.token_urlsafe(48),
+            **({"PYTHONPATH": str(src)} if src is not None else {}),
         )
         vaultctl = str(BIN / "vaultctl")
         # local mode, before the server starts: initialises the vault and writes the policy;
@@ -472,7 +487,7 @@ def strongroom(
         )
         proc = stack.enter_context(process_group(cmd, log, env=env, cwd=home))
         wait_http(f"{url}/v1/sys/health", proc, log, lambda status: status == 200)
-        server = Server("Strongroom", url, token, proc.pid, extra)
+        server = Server(name, url, token, proc.pid, extra)
         with server.client() as client:
             response = client.post("/v1/secret/data/bench/one", content=BODY)
             if response.status_code != 200:
@@ -630,12 +645,24 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
         "| OpenBao p50 ms | Strongroom p50 ms | OpenBao p99 ms | Strongroom p99 ms "
         "| OpenBao CPU µs/req | Strongroom CPU µs/req | OpenBao RSS MB | Strongroom RSS MB |"
     )
-    lines = [head, "|---|---:" + "|---:" * 11 + "|"]
+    before = bool(rows) and BEFORE in rows[0]
+    if before:  # `--before`: the older code's figures next to ours
+        head = head.replace(
+            "| ratio |", "| ratio | before rps | before ratio | before p99 ms | before CPU µs/req |"
+        )
+    lines = [head, "|---|---:" + "|---:" * (15 if before else 11) + "|"]
     for row in rows:
         ob, sr = row["OpenBao"], row["Strongroom"]
+        extra = ""
+        if before:
+            b = row[BEFORE]
+            extra = (
+                f"| {fmt(b['rps'])} | {row['before_ratio']:.2f} | {latency(b['p99_ms'])} "
+                f"| {fmt(b['cpu_us_per_req'])} "
+            )
         lines.append(
             f"| {row['label']} | {row['conc']} | {fmt(ob['rps'])} | {fmt(sr['rps'])} "
-            f"| {row['ratio']:.2f} | {latency(ob['p50_ms'])} | {latency(sr['p50_ms'])} "
+            f"| {row['ratio']:.2f} {extra}| {latency(ob['p50_ms'])} | {latency(sr['p50_ms'])} "
             f"| {latency(ob['p99_ms'])} | {latency(sr['p99_ms'])} "
             f"| {fmt(ob['cpu_us_per_req'])} | {fmt(sr['cpu_us_per_req'])} "
             f"| {fmt(ob['rss_mb'])} | {fmt(sr['rss_mb'])} |"
@@ -643,8 +670,8 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
     errors = [
         f"{row['label']} c={row['conc']} {name}: {row[name]['errors']}"
         for row in rows
-        for name in ("OpenBao", "Strongroom")
-        if row[name]["errors"]
+        for name in ("OpenBao", "Strongroom", BEFORE)
+        if name in row and row[name]["errors"]
     ]
     if errors:
         lines.append("")
@@ -660,14 +687,16 @@ def chart(rows: Sequence[dict[str, Any]], out: Path, title: str) -> None:
 
     labels = [f"{row['scenario']}\nc={row['conc']}" for row in rows]
     xs = range(len(rows))
-    width = 0.4
+    names = [n for n in ("OpenBao", BEFORE, "Strongroom") if rows and n in rows[0]]
+    colours = {"OpenBao": "#7f7f7f", BEFORE: "#aec7e8", "Strongroom": "#1f77b4"}
+    width = 0.8 / len(names)
     fig, ax = plt.subplots(figsize=(max(8.0, 1.1 * len(rows)), 5.5), dpi=110)
-    ob = [row["OpenBao"]["rps"] for row in rows]
-    sr = [row["Strongroom"]["rps"] for row in rows]
-    ax.bar([x - width / 2 for x in xs], ob, width, label="OpenBao", color="#7f7f7f")
-    ax.bar([x + width / 2 for x in xs], sr, width, label="Strongroom", color="#1f77b4")
+    for i, name in enumerate(names):
+        offset = (i - (len(names) - 1) / 2) * width
+        values = [row[name]["rps"] for row in rows]
+        ax.bar([x + offset for x in xs], values, width, label=name, color=colours[name])
     for x, row in zip(xs, rows, strict=True):
-        top = max(row["OpenBao"]["rps"], row["Strongroom"]["rps"])
+        top = max(row[name]["rps"] for name in names)
         ax.annotate(
             f"{row['ratio']:.2f}×",
             (x, top),
@@ -725,6 +754,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--load-cpu", default="1")
     parser.add_argument("--unpinned", action="store_true", help="no taskset for the servers")
     parser.add_argument("--workers", type=int, default=1, help="Strongroom worker processes")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="also run Strongroom from another checkout's src/ (e.g. a git worktree of the "
+        "previous release) as a third server, for a before/after table in one run",
+    )
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--chart", type=Path, help="write a bar chart (PNG) of rps here")
     parser.add_argument(
@@ -783,16 +818,28 @@ def main(argv: Sequence[str] | None = None) -> None:
         folder = Path(tmp)
         print("starting OpenBao and Strongroom ...", flush=True)
         # both set up at once (each registers its clean-up on the stack as soon as it is up)
-        with ThreadPoolExecutor(2) as pool:
-            starting_bao = pool.submit(stack.enter_context, openbao(folder / "openbao", server_pin))
-            starting_ours = pool.submit(
-                stack.enter_context,
-                strongroom(
-                    folder / "strongroom", server_pin, args.backend, args.pg_dsn, args.workers
+        with ThreadPoolExecutor(3) as pool:
+            starting = [
+                pool.submit(stack.enter_context, openbao(folder / "openbao", server_pin)),
+                pool.submit(
+                    stack.enter_context,
+                    strongroom(
+                        folder / "strongroom", server_pin, args.backend, args.pg_dsn, args.workers
+                    ),
                 ),
-            )
-            bao, ours = starting_bao.result(), starting_ours.result()
-        servers = [bao, ours]
+            ]
+            if args.before is not None:
+                before = strongroom(
+                    folder / "before",
+                    server_pin,
+                    args.backend,
+                    args.pg_dsn,
+                    args.workers,
+                    src=args.before.resolve(),
+                    name=BEFORE,
+                )
+                starting.append(pool.submit(stack.enter_context, before))
+            servers = [future.result() for future in starting]
         folders = {folder_of(s.keys): s.keys for s, _ in chosen if s.keys}
         names = {s.name for s, _ in chosen}
         paths = ["versions/one"] if "write-one" in names else []
@@ -809,13 +856,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             for server in servers:
                 run_wrk(server, read_one, 16, args.warmup, load_cpu, folder)
         print(
-            f"{len(chosen)} cells x {args.repeats} run(s) x {args.seconds:g} s x 2 servers; "
+            f"{len(chosen)} cells x {args.repeats} run(s) x {args.seconds:g} s x "
+            f"{len(servers)} servers; "
             f"servers on CPU {'any' if server_pin is None else server_pin}, wrk on CPU {load_cpu}",
             flush=True,
         )
         rows = []
         for scenario, conc in chosen:
-            runs: dict[str, list[Run]] = {"OpenBao": [], "Strongroom": []}
+            runs: dict[str, list[Run]] = {server.name: [] for server in servers}
             for repeat in range(args.repeats):
                 order = servers if repeat % 2 == 0 else servers[::-1]
                 for server in order:
@@ -839,10 +887,17 @@ def main(argv: Sequence[str] | None = None) -> None:
                 row[name] = asdict(median_run(measured)) | {"runs": [asdict(r) for r in measured]}
             ob_rps = row["OpenBao"]["rps"]
             row["ratio"] = row["Strongroom"]["rps"] / ob_rps if ob_rps else float("nan")
+            if BEFORE in row:
+                row["before_ratio"] = row[BEFORE]["rps"] / ob_rps if ob_rps else float("nan")
             rows.append(row)
+            was = (
+                f", before {fmt(row[BEFORE]['rps'])} rps ({row['before_ratio']:.2f}x)"
+                if BEFORE in row
+                else ""
+            )
             print(
                 f"  {scenario.label} c={conc}: OpenBao {fmt(row['OpenBao']['rps'])} rps, "
-                f"Strongroom {fmt(row['Strongroom']['rps'])} rps ({row['ratio']:.2f}x)",
+                f"Strongroom {fmt(row['Strongroom']['rps'])} rps ({row['ratio']:.2f}x){was}",
                 flush=True,
             )
         elapsed = time.monotonic() - started
@@ -858,6 +913,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "openbao": bao_version,
         "backend": args.backend,
         "workers": args.workers,
+        "before": str(args.before) if args.before is not None else None,
         "server_cpu": server_pin,
         "load_cpu": load_cpu,
         "seconds": args.seconds,
