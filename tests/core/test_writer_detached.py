@@ -9,11 +9,13 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, wait
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from strongroom import Vault, errors, open_vault
+from strongroom.clock import ManualClock
 from strongroom.core.kv_types import KVSecret, KVVersionMeta
 from strongroom.storage import NewAudit, Tx
 from tests.conftest import MASTER_KEY, fast_config
@@ -309,3 +311,51 @@ def test_close_finishes_queued_detached_work_first(dsn: str, vault: Vault) -> No
         fresh.unlock(MASTER_KEY)
         assert [e.success for e in fresh.audit_logs(path="a", action="read")] == [True]
         assert fresh.verify_audit().ok
+
+
+def test_an_auto_lock_due_on_the_leading_thread_does_not_wait_for_itself(dsn: str) -> None:
+    """An auto-lock that falls due inside a loop-led read must not wait synchronously for its
+    entry: a batch led by this very thread may be at the head of the queue (a deadlock)."""
+    clock = ManualClock()
+    v = open_vault(dsn, fast_config(clock=clock, auto_lock_timeout=timedelta(minutes=15)))
+    try:
+        v.unlock(MASTER_KEY)
+        v.kv.write("a", {"v": 1})
+        led: list[Callable[[], None]] = []
+        _, error, first = v.state.read_detached(lambda: v.kv.read("a"), led.append)
+        assert error is None and first is not None and len(led) == 1  # led by "the loop", later
+        clock.advance(timedelta(minutes=16))
+
+        done = threading.Event()
+        outcome: list[Any] = []
+
+        def loop_turn() -> None:
+            outcome.append(v.state.read_detached(lambda: v.kv.read("a"), led.append))
+            done.set()
+
+        worker = threading.Thread(target=loop_turn, daemon=True)
+        worker.start()
+        assert done.wait(DEADLINE), "the read waited for a batch only its own thread can lead"
+        _, error, _ = outcome[0]
+        assert isinstance(error, errors.VaultLocked)
+        led[0]()  # the loop's turn: its batch (the first read, the auto-lock entry) commits
+        assert first.result(timeout=DEADLINE) is None
+        auto_locks = "SELECT COUNT(*) FROM vault_audit_logs WHERE action = 'auto_lock'"
+        _wait_until(lambda: int(raw_sql(dsn, auto_locks)[0][0]) == 1, "the auto_lock entry")
+        assert v.is_locked
+        v.unlock(MASTER_KEY)
+        assert v.verify_audit().ok
+    finally:
+        v.close()
+
+
+def test_a_synchronous_write_on_the_leading_thread_is_refused(vault: Vault) -> None:
+    """A second write inside write_detached (or any synchronous write there) would wait for
+    the loop's own batch: it is refused as a bug instead of hanging."""
+
+    def two_writes() -> None:
+        vault.kv.write("x", {"v": 1})
+        vault.kv.write("y", {"v": 2})
+
+    with pytest.raises(RuntimeError):
+        vault.state.write_detached(two_writes, lambda call: call())

@@ -47,6 +47,9 @@ class _Detach:
 
 
 _DETACH: ContextVar[_Detach | None] = ContextVar("strongroom_detach", default=None)
+#: True inside `read_detached`/`write_detached` called with a `lead`: this thread (an event
+#: loop) leads detached batches, so it must never wait for the writer itself (`_no_wait`).
+_LEADS: ContextVar[bool] = ContextVar("strongroom_leads", default=False)
 
 
 def _storable(path: str | None) -> str | None:
@@ -62,6 +65,16 @@ class _AlreadyInitialised(Exception):
 
 def _keys(tx: Tx) -> KeyStore:
     return tx.keys
+
+
+def _no_wait() -> None:
+    """Refuse a synchronous write on a thread that leads detached batches (see `_LEADS`).
+
+    Raises:
+        RuntimeError: a bug: the call would wait for a batch only this thread can run.
+    """
+    if _LEADS.get():
+        raise RuntimeError("a synchronous write on the thread that leads detached batches")
 
 
 class VaultState:
@@ -170,6 +183,15 @@ class VaultState:
         """
         if not self.barrier.is_unlocked:
             return
+        if _LEADS.get():
+            # On an event loop that leads detached batches: waiting here for the entry could
+            # wait for a batch only this thread can run. The writer's thread commits it (chained
+            # without the key if the keys are gone by then, covered by the next keyed entry).
+            self._writer.submit_detached(
+                lambda tx: (None, self.entry("auto_lock", SYSTEM_ACTOR)), lambda exc: None
+            )
+            self.drop_keys(auto=True)
+            return
         try:
             self.audit(self.entry("auto_lock", SYSTEM_ACTOR))
         finally:
@@ -220,6 +242,7 @@ class VaultState:
         Raises:
             StorageUnavailable: they could not be written (fail-closed).
         """
+        _no_wait()
         self._writer.submit(lambda tx: (None, entries), lambda exc: None, atomic=False)
 
     def read(
@@ -263,7 +286,7 @@ class VaultState:
         thread (`Writer.submit_detached`). Entries that other paths write (an auto-lock, a
         write) are written as usual."""
         collected: list[NewAudit] = []
-        token = _COLLECTED.set(collected)
+        token, leads = _COLLECTED.set(collected), _LEADS.set(lead is not None)
         result: T | None = None
         error: errors.StrongroomError | None = None
         try:
@@ -272,6 +295,7 @@ class VaultState:
             error = exc
         finally:
             _COLLECTED.reset(token)
+            _LEADS.reset(leads)
         if not collected:
             return result, error, None
         future: Future[None] = self._writer.submit_detached(
@@ -308,6 +332,7 @@ class VaultState:
             detach.future = self._writer.submit_detached(run, failed, lead=detach.lead)
             detach.future.add_done_callback(self._touch_if_written)
             return None  # type: ignore[return-value]  # `write_detached`'s caller has the future
+        _no_wait()
         result: T = self._writer.submit(run, failed)
         self.touch()
         return result
@@ -323,11 +348,12 @@ class VaultState:
             RuntimeError: `fn` made no write (not a call this is meant for).
         """
         detach = _Detach(lead)
-        token = _DETACH.set(detach)
+        token, leads = _DETACH.set(detach), _LEADS.set(lead is not None)
         try:
             fn()
         finally:
             _DETACH.reset(token)
+            _LEADS.reset(leads)
         if detach.future is None:
             raise RuntimeError("write_detached: the call made no write")
         return detach.future
@@ -343,6 +369,7 @@ class VaultState:
     ) -> T:
         """Run `fn` in the writer's next batch as is (no activity, no unlock check): for
         changes allowed while locked (users, policies) and multi-step jobs (rotation)."""
+        _no_wait()
         result: T = self._writer.submit(fn, on_error)
         return result
 
