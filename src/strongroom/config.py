@@ -64,15 +64,19 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_BODY_LIMIT",
     "DEFAULT_DSN",
+    "MAX_WORKERS",
     "IPNetwork",
     "Secret",
     "Settings",
     "child_environment",
+    "default_workers",
     "parse_listen",
     "read_key_file",
 ]
 
 DEFAULT_BODY_LIMIT = 1024 * 1024
+#: The most server workers `--workers` accepts (and the default's cap).
+MAX_WORKERS = 64
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 #: Variables never handed to a child process started by `vaultctl run`.
@@ -205,6 +209,21 @@ def _devices(environ: Mapping[str, str]) -> tuple[str, ...] | None:
     return devices or None
 
 
+def default_workers() -> int:
+    """The default number of server workers: one per CPU this process may run on, from 1 to
+    `MAX_WORKERS`.
+
+    The CPUs are the process's affinity, which `taskset` and cgroup cpusets (`docker run
+    --cpuset-cpus`) narrow, else every CPU. A CPU quota (Kubernetes `limits.cpu`, `docker run
+    --cpus`) does not narrow it: there `--workers` is set to match the quota (docs/deploy.md).
+    """
+    try:
+        count = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no affinity call (macOS, Windows), or it failed
+        count = os.cpu_count() or 1
+    return max(1, min(MAX_WORKERS, count))
+
+
 def parse_listen(listen: str) -> tuple[str, int]:
     """Split `HOST:PORT` (IPv6 as `[::1]:8080`).
 
@@ -261,7 +280,9 @@ class Settings:
             new vault and for master-key rotation (tests use cheap ones).
         auto_lock / auto_lock_timeout: lock after this much inactivity.
         listen: the server's `HOST:PORT`.
-        workers: server worker processes; they share one lock state (docs/decisions.md).
+        workers: server worker processes (default: one per CPU, `default_workers`); they share
+            one lock state, but each counts failed logins and unlocks on its own
+            (docs/decisions.md).
         trusted_proxies: peers (IPs or CIDRs) whose `X-Forwarded-For` the server believes.
         body_limit: largest request body in bytes (413 above it).
         dev: the server's development mode (generated keys printed at start).
@@ -303,7 +324,7 @@ class Settings:
     auto_lock: bool = VaultConfig.auto_lock
     auto_lock_timeout: timedelta = VaultConfig.auto_lock_timeout
     listen: str = "127.0.0.1:8080"
-    workers: int = 1
+    workers: int = field(default_factory=default_workers)
     trusted_proxies: tuple[str, ...] = ()
     body_limit: int = DEFAULT_BODY_LIMIT
     dev: bool = False
@@ -336,8 +357,8 @@ class Settings:
             from strongroom.core.tokens import check_jwt_secret  # PyJWT: only when used
 
             check_jwt_secret(self.jwt_secret.reveal())
-        if not 1 <= self.workers <= 64:
-            raise errors.InvalidInput("--workers must be from 1 to 64")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise errors.InvalidInput(f"--workers must be from 1 to {MAX_WORKERS}")
         if self.body_limit < 1024:
             raise errors.InvalidInput("body limit must be at least 1024 bytes")
         if self.master_key is not None and not self.master_key.reveal():

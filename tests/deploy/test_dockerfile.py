@@ -274,6 +274,7 @@ def test_dockerignore_keeps_secrets_and_state_out() -> None:
 def test_image_commands_run_and_healthcheck_passes(stages: list[Stage], scratch: Path) -> None:
     need_root("the CMD runs as the image's uid 10001")
     need_tool("setpriv", "util-linux")
+    need_tool("taskset", "util-linux")
     context = build_context(scratch / "context")
     build, runtime = stages
     replay = Replay(scratch, context)
@@ -344,6 +345,11 @@ def test_image_commands_run_and_healthcheck_passes(stages: list[Stage], scratch:
         "STRONGROOM_HEALTHCHECK_URL": f"http://127.0.0.1:{port}",
     }
     as_user = ["setpriv", f"--reuid={UID}", f"--regid={UID}", "--clear-groups", "--"]
+    # The CMD runs as it is, on one CPU (as under `docker run --cpuset-cpus`), so its default is
+    # one worker: the replayed venv's interpreter is this machine's, which uid 10001 may not be
+    # allowed to start again (a pyenv build under /root), and a supervisor's workers are spawned
+    # from it. Several workers are tested in tests/integration/test_http_workers.py.
+    one_cpu = ["taskset", "-c", str(min(os.sched_getaffinity(0)))]
     installed_before = tree(scratch / "opt")
     health_cmd = [replay.path(a) for a in health]
 
@@ -355,7 +361,9 @@ def test_image_commands_run_and_healthcheck_passes(stages: list[Stage], scratch:
     assert healthcheck() == 1, "health check passes with no server"
     log = scratch / "server.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(as_user + cmd, cwd=replay.workdir, env=env, stdout=out, stderr=out)
+        proc = subprocess.Popen(
+            one_cpu + as_user + cmd, cwd=replay.workdir, env=env, stdout=out, stderr=out
+        )
     try:
         deadline = time.monotonic() + 30
         while healthcheck() != 0:
@@ -367,6 +375,7 @@ def test_image_commands_run_and_healthcheck_passes(stages: list[Stage], scratch:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/sys/health", timeout=5) as r:
             body = json.load(r)
         assert body["sealed"] is False, "not unlocked from /run/secrets/strongroom_master_key"
+        assert "(1 worker, vault unlocked at start)" in log.read_text(), log.read_text()
         assert (state / "vault.db").stat().st_mode & 0o777 == 0o600
         assert (state / "vault.db").stat().st_uid == UID
     finally:

@@ -257,7 +257,7 @@ def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        for extra in ([], ["--workers", "2"], ["--dev"]):
+        for extra in ([], ["--workers", "1"], ["--workers", "2"], ["--dev"]):
             done = subprocess.run(
                 [
                     sys.executable,

@@ -1,4 +1,5 @@
-"""`vaultctl server` start-up: --dev, missing or short JWT secret, wrong master key."""
+"""`vaultctl server` start-up: --dev, missing or short JWT secret, wrong master key, the default
+number of workers (one per CPU the process may run on)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
+from strongroom.config import default_workers
 from tests.integration.server_proc import CHEAP_ARGON2, MASTER_KEY, ServerProcess, free_port
 
 
@@ -61,6 +64,52 @@ def test_wrong_master_key_at_start_is_one_line(tmp_path: Path) -> None:
         assert MASTER_KEY not in done.stdout + done.stderr
 
 
+#: `python -m strongroom.cli.server` on the CPUs given as the first argument (as `taskset` would).
+PINNED = """
+import os, runpy, sys
+os.sched_setaffinity(0, {int(cpu) for cpu in sys.argv.pop(1).split(",")})
+runpy.run_module("strongroom.cli.server", run_name="__main__")
+"""
+
+
+def test_help_shows_the_default_worker_count() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "strongroom", "server", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    text = " ".join(done.stdout.split())  # however the help is wrapped
+    assert f"[default: number of CPUs, here {default_workers()}; 1<=x<=64]" in text
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity call")
+@pytest.mark.parametrize("count", [1, 2])
+def test_default_workers_follow_the_cpus_the_server_may_run_on(tmp_path: Path, count: int) -> None:
+    cpus = sorted(os.sched_getaffinity(0))[:count]
+    first = ServerProcess(tmp_path).start()
+    assert first.stop() == 0
+    # A wrong key fails the start just after the banner, which names the number of workers.
+    args = ["--db-dsn", first.dsn, "--listen", f"127.0.0.1:{free_port()}"]
+    done = subprocess.run(
+        [sys.executable, "-c", PINNED, ",".join(map(str, cpus)), *args],
+        env={
+            **os.environ,
+            **CHEAP_ARGON2,
+            "VAULT_JWT_SECRET": "j" * 40,
+            "VAULT_MASTER_KEY": "not-the-key",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1 and "Error: invalid master key" in done.stderr, done.stderr
+    workers = "1 worker" if len(cpus) == 1 else f"{len(cpus)} workers"
+    assert f"({workers}, vault unlocked at start)" in done.stdout, done.stdout
+
+
 def test_dev_mode_prints_a_master_key_and_an_admin_token(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, **CHEAP_ARGON2}
@@ -103,6 +152,8 @@ def test_dev_mode_prints_a_master_key_and_an_admin_token(tmp_path: Path) -> None
         assert token is not None, log.read_text()
         assert r.json()["locked"] is False
         assert re.search(r"Master key: \S{20,}", log.read_text())
+        count = default_workers()  # no --workers: one per CPU
+        assert f"({count} worker{'s' if count > 1 else ''}, vault" in log.read_text()
     finally:
         proc.terminate()
         assert proc.wait(timeout=60) == 0

@@ -1,13 +1,21 @@
-"""Settings.from_env: defaults, overrides, masking, malformed variables."""
+"""Settings.from_env: defaults (the worker count too), overrides, masking, malformed variables."""
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import pytest
 
 from strongroom import errors
-from strongroom.config import DEFAULT_DSN, Secret, Settings, child_environment
+from strongroom.config import (
+    DEFAULT_DSN,
+    MAX_WORKERS,
+    Secret,
+    Settings,
+    child_environment,
+    default_workers,
+)
 
 
 def test_defaults_from_empty_environment() -> None:
@@ -115,3 +123,39 @@ def test_outbox_retention() -> None:
     assert Settings.from_env({"STRONGROOM_OUTBOX_RETENTION": "36h"}).outbox_retention == timedelta(
         hours=36
     )
+
+
+@pytest.mark.parametrize(("cpus", "expected"), [(1, 1), (3, 3), (64, 64), (200, MAX_WORKERS)])
+def test_default_workers_are_the_cpus_this_process_may_use(
+    monkeypatch: pytest.MonkeyPatch, cpus: int, expected: int
+) -> None:
+    # The affinity set (taskset, cpusets) counts, not every CPU of the machine.
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 256)
+    assert default_workers() == expected
+    assert Settings().workers == expected and Settings.from_env({}).workers == expected
+    assert Settings.from_env({}, workers=5).workers == 5
+
+
+@pytest.mark.parametrize(("cpu_count", "expected"), [(6, 6), (None, 1), (100, MAX_WORKERS)])
+def test_default_workers_without_an_affinity_call(
+    monkeypatch: pytest.MonkeyPatch, cpu_count: int | None, expected: int
+) -> None:
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: cpu_count)
+    assert default_workers() == expected
+
+
+def test_default_workers_when_the_affinity_call_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(pid: int) -> set[int]:
+        raise OSError("not permitted")
+
+    monkeypatch.setattr(os, "sched_getaffinity", refuse, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert default_workers() == 4
+
+
+@pytest.mark.parametrize("workers", [0, MAX_WORKERS + 1])
+def test_workers_out_of_range(workers: int) -> None:
+    with pytest.raises(errors.InvalidInput, match="--workers must be from 1 to 64"):
+        Settings(workers=workers)

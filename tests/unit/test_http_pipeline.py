@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from strongroom import VaultConfig, errors
-from strongroom.config import DEFAULT_DSN, Secret, Settings
+from strongroom.config import DEFAULT_DSN, Secret, Settings, default_workers
 from strongroom.crypto import KDFParams
 from strongroom.http.bodies import MAX_INT, int_field, query_int, versions_field
 from strongroom.http.errors import V1_OVERRIDES, error_response
@@ -72,7 +72,7 @@ def test_flags_win_over_the_environment() -> None:
     env = {"STRONGROOM_AUTO_LOCK_TIMEOUT": "2m", "DATABASE_URL": "sqlite:///env.db"}
     s = Settings.from_env(env, db_dsn="sqlite:///flag.db", workers=None)
     assert s.db_dsn == "sqlite:///flag.db" and s.auto_lock_timeout == timedelta(minutes=2)
-    assert s.workers == Settings.workers
+    assert s.workers == default_workers()  # `workers=None`: flag not given
 
 
 def test_master_key_from_its_file(tmp_path: Path) -> None:

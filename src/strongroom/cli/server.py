@@ -25,7 +25,14 @@ from strongroom import errors
 from strongroom.cli.serverstart import check_listen, initialise_if_new, remove_on_exit
 from strongroom.cli.vaultcheck import announce_initialised
 from strongroom.clock import parse_duration
-from strongroom.config import DEFAULT_DSN, Secret, Settings, read_key_file
+from strongroom.config import (
+    DEFAULT_DSN,
+    MAX_WORKERS,
+    Secret,
+    Settings,
+    default_workers,
+    read_key_file,
+)
 from strongroom.core.tokens import JWTAuth
 from strongroom.http.serve import serve
 from strongroom.http.tls import server_context
@@ -81,6 +88,16 @@ def _warn_if_on_command_line() -> None:
             )
 
 
+class _PerCPUOption(click.Option):
+    """`--workers`: its default, one per CPU, is counted when `--help` shows it (not at import,
+    and not when the server starts: then `Settings` counts)."""
+
+    def get_help_extra(self, ctx: click.Context) -> click.types.OptionHelpExtra:
+        extra = super().get_help_extra(ctx)
+        extra["default"] = f"number of CPUs, here {default_workers()}"
+        return extra
+
+
 @click.command("server")
 @click.option("--listen", default=Settings.listen, show_default=True, help="HOST:PORT to bind.")
 @click.option(
@@ -90,9 +107,9 @@ def _warn_if_on_command_line() -> None:
 )
 @click.option(
     "--workers",
-    type=click.IntRange(1, 64),
-    default=Settings.workers,
-    show_default=True,
+    cls=_PerCPUOption,
+    type=click.IntRange(1, MAX_WORKERS),
+    default=None,
     help="Worker processes (they share one lock state).",
 )
 @click.option(
@@ -216,7 +233,7 @@ def _warn_if_on_command_line() -> None:
 def server(
     listen: str,
     db_dsn: str | None,
-    workers: int,
+    workers: int | None,
     master_key_file: str | None,
     master_key: str | None,
     jwt_secret_file: str | None,
