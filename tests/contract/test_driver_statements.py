@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from strongroom import Vault
+from strongroom import Vault, errors
 from strongroom.clock import ManualClock
 from strongroom.storage import Storage, VersionRow, open_storage
 from strongroom.storage.queries_kv import _KV_PATHS, _KV_PATHS_RANGE, _KV_PATHS_UNDER
 from strongroom.storage.queries_secrets import _GET_VERSION, _SECRET_BY_PATH
 from strongroom.storage.txbase import fetch_column, fetch_first
+from tests.core.dbutil import raw_sql
 
 NOW = datetime(2025, 11, 3, 10, 0, 0, 123456, tzinfo=UTC)
 
@@ -214,3 +215,14 @@ def test_unpinned_threads_do_not_keep_a_connection(storage: Storage) -> None:
     assert first.closed  # back to the pool
     with storage.read() as tx:
         assert tx.conn is not first
+
+
+def test_driver_errors_are_storage_unavailable(storage: Storage, dsn: str) -> None:
+    """A statement run on the driver directly fails like any other: StorageUnavailable (a
+    503), not the driver's own exception (a 500)."""
+    raw_sql(dsn, "ALTER TABLE vault_secret_versions RENAME TO gone_versions")
+    try:
+        with pytest.raises(errors.StorageUnavailable), storage.read() as tx:
+            tx.secrets.get_version(1, 1)
+    finally:
+        raw_sql(dsn, "ALTER TABLE gone_versions RENAME TO vault_secret_versions")

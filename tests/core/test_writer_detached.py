@@ -359,3 +359,34 @@ def test_a_synchronous_write_on_the_leading_thread_is_refused(vault: Vault) -> N
 
     with pytest.raises(RuntimeError):
         vault.state.write_detached(two_writes, lambda call: call())
+
+
+def test_a_queued_job_cannot_be_cancelled(vault: Vault) -> None:
+    """An awaiting request cancelled (a server shutting down) must not strand the queue or
+    un-report a commit: a queued job's future refuses cancel()."""
+    vault.kv.write("a", {"v": 1})
+    led: list[Callable[[], None]] = []
+    _, _, future = vault.state.read_detached(lambda: vault.kv.read("a"), led.append)
+    assert future is not None and not future.cancel()
+    led[0]()
+    assert future.result(timeout=DEADLINE) is None
+    assert vault.kv.write("b", {"v": 1}).version == 1  # the queue moves on
+
+
+def test_the_loop_leads_only_its_own_jobs(vault: Vault) -> None:
+    """A batch led on an event loop holds only that loop's jobs: another thread's write
+    queued behind them is led by its own thread, never on the loop."""
+    vault.kv.write("a", {"v": 1})
+    batches = BatchThreads(vault)
+    led: list[Callable[[], None]] = []
+    _, _, first = vault.state.read_detached(lambda: vault.kv.read("a"), led.append)
+    other = threading.Thread(
+        target=lambda: vault.kv.write("from-thread", {"v": 2}), name="other-writer"
+    )
+    other.start()
+    _wait_until(lambda: len(vault.state._writer._queue) == 2, "the thread's job queued")
+    led[0]()  # the loop's turn
+    assert first is not None and first.result(timeout=DEADLINE) is None
+    other.join(DEADLINE)
+    assert not other.is_alive()
+    assert batches.threads_of("create") == ["other-writer"]

@@ -148,16 +148,7 @@ class VaultState:
         activity, like a 401 or 403 that never reaches the core, and like status and health.
         """
         self.check_idle()
-        # Never waits: the lock is held only while the lock state changes (an unlock's Argon2
-        # run among others), and an unlock marks activity itself. A read on a server's event
-        # loop must not stall behind it.
-        if not self._lock.acquire(blocking=False):
-            return
-        try:
-            if self.barrier.is_unlocked:
-                self._last_access = self.clock.now()
-        finally:
-            self._lock.release()
+        self._mark_active()  # never waits: a read on a server's event loop must not stall
 
     def check_idle(self) -> None:
         """Apply auto-lock if the vault has been idle for `auto_lock_timeout`."""
@@ -359,8 +350,22 @@ class VaultState:
         return detach.future
 
     def _touch_if_written(self, future: Future[Any]) -> None:
-        if not future.cancelled() and future.exception() is None:
-            self.touch()
+        # Runs in the thread that led the batch, its batch still queued: activity only, never
+        # `check_idle` (an auto-lock there would wait for that very batch); the next call or
+        # the reaper applies a due auto-lock.
+        if future.exception() is None:
+            self._mark_active()
+
+    def _mark_active(self) -> None:
+        # Never waits: the lock is held only while the lock state changes (an unlock's Argon2
+        # run among others), and an unlock marks activity itself.
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            if self.barrier.is_unlocked:
+                self._last_access = self.clock.now()
+        finally:
+            self._lock.release()
 
     def submit(
         self,

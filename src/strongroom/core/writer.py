@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import islice, takewhile
 from typing import Any, Protocol
 
 from strongroom import errors
@@ -164,6 +164,9 @@ class Writer:
 
     def _enqueue(self, job: Job) -> bool:
         """Queue `job`; True when it is the head (its owner leads the next batch)."""
+        # A queued job will run: its future cannot be cancelled any more (an awaiting request
+        # cancelled at shutdown must neither strand the queue nor un-report a commit).
+        job.future.set_running_or_notify_cancel()
         with self._cond:
             if self._closed:
                 raise errors.StorageUnavailable("vault is closed")
@@ -177,7 +180,9 @@ class Writer:
             return
         if job.future.done():
             return
-        if job.lead is not None:
+        if job.lead is not None and self._emit is None:
+            # (With audit devices configured, a batch streams to them, which may wait on a
+            # socket: never on the caller's event loop.)
             try:
                 job.lead(functools.partial(self._lead, job, nowait=True))
                 return
@@ -201,6 +206,9 @@ class Writer:
         while True:
             with self._cond:
                 while not self._flush_due:
+                    if self._closed and not any(job.detached for job in self._queue):
+                        self._flusher = None
+                        return
                     self._cond.wait()
                 self._flush_due = False
                 head = self._queue[0] if self._queue else None
@@ -215,6 +223,11 @@ class Writer:
             if job.future.done() or not self._queue or self._queue[0] is not job:
                 return
             batch = list(islice(self._queue, MAX_BATCH))
+            if nowait:
+                # On the caller's event loop: only the jobs it queued itself, never another
+                # thread's (an import of 100,000 versions must not run on the loop). A prefix
+                # of the queue, as `_finish` expects; the rest is led next.
+                batch = list(takewhile(lambda other: other.lead == job.lead, batch))
         busy = False
         try:
             self._run_batch(batch, nowait=nowait)
@@ -248,6 +261,7 @@ class Writer:
         deadline = time.monotonic() + CLOSE_WAIT
         with self._cond:
             self._closed = True
+            self._cond.notify_all()  # the writer's thread ends once nothing detached is left
             while any(job.detached for job in self._queue):
                 left = deadline - time.monotonic()
                 if left <= 0:

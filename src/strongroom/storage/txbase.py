@@ -101,9 +101,22 @@ def _execute(conn: Connection, statement: sa.Select[Any], values: Mapping[str, A
     if compiled is None:
         compiled = _COMPILED[key] = _Compiled(statement, dialect)
     driver: Any = conn.connection.driver_connection
-    if dialect.name == "postgresql":
-        return driver.execute(compiled.sql, compiled.params(values), prepare=True), compiled
-    return driver.execute(compiled.sql, compiled.params(values)), compiled
+    params = compiled.params(values)
+    with _wrapped(dialect, compiled.sql, params):
+        if dialect.name == "postgresql":
+            return driver.execute(compiled.sql, params, prepare=True), compiled
+        return driver.execute(compiled.sql, params), compiled
+
+
+@contextmanager
+def _wrapped(dialect: Dialect, sql: str, params: Any) -> Iterator[None]:
+    """The driver's own errors as SQLAlchemy's (`DBAPIError` subclasses), which
+    `Storage.translated_errors` turns into StorageUnavailable like any other statement's."""
+    base = dialect.loaded_dbapi.Error
+    try:
+        yield
+    except base as exc:
+        raise sa_exc.DBAPIError.instance(sql, params, exc, base, dialect=dialect) from exc
 
 
 def fetch_first(
@@ -119,7 +132,8 @@ def fetch_first(
     """
     cursor, compiled = _execute(conn, statement, values)
     try:
-        raw = cursor.fetchone()
+        with _wrapped(conn.dialect, compiled.sql, values):
+            raw = cursor.fetchone()
     finally:
         cursor.close()
     return None if raw is None else compiled.row(raw)
@@ -130,8 +144,9 @@ def fetch_column(
 ) -> list[Any]:
     """The first column of every row of a prebuilt SELECT (as `fetch_first`), unconverted:
     for text and integer columns, which need no conversion."""
-    cursor, _ = _execute(conn, statement, values)
+    cursor, compiled = _execute(conn, statement, values)
     try:
-        return [row[0] for row in cursor.fetchall()]
+        with _wrapped(conn.dialect, compiled.sql, values):
+            return [row[0] for row in cursor.fetchall()]
     finally:
         cursor.close()
