@@ -96,10 +96,9 @@ def test_read_entry_is_durable_only_once_the_lead_runs(dsn: str, vault: Vault) -
     assert not future.done()
     assert _raw_reads(dsn, "a") == 0  # nothing committed before the lead's call runs
 
-    lead.run_all()
+    lead.run_all()  # the batch runs here; its commit follows in the writer's thread
 
-    assert future.done()
-    assert future.result(timeout=0) is None
+    assert future.result(timeout=DEADLINE) is None
     entries = vault.audit_logs(path="a", action="read")
     assert len(entries) == 1
     assert entries[0].success and entries[0].secret_id is not None
@@ -115,7 +114,7 @@ def test_read_of_a_missing_key_returns_the_error_and_its_failure_entry(vault: Va
     assert isinstance(error, errors.SecretNotFound)
     assert future is not None and not future.done()
     lead.run_all()
-    assert future.result(timeout=0) is None
+    assert future.result(timeout=DEADLINE) is None
     entries = vault.audit_logs(path="missing", action="read")
     assert [(e.success, e.error) for e in entries] == [(False, "SecretNotFound")]
     assert vault.verify_audit().ok
@@ -165,7 +164,7 @@ def test_write_detached_future_holds_the_call_result(vault: Vault) -> None:
 
     assert not future.done()
     lead.run_all()
-    meta = future.result(timeout=0)
+    meta = future.result(timeout=DEADLINE)
     assert isinstance(meta, KVVersionMeta) and meta.version == 1
     # Without a lead the writer's thread leads; the next version follows.
     second = vault.state.write_detached(lambda: vault.kv.write("k", {"v": 2}))
@@ -197,7 +196,7 @@ def test_write_detached_error_in_the_batch_comes_through_the_future(vault: Vault
     lead.run_all()
 
     with pytest.raises(errors.VersionConflict):
-        future.result(timeout=0)
+        future.result(timeout=DEADLINE)
     failed = vault.audit_logs(path="k", action="write")
     assert [(e.success, e.error) for e in failed] == [(False, "VersionConflict")]
     assert vault.kv.read("k").data == {"v": 1}
@@ -267,9 +266,9 @@ def test_detached_futures_fail_when_the_batch_cannot_commit(dsn: str, vault: Vau
     assert error is None and result is not None  # the caller must not use it: its entry failed
     assert read_future is not None
     with pytest.raises(errors.StorageUnavailable):
-        read_future.result(timeout=0)
+        read_future.result(timeout=DEADLINE)
     with pytest.raises(errors.StorageUnavailable):
-        write_future.result(timeout=0)
+        write_future.result(timeout=DEADLINE)
     assert raw_sql(dsn, "SELECT COUNT(*) FROM vault_secrets WHERE path = 'b'")[0][0] == 0
 
     raw_sql(

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from itertools import islice, takewhile
@@ -122,6 +122,8 @@ class Writer:
         self._closed = False
         self._flusher: threading.Thread | None = None
         self._flush_due = False
+        #: Batches an event loop ran up to their commit, for the writer's thread to finish.
+        self._commits: deque[Callable[[], None]] = deque()
 
     def submit(self, run: JobFn, on_error: FailFn, *, atomic: bool = True) -> Any:
         """Run `run` in the next batch and return its result once the batch is durable.
@@ -199,7 +201,7 @@ class Writer:
                 )
                 self._flusher.start()
             self._flush_due = True
-            self._cond.notify()
+            self._cond.notify_all()  # `close` may be waiting on the same condition
 
     def _flush(self) -> None:
         """The writer thread: leads every batch whose head is a detached job."""
@@ -211,8 +213,13 @@ class Writer:
                         return
                     self._cond.wait()
                 self._flush_due = False
-                head = self._queue[0] if self._queue else None
-            if head is not None and head.detached:
+                commit = self._commits.popleft() if self._commits else None
+                head = self._queue[0] if self._queue and commit is None else None
+            if commit is not None:
+                commit()  # a batch an event loop ran, up to its commit
+                with self._cond:
+                    self._flush_due = self._flush_due or bool(self._commits)
+            elif head is not None and head.detached:
                 self._lead(head)
 
     def _lead(self, job: Job, *, nowait: bool = False) -> None:
@@ -228,16 +235,38 @@ class Writer:
                 # thread's (an import of 100,000 versions must not run on the loop). A prefix
                 # of the queue, as `_finish` expects; the rest is led next.
                 batch = list(takewhile(lambda other: other.lead == job.lead, batch))
-        busy = False
+        busy = handed = False
         try:
-            self._run_batch(batch, nowait=nowait)
+            if nowait:
+                # On the caller's event loop: the jobs run here, the commit's fsync in the
+                # writer's thread, so the loop serves requests meanwhile instead of idling.
+                steps = self._batch_steps(batch, nowait=True)
+                if next(steps, False) is None:
+                    self._hand_commit(steps, batch)
+                    handed = True
+            else:
+                self._run_batch(batch)
         except WriterBusy:
             busy = True  # nothing ran: the batch stays at the head of the queue
         finally:
-            if not busy:
+            if not busy and not handed:
                 self._finish(batch)
         if busy:
             self._hand_to_thread()
+
+    def _hand_commit(self, steps: Iterator[None], batch: list[Job]) -> None:
+        """Have the writer's thread finish a batch paused before its commit (`_batch_steps`)."""
+
+        def complete() -> None:
+            try:
+                for _ in steps:
+                    pass
+            finally:
+                self._finish(batch)
+
+        with self._cond:
+            self._commits.append(complete)
+        self._hand_to_thread()
 
     def _finish(self, batch: list[Job]) -> None:
         """Pop a batch that ran (or was interrupted), waking its callers and the next head."""
@@ -270,6 +299,14 @@ class Writer:
                 self._cond.wait(left)
 
     def _run_batch(self, batch: list[Job], *, nowait: bool = False) -> None:
+        """Run, commit and answer a batch in this thread."""
+        for _ in self._batch_steps(batch, nowait=nowait):
+            pass
+
+    def _batch_steps(self, batch: list[Job], *, nowait: bool = False) -> Iterator[None]:
+        """Run a batch's jobs in one write transaction, pausing once just before the commit
+        (the caller may resume it in another thread: `_lead`), then commit and answer them.
+        A batch that fails before the commit is answered without pausing."""
         outcomes: list[tuple[Any, BaseException | None]] = []
         try:
             with self._storage.write(nowait=nowait) as tx:
@@ -313,6 +350,7 @@ class Writer:
                     # a required device that fails fails the batch before anything commits.
                     ids = _sink(tx).insert_audits_returning(pending)
                     self._emit([(e, i, m) for (e, m), i in zip(pending, ids, strict=True)])
+                yield  # the commit (one fsync) follows when resumed
         except WriterBusy:
             raise  # nothing ran (`_lead`)
         except Exception as exc:
