@@ -9,6 +9,8 @@ Foreign database exceptions are translated here, once.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -31,7 +33,7 @@ from strongroom.storage.queries_mounts import MountQueries
 from strongroom.storage.queries_rotation import RotationQueries
 from strongroom.storage.queries_secrets import SecretQueries
 from strongroom.storage.queries_tokens import TokenQueries
-from strongroom.storage.txbase import savepoint
+from strongroom.storage.txbase import WriterBusy, savepoint
 
 __all__ = ["Storage", "Tx"]
 
@@ -119,6 +121,8 @@ class Storage:
         #: Outage transitions and failure counts by cause (read by the server's metrics).
         self.health = StorageHealth()
         self._lock_key: int | None = None
+        database = engine.url.database if self.dialect == "sqlite" else None
+        self._flock_path = f"{database}-writer.lock" if database else None
         self._local = threading.local()
         self._pinned: list[Connection] = []
         self._pin_lock = threading.Lock()
@@ -185,7 +189,7 @@ class Storage:
         refused = self.health.refusing()
         if refused is not None:
             raise errors.StorageUnavailable(cause=CAUSES[refused])
-        with self.translated_errors(writing=True):
+        with self.translated_errors(writing=True), self._writer_flock(nowait=nowait):
             opts = (
                 {"sqlite_immediate": True, "sqlite_nowait": nowait}
                 if self.dialect == "sqlite"
@@ -198,6 +202,31 @@ class Storage:
                     )
                 yield Tx(conn)
         self.health.ok()
+
+    @contextmanager
+    def _writer_flock(self, *, nowait: bool) -> Iterator[None]:
+        """On SQLite, hold `<database>-writer.lock` (flock) around a write transaction.
+
+        Writers of several processes (server workers) then queue in the kernel and the next
+        one runs as soon as the lock is released, where SQLite's own busy handler polls with
+        naps of 1-100 ms (two workers' commits alternating lost most of their throughput to
+        them: docs/decisions.md). SQLite's lock still guards against any other writer.
+
+        Raises:
+            WriterBusy: with `nowait`, another transaction holds the lock.
+        """
+        if self._flock_path is None:
+            yield
+            return
+        fd = os.open(self._flock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if nowait else 0))
+            except BlockingIOError as exc:
+                raise WriterBusy() from exc
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def _advisory_key(self, conn: Connection) -> int:
         if self._lock_key is None:
