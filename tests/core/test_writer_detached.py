@@ -389,3 +389,19 @@ def test_the_loop_leads_only_its_own_jobs(vault: Vault) -> None:
     other.join(DEADLINE)
     assert not other.is_alive()
     assert batches.threads_of("create") == ["other-writer"]
+
+
+def test_a_batch_asked_to_two_leaders_runs_once(vault: Vault) -> None:
+    """The loop's callback and the writer's thread may both be asked to lead the same head
+    (a hand-off still pending when the loop's turn comes): its jobs run once."""
+    vault.kv.write("a", {"v": 1})
+    led: list[Callable[[], None]] = []
+    _, _, future = vault.state.read_detached(lambda: vault.kv.read("a"), led.append)
+    assert future is not None and len(led) == 1
+    writer = vault.state._writer
+    writer._hand_to_thread()  # the writer's thread is also told to lead the head
+    led[0]()  # and so is the loop
+    assert future.result(timeout=DEADLINE) is None
+    _wait_until(lambda: not writer._queue, "the queue drained")
+    assert len(vault.audit_logs(path="a", action="read")) == 1
+    assert vault.verify_audit().ok

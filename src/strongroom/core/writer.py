@@ -79,6 +79,9 @@ class Job:
     #: own thread runs it).
     detached: bool = False
     lead: Lead | None = None
+    #: Set (under the writer's condition) when a leader took the batch this job heads: the
+    #: loop's callback and the writer's thread may both be asked to lead it; one does.
+    led: bool = False
 
 
 def _run(job: Job, tx: Tx, raised: list[Exception]) -> tuple[Any, Entries]:
@@ -227,8 +230,9 @@ class Writer:
         lead to the next head. `nowait` (a lead callback on an event loop): when another
         process holds the write lock, the writer's thread leads the batch instead, waiting."""
         with self._cond:
-            if job.future.done() or not self._queue or self._queue[0] is not job:
+            if job.led or job.future.done() or not self._queue or self._queue[0] is not job:
                 return
+            job.led = True
             batch = list(islice(self._queue, MAX_BATCH))
             if nowait:
                 # On the caller's event loop: only the jobs it queued itself, never another
@@ -252,6 +256,8 @@ class Writer:
             if not busy and not handed:
                 self._finish(batch)
         if busy:
+            with self._cond:
+                job.led = False  # the writer's thread leads it, waiting for the lock
             self._hand_to_thread()
 
     def _hand_commit(self, steps: Iterator[None], batch: list[Job]) -> None:
