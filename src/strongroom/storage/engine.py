@@ -218,7 +218,13 @@ class Storage:
         if self._flock_path is None:
             yield
             return
-        fd = os.open(self._flock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fd = os.open(self._flock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError:
+            # No lock file here (a read-only directory, a full disk): SQLite's lock alone,
+            # which reports what is wrong with the database itself.
+            yield
+            return
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if nowait else 0))
