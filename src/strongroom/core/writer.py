@@ -7,6 +7,11 @@ callers. A caller is answered only after its audit entry is durable; if the comm
 job in the batch fails and nothing of it is stored (fail-closed). A job that raises fails alone:
 its savepoint is rolled back and its caller gets its error (an unexpected one, a bug, as is),
 unless the transaction itself broke (a connection error), which fails the batch.
+
+A caller that must not wait (an event loop) submits a detached job instead and gets its future
+at once (`submit_detached`): when such a job reaches the head, its batch is led through the
+caller's lead callback (on the loop: only that loop's jobs, run up to the commit there, the
+commit's fsync in the writer's own thread) or by the writer's own thread.
 """
 
 from __future__ import annotations

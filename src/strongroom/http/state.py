@@ -123,7 +123,7 @@ class ServerState:
         On SQLite the read itself runs on the event loop (a point read takes microseconds and
         a WAL reader never waits for a writer), and its audit entry joins the group commit
         that the loop leads once per tick for every request of that tick: no thread hop and
-        no GIL hand-off (measured in docs/decisions.md, "Reads and writes on the event loop").
+        no GIL hand-off (measured in docs/decisions.md, "Speed, round one").
         On PostgreSQL the read runs in the thread pool (a round trip must not hold the loop)
         and the writer's thread commits its entry.
         Either way the caller sees the result, or the read's error, only after the entry is

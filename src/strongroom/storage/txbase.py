@@ -128,7 +128,7 @@ def fetch_first(
     are plain tuples in the statement's column order, converted as SQLAlchemy would.
 
     On a hot read this costs a fraction of `conn.execute` (measured in docs/decisions.md,
-    "Driver-level statements"); anything else uses SQLAlchemy as usual.
+    "Speed, round one"); anything else uses SQLAlchemy as usual.
     """
     cursor, compiled = _execute(conn, statement, values)
     try:
