@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from strongroom.storage import tables as t
 from strongroom.storage.base import AuditRow, NewAudit
 from strongroom.storage.convert import audit_row
-from strongroom.storage.txbase import Queries
+from strongroom.storage.txbase import Queries, execute_many, fetch_first
 
 __all__ = ["AuditQueries"]
 
@@ -19,6 +19,20 @@ _MAX_TERM = sa.select(sa.func.max(t.key_terms.c.term))
 _BATCH_HEAD = sa.select(_MAX_TERM.scalar_subquery(), _LAST_MAC.scalar_subquery())
 _INSERT_AUDIT = sa.insert(_A)
 _INSERT_AUDIT_IDS = sa.insert(_A).returning(_A.c.id, sort_by_parameter_order=True)
+
+
+_AUDIT_COLUMNS = (
+    "timestamp",
+    "secret_id",
+    "path",
+    "user_id",
+    "action",
+    "ip_address",
+    "success",
+    "error",
+    "request_id",
+    "mac",
+)
 
 
 def _audit_params(entry: NewAudit, mac: str | None) -> dict[str, object]:
@@ -42,13 +56,15 @@ class AuditQueries(Queries):
 
     def batch_head(self) -> tuple[int, str | None]:
         """(newest data-key term, audit chain head) in one round trip, at a batch's start."""
-        row = self.conn.execute(_BATCH_HEAD).one()
+        row = fetch_first(self.conn, _BATCH_HEAD, {})
+        assert row is not None  # noqa: S101 - two scalar subqueries: always one row
         return int(row[0] or 0), row[1]
 
     def insert_audits(self, entries: list[tuple[NewAudit, str | None]]) -> None:
         """Append entries with their chain MACs, in order, in one round trip (a batch's)."""
-        if entries:
-            self.conn.execute(_INSERT_AUDIT, [_audit_params(e, mac) for e, mac in entries])
+        execute_many(
+            self.conn, _INSERT_AUDIT, _AUDIT_COLUMNS, [_audit_params(e, mac) for e, mac in entries]
+        )
 
     def insert_audits_returning(self, entries: list[tuple[NewAudit, str | None]]) -> list[int]:
         """`insert_audits`, returning the new ids in the entries' order (for audit devices)."""

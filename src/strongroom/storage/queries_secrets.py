@@ -41,6 +41,7 @@ def _secret_join(version: Any) -> sa.Select[Any]:
     )
 
 
+_WIDTH = len(_S.c)
 _SECRET_WITH_CURRENT = _secret_join(_S.c.version)
 _SECRET_WITH_VERSION = _secret_join(sa.bindparam("version"))
 _GET_VERSION = sa.select(_V).where(
@@ -90,24 +91,25 @@ class SecretQueries(Queries):
     ) -> tuple[SecretRow, VersionRow | None] | None:
         """The secret at `path` and one of its versions (default: the current one), in one query."""
         if version is None:
-            row = self.conn.execute(_SECRET_WITH_CURRENT, {"path": path}).first()
+            row = fetch_first(self.conn, _SECRET_WITH_CURRENT, {"path": path})
         else:
-            params = {"path": path, "version": version}
-            row = self.conn.execute(_SECRET_WITH_VERSION, params).first()
+            row = fetch_first(self.conn, _SECRET_WITH_VERSION, {"path": path, "version": version})
         if row is None:
             return None
         secret = secret_row(row)
-        if row.v_version is None:
+        # The secret's columns, then the version's (`_secret_join`).
+        v_version, value, key_term, updated_by, v_updated_at, deleted_at, destroyed = row[_WIDTH:]
+        if v_version is None:
             return secret, None
         return secret, VersionRow(
-            row.id,
-            row.v_version,
-            row.value,
-            row.key_term,
-            row.updated_by,
-            row.v_updated_at,
-            row.deleted_at,
-            bool(row.destroyed),
+            secret.id,
+            v_version,
+            value,
+            key_term,
+            updated_by,
+            v_updated_at,
+            deleted_at,
+            bool(destroyed),
         )
 
     def insert_secret(
