@@ -43,6 +43,7 @@ from strongroom.http import (
 )
 from strongroom.http.control import LocalLink, PeerLink
 from strongroom.http.deps import SERVER_ACTOR
+from strongroom.http.direct import DirectRoutes
 from strongroom.http.errors import error_response, handle_exception, json_response
 from strongroom.http.jobs import server_scheduler
 from strongroom.http.metrics import CONTENT_TYPE, ExpiryCounts, Metrics
@@ -65,12 +66,20 @@ _METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"
 
 
 class Front:
-    """Request id, early 413, metrics: a pure ASGI layer (no per-request task or body copy)."""
+    """Request id, early 413, metrics: a pure ASGI layer (no per-request task or body copy).
+    The busiest routes (`direct`) are served from here, the rest by the router."""
 
-    def __init__(self, app: ASGIApp, limit: int, metrics: Callable[[], Metrics | None]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int,
+        metrics: Callable[[], Metrics | None],
+        direct: DirectRoutes,
+    ) -> None:
         self.app = app
         self.limit = limit
         self.metrics = metrics
+        self.direct = direct
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -98,7 +107,11 @@ class Front:
             await response(scope, receive, send_with_id)
         else:
             try:
-                await self.app(scope, self._limited(receive), send_with_id)
+                route = self.direct.match(scope)
+                if route is not None:
+                    await self.direct.serve(route, scope, self._limited(receive), send_with_id)
+                else:
+                    await self.app(scope, self._limited(receive), send_with_id)
             except ClientDisconnect:
                 # A client that hangs up mid-body is a normal event, not a fault: no response
                 # (nobody is listening), no traceback, one debug line and a count.
@@ -261,5 +274,10 @@ def create_app(
         state = holder.get("state")
         return state.metrics if state is not None else None
 
-    app.add_middleware(Front, limit=settings.body_limit, metrics=current_metrics)
+    app.add_middleware(
+        Front,
+        limit=settings.body_limit,
+        metrics=current_metrics,
+        direct=DirectRoutes(api_kv2.KV2_ROUTES),
+    )
     return app
