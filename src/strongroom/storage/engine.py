@@ -123,6 +123,14 @@ class Storage:
         self._lock_key: int | None = None
         database = engine.url.database if self.dialect == "sqlite" else None
         self._flock_path = f"{database}-writer.lock" if database else None
+        # PostgreSQL reads run in autocommit: no BEGIN and COMMIT round trips around them. At
+        # READ COMMITTED each statement takes its own snapshot inside a transaction too, so a
+        # read sees exactly what it saw in one (docs/decisions.md, "Speed, round two").
+        self._reader = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.dialect == "postgresql"
+            else engine
+        )
         self._local = threading.local()
         self._pinned: list[Connection] = []
         self._pin_lock = threading.Lock()
@@ -147,7 +155,7 @@ class Storage:
                     self._release_own(conn)  # a fresh one next time: this one may be broken
                     raise
         else:
-            with self.translated_errors(), self.engine.connect() as conn, conn.begin():
+            with self.translated_errors(), self._reader.connect() as conn, conn.begin():
                 yield Tx(conn)
         self.health.ok()
 
@@ -160,7 +168,7 @@ class Storage:
     def _own_connection(self) -> Connection:
         conn: Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self.engine.connect()
+            conn = self._reader.connect()
             with self._pin_lock:
                 self._pinned.append(conn)
             self._local.conn = conn
