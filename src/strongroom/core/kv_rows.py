@@ -111,8 +111,7 @@ def create_empty(
     old = store.secret_by_path(path)
     if old is not None:  # expired: it reads as absent, so it is replaced
         store.delete_secret(old.id)
-    secret_id = store.insert_secret(path, None, user_id, now, None, mount_id=mount_id)
-    store.update_secret(secret_id, version=0)
+    store.insert_secret(path, None, user_id, now, None, version=0, mount_id=mount_id)
     row = store.secret_by_path(path)
     assert row is not None  # noqa: S101 - inserted above in this transaction
     return row

@@ -33,6 +33,11 @@ class WriterBusy(Exception):
     (nothing was done; try again, waiting)."""
 
 
+#: The savepoint's name: SQLite and PostgreSQL both let a name repeat, and RELEASE and
+#: ROLLBACK TO then name the innermost, so nested savepoints need no names of their own.
+_SAVEPOINT = "strongroom_job"
+
+
 @contextmanager
 def savepoint(conn: Connection) -> Iterator[None]:
     """Run a block whose changes are undone alone if it raises.
@@ -40,17 +45,31 @@ def savepoint(conn: Connection) -> Iterator[None]:
     A value the database refuses (out of range, too long; an integer the driver cannot bind)
     fails only this block, as InvalidInput, so one bad request cannot fail the other jobs of a
     group commit.
+
+    The SAVEPOINT statements go to the driver directly: through SQLAlchemy's nested
+    transactions they cost a tenth of a KV write (docs/decisions.md, "Speed, round two").
     """
-    nested = conn.begin_nested()
+    _statement(conn, f"SAVEPOINT {_SAVEPOINT}")
     try:
         yield
     except (sa_exc.DataError, OverflowError) as exc:
-        nested.rollback()
+        _undo(conn)
         raise errors.InvalidInput("a value is out of range for storage") from exc
     except BaseException:
-        nested.rollback()
+        _undo(conn)
         raise
-    nested.commit()
+    _statement(conn, f"RELEASE SAVEPOINT {_SAVEPOINT}")
+
+
+def _undo(conn: Connection) -> None:
+    _statement(conn, f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+    _statement(conn, f"RELEASE SAVEPOINT {_SAVEPOINT}")
+
+
+def _statement(conn: Connection, sql: str) -> None:
+    """Run a statement without parameters or rows on the driver's connection."""
+    with _wrapped(conn.dialect, sql, ()):
+        conn.connection.driver_connection.execute(sql).close()  # type: ignore[union-attr]
 
 
 class Queries:
