@@ -14,7 +14,8 @@ import sqlalchemy as sa
 
 from strongroom import Vault, errors
 from strongroom.clock import ManualClock
-from strongroom.storage import Storage, VersionRow, open_storage
+from strongroom.storage import NewAudit, Storage, VersionRow, open_storage
+from strongroom.storage import tables as t
 from strongroom.storage.queries_kv import _KV_PATHS, _KV_PATHS_RANGE, _KV_PATHS_UNDER
 from strongroom.storage.queries_secrets import _GET_VERSION, _SECRET_BY_PATH
 from strongroom.storage.txbase import fetch_column, fetch_first
@@ -226,3 +227,82 @@ def test_driver_errors_are_storage_unavailable(storage: Storage, dsn: str) -> No
             tx.secrets.get_version(1, 1)
     finally:
         raw_sql(dsn, "ALTER TABLE gone_versions RENAME TO vault_secret_versions")
+
+
+# -- driver-level writes (`execute_many`, `insert_one`) and savepoints ----------------------------
+
+
+def test_driver_writes_read_back_as_sqlalchemy_wrote_them(storage: Storage) -> None:
+    """Rows written on the driver (secret, version, current version, audit batch) read back
+    through SQLAlchemy with the values and types SQLAlchemy's own inserts give."""
+    entry = NewAudit(NOW, None, "a/b", 7, "create", "127.0.0.1", True, None, "rid-1")
+    failed = NewAudit(NOW, 3, None, 8, "read", "::1", False, "PermissionDenied", None)
+    with storage.write() as tx:
+        sid = tx.secrets.insert_secret(
+            "a/b", "desc", 7, NOW, None, metadata={"é": "ü"}, version=0, mount_id=1
+        )
+        other = tx.secrets.insert_secret("c", None, 1, NOW, NOW + timedelta(days=1))
+        tx.secrets.insert_version(VersionRow(sid, 1, "env1", 1, 7, NOW, None, False))
+        tx.secrets.set_current_version(sid, 1, NOW + timedelta(seconds=5))
+        tx.audit.insert_audits([(entry, "mac-1"), (failed, "mac-2")])
+    assert other == sid + 1
+    with storage.read() as tx:
+        row = tx.secrets.secret_by_path("a/b")
+        stored = tx.secrets.get_version(sid, 1)
+        audits = tx.conn.execute(
+            sa.select(t.audit_logs).order_by(t.audit_logs.c.id.desc()).limit(2)
+        ).all()
+    assert row is not None and row.id == sid and row.version == 1
+    assert row.metadata == {"é": "ü"} and row.description == "desc"
+    assert row.updated_at == NOW + timedelta(seconds=5) and row.updated_at.tzinfo is not None
+    assert stored == VersionRow(sid, 1, "env1", 1, 7, NOW, None, False)
+    newest, older = audits
+    assert (older.path, older.success, older.error, older.mac) == ("a/b", True, None, "mac-1")
+    assert (newest.secret_id, newest.success, newest.error) == (3, False, "PermissionDenied")
+    assert older.timestamp == NOW and older.timestamp.tzinfo is not None
+    assert newest.success is False and newest.id == older.id + 1
+
+
+def test_duplicates_fail_alone_under_a_savepoint(storage: Storage) -> None:
+    """A refused insert (a taken path, an existing version number) fails only its savepoint:
+    the transaction goes on and commits the rest."""
+    with storage.write() as tx:
+        sid = tx.secrets.insert_secret("dup", None, 1, NOW, None)
+        tx.secrets.insert_version(VersionRow(sid, 1, "env1", 1, 1, NOW))
+        with pytest.raises(errors.SecretExists), tx.savepoint():
+            tx.secrets.insert_secret("dup", None, 2, NOW, None)
+        with pytest.raises(errors.VersionConflict), tx.savepoint():
+            tx.secrets.insert_version(VersionRow(sid, 1, "again", 1, 1, NOW))
+        tx.secrets.insert_version(VersionRow(sid, 2, "env2", 1, 1, NOW))
+    with storage.read() as tx:
+        assert [v.value for v in tx.secrets.versions(sid)] == ["env2", "env1"]
+        row = tx.secrets.secret_by_path("dup")
+        assert row is not None and row.created_by == 1
+
+
+def test_nested_savepoints_undo_only_the_inner_block(storage: Storage) -> None:
+    with storage.write() as tx:
+        with tx.savepoint():
+            tx.secrets.insert_secret("outer", None, 1, NOW, None)
+            with pytest.raises(RuntimeError), tx.savepoint():
+                tx.secrets.insert_secret("inner", None, 1, NOW, None)
+                raise RuntimeError("undo the inner block")
+            tx.secrets.insert_secret("after", None, 1, NOW, None)
+        with pytest.raises(errors.InvalidInput), tx.savepoint():
+            tx.secrets.insert_secret("too-big", None, 2**70, NOW, None)
+    with storage.read() as tx:
+        paths = {p for p in ("outer", "inner", "after", "too-big") if tx.secrets.secret_by_path(p)}
+    assert paths == {"outer", "after"}
+
+
+@pytest.mark.postgres
+def test_postgresql_reads_hold_no_transaction(pg_dsn: str) -> None:
+    """On PostgreSQL a read runs in autocommit: its connection is idle between statements,
+    not "idle in transaction" holding a snapshot (and no BEGIN/COMMIT round trips)."""
+    storage = open_storage(pg_dsn)
+    with storage.read() as tx:
+        tx.secrets.secret_by_path("nothing")
+        pid = tx.conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        state = raw_sql(pg_dsn, "SELECT state FROM pg_stat_activity WHERE pid = ?", (pid,))
+    storage.dispose()
+    assert state == [("idle",)]

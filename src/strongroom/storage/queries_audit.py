@@ -63,7 +63,7 @@ class AuditQueries(Queries):
     def insert_audits(self, entries: list[tuple[NewAudit, str | None]]) -> None:
         """Append entries with their chain MACs, in order, in one round trip (a batch's)."""
         execute_many(
-            self.conn, _INSERT_AUDIT, _AUDIT_COLUMNS, [_audit_params(e, mac) for e, mac in entries]
+            self.conn, _INSERT_AUDIT, [_audit_params(e, mac) for e, mac in entries], _AUDIT_COLUMNS
         )
 
     def insert_audits_returning(self, entries: list[tuple[NewAudit, str | None]]) -> list[int]:

@@ -14,7 +14,7 @@ from strongroom import errors
 from strongroom.storage import tables as t
 from strongroom.storage.base import SecretRow, VersionRow
 from strongroom.storage.convert import secret_row, version_row
-from strongroom.storage.txbase import Queries, fetch_first
+from strongroom.storage.txbase import Queries, execute_many, fetch_first, insert_one
 
 __all__ = ["SecretQueries"]
 
@@ -48,7 +48,31 @@ _GET_VERSION = sa.select(_V).where(
     _V.c.secret_id == sa.bindparam("sid"), _V.c.version == sa.bindparam("version")
 )
 _INSERT_VERSION = sa.insert(_V)
+_VERSION_COLUMNS = (
+    "secret_id",
+    "version",
+    "value",
+    "key_term",
+    "updated_by",
+    "updated_at",
+    "deleted_at",
+    "destroyed",
+)
 _INSERT_SECRET = sa.insert(_S)
+_SECRET_COLUMNS = (
+    "path",
+    "description",
+    "created_by",
+    "created_at",
+    "updated_at",
+    "version",
+    "expires_at",
+    "metadata",
+    "max_versions",
+    "cas_required",
+    "delete_version_after",
+    "mount_id",
+)
 _SET_CURRENT = (
     sa.update(_S)
     .where(_S.c.id == sa.bindparam("sid"))
@@ -133,8 +157,10 @@ class SecretQueries(Queries):
             SecretExists: the path is taken.
         """
         try:
-            result = self.conn.execute(
+            return insert_one(
+                self.conn,
                 _INSERT_SECRET,
+                _SECRET_COLUMNS,
                 {
                     "path": path,
                     "description": description,
@@ -152,11 +178,10 @@ class SecretQueries(Queries):
             )
         except sa_exc.IntegrityError as exc:
             raise errors.SecretExists() from exc
-        return int(result.inserted_primary_key[0])  # type: ignore[index]
 
     def set_current_version(self, secret_id: int, version: int, at: datetime) -> None:
         """Make `version` the secret's current version, updated at `at`."""
-        self.conn.execute(_SET_CURRENT, {"sid": secret_id, "version": version, "at": at})
+        execute_many(self.conn, _SET_CURRENT, [{"sid": secret_id, "version": version, "at": at}])
 
     def update_secret(self, secret_id: int, **values: Any) -> None:
         """Change columns of a secret row (`metadata` is given as a dict)."""
@@ -244,18 +269,22 @@ class SecretQueries(Queries):
             VersionConflict: that version number exists already.
         """
         try:
-            self.conn.execute(
+            execute_many(
+                self.conn,
                 _INSERT_VERSION,
-                {
-                    "secret_id": row.secret_id,
-                    "version": row.version,
-                    "value": row.value,
-                    "key_term": row.key_term,
-                    "updated_by": row.updated_by,
-                    "updated_at": row.updated_at,
-                    "deleted_at": row.deleted_at,
-                    "destroyed": row.destroyed,
-                },
+                [
+                    {
+                        "secret_id": row.secret_id,
+                        "version": row.version,
+                        "value": row.value,
+                        "key_term": row.key_term,
+                        "updated_by": row.updated_by,
+                        "updated_at": row.updated_at,
+                        "deleted_at": row.deleted_at,
+                        "destroyed": row.destroyed,
+                    }
+                ],
+                _VERSION_COLUMNS,
             )
         except sa_exc.IntegrityError as exc:
             raise errors.VersionConflict("version already exists") from exc

@@ -20,6 +20,7 @@ __all__ = [
     "execute_many",
     "fetch_column",
     "fetch_first",
+    "insert_one",
     "savepoint",
 ]
 
@@ -83,6 +84,10 @@ class Queries:
         return savepoint(self.conn)
 
 
+#: A prebuilt statement `_Compiled` runs.
+Statement = sa.Select[Any] | sa.Insert | sa.Update
+
+
 class _Compiled:
     """A statement compiled once for one dialect: its SQL text, how to order its parameters,
     and the converters its result columns need (the work SQLAlchemy repeats on every execute).
@@ -91,7 +96,7 @@ class _Compiled:
 
     def __init__(
         self,
-        statement: sa.Select[Any] | sa.Insert,
+        statement: Statement,
         dialect: Dialect,
         column_keys: Sequence[str] | None = None,
     ) -> None:
@@ -143,11 +148,13 @@ class _Compiled:
 
 
 _COMPILED: dict[tuple[int, str], _Compiled] = {}
+#: Insert statements with their primary key returned (PostgreSQL), by the plain one's id.
+_RETURNING: dict[int, sa.Insert] = {}
 
 
 def _compiled(
     dialect: Dialect,
-    statement: sa.Select[Any] | sa.Insert,
+    statement: Statement,
     column_keys: Sequence[str] | None = None,
 ) -> _Compiled:
     key = (id(statement), dialect.name)
@@ -215,15 +222,18 @@ def fetch_column(
 
 def execute_many(
     conn: Connection,
-    statement: sa.Insert,
-    columns: Sequence[str],
+    statement: sa.Insert | sa.Update,
     rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str] | None = None,
 ) -> None:
-    """Run a prebuilt INSERT (a module constant) once per row of `rows`, each a mapping of
-    `columns` (always the same ones for one statement), in one driver call on `conn`'s
-    transaction: the driver's executemany (psycopg pipelines it), with values converted as
-    SQLAlchemy would. For the audit batch, which a SQLAlchemy execute made the larger part of
-    a group commit's cost (docs/decisions.md, "Speed, round two")."""
+    """Run a prebuilt INSERT or UPDATE (a module constant) once per row of `rows`, in one
+    driver call on `conn`'s transaction (the driver's executemany; psycopg pipelines it), with
+    values converted as SQLAlchemy would. An INSERT names its `columns` (always the same ones
+    for one statement); an UPDATE's parameters are its own bind parameters.
+
+    A SQLAlchemy execute costs several times the statement itself: for the audit batch and a
+    KV write's rows it was the larger part of their cost (docs/decisions.md, "Speed, round
+    two")."""
     if not rows:
         return
     dialect = conn.dialect
@@ -236,3 +246,29 @@ def execute_many(
                 cursor.executemany(compiled.sql, params)
         else:
             driver.executemany(compiled.sql, params)
+
+
+def insert_one(
+    conn: Connection, statement: sa.Insert, columns: Sequence[str], values: Mapping[str, Any]
+) -> int:
+    """Run a prebuilt INSERT of one row (as `execute_many`) and return its integer primary
+    key (SQLite: the row id; PostgreSQL: the statement's RETURNING)."""
+    dialect = conn.dialect
+    if dialect.name == "postgresql":
+        returning = _RETURNING.get(id(statement))
+        if returning is None:
+            table = statement.table
+            returning = _RETURNING[id(statement)] = statement.returning(*table.primary_key)
+        statement = returning
+    compiled = _compiled(dialect, statement, columns)
+    params = compiled.params(values)
+    driver: Any = conn.connection.driver_connection
+    with _wrapped(dialect, compiled.sql, params):
+        if dialect.name == "postgresql":
+            with driver.execute(compiled.sql, params, prepare=True) as cursor:
+                return int(cursor.fetchone()[0])
+        cursor = driver.execute(compiled.sql, params)
+        try:
+            return int(cursor.lastrowid)
+        finally:
+            cursor.close()
