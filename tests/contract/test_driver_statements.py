@@ -18,7 +18,7 @@ from strongroom.storage import NewAudit, Storage, VersionRow, open_storage
 from strongroom.storage import tables as t
 from strongroom.storage.queries_kv import _KV_PATHS, _KV_PATHS_RANGE, _KV_PATHS_UNDER
 from strongroom.storage.queries_secrets import _GET_VERSION, _SECRET_BY_PATH
-from strongroom.storage.txbase import fetch_column, fetch_first
+from strongroom.storage.txbase import _compiled, fetch_column, fetch_first
 from tests.core.dbutil import raw_sql
 
 NOW = datetime(2025, 11, 3, 10, 0, 0, 123456, tzinfo=UTC)
@@ -306,3 +306,21 @@ def test_postgresql_reads_hold_no_transaction(pg_dsn: str) -> None:
         state = raw_sql(pg_dsn, "SELECT state FROM pg_stat_activity WHERE pid = ?", (pid,))
     storage.dispose()
     assert state == [("idle",)]
+
+
+def test_sqlite_folder_listing_reads_a_range_of_the_path_index(sqlite_dsn: str) -> None:
+    """A folder's listing reads only that folder's paths, in index order: not the whole mount
+    through the index on mount_id, sorted afterwards (its cost grew with the mount's size)."""
+    storage = open_storage(sqlite_dsn)
+    try:
+        with storage.read() as tx:
+            compiled = _compiled(tx.conn.dialect, _KV_PATHS_RANGE)
+            values = {"mount": 1, "now": NOW, "n": 2, "prefix": "a/", "low": "a/", "high": "a0"}
+            plan = tx.conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + compiled.sql, compiled.params(values)
+            ).all()
+    finally:
+        storage.dispose()
+    details = " ".join(str(row[-1]) for row in plan)
+    assert "(path>? AND path<?)" in details, details
+    assert "TEMP B-TREE" not in details, details

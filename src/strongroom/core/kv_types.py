@@ -224,13 +224,22 @@ def subkeys(data: dict[str, Any], depth: int = 0, level: int = 1) -> dict[str, A
 def folder_keys(paths: list[str], folder: str) -> list[str]:
     """The entries directly under `folder` ("" or "a/b/"): keys, and sub-folders ending in `/`,
     deduplicated and sorted."""
-    entries: set[str] = set()
+    start = len(folder)
+    entries: list[str] = []
+    last = None
     for path in paths:
-        if not path.startswith(folder) or path == folder:
+        if len(path) <= start or not path.startswith(folder):
             continue
-        head, sep, _ = path[len(folder) :].partition("/")
-        entries.add(head + sep)
-    return sorted(entries)
+        slash = path.find("/", start)
+        entry = path[start:] if slash < 0 else path[start : slash + 1]
+        if entry != last:  # sorted paths give each folder's entries one after the other
+            entries.append(entry)
+            last = entry
+    # Cutting sorted paths at their first `/` keeps them sorted: the sort below is then one
+    # pass. (PostgreSQL's collation may order them otherwise, hence dict.fromkeys and sort.)
+    unique = list(dict.fromkeys(entries))
+    unique.sort()
+    return unique
 
 
 def json_size(data: dict[str, Any]) -> int:

@@ -20,20 +20,32 @@ DEFAULT_MOUNT_ID = 1
 # Folder listing, built once (`kv_paths`): every unexpired path of a mount, sorted; those
 # starting with a prefix; and on SQLite the same as a range of the unique index on path.
 _S = t.secrets
-_KV_PATHS = (
-    sa.select(_S.c.path)
-    .where(
-        _S.c.mount_id == sa.bindparam("mount"),
-        sa.or_(
-            _S.c.expires_at.is_(None), _S.c.expires_at > sa.bindparam("now", type_=t.UTCDateTime)
-        ),
+
+
+def _paths(mount_id: sa.ColumnElement[int]) -> sa.Select[Any]:
+    return (
+        sa.select(_S.c.path)
+        .where(
+            mount_id == sa.bindparam("mount"),
+            sa.or_(
+                _S.c.expires_at.is_(None),
+                _S.c.expires_at > sa.bindparam("now", type_=t.UTCDateTime),
+            ),
+        )
+        .order_by(_S.c.path)
     )
-    .order_by(_S.c.path)
-)
-_KV_PATHS_UNDER = _KV_PATHS.where(
-    sa.func.substr(_S.c.path, 1, sa.bindparam("n")) == sa.bindparam("prefix")
-)
-_KV_PATHS_RANGE = _KV_PATHS_UNDER.where(
+
+
+def _under(query: sa.Select[Any]) -> sa.Select[Any]:
+    return query.where(sa.func.substr(_S.c.path, 1, sa.bindparam("n")) == sa.bindparam("prefix"))
+
+
+_KV_PATHS = _paths(_S.c.mount_id)
+_KV_PATHS_UNDER = _under(_KV_PATHS)
+# SQLite: a range of the unique index on path, which also gives the order. `mount_id + 0`
+# keeps the planner off the index on mount_id, which it preferred: it read and sorted the
+# whole mount for one folder (a folder of 1,000 in a mount of 4,000: 870 -> 390 us).
+_KV_PATHS_RANGE = _under(_paths(_S.c.mount_id + 0)).where(
     _S.c.path >= sa.bindparam("low"), _S.c.path < sa.bindparam("high")
 )
 
