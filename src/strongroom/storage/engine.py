@@ -33,7 +33,7 @@ from strongroom.storage.queries_mounts import MountQueries
 from strongroom.storage.queries_rotation import RotationQueries
 from strongroom.storage.queries_secrets import SecretQueries
 from strongroom.storage.queries_tokens import TokenQueries
-from strongroom.storage.txbase import WriterBusy, savepoint
+from strongroom.storage.txbase import WriterBusy, run_statement, savepoint
 
 __all__ = ["Storage", "Tx"]
 
@@ -109,6 +109,10 @@ class Tx:
     def savepoint(self) -> AbstractContextManager[None]:
         """Run a block whose changes are undone alone if it raises (see `txbase.savepoint`)."""
         return savepoint(self.conn)
+
+
+#: The vault-wide writer lock on PostgreSQL, held to the end of the transaction.
+_ADVISORY_LOCK = "SELECT pg_advisory_xact_lock(%s)"
 
 
 class Storage:
@@ -205,9 +209,9 @@ class Storage:
             )
             with self.engine.connect().execution_options(**opts) as conn, conn.begin():
                 if self.dialect == "postgresql":
-                    conn.execute(
-                        sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": self._advisory_key(conn)}
-                    )
+                    # On the driver, prepared: once per transaction, a SQLAlchemy text()
+                    # execute cost more than the lock.
+                    run_statement(conn, _ADVISORY_LOCK, (self._advisory_key(conn),))
                 yield Tx(conn)
         self.health.ok()
 

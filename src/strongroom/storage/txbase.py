@@ -21,6 +21,7 @@ __all__ = [
     "fetch_column",
     "fetch_first",
     "insert_one",
+    "run_statement",
     "savepoint",
 ]
 
@@ -50,7 +51,7 @@ def savepoint(conn: Connection) -> Iterator[None]:
     The SAVEPOINT statements go to the driver directly: through SQLAlchemy's nested
     transactions they cost a tenth of a KV write (docs/decisions.md, "Speed, round two").
     """
-    _statement(conn, f"SAVEPOINT {_SAVEPOINT}")
+    run_statement(conn, f"SAVEPOINT {_SAVEPOINT}")
     try:
         yield
     except (sa_exc.DataError, OverflowError) as exc:
@@ -59,18 +60,24 @@ def savepoint(conn: Connection) -> Iterator[None]:
     except BaseException:
         _undo(conn)
         raise
-    _statement(conn, f"RELEASE SAVEPOINT {_SAVEPOINT}")
+    run_statement(conn, f"RELEASE SAVEPOINT {_SAVEPOINT}")
 
 
 def _undo(conn: Connection) -> None:
-    _statement(conn, f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
-    _statement(conn, f"RELEASE SAVEPOINT {_SAVEPOINT}")
+    run_statement(conn, f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+    run_statement(conn, f"RELEASE SAVEPOINT {_SAVEPOINT}")
 
 
-def _statement(conn: Connection, sql: str) -> None:
-    """Run a statement without parameters or rows on the driver's connection."""
-    with _wrapped(conn.dialect, sql, ()):
-        conn.connection.driver_connection.execute(sql).close()  # type: ignore[union-attr]
+def run_statement(conn: Connection, sql: str, params: tuple[Any, ...] = ()) -> None:
+    """Run a statement that returns no rows on the driver's connection, in the driver's own
+    parameter style (prepared on PostgreSQL when it has parameters), its errors raised as
+    SQLAlchemy's."""
+    driver: Any = conn.connection.driver_connection
+    with _wrapped(conn.dialect, sql, params):
+        if conn.dialect.name == "postgresql" and params:
+            driver.execute(sql, params, prepare=True).close()
+        else:
+            driver.execute(sql, params).close()
 
 
 class Queries:
