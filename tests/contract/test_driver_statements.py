@@ -19,6 +19,7 @@ from strongroom.storage import tables as t
 from strongroom.storage.queries_kv import _KV_PATHS, _KV_PATHS_RANGE, _KV_PATHS_UNDER
 from strongroom.storage.queries_secrets import _GET_VERSION, _SECRET_BY_PATH
 from strongroom.storage.txbase import _compiled, fetch_column, fetch_first
+from tests.conftest import PG_BASE
 from tests.core.dbutil import raw_sql
 
 NOW = datetime(2025, 11, 3, 10, 0, 0, 123456, tzinfo=UTC)
@@ -324,3 +325,62 @@ def test_sqlite_folder_listing_reads_a_range_of_the_path_index(sqlite_dsn: str) 
     details = " ".join(str(row[-1]) for row in plan)
     assert "(path>? AND path<?)" in details, details
     assert "TEMP B-TREE" not in details, details
+
+
+def _chain(exc: BaseException | None) -> str:
+    """Every message of an exception and its causes."""
+    seen = []
+    while exc is not None:
+        seen.append(f"{type(exc).__name__}: {exc}")
+        exc = exc.__cause__ or exc.__context__
+    return "\n".join(seen)
+
+
+def test_driver_errors_carry_no_values(storage: Storage, dsn: str) -> None:
+    """A driver-level statement that fails says which statement, never the values it bound
+    (envelopes, paths, addresses), as SQLAlchemy's own errors do with `hide_parameters`."""
+    with storage.write() as tx:
+        sid = tx.secrets.insert_secret("hidden", None, 1, NOW, None)
+    raw_sql(dsn, "ALTER TABLE vault_secret_versions RENAME TO gone_versions")
+    try:
+        with pytest.raises(errors.StorageUnavailable) as caught, storage.write() as tx:
+            tx.secrets.insert_version(VersionRow(sid, 1, "ENVELOPE-CIPHERTEXT-X", 1, 1, NOW))
+    finally:
+        raw_sql(dsn, "ALTER TABLE gone_versions RENAME TO vault_secret_versions")
+    told = _chain(caught.value)
+    assert "vault_secret_versions" in told and "ENVELOPE-CIPHERTEXT-X" not in told
+
+
+def test_a_prebuilt_statement_needs_every_value() -> None:
+    """A value missing from a call is an error, not a NULL bound in its place."""
+    compiled = _compiled(sa.create_engine("sqlite://").dialect, _GET_VERSION)
+    with pytest.raises(KeyError, match="version"):
+        compiled.params({"sid": 1})
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("through", ["sqlalchemy", "driver"])
+def test_a_connection_lost_inside_a_savepoint_is_storage_unavailable(
+    pg_dsn: str, through: str
+) -> None:
+    """The server ends the connection in the middle of a job's savepoint: the write fails as
+    StorageUnavailable (a 503), counted as a lost connection, and the next write works."""
+    import psycopg
+
+    storage = open_storage(pg_dsn)
+    try:
+        with storage.write() as tx:
+            sid = tx.secrets.insert_secret("lost", None, 1, NOW, None)
+        with pytest.raises(errors.StorageUnavailable), storage.write() as tx, tx.savepoint():
+            pid = tx.conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+            with psycopg.connect(PG_BASE, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            if through == "sqlalchemy":
+                tx.secrets.update_secret(sid, description="x")
+            else:
+                tx.secrets.insert_version(VersionRow(sid, 1, "env", 1, 1, NOW))
+        assert storage.health.counts().get("connection_lost") == 1
+        with storage.write() as tx:
+            tx.secrets.insert_version(VersionRow(sid, 1, "env", 1, 1, NOW))
+    finally:
+        storage.dispose()

@@ -41,6 +41,8 @@ def test_hot_routes_match_by_prefix(method: str, path: str, name: str, rest: str
     ("method", "path"),
     [
         ("GET", "/v1/secret/data/"),  # an empty key path: the router answers it
+        ("GET", "/v1/secret/data/a\nb"),  # the router's pattern never matches a line feed
+        ("POST", "/v1/secret/data/a\n"),
         ("GET", "/v1/secret/data"),
         ("GET", "/v1/secret/config"),
         ("GET", "/v1/secret/metadata"),

@@ -128,11 +128,14 @@ class Storage:
         database = engine.url.database if self.dialect == "sqlite" else None
         self._flock_path = f"{database}-writer.lock" if database else None
         # PostgreSQL reads run in autocommit: no BEGIN and COMMIT round trips around them. At
-        # READ COMMITTED each statement takes its own snapshot inside a transaction too, so a
-        # read sees exactly what it saw in one (docs/decisions.md, "Speed, round two").
+        # READ COMMITTED (the server's default isolation, known once the engine has connected:
+        # `open_storage` migrates first) each statement takes its own snapshot inside a
+        # transaction too, so a read sees what it saw in one; a server configured for a
+        # stricter default keeps read transactions (docs/decisions.md, "Speed, round two").
         self._reader = (
             engine.execution_options(isolation_level="AUTOCOMMIT")
             if self.dialect == "postgresql"
+            and engine.dialect.default_isolation_level == "READ COMMITTED"
             else engine
         )
         self._local = threading.local()

@@ -64,6 +64,8 @@ def savepoint(conn: Connection) -> Iterator[None]:
 
 
 def _undo(conn: Connection) -> None:
+    if conn.invalidated:
+        return  # the connection was lost: the transaction is gone, the error says so
     run_statement(conn, f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
     run_statement(conn, f"RELEASE SAVEPOINT {_SAVEPOINT}")
 
@@ -73,7 +75,7 @@ def run_statement(conn: Connection, sql: str, params: tuple[Any, ...] = ()) -> N
     parameter style (prepared on PostgreSQL when it has parameters), its errors raised as
     SQLAlchemy's."""
     driver: Any = conn.connection.driver_connection
-    with _wrapped(conn.dialect, sql, params):
+    with _wrapped(conn, sql, params):
         if conn.dialect.name == "postgresql" and params:
             driver.execute(sql, params, prepare=True).close()
         else:
@@ -112,14 +114,15 @@ class _Compiled:
         order = compiled.positiontup  # None: named parameters (psycopg's pyformat)
         self.positional = order is not None
         binds = compiled.binds
-        #: (name, bind processor or None, the statement's own value) per parameter, in the
-        #: driver's order: a literal in the statement (`substr(path, 1, ...)`) is a parameter
-        #: of its own, used when the caller gives none.
-        self.plan: list[tuple[str, Callable[[Any], Any] | None, Any]] = [
+        #: (name, bind processor or None, the statement's own value, whether the caller must
+        #: give one) per parameter, in the driver's order: a literal in the statement
+        #: (`substr(path, 1, ...)`) is a parameter of its own, used when the caller gives none.
+        self.plan: list[tuple[str, Callable[[Any], Any] | None, Any, bool]] = [
             (
                 name,
                 binds[name].type._cached_bind_processor(dialect),
                 binds[name].value,
+                binds[name].required,
             )
             for name in (order if order is not None else binds)
         ]
@@ -134,12 +137,17 @@ class _Compiled:
 
     def params(self, values: Mapping[str, Any]) -> Any:
         bound = []
-        for name, processor, literal in self.plan:
-            value = values[name] if name in values else literal
+        for name, processor, literal, required in self.plan:
+            if name in values:
+                value = values[name]
+            elif required:  # a column of an INSERT, a `bindparam()` with no value of its own
+                raise KeyError(f"no value for parameter {name!r}")
+            else:
+                value = literal
             bound.append(value if processor is None else processor(value))
         if self.positional:
             return tuple(bound)
-        return {name: value for (name, _, _), value in zip(self.plan, bound, strict=True)}
+        return {name: value for (name, *_), value in zip(self.plan, bound, strict=True)}
 
     def row(self, raw: tuple[Any, ...]) -> tuple[Any, ...]:
         if len(raw) != self.width:
@@ -154,7 +162,7 @@ class _Compiled:
         return tuple(row)
 
 
-_COMPILED: dict[tuple[int, str], _Compiled] = {}
+_COMPILED: dict[tuple[int, str, tuple[str, ...] | None], _Compiled] = {}
 #: Insert statements with their primary key returned (PostgreSQL), by the plain one's id.
 _RETURNING: dict[int, sa.Insert] = {}
 
@@ -164,7 +172,7 @@ def _compiled(
     statement: Statement,
     column_keys: Sequence[str] | None = None,
 ) -> _Compiled:
-    key = (id(statement), dialect.name)
+    key = (id(statement), dialect.name, None if column_keys is None else tuple(column_keys))
     compiled = _COMPILED.get(key)
     if compiled is None:
         compiled = _COMPILED[key] = _Compiled(statement, dialect, column_keys)
@@ -177,21 +185,36 @@ def _execute(conn: Connection, statement: sa.Select[Any], values: Mapping[str, A
     compiled = _compiled(dialect, statement)
     driver: Any = conn.connection.driver_connection
     params = compiled.params(values)
-    with _wrapped(dialect, compiled.sql, params):
+    with _wrapped(conn, compiled.sql, params):
         if dialect.name == "postgresql":
             return driver.execute(compiled.sql, params, prepare=True), compiled
         return driver.execute(compiled.sql, params), compiled
 
 
 @contextmanager
-def _wrapped(dialect: Dialect, sql: str, params: Any) -> Iterator[None]:
+def _wrapped(conn: Connection, sql: str, params: Any) -> Iterator[None]:
     """The driver's own errors as SQLAlchemy's (`DBAPIError` subclasses), which
-    `Storage.translated_errors` turns into StorageUnavailable like any other statement's."""
+    `Storage.translated_errors` turns into StorageUnavailable like any other statement's, as
+    SQLAlchemy raises them: without the parameters in the message (`hide_parameters`, as the
+    engines are configured: values are envelopes, paths, addresses), and a lost connection
+    invalidated so that it does not go back to the pool."""
+    dialect = conn.dialect
     base = dialect.loaded_dbapi.Error
     try:
         yield
     except base as exc:
-        raise sa_exc.DBAPIError.instance(sql, params, exc, base, dialect=dialect) from exc
+        lost = dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
+        if lost:
+            conn.invalidate(exc)
+        raise sa_exc.DBAPIError.instance(
+            sql,
+            params,
+            exc,
+            base,
+            hide_parameters=True,
+            connection_invalidated=lost,
+            dialect=dialect,
+        ) from exc
 
 
 def fetch_first(
@@ -207,7 +230,7 @@ def fetch_first(
     """
     cursor, compiled = _execute(conn, statement, values)
     try:
-        with _wrapped(conn.dialect, compiled.sql, values):
+        with _wrapped(conn, compiled.sql, values):
             raw = cursor.fetchone()
     finally:
         cursor.close()
@@ -221,7 +244,7 @@ def fetch_column(
     for text and integer columns, which need no conversion."""
     cursor, compiled = _execute(conn, statement, values)
     try:
-        with _wrapped(conn.dialect, compiled.sql, values):
+        with _wrapped(conn, compiled.sql, values):
             return [row[0] for row in cursor.fetchall()]
     finally:
         cursor.close()
@@ -247,7 +270,7 @@ def execute_many(
     compiled = _compiled(dialect, statement, columns)
     params = [compiled.params(row) for row in rows]
     driver: Any = conn.connection.driver_connection
-    with _wrapped(dialect, compiled.sql, params):
+    with _wrapped(conn, compiled.sql, params):
         if dialect.name == "postgresql":
             with driver.cursor() as cursor:
                 cursor.executemany(compiled.sql, params)
@@ -270,7 +293,7 @@ def insert_one(
     compiled = _compiled(dialect, statement, columns)
     params = compiled.params(values)
     driver: Any = conn.connection.driver_connection
-    with _wrapped(dialect, compiled.sql, params):
+    with _wrapped(conn, compiled.sql, params):
         if dialect.name == "postgresql":
             with driver.execute(compiled.sql, params, prepare=True) as cursor:
                 return int(cursor.fetchone()[0])
