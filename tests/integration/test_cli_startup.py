@@ -12,7 +12,18 @@ from pathlib import Path
 
 from tests.integration.server_proc import ServerProcess, token
 
-HEAVY = ("sqlalchemy", "alembic", "uvicorn", "starlette", "jinja2", "cryptography", "argon2")
+# pygments: httpx imports its own command-line tool (rich, pygments) unless told not to
+# (`strongroom.cli`).
+HEAVY = (
+    "sqlalchemy",
+    "alembic",
+    "uvicorn",
+    "starlette",
+    "jinja2",
+    "cryptography",
+    "argon2",
+    "pygments",
+)
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "cli_latency.py"
 
 PROBE = """
