@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -382,5 +383,40 @@ def test_a_connection_lost_inside_a_savepoint_is_storage_unavailable(
         assert storage.health.counts().get("connection_lost") == 1
         with storage.write() as tx:
             tx.secrets.insert_version(VersionRow(sid, 1, "env", 1, 1, NOW))
+    finally:
+        storage.dispose()
+
+
+@pytest.mark.postgres
+def test_after_a_postgresql_restart_one_read_fails_not_one_per_pooled_connection(
+    pg_dsn: str,
+) -> None:
+    """A read through the driver that finds its connection ended invalidates the whole pool,
+    as SQLAlchemy's own execute does: the next reads reconnect instead of each failing on
+    another dead pooled connection."""
+    import psycopg
+
+    app = f"sr-restart-{uuid.uuid4().hex[:8]}"
+    storage = open_storage(f"{pg_dsn}&application_name={app}")
+    try:
+        held = [storage.engine.connect() for _ in range(5)]  # five connections in the pool
+        for conn in held:
+            conn.exec_driver_sql("SELECT 1")
+            conn.close()
+        with psycopg.connect(PG_BASE, autocommit=True) as admin:
+            ended = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = %s",
+                (app,),
+            ).fetchone()
+        assert ended is not None and ended[0] >= 5
+        failures = 0
+        for _ in range(6):
+            try:
+                with storage.read() as tx:
+                    tx.secrets.secret_by_path("nothing")
+            except errors.StorageUnavailable:
+                failures += 1
+        assert failures == 1
     finally:
         storage.dispose()

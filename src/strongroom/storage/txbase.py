@@ -205,6 +205,10 @@ def _wrapped(conn: Connection, sql: str, params: Any) -> Iterator[None]:
     except base as exc:
         lost = dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
         if lost:
+            # As SQLAlchemy's own execute does on a disconnect (`Connection.
+            # _handle_dbapi_exception`): every pooled connection opened before now is replaced
+            # on its next checkout (a restarted server ended them all), then this one is dropped.
+            conn.engine.pool._invalidate(conn.connection, exc)
             conn.invalidate(exc)
         raise sa_exc.DBAPIError.instance(
             sql,
