@@ -221,3 +221,50 @@ def test_a_long_but_reasonable_url_still_works(api: httpx.Client) -> None:
     answer = api.get("/api/vault/secrets/" + "a/" * 3000 + "b")  # 6 KB: under MAX_TARGET
     assert answer.status_code in (400, 404), answer.text  # refused by the path rules, not 414
     assert answer.json()["code"] in ("invalid_input", "secret_not_found")
+
+
+# --- LIST wherever a request starts -------------------------------------------------------------
+
+
+def _read_responses(sock: socket.socket, count: int) -> list[bytes]:
+    """The status lines of the next `count` responses (each read whole by its length)."""
+    buffer = b""
+    statuses: list[bytes] = []
+    while len(statuses) < count:
+        while b"\r\n\r\n" not in buffer:
+            chunk = sock.recv(65536)
+            assert chunk, f"connection closed after {statuses}"
+            buffer += chunk
+        head, _, buffer = buffer.partition(b"\r\n\r\n")
+        found = re.search(rb"content-length: (\d+)", head, re.I)
+        assert found is not None, head
+        length = int(found.group(1))
+        while len(buffer) < length:
+            buffer += sock.recv(65536)
+        buffer = buffer[length:]
+        statuses.append(head.split(b"\r\n", 1)[0])
+    return statuses
+
+
+def test_list_after_a_body_sent_late_is_still_list(
+    server: ServerProcess, api: httpx.Client
+) -> None:
+    """A client sends a body after the server has already answered (a refused request), then
+    a LIST in the same packet: the LIST is parsed as Vault's LIST, not refused as malformed."""
+    folder = unique("late")
+    assert api.post("/api/vault/secrets", json={"path": f"{folder}/k", "value": "v"}).is_success
+    body = b'{"versions":[1]}'
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(
+            b"PUT /v1/secret/destroy/a/b HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+        )
+        assert _read_responses(sock, 1) == [b"HTTP/1.1 403 Forbidden"]  # no token: refused
+        token = api.headers["authorization"].removeprefix("Bearer ").encode()
+        sock.sendall(
+            body + b"LIST /v1/secret/metadata/" + folder.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+            b"X-Vault-Token: " + token + b"\r\n\r\n"
+            b"LIST /v1/secret/metadata/" + folder.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+            b"X-Vault-Token: " + token + b"\r\n\r\n"
+        )
+        assert _read_responses(sock, 2) == [b"HTTP/1.1 200 OK"] * 2

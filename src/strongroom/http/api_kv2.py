@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -72,17 +71,6 @@ async def _require_write(
     await st.require(caller, "update" if exists else "create", action, named, mount=ref.path)
 
 
-def _refuse_head(request: Request, allow: str) -> None:
-    """HEAD on a KV v2 path is 405, as in Vault (Starlette adds HEAD to every GET route; here
-    it neither reads nor writes anything).
-
-    Raises:
-        HTTPException: 405 with `Allow`.
-    """
-    if request.method == "HEAD":
-        raise HTTPException(405, headers={"Allow": allow})
-
-
 def mount_of(request: Request) -> MountRef:
     """The mount a request runs in (`api_kv_mounts` sets it; `secret/` otherwise)."""
     ref = request.scope.get("strongroom.mount")
@@ -95,7 +83,6 @@ async def data(request: Request) -> Response:
 
     A deleted or destroyed version, and PATCH of a missing secret, are answered as Vault does
     by `http.errors` (route `kv2_data`)."""
-    _refuse_head(request, "GET, POST, PUT, PATCH, DELETE")
     st, path, ref = state_of(request), request.path_params["path"], mount_of(request)
     caller = await st.caller(request, V1)
     named = policy_path(ref, "data", path)
@@ -159,7 +146,6 @@ def _versions_endpoint(
 
 async def subkeys(request: Request) -> Response:
     """The key structure of a version (`?version=`, `?depth=`), values replaced by null."""
-    _refuse_head(request, "GET")
     st, path, ref = state_of(request), request.path_params["path"], mount_of(request)
     caller = await st.caller(request, V1)
     version = query_int(request.query_params.get("version", "0"), "version")
@@ -179,7 +165,6 @@ async def subkeys(request: Request) -> Response:
 # -- metadata ---------------------------------------------------------------------------------
 async def metadata(request: Request) -> Response:
     """GET, POST/PUT, PATCH, DELETE (every version), and LIST or `GET ?list=true`."""
-    _refuse_head(request, "GET, POST, PUT, PATCH, DELETE, LIST")
     st, path, ref = state_of(request), request.path_params.get("path", ""), mount_of(request)
     caller = await st.caller(request, V1)
     method = request.method
@@ -217,7 +202,6 @@ async def metadata(request: Request) -> Response:
 
 async def config(request: Request) -> Response:
     """The mount-wide settings (they apply to every secret: administrators only)."""
-    _refuse_head(request, "GET, POST, PUT")
     st, ref = state_of(request), mount_of(request)
     caller = await st.caller(request, V1)
     await st.require_admin(caller, "kv_config")

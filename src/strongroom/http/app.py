@@ -48,7 +48,7 @@ from strongroom.http.errors import error_response, handle_exception, json_respon
 from strongroom.http.jobs import server_scheduler
 from strongroom.http.metrics import CONTENT_TYPE, ExpiryCounts, Metrics
 from strongroom.http.openapi import docs_html, openapi_document
-from strongroom.http.routing import build_routes
+from strongroom.http.routing import build_routes, refuse_head
 from strongroom.http.state import ServerState, state_of
 from strongroom.http.ui import routes as ui_routes
 
@@ -268,6 +268,7 @@ def create_app(
         *api_approle_v1.ROUTES,
         *api_kv2.OTHER_ROUTES,
     ]
+    refuse_head(routes, "/v1/", keep={"/v1/sys/health"})
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=_handlers())
 
     def current_metrics() -> Metrics | None:

@@ -2,9 +2,10 @@
 answering requests it cannot parse in JSON.
 
 httptools (llhttp) rejects methods it does not know, and Vault clients such as hvac send `LIST`.
-Vault treats `LIST /v1/p` exactly as `GET /v1/p?list=true`, so a request line starting a chunk
-with `LIST` is rewritten to that before parsing. The alternative, uvicorn's pure-Python h11
-parser, accepts any method but halved the server's throughput (docs/decisions.md).
+Vault treats `LIST /v1/p` exactly as `GET /v1/p?list=true`, so a `LIST` request line is
+rewritten to that before parsing, wherever a request starts in the received bytes. The
+alternative, uvicorn's pure-Python h11 parser, accepts any method but halved the server's
+throughput (docs/decisions.md).
 
 A request the parser refuses (invalid UTF-8 or NUL in the request line, a bare CR in a header,
 a duplicate `Content-Length`, an over-long request line, header fields over `MAX_HEAD` bytes, an
@@ -105,13 +106,14 @@ class VaultHTTPProtocol(HttpToolsProtocol):
     _heads = 0
     _in_body = False
     _head_too_large = False
+    #: No request is being parsed: the next bytes start one (its request line may be LIST).
+    _between = True
 
     def data_received(self, data: bytes) -> None:
-        data = list_as_get(data)
         self._unset_keepalive_if_required()
         heads, in_body = self._heads, self._in_body
         try:
-            self.parser.feed_data(data)
+            self._feed(data)
             if heads == self._heads and not in_body and not self._in_body:
                 # Still inside one head: one endless header line must not grow memory.
                 self._pending_head += len(data)
@@ -130,9 +132,24 @@ class VaultHTTPProtocol(HttpToolsProtocol):
             self.transport.write(protocol_error(status, target))
             self.transport.close()
 
+    def _feed(self, data: bytes) -> None:
+        """Parse `data`, rewriting a LIST request line wherever a request starts in it: at
+        the start of the chunk, or after a request that ends inside it (a body the client sent
+        after the server had answered, or pipelined requests)."""
+        at = data.find(_LIST, 1)
+        while at > 0:
+            self._feed_one(data[:at])
+            data = data[at:]
+            at = data.find(_LIST, 1)
+        self._feed_one(data)
+
+    def _feed_one(self, data: bytes) -> None:
+        self.parser.feed_data(list_as_get(data) if self._between else data)
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._header_bytes = 0
+        self._between = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
         """Collect a header field, refusing header fields over `MAX_HEAD` bytes (431)."""
@@ -150,6 +167,7 @@ class VaultHTTPProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._in_body = False
+        self._between = True
         super().on_message_complete()
 
     def on_url(self, url: bytes) -> None:

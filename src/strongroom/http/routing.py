@@ -8,7 +8,7 @@ chosen here by their suffix (`/versions`, `/versions/{n}`, `/rotate`, `/rollback
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,14 @@ from starlette.routing import BaseRoute, Route
 if TYPE_CHECKING:
     from strongroom.http.state import ServerState
 
-__all__ = ["SECRET_PREFIX", "Operation", "Target", "build_routes", "split_secret_url"]
+__all__ = [
+    "SECRET_PREFIX",
+    "Operation",
+    "Target",
+    "build_routes",
+    "refuse_head",
+    "split_secret_url",
+]
 
 SECRET_PREFIX = "/api/vault/secrets/{path}"  # noqa: S105 - a URL template
 _VERSION = re.compile(r"(.+)/versions/(\d{1,9})")
@@ -123,6 +130,23 @@ def _fixed(
     else:
 
         async def endpoint(request: Request) -> Response:
-            return await handlers[request.method](request, state(request), target)
+            # HEAD: Starlette admits it wherever GET is; answered as GET (without the body).
+            handler = handlers.get(request.method) or handlers["GET"]
+            return await handler(request, state(request), target)
 
     return endpoint
+
+
+def refuse_head(routes: Iterable[BaseRoute], prefix: str, keep: Container[str] = ()) -> None:
+    """Take HEAD off the routes under `prefix` (but those in `keep`): Starlette adds it to
+    every route that serves GET, and a handler that serves GET and writes would run its write
+    branch for it. The router then answers HEAD with 405 and `Allow`, as Vault does on `/v1`
+    everywhere but `sys/health`."""
+    for route in routes:
+        if (
+            isinstance(route, Route)
+            and route.path.startswith(prefix)
+            and route.path not in keep
+            and route.methods
+        ):
+            route.methods.discard("HEAD")

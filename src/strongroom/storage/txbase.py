@@ -200,15 +200,16 @@ def _wrapped(conn: Connection, sql: str, params: Any) -> Iterator[None]:
     invalidated so that it does not go back to the pool."""
     dialect = conn.dialect
     base = dialect.loaded_dbapi.Error
+    fairy = conn.connection  # the pool's wrapper, as it was when the statement ran
     try:
         yield
     except base as exc:
-        lost = dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
+        lost = dialect.is_disconnect(exc, fairy.dbapi_connection, None)
         if lost:
             # As SQLAlchemy's own execute does on a disconnect (`Connection.
             # _handle_dbapi_exception`): every pooled connection opened before now is replaced
             # on its next checkout (a restarted server ended them all), then this one is dropped.
-            conn.engine.pool._invalidate(conn.connection, exc)
+            conn.engine.pool._invalidate(fairy, exc)
             conn.invalidate(exc)
         raise sa_exc.DBAPIError.instance(
             sql,
