@@ -7,6 +7,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -418,5 +419,49 @@ def test_after_a_postgresql_restart_one_read_fails_not_one_per_pooled_connection
             except errors.StorageUnavailable:
                 failures += 1
         assert failures == 1
+    finally:
+        storage.dispose()
+
+
+@pytest.mark.postgres
+def test_after_a_restart_threads_with_their_own_connections_fail_once_in_all(
+    pg_dsn: str,
+) -> None:
+    """Pool threads that keep their own connection (the server's, on PostgreSQL): after the
+    database ended every connection, the first read to find out fails, and the other threads
+    replace theirs before reading instead of each failing one request."""
+    import psycopg
+
+    app = f"sr-pinned-{uuid.uuid4().hex[:8]}"
+    storage = open_storage(f"{pg_dsn}&application_name={app}")
+    threads = 4
+    barrier = threading.Barrier(threads)
+    turn = threading.Lock()
+    failures: list[str] = []
+
+    def read(wait: bool) -> None:
+        if wait:
+            barrier.wait(10)  # every thread of the pool takes one task
+        with turn:
+            try:
+                with storage.read() as tx:
+                    tx.secrets.secret_by_path("nothing")
+            except errors.StorageUnavailable as exc:
+                failures.append(str(exc))
+        if wait:
+            barrier.wait(10)
+
+    try:
+        with ThreadPoolExecutor(threads, initializer=storage.pin_thread) as pool:
+            list(pool.map(read, [True] * threads))  # each thread opens its own connection
+            assert failures == []
+            with psycopg.connect(PG_BASE, autocommit=True) as admin:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name = %s",
+                    (app,),
+                )
+            list(pool.map(read, [True] * threads))
+        assert len(failures) == 1, failures
     finally:
         storage.dispose()

@@ -96,10 +96,16 @@ class ServerState:
             raise errors.InvalidInput("VAULT_JWT_SECRET is required: at least 32 bytes")
         self.auth = settings.jwt_auth()
         self.limiter = LoginLimiter(settings.vault_config().clock)
-        self.executor = ThreadPoolExecutor(settings.threads, thread_name_prefix="strongroom-op")
         #: Core reads and KV writes run on the event loop (SQLite), not in the thread pool
         #: (`read`, `write`).
         self.inline = vault.state.storage.dialect == "sqlite"
+        # On PostgreSQL the pool's threads do the reads: each keeps its own connection, as the
+        # loop does on SQLite (no pool checkout and return around every read).
+        self.executor = ThreadPoolExecutor(
+            settings.threads,
+            thread_name_prefix="strongroom-op",
+            initializer=None if self.inline else vault.state.storage.pin_thread,
+        )
         if self.inline:
             vault.state.storage.pin_thread()  # built on the event loop's thread (lifespan)
         #: Built-in users' current role (None: disabled or gone), re-read every few seconds.

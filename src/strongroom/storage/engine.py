@@ -141,6 +141,8 @@ class Storage:
         self._local = threading.local()
         self._pinned: list[Connection] = []
         self._pin_lock = threading.Lock()
+        #: Bumped when a thread's own connection is found lost: the others' are then replaced.
+        self._pin_epoch = 0
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
@@ -159,6 +161,11 @@ class Storage:
                 except errors.StrongroomError:
                     raise  # a refusal (not found, locked): the connection is fine
                 except BaseException:
+                    if conn.invalidated:
+                        # The database ended the connection (a restart ends them all): every
+                        # thread's own connection is replaced before its next read, instead
+                        # of each failing one request.
+                        self._pin_epoch += 1
                     self._release_own(conn)  # a fresh one next time: this one may be broken
                     raise
         else:
@@ -168,17 +175,22 @@ class Storage:
 
     def pin_thread(self) -> None:
         """Give the calling thread a connection of its own for its reads, kept between them:
-        for a thread that reads all the time (a server's event loop), where checking a
-        connection out of the pool and back for each read costs more than the read."""
+        for a thread that reads all the time (a server's event loop on SQLite, its pool's
+        threads on PostgreSQL), where checking a connection out of the pool and back for each
+        read costs more than the read. When one is found lost, all are replaced."""
         self._local.pinned = True
 
     def _own_connection(self) -> Connection:
         conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and self._local.epoch != self._pin_epoch:
+            self._release_own(conn)  # opened before a connection was found lost
+            conn = None
         if conn is None:
+            epoch = self._pin_epoch
             conn = self._reader.connect()
             with self._pin_lock:
                 self._pinned.append(conn)
-            self._local.conn = conn
+            self._local.conn, self._local.epoch = conn, epoch
         return conn
 
     def _release_own(self, conn: Connection) -> None:
