@@ -320,7 +320,7 @@ class Writer:
         A batch that fails before the commit is answered without pausing."""
         outcomes: list[tuple[Any, BaseException | None]] = []
         try:
-            with self._storage.write(nowait=nowait) as tx:
+            with self._storage.write(nowait=nowait, keep=True) as tx:
                 newest_term, head = _sink(tx).batch_head()
                 pending: list[tuple[NewAudit, str | None]] = []
                 self._before_batch(tx, newest_term)

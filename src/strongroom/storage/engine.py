@@ -33,7 +33,8 @@ from strongroom.storage.queries_mounts import MountQueries
 from strongroom.storage.queries_rotation import RotationQueries
 from strongroom.storage.queries_secrets import SecretQueries
 from strongroom.storage.queries_tokens import TokenQueries
-from strongroom.storage.txbase import WriterBusy, run_statement, savepoint
+from strongroom.storage.sqlite import begin as sqlite_begin
+from strongroom.storage.txbase import WriterBusy, on_driver, run_statement, savepoint
 
 __all__ = ["Storage", "Tx"]
 
@@ -132,17 +133,27 @@ class Storage:
         # `open_storage` migrates first) each statement takes its own snapshot inside a
         # transaction too, so a read sees what it saw in one; a server configured for a
         # stricter default keeps read transactions (docs/decisions.md, "Speed, round two").
-        self._reader = (
-            engine.execution_options(isolation_level="AUTOCOMMIT")
-            if self.dialect == "postgresql"
+        autocommit = (
+            self.dialect == "postgresql"
             and engine.dialect.default_isolation_level == "READ COMMITTED"
-            else engine
+        )
+        self._reader = (
+            engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit else engine
+        )
+        #: How a read on a thread's own connection opens its transaction: "BEGIN" on the
+        #: driver (SQLite), nothing (PostgreSQL in autocommit), or None: SQLAlchemy's begin.
+        self._own_begin: str | None = (
+            "BEGIN" if self.dialect == "sqlite" else "" if autocommit else None
         )
         self._local = threading.local()
         self._pinned: list[Connection] = []
         self._pin_lock = threading.Lock()
         #: Bumped when a thread's own connection is found lost: the others' are then replaced.
         self._pin_epoch = 0
+        #: The connection the vault's writer keeps between its batches (`write(keep=True)`),
+        #: and who holds it.
+        self._kept: Connection | None = None
+        self._kept_lock = threading.Lock()
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
@@ -156,7 +167,7 @@ class Storage:
             with self.translated_errors():
                 conn = self._own_connection()
                 try:
-                    with conn.begin():
+                    with self._own_transaction(conn):
                         yield Tx(conn)
                 except errors.StrongroomError:
                     raise  # a refusal (not found, locked): the connection is fine
@@ -172,6 +183,33 @@ class Storage:
             with self.translated_errors(), self._reader.connect() as conn, conn.begin():
                 yield Tx(conn)
         self.health.ok()
+
+    @contextmanager
+    def _own_transaction(self, conn: Connection) -> Iterator[None]:
+        """A read transaction on a thread's own connection, begun and ended on the driver:
+        SQLAlchemy's transaction objects and events cost about a tenth of a KV read (docs/
+        decisions.md, "Speed, round three"). A statement run through SQLAlchemy inside it
+        joins it (SQLAlchemy's autobegin; the SQLite begin hook sees the driver's transaction
+        and emits no second BEGIN), and SQLAlchemy then ends it."""
+        begin = self._own_begin
+        if begin is None:
+            with conn.begin():
+                yield
+            return
+        if begin:
+            run_statement(conn, begin)
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction():
+                conn.rollback()
+            elif begin and not conn.invalidated:
+                run_statement(conn, "ROLLBACK")
+            raise
+        if conn.in_transaction():
+            conn.commit()
+        elif begin:
+            run_statement(conn, "COMMIT")
 
     def pin_thread(self) -> None:
         """Give the calling thread a connection of its own for its reads, kept between them:
@@ -202,11 +240,12 @@ class Storage:
             conn.close()
 
     @contextmanager
-    def write(self, *, nowait: bool = False) -> Iterator[Tx]:
+    def write(self, *, nowait: bool = False, keep: bool = False) -> Iterator[Tx]:
         """A write transaction holding the vault-wide writer lock; commits on success.
         `nowait` (SQLite): raise WriterBusy at once, before anything is done, when another
         connection holds the lock (for an event loop, which must not sleep in SQLite's busy
-        handler while another process commits).
+        handler while another process commits). `keep`: on the connection kept for the
+        vault's writer, which runs one transaction at a time (`_kept_transaction`).
 
         Raises:
             StorageUnavailable: the database cannot be reached or the commit failed, or a
@@ -217,6 +256,14 @@ class Storage:
         if refused is not None:
             raise errors.StorageUnavailable(cause=CAUSES[refused])
         with self.translated_errors(writing=True), self._writer_flock(nowait=nowait):
+            if keep and self._kept_lock.acquire(blocking=False):
+                try:
+                    with self._kept_transaction(nowait=nowait) as conn:
+                        yield Tx(conn)
+                finally:
+                    self._kept_lock.release()
+                self.health.ok()
+                return
             opts = (
                 {"sqlite_immediate": True, "sqlite_nowait": nowait}
                 if self.dialect == "sqlite"
@@ -229,6 +276,38 @@ class Storage:
                     run_statement(conn, _ADVISORY_LOCK, (self._advisory_key(conn),))
                 yield Tx(conn)
         self.health.ok()
+
+    @contextmanager
+    def _kept_transaction(self, *, nowait: bool) -> Iterator[Connection]:
+        """A write transaction on the kept connection, begun and ended on the driver: checking a
+        connection out of the pool and SQLAlchemy's transaction around it cost ~60 us a batch,
+        most of a batch's own cost at concurrency 1 (docs/decisions.md, "Speed, round three").
+        Statements run through SQLAlchemy join it (see `_own_transaction`). A connection whose
+        transaction failed is closed, and the next batch opens a new one."""
+        conn = self._kept
+        if conn is None:
+            conn = self._kept = self.engine.connect()
+        try:
+            if self.dialect == "sqlite":
+                on_driver(
+                    conn,
+                    "BEGIN IMMEDIATE",
+                    lambda driver: sqlite_begin(driver, immediate=True, nowait=nowait),
+                )
+            else:  # psycopg begins a transaction with the first statement
+                run_statement(conn, _ADVISORY_LOCK, (self._advisory_key(conn),))
+            yield conn
+            if conn.in_transaction():
+                conn.commit()
+            else:
+                on_driver(conn, "COMMIT", lambda driver: driver.commit())
+        except WriterBusy:
+            raise  # nothing was begun: the connection is fine
+        except BaseException:
+            self._kept = None
+            with contextlib.suppress(Exception):
+                conn.close()  # rolls back what is left of the transaction
+            raise
 
     @contextmanager
     def _writer_flock(self, *, nowait: bool) -> Iterator[None]:
@@ -303,6 +382,11 @@ class Storage:
         """Close every pooled connection, and the threads' own (`pin_thread`)."""
         with self._pin_lock:
             pinned, self._pinned = self._pinned, []
+        if self._kept_lock.acquire(blocking=False):
+            if self._kept is not None:
+                pinned.append(self._kept)
+            self._kept = None
+            self._kept_lock.release()
         for conn in pinned:
             with contextlib.suppress(Exception):
                 conn.close()

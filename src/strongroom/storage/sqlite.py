@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine, make_url
 from strongroom import errors
 from strongroom.storage.txbase import WriterBusy
 
-__all__ = ["create_sqlite_engine", "sqlite_file"]
+__all__ = ["begin", "create_sqlite_engine", "sqlite_file"]
 
 BUSY_TIMEOUT_MS = 30_000
 SQLITE_BUSY = 5
@@ -73,22 +73,38 @@ def create_sqlite_engine(dsn: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        options = conn.get_execution_options()
-        # Straight to the driver: a SQLAlchemy execute costs ~100 us more, twice per operation.
         driver = conn.connection.driver_connection
-        if not options.get("sqlite_immediate", False):
-            driver.execute("BEGIN")
-        elif not options.get("sqlite_nowait", False):
-            driver.execute("BEGIN IMMEDIATE")
-        else:
-            driver.execute("PRAGMA busy_timeout=0")
-            try:
-                driver.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                if getattr(exc, "sqlite_errorcode", 0) & 0xFF == SQLITE_BUSY:
-                    raise WriterBusy() from exc
-                raise
-            finally:
-                driver.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        if driver.in_transaction:
+            return  # begun on the driver (`Storage`'s own connections): SQLAlchemy joins it
+        options = conn.get_execution_options()
+        begin(
+            driver,
+            immediate=options.get("sqlite_immediate", False),
+            nowait=options.get("sqlite_nowait", False),
+        )
 
     return engine
+
+
+def begin(driver: sqlite3.Connection, *, immediate: bool, nowait: bool = False) -> None:
+    """Begin a transaction on the driver's connection: a reader's (deferred) or a writer's
+    (IMMEDIATE: the write lock now, waiting up to the busy timeout; with `nowait` not waiting).
+    Straight to the driver: a SQLAlchemy execute costs ~100 us more, twice per operation.
+
+    Raises:
+        WriterBusy: with `nowait`, another connection holds the write lock.
+    """
+    if not immediate:
+        driver.execute("BEGIN")
+    elif not nowait:
+        driver.execute("BEGIN IMMEDIATE")
+    else:
+        driver.execute("PRAGMA busy_timeout=0")
+        try:
+            driver.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF == SQLITE_BUSY:
+                raise WriterBusy() from exc
+            raise
+        finally:
+            driver.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")

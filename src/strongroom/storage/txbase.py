@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -21,9 +21,12 @@ __all__ = [
     "fetch_column",
     "fetch_first",
     "insert_one",
+    "on_driver",
     "run_statement",
     "savepoint",
 ]
+
+T = TypeVar("T")
 
 #: What the database driver raises (the writer fails a whole batch on these: the transaction
 #: may be unusable).
@@ -74,12 +77,25 @@ def run_statement(conn: Connection, sql: str, params: tuple[Any, ...] = ()) -> N
     """Run a statement that returns no rows on the driver's connection, in the driver's own
     parameter style (prepared on PostgreSQL when it has parameters), its errors raised as
     SQLAlchemy's."""
-    driver: Any = conn.connection.driver_connection
-    with _wrapped(conn, sql, params):
-        if conn.dialect.name == "postgresql" and params:
+    fairy = conn.connection
+    driver: Any = fairy.driver_connection
+    try:
+        if params and conn.dialect.name == "postgresql":
             driver.execute(sql, params, prepare=True).close()
         else:
             driver.execute(sql, params).close()
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _as_sqlalchemy(conn, fairy, sql, params, exc) from exc
+
+
+def on_driver(conn: Connection, what: str, call: Callable[[Any], T]) -> T:
+    """`call` the driver's connection of `conn` (a BEGIN, COMMIT or ROLLBACK of its own), its
+    errors raised as SQLAlchemy's (as `run_statement`); `what` names it in an error."""
+    fairy = conn.connection
+    try:
+        return call(fairy.driver_connection)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _as_sqlalchemy(conn, fairy, what, (), exc) from exc
 
 
 class Queries:
@@ -183,43 +199,48 @@ def _execute(conn: Connection, statement: sa.Select[Any], values: Mapping[str, A
     """Run a prebuilt SELECT on the driver's connection; return (driver cursor, compiled)."""
     dialect = conn.dialect
     compiled = _compiled(dialect, statement)
-    driver: Any = conn.connection.driver_connection
+    fairy = conn.connection
+    driver: Any = fairy.driver_connection
     params = compiled.params(values)
-    with _wrapped(conn, compiled.sql, params):
+    try:
         if dialect.name == "postgresql":
             return driver.execute(compiled.sql, params, prepare=True), compiled
         return driver.execute(compiled.sql, params), compiled
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _as_sqlalchemy(conn, fairy, compiled.sql, params, exc) from exc
 
 
-@contextmanager
-def _wrapped(conn: Connection, sql: str, params: Any) -> Iterator[None]:
-    """The driver's own errors as SQLAlchemy's (`DBAPIError` subclasses), which
-    `Storage.translated_errors` turns into StorageUnavailable like any other statement's, as
-    SQLAlchemy raises them: without the parameters in the message (`hide_parameters`, as the
-    engines are configured: values are envelopes, paths, addresses), and a lost connection
-    invalidated so that it does not go back to the pool."""
+def _as_sqlalchemy(
+    conn: Connection, fairy: Any, sql: str, params: Any, exc: Exception
+) -> Exception:
+    """A driver's error (`exc`, raised by a statement run on `fairy`, the pool's wrapper the
+    statement ran on) as SQLAlchemy raises it, which `Storage.translated_errors` turns into
+    StorageUnavailable like any other statement's: a `DBAPIError` subclass without the
+    parameters in its message (`hide_parameters`, as the engines are configured: values are
+    envelopes, paths, addresses), a lost connection invalidated so that it does not go back
+    to the pool.
+
+    The callers catch the driver's errors (`dialect.loaded_dbapi.Error`) with a plain
+    try/except: a context manager around each driver call cost about 2 us, several times per
+    request."""
     dialect = conn.dialect
     base = dialect.loaded_dbapi.Error
-    fairy = conn.connection  # the pool's wrapper, as it was when the statement ran
-    try:
-        yield
-    except base as exc:
-        lost = dialect.is_disconnect(exc, fairy.dbapi_connection, None)
-        if lost:
-            # As SQLAlchemy's own execute does on a disconnect (`Connection.
-            # _handle_dbapi_exception`): every pooled connection opened before now is replaced
-            # on its next checkout (a restarted server ended them all), then this one is dropped.
-            conn.engine.pool._invalidate(fairy, exc)
-            conn.invalidate(exc)
-        raise sa_exc.DBAPIError.instance(
-            sql,
-            params,
-            exc,
-            base,
-            hide_parameters=True,
-            connection_invalidated=lost,
-            dialect=dialect,
-        ) from exc
+    lost = dialect.is_disconnect(exc, fairy.dbapi_connection, None)
+    if lost:
+        # As SQLAlchemy's own execute does on a disconnect (`Connection.
+        # _handle_dbapi_exception`): every pooled connection opened before now is replaced on
+        # its next checkout (a restarted server ended them all), then this one is dropped.
+        conn.engine.pool._invalidate(fairy, exc)
+        conn.invalidate(exc)
+    return sa_exc.DBAPIError.instance(
+        sql,
+        params,
+        exc,
+        base,
+        hide_parameters=True,
+        connection_invalidated=lost,
+        dialect=dialect,
+    )
 
 
 def fetch_first(
@@ -235,8 +256,9 @@ def fetch_first(
     """
     cursor, compiled = _execute(conn, statement, values)
     try:
-        with _wrapped(conn, compiled.sql, values):
-            raw = cursor.fetchone()
+        raw = cursor.fetchone()
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _as_sqlalchemy(conn, conn.connection, compiled.sql, values, exc) from exc
     finally:
         cursor.close()
     return None if raw is None else compiled.row(raw)
@@ -249,8 +271,9 @@ def fetch_column(
     for text and integer columns, which need no conversion."""
     cursor, compiled = _execute(conn, statement, values)
     try:
-        with _wrapped(conn, compiled.sql, values):
-            return [row[0] for row in cursor.fetchall()]
+        return [row[0] for row in cursor.fetchall()]
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _as_sqlalchemy(conn, conn.connection, compiled.sql, values, exc) from exc
     finally:
         cursor.close()
 
@@ -274,13 +297,16 @@ def execute_many(
     dialect = conn.dialect
     compiled = _compiled(dialect, statement, columns)
     params = [compiled.params(row) for row in rows]
-    driver: Any = conn.connection.driver_connection
-    with _wrapped(conn, compiled.sql, params):
+    fairy = conn.connection
+    driver: Any = fairy.driver_connection
+    try:
         if dialect.name == "postgresql":
             with driver.cursor() as cursor:
                 cursor.executemany(compiled.sql, params)
         else:
             driver.executemany(compiled.sql, params)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _as_sqlalchemy(conn, fairy, compiled.sql, params, exc) from exc
 
 
 def insert_one(
@@ -297,13 +323,16 @@ def insert_one(
         statement = returning
     compiled = _compiled(dialect, statement, columns)
     params = compiled.params(values)
-    driver: Any = conn.connection.driver_connection
-    with _wrapped(conn, compiled.sql, params):
+    fairy = conn.connection
+    driver: Any = fairy.driver_connection
+    try:
         if dialect.name == "postgresql":
             with driver.execute(compiled.sql, params, prepare=True) as cursor:
                 return int(cursor.fetchone()[0])
         cursor = driver.execute(compiled.sql, params)
-        try:
-            return int(cursor.lastrowid)
-        finally:
-            cursor.close()
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _as_sqlalchemy(conn, fairy, compiled.sql, params, exc) from exc
+    try:
+        return int(cursor.lastrowid)
+    finally:
+        cursor.close()
