@@ -210,9 +210,7 @@ def _execute(conn: Connection, statement: sa.Select[Any], values: Mapping[str, A
         raise _as_sqlalchemy(conn, fairy, compiled.sql, params, exc) from exc
 
 
-def _as_sqlalchemy(
-    conn: Connection, fairy: Any, sql: str, params: Any, exc: Exception
-) -> Exception:
+def _as_sqlalchemy(conn: Connection, fairy: Any, sql: str, params: Any, exc: Any) -> Exception:
     """A driver's error (`exc`, raised by a statement run on `fairy`, the pool's wrapper the
     statement ran on) as SQLAlchemy raises it, which `Storage.translated_errors` turns into
     StorageUnavailable like any other statement's: a `DBAPIError` subclass without the
