@@ -230,7 +230,7 @@ def _as_sqlalchemy(conn: Connection, fairy: Any, sql: str, params: Any, exc: Any
         # its next checkout (a restarted server ended them all), then this one is dropped.
         conn.engine.pool._invalidate(fairy, exc)
         conn.invalidate(exc)
-    return sa_exc.DBAPIError.instance(
+    error: Exception = sa_exc.DBAPIError.instance(
         sql,
         params,
         exc,
@@ -239,6 +239,7 @@ def _as_sqlalchemy(conn: Connection, fairy: Any, sql: str, params: Any, exc: Any
         connection_invalidated=lost,
         dialect=dialect,
     )
+    return error
 
 
 def fetch_first(
