@@ -77,8 +77,9 @@ class Job:
     on_error: FailFn
     atomic: bool = True
     future: Future[Any] = field(default_factory=Future)
-    #: Set when the job's future is done, or when the job reached the head of the queue.
-    wake: threading.Event = field(default_factory=threading.Event)
+    #: Set when the job's future is done, or when the job reached the head of the queue
+    #: (a job with a caller waiting in a thread: `Writer.submit`).
+    wake: threading.Event | None = None
     #: No caller waits in a thread for it (`Writer.submit_detached`): when it reaches the
     #: head of the queue, `lead` is handed the call that runs its batch (None: the writer's
     #: own thread runs it).
@@ -142,12 +143,12 @@ class Writer:
             StrongroomError: what `run` raised (its failure audit entry is durable), or
                 StorageUnavailable when the batch could not be committed.
         """
-        job = Job(run, on_error, atomic)
+        job = Job(run, on_error, atomic, wake=threading.Event())
         is_head = self._enqueue(job)
         # Each waiter sleeps on its own event, woken only when its batch is done or when it
         # becomes the next leader: a notify_all woke every waiting thread at every batch, and
         # under load (64 threads, one core, the GIL) the next leader's turn came late.
-        if not is_head:
+        if not is_head and job.wake is not None:
             job.wake.wait()
         self._lead(job)
         return job.future.result()
@@ -185,7 +186,7 @@ class Writer:
 
     def _wake(self, job: Job) -> None:
         """Tell `job`'s owner that it is done or leads next (the writer thread, if detached)."""
-        if not job.detached:
+        if job.wake is not None:
             job.wake.set()
             return
         if job.future.done():
@@ -290,7 +291,7 @@ class Writer:
             head = self._queue[0] if self._queue else None
             self._cond.notify_all()  # `close` waits for detached work to drain
         for other in batch:
-            if not other.detached:
+            if other.wake is not None:
                 other.wake.set()
         if head is not None:
             self._wake(head)

@@ -38,6 +38,7 @@ __all__ = ["KV2_ROUTES", "OTHER_ROUTES", "ROUTES"]
 _ALL = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "LIST"]
 _SETTINGS = ("max_versions", "cas_required", "delete_version_after", "custom_metadata")
 MERGE_PATCH = "application/merge-patch+json"
+_NO_QUERY: dict[str, str] = {}
 
 
 def _cas(body: dict[str, Any]) -> int | None:
@@ -87,7 +88,9 @@ async def data(request: Request) -> Response:
     caller = await st.caller(request, V1)
     named = policy_path(ref, "data", path)
     if request.method == "GET":
-        version = query_int(request.query_params.get("version", "0"), "version")
+        # (no query string, no parsing: a read's usual case)
+        query = request.query_params if request.scope["query_string"] else _NO_QUERY
+        version = query_int(query.get("version", "0"), "version")
         await st.require(caller, "read", "read", named, mount=ref.path)
         secret = await st.read(st.vault.kv.read, path, version, mount=ref.path, actor=caller.actor)
         return json_response(

@@ -88,7 +88,27 @@ def json_response(
         data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate somewhere: escaped, still valid JSON
         data = json.dumps(body, separators=(",", ":")).encode("ascii")
-    return Response(data, status, {**NO_STORE, **(headers or {})}, JSON)
+    if headers:
+        return Response(data, status, {**NO_STORE, **headers}, JSON)
+    return _JSONBytes(data, status)
+
+
+class _JSONBytes(Response):
+    """`json_response` without headers of its own: its header list built directly (Starlette's
+    `init_headers` cost ~2 % of a KV read). The same headers as `Response(data, status,
+    NO_STORE, JSON)`."""
+
+    media_type = JSON
+
+    def __init__(self, data: bytes, status: int) -> None:
+        self.status_code = status
+        self.body = data
+        self.background = None
+        self.raw_headers = [
+            (b"cache-control", b"no-store"),
+            (b"content-length", str(len(data)).encode("ascii")),
+            (b"content-type", b"application/json"),
+        ]
 
 
 def no_content(status: int = 204) -> Response:
