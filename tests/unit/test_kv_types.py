@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from strongroom import errors
 from strongroom.core.kv_types import (
@@ -80,3 +82,18 @@ def test_folder_keys() -> None:
     paths = ["a/b", "a/c/d", "a/c/e", "ab", "a"]
     assert folder_keys(paths, "") == ["a", "a/", "ab"]
     assert folder_keys(paths, "a/") == ["b", "c/"]
+
+
+@given(
+    st.lists(st.text(alphabet="ab/", min_size=1, max_size=6)),
+    st.sampled_from(["", "a/", "a/b/", "b/"]),
+)
+def test_folder_keys_matches_its_definition(paths: list[str], folder: str) -> None:
+    """Each entry is a path's remainder after `folder` up to and including its first `/`."""
+    expected = set()
+    for path in paths:
+        if path.startswith(folder) and len(path) > len(folder):
+            rest = path[len(folder) :]
+            expected.add(rest.split("/", 1)[0] + ("/" if "/" in rest else ""))
+    assert folder_keys(sorted(paths), folder) == sorted(expected)
+    assert folder_keys(paths, folder) == sorted(expected)  # any order in, sorted out

@@ -225,18 +225,12 @@ def folder_keys(paths: list[str], folder: str) -> list[str]:
     """The entries directly under `folder` ("" or "a/b/"): keys, and sub-folders ending in `/`,
     deduplicated and sorted."""
     start = len(folder)
-    entries: list[str] = []
-    last = None
-    for path in paths:
-        if len(path) <= start or not path.startswith(folder):
-            continue
-        slash = path.find("/", start)
-        entry = path[start:] if slash < 0 else path[start : slash + 1]
-        if entry != last:  # sorted paths give each folder's entries one after the other
-            entries.append(entry)
-            last = entry
+    # Comprehensions and string methods rather than a loop of steps: a folder of 1,000 keys
+    # took 560 us, half a list request's time (docs/decisions.md, "Speed, round three").
+    tails = [path[start:] for path in paths if path.startswith(folder)]
+    entries = [tail if "/" not in tail else tail[: tail.index("/") + 1] for tail in tails if tail]
     # Cutting sorted paths at their first `/` keeps them sorted: the sort below is then one
-    # pass. (PostgreSQL's collation may order them otherwise, hence dict.fromkeys and sort.)
+    # pass. (PostgreSQL's collation may order them otherwise, hence the sort.)
     unique = list(dict.fromkeys(entries))
     unique.sort()
     return unique

@@ -201,10 +201,14 @@ class Storage:
         try:
             yield
         except BaseException:
-            if conn.in_transaction():
-                conn.rollback()
-            elif begin and not conn.invalidated:
-                run_statement(conn, "ROLLBACK")
+            try:
+                if conn.in_transaction():
+                    conn.rollback()
+                elif begin and not conn.invalidated:
+                    # (the driver's rollback: nothing when SQLite already rolled back itself)
+                    on_driver(conn, "ROLLBACK", lambda driver: driver.rollback())
+            except Exception:
+                self._release_own(conn)  # the error raised is the read's; a new one next time
             raise
         if conn.in_transaction():
             conn.commit()
@@ -287,27 +291,38 @@ class Storage:
         conn = self._kept
         if conn is None:
             conn = self._kept = self.engine.connect()
-        try:
-            if self.dialect == "sqlite":
+        if self.dialect == "sqlite":
+            try:
                 on_driver(
                     conn,
                     "BEGIN IMMEDIATE",
                     lambda driver: sqlite_begin(driver, immediate=True, nowait=nowait),
                 )
-            else:  # psycopg begins a transaction with the first statement
+            except WriterBusy:
+                raise  # nothing was begun: the connection is fine
+            except BaseException:
+                self._drop_kept(conn)
+                raise
+        try:
+            if self.dialect != "sqlite":  # psycopg begins a transaction with this statement
                 run_statement(conn, _ADVISORY_LOCK, (self._advisory_key(conn),))
             yield conn
             if conn.in_transaction():
                 conn.commit()
             else:
                 on_driver(conn, "COMMIT", lambda driver: driver.commit())
-        except WriterBusy:
-            raise  # nothing was begun: the connection is fine
         except BaseException:
-            self._kept = None
-            with contextlib.suppress(Exception):
-                conn.close()  # rolls back what is left of the transaction
+            # Anything raised inside, WriterBusy too (a nested write): the transaction is
+            # rolled back with the connection.
+            self._drop_kept(conn)
             raise
+
+    def _drop_kept(self, conn: Connection) -> None:
+        """Close the kept connection (rolling back what is left of its transaction); the next
+        kept write opens a new one."""
+        self._kept = None
+        with contextlib.suppress(Exception):
+            conn.close()
 
     @contextmanager
     def _writer_flock(self, *, nowait: bool) -> Iterator[None]:
