@@ -577,3 +577,49 @@ def test_the_vaults_writer_keeps_one_connection(vault: Vault) -> None:
     vault.create_secret("plain", "value")
     assert _kept(storage) is kept
     assert vault.kv.read("app/two").data == {"v": 2}
+
+
+def test_dispose_during_a_kept_write_closes_its_connection_after(storage: Storage) -> None:
+    """A batch still running when the vault closes: its connection is closed when it ends."""
+    with storage.write(keep=True) as tx:
+        kept, driver = tx.conn, _driver(tx)
+        tx.secrets.insert_secret("during", None, 1, NOW, None)
+        storage.dispose()
+        assert not kept.closed  # still in use
+    assert _kept(storage) is None
+    assert kept.closed and _driver_closed(driver)
+    with storage.write(keep=True) as tx:  # a new one after, kept
+        tx.secrets.insert_secret("after", None, 1, NOW, None)
+    assert _kept(storage) is not None
+
+
+@pytest.mark.postgres
+def test_a_write_after_a_read_found_connections_lost_runs_on_a_new_one(pg_dsn: str) -> None:
+    """A restart noticed by a read first: the pool learns that every connection opened before
+    is gone, and the writer's kept connection is replaced too, so the write does not fail."""
+    import psycopg
+
+    app = f"sr-read-first-{uuid.uuid4().hex[:8]}"
+    storage = open_storage(f"{pg_dsn}&application_name={app}")
+    try:
+        with storage.write(keep=True) as tx:
+            old_pid = _backend_pid(tx)
+            tx.secrets.insert_secret("before", None, 1, NOW, None)
+        with storage.read() as tx:  # one pooled connection, idle in the pool
+            tx.secrets.secret_by_path("before")
+        with psycopg.connect(PG_BASE, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = %s",
+                (app,),
+            )
+        _wait_for("the backend to end", lambda: _pg_state(old_pid) is None)
+        with pytest.raises(errors.StorageUnavailable):
+            with storage.read() as tx:
+                tx.secrets.secret_by_path("before")
+        with storage.write(keep=True) as tx:
+            assert _backend_pid(tx) != old_pid
+            tx.secrets.insert_secret("after", None, 1, NOW, None)
+        assert _paths(pg_dsn) == ["after", "before"]
+    finally:
+        storage.dispose()

@@ -405,3 +405,36 @@ def test_a_batch_asked_to_two_leaders_runs_once(vault: Vault) -> None:
     _wait_until(lambda: not writer._queue, "the queue drained")
     assert len(vault.audit_logs(path="a", action="read")) == 1
     assert vault.verify_audit().ok
+
+
+def test_a_batch_whose_commit_cannot_be_handed_off_is_rolled_back(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop runs a batch up to its commit and hands the commit to the writer's thread: when
+    that thread cannot start, the batch is rolled back (its callers are told it failed), never
+    left open holding the write lock nor committed later behind their backs."""
+    writer = vault.state._writer
+    assert writer._flusher is None  # nothing detached ran yet: the thread is started on demand
+    real_start = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        if thread.name == "strongroom-writer":
+            raise RuntimeError("can't start new thread")
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    lead = RecordingLead()
+    future = vault.state.write_detached(lambda: vault.kv.write("k", {"v": 1}), lead=lead)
+    with pytest.raises(RuntimeError, match="can't start"):
+        lead.run_all()
+    with pytest.raises(errors.StorageUnavailable):
+        future.result(timeout=DEADLINE)
+    assert not writer._commits
+    monkeypatch.undo()
+
+    # Nothing of it was committed, and the write lock is free: the next write runs at once.
+    with pytest.raises(errors.SecretNotFound):
+        vault.kv.read("k")
+    assert vault.kv.write("k", {"v": 2}).version == 1
+    assert vault.kv.read("k").data == {"v": 2}
+    assert vault.verify_audit().ok

@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from itertools import islice, takewhile
@@ -205,10 +205,11 @@ class Writer:
         """Have the writer's own thread lead the batch at the head of the queue."""
         with self._cond:
             if self._flusher is None:
-                self._flusher = threading.Thread(
+                flusher = threading.Thread(
                     target=self._flush, name="strongroom-writer", daemon=True
                 )
-                self._flusher.start()
+                flusher.start()  # (when it cannot start, the next hand-off tries again)
+                self._flusher = flusher
             self._flush_due = True
             self._cond.notify_all()  # `close` may be waiting on the same condition
 
@@ -266,7 +267,7 @@ class Writer:
                 job.led = False  # the writer's thread leads it, waiting for the lock
             self._hand_to_thread()
 
-    def _hand_commit(self, steps: Iterator[None], batch: list[Job]) -> None:
+    def _hand_commit(self, steps: Generator[None, None, None], batch: list[Job]) -> None:
         """Have the writer's thread finish a batch paused before its commit (`_batch_steps`)."""
 
         def complete() -> None:
@@ -278,7 +279,16 @@ class Writer:
 
         with self._cond:
             self._commits.append(complete)
-        self._hand_to_thread()
+        try:
+            self._hand_to_thread()
+        except BaseException:
+            # No thread to commit it (it could not start): the batch is rolled back here, and
+            # its callers are told it failed (`_lead`), never committed behind their backs.
+            with self._cond:
+                if complete in self._commits:
+                    self._commits.remove(complete)
+            steps.close()
+            raise
 
     def _finish(self, batch: list[Job]) -> None:
         """Pop a batch that ran (or was interrupted), waking its callers and the next head."""
@@ -315,7 +325,9 @@ class Writer:
         for _ in self._batch_steps(batch, nowait=nowait):
             pass
 
-    def _batch_steps(self, batch: list[Job], *, nowait: bool = False) -> Iterator[None]:
+    def _batch_steps(
+        self, batch: list[Job], *, nowait: bool = False
+    ) -> Generator[None, None, None]:
         """Run a batch's jobs in one write transaction, pausing once just before the commit
         (the caller may resume it in another thread: `_lead`), then commit and answer them.
         A batch that fails before the commit is answered without pausing."""

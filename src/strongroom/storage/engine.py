@@ -154,6 +154,8 @@ class Storage:
         #: and who holds it.
         self._kept: Connection | None = None
         self._kept_lock = threading.Lock()
+        #: `dispose` ran while the kept connection was in use: closed when its transaction ends.
+        self._drop_kept_after = False
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
@@ -224,7 +226,7 @@ class Storage:
 
     def _own_connection(self) -> Connection:
         conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and self._local.epoch != self._pin_epoch:
+        if conn is not None and (self._local.epoch != self._pin_epoch or self._outdated(conn)):
             self._release_own(conn)  # opened before a connection was found lost
             conn = None
         if conn is None:
@@ -289,6 +291,9 @@ class Storage:
         Statements run through SQLAlchemy join it (see `_own_transaction`). A connection whose
         transaction failed is closed, and the next batch opens a new one."""
         conn = self._kept
+        if conn is not None and self._outdated(conn):
+            self._drop_kept(conn)
+            conn = None
         if conn is None:
             conn = self._kept = self.engine.connect()
         if self.dialect == "sqlite":
@@ -307,6 +312,10 @@ class Storage:
             if self.dialect != "sqlite":  # psycopg begins a transaction with this statement
                 run_statement(conn, _ADVISORY_LOCK, (self._advisory_key(conn),))
             yield conn
+            if conn.invalidated:
+                # Lost inside (and the loss not raised): committing would open a new
+                # connection and commit nothing on it.
+                raise errors.StorageUnavailable(cause=CAUSES["connection_lost"])
             if conn.in_transaction():
                 conn.commit()
             else:
@@ -316,6 +325,22 @@ class Storage:
             # rolled back with the connection.
             self._drop_kept(conn)
             raise
+        if self._drop_kept_after:
+            # Disposed while this transaction ran: the pool it came from is gone, closed for
+            # real (a connection returned to it would stay open until collected).
+            self._drop_kept_after = False
+            with contextlib.suppress(Exception):
+                conn.invalidate()
+            self._drop_kept(conn)
+
+    def _outdated(self, conn: Connection) -> bool:
+        """A connection kept out of the pool that was lost, or opened before the pool last
+        learned that connections were lost (a restarted PostgreSQL ends them all): replaced,
+        as the pool replaces its own on checkout."""
+        if conn.invalidated:
+            return True
+        record = conn.connection._connection_record
+        return record is not None and record.starttime < self.engine.pool._invalidate_time
 
     def _drop_kept(self, conn: Connection) -> None:
         """Close the kept connection (rolling back what is left of its transaction); the next
@@ -394,7 +419,8 @@ class Storage:
             return try_lead(self.engine, name)
 
     def dispose(self) -> None:
-        """Close every pooled connection, and the threads' own (`pin_thread`)."""
+        """Close every pooled connection, the threads' own (`pin_thread`) and the writer's
+        (`write(keep=True)`; one in use is closed when its transaction ends)."""
         with self._pin_lock:
             pinned, self._pinned = self._pinned, []
         if self._kept_lock.acquire(blocking=False):
@@ -402,6 +428,8 @@ class Storage:
                 pinned.append(self._kept)
             self._kept = None
             self._kept_lock.release()
+        else:
+            self._drop_kept_after = True  # in use: closed when its transaction ends
         for conn in pinned:
             with contextlib.suppress(Exception):
                 conn.close()
