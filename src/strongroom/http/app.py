@@ -67,14 +67,19 @@ _METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"
 
 class Front:
     """Request id, early 413, metrics: a pure ASGI layer (no per-request task or body copy).
-    The busiest routes (`direct`) are served from here, the rest by the router."""
+
+    Used twice. Inside Starlette's error middleware (`direct` None) it serves every request
+    the router answers. Outside Starlette, as the app the server runs (`direct` given), it
+    serves the busiest routes itself (`http.direct`) and passes everything else on untouched:
+    Starlette's own layers cost about a tenth of a read (docs/decisions.md, "Speed, round
+    three")."""
 
     def __init__(
         self,
         app: ASGIApp,
         limit: int,
         metrics: Callable[[], Metrics | None],
-        direct: DirectRoutes,
+        direct: DirectRoutes | None = None,
     ) -> None:
         self.app = app
         self.limit = limit
@@ -85,8 +90,62 @@ class Front:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        route = None
+        if self.direct is not None:
+            if not self._declared_too_large(scope):
+                route = self.direct.match(scope)
+            if route is None:
+                await self.app(scope, receive, send)  # Starlette, the other Front inside
+                return
         started = time.perf_counter()
         rid = deps.request_id(scope)
+        if self._declared_too_large(scope):
+            response = error_response(
+                errors.PayloadTooLarge(f"request body exceeds {self.limit} bytes"),
+                scope["path"],
+                rid,
+            )
+            response.headers["connection"] = "close"
+            response.raw_headers.append((b"x-request-id", rid.encode("ascii")))
+            await response(scope, receive, send)
+            status = response.status_code
+        else:
+            try:
+                if route is not None:
+                    status = await self._serve_direct(route, scope, rid, receive, send)
+                else:
+                    status = await self._serve_app(scope, rid, receive, send)
+            except ClientDisconnect:
+                # A client that hangs up mid-body is a normal event, not a fault: no response
+                # (nobody is listening), no traceback, one debug line and a count.
+                status = CLIENT_CLOSED
+                log.debug("request %s: client disconnected before sending its body", rid)
+                if (metrics := self.metrics()) is not None:
+                    metrics.count_disconnect()
+        self._observe(scope, status, started)
+
+    async def _serve_direct(
+        self, route: Route, scope: Scope, rid: str, receive: Receive, send: Send
+    ) -> int:
+        """Call the route's endpoint without Starlette's middleware and router (they cost
+        about a tenth of a read: docs/decisions.md, "Speed, round two" and "round three");
+        every error answered by the one handler, as through them. Returns the status sent."""
+        scope["app"] = self.app  # `request.app` (the server's state), as Starlette sets it
+        request = Request(scope, self._limited(receive), send)
+        try:
+            response = await route.endpoint(request)
+        except ClientDisconnect:
+            raise
+        except Exception as exc:  # ours answered in the API's dialect; anything else a 500
+            response = await handle_exception(request, exc)  # (which logs the unexpected)
+        response.raw_headers.append((b"x-request-id", rid.encode("ascii")))
+        await response(scope, receive, send)
+        status: int = response.status_code
+        return status
+
+    async def _serve_app(self, scope: Scope, rid: str, receive: Receive, send: Send) -> int:
+        """Through Starlette, with the request id on the response; returns the status sent
+        (500 when the app raised before answering: Starlette's error middleware answers it)."""
         rid_header = (b"x-request-id", rid.encode("ascii"))
         status = 500
 
@@ -97,39 +156,22 @@ class Front:
                 message["headers"] = [*message.get("headers", ()), rid_header]
             await send(message)
 
-        if self._declared_too_large(scope):
-            response = error_response(
-                errors.PayloadTooLarge(f"request body exceeds {self.limit} bytes"),
-                scope["path"],
-                rid,
-            )
-            response.headers["connection"] = "close"
-            await response(scope, receive, send_with_id)
-        else:
-            try:
-                route = self.direct.match(scope)
-                if route is not None:
-                    await self.direct.serve(route, scope, self._limited(receive), send_with_id)
-                else:
-                    await self.app(scope, self._limited(receive), send_with_id)
-            except ClientDisconnect:
-                # A client that hangs up mid-body is a normal event, not a fault: no response
-                # (nobody is listening), no traceback, one debug line and a count.
-                status = CLIENT_CLOSED
-                log.debug("request %s: client disconnected before sending its body", rid)
-                if (metrics := self.metrics()) is not None:
-                    metrics.count_disconnect()
+        await self.app(scope, self._limited(receive), send_with_id)
+        return status
+
+    def _observe(self, scope: Scope, status: int, started: float) -> None:
         metrics = self.metrics()
-        if metrics is not None:
-            label = (
-                scope.get("strongroom.route")
-                or getattr(scope.get("route"), "path", None)
-                or "unmatched"
-            )
-            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-            metrics.observe(label, method, status, time.perf_counter() - started)
-            if (mount := _mount_label(scope, label)) is not None:
-                metrics.observe_mount(mount, method, status)
+        if metrics is None:
+            return
+        label = (
+            scope.get("strongroom.route")
+            or getattr(scope.get("route"), "path", None)
+            or "unmatched"
+        )
+        method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+        metrics.observe(label, method, status, time.perf_counter() - started)
+        if (mount := _mount_label(scope, label)) is not None:
+            metrics.observe_mount(mount, method, status)
 
     def _declared_too_large(self, scope: Scope) -> bool:
         for name, value in scope["headers"]:
@@ -209,7 +251,7 @@ def create_app(
     link_factory: LinkFactory | None = None,
     extra_routes: Sequence[BaseRoute] = (),
     lead_jobs: bool = True,
-) -> Starlette:
+) -> Front:
     """The ASGI app. `vault` is an already opened vault to serve (else the lifespan opens and
     unlocks one); `link_factory` connects a worker to its siblings (None: single process);
     `extra_routes` adds other route sets (e.g. the `/v1` KV API) behind the same error handler;
@@ -275,10 +317,5 @@ def create_app(
         state = holder.get("state")
         return state.metrics if state is not None else None
 
-    app.add_middleware(
-        Front,
-        limit=settings.body_limit,
-        metrics=current_metrics,
-        direct=DirectRoutes(api_kv2.KV2_ROUTES),
-    )
-    return app
+    app.add_middleware(Front, limit=settings.body_limit, metrics=current_metrics)
+    return Front(app, settings.body_limit, current_metrics, DirectRoutes(api_kv2.KV2_ROUTES))

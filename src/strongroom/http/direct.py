@@ -1,11 +1,12 @@
 """The routes that carry most traffic, dispatched without Starlette's router.
 
 A KV v2 read or write at `secret/` (`/v1/secret/data/...`, `/v1/secret/metadata/...` and the
-other `{path:path}` routes of `api_kv2.KV2_ROUTES`) is found by its prefix in a dict and its
-endpoint called directly, its errors answered by the same handler (`http.errors`): the router's
-route-by-route matching and the exception middleware's per-request wrapping cost about a tenth of
-a read (docs/decisions.md, "Speed, round two"). What the router would answer differently is left
-to it: a method the route does not serve (405 with `Allow`), an empty path, any other URL.
+other `{path:path}` routes of `api_kv2.KV2_ROUTES`) is found by its prefix in a dict, and the
+server's front layer (`app.Front`) calls its endpoint directly, outside Starlette, its errors
+answered by the same handler (`http.errors`): the router's route-by-route matching and
+Starlette's middleware cost about a tenth of a read (docs/decisions.md, "Speed, round two" and
+"round three"). What the router would answer differently is left to it: a method the route does
+not serve (405 with `Allow`), an empty path, any other URL.
 """
 
 from __future__ import annotations
@@ -13,13 +14,8 @@ from __future__ import annotations
 import inspect
 from collections.abc import Sequence
 
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
-
-from strongroom import errors
-from strongroom.http.errors import handle_exception
+from starlette.types import Scope
 
 __all__ = ["DirectRoutes"]
 
@@ -68,14 +64,3 @@ class DirectRoutes:
         scope["route"] = route
         scope["endpoint"] = route.endpoint
         return route
-
-    @staticmethod
-    async def serve(route: Route, scope: Scope, receive: Receive, send: Send) -> None:
-        """Call the route's endpoint; answer our errors as the exception middleware would (any
-        other exception propagates, as it does from the router)."""
-        request = Request(scope, receive, send)
-        try:
-            response = await route.endpoint(request)
-        except (errors.StrongroomError, HTTPException) as exc:
-            response = await handle_exception(request, exc)
-        await response(scope, receive, send)
