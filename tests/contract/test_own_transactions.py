@@ -585,7 +585,8 @@ def test_dispose_during_a_kept_write_closes_its_connection_after(storage: Storag
         kept, driver = tx.conn, _driver(tx)
         tx.secrets.insert_secret("during", None, 1, NOW, None)
         storage.dispose()
-        assert not kept.closed  # still in use
+        still_open = not kept.closed  # still in use
+    assert still_open
     assert _kept(storage) is None
     assert kept.closed and _driver_closed(driver)
     with storage.write(keep=True) as tx:  # a new one after, kept
