@@ -436,20 +436,26 @@ def strongroom(
     *,
     src: Path | None = None,
     name: str = "Strongroom",
+    existing: tuple[str, str] | None = None,
 ) -> Iterator[Server]:
     """`vaultctl server` on a new database, unlocked; a `Bench` role token with policy `bench`.
-    `src`: run the code of another checkout's `src/` instead (`--before`), same dependencies."""
+    `src`: run the code of another checkout's `src/` instead (`--before`), same dependencies.
+    `existing`: (DSN, master key) of a vault already initialised to serve instead
+    (`large_vault.py`)."""
     home.mkdir()
     with ExitStack() as stack:
         extra: Callable[[], list[int]] = lambda: []  # noqa: E731
-        if backend == "postgresql":
+        master_key = secrets.token_urlsafe(32)
+        if existing is not None:
+            dsn, master_key = existing
+        elif backend == "postgresql":
             dsn, database = stack.enter_context(postgres_database(pg_base))
             extra = pg_backends(pg_base, database)
         else:
             dsn = f"sqlite:///{home / 'vault.db'}"
         env = clean_env(
             HOME=str(home),
-            VAULT_MASTER_KEY=secrets.token_urlsafe(32),
+            VAULT_MASTER_KEY=master_key,
             VAULT_JWT_SECRET=secrets.token_urlsafe(48),
             **({"PYTHONPATH": str(src)} if src is not None else {}),
         )

@@ -47,3 +47,30 @@ def test_vs_openbao_one_short_scenario(tmp_path: Path) -> None:
         for key in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req", "rss_mb"):
             assert isinstance(cell[key], float) and math.isfinite(cell[key]), (server, key)
     assert png.read_bytes().startswith(b"\x89PNG")
+
+
+LARGE = HARNESS.with_name("large_vault.py")
+
+
+def test_large_vault_reads_a_small_and_a_large_folder(tmp_path: Path) -> None:
+    """bench/large_vault.py with a small "large" folder: it fills, serves and measures both
+    folders, and a second run reuses the filled database."""
+    if shutil.which("wrk") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("wrk is missing under CI=true (.ci/run installs it)")
+        pytest.skip("wrk is not installed (apt-get install wrk)")
+    db, out = tmp_path / "vault.db", tmp_path / "large.json"
+    args = [sys.executable, str(LARGE), "--keys", "1500", "--db", str(db), "--json", str(out)]
+    args += ["--seconds", "1", "--repeats", "1"]
+    first = subprocess.run(args, capture_output=True, text=True, timeout=180, check=False)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "filling" in first.stdout and "| 1,500 keys |" in first.stdout
+    result = json.loads(out.read_text())
+    assert result["keys"] == 1500 and math.isfinite(result["ratio"])
+    for cell in (result["small"], result["large"]):
+        assert cell["requests"] > 0 and cell["errors"] == 0, cell
+        for key in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req", "rss_mb"):
+            assert isinstance(cell[key], float) and math.isfinite(cell[key]), key
+    again = subprocess.run(args, capture_output=True, text=True, timeout=180, check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "filling" not in again.stdout  # the filled database was reused
