@@ -151,15 +151,14 @@ class ServerState:
         """Run a core call that makes one write and returns its result as is (`KVEngine.write`)
         and return that result once the write and its audit entry are durable.
 
-        On SQLite the call runs on the event loop and its write joins the group commit the
-        loop leads once per tick (as `read`'s audit entries): no thread hop. On PostgreSQL it
-        runs in the thread pool.
+        The call runs on the event loop up to its write (its checks: it reads nothing), and
+        the write is queued. On SQLite it joins the group commit the loop leads
+        once per tick (as `read`'s audit entries); on PostgreSQL the writer's own thread runs
+        the batch, every write queued meanwhile in it (a thread of the pool per write, each
+        leading or waiting, cost twice as much CPU: docs/decisions.md, "Speed, round three").
         """
-        if not self.inline:
-            return await self.run(fn, *args, **kwargs)
-        future = self.vault.state.write_detached(
-            functools.partial(fn, *args, **kwargs), asyncio.get_running_loop().call_soon_threadsafe
-        )
+        lead = asyncio.get_running_loop().call_soon_threadsafe if self.inline else None
+        future = self.vault.state.write_detached(functools.partial(fn, *args, **kwargs), lead)
         result: T = await asyncio.wrap_future(future)
         return result
 
