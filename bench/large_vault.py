@@ -79,8 +79,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--load-cpu", default="1")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
-    if args.keys < 1 or args.keys > 1_000_000:
-        parser.error("--keys must be between 1 and 1,000,000 (paths are k000000-k999999)")
+    if not SMALL < args.keys <= 1_000_000:
+        parser.error(f"--keys must be from {SMALL + 1:,} to 1,000,000 (paths are k000000-k999999)")
+    if args.repeats < 1 or args.seconds < 1 or args.conc < 1:
+        parser.error("--repeats, --seconds and --conc must be at least 1")
     return args
 
 
@@ -96,14 +98,22 @@ def main(argv: list[str] | None = None) -> None:
         folder = Path(tmp)
         db = (args.db or folder / "vault.db").resolve()
         marker = db.with_name(db.name + ".bench.json")  # the master key and what is in it
-        meta = json.loads(marker.read_text()) if marker.exists() else None
+        meta = json.loads(marker.read_text()) if marker.exists() and db.exists() else None
         if meta is None or meta.get("keys") != args.keys:
             if db.exists():
-                raise SystemExit(f"{db} exists but was not filled by this bench with --keys")
+                raise SystemExit(
+                    f"{db} exists but was not filled by this bench with --keys {args.keys:,} "
+                    "(or its filling was interrupted): remove it, or name another --db"
+                )
             meta = {"keys": args.keys, "master_key": secrets.token_urlsafe(32)}
             print(f"filling {db}: {SMALL:,} + {args.keys:,} keys ...", flush=True)
             started = time.monotonic()
-            fill(f"sqlite:///{db}", meta["master_key"], {small: SMALL, large: args.keys})
+            try:
+                fill(f"sqlite:///{db}", meta["master_key"], {small: SMALL, large: args.keys})
+            except BaseException:
+                for part in db.parent.glob(db.name + "*"):
+                    part.unlink(missing_ok=True)  # half a vault is no use to the next run
+                raise
             meta["fill_seconds"] = round(time.monotonic() - started, 1)
             marker.write_text(json.dumps(meta))
             print(f"filled in {meta['fill_seconds']:,} s", flush=True)
@@ -124,7 +134,8 @@ def main(argv: list[str] | None = None) -> None:
             values = {"body": vb.BODY, "seed": 7, "folder": name, "keys": keys, "run": name}
             scripts[name] = folder / f"{name}.lua"
             scripts[name].write_text(vb.LUA_PRELUDE % values + vb.LUA["read-random"] % values)
-        vb.run_wrk(server, scripts[small], args.conc, min(2.0, args.seconds), load_cpu, folder)
+        for script in scripts.values():  # warm-up of both
+            vb.run_wrk(server, script, args.conc, min(2.0, args.seconds), load_cpu, folder)
         runs: dict[str, list[vb.Run]] = {small: [], large: []}
         for repeat in range(args.repeats):
             for name in (small, large) if repeat % 2 == 0 else (large, small):

@@ -438,3 +438,40 @@ def test_a_batch_whose_commit_cannot_be_handed_off_is_rolled_back(
     assert vault.kv.write("k", {"v": 2}).version == 1
     assert vault.kv.read("k").data == {"v": 2}
     assert vault.verify_audit().ok
+
+
+def test_an_auto_lock_due_in_a_write_detached_without_a_lead_never_waits(
+    dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL the server queues a KV write from its event loop with no lead (the
+    writer's thread runs the batch): an auto-lock falling due there queues its entry too,
+    instead of waiting on the loop for a commit."""
+    clock = ManualClock()
+    v = open_vault(dsn, fast_config(clock=clock, auto_lock_timeout=timedelta(minutes=15)))
+    try:
+        v.unlock(MASTER_KEY)
+        v.kv.write("a", {"v": 1})
+        clock.advance(timedelta(minutes=16))
+        caller = threading.current_thread()
+        waits: list[str] = []
+        real_submit = v.state._writer.submit
+
+        def submit(*args: Any, **kwargs: Any) -> Any:
+            if threading.current_thread() is caller:
+                waits.append("submit")  # a synchronous wait on "the loop"
+            return real_submit(*args, **kwargs)
+
+        monkeypatch.setattr(v.state._writer, "submit", submit)
+        future = v.state.write_detached(lambda: v.kv.write("a", {"v": 2}), None)
+        with pytest.raises(errors.VaultLocked):
+            future.result(timeout=DEADLINE)
+        assert waits == []
+        auto_locks = "SELECT COUNT(*) FROM vault_audit_logs WHERE action = 'auto_lock'"
+        _wait_until(lambda: int(raw_sql(dsn, auto_locks)[0][0]) == 1, "the auto_lock entry")
+        monkeypatch.undo()
+        assert v.is_locked
+        v.unlock(MASTER_KEY)
+        assert v.kv.read("a").data == {"v": 1}  # the write after the auto-lock was refused
+        assert v.verify_audit().ok
+    finally:
+        v.close()

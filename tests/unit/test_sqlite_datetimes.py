@@ -49,3 +49,10 @@ def test_none_and_text_without_a_fraction() -> None:
     # as SQLite's own CURRENT_TIMESTAMP writes it, and a date alone
     assert RESULT("2026-12-03 10:00:00") == datetime(2026, 12, 3, 10, tzinfo=UTC)
     assert RESULT("2026-12-03") == datetime(2026, 12, 3, tzinfo=UTC)
+
+
+def test_text_with_an_offset_of_its_own_is_read_as_that_moment() -> None:
+    """Text no `UTCDateTime` wrote (a repair by hand, another tool): read, not a 500."""
+    assert RESULT is not None
+    assert RESULT("2026-12-03 10:00:00.5+02:00") == datetime(2026, 12, 3, 8, 0, 0, 500000, UTC)
+    assert RESULT("2026-12-03T10:00:00Z") == datetime(2026, 12, 3, 10, tzinfo=UTC)

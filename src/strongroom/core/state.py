@@ -47,9 +47,11 @@ class _Detach:
 
 
 _DETACH: ContextVar[_Detach | None] = ContextVar("strongroom_detach", default=None)
-#: True inside `read_detached`/`write_detached` called with a `lead`: this thread (an event
-#: loop) leads detached batches, so it must never wait for the writer itself (`_no_wait`).
-_LEADS: ContextVar[bool] = ContextVar("strongroom_leads", default=False)
+#: True where the calling thread must never wait for the writer (`_no_wait`): an event loop,
+#: inside `read_detached` called with a `lead` (it leads detached batches: waiting could wait
+#: for a batch only it can run) and inside every `write_detached` (a loop on PostgreSQL too,
+#: whose batches the writer's thread runs: waiting would stall every request on the loop).
+_NO_WAIT: ContextVar[bool] = ContextVar("strongroom_no_wait", default=False)
 
 
 def _storable(path: str | None) -> str | None:
@@ -68,13 +70,14 @@ def _keys(tx: Tx) -> KeyStore:
 
 
 def _no_wait() -> None:
-    """Refuse a synchronous write on a thread that leads detached batches (see `_LEADS`).
+    """Refuse a synchronous write on a thread that must not wait for the writer (see
+    `_NO_WAIT`).
 
     Raises:
         RuntimeError: a bug: the call would wait for a batch only this thread can run.
     """
-    if _LEADS.get():
-        raise RuntimeError("a synchronous write on the thread that leads detached batches")
+    if _NO_WAIT.get():
+        raise RuntimeError("a synchronous write on a thread that must not wait for the writer")
 
 
 class VaultState:
@@ -174,10 +177,11 @@ class VaultState:
         """
         if not self.barrier.is_unlocked:
             return
-        if _LEADS.get():
-            # On an event loop that leads detached batches: waiting here for the entry could
-            # wait for a batch only this thread can run. The writer's thread commits it (chained
-            # without the key if the keys are gone by then, covered by the next keyed entry).
+        if _NO_WAIT.get():
+            # On an event loop (`_NO_WAIT`): waiting here for the entry could wait for a batch
+            # only this thread can run, or stall the loop. The writer's thread commits it
+            # (chained without the key if the keys are gone by then, covered by the next keyed
+            # entry).
             self._writer.submit_detached(
                 lambda tx: (None, self.entry("auto_lock", SYSTEM_ACTOR)), lambda exc: None
             )
@@ -277,7 +281,7 @@ class VaultState:
         thread (`Writer.submit_detached`). Entries that other paths write (an auto-lock, a
         write) are written as usual."""
         collected: list[NewAudit] = []
-        token, leads = _COLLECTED.set(collected), _LEADS.set(lead is not None)
+        token, no_wait = _COLLECTED.set(collected), _NO_WAIT.set(lead is not None)
         result: T | None = None
         error: errors.StrongroomError | None = None
         try:
@@ -286,7 +290,7 @@ class VaultState:
             error = exc
         finally:
             _COLLECTED.reset(token)
-            _LEADS.reset(leads)
+            _NO_WAIT.reset(no_wait)
         if not collected:
             return result, error, None
         future: Future[None] = self._writer.submit_detached(
@@ -339,12 +343,12 @@ class VaultState:
             RuntimeError: `fn` made no write (not a call this is meant for).
         """
         detach = _Detach(lead)
-        token, leads = _DETACH.set(detach), _LEADS.set(lead is not None)
+        token, no_wait = _DETACH.set(detach), _NO_WAIT.set(True)
         try:
             fn()
         finally:
             _DETACH.reset(token)
-            _LEADS.reset(leads)
+            _NO_WAIT.reset(no_wait)
         if detach.future is None:
             raise RuntimeError("write_detached: the call made no write")
         return detach.future

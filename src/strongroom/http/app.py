@@ -144,19 +144,31 @@ class Front:
         return status
 
     async def _serve_app(self, scope: Scope, rid: str, receive: Receive, send: Send) -> int:
-        """Through Starlette, with the request id on the response; returns the status sent
-        (500 when the app raised before answering: Starlette's error middleware answers it)."""
+        """Through Starlette, with the request id on the response; returns the status sent.
+        An unexpected error is answered here, as on the direct routes (a 500 with the request
+        id, counted, logged once by the handler); one raised after the response started
+        propagates (Starlette's error middleware and uvicorn close the connection)."""
         rid_header = (b"x-request-id", rid.encode("ascii"))
-        status = 500
+        status, started = 500, False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
                 message["headers"] = [*message.get("headers", ()), rid_header]
             await send(message)
 
-        await self.app(scope, self._limited(receive), send_with_id)
+        try:
+            await self.app(scope, self._limited(receive), send_with_id)
+        except ClientDisconnect:
+            raise
+        except Exception as exc:
+            if started:
+                raise
+            response = await handle_exception(Request(scope, receive, send), exc)
+            response.raw_headers.append(rid_header)
+            await response(scope, receive, send)
+            status = response.status_code
         return status
 
     def _observe(self, scope: Scope, status: int, started: float) -> None:
