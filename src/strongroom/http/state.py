@@ -65,6 +65,10 @@ V1 = Dialect(vault_token=True, locked_first=True)
 V1_SYS = Dialect(vault_token=True)
 
 
+def _raise(exc: Exception) -> Any:
+    raise exc
+
+
 def state_of(request: Request) -> ServerState:
     """The ServerState of the app serving `request`."""
     state: ServerState = request.app.state.strongroom
@@ -136,16 +140,59 @@ class ServerState:
         on disk (fail-closed: StorageUnavailable otherwise).
         """
         call = functools.partial(fn, *args, **kwargs)
-        if self.inline:
-            loop = asyncio.get_running_loop()
-            result, error, audited = self.vault.state.read_detached(call, loop.call_soon_threadsafe)
-        else:
-            result, error, audited = await self.run(self.vault.state.read_detached, call)
+        if not self.inline:
+            return await self._pooled_read(call)
+        loop = asyncio.get_running_loop()
+        result, error, audited = self.vault.state.read_detached(call, loop.call_soon_threadsafe)
         if audited is not None:
             await asyncio.wrap_future(audited)
         if error is not None:
             raise error
         return result  # type: ignore[return-value]  # None only with an error
+
+    async def _pooled_read(self, call: Callable[[], T]) -> T:
+        """`read` in the thread pool, its answer handed to the loop once, when the audit entry
+        is durable: the pool's thread leaves a callback on the entry's future instead of
+        returning to the loop first (one wake-up of the loop and one future chain fewer per
+        read: docs/decisions.md, "Speed, round three")."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[T] = loop.create_future()
+
+        def settle(outcome: Callable[[], T]) -> None:  # on the loop
+            if answer.done():
+                return  # cancelled meanwhile (the client went away, a shutdown)
+            try:
+                answer.set_result(outcome())
+            except Exception as exc:
+                answer.set_exception(exc)
+
+        def hand_over(outcome: Callable[[], T]) -> None:  # any thread
+            try:
+                loop.call_soon_threadsafe(settle, outcome)
+            except RuntimeError:
+                pass  # the loop is closed: nobody is waiting any more
+
+        def work() -> None:  # in a pool thread
+            try:
+                result, error, audited = self.vault.state.read_detached(call)
+            except Exception as exc:
+                hand_over(functools.partial(_raise, exc))
+                return
+
+            def outcome() -> T:
+                if audited is not None:
+                    audited.result()  # the batch's failure (StorageUnavailable): fail-closed
+                if error is not None:
+                    raise error
+                return result  # type: ignore[return-value]  # None only with an error
+
+            if audited is None:
+                hand_over(outcome)
+            else:
+                audited.add_done_callback(lambda _: hand_over(outcome))
+
+        self.executor.submit(work)
+        return await answer
 
     async def write(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run a core call that makes one write and returns its result as is (`KVEngine.write`)
