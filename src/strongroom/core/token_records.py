@@ -58,10 +58,20 @@ __all__ = [
     "Tokens",
     "cutoff_time",
     "is_recorded",
+    "new_accessor",
 ]
 
 STALENESS_SECONDS = 1.0
 _MAX_CACHED = 100_000
+
+
+def new_accessor() -> str:
+    """A token's accessor: 24 URL-safe characters (about 144 random bits) that never start with `-`,
+    which a command line would take for an option (`vaultctl token lookup ACCESSOR`)."""
+    while True:
+        accessor = secrets.token_urlsafe(18)
+        if not accessor.startswith("-"):
+            return accessor
 
 
 class Tokens:
@@ -122,7 +132,7 @@ class Tokens:
         token = PREFIX + secrets.token_urlsafe(32)
         now = self._state.clock.now().replace(microsecond=0)
         row = TokenRow(
-            accessor=secrets.token_urlsafe(18),
+            accessor=new_accessor(),
             token_hash=token_hash(token),
             user_id=user_id,
             role=role,
