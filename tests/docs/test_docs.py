@@ -16,11 +16,12 @@ ROOT = Path(__file__).resolve().parents[2]
 CLI_DOC = ROOT / "docs" / "cli.md"
 
 
-def _walk(command: click.Command, path: list[str]) -> Iterator[list[str]]:
+def _walk(command: click.Command | None, path: list[str]) -> Iterator[list[str]]:
     yield path
     if isinstance(command, click.Group):
-        for name in sorted(command.commands):
-            yield from _walk(command.commands[name], [*path, name])
+        ctx = click.Context(command)  # (vaultctl's commands load when asked for)
+        for name in command.list_commands(ctx):
+            yield from _walk(command.get_command(ctx, name), [*path, name])
 
 
 COMMANDS = [p for p in _walk(cli, []) if p]

@@ -3,6 +3,7 @@ layer nor the server nor the crypto bindings, and the benchmark of its latency r
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -10,6 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
+
+from strongroom.cli.main import COMMAND_MODULES, cli
 from tests.integration.server_proc import ServerProcess, token
 
 # pygments: httpx imports its own command-line tool (rich, pygments) unless told not to
@@ -31,7 +35,8 @@ import json, sys
 from strongroom.cli.main import run
 code = run(sys.argv[1:])
 heavy = sorted({m.split(".")[0] for m in sys.modules} & set(json.loads(%r)))
-print(json.dumps({"code": code, "heavy": heavy}), file=sys.stderr)
+cli = sorted(m.rpartition(".")[2] for m in sys.modules if m.startswith("strongroom.cli."))
+print(json.dumps({"code": code, "heavy": heavy, "cli": cli}), file=sys.stderr)
 """
 
 
@@ -60,8 +65,25 @@ def test_help_and_remote_get_load_no_storage_server_or_crypto(tmp_path: Path) ->
         got = loaded(["get", "--path", "a/b"], remote)
         assert got["code"] == 0 and "Value: v" in str(got["stdout"]), got
         assert got["heavy"] == [], got
+        # only the module of `get` among the command modules (`main.COMMAND_MODULES`)
+        loaded_commands = set(COMMAND_MODULES.values()) & set(got["cli"])  # type: ignore[call-overload]
+        assert loaded_commands == {"commands"}, got
     finally:
         assert server.stop() == 0, server.output()
+
+
+def test_command_table_names_every_command_where_it_is_defined() -> None:
+    by_module: dict[str, set[str]] = {}
+    for name, module in COMMAND_MODULES.items():
+        by_module.setdefault(module, set()).add(name)
+    for module, names in by_module.items():
+        defined = importlib.import_module(f"strongroom.cli.{module}").COMMANDS
+        assert {command.name for command in defined} == names, module
+    ctx = click.Context(cli)
+    listed = cli.list_commands(ctx)
+    assert listed == sorted(COMMAND_MODULES)
+    assert all(getattr(cli.get_command(ctx, name), "name", None) == name for name in listed)
+    assert cli.get_command(ctx, "no-such-command") is None
 
 
 def test_local_commands_still_load_what_they_need(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from strongroom.clock import parse_duration
 from strongroom.core.audit_export import EXPORT_FORMATS, encode_batch, header
 from strongroom.models import AuditAnchor
 
-__all__ = ["audit", "read_anchor"]
+__all__ = ["COMMANDS", "audit", "read_anchor"]
 
 _BATCH = 1000
 
@@ -248,3 +248,6 @@ def read_anchor(path: Path) -> AuditAnchor:
         return AuditAnchor(ident, mac)
     except errors.InvalidInput as exc:
         raise click.BadParameter(f"{path}: {exc.message}", param_hint="--anchor") from None
+
+
+COMMANDS: list[click.Command] = [audit]

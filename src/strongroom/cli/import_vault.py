@@ -28,7 +28,7 @@ from strongroom.models import DEFAULT_ACTOR, Actor, validate_path
 if TYPE_CHECKING:
     from strongroom.core import Vault
 
-__all__ = ["ImportReport", "VaultSource", "import_mount", "import_vault"]
+__all__ = ["COMMANDS", "ImportReport", "VaultSource", "import_mount", "import_vault"]
 
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 
@@ -398,3 +398,6 @@ def _import_one(
         f"skipped {len(report.skipped)}, failed {len(report.failed)}."
     )
     return bool(report.failed)
+
+
+COMMANDS: list[click.Command] = [import_vault]

@@ -13,7 +13,7 @@ from strongroom.cli.inputs import format_option
 from strongroom.cli.progress import progress_bar
 from strongroom.cli.session import Session, global_options, read_key_file, session_of
 
-__all__ = ["rotate"]
+__all__ = ["COMMANDS", "rotate"]
 
 VAULT_WIDE = (
     "master-key rotation is vault-wide: use 'vaultctl rotate --all --new-master-key KEY' "
@@ -171,3 +171,6 @@ def _unlock_for_resume(s: Session, new_key: str) -> tuple[VaultAPI, bool]:
     except errors.InvalidMasterKey:
         api.unlock(new_key, actor=s.actor)
         return api, True
+
+
+COMMANDS: list[click.Command] = [rotate]

@@ -2,7 +2,7 @@
 
 Exit codes: 0 ok, 1 the operation failed (locked, not found, wrong key...), 2 usage error; each
 `StrongroomError` carries its own `exit_code`. Errors are one line on stderr (`Error: ...`), with
-a traceback only under `--debug`. Commands live in `commands`, `keys`, `audit` and `admin`.
+a traceback only under `--debug`. Commands live in the modules `COMMAND_MODULES` names.
 """
 
 from __future__ import annotations
@@ -11,44 +11,79 @@ import importlib
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import ClassVar, cast
+from typing import cast
 
 import click
 
 from strongroom import __version__, errors
-from strongroom.cli import access, admin, approle, commands, hints, lockstate, mounts, tokens
-from strongroom.cli.audit import audit
-from strongroom.cli.keys import rotate
+from strongroom.cli import hints
 from strongroom.cli.session import Session, global_options
-from strongroom.cli.webhook import webhook
 
 __all__ = ["cli", "main"]
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
+#: Where each command is defined (in its module's `COMMANDS`). A command's module is imported
+#: when the command runs or is listed, so `vaultctl --addr ... get` imports `commands` and
+#: nothing of the server, the KV import or the administration commands (issue 16: 150 ms
+#: wall). `tests/integration/test_cli_startup.py` holds this table to the modules.
+COMMAND_MODULES: dict[str, str] = {
+    **dict.fromkeys(["unlock", "lock", "status"], "lockstate"),
+    **dict.fromkeys(
+        [
+            "create",
+            "get",
+            "update",
+            "delete",
+            "list",
+            "versions",
+            "rollback",
+            "cleanup",
+            "generate",
+        ],
+        "commands",
+    ),
+    "rotate": "keys",
+    "audit": "audit",
+    "webhook": "webhook",
+    **dict.fromkeys(["run", "export", "backup", "restore"], "admin"),
+    **dict.fromkeys(["user", "policy"], "access"),
+    "mount": "mounts",
+    "token": "tokens",
+    "approle": "approle",
+    "import-vault": "import_vault",
+    "server": "server",
+}
+#: Commands with options of their own instead of the global ones: the server outlives any one
+#: command's session; import-vault's --addr/--token name the source Vault.
+OWN_OPTIONS = frozenset({"import-vault", "server"})
+
+GLOBAL_EPILOG = (
+    "Global options (--db-dsn, --master-key, --master-key-file, --addr, --token, "
+    "--user-id, --quiet, --debug; see 'vaultctl --help') are accepted here too."
+)
+
+
+def _with_epilog(command: click.Command) -> click.Command:
+    command.epilog = command.epilog or GLOBAL_EPILOG
+    for sub in getattr(command, "commands", {}).values():
+        _with_epilog(sub)
+    return command
+
 
 class _Commands(click.Group):
-    """A group whose heavy commands load on use, so `vaultctl get` doesn't import the server.
-
-    `server` brings the HTTP stack, `import-vault` the KV import; neither is needed by the other
-    commands, and `vaultctl --addr ... get` must start fast (issue 16: 150 ms wall).
-    """
-
-    LAZY: ClassVar[dict[str, tuple[str, str]]] = {
-        # The server has its own --db-dsn and key options (it outlives any one command's
-        # session); import-vault's own --addr/--token name the source Vault. So neither
-        # takes the global options.
-        "import-vault": ("strongroom.cli.import_vault", "import_vault"),
-        "server": ("strongroom.cli.server", "server"),
-    }
+    """A group whose commands load on use (`COMMAND_MODULES`)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *self.LAZY})
+        return sorted({*super().list_commands(ctx), *COMMAND_MODULES})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in self.LAZY and cmd_name not in self.commands:
-            module, name = self.LAZY[cmd_name]
-            self.add_command(cast(click.Command, getattr(importlib.import_module(module), name)))
+        if cmd_name in COMMAND_MODULES and cmd_name not in self.commands:
+            module = importlib.import_module(f"strongroom.cli.{COMMAND_MODULES[cmd_name]}")
+            for command in cast(list[click.Command], module.COMMANDS):
+                if command.name == cmd_name:
+                    own = cmd_name in OWN_OPTIONS
+                    self.add_command(command if own else _with_epilog(command))
         return super().get_command(ctx, cmd_name)
 
 
@@ -71,34 +106,6 @@ def cli(ctx: click.Context) -> None:
     """
     if isinstance(ctx.obj, Session):
         ctx.call_on_close(ctx.obj.close)
-
-
-GLOBAL_EPILOG = (
-    "Global options (--db-dsn, --master-key, --master-key-file, --addr, --token, "
-    "--user-id, --quiet, --debug; see 'vaultctl --help') are accepted here too."
-)
-
-
-def _with_epilog(command: click.Command) -> click.Command:
-    command.epilog = command.epilog or GLOBAL_EPILOG
-    for sub in getattr(command, "commands", {}).values():
-        _with_epilog(sub)
-    return command
-
-
-for _command in [
-    *lockstate.COMMANDS,
-    *commands.COMMANDS,
-    rotate,
-    audit,
-    webhook,
-    *admin.COMMANDS,
-    *access.COMMANDS,
-    *mounts.COMMANDS,
-    *tokens.COMMANDS,
-    *approle.COMMANDS,
-]:
-    cli.add_command(_with_epilog(_command))
 
 
 #: Click >= 8.2 raises this for a group called without a command (8.1 prints help itself).

@@ -38,7 +38,7 @@ from strongroom.http.serve import serve
 from strongroom.http.tls import server_context
 from strongroom.storage import redact_dsn
 
-__all__ = ["server"]
+__all__ = ["COMMANDS", "server"]
 
 
 def _short(ttl: timedelta) -> str:
@@ -396,6 +396,9 @@ def _announce(settings: Settings) -> None:
             "any HS256 JWT signed with VAULT_JWT_SECRET (claims sub, role, exp)."
         )
     sys.stdout.flush()
+
+
+COMMANDS: list[click.Command] = [server]
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from strongroom.client import Client
     from strongroom.core import Vault
 
-__all__ = ["webhook"]
+__all__ = ["COMMANDS", "webhook"]
 
 
 def _api(ctx: click.Context) -> Vault | Client:
@@ -176,3 +176,6 @@ def test(ctx: click.Context, webhook_id: int) -> None:
         api.events.test(webhook_id) if isinstance(api, Vault) else api.webhooks.test(webhook_id)
     )
     click.echo(f"Test event {event_id} queued for webhook {webhook_id}")
+
+
+COMMANDS: list[click.Command] = [webhook]
