@@ -27,6 +27,7 @@ HEAVY = (
     "cryptography",
     "argon2",
     "pygments",
+    "jwt",
 )
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "cli_latency.py"
 
@@ -95,6 +96,9 @@ def test_local_commands_still_load_what_they_need(tmp_path: Path) -> None:
     created = loaded(["create", "--path", "a/b", "--value", "v"], env)
     assert created["code"] == 0, created
     assert {"sqlalchemy", "cryptography", "argon2"} <= set(created["heavy"])  # type: ignore[call-overload]
+    got = loaded(["get", "--path", "a/b"], env)
+    assert got["code"] == 0 and "Value: v" in str(got["stdout"]), got
+    assert "jwt" not in got["heavy"], got  # (PyJWT loads all of `cryptography`'s algorithms)
 
 
 def test_cli_latency_benchmark_produces_numbers() -> None:

@@ -2,7 +2,8 @@
 public key (RS256, ES256 or EdDSA, told apart by the key's type) or a local JWKS file whose
 keys carry a `kid`, so a panel can rotate keys (two keys valid at once) and, with an asymmetric
 key, keep the only signing key. Parsing is PyJWT's (`jwt.PyJWK`, `jwt.algorithms`); foreign
-errors become `InvalidInput` here. This module never logs a key.
+errors become `InvalidInput` here. This module never logs a key. PyJWT loads on first use: its
+algorithms load most of `cryptography`, which a local `vaultctl get` never needs (issue 16).
 """
 
 from __future__ import annotations
@@ -10,9 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-
-import jwt
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from strongroom import errors
 
@@ -39,6 +37,9 @@ def key_from_pem(pem: str | bytes, *, kid: str | None = None) -> VerifyKey:
     Raises:
         InvalidInput: not a PEM public key of one of those types.
     """
+    import jwt  # on first use (module docstring)
+    from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+
     data = pem.encode() if isinstance(pem, str) else pem
     if b"PRIVATE KEY" in data:
         raise errors.InvalidInput("the JWT verification key must be a public key, not private")
@@ -77,6 +78,8 @@ def keys_from_jwks(text: str) -> list[VerifyKey]:
 
 
 def _jwk(item: object) -> VerifyKey:
+    import jwt  # on first use (module docstring)
+
     if not isinstance(item, dict) or not isinstance(item.get("kid"), str) or not item["kid"]:
         raise errors.InvalidInput("every key of the JWKS file needs a kid")
     if "d" in item:

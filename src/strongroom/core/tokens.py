@@ -7,8 +7,8 @@ secret), an unknown `kid` is refused, `sub`, `role` and `exp` are required, `nbf
 an optional server-wide maximum lifetime (`exp - iat`) is enforced, and every PyJWT failure
 becomes one `AuthenticationFailed` with a generic message. Without the HS256 secret the server
 can verify but not mint tokens. Verified tokens are cached until they expire, so a repeated
-token costs a dict look-up instead of a signature check and a JSON parse. This module never
-logs or echoes a token or a key.
+token costs a dict look-up instead of a signature check and a JSON parse. PyJWT loads on first
+use (`core.jwt_keys`). This module never logs or echoes a token or a key.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import jwt
 
 from strongroom import errors
 from strongroom.core.jwt_keys import VerifyKey
@@ -163,6 +161,8 @@ class JWTAuth:
             claims["policies"] = list(policies)
         if builtin:
             claims["builtin"] = True
+        import jwt  # on first use (module docstring)
+
         return jwt.encode(claims, self._key, algorithm=ALGORITHM), expires_at
 
     def verify(self, token: str) -> Principal:
@@ -187,6 +187,8 @@ class JWTAuth:
 
     def _key_for(self, token: str) -> VerifyKey:
         """The one key that may verify `token`, by its header's `kid` and `alg`."""
+        import jwt  # on first use (module docstring)
+
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -203,6 +205,8 @@ class JWTAuth:
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
             raise errors.AuthenticationFailed("invalid token")
         key = self._key_for(token)
+        import jwt  # on first use (module docstring)
+
         try:
             claims = jwt.decode(
                 token,
