@@ -50,6 +50,25 @@ class RecordingLead:
         while self.calls:
             self.calls.pop(0)()
 
+    def result(self, future: Future[Any]) -> Any:
+        """Run the calls handed to this lead, as they come, until `future` is done (a batch
+        the lead ran is answered through it once the writer's thread has committed it, as on
+        an event loop: `Writer._answer`); its result."""
+        return run_until(self.calls, future)
+
+
+def run_until(calls: list[Callable[[], None]], future: Future[Any]) -> Any:
+    """Run `calls` (a lead's list) as they are appended until `future` is done; its result."""
+    deadline = time.monotonic() + DEADLINE
+    while not future.done():
+        if calls:
+            calls.pop(0)()
+            continue
+        if time.monotonic() > deadline:
+            pytest.fail("timed out waiting for the batch's answer")
+        time.sleep(0.001)  # polling interval only: the deadline decides
+    return future.result()
+
 
 class BatchThreads:
     """Records, per writer batch, the thread that ran it and the actions of its entries."""
@@ -97,8 +116,9 @@ def test_read_entry_is_durable_only_once_the_lead_runs(dsn: str, vault: Vault) -
     assert _raw_reads(dsn, "a") == 0  # nothing committed before the lead's call runs
 
     lead.run_all()  # the batch runs here; its commit follows in the writer's thread
+    assert not future.done()  # answered on the lead's thread, once committed
 
-    assert future.result(timeout=DEADLINE) is None
+    assert lead.result(future) is None
     entries = vault.audit_logs(path="a", action="read")
     assert len(entries) == 1
     assert entries[0].success and entries[0].secret_id is not None
@@ -113,8 +133,7 @@ def test_read_of_a_missing_key_returns_the_error_and_its_failure_entry(vault: Va
     assert result is None
     assert isinstance(error, errors.SecretNotFound)
     assert future is not None and not future.done()
-    lead.run_all()
-    assert future.result(timeout=DEADLINE) is None
+    assert lead.result(future) is None
     entries = vault.audit_logs(path="missing", action="read")
     assert [(e.success, e.error) for e in entries] == [(False, "SecretNotFound")]
     assert vault.verify_audit().ok
@@ -163,8 +182,7 @@ def test_write_detached_future_holds_the_call_result(vault: Vault) -> None:
     future = vault.state.write_detached(lambda: vault.kv.write("k", {"v": 1}), lead=lead)
 
     assert not future.done()
-    lead.run_all()
-    meta = future.result(timeout=DEADLINE)
+    meta = lead.result(future)
     assert isinstance(meta, KVVersionMeta) and meta.version == 1
     # Without a lead the writer's thread leads; the next version follows.
     second = vault.state.write_detached(lambda: vault.kv.write("k", {"v": 2}))
@@ -193,10 +211,9 @@ def test_write_detached_error_in_the_batch_comes_through_the_future(vault: Vault
     lead = RecordingLead()
 
     future = vault.state.write_detached(lambda: vault.kv.write("k", {"v": 2}, cas=0), lead=lead)
-    lead.run_all()
 
     with pytest.raises(errors.VersionConflict):
-        future.result(timeout=DEADLINE)
+        lead.result(future)
     failed = vault.audit_logs(path="k", action="write")
     assert [(e.success, e.error) for e in failed] == [(False, "VersionConflict")]
     assert vault.kv.read("k").data == {"v": 1}
@@ -259,16 +276,14 @@ def test_detached_futures_fail_when_the_batch_cannot_commit(dsn: str, vault: Vau
     lead = RecordingLead()
 
     result, error, read_future = vault.state.read_detached(lambda: vault.kv.read("a"), lead=lead)
-    lead.run_all()
-    write_future = vault.state.write_detached(lambda: vault.kv.write("b", {"v": 2}), lead=lead)
-    lead.run_all()
-
-    assert error is None and result is not None  # the caller must not use it: its entry failed
     assert read_future is not None
     with pytest.raises(errors.StorageUnavailable):
-        read_future.result(timeout=DEADLINE)
+        lead.result(read_future)
+    write_future = vault.state.write_detached(lambda: vault.kv.write("b", {"v": 2}), lead=lead)
     with pytest.raises(errors.StorageUnavailable):
-        write_future.result(timeout=DEADLINE)
+        lead.result(write_future)
+
+    assert error is None and result is not None  # the caller must not use it: its entry failed
     assert raw_sql(dsn, "SELECT COUNT(*) FROM vault_secrets WHERE path = 'b'")[0][0] == 0
 
     raw_sql(
@@ -337,8 +352,8 @@ def test_an_auto_lock_due_on_the_leading_thread_does_not_wait_for_itself(dsn: st
         assert done.wait(DEADLINE), "the read waited for a batch only its own thread can lead"
         _, error, _ = outcome[0]
         assert isinstance(error, errors.VaultLocked)
-        led[0]()  # the loop's turn: its batch (the first read, the auto-lock entry) commits
-        assert first.result(timeout=DEADLINE) is None
+        # the loop's turn: its batch (the first read, the auto-lock entry) commits
+        assert run_until(led, first) is None
         auto_locks = "SELECT COUNT(*) FROM vault_audit_logs WHERE action = 'auto_lock'"
         _wait_until(lambda: int(raw_sql(dsn, auto_locks)[0][0]) == 1, "the auto_lock entry")
         assert v.is_locked
@@ -367,8 +382,7 @@ def test_a_queued_job_cannot_be_cancelled(vault: Vault) -> None:
     led: list[Callable[[], None]] = []
     _, _, future = vault.state.read_detached(lambda: vault.kv.read("a"), led.append)
     assert future is not None and not future.cancel()
-    led[0]()
-    assert future.result(timeout=DEADLINE) is None
+    assert run_until(led, future) is None
     assert vault.kv.write("b", {"v": 1}).version == 1  # the queue moves on
 
 
@@ -384,8 +398,8 @@ def test_the_loop_leads_only_its_own_jobs(vault: Vault) -> None:
     )
     other.start()
     _wait_until(lambda: len(vault.state._writer._queue) == 2, "the thread's job queued")
-    led[0]()  # the loop's turn
-    assert first is not None and first.result(timeout=DEADLINE) is None
+    assert first is not None
+    assert run_until(led, first) is None  # the loop's turn, then its answer
     other.join(DEADLINE)
     assert not other.is_alive()
     assert batches.threads_of("create") == ["other-writer"]
@@ -400,8 +414,7 @@ def test_a_batch_asked_to_two_leaders_runs_once(vault: Vault) -> None:
     assert future is not None and len(led) == 1
     writer = vault.state._writer
     writer._hand_to_thread()  # the writer's thread is also told to lead the head
-    led[0]()  # and so is the loop
-    assert future.result(timeout=DEADLINE) is None
+    assert run_until(led, future) is None  # and so is the loop
     _wait_until(lambda: not writer._queue, "the queue drained")
     assert len(vault.audit_logs(path="a", action="read")) == 1
     assert vault.verify_audit().ok
@@ -475,3 +488,54 @@ def test_an_auto_lock_due_in_a_write_detached_without_a_lead_never_waits(
         assert v.verify_audit().ok
     finally:
         v.close()
+
+
+# -- answers through the lead -------------------------------------------------------------------
+def test_a_batch_the_loop_led_is_answered_on_the_loop_in_one_call(vault: Vault) -> None:
+    """A loop-led batch's futures are set by one call handed to its lead (on the loop's
+    thread), not one wake-up of the loop per future from the writer's thread."""
+    vault.kv.write("a", {"v": 1})
+    lead = RecordingLead()
+    futures = []
+    for _ in range(3):
+        _, error, future = vault.state.read_detached(lambda: vault.kv.read("a"), lead=lead)
+        assert error is None and future is not None
+        futures.append(future)
+    assert len(lead.calls) == 1  # the head asked its lead to run the batch; the others queued
+    set_in: list[str] = []
+    for future in futures:
+        future.add_done_callback(lambda _: set_in.append(threading.current_thread().name))
+
+    lead.run_all()  # the batch of three runs here, its commit in the writer's thread
+    _wait_until(lambda: len(lead.calls) == 1, "the batch's answer handed to the lead")
+    assert not any(future.done() for future in futures)  # committed, answered on the loop
+    lead.run_all()
+
+    assert [future.result(timeout=0) for future in futures] == [None, None, None]
+    assert set_in == [threading.current_thread().name] * 3
+    assert len(vault.audit_logs(path="a", action="read")) == 3
+    assert vault.verify_audit().ok
+
+
+def test_a_batch_whose_lead_cannot_take_its_answer_is_answered_by_the_writer(
+    vault: Vault,
+) -> None:
+    """The loop closed while its batch committed: the writer's thread sets the futures."""
+    vault.kv.write("a", {"v": 1})
+    calls = 0
+
+    def lead(call: Callable[[], None]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise RuntimeError("Event loop is closed")
+        call()  # the batch, at once, in this thread
+
+    set_in: list[str] = []
+    _, error, future = vault.state.read_detached(lambda: vault.kv.read("a"), lead=lead)
+    assert error is None and future is not None
+    future.add_done_callback(lambda _: set_in.append(threading.current_thread().name))
+
+    assert future.result(timeout=DEADLINE) is None
+    assert calls == 2 and set_in == ["strongroom-writer"]
+    assert vault.kv.write("b", {"v": 1}).version == 1  # the queue moves on

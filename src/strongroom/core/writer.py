@@ -88,6 +88,18 @@ class Job:
     #: Set (under the writer's condition) when a leader took the batch this job heads: the
     #: loop's callback and the writer's thread may both be asked to lead it; one does.
     led: bool = False
+    #: Its answer was handed to its `lead`, which sets its future soon (`Writer._answer`).
+    answering: bool = False
+
+
+def _settle(batch: list[Job], outcomes: list[tuple[Any, BaseException | None]]) -> None:
+    for job, (result, error) in zip(batch, outcomes, strict=True):
+        if job.future.done():
+            continue
+        if error is None:
+            job.future.set_result(result)
+        else:
+            job.future.set_exception(error)
 
 
 def _run(job: Job, tx: Tx, raised: list[Exception]) -> tuple[Any, Entries]:
@@ -293,7 +305,7 @@ class Writer:
     def _finish(self, batch: list[Job]) -> None:
         """Pop a batch that ran (or was interrupted), waking its callers and the next head."""
         for other in batch:  # only if _run_batch itself was interrupted
-            if not other.future.done():
+            if not other.future.done() and not other.answering:
                 other.future.set_exception(errors.StorageUnavailable("write interrupted"))
         with self._cond:
             for _ in batch:
@@ -383,15 +395,29 @@ class Writer:
             if failure is None:
                 log.error("write batch failed: %s", type(exc).__name__, exc_info=exc)
                 failure = errors.StorageUnavailable("the write could not be committed")
-            for job in batch:
-                job.future.set_exception(failure)
+            self._answer(batch, [(None, failure)] * len(batch), nowait=nowait)
             return
         self._after_commit()
-        for job, (result, error) in zip(batch, outcomes, strict=True):
-            if error is None:
-                job.future.set_result(result)
-            else:
-                job.future.set_exception(error)
+        self._answer(batch, outcomes, nowait=nowait)
+
+    @staticmethod
+    def _answer(
+        batch: list[Job], outcomes: list[tuple[Any, BaseException | None]], *, nowait: bool
+    ) -> None:
+        """Set the futures of a batch's jobs. A batch an event loop led (`nowait`: all its jobs
+        have that loop's `lead`) is answered on that loop, with one call for the whole batch:
+        set from the writer's thread, each future woke the loop on its own (asyncio's
+        `wrap_future` makes a `call_soon_threadsafe` per future)."""
+        lead = batch[0].lead if nowait and batch else None
+        if lead is not None:
+            for job in batch:
+                job.answering = True
+            try:
+                lead(functools.partial(_settle, batch, outcomes))
+                return
+            except Exception:  # e.g. "event loop is closed": answered here
+                log.debug("lead callback failed; the batch is answered in this thread")
+        _settle(batch, outcomes)
 
     def _append(
         self, pending: list[tuple[NewAudit, str | None]], entry: NewAudit, head: str | None
