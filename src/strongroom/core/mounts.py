@@ -36,6 +36,8 @@ class MountStore(Protocol):
 
     def mount_by_path(self, path: str) -> MountRow | None: ...
 
+    def mount_paths(self) -> list[str]: ...
+
     def insert_mount(self, mount: MountRow, now: datetime) -> int: ...
 
     def update_mount(self, mount_id: int, now: datetime, **values: Any) -> None: ...
@@ -192,14 +194,11 @@ class Mounts:
         Raises:
             StorageUnavailable: the database cannot be reached.
         """
+        wanted = request_path + "/"
         with self._state.storage.read() as tx:
-            rows = mounts_of(tx).list_mounts()
-        best: MountRow | None = None
-        for row in rows:
-            if (request_path + "/").startswith(row.path) and (
-                best is None or len(row.path) > len(best.path)
-            ):
-                best = row
+            mounts = mounts_of(tx)
+            serving = [path for path in mounts.mount_paths() if wanted.startswith(path)]
+            best = mounts.mount_by_path(max(serving, key=len)) if serving else None
         if best is None:
             return None
         return _ref(best), request_path[len(best.path) :]

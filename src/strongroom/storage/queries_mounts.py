@@ -12,25 +12,44 @@ from sqlalchemy import exc as sa_exc
 from strongroom import errors
 from strongroom.storage import tables as t
 from strongroom.storage.base import KVConfigRow, MountRow
-from strongroom.storage.txbase import Queries
+from strongroom.storage.txbase import Queries, fetch_column, fetch_first
 
 __all__ = ["MountQueries"]
 
 _M = t.mounts
+#: Prebuilt statements (`txbase.fetch_first`): a KV request at a mount other than `secret/`
+#: finds its mount by these, on every request (docs/decisions.md, "Speed, round four").
+_MOUNT_BY_PATH = sa.select(_M).where(_M.c.path == sa.bindparam("path"))
+_MOUNT_PATHS = sa.select(_M.c.path)
 
 
 def _mount_row(row: Any) -> MountRow:
+    # Positional, in table order: rows come from SQLAlchemy or from the driver (`fetch_first`).
+    (
+        mount_id,
+        path,
+        engine,
+        version,
+        description,
+        config,
+        uuid,
+        accessor,
+        max_versions,
+        cas_required,
+        delete_version_after,
+        created_at,
+    ) = row[:12]
     return MountRow(
-        row.id,
-        row.path,
-        row.type,
-        row.version,
-        row.description,
-        json.loads(row.config or "{}"),
-        row.uuid,
-        row.accessor,
-        KVConfigRow(row.max_versions, bool(row.cas_required), row.delete_version_after),
-        row.created_at,
+        mount_id,
+        path,
+        engine,
+        version,
+        description,
+        json.loads(config or "{}"),
+        uuid,
+        accessor,
+        KVConfigRow(max_versions, bool(cas_required), delete_version_after),
+        created_at,
     )
 
 
@@ -43,8 +62,12 @@ class MountQueries(Queries):
 
     def mount_by_path(self, path: str) -> MountRow | None:
         """The mount at exactly `path` (ending in `/`)."""
-        row = self.conn.execute(sa.select(_M).where(_M.c.path == path)).first()
+        row = fetch_first(self.conn, _MOUNT_BY_PATH, {"path": path})
         return _mount_row(row) if row else None
+
+    def mount_paths(self) -> list[str]:
+        """The path of every mount (`secret/` included), in no particular order."""
+        return fetch_column(self.conn, _MOUNT_PATHS, {})
 
     def insert_mount(self, mount: MountRow, now: datetime) -> int:
         """Create a mount (its `id` is ignored); return its id.
