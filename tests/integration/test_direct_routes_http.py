@@ -53,6 +53,19 @@ REQUESTS: list[tuple[str, str, Any]] = [
     ("POST", "/v1/secret/data/bad", "not json"),
     ("GET", "/v1/secret/data/a//b", None),
     ("GET", "/v1/secret/data/%2E%2E/x", None),
+    # other mounts: the dispatcher, served without the router when no route starts the path
+    ("POST", "/v1/team/data/a/b", {"data": {"k": "t"}}),
+    ("GET", "/v1/team/data/a/b", None),
+    ("GET", "/v1/team/data/missing", None),
+    ("LIST", "/v1/team/metadata/a/", None),
+    ("GET", "/v1/team/nothing/a", None),
+    ("PUT", "/v1/team/destroy/a/b", {"versions": [1]}),
+    ("HEAD", "/v1/team/data/a/b", None),
+    ("POST", "/v1/legacy/k", {"v": 1}),
+    ("GET", "/v1/legacy/k", None),
+    ("GET", "/v1/no-such-mount/x", None),
+    ("GET", "/v1/team/data/a%0Ab", None),
+    ("GET", "/v1/sys/no-such-endpoint", None),
 ]
 
 
@@ -73,6 +86,8 @@ def _run(tmp: Path) -> tuple[list[Any], list[Any], set[str]]:
     accepts LIST) in a thread of this process."""
     vault = open_vault(f"sqlite:///{tmp / 'v.db'}", fast_config(auto_lock=False))
     vault.unlock(MASTER_KEY)
+    vault.mounts.enable("team/", "kv", options={"version": "2"})
+    vault.mounts.enable("legacy/", "kv", options={"version": "1"})
     port = free_port()
     settings = Settings(jwt_secret=Secret(JWT_SECRET), listen=f"127.0.0.1:{port}")
     server = uvicorn.Server(_config(create_app(settings, vault=vault), settings))
@@ -127,3 +142,7 @@ def test_direct_routes_answer_as_the_router_does(
     assert served[2] == routed[2]
     assert any(status == 200 for _, _, status, _, _ in served[0])
     assert "/v1/secret/data/{path:path}" in served[2]
+    assert "/v1/{mount}/data/{path}" in served[2]
+    assert any(
+        status == 200 and path.startswith("/v1/team/") for _, path, status, _, _ in served[0]
+    )

@@ -240,17 +240,14 @@ KV2_ROUTES: list[Route] = [
     _versions_endpoint("destroy", "delete", lambda kv: kv.destroy),
 ]
 
+#: Every other mount's requests, and Vault's 404 for a path no mount serves (`http.direct`
+#: serves it without the router when the path's first segment starts no other route).
+MOUNTS_ROUTE = Route(
+    "/v1/{rest:path}", api_kv_mounts.dispatcher(KV2_ROUTES), methods=_ALL, name="kv2_no_route"
+)
+
 #: The rest of `/v1`, the dispatcher last (`create_app` puts `KV2_ROUTES` first of all routes).
-OTHER_ROUTES: list[BaseRoute] = [
-    *api_kv2_sys.ROUTES,
-    *api_mounts.ROUTES,
-    Route(
-        "/v1/{rest:path}",
-        api_kv_mounts.dispatcher(KV2_ROUTES),
-        methods=_ALL,
-        name="kv2_no_route",
-    ),
-]
+OTHER_ROUTES: list[BaseRoute] = [*api_kv2_sys.ROUTES, *api_mounts.ROUTES, MOUNTS_ROUTE]
 
 #: Every `/v1` route of this module, in the order the API documents them (`/openapi.json`).
 ROUTES: list[BaseRoute] = [*OTHER_ROUTES[:-1], *KV2_ROUTES, OTHER_ROUTES[-1]]

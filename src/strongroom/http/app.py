@@ -330,4 +330,5 @@ def create_app(
         return state.metrics if state is not None else None
 
     app.add_middleware(Front, limit=settings.body_limit, metrics=current_metrics)
-    return Front(app, settings.body_limit, current_metrics, DirectRoutes(api_kv2.KV2_ROUTES))
+    direct = DirectRoutes(api_kv2.KV2_ROUTES, api_kv2.MOUNTS_ROUTE, app.routes)
+    return Front(app, settings.body_limit, current_metrics, direct)
