@@ -86,6 +86,11 @@ request = function()
   return wrk.format("GET", "/v1/secret/data/bench/one")
 end
 """,
+    "read-mount": """
+request = function()
+  return wrk.format("GET", "/v1/team/data/bench/one")
+end
+""",
     "read-random": """
 request = function()
   return wrk.format("GET", string.format("/v1/secret/data/bench/%(folder)s/k%%06d",
@@ -137,6 +142,13 @@ SCENARIOS = [
     Scenario("write-new", "write, new key each time", "write-new", (1, 16)),
     Scenario("write-one", "write one key (new versions)", "write-one", (16,)),
     Scenario("mixed", "mixed 90% read / 10% write", "mixed", (16, 64), keys=1000),
+    Scenario(
+        "read-mount",
+        "read one key at another mount (team/)",
+        "read-mount",
+        (16,),
+        in_default=False,
+    ),
     Scenario(
         "read-random-100k",
         "read random of 100,000 keys",
@@ -333,7 +345,14 @@ path "secret/data/bench/*" {
 path "secret/metadata/bench/*" {
   capabilities = ["read", "create", "update", "list"]
 }
+path "team/data/bench/*" {
+  capabilities = ["read", "create", "update", "list"]
+}
 """
+#: The same rights in Strongroom's rule format (`team/` is another KV v2 mount on both).
+POLICY = "bench/*: read, create, update, list\nteam/data/bench/*: read, create, update, list\n"
+#: A second KV v2 mount (scenario `read-mount`), with `secret/` on both servers.
+OTHER_MOUNT = "team"
 
 
 def bao_binary() -> str:
@@ -370,7 +389,8 @@ def openbao(home: Path, cpu: str | None) -> Iterator[Server]:
         run_checked([bao, "operator", "unseal", init["unseal_keys_b64"][0]], env=env)
         wait_http(f"{url}/v1/sys/health", proc, log, lambda status: status == 200)  # active
         root = {**env, "BAO_TOKEN": init["root_token"]}
-        run_checked([bao, "secrets", "enable", "-path=secret", "-version=2", "kv"], env=root)
+        for mount in ("secret", OTHER_MOUNT):
+            run_checked([bao, "secrets", "enable", f"-path={mount}", "-version=2", "kv"], env=root)
         # the file audit device is declared in the configuration (OpenBao 2.x refuses to
         # enable one over the API); make sure it is there
         devices = json.loads(run_checked([bao, "audit", "list", "-format=json"], env=root))
@@ -385,13 +405,14 @@ def openbao(home: Path, cpu: str | None) -> Iterator[Server]:
         server = Server("OpenBao", url, token, proc.pid)
         with server.client() as client:  # kv-v2 upgrades its new mount for a moment
             deadline = time.monotonic() + 30
-            while True:
-                status = client.post("/v1/secret/data/bench/one", content=BODY).status_code
-                if status == 200:
-                    break
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"OpenBao refused the first write: {status}\n{tail(log)}")
-                time.sleep(0.2)
+            for mount in ("secret", OTHER_MOUNT):
+                while True:
+                    status = client.post(f"/v1/{mount}/data/bench/one", content=BODY).status_code
+                    if status == 200:
+                        break
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"OpenBao refused the first write: {status}\n{tail(log)}")
+                    time.sleep(0.2)
         if not audit.exists() or audit.stat().st_size == 0:
             raise SystemExit("OpenBao wrote nothing to its audit file")
         yield server
@@ -460,7 +481,8 @@ def strongroom(
             **({"PYTHONPATH": str(src)} if src is not None else {}),
         )
         vaultctl = str(BIN / "vaultctl")
-        # local mode, before the server starts: initialises the vault and writes the policy;
+        # local mode, before the server starts: initialises the vault, writes the policy and
+        # mounts the second KV engine (the policy's `team/` rule applies to it once mounted);
         # the token (it needs only the JWT secret) is signed meanwhile
         with ThreadPoolExecutor(1) as pool:
             signed = pool.submit(
@@ -472,11 +494,20 @@ def strongroom(
                 ],
                 env=env,
             )
+            run_checked([vaultctl, "--db-dsn", dsn, "unlock"], env=env)
             run_checked(
-                [vaultctl, "--db-dsn", dsn, "policy", "write", "bench"],
-                env=env,
-                stdin="bench/*: read, create, update, list\n",
+                [vaultctl, "--db-dsn", dsn, "policy", "write", "bench"], env=env, stdin=POLICY
             )
+            mounted = json.loads(
+                run_checked(
+                    [vaultctl, "--db-dsn", dsn, "mount", "list", "--format", "json"], env=env
+                )
+            )
+            if f"{OTHER_MOUNT}/" not in {m["path"] for m in mounted["mounts"]}:  # (`existing`)
+                run_checked(
+                    [vaultctl, "--db-dsn", dsn, "mount", "enable", OTHER_MOUNT, "--version", "2"],
+                    env=env,
+                )
             token = json.loads(signed.result())["token"]
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -495,9 +526,10 @@ def strongroom(
         wait_http(f"{url}/v1/sys/health", proc, log, lambda status: status == 200)
         server = Server(name, url, token, proc.pid, extra)
         with server.client() as client:
-            response = client.post("/v1/secret/data/bench/one", content=BODY)
-            if response.status_code != 200:
-                raise SystemExit(f"Strongroom refused the first write: {response.text}")
+            for mount in ("secret", OTHER_MOUNT):
+                response = client.post(f"/v1/{mount}/data/bench/one", content=BODY)
+                if response.status_code != 200:
+                    raise SystemExit(f"Strongroom refused the first write: {response.text}")
         yield server
 
 

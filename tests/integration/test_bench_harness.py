@@ -26,7 +26,8 @@ def test_vs_openbao_one_short_scenario(tmp_path: Path) -> None:
         [
             sys.executable,
             str(HARNESS),
-            *("--scenario", "read-one", "--conc", "1", "--seconds", "1", "--repeats", "1"),
+            *("--scenario", "read-one", "--scenario", "read-mount", "--conc", "1"),
+            *("--seconds", "1", "--repeats", "1"),
             *("--warmup", "0", "--json", str(out), "--chart", str(png)),
         ],
         capture_output=True,
@@ -36,16 +37,18 @@ def test_vs_openbao_one_short_scenario(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "| read one key | 1 |" in done.stdout
+    assert "| read one key at another mount (team/) | 1 |" in done.stdout
     result = json.loads(out.read_text())
     assert result["meta"]["backend"] == "sqlite"
-    [row] = result["rows"]
-    assert (row["scenario"], row["conc"]) == ("read-one", 1)
-    assert math.isfinite(row["ratio"])
-    for server in ("OpenBao", "Strongroom"):
-        cell = row[server]
-        assert cell["requests"] > 0 and cell["errors"] == 0, (server, cell)
-        for key in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req", "rss_mb"):
-            assert isinstance(cell[key], float) and math.isfinite(cell[key]), (server, key)
+    rows = result["rows"]
+    assert [(row["scenario"], row["conc"]) for row in rows] == [("read-one", 1), ("read-mount", 1)]
+    for row in rows:
+        assert math.isfinite(row["ratio"])
+        for server in ("OpenBao", "Strongroom"):
+            cell = row[server]
+            assert cell["requests"] > 0 and cell["errors"] == 0, (server, cell)
+            for key in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req", "rss_mb"):
+                assert isinstance(cell[key], float) and math.isfinite(cell[key]), (server, key)
     assert png.read_bytes().startswith(b"\x89PNG")
 
 
