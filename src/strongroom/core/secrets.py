@@ -370,6 +370,6 @@ class Secrets:
         validate_prefix(prefix)
 
         def read(tx: Tx) -> tuple[list[SecretInfo], None]:
-            return [info_from_row(r) for r in secrets_of(tx).list_secrets(prefix)], None
+            return secrets_of(tx).secret_infos(prefix), None
 
         return self._state.read("list", actor, prefix or None, read)
