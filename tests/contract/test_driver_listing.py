@@ -1,5 +1,6 @@
 """Driver-level reads of many rows (`txbase.fetch_all`/`fetch_columns`), the listing built on
-them (`SecretQueries.secret_infos`), held to SQLAlchemy's results on every backend."""
+them (`SecretQueries.secret_infos`) and the other statements moved onto them (a mount's KV
+settings, the webhooks), held to SQLAlchemy's results on every backend."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import sqlalchemy as sa
 
 from strongroom.core.versions import info_from_row
 from strongroom.models import SecretInfo
-from strongroom.storage import Storage, open_storage
+from strongroom.storage import KVConfigRow, Storage, open_storage
 from strongroom.storage import tables as t
+from strongroom.storage import tables_events as te
 from strongroom.storage.queries_secrets import _LIST, _LIST_RANGE, _LIST_UNDER
 from strongroom.storage.tables import _sqlite_utc, _sqlite_utc_column
 from strongroom.storage.txbase import _compiled, fetch_all, fetch_columns
@@ -107,6 +109,31 @@ def test_fetch_all_and_fetch_columns_match_sqlalchemy(storage: Storage) -> None:
             assert [list(c) for c in columns] == [list(c) for c in zip(*slow, strict=True)] or (
                 not slow and all(len(c) == 0 for c in columns)
             )
+
+
+def test_kv_config_and_webhooks_read_as_stored(storage: Storage) -> None:
+    with storage.write() as tx:
+        assert tx.kv.kv_config(1) == KVConfigRow()
+        assert tx.kv.kv_config(42) == KVConfigRow()  # no such mount
+        tx.kv.put_kv_config(KVConfigRow(5, True, 60), NOW)
+        assert tx.kv.kv_config(1) == KVConfigRow(5, True, 60)
+        assert tx.events.webhooks() == []
+        for n in range(2):
+            tx.events.add_webhook(
+                f"https://example.test/{n}", ("secret.created",), "a/", "nonce", bool(n), 3, NOW
+            )
+    with storage.read() as tx:
+        assert tx.kv.kv_config(1) == KVConfigRow(5, True, 60)
+        hooks = tx.events.webhooks()
+        rows = tx.conn.execute(sa.select(te.webhooks).order_by(te.webhooks.c.id)).all()
+    assert [(h.id, h.url, h.events, h.path_prefix, h.key_nonce) for h in hooks] == [
+        (r.id, r.url, ("secret.created",), "a/", "nonce") for r in rows
+    ]
+    assert [(h.allow_link_local, h.created_by, h.created_at) for h in hooks] == [
+        (False, 3, NOW),
+        (True, 3, NOW),
+    ]
+    assert all(type(h.allow_link_local) is bool and type(h.id) is int for h in hooks)
 
 
 def test_sqlite_listing_reads_a_range_of_the_path_index(sqlite_dsn: str) -> None:
