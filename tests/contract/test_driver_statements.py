@@ -213,12 +213,59 @@ def test_dispose_closes_connections_pinned_by_other_threads(storage: Storage) ->
     assert _driver_closed(drivers[0])
 
 
-def test_unpinned_threads_do_not_keep_a_connection(storage: Storage) -> None:
+def _is_closed(conn: sa.Connection) -> bool:
+    return conn.closed  # (a call: mypy would narrow the property across the test's steps)
+
+
+def test_unpinned_threads_share_one_kept_connection_one_read_at_a_time(
+    storage: Storage,
+) -> None:
+    """Threads without a connection of their own (a library caller's) read on the shared
+    reader's, one read at a time: a read meanwhile (nested, or another thread's) uses the
+    pool, and nothing is kept per thread."""
     with storage.read() as tx:
         first = tx.conn
-    assert first.closed  # back to the pool
+        with storage.read() as inner:
+            assert inner.conn is not first
+            pooled = inner.conn
+    assert pooled.closed  # back to the pool
+    assert not _is_closed(first)
+    seen: list[Any] = []
+
+    def other_thread() -> None:
+        with storage.read() as tx:
+            seen.append(tx.conn)
+
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    worker.join()
+    assert seen == [first]
+    assert not hasattr(storage._local, "conn")
+    with pytest.raises(RuntimeError), storage.read() as tx:
+        assert tx.conn is first
+        raise RuntimeError("boom")
+    assert _is_closed(first)  # dropped: it may be broken
     with storage.read() as tx:
-        assert tx.conn is not first
+        second = tx.conn
+        assert second is not first
+        driver = tx.conn.connection.driver_connection
+    storage.dispose()
+    assert second.closed
+    assert _driver_closed(driver)  # closed for real, not only returned to a pool
+
+
+def test_dispose_during_a_shared_read_closes_its_connection_after(storage: Storage) -> None:
+    with storage.read() as tx:
+        conn = tx.conn
+        driver = conn.connection.driver_connection
+        storage.dispose()
+        assert not _is_closed(conn)  # in use
+        tx.secrets.secret_by_path("x")
+    assert _is_closed(conn)
+    assert _driver_closed(driver)
+    with storage.read() as tx:  # a new one
+        assert tx.conn is not conn
+        assert tx.secrets.secret_by_path("x") is None
 
 
 def test_driver_errors_are_storage_unavailable(storage: Storage, dsn: str) -> None:
