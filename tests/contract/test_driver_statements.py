@@ -254,6 +254,27 @@ def test_unpinned_threads_share_one_kept_connection_one_read_at_a_time(
     assert _driver_closed(driver)  # closed for real, not only returned to a pool
 
 
+def test_concurrent_unpinned_reads_each_see_their_own_rows(storage: Storage) -> None:
+    """Threads reading at once: one at a time on the shared connection, the rest on the
+    pool; every read gets its own answer, none fails."""
+    with storage.write() as tx:
+        for i in range(8):
+            tx.secrets.insert_secret(f"s/{i}", f"d{i}", i, NOW, None)
+
+    def reads(i: int) -> list[str | None]:
+        found = []
+        for _ in range(40):
+            with storage.read() as tx:
+                row = tx.secrets.secret_by_path(f"s/{i}")
+                found.append(None if row is None else row.description)
+                assert tx.secrets.secret_infos("s/")[i].description == f"d{i}"
+        return found
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(reads, range(8)))
+    assert results == [[f"d{i}"] * 40 for i in range(8)]
+
+
 def test_dispose_during_a_shared_read_closes_its_connection_after(storage: Storage) -> None:
     with storage.read() as tx:
         conn = tx.conn
