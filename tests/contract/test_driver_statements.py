@@ -213,12 +213,80 @@ def test_dispose_closes_connections_pinned_by_other_threads(storage: Storage) ->
     assert _driver_closed(drivers[0])
 
 
-def test_unpinned_threads_do_not_keep_a_connection(storage: Storage) -> None:
+def _is_closed(conn: sa.Connection) -> bool:
+    return conn.closed  # (a call: mypy would narrow the property across the test's steps)
+
+
+def test_unpinned_threads_share_one_kept_connection_one_read_at_a_time(
+    storage: Storage,
+) -> None:
+    """Threads without a connection of their own (a library caller's) read on the shared
+    reader's, one read at a time: a read meanwhile (nested, or another thread's) uses the
+    pool, and nothing is kept per thread."""
     with storage.read() as tx:
         first = tx.conn
-    assert first.closed  # back to the pool
+        with storage.read() as inner:
+            assert inner.conn is not first
+            pooled = inner.conn
+    assert pooled.closed  # back to the pool
+    assert not _is_closed(first)
+    seen: list[Any] = []
+
+    def other_thread() -> None:
+        with storage.read() as tx:
+            seen.append(tx.conn)
+
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    worker.join()
+    assert seen == [first]
+    assert not hasattr(storage._local, "conn")
+    with pytest.raises(RuntimeError), storage.read() as tx:
+        assert tx.conn is first
+        raise RuntimeError("boom")
+    assert _is_closed(first)  # dropped: it may be broken
     with storage.read() as tx:
-        assert tx.conn is not first
+        second = tx.conn
+        assert second is not first
+        driver = tx.conn.connection.driver_connection
+    storage.dispose()
+    assert second.closed
+    assert _driver_closed(driver)  # closed for real, not only returned to a pool
+
+
+def test_concurrent_unpinned_reads_each_see_their_own_rows(storage: Storage) -> None:
+    """Threads reading at once: one at a time on the shared connection, the rest on the
+    pool; every read gets its own answer, none fails."""
+    with storage.write() as tx:
+        for i in range(8):
+            tx.secrets.insert_secret(f"s/{i}", f"d{i}", i, NOW, None)
+
+    def reads(i: int) -> list[str | None]:
+        found = []
+        for _ in range(40):
+            with storage.read() as tx:
+                row = tx.secrets.secret_by_path(f"s/{i}")
+                found.append(None if row is None else row.description)
+                assert tx.secrets.secret_infos("s/")[i].description == f"d{i}"
+        return found
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(reads, range(8)))
+    assert results == [[f"d{i}"] * 40 for i in range(8)]
+
+
+def test_dispose_during_a_shared_read_closes_its_connection_after(storage: Storage) -> None:
+    with storage.read() as tx:
+        conn = tx.conn
+        driver = conn.connection.driver_connection
+        storage.dispose()
+        assert not _is_closed(conn)  # in use
+        tx.secrets.secret_by_path("x")
+    assert _is_closed(conn)
+    assert _driver_closed(driver)
+    with storage.read() as tx:  # a new one
+        assert tx.conn is not conn
+        assert tx.secrets.secret_by_path("x") is None
 
 
 def test_driver_errors_are_storage_unavailable(storage: Storage, dsn: str) -> None:

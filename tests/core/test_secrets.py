@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
-from strongroom import Vault, errors
+from strongroom import Vault, errors, open_vault
 from strongroom.clock import ManualClock
+from tests.conftest import MASTER_KEY, fast_config
 
 
 def test_lifecycle_versions_and_rollback(vault: Vault) -> None:
@@ -176,3 +177,30 @@ def test_cleanup_of_many_works_in_batches_with_progress(
     deletes = vault.audit_logs(action="delete", limit=100)
     assert sorted(e.path or "" for e in deletes) == [f"temp/{i:02d}" for i in range(10)]
     assert vault.verify_audit().ok
+
+
+class _TickingClock(ManualClock):
+    """Each reading is a millisecond after the last (a real clock moves during a call)."""
+
+    def now(self) -> datetime:
+        moment = super().now()
+        self.advance(timedelta(milliseconds=1))
+        return moment
+
+
+def test_create_returns_what_is_stored_its_row_and_version_at_one_moment(dsn: str) -> None:
+    """A created secret is stored at version 1 in one insert (no update after its version):
+    created, updated and its version's time are the one moment the call returns."""
+    vault = open_vault(dsn, fast_config(clock=_TickingClock(), auto_lock=False))
+    try:
+        vault.unlock(MASTER_KEY)
+        info = vault.create_secret("tick/a", "v", description="d", expires_in=timedelta(days=1))
+        assert vault.list_secrets("tick/") == [info]
+        assert info.version == 1 and info.created_at == info.updated_at
+        (only,) = vault.list_versions("tick/a")
+        assert only.version == 1 and only.updated_at == info.updated_at
+        assert vault.get_secret("tick/a") == "v"
+        assert vault.update_secret("tick/a", "w") == 2
+        assert vault.list_secrets("tick/")[0].updated_at > info.updated_at
+    finally:
+        vault.close()

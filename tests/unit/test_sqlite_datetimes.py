@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.dialects import sqlite
 
-from strongroom.storage.tables import UTCDateTime
+from strongroom.storage.tables import COLUMN_CONVERTERS, UTCDateTime
 
 DIALECT = sqlite.dialect()
 BIND = UTCDateTime()._cached_bind_processor(DIALECT)
@@ -56,3 +56,13 @@ def test_text_with_an_offset_of_its_own_is_read_as_that_moment() -> None:
     assert RESULT is not None
     assert RESULT("2026-12-03 10:00:00.5+02:00") == datetime(2026, 12, 3, 8, 0, 0, 500000, UTC)
     assert RESULT("2026-12-03T10:00:00Z") == datetime(2026, 12, 3, 10, tzinfo=UTC)
+
+
+@given(st.lists(moments | st.none(), max_size=20))
+def test_a_column_reads_as_each_value(values: list[datetime | None]) -> None:
+    """`txbase.fetch_columns` parses a whole column at once: the values `RESULT` gives."""
+    assert BIND is not None and RESULT is not None
+    texts = [BIND(v) for v in values]
+    converted = COLUMN_CONVERTERS[RESULT](texts)
+    assert converted == [RESULT(text) for text in texts]
+    assert all(v is None or v.tzinfo is UTC for v in converted)

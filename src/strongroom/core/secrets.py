@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import secrets as pyrandom
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
 from datetime import timedelta
 
 from strongroom import errors
@@ -131,11 +130,11 @@ class Secrets:
                 store.delete_secret(old.id)
             expires_at = now + expires_in if expires_in else None
             secret_id = store.insert_secret(
-                path, description, actor.user_id, now, expires_at, version=0
+                path, description, actor.user_id, now, expires_at, version=1
             )
-            row = SecretRow(secret_id, path, description, actor.user_id, now, now, 0, expires_at)
-            number = add_version(state, tx, row, data, actor.user_id)
-            return info_from_row(replace(row, version=number)), secret_id
+            row = SecretRow(secret_id, path, description, actor.user_id, now, now, 1, expires_at)
+            add_version(state, tx, row, data, actor.user_id, is_current=True)
+            return info_from_row(row), secret_id
 
         return state.write("create", actor, path, run)
 
@@ -370,6 +369,6 @@ class Secrets:
         validate_prefix(prefix)
 
         def read(tx: Tx) -> tuple[list[SecretInfo], None]:
-            return [info_from_row(r) for r in secrets_of(tx).list_secrets(prefix)], None
+            return secrets_of(tx).secret_infos(prefix), None
 
         return self._state.read("list", actor, prefix or None, read)

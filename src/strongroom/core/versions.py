@@ -66,6 +66,8 @@ class SecretStore(Protocol):
 
     def list_secrets(self, prefix: str = "", mount_id: int = 1) -> list[SecretRow]: ...
 
+    def secret_infos(self, prefix: str = "", mount_id: int = 1) -> list[SecretInfo]: ...
+
     def list_paths(self, prefix: str = "", mount_id: int = 1) -> list[str]: ...
 
     def secrets_at(self, paths: Sequence[str]) -> list[SecretRow]: ...
@@ -217,24 +219,35 @@ def read_data(
 
 
 def add_version(
-    state: VaultState, tx: Tx, row: SecretRow, data: dict[str, Any], user_id: int
+    state: VaultState,
+    tx: Tx,
+    row: SecretRow,
+    data: dict[str, Any],
+    user_id: int,
+    *,
+    is_current: bool = False,
 ) -> int:
     """Store `data` as the next version of `row` and make it current; return its number.
 
     The KV v2 settings apply to every front-end: a `delete_version_after` (the secret's, else
     the mount's) schedules the version's soft deletion, and versions beyond the larger of the
     secret's and the mount's `max_versions` are pruned (0 for both: keep every version).
+
+    `is_current`: `row` was just stored with this version already current (`Secrets.create`
+    inserts the secret at version 1): the version is `row.version`, stored at
+    `row.updated_at`, and the secret row needs no update (one statement fewer per create).
     """
     store = versions_of(tx)
     mount_store: MountConfigStore = tx.kv
-    now = state.clock.now()
-    number = row.version + 1
+    now = row.updated_at if is_current else state.clock.now()
+    number = row.version if is_current else row.version + 1
     mount = mount_store.kv_config(row.mount_id)
     envelope, term = state.encrypt(tx, encode_value(data), row.id, row.path, number)
     ttl = row.delete_version_after or mount.delete_version_after
     deleted_at = now + timedelta(seconds=ttl) if ttl > 0 else None
     store.insert_version(VersionRow(row.id, number, envelope, term, user_id, now, deleted_at))
-    store.set_current_version(row.id, number, now)
+    if not is_current:
+        store.set_current_version(row.id, number, now)
     limit = max(row.max_versions, mount.max_versions)
     if limit > 0 and number > limit:
         store.prune_versions(row.id, number - limit + 1)

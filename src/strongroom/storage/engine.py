@@ -12,7 +12,7 @@ import contextlib
 import fcntl
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from functools import cached_property
 
@@ -156,11 +156,17 @@ class Storage:
         self._kept_lock = threading.Lock()
         #: `dispose` ran while the kept connection was in use: closed when its transaction ends.
         self._drop_kept_after = False
+        #: The connection kept for unpinned threads' reads (`_shared_connection`), who holds
+        #: it, and whether `dispose` ran meanwhile.
+        self._shared: Connection | None = None
+        self._shared_lock = threading.Lock()
+        self._drop_shared_after = False
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
         """A read transaction (snapshot on SQLite WAL, read committed on PostgreSQL), on the
-        calling thread's own connection when it has one (`pin_thread`).
+        calling thread's own connection when it has one (`pin_thread`), else on the shared
+        reader's when no other read holds it, else on one from the pool.
 
         Raises:
             StorageUnavailable: the database cannot be reached.
@@ -168,23 +174,68 @@ class Storage:
         if getattr(self._local, "pinned", False):
             with self.translated_errors():
                 conn = self._own_connection()
-                try:
-                    with self._own_transaction(conn):
+                with self._kept_read(conn, self._drop_own):
+                    yield Tx(conn)
+        elif self._shared_lock.acquire(blocking=False):
+            try:
+                with self.translated_errors():
+                    conn = self._shared_connection()
+                    with self._kept_read(conn, self._drop_shared):
                         yield Tx(conn)
-                except errors.StrongroomError:
-                    raise  # a refusal (not found, locked): the connection is fine
-                except BaseException:
-                    if conn.invalidated:
-                        # The database ended the connection (a restart ends them all): every
-                        # thread's own connection is replaced before its next read, instead
-                        # of each failing one request.
-                        self._pin_epoch += 1
-                    self._release_own(conn)  # a fresh one next time: this one may be broken
-                    raise
+            finally:
+                self._release_shared()
         else:
             with self.translated_errors(), self._reader.connect() as conn, conn.begin():
                 yield Tx(conn)
         self.health.ok()
+
+    @contextmanager
+    def _kept_read(self, conn: Connection, drop: Callable[[Connection], None]) -> Iterator[None]:
+        """A read transaction on a connection kept out of the pool (a thread's own, or the
+        shared one); `drop` it when the read failed otherwise than by a refusal."""
+        try:
+            with self._own_transaction(conn):
+                yield
+        except errors.StrongroomError:
+            raise  # a refusal (not found, locked): the connection is fine
+        except BaseException:
+            drop(conn)  # a fresh one next time: this one may be broken
+            raise
+
+    def _drop_own(self, conn: Connection) -> None:
+        if conn.invalidated:
+            # The database ended the connection (a restart ends them all): every thread's own
+            # connection is replaced before its next read, instead of each failing one request.
+            self._pin_epoch += 1
+        self._release_own(conn)
+
+    def _shared_connection(self) -> Connection:
+        """The connection kept for the reads of threads without one of their own (a library
+        caller's), one read at a time (`_shared_lock`): checking a connection out of the pool
+        and SQLAlchemy's transaction around a read cost ~40 us, a twelfth of an in-process get
+        (docs/decisions.md). A read that finds it taken uses the pool, as before."""
+        conn = self._shared
+        if conn is not None and self._outdated(conn):
+            self._drop_shared(conn)
+            conn = None
+        if conn is None:
+            conn = self._shared = self._reader.connect()
+        return conn
+
+    def _drop_shared(self, conn: Connection) -> None:
+        self._shared = None
+        with contextlib.suppress(Exception):
+            conn.close()
+
+    def _release_shared(self) -> None:
+        if self._drop_shared_after:
+            # Disposed while this read ran: its pool is gone, the connection closed for real.
+            self._drop_shared_after = False
+            if self._shared is not None:
+                with contextlib.suppress(Exception):
+                    self._shared.invalidate()
+                self._drop_shared(self._shared)
+        self._shared_lock.release()
 
     @contextmanager
     def _own_transaction(self, conn: Connection) -> Iterator[None]:
@@ -419,8 +470,9 @@ class Storage:
             return try_lead(self.engine, name)
 
     def dispose(self) -> None:
-        """Close every pooled connection, the threads' own (`pin_thread`) and the writer's
-        (`write(keep=True)`; one in use is closed when its transaction ends)."""
+        """Close every pooled connection, the threads' own (`pin_thread`), the shared reader's
+        and the writer's (`write(keep=True)`; one in use is closed when its transaction
+        ends)."""
         with self._pin_lock:
             pinned, self._pinned = self._pinned, []
         if self._kept_lock.acquire(blocking=False):
@@ -430,6 +482,13 @@ class Storage:
             self._kept_lock.release()
         else:
             self._drop_kept_after = True  # in use: closed when its transaction ends
+        if self._shared_lock.acquire(blocking=False):
+            if self._shared is not None:
+                pinned.append(self._shared)
+            self._shared = None
+            self._shared_lock.release()
+        else:
+            self._drop_shared_after = True  # in use: closed when its read ends
         for conn in pinned:
             with contextlib.suppress(Exception):
                 conn.close()

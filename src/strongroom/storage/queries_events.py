@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
 from strongroom.storage import tables as t
 from strongroom.storage import tables_events as te
-from strongroom.storage.txbase import Queries
+from strongroom.storage.txbase import Queries, fetch_all
 
 __all__ = ["EventQueries", "OutboxRow", "WebhookRow"]
 
@@ -51,18 +52,31 @@ class OutboxRow:
 _W, _O, _R = te.webhooks, te.outbox, te.reminders
 
 
-def _webhook(row: sa.Row[tuple[object, ...]], counts: dict[int, dict[str, int]]) -> WebhookRow:
-    m = row._mapping
-    mine = counts.get(int(m["id"]), {})
+# Every write batch with a change in it reads the webhooks (`core.events`): built once.
+_WEBHOOKS = sa.select(
+    _W.c.id,
+    _W.c.url,
+    _W.c.events,
+    _W.c.path_prefix,
+    _W.c.key_nonce,
+    _W.c.allow_link_local,
+    _W.c.created_by,
+    _W.c.created_at,
+).order_by(_W.c.id)
+
+
+def _webhook(row: tuple[Any, ...], counts: dict[int, dict[str, int]]) -> WebhookRow:
+    wid, url, events, path_prefix, key_nonce, allow_link_local, created_by, created_at = row
+    mine = counts.get(int(wid), {})
     return WebhookRow(
-        int(m["id"]),
-        m["url"],
-        tuple(json.loads(m["events"])),
-        m["path_prefix"],
-        m["key_nonce"],
-        bool(m["allow_link_local"]),
-        int(m["created_by"]),
-        m["created_at"],
+        int(wid),
+        url,
+        tuple(json.loads(events)),
+        path_prefix,
+        key_nonce,
+        bool(allow_link_local),
+        int(created_by),
+        created_at,
         mine.get("pending", 0),
         mine.get("failed", 0),
     )
@@ -106,8 +120,7 @@ class EventQueries(Queries):
             )
             for wid, status, n in self.conn.execute(query):
                 counts.setdefault(int(wid), {})[status] = int(n)
-        rows = self.conn.execute(sa.select(_W).order_by(_W.c.id))
-        return [_webhook(r, counts) for r in rows]
+        return [_webhook(r, counts) for r in fetch_all(self.conn, _WEBHOOKS, {})]
 
     def last_failure(self, webhook_id: int) -> str | None:
         """The last error of the webhook's newest failed or retried delivery."""

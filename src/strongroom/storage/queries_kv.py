@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from strongroom.storage import tables as t
 from strongroom.storage.base import KVConfigRow
-from strongroom.storage.txbase import Queries, fetch_column
+from strongroom.storage.txbase import Queries, fetch_column, fetch_first
 
 __all__ = ["DEFAULT_MOUNT_ID", "KVQueries"]
 
@@ -20,6 +20,11 @@ DEFAULT_MOUNT_ID = 1
 # Folder listing, built once (`kv_paths`): every unexpired path of a mount, sorted; those
 # starting with a prefix; and on SQLite the same as a range of the unique index on path.
 _S = t.secrets
+_M = t.mounts
+# A mount's KV v2 settings, read in every write transaction that stores a version.
+_KV_CONFIG = sa.select(_M.c.max_versions, _M.c.cas_required, _M.c.delete_version_after).where(
+    _M.c.id == sa.bindparam("mount")
+)
 
 
 def _paths(mount_id: sa.ColumnElement[int]) -> sa.Select[Any]:
@@ -62,12 +67,7 @@ class KVQueries(Queries):
         """The mount-wide KV v2 settings of a mount (all zeros when it has none)."""
         cached = self._kv_config.get(mount_id)
         if cached is None:
-            m = t.mounts
-            row = self.conn.execute(
-                sa.select(m.c.max_versions, m.c.cas_required, m.c.delete_version_after).where(
-                    m.c.id == mount_id
-                )
-            ).first()
+            row = fetch_first(self.conn, _KV_CONFIG, {"mount": mount_id})
             cached = KVConfigRow() if row is None else KVConfigRow(row[0], bool(row[1]), row[2])
             self._kv_config[mount_id] = cached
         return cached

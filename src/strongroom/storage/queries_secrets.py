@@ -11,10 +11,17 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from strongroom import errors
+from strongroom.models import SecretInfo, secret_infos
 from strongroom.storage import tables as t
 from strongroom.storage.base import SecretRow, VersionRow
 from strongroom.storage.convert import secret_row, version_row
-from strongroom.storage.txbase import Queries, execute_many, fetch_first, insert_one
+from strongroom.storage.txbase import (
+    Queries,
+    execute_many,
+    fetch_columns,
+    fetch_first,
+    insert_one,
+)
 
 __all__ = ["SecretQueries"]
 
@@ -78,6 +85,42 @@ _SET_CURRENT = (
     .where(_S.c.id == sa.bindparam("sid"))
     .values(version=sa.bindparam("version"), updated_at=sa.bindparam("at"))
 )
+
+
+# Listing (`secret_infos`), built once: a mount's secrets with `SecretInfo`'s columns, by path;
+# those starting with a prefix; and on SQLite the same as a range of the unique index on path
+# (as `queries_kv`: `mount_id + 0` keeps the planner off the index on mount_id, through which
+# it read and sorted every secret of the mount).
+def _listing(mount_id: Any) -> sa.Select[Any]:
+    return (
+        sa.select(
+            _S.c.id,
+            _S.c.path,
+            _S.c.description,
+            _S.c.created_by,
+            _S.c.created_at,
+            _S.c.updated_at,
+            _S.c.version,
+            _S.c.expires_at,
+            _S.c.metadata,
+            _S.c.max_versions,
+            _S.c.cas_required,
+        )
+        .where(mount_id == sa.bindparam("mount"))
+        .order_by(_S.c.path)
+    )
+
+
+def _listing_under(query: sa.Select[Any]) -> sa.Select[Any]:
+    return query.where(sa.func.substr(_S.c.path, 1, sa.bindparam("n")) == sa.bindparam("prefix"))
+
+
+_LIST = _listing(_S.c.mount_id)
+_LIST_UNDER = _listing_under(_LIST)
+_LIST_RANGE = _listing_under(_listing(_S.c.mount_id + 0)).where(
+    _S.c.path >= sa.bindparam("low"), _S.c.path < sa.bindparam("high")
+)
+_METADATA, _CAS_REQUIRED = 8, 10  # (columns of `_listing`)
 
 
 #: Paths per `IN (...)` list (SQLite allows 32,766 parameters, PostgreSQL 65,535).
@@ -202,6 +245,26 @@ class SecretQueries(Queries):
         query = sa.select(t.secrets).where(t.secrets.c.mount_id == mount_id)
         query = _under(query, prefix, self.conn.dialect.name).order_by(t.secrets.c.path)
         return [secret_row(r) for r in self.conn.execute(query).all()]
+
+    def secret_infos(self, prefix: str = "", mount_id: int = 1) -> list[SecretInfo]:
+        """The public view of `list_secrets(prefix, mount_id)` (as `core.versions.
+        info_from_row` of each row), read and built a column at a time: no row objects in
+        between (a listing of 1,000 secrets: 9.5 -> ~4 ms in-process, docs/decisions.md)."""
+        values: dict[str, Any] = {"mount": mount_id}
+        if not prefix:
+            statement = _LIST
+        else:
+            values.update(n=len(prefix), prefix=prefix)
+            statement = _LIST_UNDER
+            if self.conn.dialect.name == "sqlite" and prefix.isascii():
+                # A range of the unique index on path, as `_under` (bytewise text).
+                values.update(low=prefix, high=prefix[:-1] + chr(ord(prefix[-1]) + 1))
+                statement = _LIST_RANGE
+        columns = fetch_columns(self.conn, statement, values)
+        loads = json.loads
+        columns[_METADATA] = [loads(m) if m and m != "{}" else {} for m in columns[_METADATA]]
+        columns[_CAS_REQUIRED] = [bool(c) for c in columns[_CAS_REQUIRED]]
+        return secret_infos(columns)
 
     def list_paths(self, prefix: str = "", mount_id: int = 1) -> list[str]:
         """The paths `list_secrets(prefix, mount_id)` would return, and nothing else (a folder

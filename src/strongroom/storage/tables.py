@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -98,6 +98,26 @@ def _sqlite_utc(value: Any) -> datetime | None:
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)  # type: ignore[no-any-return]
 
+
+def _sqlite_utc_column(values: Sequence[Any]) -> list[datetime | None]:
+    """`_sqlite_utc` of every value of a column (`txbase.fetch_columns`): one comprehension
+    over text this type wrote, about twice as fast as a call per value (a listing of 1,000
+    secrets parses 2,000 of them); anything else, value by value as `_sqlite_utc` (a date
+    alone too: `fromisoformat` ignores an offset after it)."""
+    parse = datetime.fromisoformat
+    try:
+        return [
+            None if v is None else parse(v + "+00:00") if len(v) > 10 else _sqlite_utc(v)
+            for v in values
+        ]
+    except (TypeError, ValueError):  # not text, or text with an offset of its own
+        return [_sqlite_utc(v) for v in values]
+
+
+#: Converters of a whole result column, by the per-value converter they stand for.
+COLUMN_CONVERTERS: dict[Callable[[Any], Any], Callable[[Sequence[Any]], list[Any]]] = {
+    _sqlite_utc: _sqlite_utc_column
+}
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; BIGINT elsewhere.
 ID = BigInteger().with_variant(Integer(), "sqlite")

@@ -3,6 +3,7 @@ savepoint every part of a transaction uses."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
@@ -12,13 +13,16 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Dialect
 
 from strongroom import errors
+from strongroom.storage.tables import COLUMN_CONVERTERS
 
 __all__ = [
     "DATABASE_ERRORS",
     "Queries",
     "WriterBusy",
     "execute_many",
+    "fetch_all",
     "fetch_column",
+    "fetch_columns",
     "fetch_first",
     "insert_one",
     "on_driver",
@@ -150,6 +154,11 @@ class _Compiled:
         self.converters: list[tuple[int, Callable[[Any], Any]]] = [
             (i, convert) for i, convert in enumerate(converters) if convert is not None
         ]
+        #: The same, each as a converter of a whole column (`columns`).
+        self.column_converters: list[tuple[int, Callable[[Sequence[Any]], list[Any]]]] = [
+            (i, COLUMN_CONVERTERS.get(convert) or functools.partial(_convert_column, convert))
+            for i, convert in self.converters
+        ]
 
     def params(self, values: Mapping[str, Any]) -> Any:
         bound = []
@@ -176,6 +185,21 @@ class _Compiled:
             if value is not None:
                 row[i] = convert(value)
         return tuple(row)
+
+    def columns(self, raw: Sequence[tuple[Any, ...]]) -> list[Sequence[Any]]:
+        """Rows as converted columns (one sequence per result column, in order)."""
+        if not raw:
+            return [() for _ in range(self.width)]
+        if len(raw[0]) != self.width:
+            raise ValueError(f"expected {self.width} columns, got {len(raw[0])}")
+        columns: list[Sequence[Any]] = list(zip(*raw, strict=True))
+        for i, convert in self.column_converters:
+            columns[i] = convert(columns[i])
+        return columns
+
+
+def _convert_column(convert: Callable[[Any], Any], values: Sequence[Any]) -> list[Any]:
+    return [None if value is None else convert(value) for value in values]
 
 
 _COMPILED: dict[tuple[int, str, tuple[str, ...] | None], _Compiled] = {}
@@ -261,6 +285,31 @@ def fetch_first(
     finally:
         cursor.close()
     return None if raw is None else compiled.row(raw)
+
+
+def fetch_all(
+    conn: Connection, statement: sa.Select[Any], values: Mapping[str, Any]
+) -> list[tuple[Any, ...]]:
+    """Every row of a prebuilt SELECT (as `fetch_first`): plain tuples, converted as
+    SQLAlchemy would."""
+    return list(zip(*fetch_columns(conn, statement, values), strict=True))
+
+
+def fetch_columns(
+    conn: Connection, statement: sa.Select[Any], values: Mapping[str, Any]
+) -> list[Sequence[Any]]:
+    """Every row of a prebuilt SELECT (as `fetch_first`) as columns: one sequence of values
+    per result column, converted as SQLAlchemy would, a column at a time (for thousands of
+    rows: converting row by row, then reading each row's fields, cost more than the query)."""
+    cursor, compiled = _execute(conn, statement, values)
+    try:
+        raw = cursor.fetchall()
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _as_sqlalchemy(conn, conn.connection, compiled.sql, values, exc) from exc
+    finally:
+        cursor.close()
+    columns: list[Sequence[Any]] = compiled.columns(raw)
+    return columns
 
 
 def fetch_column(
