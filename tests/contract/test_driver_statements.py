@@ -289,6 +289,32 @@ def test_dispose_during_a_shared_read_closes_its_connection_after(storage: Stora
         assert tx.secrets.secret_by_path("x") is None
 
 
+@pytest.mark.parametrize("pinned", [False, True], ids=["shared", "pinned"])
+def test_a_kept_read_connection_whose_rollback_failed_is_replaced(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch, pinned: bool
+) -> None:
+    """A refused read (not found) whose rollback then fails (a disk I/O error) drops the kept
+    connection it ran on: the next read runs on a new one (the shared connection stayed
+    closed in place, and every later read failed with an untranslated error)."""
+    if pinned:
+        storage.pin_thread()
+    with storage.read() as tx:
+        first = tx.conn
+
+    def failing_rollback(self: Any) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(sa.engine.Connection, "rollback", failing_rollback)
+        with pytest.raises(errors.SecretNotFound), storage.read() as tx:
+            tx.conn.exec_driver_sql("SELECT 1")  # (SQLAlchemy's transaction: its rollback)
+            raise errors.SecretNotFound()
+    for _ in range(2):
+        with storage.read() as tx:
+            assert tx.conn is not first
+            assert tx.secrets.secret_by_path("x") is None
+
+
 def test_driver_errors_are_storage_unavailable(storage: Storage, dsn: str) -> None:
     """A statement run on the driver directly fails like any other: StorageUnavailable (a
     503), not the driver's own exception (a 500)."""

@@ -189,7 +189,9 @@ class Mounts:
 
     def find(self, request_path: str) -> tuple[MountRef, str] | None:
         """The mount serving a request path (longest matching mount path) and the rest of the
-        path; None when no mount serves it. Not audited: the operation it routes to is.
+        path; None when no mount serves it. Not audited: the operation it routes to is. (On
+        PostgreSQL, in autocommit, a mount disabled between its two statements is not found:
+        as if the request came a moment later; the operation checks its mount again.)
 
         Raises:
             StorageUnavailable: the database cannot be reached.

@@ -354,9 +354,10 @@ class VaultState:
         return detach.future
 
     def _touch_if_written(self, future: Future[Any]) -> None:
-        # Runs in the thread that led the batch, its batch still queued: activity only, never
-        # `check_idle` (an auto-lock there would wait for that very batch); the next call or
-        # the reaper applies a due auto-lock.
+        # Runs where the batch is answered (the thread that led it, its batch still queued, or
+        # the event loop that led it, through its lead): activity only, never `check_idle` (an
+        # auto-lock there could wait for a batch); the next call or the reaper applies a due
+        # auto-lock.
         if future.exception() is None:
             self._mark_active()
 

@@ -410,13 +410,14 @@ class Writer:
         `wrap_future` makes a `call_soon_threadsafe` per future)."""
         lead = batch[0].lead if nowait and batch else None
         if lead is not None:
-            for job in batch:
-                job.answering = True
             try:
                 lead(functools.partial(_settle, batch, outcomes))
-                return
             except Exception:  # e.g. "event loop is closed": answered here
                 log.debug("lead callback failed; the batch is answered in this thread")
+            else:
+                for job in batch:  # (`_finish`, next in this thread, leaves them to the lead)
+                    job.answering = True
+                return
         _settle(batch, outcomes)
 
     def _append(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import threading
 import time
 from collections.abc import Callable
@@ -132,6 +133,9 @@ class ServerState:
         if not settings.has_jwt_keys:
             raise errors.InvalidInput("VAULT_JWT_SECRET is required: at least 32 bytes")
         self.auth = settings.jwt_auth()
+        importlib.import_module(
+            "jwt"
+        )  # now, not in the first request (`core.tokens` loads it late)
         self.limiter = LoginLimiter(settings.vault_config().clock)
         #: Core reads and KV writes run on the event loop (SQLite), not in the thread pool
         #: (`read`, `write`).

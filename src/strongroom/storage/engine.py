@@ -194,7 +194,7 @@ class Storage:
         """A read transaction on a connection kept out of the pool (a thread's own, or the
         shared one); `drop` it when the read failed otherwise than by a refusal."""
         try:
-            with self._own_transaction(conn):
+            with self._own_transaction(conn, drop):
                 yield
         except errors.StrongroomError:
             raise  # a refusal (not found, locked): the connection is fine
@@ -215,7 +215,7 @@ class Storage:
         and SQLAlchemy's transaction around a read cost ~40 us, a twelfth of an in-process get
         (docs/decisions.md). A read that finds it taken uses the pool, as before."""
         conn = self._shared
-        if conn is not None and self._outdated(conn):
+        if conn is not None and (conn.closed or self._outdated(conn)):
             self._drop_shared(conn)
             conn = None
         if conn is None:
@@ -238,12 +238,15 @@ class Storage:
         self._shared_lock.release()
 
     @contextmanager
-    def _own_transaction(self, conn: Connection) -> Iterator[None]:
+    def _own_transaction(
+        self, conn: Connection, drop: Callable[[Connection], None]
+    ) -> Iterator[None]:
         """A read transaction on a thread's own connection, begun and ended on the driver:
         SQLAlchemy's transaction objects and events cost about a tenth of a KV read (docs/
         decisions.md, "Speed, round three"). A statement run through SQLAlchemy inside it
         joins it (SQLAlchemy's autobegin; the SQLite begin hook sees the driver's transaction
-        and emits no second BEGIN), and SQLAlchemy then ends it."""
+        and emits no second BEGIN), and SQLAlchemy then ends it. A rollback that fails
+        `drop`s the connection, even when the read's own error is a refusal."""
         begin = self._own_begin
         if begin is None:
             with conn.begin():
@@ -261,7 +264,7 @@ class Storage:
                     # (the driver's rollback: nothing when SQLite already rolled back itself)
                     on_driver(conn, "ROLLBACK", lambda driver: driver.rollback())
             except Exception:
-                self._release_own(conn)  # the error raised is the read's; a new one next time
+                drop(conn)  # the error raised is the read's; a new connection next time
             raise
         if conn.in_transaction():
             conn.commit()
