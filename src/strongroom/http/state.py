@@ -133,9 +133,8 @@ class ServerState:
         if not settings.has_jwt_keys:
             raise errors.InvalidInput("VAULT_JWT_SECRET is required: at least 32 bytes")
         self.auth = settings.jwt_auth()
-        importlib.import_module(
-            "jwt"
-        )  # now, not in the first request (`core.tokens` loads it late)
+        # PyJWT now, not in the first request (`core.tokens` loads it on first use)
+        importlib.import_module("jwt")
         self.limiter = LoginLimiter(settings.vault_config().clock)
         #: Core reads and KV writes run on the event loop (SQLite), not in the thread pool
         #: (`read`, `write`).
