@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import threading
@@ -177,3 +178,58 @@ def _running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+def test_keep_alive_connections_are_spread_over_the_workers(tmp_path: Path) -> None:
+    """A pool of keep-alive connections opened at once ends up half on each worker: a worker
+    holding more answers with `Connection: close` and the pool reconnects (without
+    `http.balance` the first worker to wake often kept all of them)."""
+    proc = ServerProcess(tmp_path, workers=2).start()
+    try:
+        workers = proc.children()
+        assert len(workers) == 2
+        pool = [http.client.HTTPConnection("127.0.0.1", proc.port, timeout=30) for _ in range(16)]
+        for conn in pool:
+            conn.connect()  # all connected before the first request, as a pool warming up
+        held: list[int] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for conn in pool:
+                conn.request("GET", "/v1/sys/health")  # reconnects if the last answer closed
+                response = conn.getresponse()
+                response.read()
+                assert response.status == 200
+            held = [len(_connections_of(pid, proc.port)) for pid in workers]
+            if sum(held) == 16 and max(held) - min(held) <= 2:
+                break
+        assert sum(held) == 16 and max(held) - min(held) <= 2, held
+        for _ in range(3):  # balanced: kept as they are
+            for conn in pool:
+                conn.request("GET", "/v1/sys/health")
+                response = conn.getresponse()
+                response.read()
+                assert response.getheader("connection", "").lower() != "close"
+        for conn in pool:
+            conn.close()
+    finally:
+        assert proc.stop() == 0, proc.output()
+
+
+def _connections_of(pid: int, port: int) -> set[int]:
+    """Socket inodes of `pid` that are established TCP connections to local `port`."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(int(target[8:-1]))
+    established = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "01":  # TCP_ESTABLISHED
+                established.add(int(fields[9]))
+    return inodes & established

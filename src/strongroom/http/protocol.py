@@ -24,12 +24,16 @@ level only: anyone can send them, so they must not flood the log (uvicorn logs a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
+from typing import ClassVar, cast
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from strongroom.http.balance import Balance
 
 __all__ = ["MAX_HEAD", "MAX_TARGET", "VaultHTTPProtocol", "list_as_get", "protocol_error"]
 
@@ -96,7 +100,13 @@ def _status_of(exc: httptools.HttpParserError, target: bytes, data: bytes) -> in
 
 
 class VaultHTTPProtocol(HttpToolsProtocol):
-    """httptools with LIST accepted as Vault accepts it, protocol errors answered in JSON."""
+    """httptools with LIST accepted as Vault accepts it, protocol errors answered in JSON;
+    in a worker of several, keep-alive connections kept spread over the workers."""
+
+    #: A worker's share of the connection table (`http.balance`); None with one process.
+    balance: ClassVar[Balance | None] = None
+    #: This connection's next answer says `Connection: close`, for balance.
+    _leaving = False
 
     #: Bytes of header fields parsed in the current request.
     _header_bytes = 0
@@ -159,11 +169,43 @@ class VaultHTTPProtocol(HttpToolsProtocol):
             raise httptools.HttpParserError("request header fields too large")
         super().on_header(name, value)
 
+    @classmethod
+    def balanced(cls, balance: Balance) -> type[VaultHTTPProtocol]:
+        """This protocol for a worker of several, holding its share of the connections."""
+        return cast("type[VaultHTTPProtocol]", type(cls.__name__, (cls,), {"balance": balance}))
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if self.balance is not None:
+            self.balance.publish(len(self.connections))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.balance is not None:
+            if self._leaving:
+                self.balance.leaving -= 1
+            self.balance.publish(len(self.connections))
+
     def on_headers_complete(self) -> None:
         self._heads += 1
         self._pending_head = 0
         self._in_body = True
+        cycle = self.cycle
         super().on_headers_complete()
+        balance = self.balance
+        if (
+            balance is not None
+            and self.cycle is not cycle  # a request (not an upgrade)
+            and self.cycle.keep_alive
+            and not self._leaving
+            and balance.crowded(len(self.connections))
+        ):
+            # Answered with `Connection: close`; the client's next connection goes to
+            # whichever worker accepts first.
+            self.cycle.keep_alive = False
+            self._leaving = True
+            balance.leaving += 1
+            balance.publish(len(self.connections))
 
     def on_message_complete(self) -> None:
         self._in_body = False

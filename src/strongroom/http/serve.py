@@ -4,7 +4,8 @@ With `--tls-cert` every process serves HTTPS from its own `ssl.SSLContext` (`htt
 SIGHUP reloads the certificate: a single process reloads it, a supervisor forwards SIGHUP to its
 workers. Worker 0 is the one that may run the background jobs (`http.jobs`).
 
-With several workers the supervisor binds the socket, spawns the workers, and relays lock-state
+With several workers the supervisor binds the socket, spawns the workers (which keep keep-alive
+connections spread among them: `http.balance`), and relays lock-state
 changes between them (see `http.control`): it forwards one worker's unlock or lock to the others
 and answers when all have applied it, and it decides auto-lock from the activity the workers
 report. It never stores the master key. SIGTERM (or SIGINT) is forwarded to every worker; uvicorn
@@ -33,6 +34,7 @@ from strongroom.config import Settings
 from strongroom.core import open_vault
 from strongroom.core.audit_devices import request_reopen
 from strongroom.http.app import create_app
+from strongroom.http.balance import Balance, ConnectionTable
 from strongroom.http.control import WorkerLink
 from strongroom.http.deps import SERVER_ACTOR
 from strongroom.http.protocol import VaultHTTPProtocol
@@ -44,14 +46,19 @@ PR_SET_DUMPABLE = 4
 log = logging.getLogger("strongroom.http")
 
 
-def _config(app: Any, settings: Settings, tls: ssl.SSLContext | None = None) -> uvicorn.Config:
+def _config(
+    app: Any,
+    settings: Settings,
+    tls: ssl.SSLContext | None = None,
+    protocol: type[VaultHTTPProtocol] = VaultHTTPProtocol,
+) -> uvicorn.Config:
     factory = None if tls is None else (lambda config, default: tls)
     return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http=VaultHTTPProtocol,
+        http=protocol,
         lifespan="on",
         access_log=False,
         log_level="warning",
@@ -118,8 +125,15 @@ def _report_interval(settings: Settings) -> float:
     return max(0.05, min(1.0, settings.auto_lock_timeout.total_seconds() / 10))
 
 
-def worker_main(settings: Settings, sock: socket.socket, conn: Connection, index: int = 0) -> None:
-    """Entry point of a worker process (worker `index`; worker 0 may run the jobs)."""
+def worker_main(
+    settings: Settings,
+    sock: socket.socket,
+    conn: Connection,
+    index: int = 0,
+    table: ConnectionTable | None = None,
+) -> None:
+    """Entry point of a worker process (worker `index`; worker 0 may run the jobs). With a
+    `table`, it keeps its share of the keep-alive connections (`http.balance`)."""
     interval = _report_interval(settings)
     tls = server_context(settings)
     app = create_app(
@@ -129,7 +143,10 @@ def worker_main(settings: Settings, sock: socket.socket, conn: Connection, index
     )
     _exit_quietly_after_shutdown()
     install_reload(tls, settings)
-    uvicorn.Server(_config(app, settings, tls)).run(sockets=[sock])
+    protocol = VaultHTTPProtocol
+    if table is not None:
+        protocol = VaultHTTPProtocol.balanced(Balance(table, index))
+    uvicorn.Server(_config(app, settings, tls, protocol)).run(sockets=[sock])
 
 
 class Supervisor:
@@ -174,10 +191,13 @@ class Supervisor:
         self._prepare()
         sock = self._bind()
         ctx = multiprocessing.get_context("spawn")
+        table = ConnectionTable(self.settings.workers)
         for index in range(self.settings.workers):
             parent, child = ctx.Pipe(duplex=True)
             proc = ctx.Process(
-                target=worker_main, args=(self.settings, sock, child, index), daemon=False
+                target=worker_main,
+                args=(self.settings, sock, child, index, table),
+                daemon=False,
             )
             proc.start()
             child.close()
