@@ -85,7 +85,7 @@ def test_folder_keys() -> None:
 
 
 @given(
-    st.lists(st.text(alphabet="ab/", min_size=1, max_size=6)),
+    st.lists(st.text(alphabet="ab/", min_size=1, max_size=6), unique=True),
     st.sampled_from(["", "a/", "a/b/", "b/"]),
 )
 def test_folder_keys_matches_its_definition(paths: list[str], folder: str) -> None:

@@ -15,7 +15,6 @@ that could carry a secret.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from strongroom import errors
+from strongroom import errors, fastjson
 from strongroom.core.kv_types import KVVersionMeta
 from strongroom.http.kv2_format import envelope, version_meta_json
 
@@ -84,10 +83,7 @@ def json_response(
     body: object, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     """A compact JSON response that is never cached."""
-    try:
-        data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate somewhere: escaped, still valid JSON
-        data = json.dumps(body, separators=(",", ":")).encode("ascii")
+    data = fastjson.dumps(body)
     if headers:
         return Response(data, status, {**NO_STORE, **headers}, JSON)
     return _JSONBytes(data, status)
