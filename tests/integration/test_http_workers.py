@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from strongroom.http.balance import SLACK
 from tests.integration.server_proc import MASTER_KEY, ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -200,9 +201,9 @@ def test_keep_alive_connections_are_spread_over_the_workers(tmp_path: Path) -> N
                 response.read()
                 assert response.status == 200
             held = [len(_connections_of(pid, proc.port)) for pid in workers]
-            if sum(held) == 16 and max(held) - min(held) <= 2:
+            if sum(held) == 16 and max(held) - min(held) <= SLACK:
                 break
-        assert sum(held) == 16 and max(held) - min(held) <= 2, held
+        assert sum(held) == 16 and max(held) - min(held) <= SLACK, held
         for _ in range(3):  # balanced: kept as they are
             for conn in pool:
                 conn.request("GET", "/v1/sys/health")
@@ -226,8 +227,10 @@ def _connections_of(pid: int, port: int) -> set[int]:
         if target.startswith("socket:["):
             inodes.add(int(target[8:-1]))
     established = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
+    for table in (Path("/proc/net/tcp"), Path("/proc/net/tcp6")):
+        if not table.exists():  # (IPv6 disabled)
+            continue
+        for line in table.read_text().splitlines()[1:]:
             fields = line.split()
             local_port = int(fields[1].rsplit(":", 1)[1], 16)
             if local_port == port and fields[3] == "01":  # TCP_ESTABLISHED

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import math
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -28,10 +29,8 @@ def _reference(value: Any) -> bytes:
 
 
 @given(_json)
-def test_encodes_to_what_the_standard_library_reads_back(value: Any) -> None:
-    data = fastjson.dumps(value)
-    assert json.loads(data) == json.loads(_reference(value))
-    assert fastjson.loads(data) == json.loads(data)
+def test_writes_the_json_values_the_standard_library_writes(value: Any) -> None:
+    assert json.loads(fastjson.dumps(value)) == json.loads(_reference(value))
 
 
 def test_the_common_answers_are_byte_for_byte_the_same() -> None:
@@ -40,16 +39,20 @@ def test_the_common_answers_are_byte_for_byte_the_same() -> None:
 
 
 def test_what_orjson_refuses_takes_the_standard_librarys_path() -> None:
-    big = {"n": 2**70, "m": -(2**65)}
-    assert fastjson.dumps(big) == _reference(big)
-    assert fastjson.loads(b'{"n": 1180591620717411303424}') == {"n": 2**70}
+    for n in (2**64, -(2**63) - 1, 12345678901234567890123):
+        encoded = fastjson.dumps({"n": n})
+        assert encoded == _reference({"n": n})
+        assert json.loads(encoded)["n"] == n
     assert fastjson.dumps({1: "a"}) == b'{"1":"a"}'  # keys that are not strings
     assert fastjson.dumps({"s": "\ud800"}) == b'{"s":"\\ud800"}'  # a lone surrogate, escaped
-    assert math.isnan(fastjson.loads("NaN"))
 
 
-def test_not_json_is_refused_as_the_standard_library_refuses_it() -> None:
-    with pytest.raises(json.JSONDecodeError):
-        fastjson.loads(b"{nope")
+@dataclasses.dataclass
+class _Record:
+    secret: str
+
+
+@pytest.mark.parametrize("value", [object(), datetime(2026, 1, 1, tzinfo=UTC), _Record("x")])
+def test_what_json_refuses_is_still_refused(value: object) -> None:
     with pytest.raises(TypeError):
-        fastjson.dumps({"when": object()})
+        fastjson.dumps({"v": value})

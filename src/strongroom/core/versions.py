@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from strongroom import errors, fastjson
+from strongroom import errors
 from strongroom.core.state import VaultState
 from strongroom.models import SecretInfo
 from strongroom.storage import KVConfigRow, SecretRow, Tx, VersionRow
@@ -142,7 +142,7 @@ def decode_value(plaintext: bytes) -> dict[str, Any]:
     Raises:
         IntegrityError: the authenticated plaintext is not a JSON object (never expected).
     """
-    data = fastjson.loads(plaintext)
+    data = json.loads(plaintext)
     if not isinstance(data, dict):
         raise errors.IntegrityError()
     return data

@@ -24,7 +24,6 @@ level only: anyone can send them, so they must not flood the log (uvicorn logs a
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -105,6 +104,8 @@ class VaultHTTPProtocol(HttpToolsProtocol):
 
     #: A worker's share of the connection table (`http.balance`); None with one process.
     balance: ClassVar[Balance | None] = None
+    #: This connection counts in the worker's share (it sent a request).
+    _counted = False
     #: This connection's next answer says `Connection: close`, for balance.
     _leaving = False
 
@@ -171,46 +172,51 @@ class VaultHTTPProtocol(HttpToolsProtocol):
 
     @classmethod
     def balanced(cls, balance: Balance) -> type[VaultHTTPProtocol]:
-        """This protocol for a worker of several, holding its share of the connections."""
+        """This protocol for a worker of several, serving its share of the connections."""
         return cast("type[VaultHTTPProtocol]", type(cls.__name__, (cls,), {"balance": balance}))
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        if self.balance is not None:
-            self.balance.publish(len(self.connections))
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        if self.balance is not None:
-            if self._leaving:
-                self.balance.leaving -= 1
-            self.balance.publish(len(self.connections))
+        self._uncount()
+
+    def handle_websocket_upgrade(self) -> None:
+        self._uncount()  # no longer this protocol's: its connection_lost will not run
+        super().handle_websocket_upgrade()
+
+    def _uncount(self) -> None:
+        if self._counted:
+            self._counted = False
+            if self.balance is not None and not self._leaving:
+                self.balance.left()
 
     def on_headers_complete(self) -> None:
         self._heads += 1
         self._pending_head = 0
         self._in_body = True
-        cycle = self.cycle
+        if self._heads == 1 and self.balance is not None:
+            self._counted = True  # a connection counts once it sends a request
+            self.balance.joined()
         super().on_headers_complete()
-        balance = self.balance
-        if (
-            balance is not None
-            and self.cycle is not cycle  # a request (not an upgrade)
-            and self.cycle.keep_alive
-            and not self._leaving
-            and balance.crowded(len(self.connections))
-        ):
-            # Answered with `Connection: close`; the client's next connection goes to
-            # whichever worker accepts first.
-            self.cycle.keep_alive = False
-            self._leaving = True
-            balance.leaving += 1
-            balance.publish(len(self.connections))
 
     def on_message_complete(self) -> None:
         self._in_body = False
         self._between = True
         super().on_message_complete()
+        balance, cycle = self.balance, self.cycle
+        if (
+            balance is not None
+            and self._counted
+            and not self._leaving
+            and cycle is not None
+            and cycle.keep_alive
+            and not cycle.response_started  # decided with the whole request read
+            and balance.crowded()
+        ):
+            # Answered with `Connection: close`; the client's next connection goes to
+            # whichever worker accepts first.
+            cycle.keep_alive = False
+            self._leaving = True
+            balance.closing()
 
     def on_url(self, url: bytes) -> None:
         """Collect the request target, refusing one over `MAX_TARGET` bytes (414)."""

@@ -34,7 +34,7 @@ from strongroom.config import Settings
 from strongroom.core import open_vault
 from strongroom.core.audit_devices import request_reopen
 from strongroom.http.app import create_app
-from strongroom.http.balance import Balance, ConnectionTable
+from strongroom.http.balance import Balance, BalancedServer, ConnectionTable
 from strongroom.http.control import WorkerLink
 from strongroom.http.deps import SERVER_ACTOR
 from strongroom.http.protocol import VaultHTTPProtocol
@@ -143,10 +143,13 @@ def worker_main(
     )
     _exit_quietly_after_shutdown()
     install_reload(tls, settings)
-    protocol = VaultHTTPProtocol
-    if table is not None:
-        protocol = VaultHTTPProtocol.balanced(Balance(table, index))
-    uvicorn.Server(_config(app, settings, tls, protocol)).run(sockets=[sock])
+    if table is None:
+        server = uvicorn.Server(_config(app, settings, tls))
+    else:
+        balance = Balance(table, index)
+        protocol = VaultHTTPProtocol.balanced(balance)
+        server = BalancedServer(_config(app, settings, tls, protocol), balance)
+    server.run(sockets=[sock])
 
 
 class Supervisor:
