@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 from strongroom import Vault, errors
 from strongroom.storage import Storage, Tx, open_storage
 from strongroom.storage import tables as t
+from strongroom.storage.base import NewAudit
 from strongroom.storage.sqlite import BUSY_TIMEOUT_MS
 from strongroom.storage.txbase import WriterBusy
 from tests.conftest import PG_BASE
@@ -156,6 +157,101 @@ def test_kept_writes_reuse_one_connection_and_commit(storage: Storage, dsn: str)
     with storage.write(keep=True) as tx:
         assert tx.conn is first
     assert _kept(storage) is first
+
+
+#: Values a client-side bound statement must carry exactly (`txbase.WithCommit`): quotes,
+#: backslashes, placeholders, dollar quotes, a statement separator, non-ASCII.
+_AWKWARD = [
+    "it's",
+    "back\\slash\\",
+    "%s %(path)s %%",
+    "$$x$$; DROP TABLE vault_secrets; --",
+    "é ü 秘密 \U0001f511",
+]
+
+
+def _audit_rows(dsn: str) -> list[tuple[Any, ...]]:
+    return [
+        tuple(row)
+        for row in raw_sql(
+            dsn,
+            "SELECT secret_id, path, user_id, action, ip_address, success, error, request_id,"
+            " mac FROM vault_audit_logs ORDER BY id",
+        )
+    ]
+
+
+def test_kept_write_commits_its_audit_rows_exactly(storage: Storage, dsn: str) -> None:
+    """A batch's audit rows, on PostgreSQL held back and sent with the COMMIT in one query
+    bound on the client: every value arrives as it was, in order, with the rest of the
+    transaction, and the connection is left idle for the next write."""
+    entries: list[tuple[NewAudit, str | None]] = [
+        (NewAudit(NOW, i, text, i, "read", text[:64], i % 2 == 0, None, text[:64]), f"m{i}")
+        for i, text in enumerate(_AWKWARD)
+    ]
+    entries.append((NewAudit(NOW, None, None, 0, "lock", "::1", False, "Err", None), None))
+    pid = None
+    with storage.write(keep=True) as tx:
+        if storage.dialect == "postgresql":
+            pid = _backend_pid(tx)
+        tx.secrets.insert_secret("with-audit", None, 1, NOW, None)
+        tx.audit.insert_audits(entries)
+        if storage.dialect == "postgresql":
+            assert tx.with_commit is not None
+            # Held back: not even this transaction has them yet.
+            assert (
+                tx.conn.execute(sa.select(sa.func.count()).select_from(t.audit_logs)).scalar() == 0
+            )
+        else:
+            assert tx.with_commit is None
+    assert _paths(dsn) == ["with-audit"]
+    stored = _audit_rows(dsn)
+    assert stored == [
+        (
+            e.secret_id,
+            e.path,
+            e.user_id,
+            e.action,
+            e.ip_address,
+            e.success,
+            e.error,
+            e.request_id,
+            mac,
+        )
+        for e, mac in entries
+    ]
+    times = raw_sql(dsn, "SELECT timestamp FROM vault_audit_logs ORDER BY id")
+    assert len(times) == len(entries)
+    if storage.dialect == "postgresql":
+        assert all(row[0] == NOW for row in times)  # to the microsecond, as UTC
+        assert pid is not None and _pg_state(pid) == "idle"
+    with storage.write(keep=True) as tx:  # the same connection goes on
+        tx.audit.insert_audits(
+            [(NewAudit(NOW, None, "next", 1, "read", "::1", True, None, None), "m")]
+        )
+    assert len(_audit_rows(dsn)) == len(entries) + 1
+
+
+def test_kept_write_whose_audit_rows_are_refused_commits_nothing(
+    storage: Storage, dsn: str
+) -> None:
+    """A held-back row the database refuses (an action longer than its column) fails the
+    whole transaction at its commit: nothing of it is stored, and the next write runs."""
+    if storage.dialect == "sqlite":
+        pytest.skip("SQLite does not enforce a VARCHAR's length")
+    with storage.write(keep=True) as tx:
+        first = tx.conn
+    too_long = NewAudit(NOW, None, "p", 1, "x" * 51, "::1", True, None, None)
+    ok = NewAudit(NOW, None, "p", 1, "read", "::1", True, None, None)
+    with pytest.raises(errors.StrongroomError), storage.write(keep=True) as tx:
+        tx.secrets.insert_secret("doomed", None, 1, NOW, None)
+        tx.audit.insert_audits([(ok, "m1"), (too_long, "m2")])
+    assert _paths(dsn) == [] and _audit_rows(dsn) == []
+    assert first.closed and _kept(storage) is None
+    with storage.write(keep=True) as tx:
+        tx.secrets.insert_secret("after", None, 1, NOW, None)
+        tx.audit.insert_audits([(ok, "m3")])
+    assert _paths(dsn) == ["after"] and [r[-1] for r in _audit_rows(dsn)] == ["m3"]
 
 
 def test_an_ordinary_write_does_not_take_the_kept_connection(storage: Storage) -> None:

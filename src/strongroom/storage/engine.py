@@ -34,7 +34,13 @@ from strongroom.storage.queries_rotation import RotationQueries
 from strongroom.storage.queries_secrets import SecretQueries
 from strongroom.storage.queries_tokens import TokenQueries
 from strongroom.storage.sqlite import begin as sqlite_begin
-from strongroom.storage.txbase import WriterBusy, on_driver, run_statement, savepoint
+from strongroom.storage.txbase import (
+    WithCommit,
+    WriterBusy,
+    on_driver,
+    run_statement,
+    savepoint,
+)
 
 __all__ = ["Storage", "Tx"]
 
@@ -49,8 +55,11 @@ class Tx:
     first use, so a transaction pays only for the ones it touches.
     """
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, with_commit: WithCommit | None = None) -> None:
         self.conn = conn
+        #: On the writer's kept PostgreSQL transaction: the audit rows held back to be sent
+        #: with the COMMIT (`WithCommit`); None elsewhere.
+        self.with_commit = with_commit
 
     @cached_property
     def keys(self) -> KeyQueries:
@@ -75,7 +84,7 @@ class Tx:
     @cached_property
     def audit(self) -> AuditQueries:
         """The audit chain."""
-        return AuditQueries(self.conn)
+        return AuditQueries(self.conn, self.with_commit)
 
     @cached_property
     def events(self) -> EventQueries:
@@ -318,8 +327,8 @@ class Storage:
         with self.translated_errors(writing=True), self._writer_flock(nowait=nowait):
             if keep and self._kept_lock.acquire(blocking=False):
                 try:
-                    with self._kept_transaction(nowait=nowait) as conn:
-                        yield Tx(conn)
+                    with self._kept_transaction(nowait=nowait) as tx:
+                        yield tx
                 finally:
                     self._kept_lock.release()
                 self.health.ok()
@@ -338,12 +347,13 @@ class Storage:
         self.health.ok()
 
     @contextmanager
-    def _kept_transaction(self, *, nowait: bool) -> Iterator[Connection]:
+    def _kept_transaction(self, *, nowait: bool) -> Iterator[Tx]:
         """A write transaction on the kept connection, begun and ended on the driver: checking a
         connection out of the pool and SQLAlchemy's transaction around it cost ~60 us a batch,
         most of a batch's own cost at concurrency 1 (docs/decisions.md, "Speed, round three").
         Statements run through SQLAlchemy join it (see `_own_transaction`). A connection whose
-        transaction failed is closed, and the next batch opens a new one."""
+        transaction failed is closed, and the next batch opens a new one. On PostgreSQL the
+        batch's audit rows go with the COMMIT (`Tx.with_commit`)."""
         conn = self._kept
         if conn is not None and self._outdated(conn):
             self._drop_kept(conn)
@@ -363,13 +373,19 @@ class Storage:
                 self._drop_kept(conn)
                 raise
         try:
+            with_commit = None
             if self.dialect != "sqlite":  # psycopg begins a transaction with this statement
                 run_statement(conn, _ADVISORY_LOCK, (self._advisory_key(conn),))
-            yield conn
+                with_commit = WithCommit()
+            yield Tx(conn, with_commit)
             if conn.invalidated:
                 # Lost inside (and the loss not raised): committing would open a new
                 # connection and commit nothing on it.
                 raise errors.StorageUnavailable(cause=CAUSES["connection_lost"])
+            if with_commit is not None:
+                # The audit rows and the COMMIT, when there are rows: psycopg's commit below
+                # then sends nothing (the server reports the transaction ended).
+                with_commit.commit(conn)
             if conn.in_transaction():
                 conn.commit()
             else:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from strongroom.storage import tables as t
 from strongroom.storage.base import AuditRow, NewAudit
 from strongroom.storage.convert import audit_row
-from strongroom.storage.txbase import Queries, execute_many, fetch_first
+from strongroom.storage.txbase import Queries, WithCommit, execute_many, fetch_first
 
 __all__ = ["AuditQueries"]
 
@@ -18,6 +19,8 @@ _LAST_MAC = sa.select(_A.c.mac).order_by(_A.c.id.desc()).limit(1)
 _MAX_TERM = sa.select(sa.func.max(t.key_terms.c.term))
 _BATCH_HEAD = sa.select(_MAX_TERM.scalar_subquery(), _LAST_MAC.scalar_subquery())
 _INSERT_AUDIT = sa.insert(_A)
+#: A batch's rows (`insert_audits`): their ids are not needed, no RETURNING on PostgreSQL.
+_APPEND_AUDITS = sa.insert(_A).inline()
 _INSERT_AUDIT_IDS = sa.insert(_A).returning(_A.c.id, sort_by_parameter_order=True)
 
 
@@ -60,11 +63,19 @@ class AuditQueries(Queries):
         assert row is not None  # noqa: S101 - two scalar subqueries: always one row
         return int(row[0] or 0), row[1]
 
+    def __init__(self, conn: Connection, with_commit: WithCommit | None = None) -> None:
+        super().__init__(conn)
+        self._with_commit = with_commit
+
     def insert_audits(self, entries: list[tuple[NewAudit, str | None]]) -> None:
-        """Append entries with their chain MACs, in order, in one round trip (a batch's)."""
-        execute_many(
-            self.conn, _INSERT_AUDIT, [_audit_params(e, mac) for e, mac in entries], _AUDIT_COLUMNS
-        )
+        """Append entries with their chain MACs, in order, in one round trip (a batch's). On
+        the writer's kept PostgreSQL transaction they are sent with its COMMIT (`WithCommit`):
+        the transaction's last statement."""
+        rows = [_audit_params(e, mac) for e, mac in entries]
+        if self._with_commit is not None:
+            self._with_commit.insert(self.conn, _APPEND_AUDITS, rows, _AUDIT_COLUMNS)
+        else:
+            execute_many(self.conn, _APPEND_AUDITS, rows, _AUDIT_COLUMNS)
 
     def insert_audits_returning(self, entries: list[tuple[NewAudit, str | None]]) -> list[int]:
         """`insert_audits`, returning the new ids in the entries' order (for audit devices)."""

@@ -18,6 +18,7 @@ from strongroom.storage.tables import COLUMN_CONVERTERS
 __all__ = [
     "DATABASE_ERRORS",
     "Queries",
+    "WithCommit",
     "WriterBusy",
     "execute_many",
     "fetch_all",
@@ -324,6 +325,59 @@ def fetch_column(
         raise _as_sqlalchemy(conn, conn.connection, compiled.sql, values, exc) from exc
     finally:
         cursor.close()
+
+
+class WithCommit:
+    """INSERTs held back to be sent with their transaction's COMMIT, in one round trip: on the
+    writer's kept PostgreSQL connection (`Storage._kept_transaction`), for the batch's audit
+    rows, its last statement. Their own round trip and the COMMIT's were two of a batch's
+    five, all spent holding the vault-wide lock (docs/decisions.md, "Speed, round six").
+
+    The rows are bound on the client (psycopg's `ClientCursor`, which quotes each value for
+    the connection, as psycopg 2 did for every query): one simple-protocol query can hold
+    several statements, a query with server-side parameters only one."""
+
+    __slots__ = ("_inserts",)
+
+    def __init__(self) -> None:
+        self._inserts: list[tuple[_Compiled, list[dict[str, Any]]]] = []
+
+    def insert(
+        self,
+        conn: Connection,
+        statement: sa.Insert,
+        rows: Sequence[Mapping[str, Any]],
+        columns: Sequence[str],
+    ) -> None:
+        """Hold back `execute_many(conn, statement, rows, columns)` until `commit`: nothing
+        may run on the transaction after it."""
+        if rows:
+            compiled = _compiled(conn.dialect, statement, columns)
+            self._inserts.append((compiled, [compiled.params(row) for row in rows]))
+
+    def commit(self, conn: Connection) -> None:
+        """Send what was held back and the COMMIT, in one round trip (nothing when nothing
+        was held back: the caller commits)."""
+        if not self._inserts:
+            return
+        from psycopg import ClientCursor  # (PostgreSQL only)
+
+        fairy = conn.connection
+        driver: Any = fairy.driver_connection
+        cursor = ClientCursor(driver)
+        inserts, self._inserts = self._inserts, []
+        try:
+            statements = []
+            for compiled, params in inserts:
+                head, _, row = compiled.sql.partition(" VALUES ")
+                rows = ", ".join(cursor.mogrify(row, values) for values in params)
+                statements.append(f"{head} VALUES {rows}")
+            statements.append("COMMIT")
+            cursor.execute("; ".join(statements))  # (no parameters: sent as it is)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise _as_sqlalchemy(conn, fairy, "INSERT ...; COMMIT", (), exc) from exc
+        finally:
+            cursor.close()
 
 
 def execute_many(
