@@ -254,6 +254,68 @@ def test_kept_write_whose_audit_rows_are_refused_commits_nothing(
     assert _paths(dsn) == ["after"] and [r[-1] for r in _audit_rows(dsn)] == ["m3"]
 
 
+class _Abort(Exception):
+    """Ends a write on purpose."""
+
+
+def test_kept_write_savepoints_undo_only_their_blocks(storage: Storage, dsn: str) -> None:
+    """Savepoints of the writer's kept transaction (on PostgreSQL their RELEASE goes with the
+    next savepoint statement, `txbase.savepoint(chain=...)`): a block that fails, by a bug
+    or by the database refusing a statement (which aborts the transaction on PostgreSQL),
+    is undone alone, nested blocks included, after blocks that ended and before others."""
+    with storage.write(keep=True) as tx:
+        for i in range(3):
+            with tx.savepoint():
+                tx.secrets.insert_secret(f"job-{i}", None, 1, NOW, None)
+        with pytest.raises(errors.Conflict), tx.savepoint():
+            tx.secrets.insert_secret("refused-first", None, 1, NOW, None)
+            tx.secrets.insert_secret("job-0", None, 1, NOW, None)  # taken: refused
+        with pytest.raises(_Abort), tx.savepoint():
+            tx.secrets.insert_secret("outer-before", None, 1, NOW, None)
+            with tx.savepoint():
+                tx.secrets.insert_secret("inner", None, 1, NOW, None)
+            tx.secrets.insert_secret("outer-after", None, 1, NOW, None)
+            raise _Abort
+        with pytest.raises(errors.Conflict), tx.savepoint():
+            with tx.savepoint():
+                tx.secrets.insert_secret("inner-2", None, 1, NOW, None)
+            tx.secrets.insert_secret("job-1", None, 1, NOW, None)  # refused after a block ended
+        with tx.savepoint():
+            tx.secrets.insert_secret("last", None, 1, NOW, None)
+    assert _paths(dsn) == ["job-0", "job-1", "job-2", "last"]
+
+
+@pytest.mark.postgres
+def test_kept_write_savepoints_do_not_pile_up(pg_dsn: str) -> None:
+    """The ended savepoints of the kept transaction are released by its next savepoint
+    statement: they do not pile up (PostgreSQL slows down every backend once a transaction
+    holds more than 64 subtransactions)."""
+    import psycopg
+
+    storage = open_storage(pg_dsn)
+    outcome: list[str] = []
+    try:
+        with pytest.raises((_Abort, errors.StrongroomError)), storage.write(keep=True) as tx:
+            assert tx.with_commit is not None
+            for i in range(5):
+                with tx.savepoint():
+                    with tx.savepoint():
+                        tx.secrets.insert_secret(f"n-{i}", None, 1, NOW, None)
+            driver = _driver(tx)
+            for _ in range(2):  # the last pair, inner and outer: their RELEASEs are due
+                driver.execute("RELEASE SAVEPOINT strongroom_job")
+            try:
+                driver.execute("RELEASE SAVEPOINT strongroom_job")
+            except psycopg.errors.InvalidSavepointSpecification:
+                outcome.append("none left")
+            else:
+                outcome.append("another was left open")
+            raise _Abort
+    finally:
+        storage.dispose()
+    assert outcome == ["none left"]
+
+
 def test_an_ordinary_write_does_not_take_the_kept_connection(storage: Storage) -> None:
     with storage.write(keep=True) as tx:
         kept = tx.conn

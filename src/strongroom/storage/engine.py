@@ -57,8 +57,9 @@ class Tx:
 
     def __init__(self, conn: Connection, with_commit: WithCommit | None = None) -> None:
         self.conn = conn
-        #: On the writer's kept PostgreSQL transaction: the audit rows held back to be sent
-        #: with the COMMIT (`WithCommit`); None elsewhere.
+        #: On the writer's kept PostgreSQL transaction: what is held back to be sent with
+        #: later statements, the audit rows with the COMMIT and savepoint RELEASEs with the
+        #: next savepoint (`WithCommit`); None elsewhere.
         self.with_commit = with_commit
 
     @cached_property
@@ -118,7 +119,7 @@ class Tx:
 
     def savepoint(self) -> AbstractContextManager[None]:
         """Run a block whose changes are undone alone if it raises (see `txbase.savepoint`)."""
-        return savepoint(self.conn)
+        return savepoint(self.conn, self.with_commit)
 
 
 #: The vault-wide writer lock on PostgreSQL, held to the end of the transaction.
@@ -353,7 +354,8 @@ class Storage:
         most of a batch's own cost at concurrency 1 (docs/decisions.md, "Speed, round three").
         Statements run through SQLAlchemy join it (see `_own_transaction`). A connection whose
         transaction failed is closed, and the next batch opens a new one. On PostgreSQL the
-        batch's audit rows go with the COMMIT (`Tx.with_commit`)."""
+        batch's audit rows go with the COMMIT, and each job's RELEASE with the next job's
+        SAVEPOINT (`Tx.with_commit`)."""
         conn = self._kept
         if conn is not None and self._outdated(conn):
             self._drop_kept(conn)

@@ -46,10 +46,13 @@ class WriterBusy(Exception):
 #: The savepoint's name: SQLite and PostgreSQL both let a name repeat, and RELEASE and
 #: ROLLBACK TO then name the innermost, so nested savepoints need no names of their own.
 _SAVEPOINT = "strongroom_job"
+_BEGIN = f"SAVEPOINT {_SAVEPOINT}"
+_RELEASE = f"RELEASE SAVEPOINT {_SAVEPOINT}"
+_ROLLBACK = f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}"
 
 
 @contextmanager
-def savepoint(conn: Connection) -> Iterator[None]:
+def savepoint(conn: Connection, chain: WithCommit | None = None) -> Iterator[None]:
     """Run a block whose changes are undone alone if it raises.
 
     A value the database refuses (out of range, too long; an integer the driver cannot bind)
@@ -58,24 +61,41 @@ def savepoint(conn: Connection) -> Iterator[None]:
 
     The SAVEPOINT statements go to the driver directly: through SQLAlchemy's nested
     transactions they cost a tenth of a KV write (docs/decisions.md, "Speed, round two").
+
+    With `chain` (the writer's kept PostgreSQL transaction, `Tx.with_commit`), a block's
+    RELEASE is not sent on its own: it goes with the transaction's next savepoint statement,
+    in one query, or is left to the COMMIT, which ends every savepoint (a round trip fewer
+    per job of a batch, docs/decisions.md, "Speed, round six"). Statements run meanwhile run
+    inside the finished savepoint, which changes nothing they do.
     """
-    run_statement(conn, f"SAVEPOINT {_SAVEPOINT}")
+    due = 0 if chain is None else chain.take_releases()
+    run_statement(conn, "; ".join([_RELEASE] * due + [_BEGIN]))
     try:
         yield
     except (sa_exc.DataError, OverflowError) as exc:
-        _undo(conn)
+        _undo(conn, chain)
         raise errors.InvalidInput("a value is out of range for storage") from exc
     except BaseException:
-        _undo(conn)
+        _undo(conn, chain)
         raise
-    run_statement(conn, f"RELEASE SAVEPOINT {_SAVEPOINT}")
+    if chain is None:
+        run_statement(conn, _RELEASE)
+    else:
+        chain.release_later()
 
 
-def _undo(conn: Connection) -> None:
+def _undo(conn: Connection, chain: WithCommit | None) -> None:
+    """Roll the innermost savepoint back and release it. With `chain`, the savepoints that
+    ended inside it and still wait for their RELEASE are newer: each is rolled back to and
+    released first, newest first (ROLLBACK TO is what an aborted transaction accepts), then
+    the block's own, in one query."""
     if conn.invalidated:
         return  # the connection was lost: the transaction is gone, the error says so
-    run_statement(conn, f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
-    run_statement(conn, f"RELEASE SAVEPOINT {_SAVEPOINT}")
+    if chain is None:
+        run_statement(conn, _ROLLBACK)
+        run_statement(conn, _RELEASE)
+        return
+    run_statement(conn, "; ".join([_ROLLBACK, _RELEASE] * (chain.take_releases() + 1)))
 
 
 def run_statement(conn: Connection, sql: str, params: tuple[Any, ...] = ()) -> None:
@@ -328,19 +348,30 @@ def fetch_column(
 
 
 class WithCommit:
-    """INSERTs held back to be sent with their transaction's COMMIT, in one round trip: on the
-    writer's kept PostgreSQL connection (`Storage._kept_transaction`), for the batch's audit
-    rows, its last statement. Their own round trip and the COMMIT's were two of a batch's
-    five, all spent holding the vault-wide lock (docs/decisions.md, "Speed, round six").
+    """Statements of the writer's kept PostgreSQL transaction (`Storage._kept_transaction`)
+    held back to be sent with later ones, in one round trip: the batch's audit rows, its last
+    statement, go with the COMMIT; each job's savepoint RELEASE with the next job's SAVEPOINT
+    (`savepoint`). These round trips were spent holding the vault-wide lock
+    (docs/decisions.md, "Speed, round six").
 
     The rows are bound on the client (psycopg's `ClientCursor`, which quotes each value for
     the connection, as psycopg 2 did for every query): one simple-protocol query can hold
     several statements, a query with server-side parameters only one."""
 
-    __slots__ = ("_inserts",)
+    __slots__ = ("_inserts", "_releases")
 
     def __init__(self) -> None:
         self._inserts: list[tuple[_Compiled, list[dict[str, Any]]]] = []
+        self._releases = 0
+
+    def release_later(self) -> None:
+        """A savepoint ended: its RELEASE goes with the next savepoint statement."""
+        self._releases += 1
+
+    def take_releases(self) -> int:
+        """How many RELEASEs are due (the caller sends them); none are due afterwards."""
+        due, self._releases = self._releases, 0
+        return due
 
     def insert(
         self,
@@ -366,6 +397,7 @@ class WithCommit:
         driver: Any = fairy.driver_connection
         cursor = ClientCursor(driver)
         inserts, self._inserts = self._inserts, []
+        self._releases = 0  # (the COMMIT ends every savepoint)
         try:
             statements = []
             for compiled, params in inserts:
