@@ -232,26 +232,28 @@ def test_kept_write_commits_its_audit_rows_exactly(storage: Storage, dsn: str) -
     assert len(_audit_rows(dsn)) == len(entries) + 1
 
 
-def test_kept_write_whose_audit_rows_are_refused_commits_nothing(
-    storage: Storage, dsn: str
-) -> None:
-    """A held-back row the database refuses (an action longer than its column) fails the
-    whole transaction at its commit: nothing of it is stored, and the next write runs."""
-    if storage.dialect == "sqlite":
-        pytest.skip("SQLite does not enforce a VARCHAR's length")
-    with storage.write(keep=True) as tx:
-        first = tx.conn
-    too_long = NewAudit(NOW, None, "p", 1, "x" * 51, "::1", True, None, None)
-    ok = NewAudit(NOW, None, "p", 1, "read", "::1", True, None, None)
-    with pytest.raises(errors.StrongroomError), storage.write(keep=True) as tx:
-        tx.secrets.insert_secret("doomed", None, 1, NOW, None)
-        tx.audit.insert_audits([(ok, "m1"), (too_long, "m2")])
-    assert _paths(dsn) == [] and _audit_rows(dsn) == []
-    assert first.closed and _kept(storage) is None
-    with storage.write(keep=True) as tx:
-        tx.secrets.insert_secret("after", None, 1, NOW, None)
-        tx.audit.insert_audits([(ok, "m3")])
-    assert _paths(dsn) == ["after"] and [r[-1] for r in _audit_rows(dsn)] == ["m3"]
+@pytest.mark.postgres
+def test_kept_write_whose_audit_rows_are_refused_commits_nothing(pg_dsn: str) -> None:
+    """A held-back row the database refuses (an action longer than its column: PostgreSQL
+    checks a VARCHAR's length, SQLite does not) fails the whole transaction at its commit:
+    nothing of it is stored, and the next write runs."""
+    storage = open_storage(pg_dsn)
+    try:
+        with storage.write(keep=True) as tx:
+            first = tx.conn
+        too_long = NewAudit(NOW, None, "p", 1, "x" * 51, "::1", True, None, None)
+        ok = NewAudit(NOW, None, "p", 1, "read", "::1", True, None, None)
+        with pytest.raises(errors.StrongroomError), storage.write(keep=True) as tx:
+            tx.secrets.insert_secret("doomed", None, 1, NOW, None)
+            tx.audit.insert_audits([(ok, "m1"), (too_long, "m2")])
+        assert _paths(pg_dsn) == [] and _audit_rows(pg_dsn) == []
+        assert first.closed and _kept(storage) is None
+        with storage.write(keep=True) as tx:
+            tx.secrets.insert_secret("after", None, 1, NOW, None)
+            tx.audit.insert_audits([(ok, "m3")])
+        assert _paths(pg_dsn) == ["after"] and [r[-1] for r in _audit_rows(pg_dsn)] == ["m3"]
+    finally:
+        storage.dispose()
 
 
 class _Abort(Exception):
