@@ -4,6 +4,7 @@ server on a loopback port, in a thread; the other worker is simulated through th
 
 from __future__ import annotations
 
+import gc
 import socket
 import threading
 import time
@@ -97,9 +98,12 @@ def worker(monkeypatch: pytest.MonkeyPatch) -> Iterator[Worker]:
     while table.counts[0] != 0:  # published once it serves
         assert time.monotonic() < deadline, "the worker never started serving"
         time.sleep(0.01)
-    yield running
-    running.server.should_exit = True
-    running.thread.join(10)
+    try:
+        yield running
+    finally:
+        running.server.should_exit = True
+        running.thread.join(10)
+        gc.unfreeze()  # (the server froze this test process's heap: `http.uvserver`)
     assert table.counts[0] == -1  # stopped: left out by the others
 
 

@@ -36,6 +36,8 @@ from typing import Any
 
 import uvicorn
 
+from strongroom.http.uvserver import Server
+
 __all__ = ["GAP", "HEARTBEAT", "SLACK", "STALE", "Balance", "BalancedServer", "ConnectionTable"]
 
 #: How many more connections than another worker a worker may serve before it closes one.
@@ -127,16 +129,16 @@ class Balance:
         self.left()
 
 
-class BalancedServer(uvicorn.Server):
-    """uvicorn's server for a worker of several: its `Balance` starts once the worker serves
-    and stops when it stops."""
+class BalancedServer(Server):
+    """The server of a worker of several: its `Balance` starts once the worker serves and
+    stops when it stops."""
 
     def __init__(self, config: uvicorn.Config, balance: Balance) -> None:
         super().__init__(config)
         self._balance = balance
 
     async def startup(self, sockets: Sequence[socket.socket] | None = None) -> None:
-        await super().startup(sockets=list(sockets) if sockets is not None else None)
+        await super().startup(sockets=sockets)
         self._balance.start(asyncio.get_running_loop())
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:

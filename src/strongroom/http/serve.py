@@ -39,6 +39,7 @@ from strongroom.http.control import WorkerLink
 from strongroom.http.deps import SERVER_ACTOR
 from strongroom.http.protocol import VaultHTTPProtocol
 from strongroom.http.tls import install_reload, server_context
+from strongroom.http.uvserver import Server
 
 __all__ = ["Supervisor", "serve"]
 
@@ -89,7 +90,7 @@ def serve(settings: Settings) -> int:
         except BaseException:
             vault.close()
             raise
-        server = uvicorn.Server(_config(create_app(settings, vault=vault), settings, tls))
+        server = Server(_config(create_app(settings, vault=vault), settings, tls))
         _exit_quietly_after_shutdown()
         install_reload(tls, settings)
         server.run()
@@ -144,7 +145,7 @@ def worker_main(
     _exit_quietly_after_shutdown()
     install_reload(tls, settings)
     if table is None:
-        server = uvicorn.Server(_config(app, settings, tls))
+        server = Server(_config(app, settings, tls))
     else:
         balance = Balance(table, index)
         protocol = VaultHTTPProtocol.balanced(balance)
