@@ -49,6 +49,27 @@ def test_enable_list_read_tune_move_disable(vault: Vault) -> None:
     assert [m.path for m in vault.mounts.list()] == ["legacy/kv/", "secret/"]
 
 
+def test_find_routes_a_request_path_to_the_mount_it_starts_with(vault: Vault) -> None:
+    """`mounts.find` (the `/v1/<mount>/...` router) in one statement: the mount whose path the
+    request's path starts with, by whole path segments, compared literally (`_` is no
+    wildcard), the rest of the path after it; None when no mount serves the path."""
+    vault.mounts.enable("team/a_b", "kv", options={"version": "2"})
+    vault.mounts.enable("Up-Case", "kv")
+    vault.mounts.enable("team2", "kv", options={"version": "2"})
+
+    def found(path: str) -> tuple[str, str] | None:
+        hit = vault.mounts.find(path)
+        return None if hit is None else (hit[0].path, hit[1])
+
+    assert found("team/a_b/data/app/db") == ("team/a_b/", "data/app/db")
+    assert found("team/a_b") == ("team/a_b/", "")
+    assert found("team2/data/x") == ("team2/", "data/x")
+    assert found("Up-Case/k") == ("Up-Case/", "k")
+    assert found("secret/data/x") == ("secret/", "data/x")
+    for unserved in ("team/axb/data/x", "team/a_bc/x", "team/a", "team", "up-case/k", "nothing/x"):
+        assert found(unserved) is None, unserved
+
+
 @pytest.mark.parametrize(
     ("path", "kind"),
     [

@@ -36,7 +36,7 @@ class MountStore(Protocol):
 
     def mount_by_path(self, path: str) -> MountRow | None: ...
 
-    def mount_paths(self) -> list[str]: ...
+    def serving_mount(self, wanted: str) -> MountRow | None: ...
 
     def insert_mount(self, mount: MountRow, now: datetime) -> int: ...
 
@@ -189,18 +189,14 @@ class Mounts:
 
     def find(self, request_path: str) -> tuple[MountRef, str] | None:
         """The mount serving a request path (longest matching mount path) and the rest of the
-        path; None when no mount serves it. Not audited: the operation it routes to is. (On
-        PostgreSQL, in autocommit, a mount disabled between its two statements is not found:
-        as if the request came a moment later; the operation checks its mount again.)
+        path; None when no mount serves it. Not audited: the operation it routes to is, and
+        checks its mount again (one disabled meanwhile is not found there).
 
         Raises:
             StorageUnavailable: the database cannot be reached.
         """
-        wanted = request_path + "/"
         with self._state.storage.read() as tx:
-            mounts = mounts_of(tx)
-            serving = [path for path in mounts.mount_paths() if wanted.startswith(path)]
-            best = mounts.mount_by_path(max(serving, key=len)) if serving else None
+            best = mounts_of(tx).serving_mount(request_path + "/")
         if best is None:
             return None
         return _ref(best), request_path[len(best.path) :]

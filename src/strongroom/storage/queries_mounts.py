@@ -12,7 +12,7 @@ from sqlalchemy import exc as sa_exc
 from strongroom import errors
 from strongroom.storage import tables as t
 from strongroom.storage.base import KVConfigRow, MountRow
-from strongroom.storage.txbase import Queries, fetch_column, fetch_first
+from strongroom.storage.txbase import Queries, fetch_first
 
 __all__ = ["MountQueries"]
 
@@ -20,7 +20,18 @@ _M = t.mounts
 #: Prebuilt statements (`txbase.fetch_first`): a KV request at a mount other than `secret/`
 #: finds its mount by these, on every request (docs/decisions.md, "Speed, round four").
 _MOUNT_BY_PATH = sa.select(_M).where(_M.c.path == sa.bindparam("path"))
-_MOUNT_PATHS = sa.select(_M.c.path)
+#: The mount whose path is the longest prefix of a request's path (`serving_mount`): one
+#: statement, where the paths and then the row took two (a round trip each on PostgreSQL).
+#: Both backends' `substr` and `length` count characters; the table holds a few rows.
+_SERVING_MOUNT = (
+    sa.select(_M)
+    .where(
+        sa.func.substr(sa.bindparam("wanted", type_=sa.String), 1, sa.func.length(_M.c.path))
+        == _M.c.path
+    )
+    .order_by(sa.func.length(_M.c.path).desc())
+    .limit(1)
+)
 
 
 def _mount_row(row: Any) -> MountRow:
@@ -65,9 +76,11 @@ class MountQueries(Queries):
         row = fetch_first(self.conn, _MOUNT_BY_PATH, {"path": path})
         return _mount_row(row) if row else None
 
-    def mount_paths(self) -> list[str]:
-        """The path of every mount (`secret/` included), in no particular order."""
-        return fetch_column(self.conn, _MOUNT_PATHS, {})
+    def serving_mount(self, wanted: str) -> MountRow | None:
+        """The mount with the longest path that `wanted` starts with (a request's path with
+        `/` appended: mount paths end in `/`), if any."""
+        row = fetch_first(self.conn, _SERVING_MOUNT, {"wanted": wanted})
+        return _mount_row(row) if row else None
 
     def insert_mount(self, mount: MountRow, now: datetime) -> int:
         """Create a mount (its `id` is ignored); return its id.
