@@ -195,7 +195,7 @@ def test_kept_write_commits_its_audit_rows_exactly(storage: Storage, dsn: str) -
         if storage.dialect == "postgresql":
             pid = _backend_pid(tx)
         tx.secrets.insert_secret("with-audit", None, 1, NOW, None)
-        tx.audit.insert_audits(entries)
+        tx.audit.insert_audits(entries, last=True)
         if storage.dialect == "postgresql":
             assert tx.with_commit is not None
             # Held back: not even this transaction has them yet.
@@ -225,33 +225,86 @@ def test_kept_write_commits_its_audit_rows_exactly(storage: Storage, dsn: str) -
     if storage.dialect == "postgresql":
         assert all(row[0] == NOW for row in times)  # to the microsecond, as UTC
         assert pid is not None and _pg_state(pid) == "idle"
+        # Committed by the batch's own transaction, not beside it: the same xmin.
+        writers = raw_sql(
+            dsn,
+            "SELECT xmin::text FROM vault_secrets UNION SELECT xmin::text FROM vault_audit_logs",
+        )
+        assert len(writers) == 1
     with storage.write(keep=True) as tx:  # the same connection goes on
         tx.audit.insert_audits(
-            [(NewAudit(NOW, None, "next", 1, "read", "::1", True, None, None), "m")]
+            [(NewAudit(NOW, None, "next", 1, "read", "::1", True, None, None), "m")], last=True
         )
     assert len(_audit_rows(dsn)) == len(entries) + 1
 
 
+_BOOM_TRIGGER = (
+    "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+    " IF NEW.mac = 'BOOM' THEN RAISE EXCEPTION 'refused at commit'; END IF; RETURN NULL;"
+    " END $$",
+    "CREATE CONSTRAINT TRIGGER boom AFTER INSERT ON vault_audit_logs DEFERRABLE INITIALLY"
+    " DEFERRED FOR EACH ROW EXECUTE FUNCTION boom()",
+)
+
+
 @pytest.mark.postgres
-def test_kept_write_whose_audit_rows_are_refused_commits_nothing(pg_dsn: str) -> None:
-    """A held-back row the database refuses (an action longer than its column: PostgreSQL
-    checks a VARCHAR's length, SQLite does not) fails the whole transaction at its commit:
-    nothing of it is stored, and the next write runs."""
+@pytest.mark.parametrize("refused", ["insert", "commit"])
+def test_kept_write_whose_audit_rows_are_refused_commits_nothing(pg_dsn: str, refused: str) -> None:
+    """A held-back row the database refuses, at its INSERT (an action longer than its column:
+    PostgreSQL checks a VARCHAR's length, SQLite does not) or at the COMMIT itself (a
+    deferred constraint trigger), fails the whole transaction as StorageUnavailable: nothing
+    of it is stored, the kept connection is dropped, and the next write runs."""
+    import psycopg
+
     storage = open_storage(pg_dsn)
     try:
         with storage.write(keep=True) as tx:
             first = tx.conn
-        too_long = NewAudit(NOW, None, "p", 1, "x" * 51, "::1", True, None, None)
         ok = NewAudit(NOW, None, "p", 1, "read", "::1", True, None, None)
-        with pytest.raises(errors.StrongroomError), storage.write(keep=True) as tx:
+        if refused == "insert":
+            bad = (NewAudit(NOW, None, "p", 1, "x" * 51, "::1", True, None, None), "m2")
+        else:
+            with psycopg.connect(pg_dsn, autocommit=True) as admin:
+                for statement in _BOOM_TRIGGER:
+                    admin.execute(statement)
+            bad = (ok, "BOOM")
+        with pytest.raises(errors.StorageUnavailable), storage.write(keep=True) as tx:
             tx.secrets.insert_secret("doomed", None, 1, NOW, None)
-            tx.audit.insert_audits([(ok, "m1"), (too_long, "m2")])
+            tx.audit.insert_audits([(ok, "m1"), bad], last=True)
         assert _paths(pg_dsn) == [] and _audit_rows(pg_dsn) == []
         assert first.closed and _kept(storage) is None
         with storage.write(keep=True) as tx:
             tx.secrets.insert_secret("after", None, 1, NOW, None)
-            tx.audit.insert_audits([(ok, "m3")])
+            tx.audit.insert_audits([(ok, "m3")], last=True)
         assert _paths(pg_dsn) == ["after"] and [r[-1] for r in _audit_rows(pg_dsn)] == ["m3"]
+    finally:
+        storage.dispose()
+
+
+@pytest.mark.postgres
+def test_nothing_runs_after_rows_held_for_the_commit(pg_dsn: str) -> None:
+    """Rows held back for the COMMIT are the transaction's last statement: reading the chain
+    head, more rows or a savepoint after them is refused (each would run before them), and
+    the refusal rolls the whole transaction back."""
+    storage = open_storage(pg_dsn)
+    entry = (NewAudit(NOW, None, "p", 1, "read", "::1", True, None, None), "m")
+    try:
+        for after in ("head", "rows", "savepoint"):
+            with pytest.raises(RuntimeError, match="held for the COMMIT"):
+                with storage.write(keep=True) as tx:
+                    tx.secrets.insert_secret(f"doomed-{after}", None, 1, NOW, None)
+                    tx.audit.insert_audits([entry], last=True)
+                    if after == "head":
+                        tx.audit.batch_head()
+                    elif after == "rows":
+                        tx.audit.insert_audits([entry])
+                    else:
+                        with tx.savepoint():
+                            pass
+        assert _paths(pg_dsn) == [] and _audit_rows(pg_dsn) == []
+        with storage.write(keep=True) as tx:  # without `last`: sent at once, more may follow
+            tx.audit.insert_audits([entry])
+            assert tx.audit.batch_head()[1] == "m"
     finally:
         storage.dispose()
 

@@ -60,7 +60,9 @@ class AuditSink(Protocol):
 
     def insert_audit(self, entry: NewAudit, mac: str | None) -> int: ...
 
-    def insert_audits(self, entries: list[tuple[NewAudit, str | None]]) -> None: ...
+    def insert_audits(
+        self, entries: list[tuple[NewAudit, str | None]], *, last: bool = False
+    ) -> None: ...
 
     def insert_audits_returning(self, entries: list[tuple[NewAudit, str | None]]) -> list[int]: ...
 
@@ -380,7 +382,7 @@ class Writer:
                 # One round trip for the batch's entries: one INSERT each made a batch of N
                 # cost N round trips, each waiting for the GIL among the waiting threads.
                 if self._emit is None:
-                    _sink(tx).insert_audits(pending)
+                    _sink(tx).insert_audits(pending, last=True)  # (the commit follows)
                 elif pending:
                     # Audit devices get each entry once, with its id, inside the transaction:
                     # a required device that fails fails the batch before anything commits.

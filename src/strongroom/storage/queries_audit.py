@@ -59,6 +59,8 @@ class AuditQueries(Queries):
 
     def batch_head(self) -> tuple[int, str | None]:
         """(newest data-key term, audit chain head) in one round trip, at a batch's start."""
+        if self._with_commit is not None:
+            self._with_commit.check_open()  # (rows held for the COMMIT would be missed)
         row = fetch_first(self.conn, _BATCH_HEAD, {})
         assert row is not None  # noqa: S101 - two scalar subqueries: always one row
         return int(row[0] or 0), row[1]
@@ -67,12 +69,17 @@ class AuditQueries(Queries):
         super().__init__(conn)
         self._with_commit = with_commit
 
-    def insert_audits(self, entries: list[tuple[NewAudit, str | None]]) -> None:
-        """Append entries with their chain MACs, in order, in one round trip (a batch's). On
-        the writer's kept PostgreSQL transaction they are sent with its COMMIT (`WithCommit`):
-        the transaction's last statement."""
-        rows = [_audit_params(e, mac) for e, mac in entries]
+    def insert_audits(
+        self, entries: list[tuple[NewAudit, str | None]], *, last: bool = False
+    ) -> None:
+        """Append entries with their chain MACs, in order, in one round trip (a batch's).
+        `last`: the transaction's last statement (the writer's batch); on the writer's kept
+        PostgreSQL transaction the rows are then sent with its COMMIT (`WithCommit`), and
+        the transaction refuses any statement of ours after them."""
         if self._with_commit is not None:
+            self._with_commit.check_open()
+        rows = [_audit_params(e, mac) for e, mac in entries]
+        if last and self._with_commit is not None:
             self._with_commit.insert(self.conn, _APPEND_AUDITS, rows, _AUDIT_COLUMNS)
         else:
             execute_many(self.conn, _APPEND_AUDITS, rows, _AUDIT_COLUMNS)

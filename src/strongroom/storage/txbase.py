@@ -68,7 +68,10 @@ def savepoint(conn: Connection, chain: WithCommit | None = None) -> Iterator[Non
     per job of a batch, docs/decisions.md, "Speed, round six"). Statements run meanwhile run
     inside the finished savepoint, which changes nothing they do.
     """
-    due = 0 if chain is None else chain.take_releases()
+    due = 0
+    if chain is not None:
+        chain.check_open()
+        due = chain.take_releases()
     run_statement(conn, "; ".join([_RELEASE] * due + [_BEGIN]))
     try:
         yield
@@ -356,13 +359,26 @@ class WithCommit:
 
     The rows are bound on the client (psycopg's `ClientCursor`, which quotes each value for
     the connection, as psycopg 2 did for every query): one simple-protocol query can hold
-    several statements, a query with server-side parameters only one."""
+    several statements, a query with server-side parameters only one. Their values are thus
+    in the query's text, which PostgreSQL logs when it refuses the query (docs/security.md,
+    "What is stored in plaintext"): audit metadata, never a secret value."""
 
     __slots__ = ("_inserts", "_releases")
 
     def __init__(self) -> None:
         self._inserts: list[tuple[_Compiled, list[dict[str, Any]]]] = []
         self._releases = 0
+
+    def check_open(self) -> None:
+        """Refuse a statement after rows were held back for the COMMIT: it would run before
+        them (a chain head read would miss them; a savepoint rolled back would not undo
+        them).
+
+        Raises:
+            RuntimeError: rows are held back (a bug in the caller).
+        """
+        if self._inserts:
+            raise RuntimeError("rows are held for the COMMIT: nothing may run after them")
 
     def release_later(self) -> None:
         """A savepoint ended: its RELEASE goes with the next savepoint statement."""
@@ -381,7 +397,9 @@ class WithCommit:
         columns: Sequence[str],
     ) -> None:
         """Hold back `execute_many(conn, statement, rows, columns)` until `commit`: nothing
-        may run on the transaction after it."""
+        may run on the transaction after it (`check_open`). The values must not be negative
+        numbers (bound on the client, `-9223372036854775808::BIGINT` would be read as a
+        negated cast and refused): audit rows hold ids and user ids, never negative."""
         if rows:
             compiled = _compiled(conn.dialect, statement, columns)
             self._inserts.append((compiled, [compiled.params(row) for row in rows]))
