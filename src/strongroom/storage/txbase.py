@@ -397,9 +397,9 @@ class WithCommit:
         columns: Sequence[str],
     ) -> None:
         """Hold back `execute_many(conn, statement, rows, columns)` until `commit`: nothing
-        may run on the transaction after it (`check_open`). The values must not be negative
-        numbers (bound on the client, `-9223372036854775808::BIGINT` would be read as a
-        negated cast and refused): audit rows hold ids and user ids, never negative."""
+        may run on the transaction after it (`check_open`). Bound on the client, the smallest
+        BIGINT would be refused (`-9223372036854775808::BIGINT` reads as a negated cast that
+        overflows): audit rows hold ids and user ids, never negative."""
         if rows:
             compiled = _compiled(conn.dialect, statement, columns)
             self._inserts.append((compiled, [compiled.params(row) for row in rows]))
