@@ -20,17 +20,26 @@ uvicorn's httptools protocol puts no bound on header fields (its h11 protocol ha
 both as parsed fields (`on_header`) and as bytes received while the head is incomplete, so one
 endless header line cannot grow the server's memory either. Such requests are logged at debug
 level only: anyone can send them, so they must not flood the log (uvicorn logs a warning each).
+
+uvicorn writes a response's head and its body separately: two `send` calls and two TCP segments
+per response. `OneWriteCycle` holds the head of a response of known length until its body and
+writes both at once (reads +5 % at concurrency 16: docs/decisions.md, "Speed, round seven").
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
-from typing import ClassVar, cast
+from typing import Any, ClassVar, cast
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from strongroom.http.balance import Balance
 
@@ -96,6 +105,71 @@ def _status_of(exc: httptools.HttpParserError, target: bytes, data: bytes) -> in
     if len(target) > MAX_TARGET:
         return 414
     return 400
+
+
+class _Held:
+    """The transport a response's head is written to while it is held (`OneWriteCycle`)."""
+
+    __slots__ = ("head",)
+
+    def __init__(self) -> None:
+        self.head = b""
+
+    def write(self, data: bytes) -> None:
+        self.head += data
+
+
+class _Joined:
+    """The transport the body of a held head is written to: its first write carries the head."""
+
+    __slots__ = ("head", "transport")
+
+    def __init__(self, transport: Any, head: bytes) -> None:
+        self.transport, self.head = transport, head
+
+    def write(self, data: bytes) -> None:
+        head, self.head = self.head, b""
+        self.transport.write(head + data)
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+class OneWriteCycle(RequestResponseCycle):
+    """uvicorn's request/response cycle, but a response of known length (`Content-Length`)
+    holds its head until its body comes, and both go out in one write: one `send` and one TCP
+    segment instead of two per response. Streamed responses (chunked, no length: the audit
+    export, event streams) send their head at once, as uvicorn does: a client waiting for
+    the first event gets the head without waiting for it."""
+
+    _head: bytes | None = None
+
+    async def send(self, message: Any) -> None:  # (uvicorn's ASGISendEvent)
+        transport = self.transport
+        head, self._head = self._head, None
+        if head is not None:
+            joined = _Joined(transport, head)
+            self.transport = cast("asyncio.Transport", joined)
+            try:
+                await super().send(message)
+            finally:
+                self.transport = transport
+                if joined.head and not self.disconnected:
+                    transport.write(joined.head)  # nothing written (an error): the head alone
+            return
+        if message["type"] != "http.response.start" or self.response_started:
+            await super().send(message)
+            return
+        held = _Held()
+        self.transport = cast("asyncio.Transport", held)
+        try:
+            await super().send(message)
+        finally:
+            self.transport = transport
+        if self.chunked_encoding is False and self.scope["method"] != "HEAD":
+            self._head = held.head
+        elif held.head:
+            transport.write(held.head)
 
 
 class VaultHTTPProtocol(HttpToolsProtocol):
@@ -197,6 +271,10 @@ class VaultHTTPProtocol(HttpToolsProtocol):
             self._counted = True  # a connection counts once it sends a request
             self.balance.joined()
         super().on_headers_complete()
+        cycle = self.cycle
+        if type(cycle) is RequestResponseCycle:
+            # (created by uvicorn just now; its task looks `send` up when it first runs)
+            cycle.__class__ = OneWriteCycle
 
     def on_message_complete(self) -> None:
         self._in_body = False
