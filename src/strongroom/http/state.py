@@ -89,6 +89,28 @@ def on_loop(future: Future[T]) -> asyncio.Future[T]:
     return view
 
 
+class LoopLead:
+    """A loop's lead callback for the writer (`Writer.submit_detached`): `call_soon` when called
+    on the loop's own thread (a request's job leading its batch), `call_soon_threadsafe` from
+    any other (the writer's thread answering the batch after its commit).
+    `call_soon_threadsafe` also wakes the loop through its eventfd: a write, a read and one
+    more turn of the loop per batch, for nothing when the caller is the loop itself. Build it
+    on the loop's thread, once per loop: the writer batches jobs of the same lead (`==`)."""
+
+    __slots__ = ("_call_soon", "_thread", "_threadsafe", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._call_soon, self._threadsafe = loop.call_soon, loop.call_soon_threadsafe
+        self._thread = threading.get_ident()
+
+    def __call__(self, call: Callable[[], None]) -> None:
+        if threading.get_ident() == self._thread:
+            self._call_soon(call)
+        else:
+            self._threadsafe(call)
+
+
 def _copy_outcome(done: Future[T], view: asyncio.Future[T]) -> None:
     if view.done():
         return  # cancelled meanwhile (the client went away, a shutdown)
@@ -157,6 +179,15 @@ class ServerState:
             else None
         )
         self.readiness = ReadinessProbe(vault, auto_unlock=self.unlocker is not None)
+        self._lead: LoopLead | None = None
+
+    def lead(self) -> LoopLead:
+        """The running loop's lead callback (one per loop: see `LoopLead`)."""
+        loop = asyncio.get_running_loop()
+        lead = self._lead
+        if lead is None or lead.loop is not loop:
+            lead = self._lead = LoopLead(loop)
+        return lead
 
     async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run a synchronous core call in the thread pool."""
@@ -178,8 +209,7 @@ class ServerState:
         call = functools.partial(fn, *args, **kwargs)
         if not self.inline:
             return await self._pooled_read(call)
-        loop = asyncio.get_running_loop()
-        result, error, audited = self.vault.state.read_detached(call, loop.call_soon_threadsafe)
+        result, error, audited = self.vault.state.read_detached(call, self.lead())
         if audited is not None:
             await on_loop(audited)
         if error is not None:
@@ -240,7 +270,7 @@ class ServerState:
         the batch, every write queued meanwhile in it (a thread of the pool per write, each
         leading or waiting, cost twice as much CPU: docs/decisions.md, "Speed, round three").
         """
-        lead = asyncio.get_running_loop().call_soon_threadsafe if self.inline else None
+        lead = self.lead() if self.inline else None
         future = self.vault.state.write_detached(functools.partial(fn, *args, **kwargs), lead)
         result: T = await on_loop(future)
         return result
