@@ -18,6 +18,8 @@ flags; `Settings.vault_config()` derives the core's options, so every default is
 `STRONGROOM_ARGON2_PARALLELISM`
 `STRONGROOM_AUTO_LOCK`             `true`/`false` (default true)
 `STRONGROOM_AUTO_LOCK_TIMEOUT`     a duration such as `15m` (default 15m)
+`STRONGROOM_CPU_AFFINITY`          `true`/`false` (default true): with a server worker per CPU,
+                                  each bound to a CPU of its own (`--no-cpu-affinity`)
 `STRONGROOM_TLS_CERT`,             the server's certificate chain and private key (PEM): serve
 `STRONGROOM_TLS_KEY`               HTTPS
 `STRONGROOM_TLS_CLIENT_CA`         CA bundle (PEM) for client certificates: mutual TLS
@@ -283,6 +285,8 @@ class Settings:
         workers: server worker processes (default: one per CPU, `default_workers`); they share
             one lock state, but each counts failed logins and unlocks on its own
             (docs/decisions.md).
+        cpu_affinity: with a worker per CPU (or more), bind each to a CPU of its own, in turn
+            (`http.serve.worker_cpu`).
         trusted_proxies: peers (IPs or CIDRs) whose `X-Forwarded-For` the server believes.
         body_limit: largest request body in bytes (413 above it).
         dev: the server's development mode (generated keys printed at start).
@@ -325,6 +329,7 @@ class Settings:
     auto_lock_timeout: timedelta = VaultConfig.auto_lock_timeout
     listen: str = "127.0.0.1:8080"
     workers: int = field(default_factory=default_workers)
+    cpu_affinity: bool = True
     trusted_proxies: tuple[str, ...] = ()
     body_limit: int = DEFAULT_BODY_LIMIT
     dev: bool = False
@@ -416,6 +421,7 @@ class Settings:
             "argon2_parallelism": _int(env, "STRONGROOM_ARGON2_PARALLELISM"),
             "auto_lock": _bool(env, "STRONGROOM_AUTO_LOCK"),
             "auto_lock_timeout": _duration(env, "STRONGROOM_AUTO_LOCK_TIMEOUT"),
+            "cpu_affinity": _bool(env, "STRONGROOM_CPU_AFFINITY"),
             "tls_cert": env.get("STRONGROOM_TLS_CERT", "").strip() or None,
             "tls_key": env.get("STRONGROOM_TLS_KEY", "").strip() or None,
             "tls_client_ca": env.get("STRONGROOM_TLS_CLIENT_CA", "").strip() or None,

@@ -236,3 +236,38 @@ def _connections_of(pid: int, port: int) -> set[int]:
             if local_port == port and fields[3] == "01":  # TCP_ESTABLISHED
                 established.add(int(fields[9]))
     return inodes & established
+
+
+def _affinities(pid: int) -> set[str]:
+    """The CPU lists of every thread of process `pid`."""
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        status = (task / "status").read_text()
+        found.add(status.split("Cpus_allowed_list:", 1)[1].split()[0])
+    return found
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) != 2, reason="needs exactly two CPUs")
+def test_each_worker_and_all_its_threads_run_on_a_cpu_of_their_own(tmp_path: Path) -> None:
+    proc = ServerProcess(tmp_path, workers=2).start()
+    try:
+        with proc.client() as api:  # (threads started: the pool and the writer)
+            api.post("/api/vault/secrets", json={"path": "w/cpu", "value": "v"})
+            assert api.get("/api/vault/secrets/w/cpu").status_code == 200
+        workers = proc.children()
+        assert len(workers) == 2
+        first, second = sorted(os.sched_getaffinity(0))[:2]
+        assert [_affinities(pid) for pid in sorted(workers)] == [{str(first)}, {str(second)}]
+    finally:
+        assert proc.stop() == 0, proc.output()
+
+
+def test_without_cpu_affinity_workers_keep_the_servers_cpus(tmp_path: Path) -> None:
+    proc = ServerProcess(tmp_path, workers=2, args=["--no-cpu-affinity"]).start()
+    try:
+        workers = proc.children()
+        assert len(workers) == 2
+        for pid in workers:
+            assert os.sched_getaffinity(pid) == os.sched_getaffinity(0)
+    finally:
+        assert proc.stop() == 0, proc.output()

@@ -227,6 +227,12 @@ class _PerCPUOption(click.Option):
     help="Try-out mode: a temporary database, generated master key and admin token.",
 )
 @click.option("--no-ui", is_flag=True, help="Do not serve the web console at /ui/.")
+@click.option(
+    "--no-cpu-affinity",
+    is_flag=True,
+    help="Let the OS move workers between CPUs (default: with a worker per CPU, each is bound "
+    "to a CPU of its own; STRONGROOM_CPU_AFFINITY=false).",
+)
 @click.option("--argon2-time-cost", type=int, default=None, hidden=True)
 @click.option("--argon2-memory-kib", type=int, default=None, hidden=True)
 @click.option("--argon2-parallelism", type=int, default=None, hidden=True)
@@ -256,6 +262,7 @@ def server(
     shutdown_timeout: str,
     dev: bool,
     no_ui: bool,
+    no_cpu_affinity: bool,
     argon2_time_cost: int | None,
     argon2_memory_kib: int | None,
     argon2_parallelism: int | None,
@@ -299,6 +306,7 @@ def server(
             auto_lock_timeout=_duration(auto_lock_timeout),
             token_ttl=_duration(token_ttl),
             ui=False if no_ui else None,
+            cpu_affinity=False if no_cpu_affinity else None,
             argon2_time_cost=argon2_time_cost,
             argon2_memory_kib=argon2_memory_kib,
             argon2_parallelism=argon2_parallelism,

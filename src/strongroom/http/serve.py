@@ -12,6 +12,13 @@ report. It never stores the master key. SIGTERM (or SIGINT) is forwarded to ever
 then stops accepting, lets in-flight requests finish (up to `graceful_timeout`), and the vault's
 writer commits what is queued before the process exits. If a worker dies unexpectedly the
 supervisor stops the others and exits 1, so a process manager restarts the server whole.
+
+With a worker per CPU (the default), each binds itself to a CPU of its own (`bind_worker`;
+`--no-cpu-affinity` turns it off).
+A worker's threads (the event loop, the thread pool, the writer) hand the GIL to each other
+all the time; spread over several CPUs, each hand-off wakes a thread on another CPU and its
+caches are cold. Bound, PostgreSQL reads with two workers on two CPUs served +35-50 % (docs/
+decisions.md, "Speed, round seven").
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ from strongroom.http.protocol import VaultHTTPProtocol
 from strongroom.http.tls import install_reload, server_context
 from strongroom.http.uvserver import Server
 
-__all__ = ["Supervisor", "serve"]
+__all__ = ["Supervisor", "bind_worker", "serve", "worker_cpu"]
 
 PR_SET_DUMPABLE = 4
 log = logging.getLogger("strongroom.http")
@@ -126,6 +133,33 @@ def _report_interval(settings: Settings) -> float:
     return max(0.05, min(1.0, settings.auto_lock_timeout.total_seconds() / 10))
 
 
+def worker_cpu(index: int, workers: int, allowed: set[int]) -> int | None:
+    """The CPU worker `index` of `workers` is bound to among the `allowed` ones: each in turn,
+    in CPU order, when the workers are at least as many as the CPUs (the default: one per
+    CPU). None with fewer workers than CPUs, or one worker: the OS places them. (With a CPU
+    quota, `--workers 2` on a node of 16 CPUs, binding would put every such server's workers
+    on the node's first two CPUs.)"""
+    if workers < 2 or workers < len(allowed):
+        return None
+    return sorted(allowed)[index % len(allowed)]
+
+
+def bind_worker(index: int, workers: int) -> int | None:
+    """Bind this process to its CPU (`worker_cpu`) and return it; None when it stays unbound
+    (see `worker_cpu`, or no CPU affinity on this platform, or the kernel refused). Call it
+    before the process starts a thread: threads inherit the calling thread's affinity."""
+    if not hasattr(os, "sched_setaffinity"):  # (macOS, Windows)
+        return None
+    try:
+        cpu = worker_cpu(index, workers, os.sched_getaffinity(0))
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})
+    except OSError as exc:  # e.g. a seccomp profile refusing it
+        log.warning("worker %d not bound to a CPU: %s", index, exc)
+        return None
+    return cpu
+
+
 def worker_main(
     settings: Settings,
     sock: socket.socket,
@@ -135,6 +169,8 @@ def worker_main(
 ) -> None:
     """Entry point of a worker process (worker `index`; worker 0 may run the jobs). With a
     `table`, it keeps its share of the keep-alive connections (`http.balance`)."""
+    if settings.cpu_affinity:
+        bind_worker(index, settings.workers)
     interval = _report_interval(settings)
     tls = server_context(settings)
     app = create_app(
