@@ -413,3 +413,26 @@ def test_migration_0002_upgrades_an_existing_vault(dsn: str, clock: ManualClock)
     finally:
         v.close()
     assert HEAD_REVISION >= "0002"
+
+
+def test_a_new_key_is_stored_as_its_write_reports_it(vault: Vault, clock: ManualClock) -> None:
+    """A write of a new key stores its row at version 1 and that version without reading
+    either back: what the write returns is what reads see, on a mount with a deletion delay
+    too, and after an expired key at the same path."""
+    vault.kv.metadata.write_config(delete_version_after="2h")
+    vault.create_secret("n/expired", "old", expires_in=timedelta(minutes=1))
+    clock.advance(timedelta(minutes=2))
+    for path in ("n/fresh", "n/expired"):
+        written = vault.kv.write(path, {"k": path})
+        read = vault.kv.read(path)
+        assert read.data == {"k": path}
+        assert read.metadata == written
+        assert written.version == 1 and written.created_at == clock.now()
+        assert written.deletion_time == clock.now() + timedelta(hours=2)
+        meta = vault.kv.metadata.read(path)
+        assert meta.created_at == meta.updated_at == clock.now()
+        assert meta.current_version == 1 and meta.oldest_version == 0
+        assert list(meta.versions) == [1]
+        clock.advance(timedelta(seconds=1))
+        assert vault.kv.write(path, {"k": "2"}, cas=1).version == 2
+        assert vault.kv.metadata.read(path).updated_at == clock.now()

@@ -28,11 +28,12 @@ from strongroom.core.kv_rows import (
     check_depth,
     check_read_version,
     check_versions,
-    create_empty,
     existing_key,
     kv_of,
+    live,
     live_key,
     locate,
+    new_key,
     version_meta,
 )
 from strongroom.core.kv_types import KVSecret, KVVersionMeta, json_size, merge_patch, subkeys
@@ -125,10 +126,10 @@ class KVEngine:
         row: SecretRow,
         data: dict[str, Any],
         user_id: int,
+        *,
+        is_current: bool = False,
     ) -> KVVersionMeta:
-        number = add_version(self._state, tx, row, data, user_id)
-        stored = versions_of(tx).get_version(row.id, number)
-        assert stored is not None  # noqa: S101 - inserted by _add_version in this transaction
+        stored = add_version(self._state, tx, row, data, user_id, is_current=is_current)
         return version_meta(row, stored)
 
     # -- data -----------------------------------------------------------------------------
@@ -159,12 +160,16 @@ class KVEngine:
 
         def run(tx: Tx) -> tuple[KVVersionMeta, NewAudit]:
             ref, stored = locate(tx, at, path)
-            row = live_key(self._state, tx, stored)
+            found = secrets_of(tx).secret_by_path(stored)
+            row = live(self._state, found)
             self._check_cas(tx, row, cas, ref.id)
-            action = "update" if row is not None else "create"
-            row = row or create_empty(self._state, tx, stored, actor.user_id, ref.id)
-            meta = self._store(tx, row, data, actor.user_id)
-            return meta, self._state.entry(action, actor, audited, row.id)
+            if row is not None:
+                meta = self._store(tx, row, data, actor.user_id)
+                return meta, self._state.entry("update", actor, audited, row.id)
+            # a new key: its row stored at version 1, then that version (as `Secrets.create`)
+            row = new_key(self._state, tx, stored, actor.user_id, ref.id, replaces=found, version=1)
+            meta = self._store(tx, row, data, actor.user_id, is_current=True)
+            return meta, self._state.entry("create", actor, audited, row.id)
 
         return self._state.write("write", actor, audited, run)
 

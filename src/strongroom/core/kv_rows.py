@@ -68,7 +68,11 @@ def locate(tx: Tx, mount: str, path: str) -> tuple[MountRef, str]:
 
 def live_key(state: VaultState, tx: Tx, path: str) -> SecretRow | None:
     """The secret at `path`, or None when there is none or it has expired."""
-    row = secrets_of(tx).secret_by_path(path)
+    return live(state, secrets_of(tx).secret_by_path(path))
+
+
+def live(state: VaultState, row: SecretRow | None) -> SecretRow | None:
+    """`row`, or None when it has expired (or is None)."""
     return None if row is None or is_expired(row, state.clock.now()) else row
 
 
@@ -106,15 +110,32 @@ def create_empty(
 ) -> SecretRow:
     """A secret row of a mount with metadata and no version (version 0); `path` is the stored
     path."""
+    replaced = secrets_of(tx).secret_by_path(path)
+    return new_key(state, tx, path, user_id, mount_id, replaces=replaced)
+
+
+def new_key(
+    state: VaultState,
+    tx: Tx,
+    path: str,
+    user_id: int,
+    mount_id: int,
+    *,
+    replaces: SecretRow | None,
+    version: int = 0,
+) -> SecretRow:
+    """A new secret row at `path` (the stored path), with metadata only (`version` 0) or at its
+    first version (1: the caller inserts that version next, `add_version(is_current=True)`),
+    as stored (the defaults of `insert_secret`, no reading back); `replaces` is the expired row
+    found at `path`, deleted first (None: nothing there)."""
     store = secrets_of(tx)
     now = state.clock.now()
-    old = store.secret_by_path(path)
-    if old is not None:  # expired: it reads as absent, so it is replaced
-        store.delete_secret(old.id)
-    store.insert_secret(path, None, user_id, now, None, version=0, mount_id=mount_id)
-    row = store.secret_by_path(path)
-    assert row is not None  # noqa: S101 - inserted above in this transaction
-    return row
+    if replaces is not None:  # expired: it reads as absent, so it is replaced
+        store.delete_secret(replaces.id)
+    secret_id = store.insert_secret(
+        path, None, user_id, now, None, version=version, mount_id=mount_id
+    )
+    return SecretRow(secret_id, path, None, user_id, now, now, version, None, mount_id=mount_id)
 
 
 CAS_REQUIRED = "check-and-set parameter required for this call"

@@ -178,7 +178,7 @@ class Secrets:
 
         def run(tx: Tx) -> tuple[int, int]:
             row = live_secret(state, tx, path)
-            return add_version(state, tx, row, {"value": value}, actor.user_id), row.id
+            return add_version(state, tx, row, {"value": value}, actor.user_id).version, row.id
 
         return state.write("update", actor, path, run)
 
@@ -234,7 +234,7 @@ class Secrets:
         def run(tx: Tx) -> tuple[int, int]:
             row = live_secret(state, tx, path)
             data = read_data(state, tx, row, version)
-            return add_version(state, tx, row, data, actor.user_id), row.id
+            return add_version(state, tx, row, data, actor.user_id).version, row.id
 
         return state.write("rollback", actor, path, run)
 

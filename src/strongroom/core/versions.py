@@ -226,8 +226,9 @@ def add_version(
     user_id: int,
     *,
     is_current: bool = False,
-) -> int:
-    """Store `data` as the next version of `row` and make it current; return its number.
+) -> VersionRow:
+    """Store `data` as the next version of `row` and make it current; return the version as
+    stored.
 
     The KV v2 settings apply to every front-end: a `delete_version_after` (the secret's, else
     the mount's) schedules the version's soft deletion, and versions beyond the larger of the
@@ -245,10 +246,11 @@ def add_version(
     envelope, term = state.encrypt(tx, encode_value(data), row.id, row.path, number)
     ttl = row.delete_version_after or mount.delete_version_after
     deleted_at = now + timedelta(seconds=ttl) if ttl > 0 else None
-    store.insert_version(VersionRow(row.id, number, envelope, term, user_id, now, deleted_at))
+    stored = VersionRow(row.id, number, envelope, term, user_id, now, deleted_at)
+    store.insert_version(stored)
     if not is_current:
         store.set_current_version(row.id, number, now)
     limit = max(row.max_versions, mount.max_versions)
     if limit > 0 and number > limit:
         store.prune_versions(row.id, number - limit + 1)
-    return number
+    return stored
