@@ -285,8 +285,8 @@ class Settings:
         workers: server worker processes (default: one per CPU, `default_workers`); they share
             one lock state, but each counts failed logins and unlocks on its own
             (docs/decisions.md).
-        cpu_affinity: with a worker per CPU (or more), bind each to a CPU of its own, in turn
-            (`http.serve.worker_cpu`).
+        cpu_affinity: with a worker per CPU (or a multiple), bind each to a CPU of its own, in
+            turn (`http.serve.worker_cpu`).
         trusted_proxies: peers (IPs or CIDRs) whose `X-Forwarded-For` the server believes.
         body_limit: largest request body in bytes (413 above it).
         dev: the server's development mode (generated keys printed at start).

@@ -48,6 +48,7 @@ class _Transport(asyncio.Transport):
     def __init__(self) -> None:
         super().__init__()
         self.writes: list[bytes] = []
+        self.buffers: list[bytes] = []
         self.closed = False
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
@@ -56,6 +57,10 @@ class _Transport(asyncio.Transport):
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.writes.append(bytes(data))
+
+    def writelines(self, list_of_data: Any) -> None:
+        self.buffers = list(list_of_data)
+        self.writes.append(b"".join(self.buffers))
 
     def close(self) -> None:
         self.closed = True
@@ -184,3 +189,32 @@ def test_a_body_longer_than_announced_still_sends_the_head_once() -> None:
     transport = asyncio.run(run())
     heads = [w for w in transport.writes if w.startswith(b"HTTP/1.1 200")]
     assert len(heads) == 1 and b"too long" not in b"".join(transport.writes)
+
+
+def test_an_app_failing_after_its_head_still_sends_the_head_then_closes() -> None:
+    """As from uvicorn: the client sees a response cut short, never a silent close."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"5")]}
+        )
+        raise RuntimeError("failed after the head")
+
+    async def run() -> _Transport:
+        _, transport = _connect(app, GET)
+        await _until(lambda: transport.closed)
+        return transport
+
+    transport = asyncio.run(run())
+    assert len(transport.writes) == 1
+    assert transport.writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert transport.writes[0].endswith(b"\r\n\r\n")
+
+
+def test_a_large_body_goes_out_with_its_head_uncopied() -> None:
+    body = b"x" * (256 * 1024)
+    _, transport = asyncio.run(_serve(_response_app(body), GET))
+    assert len(transport.writes) == 1  # one writelines: the head and the body's own buffer
+    head, sent = transport.buffers
+    assert head.startswith(b"HTTP/1.1 200 OK") and head.endswith(b"\r\n\r\n")
+    assert sent is body

@@ -110,17 +110,26 @@ def _status_of(exc: httptools.HttpParserError, target: bytes, data: bytes) -> in
 class _Held:
     """The transport a response's head is written to while it is held (`OneWriteCycle`)."""
 
-    __slots__ = ("head",)
+    __slots__ = ("head", "transport")
 
-    def __init__(self) -> None:
-        self.head = b""
+    def __init__(self, transport: Any) -> None:
+        self.transport, self.head = transport, b""
 
     def write(self, data: bytes) -> None:
         self.head += data
 
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+
+#: Above this size a body goes out with its head as two buffers of one `writelines` (no copy).
+_JOIN_LIMIT = 64 * 1024
+
 
 class _Joined:
-    """The transport the body of a held head is written to: its first write carries the head."""
+    """The transport of a response whose head is held: its first write carries the head, and
+    closing it first writes a head still held (an app that failed after starting its
+    response: the client gets the head and a closed connection, as from uvicorn)."""
 
     __slots__ = ("head", "transport")
 
@@ -129,10 +138,23 @@ class _Joined:
 
     def write(self, data: bytes) -> None:
         head, self.head = self.head, b""
-        self.transport.write(head + data)
+        if len(data) <= _JOIN_LIMIT:
+            self.transport.write(head + data)
+        else:
+            self.transport.writelines((head, data))
 
     def close(self) -> None:
+        self.flush()
         self.transport.close()
+
+    def flush(self) -> None:
+        """Write a head still held."""
+        head, self.head = self.head, b""
+        if head and not self.transport.is_closing():
+            self.transport.write(head)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
 
 
 class OneWriteCycle(RequestResponseCycle):
@@ -140,34 +162,34 @@ class OneWriteCycle(RequestResponseCycle):
     holds its head until its body comes, and both go out in one write: one `send` and one TCP
     segment instead of two per response. Streamed responses (chunked, no length: the audit
     export, event streams) send their head at once, as uvicorn does: a client waiting for
-    the first event gets the head without waiting for it."""
-
-    _head: bytes | None = None
+    the first event gets the head without waiting for it. While a head is held the cycle's
+    transport is a `_Joined` around the connection's, which writes the head first however the
+    response goes on (its body, an error, uvicorn closing the connection)."""
 
     async def send(self, message: Any) -> None:  # (uvicorn's ASGISendEvent)
-        transport = self.transport
-        head, self._head = self._head, None
-        if head is not None:
-            joined = _Joined(transport, head)
-            self.transport = cast("asyncio.Transport", joined)
+        if self.flow.write_paused and not self.disconnected:
+            await self.flow.drain()  # (uvicorn's own; here, so no await runs while swapped)
+        joined: Any = self.transport  # (a `_Joined` while a head is held)
+        if isinstance(joined, _Joined):
             try:
                 await super().send(message)
             finally:
-                self.transport = transport
-                if joined.head and not self.disconnected:
-                    transport.write(joined.head)  # nothing written (an error): the head alone
+                self.transport = joined.transport
+                if not self.disconnected:
+                    joined.flush()  # nothing written (an error): the head alone
             return
         if message["type"] != "http.response.start" or self.response_started:
             await super().send(message)
             return
-        held = _Held()
+        transport = self.transport
+        held = _Held(transport)
         self.transport = cast("asyncio.Transport", held)
         try:
             await super().send(message)
         finally:
             self.transport = transport
         if self.chunked_encoding is False and self.scope["method"] != "HEAD":
-            self._head = held.head
+            self.transport = cast("asyncio.Transport", _Joined(transport, held.head))
         elif held.head:
             transport.write(held.head)
 

@@ -135,11 +135,12 @@ def _report_interval(settings: Settings) -> float:
 
 def worker_cpu(index: int, workers: int, allowed: set[int]) -> int | None:
     """The CPU worker `index` of `workers` is bound to among the `allowed` ones: each in turn,
-    in CPU order, when the workers are at least as many as the CPUs (the default: one per
-    CPU). None with fewer workers than CPUs, or one worker: the OS places them. (With a CPU
-    quota, `--workers 2` on a node of 16 CPUs, binding would put every such server's workers
-    on the node's first two CPUs.)"""
-    if workers < 2 or workers < len(allowed):
+    in CPU order, when the workers share the CPUs evenly (as many as CPUs, the default, or a
+    multiple). None otherwise, and for one worker: the OS places them. (With fewer workers than
+    CPUs, a CPU quota such as `--workers 2` on a node of 16, binding would put every such
+    server's workers on the node's first CPUs; with 3 workers on 2 CPUs, one CPU would carry
+    two workers for good.)"""
+    if workers < 2 or workers % len(allowed):
         return None
     return sorted(allowed)[index % len(allowed)]
 
