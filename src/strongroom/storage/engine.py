@@ -376,8 +376,13 @@ class Storage:
                 raise
         try:
             with_commit = None
-            if self.dialect != "sqlite":  # psycopg begins a transaction with this statement
-                run_statement(conn, _ADVISORY_LOCK, (self._advisory_key(conn),))
+            if self.dialect != "sqlite":
+                # The BEGIN and the lock in one round trip (the key is an integer of ours). The
+                # first batch reads the key through SQLAlchemy, which has begun already.
+                key = int(self._advisory_key(conn))
+                begins = not conn.in_transaction()
+                lock = f"SELECT pg_advisory_xact_lock({key})"
+                run_statement(conn, f"BEGIN; {lock}" if begins else lock, begins=begins)
                 with_commit = WithCommit()
             yield Tx(conn, with_commit)
             if conn.invalidated:

@@ -33,6 +33,10 @@ __all__ = [
 
 T = TypeVar("T")
 
+#: `strongroom.storage.pgwire` once a statement was compiled for PostgreSQL (it imports psycopg,
+#: which a vault on SQLite never loads).
+_pg: Any = None
+
 #: What the database driver raises (the writer fails a whole batch on these: the transaction
 #: may be unusable).
 DATABASE_ERRORS: tuple[type[Exception], ...] = (sa_exc.SQLAlchemyError,)
@@ -101,19 +105,39 @@ def _undo(conn: Connection, chain: WithCommit | None) -> None:
     run_statement(conn, "; ".join([_ROLLBACK, _RELEASE] * (chain.take_releases() + 1)))
 
 
-def run_statement(conn: Connection, sql: str, params: tuple[Any, ...] = ()) -> None:
+def run_statement(
+    conn: Connection, sql: str, params: tuple[Any, ...] = (), *, begins: bool = False
+) -> None:
     """Run a statement that returns no rows on the driver's connection, in the driver's own
     parameter style (prepared on PostgreSQL when it has parameters), its errors raised as
-    SQLAlchemy's."""
+    SQLAlchemy's. `begins`: the SQL begins the transaction itself (PostgreSQL: psycopg would
+    send a BEGIN of its own first, outside a transaction)."""
     fairy = conn.connection
     driver: Any = fairy.driver_connection
     try:
-        if params and conn.dialect.name == "postgresql":
-            driver.execute(sql, params, prepare=True).close()
+        if conn.dialect.name == "postgresql":
+            _pg_statement(driver, sql, params, begins=begins)
         else:
             driver.execute(sql, params).close()
     except conn.dialect.loaded_dbapi.Error as exc:
         raise _as_sqlalchemy(conn, fairy, sql, params, exc) from exc
+
+
+#: Raw SQL of `run_statement` rewritten for libpq (`pgwire.numbered`), by its text.
+_PG_SQL: dict[str, tuple[bytes, list[str] | None] | None] = {}
+
+
+def _pg_statement(driver: Any, sql: str, params: tuple[Any, ...], *, begins: bool) -> None:
+    pg = _load_pg()
+    if sql not in _PG_SQL:
+        _PG_SQL[sql] = pg.numbered(sql)
+    query = _PG_SQL[sql]
+    if query is not None and query[1] is None and pg.usable(driver, begins=begins):
+        pg.run(driver, query[0], params)
+    elif params:
+        driver.execute(sql, params, prepare=True).close()
+    else:
+        driver.execute(sql).close()
 
 
 def on_driver(conn: Connection, what: str, call: Callable[[Any], T]) -> T:
@@ -137,6 +161,15 @@ class Queries:
         return savepoint(self.conn)
 
 
+def _load_pg() -> Any:
+    global _pg  # (imported once, on the first PostgreSQL statement)
+    if _pg is None:
+        from strongroom.storage import pgwire
+
+        _pg = pgwire
+    return _pg
+
+
 #: A prebuilt statement `_Compiled` runs.
 Statement = sa.Select[Any] | sa.Insert | sa.Update
 
@@ -155,6 +188,11 @@ class _Compiled:
     ) -> None:
         compiled = statement.compile(dialect=dialect, column_keys=column_keys)
         self.sql = compiled.string
+        #: PostgreSQL: the SQL with `$n` parameters and the order of their names, for libpq
+        #: (`pgwire`); None elsewhere, or when it cannot be rewritten (psycopg runs it).
+        self.pg: tuple[bytes, list[str] | None] | None = None
+        if dialect.name == "postgresql":
+            self.pg = _load_pg().numbered(self.sql)
         order = compiled.positiontup  # None: named parameters (psycopg's pyformat)
         self.positional = order is not None
         binds = compiled.binds
@@ -197,6 +235,12 @@ class _Compiled:
         if self.positional:
             return tuple(bound)
         return {name: value for (name, *_), value in zip(self.plan, bound, strict=True)}
+
+    def pg_values(self, params: Any) -> Sequence[Any]:
+        """`params(...)` in the order of `pg`'s `$n` parameters."""
+        assert self.pg is not None  # noqa: S101 - only called when it is set
+        names = self.pg[1]
+        return params if names is None else [params[name] for name in names]
 
     def row(self, raw: tuple[Any, ...]) -> tuple[Any, ...]:
         if len(raw) != self.width:
@@ -243,17 +287,34 @@ def _compiled(
     return compiled
 
 
-def _execute(conn: Connection, statement: sa.Select[Any], values: Mapping[str, Any]) -> Any:
-    """Run a prebuilt SELECT on the driver's connection; return (driver cursor, compiled)."""
+def _execute(
+    conn: Connection, statement: sa.Select[Any], values: Mapping[str, Any], *, one: bool = False
+) -> tuple[Sequence[tuple[Any, ...]], _Compiled]:
+    """Run a prebuilt SELECT on the driver's connection; return its rows, unconverted (`one`:
+    at most the first), and the compiled statement."""
     dialect = conn.dialect
     compiled = _compiled(dialect, statement)
     fairy = conn.connection
     driver: Any = fairy.driver_connection
     params = compiled.params(values)
     try:
+        if compiled.pg is not None and _pg.usable(driver):
+            result = _pg.run(driver, compiled.pg[0], compiled.pg_values(params))
+            if one:
+                row = _pg.first(driver, result)
+                return ([] if row is None else [row]), compiled
+            return _pg.rows(driver, result), compiled
         if dialect.name == "postgresql":
-            return driver.execute(compiled.sql, params, prepare=True), compiled
-        return driver.execute(compiled.sql, params), compiled
+            cursor = driver.execute(compiled.sql, params, prepare=True)
+        else:
+            cursor = driver.execute(compiled.sql, params)
+        try:
+            if one:
+                raw = cursor.fetchone()
+                return ([] if raw is None else [raw]), compiled
+            return cursor.fetchall(), compiled
+        finally:
+            cursor.close()
     except conn.dialect.loaded_dbapi.Error as exc:
         raise _as_sqlalchemy(conn, fairy, compiled.sql, params, exc) from exc
 
@@ -301,14 +362,8 @@ def fetch_first(
     On a hot read this costs a fraction of `conn.execute` (measured in docs/decisions.md,
     "Speed, round one"); anything else uses SQLAlchemy as usual.
     """
-    cursor, compiled = _execute(conn, statement, values)
-    try:
-        raw = cursor.fetchone()
-    except conn.dialect.loaded_dbapi.Error as exc:
-        raise _as_sqlalchemy(conn, conn.connection, compiled.sql, values, exc) from exc
-    finally:
-        cursor.close()
-    return None if raw is None else compiled.row(raw)
+    raw, compiled = _execute(conn, statement, values, one=True)
+    return compiled.row(raw[0]) if raw else None
 
 
 def fetch_all(
@@ -325,13 +380,7 @@ def fetch_columns(
     """Every row of a prebuilt SELECT (as `fetch_first`) as columns: one sequence of values
     per result column, converted as SQLAlchemy would, a column at a time (for thousands of
     rows: converting row by row, then reading each row's fields, cost more than the query)."""
-    cursor, compiled = _execute(conn, statement, values)
-    try:
-        raw = cursor.fetchall()
-    except conn.dialect.loaded_dbapi.Error as exc:
-        raise _as_sqlalchemy(conn, conn.connection, compiled.sql, values, exc) from exc
-    finally:
-        cursor.close()
+    raw, compiled = _execute(conn, statement, values)
     columns: list[Sequence[Any]] = compiled.columns(raw)
     return columns
 
@@ -341,13 +390,8 @@ def fetch_column(
 ) -> list[Any]:
     """The first column of every row of a prebuilt SELECT (as `fetch_first`), unconverted:
     for text and integer columns, which need no conversion."""
-    cursor, compiled = _execute(conn, statement, values)
-    try:
-        return [row[0] for row in cursor.fetchall()]
-    except conn.dialect.loaded_dbapi.Error as exc:
-        raise _as_sqlalchemy(conn, conn.connection, compiled.sql, values, exc) from exc
-    finally:
-        cursor.close()
+    raw, _ = _execute(conn, statement, values)
+    return [row[0] for row in raw]
 
 
 class WithCommit:
@@ -423,7 +467,11 @@ class WithCommit:
                 rows = ", ".join(cursor.mogrify(row, values) for values in params)
                 statements.append(f"{head} VALUES {rows}")
             statements.append("COMMIT")
-            cursor.execute("; ".join(statements))  # (no parameters: sent as it is)
+            query = "; ".join(statements)  # (no parameters: sent as it is)
+            if _pg is not None and _pg.usable(driver):
+                _pg.run(driver, query.encode(driver.info.encoding))
+            else:
+                cursor.execute(query)
         except conn.dialect.loaded_dbapi.Error as exc:
             raise _as_sqlalchemy(conn, fairy, "INSERT ...; COMMIT", (), exc) from exc
         finally:
@@ -453,6 +501,9 @@ def execute_many(
     driver: Any = fairy.driver_connection
     try:
         if dialect.name == "postgresql":
+            if len(params) == 1 and compiled.pg is not None and _pg.usable(driver):
+                _pg.run(driver, compiled.pg[0], compiled.pg_values(params[0]))
+                return
             with driver.cursor() as cursor:
                 cursor.executemany(compiled.sql, params)
         else:
@@ -479,6 +530,10 @@ def insert_one(
     driver: Any = fairy.driver_connection
     try:
         if dialect.name == "postgresql":
+            if compiled.pg is not None and _pg.usable(driver):
+                row = _pg.first(driver, _pg.run(driver, compiled.pg[0], compiled.pg_values(params)))
+                assert row is not None  # noqa: S101 - INSERT ... RETURNING returns its row
+                return int(row[0])
             with driver.execute(compiled.sql, params, prepare=True) as cursor:
                 return int(cursor.fetchone()[0])
         cursor = driver.execute(compiled.sql, params)
