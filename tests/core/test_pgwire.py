@@ -158,3 +158,27 @@ def test_txbase_statements_take_the_libpq_path_with_the_same_answers(pg_dsn: str
     finally:
         meta.drop_all(engine)
         engine.dispose()
+
+
+def test_pipelined_statements_and_the_commit_in_one_round_trip(driver: Any) -> None:
+    insert = b"INSERT INTO t (id, name) VALUES ($1, $2)"
+    driver.execute("SELECT 1")  # inside psycopg's transaction
+    assert pgwire.PIPELINE and pgwire.usable(driver)
+    rows = [(1, "o'quote; DROP TABLE t; --"), (2, None), (3, "ünï")]
+    pgwire.pipelined(driver, [(insert, list(row)) for row in rows], b"COMMIT")
+    assert driver.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE  # committed
+    with psycopg.connect(driver.info.dsn) as other:
+        assert other.execute("SELECT id, name FROM t ORDER BY id").fetchall() == rows
+    # the connection is usable afterwards, out of pipeline mode
+    assert pgwire.rows(driver, pgwire.run(driver, b"SELECT count(*) FROM t")) == [(3,)]
+
+
+def test_a_failing_pipelined_statement_raises_and_commits_nothing(driver: Any) -> None:
+    insert = b"INSERT INTO t (id, name) VALUES ($1, $2)"
+    driver.execute("SELECT 1")
+    statements = [(insert, [10, "a"]), (insert, [10, "duplicate"]), (insert, [11, "b"])]
+    with pytest.raises(pg_errors.UniqueViolation):
+        pgwire.pipelined(driver, statements, b"COMMIT")
+    assert driver.pgconn.transaction_status == psycopg.pq.TransactionStatus.INERROR
+    driver.rollback()
+    assert driver.execute("SELECT count(*) FROM t").fetchone() == (0,)

@@ -18,8 +18,10 @@ uses psycopg.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
+import select
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -29,12 +31,14 @@ from psycopg import errors as pg_errors
 from psycopg import pq
 from psycopg.adapt import PyFormat, Transformer
 
-__all__ = ["first", "numbered", "rows", "run", "usable"]
+__all__ = ["PIPELINE", "first", "numbered", "pipelined", "rows", "run", "usable"]
 
 _OK = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
 _IDLE = pq.TransactionStatus.IDLE
 _BAD = pq.ConnStatus.BAD
 _NAMES = itertools.count()
+#: libpq has a pipeline mode (14 and later; psycopg's binary package ships a recent one).
+PIPELINE = psycopg.Pipeline.is_supported()
 #: A parameter in psycopg's styles: `%(name)s`, `%s`, or an escaped `%%`.
 _PARAM = re.compile(r"%\((\w+)\)s|%s|%%|%")
 
@@ -102,21 +106,12 @@ def run(driver: Any, query: bytes, values: Sequence[Any] = ()) -> pq.abc.PGresul
         psycopg.Error: what psycopg raises for the same failure (the class of the server's
             SQLSTATE; OperationalError when the connection is lost).
     """
-    state = _STATES.get(driver)
-    if state is None:
-        state = _STATES[driver] = _State(driver)
     pgconn = driver.pgconn
     if not values:
         return _checked(driver, pgconn.exec_(query))
-    transformer = state.transformer
-    params = transformer.dump_sequence(values, [PyFormat.AUTO] * len(values))
-    key = (query, tuple(transformer.types or ()))
-    name = state.prepared.get(key)
-    if name is None:
-        name = f"strongroom_{next(_NAMES)}".encode()
-        _checked(driver, pgconn.prepare(name, query, param_types=key[1]))
-        state.prepared[key] = name
-    result = pgconn.exec_prepared(name, params, param_formats=transformer.formats)
+    state = _state(driver)
+    name, params, formats = _prepared(driver, state, query, values)
+    result = pgconn.exec_prepared(name, params, param_formats=formats)
     if result.status not in _OK and result.error_field(pq.DiagnosticField.SQLSTATE) == b"26000":
         # The statement is gone (a DEALLOCATE ALL or DISCARD ALL on this connection): the
         # next call prepares it anew; in autocommit, this one at once (inside a transaction
@@ -127,10 +122,77 @@ def run(driver: Any, query: bytes, values: Sequence[Any] = ()) -> pq.abc.PGresul
     return _checked(driver, result)
 
 
+def pipelined(driver: Any, statements: Sequence[tuple[bytes, Sequence[Any]]], last: bytes) -> None:
+    """Run `statements` (each a $-numbered query with its values, prepared as by `run`), then
+    `last` (no values: a COMMIT), in one round trip (libpq's pipeline mode), inside the
+    transaction of `driver` (the caller checked `usable`). The values go as parameters, never
+    in the query's text.
+
+    Raises:
+        psycopg.Error: as `run`, for the first statement that failed (those after it are not
+            run; the transaction is aborted).
+    """
+    state = _state(driver)
+    sends = [_prepared(driver, state, query, values) for query, values in statements]
+    pgconn = driver.pgconn
+    pgconn.enter_pipeline_mode()
+    try:
+        for name, params, formats in sends:
+            pgconn.send_query_prepared(name, params, param_formats=formats)
+        pgconn.send_query_params(last, None)
+        pgconn.pipeline_sync()
+        while pgconn.flush():  # (a nonblocking connection: the rest once writable)
+            select.select([], [pgconn.socket], [])
+        failed: pq.abc.PGresult | None = None
+        while True:
+            while pgconn.is_busy():
+                # waits with the GIL released (libpq's PQgetResult would wait holding it)
+                select.select([pgconn.socket], [], [])
+                pgconn.consume_input()
+            result = pgconn.get_result()
+            if result is None:
+                continue  # the end of one statement's results
+            if result.status == pq.ExecStatus.PIPELINE_SYNC:
+                break
+            if failed is None and result.status not in _OK:
+                failed = result
+    finally:
+        # (after a failure half-way the caller drops the connection: nothing to add to it)
+        with contextlib.suppress(psycopg.Error):
+            pgconn.exit_pipeline_mode()
+    if failed is not None:
+        if failed.error_field(pq.DiagnosticField.SQLSTATE) == b"26000":
+            state.prepared.clear()
+        _checked(driver, failed)
+
+
+def _state(driver: Any) -> _State:
+    state = _STATES.get(driver)
+    if state is None:
+        state = _STATES[driver] = _State(driver)
+    return state
+
+
+def _prepared(
+    driver: Any, state: _State, query: bytes, values: Sequence[Any]
+) -> tuple[bytes, Sequence[Any], list[Any]]:
+    """The prepared statement of `query` for these values' types (prepared now if new), the
+    values adapted, and their formats."""
+    transformer = state.transformer
+    params = transformer.dump_sequence(values, [PyFormat.AUTO] * len(values))
+    key = (query, tuple(transformer.types or ()))
+    name = state.prepared.get(key)
+    if name is None:
+        name = f"strongroom_{next(_NAMES)}".encode()
+        _checked(driver, driver.pgconn.prepare(name, query, param_types=key[1]))
+        state.prepared[key] = name
+    return name, params, list(transformer.formats or ())
+
+
 def rows(driver: Any, result: pq.abc.PGresult) -> list[tuple[Any, ...]]:
     """The rows of `result` (from `run` on `driver`) as tuples of Python values, loaded as a
     psycopg cursor loads them."""
-    transformer = _STATES[driver].transformer
+    transformer = _state(driver).transformer
     transformer.set_pgresult(result)
     loaded: list[tuple[Any, ...]] = transformer.load_rows(0, result.ntuples, tuple)
     return loaded
@@ -140,7 +202,7 @@ def first(driver: Any, result: pq.abc.PGresult) -> tuple[Any, ...] | None:
     """The first row of `result` (as `rows`), None when it has none."""
     if not result.ntuples:
         return None
-    transformer = _STATES[driver].transformer
+    transformer = _state(driver).transformer
     transformer.set_pgresult(result)
     row: tuple[Any, ...] = transformer.load_row(0, tuple)
     return row

@@ -401,11 +401,12 @@ class WithCommit:
     (`savepoint`). These round trips were spent holding the vault-wide lock
     (docs/decisions.md, "Speed, round six").
 
-    The rows are bound on the client (psycopg's `ClientCursor`, which quotes each value for
-    the connection, as psycopg 2 did for every query): one simple-protocol query can hold
-    several statements, a query with server-side parameters only one. Their values are thus
-    in the query's text, which PostgreSQL logs when it refuses the query (docs/security.md,
-    "What is stored in plaintext"): audit metadata, never a secret value."""
+    The rows go as parameters of their prepared INSERT, with the COMMIT, in one round trip
+    of libpq's pipeline mode (`pgwire.pipelined`). Without a pipeline (a libpq before 14) they
+    are bound on the client (psycopg's `ClientCursor`, which quotes each value for the
+    connection) into one simple-protocol query with the COMMIT: their values are then in the
+    query's text, which PostgreSQL logs when it refuses the query (docs/security.md, "What is
+    stored in plaintext"): audit metadata, never a secret value."""
 
     __slots__ = ("_inserts", "_releases")
 
@@ -453,23 +454,35 @@ class WithCommit:
         was held back: the caller commits)."""
         if not self._inserts:
             return
-        from psycopg import ClientCursor  # (PostgreSQL only)
-
         fairy = conn.connection
         driver: Any = fairy.driver_connection
-        cursor = ClientCursor(driver)
         inserts, self._inserts = self._inserts, []
         self._releases = 0  # (the COMMIT ends every savepoint)
+        pg = _load_pg()
+        if pg.PIPELINE and pg.usable(driver) and all(c.pg is not None for c, _ in inserts):
+            # Each row by its prepared INSERT, and the COMMIT, in one round trip (libpq's
+            # pipeline): the values as parameters, adapted in C, where quoting each into the
+            # query's text cost more than the rest of the batch (docs/decisions.md, "Speed,
+            # round eight").
+            rows = [(c.pg[0], c.pg_values(p)) for c, params in inserts for p in params]  # type: ignore[index]
+            try:
+                pg.pipelined(driver, rows, b"COMMIT")
+            except conn.dialect.loaded_dbapi.Error as exc:
+                raise _as_sqlalchemy(conn, fairy, "INSERT ...; COMMIT", (), exc) from exc
+            return
+        from psycopg import ClientCursor  # (PostgreSQL only)
+
+        cursor = ClientCursor(driver)
         try:
             statements = []
             for compiled, params in inserts:
                 head, _, row = compiled.sql.partition(" VALUES ")
-                rows = ", ".join(cursor.mogrify(row, values) for values in params)
-                statements.append(f"{head} VALUES {rows}")
+                values = ", ".join(cursor.mogrify(row, one) for one in params)
+                statements.append(f"{head} VALUES {values}")
             statements.append("COMMIT")
             query = "; ".join(statements)  # (no parameters: sent as it is)
-            if _pg is not None and _pg.usable(driver):
-                _pg.run(driver, query.encode(driver.info.encoding))
+            if pg.usable(driver):
+                pg.run(driver, query.encode(driver.info.encoding))
             else:
                 cursor.execute(query)
         except conn.dialect.loaded_dbapi.Error as exc:
