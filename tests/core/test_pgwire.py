@@ -4,6 +4,11 @@ connection-loss signs as psycopg's own `execute`."""
 
 from __future__ import annotations
 
+import gc
+import os
+import resource
+import select
+import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -113,16 +118,29 @@ def test_a_lost_connection_is_operational_and_closed(driver: Any, pg_dsn: str) -
     pid = pgwire.rows(driver, pgwire.run(driver, b"SELECT pg_backend_pid()"))[0][0]
     with psycopg.connect(pg_dsn, autocommit=True) as other:
         other.execute("SELECT pg_terminate_backend(%s)", (pid,))
-    with pytest.raises(psycopg.OperationalError):
-        pgwire.run(driver, b"SELECT 1")
-    # what SQLAlchemy's psycopg dialect reads to tell a lost connection (`is_disconnect`)
+    with pytest.raises(psycopg.OperationalError) as raised:
+        pgwire.run(driver, b"SELECT $1::int", [1])
+    # libpq's blocking call ends with its own error (no SQLSTATE; the server's reason in the
+    # message), and the connection shows what SQLAlchemy's psycopg dialect reads to tell a
+    # lost connection (`is_disconnect`)
+    assert "terminating connection" in str(raised.value)
     assert driver.closed and driver.broken
 
 
-def test_txbase_statements_take_the_libpq_path_with_the_same_answers(pg_dsn: str) -> None:
+def test_txbase_statements_take_the_libpq_path_with_the_same_answers(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The prebuilt statements (`fetch_first`, `fetch_columns`, `insert_one`, `run_statement`)
     run on libpq, in autocommit and inside a transaction, and outside one fall back to
     psycopg, which begins it."""
+    calls: list[bytes] = []
+    real_run = pgwire.run
+
+    def counted(driver: Any, query: bytes, values: Any = ()) -> Any:
+        calls.append(query)
+        return real_run(driver, query, values)
+
+    monkeypatch.setattr(pgwire, "run", counted)
     engine = create_postgres_engine(pg_dsn)
     meta = sa.MetaData()
     table = sa.Table(
@@ -143,18 +161,21 @@ def test_txbase_statements_take_the_libpq_path_with_the_same_answers(pg_dsn: str
             driver: Any = conn.connection.driver_connection
             assert not pgwire.usable(driver)  # idle: psycopg's execute, which begins
             first = insert_one(conn, insert, ["path", "at"], {"path": "a", "at": at})
+            assert calls == []
             assert pgwire.usable(driver)  # now inside psycopg's transaction: libpq
             second = insert_one(conn, insert, ["path", "at"], {"path": "b", "at": None})
             assert second == first + 1
             assert fetch_first(conn, by_path, {"path": "a"}) == (first, "a", at)
             assert fetch_first(conn, by_path, {"path": "nothing"}) is None
             run_statement(conn, "SAVEPOINT x; RELEASE SAVEPOINT x")
+            assert len(calls) == 4  # the second insert, two reads, the savepoint
             driver.commit()  # (SQLAlchemy began nothing: the driver's transaction)
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             driver = conn.connection.driver_connection
             assert pgwire.usable(driver)
             everything = sa.select(table.c.path, table.c.at).order_by(table.c.id)
             assert fetch_columns(conn, everything, {}) == [("a", "b"), (at, None)]
+            assert len(calls) == 5
     finally:
         meta.drop_all(engine)
         engine.dispose()
@@ -182,3 +203,69 @@ def test_a_failing_pipelined_statement_raises_and_commits_nothing(driver: Any) -
     assert driver.pgconn.transaction_status == psycopg.pq.TransactionStatus.INERROR
     driver.rollback()
     assert driver.execute("SELECT count(*) FROM t").fetchone() == (0,)
+
+
+def test_a_lost_connection_through_txbase_invalidates_it(pg_dsn: str) -> None:
+    """A prepared statement on a connection the server ended: SQLAlchemy's DBAPIError with the
+    connection invalidated (what `Storage` turns into StorageUnavailable and a new pool)."""
+    engine = create_postgres_engine(pg_dsn)
+    query: sa.Select[Any] = sa.select(sa.literal_column("1").label("one")).where(
+        sa.bindparam("x", type_=sa.Integer) == 1
+    )
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            assert fetch_first(conn, query, {"x": 1}) == (1,)
+            driver: Any = conn.connection.driver_connection
+            pid = pgwire.rows(driver, pgwire.run(driver, b"SELECT pg_backend_pid()"))[0][0]
+            with psycopg.connect(pg_dsn, autocommit=True) as other:
+                other.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            with pytest.raises(sa.exc.DBAPIError) as raised:
+                fetch_first(conn, query, {"x": 1})
+            assert raised.value.connection_invalidated
+            assert conn.invalidated
+    finally:
+        engine.dispose()
+
+
+def test_a_pipeline_broken_off_closes_the_connection(
+    driver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    driver.execute("SELECT 1")
+
+    class Broken:
+        def register(self, *args: Any) -> None:
+            raise ValueError("no polling today")
+
+    monkeypatch.setattr(select, "poll", Broken)
+    with pytest.raises(psycopg.OperationalError, match="broke off"):
+        pgwire.pipelined(driver, [(b"INSERT INTO t (id) VALUES ($1)", [1])], b"COMMIT")
+    assert driver.closed  # never reused half-way through a pipeline
+
+
+def test_a_pipeline_waits_on_any_descriptor_number(pg_dsn: str) -> None:
+    """`select.select` refuses descriptors from 1024 on; a busy server gets such sockets."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 1200
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard), hard))
+    filler = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        with psycopg.connect(pg_dsn) as conn:
+            assert conn.pgconn.socket >= 1024
+            conn.execute("CREATE TABLE t (id bigint PRIMARY KEY)")
+            pgwire.pipelined(conn, [(b"INSERT INTO t (id) VALUES ($1)", [7])], b"COMMIT")
+            assert conn.execute("SELECT id FROM t").fetchall() == [(7,)]
+    finally:
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_connections_state_goes_with_it(pg_dsn: str) -> None:
+    conn = psycopg.connect(pg_dsn, autocommit=True)
+    pgwire.rows(conn, pgwire.run(conn, b"SELECT $1::int", [1]))
+    gone = weakref.ref(conn)
+    conn.close()
+    del conn
+    gc.collect()
+    assert gone() is None

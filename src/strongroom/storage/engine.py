@@ -377,12 +377,14 @@ class Storage:
         try:
             with_commit = None
             if self.dialect != "sqlite":
-                # The BEGIN and the lock in one round trip (the key is an integer of ours). The
-                # first batch reads the key through SQLAlchemy, which has begun already.
-                key = int(self._advisory_key(conn))
-                begins = not conn.in_transaction()
-                lock = f"SELECT pg_advisory_xact_lock({key})"
-                run_statement(conn, f"BEGIN; {lock}" if begins else lock, begins=begins)
+                key = int(self._advisory_key(conn))  # (the first batch's read of it begins)
+                from strongroom.storage.pgwire import begin_with_lock  # (psycopg: PostgreSQL)
+
+                if begin_with_lock(conn.connection.driver_connection):
+                    # The BEGIN and the lock in one round trip (the key is an integer of ours).
+                    run_statement(conn, f"BEGIN; SELECT pg_advisory_xact_lock({key})", begins=True)
+                else:  # (psycopg begins a transaction with this statement, as it sets it up)
+                    run_statement(conn, _ADVISORY_LOCK, (key,))
                 with_commit = WithCommit()
             yield Tx(conn, with_commit)
             if conn.invalidated:
