@@ -1,12 +1,10 @@
-"""Client: the vault's operations over HTTP, satisfying `strongroom.api.VaultAPI`.
+"""Client: the vault's operations over HTTP (httpx), satisfying `strongroom.api.VaultAPI`.
 
 `vaultctl --addr URL --token JWT` uses it instead of a local `Vault`, so every command works the
 same remotely. Errors come back as the same exception classes the core raises: the server's
 `{"error", "code"}` body names the class (`errors.error_for_code`). The `actor` argument
 of the protocol is ignored: the server audits the token's user and the socket's
 address. The token is sent only in the Authorization header and never appears in an error.
-The transport is the standard library's `http.client`, or httpx behind a proxy
-(`strongroom._http`).
 """
 
 from __future__ import annotations
@@ -19,7 +17,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from strongroom import _http, errors
+import httpx
+
+from strongroom import errors
 from strongroom.api import Progress, RotationResult
 from strongroom.models import (
     DEFAULT_ACTOR,
@@ -96,7 +96,7 @@ def _entry(d: dict[str, Any]) -> AuditEntry:
 
 
 class Client:
-    """A remote vault. Thread-safe (a connection per thread); close it when done."""
+    """A remote vault. Thread-safe like httpx.Client; close it when done."""
 
     def __init__(
         self,
@@ -104,18 +104,13 @@ class Client:
         token: str | None = None,
         *,
         timeout: float = 60.0,
-        transport: Any = None,
+        transport: httpx.BaseTransport | None = None,
         ca_cert: str | None = None,
     ) -> None:
-        """`ca_cert`: a PEM CA bundle that verifies an `https://` server (default:
-        `SSL_CERT_FILE`/`SSL_CERT_DIR` when set, else certifi's bundle). `transport`: an httpx
-        transport to send the requests through (tests).
-
-        Raises:
-            InvalidInput: `addr` is not an http:// or https:// URL, or `ca_cert` is unusable.
-        """
+        """`ca_cert`: a PEM CA bundle that verifies an `https://` server (default: the system's
+        trust store)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        verify: ssl.SSLContext | None = None
+        verify: ssl.SSLContext | bool = True
         if addr.lower().startswith("http://") and not ca_cert:
             # Plain HTTP never uses a trust store (redirects are not followed), and loading
             # one costs ~40 ms of every CLI call. This context trusts nothing, so it could
@@ -128,12 +123,13 @@ class Client:
                 raise errors.InvalidInput(
                     f"CA certificate {ca_cert!r} is unreadable or not PEM"
                 ) from None
-        try:
-            self._http = _http.open_http(
-                addr.rstrip("/"), headers, timeout=timeout, verify=verify, transport=transport
-            )
-        except ValueError as exc:
-            raise errors.InvalidInput(str(exc)) from None
+        self._http = httpx.Client(
+            base_url=addr.rstrip("/"),
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+            verify=verify,
+        )
         #: Webhook configuration (Admins): add, list, remove, test.
         self.webhooks = Webhooks(self)
 
@@ -164,7 +160,7 @@ class Client:
         *,
         json: dict[str, Any] | None,
         params: dict[str, Any] | None,
-    ) -> tuple[_http.Response, object]:
+    ) -> tuple[httpx.Response, object]:
         """One request and its JSON body (None when not JSON).
 
         Raises:
@@ -172,8 +168,10 @@ class Client:
         """
         try:
             response = self._http.request(method, url, json=json, params=params)
-        except _http.Unreachable as exc:
-            raise errors.StorageUnavailable(f"cannot reach the server ({exc})") from exc
+        except httpx.HTTPError as exc:
+            raise errors.StorageUnavailable(
+                f"cannot reach the server ({type(exc).__name__})"
+            ) from exc
         try:
             body = response.json()
         except ValueError:
@@ -217,7 +215,7 @@ class Client:
         return self._call(method, "/api/vault" + path, json=body)
 
     @staticmethod
-    def _error(response: Any, body: object) -> errors.StrongroomError:
+    def _error(response: httpx.Response, body: object) -> errors.StrongroomError:
         message = code = None
         if isinstance(body, dict):
             message, code = body.get("error"), body.get("code")
@@ -506,8 +504,10 @@ class Client:
                 for line in response.iter_lines():
                     if line:
                         yield json_module.loads(line)
-        except _http.Unreachable as exc:
-            raise errors.StorageUnavailable(f"the audit export stream broke ({exc})") from exc
+        except httpx.HTTPError as exc:
+            raise errors.StorageUnavailable(
+                f"the audit export stream broke ({type(exc).__name__})"
+            ) from exc
 
     def login(
         self, username: str, password: str, *, totp: str | None = None

@@ -17,9 +17,8 @@ from strongroom.cli.main import COMMAND_MODULES, cli
 from tests.integration.server_proc import ServerProcess, token
 
 # pygments: httpx imports its own command-line tool (rich, pygments) unless told not to
-# (`strongroom.cli`). httpx itself: only behind a proxy (`strongroom._http`).
+# (`strongroom.cli`).
 HEAVY = (
-    "httpx",
     "sqlalchemy",
     "alembic",
     "uvicorn",
@@ -36,8 +35,7 @@ PROBE = """
 import json, sys
 from strongroom.cli.main import run
 code = run(sys.argv[1:])
-loaded = {m.split(".")[0] for m, module in sys.modules.items() if module is not None}
-heavy = sorted(loaded & set(json.loads(%r)))  # (`httpx._main` is a refused import: None)
+heavy = sorted({m.split(".")[0] for m in sys.modules} & set(json.loads(%r)))
 cli = sorted(m.rpartition(".")[2] for m in sys.modules if m.startswith("strongroom.cli."))
 print(json.dumps({"code": code, "heavy": heavy, "cli": cli}), file=sys.stderr)
 """

@@ -1,8 +1,6 @@
 """The `vaultctl` command-line adapter (Click).
 
-Remote commands reach the server through `strongroom._http` (the standard library's
-`http.client`); httpx is imported only behind a proxy, and then: httpx imports its own
-command-line tool (`httpx._main`: rich's console, progress, syntax and
+httpx imports its own command-line tool (`httpx._main`: rich's console, progress, syntax and
 table modules, pygments) on every import when rich is installed, as it is here: ~20 ms of each
 `vaultctl --addr ...` call (issue 16 asks for 150 ms). vaultctl never runs httpx's tool, so its
 import is refused in the CLI's process, before anything imports httpx; httpx then defines its
