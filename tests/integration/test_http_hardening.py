@@ -52,6 +52,18 @@ def raw_request(server: ServerProcess, data: bytes, *, close: bool = False) -> b
         return b"".join(chunks)
 
 
+_MANY_HEADERS = (
+    b"GET /v1/sys/health HTTP/1.1\r\nHost: x\r\n"
+    + b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 40) for i in range(2000))
+    + b"\r\n"
+)
+
+
+def status_of(answer: bytes) -> bytes:
+    """The status code of the first response in `answer`."""
+    return answer.split(b"\r\n", 1)[0].split(b" ")[1]
+
+
 # --- 15: 405 carries Allow -------------------------------------------------------------------
 
 
@@ -165,14 +177,7 @@ def test_client_disconnect_mid_body_is_quiet(
             431,
             False,
         ),
-        (
-            "2,000 header fields /v1",
-            b"GET /v1/sys/health HTTP/1.1\r\nHost: x\r\n"
-            + b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 40) for i in range(2000))
-            + b"\r\n",
-            431,
-            True,
-        ),
+        ("2,000 header fields /v1", _MANY_HEADERS, 431, True),
         (
             "endless header line",
             b"GET /api/vault/health HTTP/1.1\r\nHost: x\r\nX-Big: "
@@ -202,6 +207,36 @@ def test_protocol_errors_are_json(
     else:
         assert parsed["error"] and parsed["code"], name
     assert "Invalid HTTP request" not in server.output()[log_before:]
+
+
+def test_a_refused_request_is_answered_not_reset(server: ServerProcess) -> None:
+    """The server stops reading a request it refuses; closing the socket with the rest of the
+    request unread would make the kernel reset the connection, and the reset can destroy the
+    answer before the client reads it (a flaky ECONNRESET in CI). The server lingers instead:
+    answer, end of stream, the rest read and dropped."""
+    big = 3 * 1024 * 1024
+    declared_too_large = (
+        b"POST /api/vault/secrets HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % big
+    ) + b"x" * big
+    for _ in range(10):
+        for data, status in ((_MANY_HEADERS, b"431"), (declared_too_large, b"413")):
+            assert status_of(raw_request(server, data)) == status
+
+
+def test_a_refused_client_that_keeps_sending_is_cut_off(server: ServerProcess) -> None:
+    """Lingering is bounded: a client that goes on sending after its refusal is closed."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(_MANY_HEADERS)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        assert status_of(answer) == b"431"
+        deadline = time.monotonic() + 15
+        with pytest.raises(OSError):  # reset, or broken pipe, once the server has closed
+            while time.monotonic() < deadline:
+                sock.sendall(b"x" * 65536)
+        assert time.monotonic() < deadline
 
 
 def test_large_heads_under_the_limit_still_work(server: ServerProcess, api: httpx.Client) -> None:

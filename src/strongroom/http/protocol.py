@@ -13,7 +13,12 @@ unknown method) is answered here, before any application code runs, in JSON: the
 (`{"errors": [...]}`) when the request's path starts with `/v1`, else the `/api` dialect
 (`{"error", "code"}`), with the status RFC 9110/9112 and RFC 6585 give it (400; 414 for a request
 target over `MAX_TARGET` bytes; 431 for header fields over `MAX_HEAD` bytes; 501 for a method the
-server does not implement), and the connection is closed.
+server does not implement), and the connection is closed the way nginx and Apache close it
+after an error ("lingering close"): the answer is written, the sending side shut (FIN), and what
+the client still sends is read and dropped until it hangs up, for at most `LINGER_SECONDS` and
+`LINGER_BYTES`. Closing a socket with unread bytes in it makes the kernel reset the connection
+(RST), and a reset can destroy the answer before the client reads it: a client that sent 120 KB
+of headers got ECONNRESET instead of its 431.
 
 uvicorn's httptools protocol puts no bound on header fields (its h11 protocol has
 `h11_max_incomplete_event_size`, 16 KiB, answered as a text/plain 400): the head is bounded here,
@@ -52,6 +57,11 @@ MAX_TARGET = 16 * 1024
 #: 32 KiB by default; a JWT is a few KiB).
 MAX_HEAD = 64 * 1024
 log = logging.getLogger("strongroom.http")
+#: After refusing a request, how long and how much of what the client still sends is read and
+#: dropped before the connection is closed (nginx: `lingering_time` 30 s; a refused client has
+#: nothing more to say, so a short bound).
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 64 * 1024 * 1024
 #: RFC 9110 5.6.2: a method is a token.
 _TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}")
 
@@ -157,6 +167,23 @@ class _Joined:
         return getattr(self.transport, name)
 
 
+class _Lingering:
+    """The transport of a response that closes the connection before the request's body was
+    read (an early 413): closing it lingers (`VaultHTTPProtocol.linger`) instead of
+    resetting the connection under the client's feet."""
+
+    __slots__ = ("protocol", "transport")
+
+    def __init__(self, transport: Any, protocol: VaultHTTPProtocol) -> None:
+        self.transport, self.protocol = transport, protocol
+
+    def close(self) -> None:
+        self.protocol.linger()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+
 class OneWriteCycle(RequestResponseCycle):
     """uvicorn's request/response cycle, but a response of known length (`Content-Length`)
     holds its head until its body comes, and both go out in one write: one `send` and one TCP
@@ -188,6 +215,12 @@ class OneWriteCycle(RequestResponseCycle):
             await super().send(message)
         finally:
             self.transport = transport
+        if not self.keep_alive and self.more_body:
+            # Answering, then closing, before the request's body came (an early 413).
+            protocol = getattr(self.on_response, "__self__", None)
+            if isinstance(protocol, VaultHTTPProtocol):
+                transport = cast("asyncio.Transport", _Lingering(transport, protocol))
+                self.transport = transport
         if self.chunked_encoding is False and self.scope["method"] != "HEAD":
             self.transport = cast("asyncio.Transport", _Joined(transport, held.head))
         elif held.head:
@@ -215,8 +248,15 @@ class VaultHTTPProtocol(HttpToolsProtocol):
     _head_too_large = False
     #: No request is being parsed: the next bytes start one (its request line may be LIST).
     _between = True
+    #: A request was refused: bytes still to drop before closing (see `_refuse`), else None.
+    _lingering: int | None = None
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering is not None:
+            self._lingering -= len(data)
+            if self._lingering < 0:
+                self.transport.close()
+            return
         self._unset_keepalive_if_required()
         heads, in_body = self._heads, self._in_body
         try:
@@ -236,8 +276,28 @@ class VaultHTTPProtocol(HttpToolsProtocol):
             target = self.url or _sniff_target(data)
             status = 431 if self._head_too_large else _status_of(exc, target, data)
             log.debug("refused an unparseable HTTP request (%d)", status)
-            self.transport.write(protocol_error(status, target))
-            self.transport.close()
+            self._refuse(protocol_error(status, target))
+
+    def _refuse(self, answer: bytes) -> None:
+        """Write `answer` and close the connection without a reset destroying it: shut the
+        sending side, drop what the client still sends until it hangs up or `LINGER_BYTES`/
+        `LINGER_SECONDS` run out, then close."""
+        transport, cycle = self.transport, self.cycle
+        transport.write(answer)
+        if cycle is not None and not cycle.response_complete:
+            transport.close()  # an earlier pipelined request is still answering: no FIN yet
+            return
+        self.linger()
+
+    def linger(self) -> None:
+        """Close after an answer without reading the request to its end (see `_refuse`)."""
+        transport = self.transport
+        if self._lingering is not None or transport.is_closing():
+            return
+        self._lingering = LINGER_BYTES
+        if transport.can_write_eof():
+            transport.write_eof()  # the client reads the answer, then end of stream
+        self.loop.call_later(LINGER_SECONDS, transport.close)
 
     def _feed(self, data: bytes) -> None:
         """Parse `data`, rewriting a LIST request line wherever a request starts in it: at
