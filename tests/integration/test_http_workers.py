@@ -260,7 +260,14 @@ def test_each_worker_and_all_its_threads_run_on_a_cpu_of_their_own(tmp_path: Pat
         workers = proc.children()
         assert len(workers) == 2
         first, second = sorted(os.sched_getaffinity(0))[:2]
-        bound = [_affinities(pid) for pid in workers]
+        # The server answers once one worker listens: the other may still be starting, and
+        # binds itself before it serves (poll until it has, or the deadline).
+        deadline = time.monotonic() + 30
+        while True:
+            bound = [_affinities(pid) for pid in workers]
+            if set().union(*bound) == {str(first), str(second)} or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert all(len(cpus) == 1 for cpus in bound), bound  # every thread on one CPU
         assert set().union(*bound) == {str(first), str(second)}, bound  # each on its own
     finally:
