@@ -10,6 +10,8 @@ import pytest
 from strongroom import Vault, errors, open_vault
 from strongroom.clock import ManualClock
 from strongroom.core.backup import restore
+from strongroom.core.mount_paths import SECRET
+from strongroom.core.mounts import Mounts
 from tests.conftest import MASTER_KEY, fast_config
 from tests.core.dbutil import raw_sql
 
@@ -50,8 +52,8 @@ def test_enable_list_read_tune_move_disable(vault: Vault) -> None:
 
 
 def test_find_routes_a_request_path_to_the_mount_it_starts_with(vault: Vault) -> None:
-    """`mounts.find` (the `/v1/<mount>/...` router) in one statement: the mount whose path the
-    request's path starts with, by whole path segments, compared literally (`_` is no
+    """`mounts.find` (the `/v1/<mount>/...` router): the mount whose path the request's path
+    starts with, by whole path segments, compared literally (`_` is no
     wildcard), the rest of the path after it; None when no mount serves the path."""
     vault.mounts.enable("team/a_b", "kv", options={"version": "2"})
     vault.mounts.enable("Up-Case", "kv")
@@ -68,6 +70,69 @@ def test_find_routes_a_request_path_to_the_mount_it_starts_with(vault: Vault) ->
     assert found("secret/data/x") == ("secret/", "data/x")
     for unserved in ("team/axb/data/x", "team/a_bc/x", "team/a", "team", "up-case/k", "nothing/x"):
         assert found(unserved) is None, unserved
+
+
+def test_find_cached_routes_reads_by_a_copy_at_most_a_second_old(vault: Vault) -> None:
+    """`find_cached` answers from the table `find` last read, for 1 s, never "no mount"; a
+    change made by another process shows within that second, where the operation the copy
+    routes to checks its mount again; a change made through the same service at once."""
+    now = [0.0]
+    mounts = Mounts(vault.state, monotonic=lambda: now[0])  # (`vault.mounts`: another process)
+    vault.mounts.enable("team", "kv", options={"version": "2"})
+    assert mounts.find_cached("team/data/x") is None  # nothing read yet
+    found = mounts.find("team/data/x")
+    assert found is not None and found[0].path == "team/" and found[1] == "data/x"
+    assert mounts.find_cached("team/data/x") == found
+    secret = mounts.find_cached("secret/data/y")
+    assert secret is not None and (secret[0].id, secret[1]) == (SECRET.id, "data/y")
+    assert mounts.find_cached("nothing/x") is None  # asks the table: a new mount is never missed
+    vault.kv.write("x", {"a": "1"}, mount="team")
+
+    vault.mounts.disable("team")  # elsewhere
+    now[0] = 0.9
+    stale = mounts.find_cached("team/data/x")
+    assert stale is not None and stale[0] == found[0]  # within the bound...
+    with pytest.raises(errors.MountNotFound):  # ...but the read it routes to finds no mount
+        vault.kv.read("x", mount=stale[0].path)
+    now[0] = 1.1
+    assert mounts.find_cached("team/data/x") is None
+    assert mounts.find("team/data/x") is None
+
+    mounts.find("secret/data/x")
+    assert mounts.find_cached("secret/data/x") is not None
+    mounts.enable("team", "kv")  # here: the copy is forgotten at once
+    assert mounts.find_cached("secret/data/x") is None
+    again = mounts.find("team/x")
+    assert again is not None and (again[0].version, again[1]) == (1, "x")
+    mounts.tune("team", options={"version": "2"})
+    assert mounts.find_cached("team/x") is None
+    tuned = mounts.find("team/x")
+    assert tuned is not None and tuned[0].version == 2
+
+
+def test_a_read_routed_by_a_stale_mount_reads_the_mount_at_its_path(vault: Vault) -> None:
+    """`kv.read(mount=ref)` (a request routed by `find_cached`) looks the key up under the
+    ref's id only while that id is still mounted at the ref's path: a moved, disabled or
+    replaced mount is read as the table says now, never the key of whichever mount has the
+    id meanwhile."""
+    vault.mounts.enable("team", "kv", options={"version": "2"})
+    vault.kv.write("x", {"who": "team"}, mount="team")
+    routed = vault.mounts.find("team/data/x")
+    assert routed is not None
+    ref = routed[0]
+    assert vault.kv.read("x", mount=ref).data == {"who": "team"}
+    vault.mounts.move("team", "dev")  # the id now serves dev/ ...
+    vault.mounts.enable("team", "kv", options={"version": "2"})  # ... and team/ is another
+    with pytest.raises(errors.SecretNotFound):
+        vault.kv.read("x", mount=ref)  # not dev's key, which has the ref's id
+    vault.kv.write("x", {"who": "new team"}, mount="team")
+    assert vault.kv.read("x", mount=ref).data == {"who": "new team"}
+    assert vault.kv.read("x", mount="dev").data == {"who": "team"}
+    vault.mounts.disable("team")
+    with pytest.raises(errors.MountNotFound):
+        vault.kv.read("x", mount=ref)
+    with pytest.raises(errors.SecretNotFound):
+        vault.kv.read("nothing", mount=vault.mounts.find("dev/data/x")[0])  # type: ignore[index]
 
 
 @pytest.mark.parametrize(

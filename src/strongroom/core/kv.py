@@ -37,7 +37,13 @@ from strongroom.core.kv_rows import (
     version_meta,
 )
 from strongroom.core.kv_types import KVSecret, KVVersionMeta, json_size, merge_patch, subkeys
-from strongroom.core.mount_paths import DEFAULT_MOUNT, audit_path, mount_path
+from strongroom.core.mount_paths import (
+    DEFAULT_MOUNT,
+    MountRef,
+    audit_path,
+    mount_path,
+    storage_path,
+)
 from strongroom.core.state import VaultState
 from strongroom.core.versions import (
     add_version,
@@ -90,19 +96,34 @@ class KVEngine:
         stored = versions_of(tx).get_version(row.id, number) if number > 0 else None
         return self._readable(row, stored)
 
-    def _key_version(self, tx: Tx, path: str, version: int) -> tuple[SecretRow, VersionRow]:
+    def _key_version(
+        self, tx: Tx, path: str, version: int, mount: str | None = None
+    ) -> tuple[SecretRow, VersionRow]:
         """The live secret at the stored `path` and its readable version (0: the current one),
-        in one query (a read's hot path).
+        in one query (a read's hot path); with `mount`, only while its mount is at that path.
 
         Raises:
             SecretNotFound: no live secret there.
             VersionNotFound / VersionDeleted: as `_version`.
         """
-        found = secrets_of(tx).secret_with_version(path, version or None)
+        found = secrets_of(tx).secret_with_version(path, version or None, mount)
         if found is None or is_expired(found[0], self._state.clock.now()):
             raise errors.SecretNotFound()
         row, stored = found
         return row, self._readable(row, stored)
+
+    def _located_version(
+        self, tx: Tx, at: str, routed: MountRef | None, path: str, version: int
+    ) -> tuple[SecretRow, VersionRow]:
+        """`_key_version` of key `path` of the mount at `at`, under the id of `routed` (the
+        mount a request was routed by) while that mount is still at `at`, else by resolving
+        `at` (which raises MountNotFound when nothing is mounted there)."""
+        if routed is not None:
+            try:
+                return self._key_version(tx, storage_path(routed, path), version, at)
+            except errors.SecretNotFound:
+                pass  # no such key, or the mount was disabled, moved or replaced since
+        return self._key_version(tx, locate(tx, at, path)[1], version)
 
     def _readable(self, row: SecretRow, stored: VersionRow | None) -> VersionRow:
         if stored is None:
@@ -178,10 +199,14 @@ class KVEngine:
         path: str,
         version: int | None = None,
         *,
-        mount: str = DEFAULT_MOUNT,
+        mount: str | MountRef = DEFAULT_MOUNT,
         actor: Actor = DEFAULT_ACTOR,
     ) -> KVSecret:
-        """A version's data and metadata (`version` None or 0: the current one).
+        """A version's data and metadata (`version` None or 0: the current one). `mount` may be
+        the `MountRef` a request was routed by (`Mounts.find_cached`): the read then finds
+        the key under that mount's id while the mount is still at that path, in the same
+        statement (a round trip less than resolving the path first), and resolves the path
+        as usual when it is not.
 
         Raises:
             InvalidInput: bad path or version.
@@ -193,10 +218,11 @@ class KVEngine:
         """
         validate_path(path)
         number = check_read_version(version)
-        at, audited = self._names(mount, path)
+        routed = mount if isinstance(mount, MountRef) and mount.path != DEFAULT_MOUNT else None
+        at, audited = self._names(mount.path if isinstance(mount, MountRef) else mount, path)
 
         def read(tx: Tx) -> tuple[KVSecret, int]:
-            row, stored = self._key_version(tx, locate(tx, at, path)[1], number)
+            row, stored = self._located_version(tx, at, routed, path, number)
             assert stored.value is not None  # noqa: S101 - checked by _readable
             data = decode_value(
                 self._state.decrypt(tx, stored.value, row.id, row.path, stored.version)

@@ -4,17 +4,24 @@ Only the `kv` type exists, in version 1 or 2 (`kv-v2` is accepted as Vault accep
 is data (`vault_mounts`, see `core.mount_paths` for how its keys are stored). `secret/` always
 exists: it is the design document's namespace, so it can be neither disabled nor moved.
 Disabling a mount deletes every secret, version and metadata row under it in the same
-transaction as the mount row; the audit trail stays. Moving a mount changes only its path
-(its keys are stored under its id, so no ciphertext changes). Every change is one audited
-write; authorisation (administrators only) is the caller's, as for the KV mount config.
+transaction as the mount row; the audit trail stays. Moving a mount changes only its path (its
+keys are stored under its id, so no ciphertext changes). Every change is one audited write;
+authorisation (administrators only) is the caller's, as for the KV mount config.
+
+Reads are routed by this process's copy of the mount table (`find_cached`), re-read at most once
+a second and at once after a change made here; writes, and a path the copy has no mount for,
+are routed by the table itself (`find`).
 """
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from strongroom import errors
 from strongroom.core.kv_types import parse_go_duration
@@ -26,6 +33,10 @@ from strongroom.storage import MountRow, Tx
 __all__ = ["MountRow", "MountStore", "Mounts", "effective_version", "mounts_of", "resolve"]
 
 _VISIBILITY = ("", "hidden", "unauth")
+#: How long `find_cached` routes by this process's copy of the mount table (the bound on a
+#: read seeing a change made by another process, as for revoked tokens).
+ROUTING_STALENESS = 1.0
+T = TypeVar("T")
 _CONFIG_KEYS = ("default_lease_ttl", "max_lease_ttl", "listing_visibility", "force_no_cache")
 
 
@@ -35,8 +46,6 @@ class MountStore(Protocol):
     def list_mounts(self) -> list[MountRow]: ...
 
     def mount_by_path(self, path: str) -> MountRow | None: ...
-
-    def serving_mount(self, wanted: str) -> MountRow | None: ...
 
     def insert_mount(self, mount: MountRow, now: datetime) -> int: ...
 
@@ -74,6 +83,16 @@ def resolve(tx: Tx, path: str) -> MountRef:
     if row is None:
         raise errors.MountNotFound(f"no secrets engine is mounted at {path}")
     return _ref(row)
+
+
+def _serving(table: Sequence[MountRef], request_path: str) -> tuple[MountRef, str] | None:
+    """The first mount of `table` (longest path first) whose path `request_path` + `/`
+    starts with, and the rest of the request path."""
+    wanted = request_path + "/"
+    for ref in table:
+        if wanted.startswith(ref.path):
+            return ref, request_path[len(ref.path) :]
+    return None
 
 
 def _version(options: object, default: int) -> int:
@@ -143,8 +162,21 @@ def _check_free(store: MountStore, path: str) -> None:
 class Mounts:
     """Secrets engine mounts: list, read, enable, disable, tune, move."""
 
-    def __init__(self, state: VaultState) -> None:
+    def __init__(
+        self,
+        state: VaultState,
+        *,
+        staleness: float = ROUTING_STALENESS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._state = state
+        self._staleness = staleness
+        self._monotonic = monotonic
+        #: (when it was read, every mount longest path first): `find`'s copy of the table,
+        #: and the count of changes made here (a copy read before one is not kept).
+        self._routing: tuple[float, tuple[MountRef, ...]] = (float("-inf"), ())
+        self._generation = 0
+        self._routing_lock = threading.Lock()
 
     def list(self, *, actor: Actor = DEFAULT_ACTOR) -> list[MountRow]:
         """Every mount, by path.
@@ -189,17 +221,43 @@ class Mounts:
 
     def find(self, request_path: str) -> tuple[MountRef, str] | None:
         """The mount serving a request path (longest matching mount path) and the rest of the
-        path; None when no mount serves it. Not audited: the operation it routes to is, and
-        checks its mount again (one disabled meanwhile is not found there).
+        path; None when no mount serves it. Reads the mount table (and keeps it for
+        `find_cached`). Not audited: the operation it routes to is, and checks its mount
+        again (one disabled meanwhile is not found there).
 
         Raises:
             StorageUnavailable: the database cannot be reached.
         """
+        started, generation = self._monotonic(), self._generation
         with self._state.storage.read() as tx:
-            best = mounts_of(tx).serving_mount(request_path + "/")
-        if best is None:
+            rows = mounts_of(tx).list_mounts()
+        table = tuple(sorted(map(_ref, rows), key=lambda ref: len(ref.path), reverse=True))
+        with self._routing_lock:
+            if generation == self._generation:  # (not read before a change made here)
+                self._routing = (started, table)
+        return _serving(table, request_path)
+
+    def find_cached(self, request_path: str) -> tuple[MountRef, str] | None:
+        """`find` without I/O, for reads: the mount serving `request_path` in this process's
+        copy of the table, when it was read within the staleness bound (1 s); else None (then
+        call `find`, which reads the table: a mount just enabled elsewhere is never missed).
+        A mount changed by another process meanwhile may still route here for that long: the
+        operation checks its mount by path again, so a disabled, moved or replaced mount is
+        not read from; a write must be routed by `find`. Never raises."""
+        read_at, table = self._routing
+        if self._monotonic() - read_at > self._staleness:
             return None
-        return _ref(best), request_path[len(best.path) :]
+        return _serving(table, request_path)
+
+    def _write(self, action: str, actor: Actor, path: str, fn: Callable[[Tx], tuple[T, None]]) -> T:
+        """A change of the mount table (`VaultState.write`), which `find_cached` then
+        forgets its copy of: this process routes by the change at once."""
+        try:
+            return self._state.write(action, actor, path, fn)
+        finally:
+            with self._routing_lock:
+                self._generation += 1
+                self._routing = (float("-inf"), ())
 
     def enable(
         self,
@@ -237,7 +295,7 @@ class Mounts:
             mount_id = store.insert_mount(row, self._state.clock.now())
             return replace(row, id=mount_id, created_at=self._state.clock.now()), None
 
-        return self._state.write("enable_mount", actor, canonical, run)
+        return self._write("enable_mount", actor, canonical, run)
 
     def disable(self, path: str, *, actor: Actor = DEFAULT_ACTOR) -> int:
         """Unmount `path`, deleting every secret in it (one transaction); return how many
@@ -257,7 +315,7 @@ class Mounts:
             row = store.mount_by_path(canonical)
             return (0 if row is None else store.delete_mount(row.id)), None
 
-        return self._state.write("disable_mount", actor, canonical, run)
+        return self._write("disable_mount", actor, canonical, run)
 
     def tune(
         self,
@@ -290,7 +348,7 @@ class Mounts:
             store.update_mount(old.id, self._state.clock.now(), **values)
             return _get(tx, canonical), None
 
-        return self._state.write("tune_mount", actor, canonical, run)
+        return self._write("tune_mount", actor, canonical, run)
 
     def move(self, source: str, target: str, *, actor: Actor = DEFAULT_ACTOR) -> MountRow:
         """Move the mount at `source` to `target` with all its keys; return it.
@@ -315,7 +373,7 @@ class Mounts:
             store.update_mount(old.id, self._state.clock.now(), path=dst)
             return _get(tx, dst), None
 
-        return self._state.write("move_mount", actor, f"{src} -> {dst}", run)
+        return self._write("move_mount", actor, f"{src} -> {dst}", run)
 
 
 def _get(tx: Tx, path: str) -> MountRow:

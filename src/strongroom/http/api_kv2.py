@@ -92,7 +92,7 @@ async def data(request: Request) -> Response:
         query = request.query_params if request.scope["query_string"] else _NO_QUERY
         version = query_int(query.get("version", "0"), "version")
         await st.require(caller, "read", "read", named, mount=ref.path)
-        secret = await st.read(st.vault.kv.read, path, version, mount=ref.path, actor=caller.actor)
+        secret = await st.read(st.vault.kv.read, path, version, mount=ref, actor=caller.actor)
         return json_response(
             envelope(
                 {"data": secret.data, "metadata": version_meta_json(secret.metadata)},

@@ -17,21 +17,9 @@ from strongroom.storage.txbase import Queries, fetch_first
 __all__ = ["MountQueries"]
 
 _M = t.mounts
-#: Prebuilt statements (`txbase.fetch_first`): a KV request at a mount other than `secret/`
-#: finds its mount by these, on every request (docs/decisions.md, "Speed, round four").
+#: Prebuilt statement (`txbase.fetch_first`): a KV operation at a mount other than `secret/`
+#: finds its mount by it (docs/decisions.md, "Speed, round four").
 _MOUNT_BY_PATH = sa.select(_M).where(_M.c.path == sa.bindparam("path"))
-#: The mount whose path is the longest prefix of a request's path (`serving_mount`): one
-#: statement, where the paths and then the row took two (a round trip each on PostgreSQL).
-#: Both backends' `substr` and `length` count characters; the table holds a few rows.
-_SERVING_MOUNT = (
-    sa.select(_M)
-    .where(
-        sa.func.substr(sa.bindparam("wanted", type_=sa.String), 1, sa.func.length(_M.c.path))
-        == _M.c.path
-    )
-    .order_by(sa.func.length(_M.c.path).desc())
-    .limit(1)
-)
 
 
 def _mount_row(row: Any) -> MountRow:
@@ -74,12 +62,6 @@ class MountQueries(Queries):
     def mount_by_path(self, path: str) -> MountRow | None:
         """The mount at exactly `path` (ending in `/`)."""
         row = fetch_first(self.conn, _MOUNT_BY_PATH, {"path": path})
-        return _mount_row(row) if row else None
-
-    def serving_mount(self, wanted: str) -> MountRow | None:
-        """The mount with the longest path that `wanted` starts with (a request's path with
-        `/` appended: mount paths end in `/`), if any."""
-        row = fetch_first(self.conn, _SERVING_MOUNT, {"wanted": wanted})
         return _mount_row(row) if row else None
 
     def insert_mount(self, mount: MountRow, now: datetime) -> int:

@@ -48,9 +48,18 @@ def _secret_join(version: Any) -> sa.Select[Any]:
     )
 
 
+def _in_mount(query: sa.Select[Any]) -> sa.Select[Any]:
+    """`query` only while the secret's mount is still at the path `mount` (a read routed by
+    a copy of the mount table checks it so, in the same statement: `core.kv`)."""
+    at = t.mounts
+    return query.join(at, sa.and_(at.c.id == _S.c.mount_id, at.c.path == sa.bindparam("mount")))
+
+
 _WIDTH = len(_S.c)
 _SECRET_WITH_CURRENT = _secret_join(_S.c.version)
 _SECRET_WITH_VERSION = _secret_join(sa.bindparam("version"))
+_SECRET_WITH_CURRENT_IN = _in_mount(_SECRET_WITH_CURRENT)
+_SECRET_WITH_VERSION_IN = _in_mount(_SECRET_WITH_VERSION)
 _GET_VERSION = sa.select(_V).where(
     _V.c.secret_id == sa.bindparam("sid"), _V.c.version == sa.bindparam("version")
 )
@@ -155,12 +164,19 @@ class SecretQueries(Queries):
         self,
         path: str,
         version: int | None = None,
+        mount: str | None = None,
     ) -> tuple[SecretRow, VersionRow | None] | None:
-        """The secret at `path` and one of its versions (default: the current one), in one query."""
-        if version is None:
-            row = fetch_first(self.conn, _SECRET_WITH_CURRENT, {"path": path})
+        """The secret at `path` and one of its versions (default: the current one), in one
+        query; with `mount`, only while the secret's mount is at that path."""
+        values: dict[str, Any] = {"path": path}
+        if version is not None:
+            values["version"] = version
+        if mount is None:
+            statement = _SECRET_WITH_CURRENT if version is None else _SECRET_WITH_VERSION
         else:
-            row = fetch_first(self.conn, _SECRET_WITH_VERSION, {"path": path, "version": version})
+            values["mount"] = mount
+            statement = _SECRET_WITH_CURRENT_IN if version is None else _SECRET_WITH_VERSION_IN
+        row = fetch_first(self.conn, statement, values)
         if row is None:
             return None
         secret = secret_row(row)
