@@ -38,6 +38,7 @@ __all__ = [
     "IntegrityError",
     "InvalidInput",
     "InvalidMasterKey",
+    "MountChanged",
     "MountExists",
     "MountNotFound",
     "NotFound",
@@ -161,6 +162,13 @@ class MountNotFound(NotFound):
 
     code = "mount_not_found"
     default_message = "no secrets engine is mounted at that path"
+
+
+class MountChanged(MountNotFound):
+    """The mount a read was routed to (`Mounts.find_cached`, a copy of the mount table) is no
+    longer what is mounted at its path, or no longer that KV version: route it again."""
+
+    default_message = "the mount at that path changed: route the request again"
 
 
 class SecretExpired(SecretNotFound):

@@ -110,29 +110,38 @@ def test_find_cached_routes_reads_by_a_copy_at_most_a_second_old(vault: Vault) -
     assert tuned is not None and tuned[0].version == 2
 
 
-def test_a_read_routed_by_a_stale_mount_reads_the_mount_at_its_path(vault: Vault) -> None:
+def test_a_read_routed_by_a_stale_mount_refuses_another_mount(vault: Vault) -> None:
     """`kv.read(mount=ref)` (a request routed by `find_cached`) looks the key up under the
-    ref's id only while that id is still mounted at the ref's path: a moved, disabled or
-    replaced mount is read as the table says now, never the key of whichever mount has the
-    id meanwhile."""
+    ref's id only while that id is still mounted at the ref's path in the ref's KV version;
+    else MountChanged (the request is routed again, and its policy checked again), or
+    MountNotFound: never the key of whichever mount holds the path or the id meanwhile."""
     vault.mounts.enable("team", "kv", options={"version": "2"})
     vault.kv.write("x", {"who": "team"}, mount="team")
     routed = vault.mounts.find("team/data/x")
     assert routed is not None
     ref = routed[0]
     assert vault.kv.read("x", mount=ref).data == {"who": "team"}
+    with pytest.raises(errors.SecretNotFound) as missing:
+        vault.kv.read("nothing", mount=ref)  # the mount is the routed one: the key is missing
+    assert not isinstance(missing.value, errors.MountChanged)
     vault.mounts.move("team", "dev")  # the id now serves dev/ ...
     vault.mounts.enable("team", "kv", options={"version": "2"})  # ... and team/ is another
-    with pytest.raises(errors.SecretNotFound):
-        vault.kv.read("x", mount=ref)  # not dev's key, which has the ref's id
     vault.kv.write("x", {"who": "new team"}, mount="team")
-    assert vault.kv.read("x", mount=ref).data == {"who": "new team"}
+    with pytest.raises(errors.MountChanged):
+        vault.kv.read("x", mount=ref)  # neither dev's key (the ref's id) nor the new team's
     assert vault.kv.read("x", mount="dev").data == {"who": "team"}
     vault.mounts.disable("team")
     with pytest.raises(errors.MountNotFound):
         vault.kv.read("x", mount=ref)
-    with pytest.raises(errors.SecretNotFound):
-        vault.kv.read("nothing", mount=vault.mounts.find("dev/data/x")[0])  # type: ignore[index]
+
+    vault.mounts.enable("legacy", "kv")  # KV v1, then upgraded in place: the same id
+    vault.kv.write("k", {"v": "1"}, mount="legacy")
+    v1 = vault.mounts.find("legacy/k")
+    assert v1 is not None and v1[0].version == 1
+    assert vault.kv.read("k", mount=v1[0]).data == {"v": "1"}
+    vault.mounts.tune("legacy", options={"version": "2"})
+    with pytest.raises(errors.MountChanged):
+        vault.kv.read("k", mount=v1[0])
 
 
 @pytest.mark.parametrize(

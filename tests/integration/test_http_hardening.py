@@ -7,15 +7,18 @@ from __future__ import annotations
 import json
 import re
 import socket
+import ssl
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
-from strongroom.http.protocol import MAX_HEAD, MAX_TARGET
-from tests.integration.server_proc import ServerProcess
+from strongroom.http.protocol import LINGER_SECONDS, MAX_HEAD, MAX_TARGET
+from tests.integration.server_proc import ServerProcess, token
+from tests.integration.tls_certs import CA
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -225,18 +228,61 @@ def test_a_refused_request_is_answered_not_reset(server: ServerProcess) -> None:
 
 
 def test_a_refused_client_that_keeps_sending_is_cut_off(server: ServerProcess) -> None:
-    """Lingering is bounded: a client that goes on sending after its refusal is closed."""
+    """Lingering is bounded in time: a client that trickles bytes after its refusal (one every
+    50 ms, far under the byte bound) is closed after `LINGER_SECONDS`, not at once, not
+    never."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         sock.sendall(_MANY_HEADERS)
         answer = b""
-        while chunk := sock.recv(65536):
+        while chunk := sock.recv(65536):  # the answer, then end of stream
             answer += chunk
         assert status_of(answer) == b"431"
-        deadline = time.monotonic() + 15
+        started = time.monotonic()
+        deadline = started + 15
         with pytest.raises(OSError):  # reset, or broken pipe, once the server has closed
             while time.monotonic() < deadline:
-                sock.sendall(b"x" * 65536)
-        assert time.monotonic() < deadline
+                sock.sendall(b"x")
+                time.sleep(0.05)
+        assert LINGER_SECONDS * 0.5 < time.monotonic() - started < deadline - started
+
+
+def test_a_refusal_after_pipelined_requests_waits_its_turn(server: ServerProcess) -> None:
+    """A request the parser refuses, pipelined after a write: the write's answer comes first,
+    then the refusal (never the refusal in the place of the write's answer)."""
+    body = json.dumps({"data": {"v": "1"}}).encode()
+    write = (
+        b"POST /v1/secret/data/%s HTTP/1.1\r\nHost: x\r\nX-Vault-Token: %s\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+        % (unique("pipe").encode(), token().encode(), len(body))
+    ) + body
+    answer = raw_request(server, write + b"GET /\x01bad HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert re.findall(rb"HTTP/1\.1 (\d{3})", answer) == [b"200", b"400"], answer[:300]
+
+
+def test_a_refusal_through_tls_is_answered_at_once(tmp_path: Path) -> None:
+    """Through TLS (no end of stream short of closing) a refused request is answered and the
+    connection closed at once: a client reading to the end does not wait for the linger."""
+    ca = CA.create()
+    cert, key, _ = ca.issue(tmp_path, "server")
+    ca_pem = ca.write(tmp_path / "ca.pem")
+    args = ["--tls-cert", str(cert), "--tls-key", str(key)]
+    proc = ServerProcess(tmp_path, args=args, ca_cert=ca_pem).start()
+    try:
+        context = ssl.create_default_context(cafile=str(ca_pem))
+        for _ in range(3):
+            started = time.monotonic()
+            with (
+                socket.create_connection(("127.0.0.1", proc.port), timeout=10) as raw,
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as sock,
+            ):
+                sock.sendall(_MANY_HEADERS)
+                answer = b""
+                while chunk := sock.recv(65536):
+                    answer += chunk
+            assert status_of(answer) == b"431"
+            assert time.monotonic() - started < 1.5  # (the linger would hold it 2 s)
+    finally:
+        assert proc.stop() == 0, proc.output()
 
 
 def test_large_heads_under_the_limit_still_work(server: ServerProcess, api: httpx.Client) -> None:

@@ -97,10 +97,11 @@ class KVEngine:
         return self._readable(row, stored)
 
     def _key_version(
-        self, tx: Tx, path: str, version: int, mount: str | None = None
+        self, tx: Tx, path: str, version: int, mount: tuple[str, int] | None = None
     ) -> tuple[SecretRow, VersionRow]:
         """The live secret at the stored `path` and its readable version (0: the current one),
-        in one query (a read's hot path); with `mount`, only while its mount is at that path.
+        in one query (a read's hot path); with `mount` (path, KV version), only while its
+        mount is at that path in that version.
 
         Raises:
             SecretNotFound: no live secret there.
@@ -115,15 +116,24 @@ class KVEngine:
     def _located_version(
         self, tx: Tx, at: str, routed: MountRef | None, path: str, version: int
     ) -> tuple[SecretRow, VersionRow]:
-        """`_key_version` of key `path` of the mount at `at`, under the id of `routed` (the
-        mount a request was routed by) while that mount is still at `at`, else by resolving
-        `at` (which raises MountNotFound when nothing is mounted there)."""
-        if routed is not None:
-            try:
-                return self._key_version(tx, storage_path(routed, path), version, at)
-            except errors.SecretNotFound:
-                pass  # no such key, or the mount was disabled, moved or replaced since
-        return self._key_version(tx, locate(tx, at, path)[1], version)
+        """`_key_version` of key `path` of the mount at `at`; with `routed` (the mount a
+        request was routed by), under its id while it is still at `at` in its KV version.
+
+        Raises:
+            MountNotFound: nothing is mounted at `at`.
+            MountChanged: something else than `routed` is (moved, disabled, replaced or
+                upgraded since the routing copy was read).
+            SecretNotFound / VersionNotFound / VersionDeleted: as `_key_version`.
+        """
+        if routed is None:
+            return self._key_version(tx, locate(tx, at, path)[1], version)
+        try:
+            return self._key_version(tx, storage_path(routed, path), version, (at, routed.version))
+        except errors.SecretNotFound:
+            now = locate(tx, at, path)[0]  # (the key is missing, or the mount changed)
+            if (now.id, now.version) != (routed.id, routed.version):
+                raise errors.MountChanged() from None
+            raise
 
     def _readable(self, row: SecretRow, stored: VersionRow | None) -> VersionRow:
         if stored is None:
@@ -204,9 +214,10 @@ class KVEngine:
     ) -> KVSecret:
         """A version's data and metadata (`version` None or 0: the current one). `mount` may be
         the `MountRef` a request was routed by (`Mounts.find_cached`): the read then finds
-        the key under that mount's id while the mount is still at that path, in the same
-        statement (a round trip less than resolving the path first), and resolves the path
-        as usual when it is not.
+        the key under that mount's id while the mount is still at that path in that KV
+        version, in the same statement (a round trip less than resolving the path first);
+        when it is not, MountChanged (the caller routes the request again: its policy check
+        named the old mount's version).
 
         Raises:
             InvalidInput: bad path or version.
@@ -214,6 +225,7 @@ class KVEngine:
             VersionNotFound: no such version (also a key with metadata only).
             VersionDeleted: the version is soft-deleted or destroyed.
             IntegrityError: the stored value was tampered with.
+            MountNotFound: nothing is mounted at `mount`; MountChanged: not the `MountRef`.
             VaultLocked: the vault is locked.
         """
         validate_path(path)

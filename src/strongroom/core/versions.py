@@ -45,7 +45,7 @@ class SecretStore(Protocol):
     def secret_by_path(self, path: str) -> SecretRow | None: ...
 
     def secret_with_version(
-        self, path: str, version: int | None = None, mount: str | None = None
+        self, path: str, version: int | None = None, mount: tuple[str, int] | None = None
     ) -> tuple[SecretRow, VersionRow | None] | None: ...
 
     def insert_secret(

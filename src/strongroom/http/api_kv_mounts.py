@@ -6,9 +6,10 @@ KV v1 (`GET/POST/PUT/DELETE <mount>/<key>`, LIST or `GET ?list=true` on a folder
 versions on the wire: a write stores the next version (Strongroom keeps the history, so an
 upgrade to v2 by `sys/mounts/<path>/tune` keeps it), a read sees the latest, a delete removes
 the key. Policies name Vault's path, `<mount><key>`. A path no mount serves gets Vault's
-"no handler for route" 404 (after the token is checked, so mount names do not leak). Reads are
-routed by the worker's copy of the mount table (`Mounts.find_cached`, at most 1 s old; a mount
-changed by another process meanwhile is checked again by the operation), writes by the table.
+"no handler for route" 404 (after the token is checked, so mount names do not leak). A key's
+read is routed by the worker's copy of the mount table (`Mounts.find_cached`, at most 1 s old),
+and routed again by the table when the read finds its mount changed by another process
+meanwhile; every other request is routed by the table.
 Metrics label these requests with a template (`/v1/{mount}/...`), never with the mount's path.
 """
 
@@ -32,8 +33,6 @@ __all__ = ["dispatcher"]
 #: Vault's lease duration on a KV v1 read when the mount sets none (its 768h system default).
 DEFAULT_LEASE_SECONDS = 768 * 3600
 _KINDS = ("config", "data", "metadata", "subkeys", "delete", "undelete", "destroy")
-#: Methods that change nothing (`LIST` arrives as `GET ?list=true`).
-_READS = frozenset({"GET", "HEAD"})
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -54,14 +53,23 @@ def dispatcher(kv2_routes: Sequence[Route]) -> Endpoint:
         # (403 for every path, never a 404 that a mount would have turned into a 403).
         await st.caller(request, V1)
         mounts = st.vault.mounts
-        # A read is routed by the worker's copy of the mount table when it is fresh (no I/O:
-        # on PostgreSQL a thread hop and a round trip less); a write always by the table.
-        found = mounts.find_cached(rest) if request.method in _READS else None
-        if found is None:
-            found = await st.read(mounts.find, rest)  # (on SQLite: on the loop)
+        # A key's read is routed by the worker's copy of the mount table when it is fresh (no
+        # I/O: on PostgreSQL a thread hop and a round trip less). The read checks that its
+        # mount is still the one routed to, in its version; when not, the request is routed
+        # again by the table, and checked against the policy again. Everything else is routed
+        # by the table.
+        cached = mounts.find_cached(rest) if request.method == "GET" else None
+        if cached is not None and _reads_a_key(request, *cached):
+            try:
+                return await serve(request, *cached)
+            except errors.MountNotFound:  # (MountChanged: changed by another process)
+                pass
+        found = await st.read(mounts.find, rest)  # (on SQLite: on the loop)
         if found is None:
             raise HTTPException(404)
-        ref, inner = found
+        return await serve(request, *found)
+
+    async def serve(request: Request, ref: MountRef, inner: str) -> Response:
         request.scope["strongroom.mount"] = ref
         if ref.version == 1:
             request.scope["strongroom.route"] = "/v1/{mount}/{path}"
@@ -82,6 +90,12 @@ def dispatcher(kv2_routes: Sequence[Route]) -> Endpoint:
         return await endpoint(request)
 
     return mounted
+
+
+def _reads_a_key(request: Request, ref: MountRef, inner: str) -> bool:
+    """A GET of a key (KV v2 `data/...`, or a KV v1 key), not a listing: the requests whose
+    read checks the mount it was routed to (`KVEngine.read` with a `MountRef`)."""
+    return not _is_list(request) and (ref.version == 1 or inner.startswith("data/"))
 
 
 def _is_list(request: Request) -> bool:

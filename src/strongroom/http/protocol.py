@@ -18,7 +18,9 @@ after an error ("lingering close"): the answer is written, the sending side shut
 the client still sends is read and dropped until it hangs up, for at most `LINGER_SECONDS` and
 `LINGER_BYTES`. Closing a socket with unread bytes in it makes the kernel reset the connection
 (RST), and a reset can destroy the answer before the client reads it: a client that sent 120 KB
-of headers got ECONNRESET instead of its 431.
+of headers got ECONNRESET instead of its 431. Through TLS the connection closes at once (TLS
+has no end of stream short of closing). After pipelined requests still being answered, the
+refusal waits its turn: answers go out in the order of the requests.
 
 uvicorn's httptools protocol puts no bound on header fields (its h11 protocol has
 `h11_max_incomplete_event_size`, 16 KiB, answered as a text/plain 400): the head is bounded here,
@@ -250,6 +252,8 @@ class VaultHTTPProtocol(HttpToolsProtocol):
     _between = True
     #: A request was refused: bytes still to drop before closing (see `_refuse`), else None.
     _lingering: int | None = None
+    #: The answer to a refused request, held until earlier pipelined requests are answered.
+    _refusal: bytes | None = None
 
     def data_received(self, data: bytes) -> None:
         if self._lingering is not None:
@@ -282,21 +286,39 @@ class VaultHTTPProtocol(HttpToolsProtocol):
         """Write `answer` and close the connection without a reset destroying it: shut the
         sending side, drop what the client still sends until it hangs up or `LINGER_BYTES`/
         `LINGER_SECONDS` run out, then close."""
-        transport, cycle = self.transport, self.cycle
-        transport.write(answer)
-        if cycle is not None and not cycle.response_complete:
-            transport.close()  # an earlier pipelined request is still answering: no FIN yet
+        if self._answering():
+            # Earlier pipelined requests are still being answered: this answer goes after
+            # theirs (`on_response_complete`); what the client sends meanwhile is dropped.
+            self._refusal, self._lingering = answer, LINGER_BYTES
             return
+        self.transport.write(answer)
         self.linger()
 
+    def _answering(self) -> bool:
+        """A request of this connection is still being answered, or waits its turn."""
+        cycle = self.cycle
+        return bool(self.pipeline) or (cycle is not None and not cycle.response_complete)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._refusal is not None and not self._answering():
+            answer, self._refusal, self._lingering = self._refusal, None, None
+            if not self.transport.is_closing():
+                self.transport.write(answer)
+                self.linger()
+
     def linger(self) -> None:
-        """Close after an answer without reading the request to its end (see `_refuse`)."""
+        """Close after an answer without reading the request to its end (see `_refuse`).
+        Through TLS, which has no end of stream short of closing, close at once (its close
+        sends TLS's close_notify first)."""
         transport = self.transport
         if self._lingering is not None or transport.is_closing():
             return
+        if not transport.can_write_eof():
+            transport.close()
+            return
         self._lingering = LINGER_BYTES
-        if transport.can_write_eof():
-            transport.write_eof()  # the client reads the answer, then end of stream
+        transport.write_eof()  # the client reads the answer, then end of stream
         self.loop.call_later(LINGER_SECONDS, transport.close)
 
     def _feed(self, data: bytes) -> None:

@@ -49,10 +49,18 @@ def _secret_join(version: Any) -> sa.Select[Any]:
 
 
 def _in_mount(query: sa.Select[Any]) -> sa.Select[Any]:
-    """`query` only while the secret's mount is still at the path `mount` (a read routed by
-    a copy of the mount table checks it so, in the same statement: `core.kv`)."""
+    """`query` only while the secret's mount is still at the path `mount` and a KV version 2
+    mount or not as `v2` says (a read routed by a copy of the mount table checks it so, in
+    the same statement: `core.kv`). A KV mount's stored version is 2, or 1, 0 or -1 for v1."""
     at = t.mounts
-    return query.join(at, sa.and_(at.c.id == _S.c.mount_id, at.c.path == sa.bindparam("mount")))
+    return query.join(
+        at,
+        sa.and_(
+            at.c.id == _S.c.mount_id,
+            at.c.path == sa.bindparam("mount"),
+            (at.c.version >= 2) == sa.bindparam("v2", type_=sa.Boolean),
+        ),
+    )
 
 
 _WIDTH = len(_S.c)
@@ -164,17 +172,18 @@ class SecretQueries(Queries):
         self,
         path: str,
         version: int | None = None,
-        mount: str | None = None,
+        mount: tuple[str, int] | None = None,
     ) -> tuple[SecretRow, VersionRow | None] | None:
         """The secret at `path` and one of its versions (default: the current one), in one
-        query; with `mount`, only while the secret's mount is at that path."""
+        query; with `mount` (path, KV version), only while the secret's mount is at that path
+        in that version."""
         values: dict[str, Any] = {"path": path}
         if version is not None:
             values["version"] = version
         if mount is None:
             statement = _SECRET_WITH_CURRENT if version is None else _SECRET_WITH_VERSION
         else:
-            values["mount"] = mount
+            values["mount"], values["v2"] = mount[0], mount[1] >= 2
             statement = _SECRET_WITH_CURRENT_IN if version is None else _SECRET_WITH_VERSION_IN
         row = fetch_first(self.conn, statement, values)
         if row is None:
