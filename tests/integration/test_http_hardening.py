@@ -4,6 +4,7 @@ vault awake."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -244,6 +245,30 @@ def test_a_refused_client_that_keeps_sending_is_cut_off(server: ServerProcess) -
                 sock.sendall(b"x")
                 time.sleep(0.05)
         assert LINGER_SECONDS * 0.5 < time.monotonic() - started < deadline - started
+
+
+def test_an_endless_chunked_body_gets_413_and_is_cut_off(server: ServerProcess) -> None:
+    """A chunked body that goes on past the limit is answered 413 with `Connection: close`,
+    and the connection closed after the bounded linger: the server does not parse the rest
+    of the body forever."""
+    head = (
+        b"POST /v1/secret/data/%s HTTP/1.1\r\nHost: x\r\nX-Vault-Token: %s\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n" % (unique("chunked").encode(), token().encode())
+    )
+    chunk = b"%x\r\n%s\r\n" % (65536, b"y" * 65536)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(head)
+        sock.settimeout(0.01)
+        answer = b""
+        deadline = time.monotonic() + 20
+        with pytest.raises(OSError):  # reset, or broken pipe, once the server has closed
+            while time.monotonic() < deadline:
+                sock.sendall(chunk)
+                with contextlib.suppress(TimeoutError):
+                    answer += sock.recv(65536)
+        assert time.monotonic() < deadline
+    assert status_of(answer) == b"413", answer[:200]
+    assert b"connection: close" in answer.lower()
 
 
 def test_a_refusal_after_pipelined_requests_waits_its_turn(server: ServerProcess) -> None:

@@ -127,6 +127,10 @@ def error_response(
     headers: dict[str, str] = {}
     if isinstance(exc, errors.TooManyAttempts):
         headers["retry-after"] = str(max(1, math.ceil(exc.retry_after)))
+    elif isinstance(exc, errors.PayloadTooLarge):
+        # The rest of an oversized body is not read: the connection closes after the answer
+        # (lingering a bounded while, `http.protocol`), instead of parsing it to its end.
+        headers["connection"] = "close"
     if _is_v1(path):
         for cls in type(exc).__mro__:
             override = V1_OVERRIDES.get(cls)
