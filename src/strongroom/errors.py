@@ -168,6 +168,7 @@ class MountChanged(MountNotFound):
     """The mount a read was routed to (`Mounts.find_cached`, a copy of the mount table) is no
     longer what is mounted at its path, or no longer that KV version: route it again."""
 
+    code = "mount_changed"
     default_message = "the mount at that path changed: route the request again"
 
 
