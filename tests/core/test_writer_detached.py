@@ -17,6 +17,7 @@ import pytest
 from strongroom import Vault, errors, open_vault
 from strongroom.clock import ManualClock
 from strongroom.core.kv_types import KVSecret, KVVersionMeta
+from strongroom.core.writer import LOOP_TURNS
 from strongroom.storage import NewAudit, Tx
 from tests.conftest import MASTER_KEY, fast_config
 from tests.core.dbutil import raw_script, raw_sql, sqlite_path
@@ -255,7 +256,8 @@ def test_a_busy_write_lock_hands_the_batch_to_the_writer_thread(
             future = submit(vault, lead)
             # The lead returned at once: it never sleeps in SQLite's 30 s busy handler.
             assert time.monotonic() - started < 5
-            assert led_in == [threading.current_thread().name]
+            # (asked twice: the batch waits one turn of its "loop" for more jobs first)
+            assert led_in == [threading.current_thread().name] * 2
             assert not future.done()
             done, _ = wait([future], timeout=0.3)
             assert not done  # the writer thread waits for the lock; it does not give up
@@ -403,6 +405,47 @@ def test_the_loop_leads_only_its_own_jobs(vault: Vault) -> None:
     other.join(DEADLINE)
     assert not other.is_alive()
     assert batches.threads_of("create") == ["other-writer"]
+
+
+def test_a_loop_batch_waits_for_the_turns_that_queue_more(vault: Vault) -> None:
+    """A batch its loop leads is led after the first turn of the loop that queued nothing
+    more: the reads of the turns before join it, one batch and one commit for all."""
+    vault.kv.write("a", {"v": 1})
+    batches = BatchThreads(vault)
+    lead = RecordingLead()
+    futures = []
+    for turn in range(3):
+        _, _, future = vault.state.read_detached(lambda: vault.kv.read("a"), lead=lead)
+        assert future is not None
+        futures.append(future)
+        assert len(lead.calls) == 1  # one call pending: the head's, handed back each turn
+        lead.calls.pop(0)()  # this turn's call: the queue grew, so it waits one more turn
+        assert batches.batches == [], f"led after turn {turn} although it queued a read"
+    assert len(lead.calls) == 1
+    lead.calls.pop(0)()  # a turn that queued nothing: the batch of three is led now
+    assert [run_until(lead.calls, f) for f in futures] == [None, None, None]
+    assert [actions for _, actions in batches.batches] == [["read", "read", "read"]]
+
+
+def test_a_loop_batch_waits_at_most_loop_turns(vault: Vault) -> None:
+    """A loop that queues a job on every turn does not hold its batch back for ever: it is
+    led after LOOP_TURNS turns, with what was queued by then."""
+    vault.kv.write("a", {"v": 1})
+    batches = BatchThreads(vault)
+    lead = RecordingLead()
+    futures = []
+    turns = 0
+    while not batches.batches:
+        _, _, future = vault.state.read_detached(lambda: vault.kv.read("a"), lead=lead)
+        assert future is not None
+        futures.append(future)
+        assert len(lead.calls) == 1
+        lead.calls.pop(0)()
+        turns += 1
+        assert turns <= LOOP_TURNS + 1, "the batch was never led"
+    assert turns == LOOP_TURNS + 1  # the first call, then LOOP_TURNS turns handed back
+    assert [actions for _, actions in batches.batches] == [["read"] * (LOOP_TURNS + 1)]
+    assert [run_until(lead.calls, f) for f in futures] == [None] * len(futures)
 
 
 def test_a_batch_asked_to_two_leaders_runs_once(vault: Vault) -> None:

@@ -36,6 +36,9 @@ __all__ = ["AuditSink", "EmitFn", "Job", "Writer"]
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
+#: Turns of its event loop a batch the loop leads may wait for more of the loop's jobs
+#: (`Writer._lead`): it is led after the first turn that queued nothing, or after these.
+LOOP_TURNS = 8
 #: How long `close` waits for detached work still queued.
 CLOSE_WAIT = 30.0
 
@@ -208,12 +211,18 @@ class Writer:
         if job.lead is not None and self._emit is None:
             # (With audit devices configured, a batch streams to them, which may wait on a
             # socket: never on the caller's event loop.)
-            try:
-                job.lead(functools.partial(self._lead, job, nowait=True))
-                return
-            except Exception:  # e.g. "event loop is closed": someone else must lead
-                log.debug("lead callback failed; the writer thread leads the batch")
+            self._ask_lead(job)
+            return
         self._hand_to_thread()
+
+    def _ask_lead(self, job: Job, *, seen: int = 0, turns: int = 0) -> None:
+        """Have `job`'s lead run its batch soon (`_lead`), else the writer's thread."""
+        assert job.lead is not None  # noqa: S101 - only for jobs with a lead
+        try:
+            job.lead(functools.partial(self._lead, job, nowait=True, seen=seen, turns=turns))
+        except Exception:  # e.g. "event loop is closed": someone else must lead
+            log.debug("lead callback failed; the writer thread leads the batch")
+            self._hand_to_thread()
 
     def _hand_to_thread(self) -> None:
         """Have the writer's own thread lead the batch at the head of the queue."""
@@ -246,20 +255,31 @@ class Writer:
             elif head is not None and head.detached:
                 self._lead(head)
 
-    def _lead(self, job: Job, *, nowait: bool = False) -> None:
+    def _lead(self, job: Job, *, nowait: bool = False, seen: int = 0, turns: int = 0) -> None:
         """Run the batch that `job` heads (nothing when a leader already ran it), then hand the
         lead to the next head. `nowait` (a lead callback on an event loop): when another
-        process holds the write lock, the writer's thread leads the batch instead, waiting."""
+        process holds the write lock, the writer's thread leads the batch instead, waiting.
+
+        A loop's batch waits for its loop to go quiet first: while the queue grew since the
+        last call (`seen` jobs then), the call is handed back to the lead for the next turn of
+        the loop, at most LOOP_TURNS times, so the requests those turns run join this batch
+        and its one commit (decisions.md, "Speed, round ten")."""
         with self._cond:
             if job.led or job.future.done() or not self._queue or self._queue[0] is not job:
                 return
-            job.led = True
-            batch = list(islice(self._queue, MAX_BATCH))
-            if nowait:
-                # On the caller's event loop: only the jobs it queued itself, never another
-                # thread's (an import of 100,000 versions must not run on the loop). A prefix
-                # of the queue, as `_finish` expects; the rest is led next.
-                batch = list(takewhile(lambda other: other.lead == job.lead, batch))
+            queued = len(self._queue)
+            again = nowait and turns < LOOP_TURNS and queued != seen
+            if not again:
+                job.led = True
+                batch = list(islice(self._queue, MAX_BATCH))
+                if nowait:
+                    # On the caller's event loop: only the jobs it queued itself, never another
+                    # thread's (an import of 100,000 versions must not run on the loop). A
+                    # prefix of the queue, as `_finish` expects; the rest is led next.
+                    batch = list(takewhile(lambda other: other.lead == job.lead, batch))
+        if again:
+            self._ask_lead(job, seen=queued, turns=turns + 1)
+            return
         busy = handed = False
         try:
             if nowait:
