@@ -176,6 +176,56 @@ def test_a_lead_that_fails_hands_the_batch_to_the_writer_thread(vault: Vault) ->
     assert vault.verify_audit().ok
 
 
+def test_reads_queued_while_their_job_waits_share_it(vault: Vault) -> None:
+    """The entries of reads queued for one lead while their job waits join that job: one
+    job and one future for all of them; once it ran, the next read starts another."""
+    vault.kv.write("a", {"v": 1})
+    lead = RecordingLead()
+    futures = [
+        vault.state.read_detached(lambda: vault.kv.read("a"), lead=lead)[2] for _ in range(3)
+    ]
+    writer = vault.state._writer
+    assert futures[0] is not None and all(f is futures[0] for f in futures)
+    assert len(writer._queue) == 1
+    assert lead.result(futures[0]) is None
+    assert len(vault.audit_logs(path="a", action="read")) == 3
+
+    _, _, later = vault.state.read_detached(lambda: vault.kv.read("a"), lead=lead)
+    assert later is not None and later is not futures[0]
+    assert lead.result(later) is None
+    assert len(vault.audit_logs(path="a", action="read")) == 4
+    assert vault.verify_audit().ok
+
+
+def test_a_batch_that_fails_before_its_entry_job_runs_lets_nothing_join_it(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that fails before it ran the entries' job answers its future with the
+    failure; a read queued after that is not answered by it, but written by the next batch."""
+    vault.kv.write("a", {"v": 1})
+    writer = vault.state._writer
+    before = writer._before_batch
+    failures = [RuntimeError("before the jobs")]
+
+    def failing_once(tx: Tx, term: int) -> None:
+        if failures:
+            raise failures.pop()
+        before(tx, term)
+
+    monkeypatch.setattr(writer, "_before_batch", failing_once)
+    lead = RecordingLead()
+    _, _, failed = vault.state.read_detached(lambda: vault.kv.read("a"), lead=lead)
+    assert failed is not None
+    with pytest.raises(errors.StorageUnavailable):
+        lead.result(failed)
+
+    _, _, later = vault.state.read_detached(lambda: vault.kv.read("a"), lead=lead)
+    assert later is not None and later is not failed
+    assert lead.result(later) is None
+    assert [e.success for e in vault.audit_logs(path="a", action="read")] == [True]
+    assert vault.verify_audit().ok
+
+
 # -- write_detached -----------------------------------------------------------------------------
 def test_write_detached_future_holds_the_call_result(vault: Vault) -> None:
     lead = RecordingLead()

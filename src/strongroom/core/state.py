@@ -293,10 +293,7 @@ class VaultState:
             _NO_WAIT.reset(no_wait)
         if not collected:
             return result, error, None
-        future: Future[None] = self._writer.submit_detached(
-            lambda tx: (None, collected), lambda exc: None, atomic=False, lead=lead
-        )
-        return result, error, future
+        return result, error, self._writer.submit_entries(collected, lead)
 
     def write(
         self,

@@ -107,6 +107,10 @@ def _settle(batch: list[Job], outcomes: list[tuple[Any, BaseException | None]]) 
             job.future.set_exception(error)
 
 
+def _no_entry(exc: errors.StrongroomError) -> Entries:
+    return None
+
+
 def _run(job: Job, tx: Tx, raised: list[Exception]) -> tuple[Any, Entries]:
     """Run a job, noting the error it raised (to tell it from a failed rollback)."""
     try:
@@ -150,6 +154,10 @@ class Writer:
         self._flush_due = False
         #: Batches an event loop ran up to their commit, for the writer's thread to finish.
         self._commits: deque[Callable[[], None]] = deque()
+        #: Jobs queued and entries joined to a queued job so far (`_lead` sees the queue grow).
+        self._arrivals = 0
+        #: The queued job of `submit_entries` that more entries of the same lead may join.
+        self._entry_jobs: dict[Lead | None, tuple[Job, list[NewAudit]]] = {}
 
     def submit(self, run: JobFn, on_error: FailFn, *, atomic: bool = True) -> Any:
         """Run `run` in the next batch and return its result once the batch is durable.
@@ -190,6 +198,49 @@ class Writer:
             self._wake(job)
         return job.future
 
+    def submit_entries(self, entries: list[NewAudit], lead: Lead | None = None) -> Future[None]:
+        """Queue audit entries that no change carries (a read's) for the next batch, as
+        `submit_detached` queues a job: the future is done when they are durable.
+
+        Entries queued for the same `lead` while its job waits in the queue join that job and
+        share its future: a batch holds one job for all the reads of its turns of the loop,
+        not a job, a future and a place in the queue each (decisions.md, "Speed, round ten").
+        Once the job runs, or its batch failed before it ran, later entries start another.
+
+        Raises:
+            StorageUnavailable: the writer is closed.
+        """
+        with self._cond:
+            waiting = self._entry_jobs.get(lead)
+            self._arrivals += 1
+            if waiting is not None:
+                waiting[1].extend(entries)
+                return waiting[0].future
+            if self._closed:
+                raise errors.StorageUnavailable("vault is closed")
+            pending = list(entries)
+
+            def run(tx: Tx) -> tuple[None, Entries]:
+                self._close_entries(lead, job)  # what joins later goes into the next job
+                return None, pending
+
+            job = Job(run, _no_entry, atomic=False, detached=True, lead=lead)
+            job.future.set_running_or_notify_cancel()  # (as `_enqueue`)
+            self._entry_jobs[lead] = (job, pending)
+            self._queue.append(job)
+            is_head = self._queue[0] is job
+        # A batch that fails before the job runs answers its future: nothing may join it then.
+        job.future.add_done_callback(lambda _: self._close_entries(lead, job))
+        if is_head:
+            self._wake(job)
+        return job.future
+
+    def _close_entries(self, lead: Lead | None, job: Job) -> None:
+        with self._cond:
+            waiting = self._entry_jobs.get(lead)
+            if waiting is not None and waiting[0] is job:
+                del self._entry_jobs[lead]
+
     def _enqueue(self, job: Job) -> bool:
         """Queue `job`; True when it is the head (its owner leads the next batch)."""
         # A queued job will run: its future cannot be cancelled any more (an awaiting request
@@ -198,6 +249,7 @@ class Writer:
         with self._cond:
             if self._closed:
                 raise errors.StorageUnavailable("vault is closed")
+            self._arrivals += 1
             self._queue.append(job)
             return self._queue[0] is job
 
@@ -215,7 +267,7 @@ class Writer:
             return
         self._hand_to_thread()
 
-    def _ask_lead(self, job: Job, *, seen: int = 0, turns: int = 0) -> None:
+    def _ask_lead(self, job: Job, *, seen: int = -1, turns: int = 0) -> None:
         """Have `job`'s lead run its batch soon (`_lead`), else the writer's thread."""
         assert job.lead is not None  # noqa: S101 - only for jobs with a lead
         try:
@@ -255,19 +307,19 @@ class Writer:
             elif head is not None and head.detached:
                 self._lead(head)
 
-    def _lead(self, job: Job, *, nowait: bool = False, seen: int = 0, turns: int = 0) -> None:
+    def _lead(self, job: Job, *, nowait: bool = False, seen: int = -1, turns: int = 0) -> None:
         """Run the batch that `job` heads (nothing when a leader already ran it), then hand the
         lead to the next head. `nowait` (a lead callback on an event loop): when another
         process holds the write lock, the writer's thread leads the batch instead, waiting.
 
-        A loop's batch waits for its loop to go quiet first: while the queue grew since the
-        last call (`seen` jobs then), the call is handed back to the lead for the next turn of
-        the loop, at most LOOP_TURNS times, so the requests those turns run join this batch
-        and its one commit (decisions.md, "Speed, round ten")."""
+        A loop's batch waits for its loop to go quiet first: while work was queued since the
+        last call (`seen` arrivals then), the call is handed back to the lead for the next
+        turn of the loop, at most LOOP_TURNS times, so the requests those turns run join this
+        batch and its one commit (decisions.md, "Speed, round ten")."""
         with self._cond:
             if job.led or job.future.done() or not self._queue or self._queue[0] is not job:
                 return
-            queued = len(self._queue)
+            queued = self._arrivals
             again = nowait and turns < LOOP_TURNS and queued != seen
             if not again:
                 job.led = True
