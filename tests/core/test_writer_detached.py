@@ -306,8 +306,7 @@ def test_a_busy_write_lock_hands_the_batch_to_the_writer_thread(
             future = submit(vault, lead)
             # The lead returned at once: it never sleeps in SQLite's 30 s busy handler.
             assert time.monotonic() - started < 5
-            # (asked twice: the batch waits one turn of its "loop" for more jobs first)
-            assert led_in == [threading.current_thread().name] * 2
+            assert led_in == [threading.current_thread().name]
             assert not future.done()
             done, _ = wait([future], timeout=0.3)
             assert not done  # the writer thread waits for the lock; it does not give up
@@ -458,43 +457,64 @@ def test_the_loop_leads_only_its_own_jobs(vault: Vault) -> None:
 
 
 def test_a_loop_batch_waits_for_the_turns_that_queue_more(vault: Vault) -> None:
-    """A batch its loop leads is led after the first turn of the loop that queued nothing
-    more: the reads of the turns before join it, one batch and one commit for all."""
+    """A batch its loop leads is led at the first turn of the loop after which nothing more
+    was queued: the reads of the turns before join it, one batch and one commit for all."""
     vault.kv.write("a", {"v": 1})
     batches = BatchThreads(vault)
     lead = RecordingLead()
-    futures = []
-    for turn in range(3):
+
+    def read() -> Future[Any]:
         _, _, future = vault.state.read_detached(lambda: vault.kv.read("a"), lead=lead)
         assert future is not None
-        futures.append(future)
+        return future
+
+    futures = [read(), read()]  # the turn that queued the head queued another read too
+    for turn in range(2):
         assert len(lead.calls) == 1  # one call pending: the head's, handed back each turn
-        lead.calls.pop(0)()  # this turn's call: the queue grew, so it waits one more turn
-        assert batches.batches == [], f"led after turn {turn} although it queued a read"
+        lead.calls.pop(0)()  # the turn before queued more: it waits one more turn
+        assert batches.batches == [], f"led at turn {turn} after a turn that queued a read"
+        if turn == 0:
+            futures.append(read())
     assert len(lead.calls) == 1
-    lead.calls.pop(0)()  # a turn that queued nothing: the batch of three is led now
+    lead.calls.pop(0)()  # the turn before queued nothing: the batch of three is led now
     assert [run_until(lead.calls, f) for f in futures] == [None, None, None]
     assert [actions for _, actions in batches.batches] == [["read", "read", "read"]]
 
 
+def test_a_lone_loop_batch_is_led_at_once(vault: Vault) -> None:
+    """Nothing queued after it (concurrency 1): the batch is led at the lead's first call."""
+    vault.kv.write("a", {"v": 1})
+    batches = BatchThreads(vault)
+    lead = RecordingLead()
+    _, _, future = vault.state.read_detached(lambda: vault.kv.read("a"), lead=lead)
+    assert future is not None and len(lead.calls) == 1
+    lead.calls.pop(0)()
+    assert [actions for _, actions in batches.batches] == [["read"]]
+    assert run_until(lead.calls, future) is None
+
+
 def test_a_loop_batch_waits_at_most_loop_turns(vault: Vault) -> None:
-    """A loop that queues a job on every turn does not hold its batch back for ever: it is
+    """A loop that queues a read on every turn does not hold its batch back for ever: it is
     led after LOOP_TURNS turns, with what was queued by then."""
     vault.kv.write("a", {"v": 1})
     batches = BatchThreads(vault)
     lead = RecordingLead()
-    futures = []
-    turns = 0
-    while not batches.batches:
+
+    def read() -> Future[Any]:
         _, _, future = vault.state.read_detached(lambda: vault.kv.read("a"), lead=lead)
         assert future is not None
-        futures.append(future)
+        return future
+
+    futures = [read()]
+    turns = 0
+    while not batches.batches:
+        futures.append(read())  # every turn queues one more read
         assert len(lead.calls) == 1
         lead.calls.pop(0)()
         turns += 1
         assert turns <= LOOP_TURNS + 1, "the batch was never led"
-    assert turns == LOOP_TURNS + 1  # the first call, then LOOP_TURNS turns handed back
-    assert [actions for _, actions in batches.batches] == [["read"] * (LOOP_TURNS + 1)]
+    assert turns == LOOP_TURNS + 1  # handed back LOOP_TURNS times, then led
+    assert [actions for _, actions in batches.batches] == [["read"] * (LOOP_TURNS + 2)]
     assert [run_until(lead.calls, f) for f in futures] == [None] * len(futures)
 
 

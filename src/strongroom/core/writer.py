@@ -262,12 +262,13 @@ class Writer:
             return
         if job.lead is not None and self._emit is None:
             # (With audit devices configured, a batch streams to them, which may wait on a
-            # socket: never on the caller's event loop.)
-            self._ask_lead(job)
+            # socket: never on the caller's event loop.) Led at its lead's next turn unless
+            # that turn queued more (`_lead`).
+            self._ask_lead(job, seen=self._arrivals)
             return
         self._hand_to_thread()
 
-    def _ask_lead(self, job: Job, *, seen: int = -1, turns: int = 0) -> None:
+    def _ask_lead(self, job: Job, *, seen: int, turns: int = 0) -> None:
         """Have `job`'s lead run its batch soon (`_lead`), else the writer's thread."""
         assert job.lead is not None  # noqa: S101 - only for jobs with a lead
         try:
@@ -313,9 +314,10 @@ class Writer:
         process holds the write lock, the writer's thread leads the batch instead, waiting.
 
         A loop's batch waits for its loop to go quiet first: while work was queued since the
-        last call (`seen` arrivals then), the call is handed back to the lead for the next
-        turn of the loop, at most LOOP_TURNS times, so the requests those turns run join this
-        batch and its one commit (decisions.md, "Speed, round ten")."""
+        lead was asked (`seen` arrivals then), the call is handed back to the lead for the
+        next turn of the loop, at most LOOP_TURNS times, so the requests those turns run join
+        this batch and its one commit (decisions.md, "Speed, round ten"). A lone request
+        (concurrency 1) is led at once."""
         with self._cond:
             if job.led or job.future.done() or not self._queue or self._queue[0] is not job:
                 return
