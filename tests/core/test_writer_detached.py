@@ -17,7 +17,7 @@ import pytest
 from strongroom import Vault, errors, open_vault
 from strongroom.clock import ManualClock
 from strongroom.core.kv_types import KVSecret, KVVersionMeta
-from strongroom.core.writer import LOOP_TURNS
+from strongroom.core.writer import LOOP_TURNS, MAX_BATCH
 from strongroom.storage import NewAudit, Tx
 from tests.conftest import MASTER_KEY, fast_config
 from tests.core.dbutil import raw_script, raw_sql, sqlite_path
@@ -223,6 +223,92 @@ def test_a_batch_that_fails_before_its_entry_job_runs_lets_nothing_join_it(
     assert later is not None and later is not failed
     assert lead.result(later) is None
     assert [e.success for e in vault.audit_logs(path="a", action="read")] == [True]
+    assert vault.verify_audit().ok
+
+
+def test_a_read_after_an_unlock_is_chained_after_the_unlock(vault: Vault) -> None:
+    """Entries join only the job at the end of the queue: a read the unlock made possible is
+    chained after the unlock another thread queued meanwhile, never ahead of it."""
+    vault.kv.write("a", {"v": 1})
+    vault.lock()
+    lead = RecordingLead()
+    writer = vault.state._writer
+    # A read on the loop while locked: its failure entry's job waits for the lead.
+    _, error, first = vault.state.read_detached(lambda: vault.kv.read("a"), lead=lead)
+    assert isinstance(error, errors.VaultLocked) and first is not None
+    # An administrator unlocks in another thread: the keys load, then its entry queues.
+    unlocker = threading.Thread(target=vault.unlock, args=(MASTER_KEY,))
+    unlocker.start()
+    _wait_until(lambda: len(writer._queue) == 2, "the unlock's entry queued")
+    # The next read on the loop succeeds: the keys are loaded.
+    _, error, second = vault.state.read_detached(lambda: vault.kv.read("a"), lead=lead)
+    assert error is None and second is not None and second is not first
+    assert lead.result(second) is None
+    unlocker.join(DEADLINE)
+    actions = [(e.action, e.success) for e in reversed(vault.audit_logs(limit=4))]
+    assert actions == [("lock", True), ("read", False), ("unlock", True), ("read", True)]
+    assert vault.verify_audit().ok
+
+
+def test_a_read_after_a_failed_loop_batch_is_not_failed_by_it(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loop's batch that failed before its entries' job ran is answered on a later turn
+    of the loop; a read of the turn in between does not join that job and fail with it."""
+    vault.kv.write("a", {"v": 1})
+    writer = vault.state._writer
+    before = writer._before_batch
+    failures = [RuntimeError("before the jobs")]
+
+    def failing_once(tx: Tx, term: int) -> None:
+        if failures:
+            raise failures.pop()
+        before(tx, term)
+
+    monkeypatch.setattr(writer, "_before_batch", failing_once)
+    lead = RecordingLead()
+    _, _, failed = vault.state.read_detached(lambda: vault.kv.read("a"), lead=lead)
+    assert failed is not None and len(lead.calls) == 1
+    lead.calls.pop(0)()  # the batch fails before its job ran; its answer waits for the loop
+    _, _, later = vault.state.read_detached(lambda: vault.kv.read("a"), lead=lead)
+    assert later is not None and later is not failed
+    with pytest.raises(errors.StorageUnavailable):
+        run_until(lead.calls, failed)
+    assert run_until(lead.calls, later) is None
+    assert [e.success for e in vault.audit_logs(path="a", action="read")] == [True]
+
+
+def test_a_loop_batch_holds_at_most_max_batch_entries(vault: Vault) -> None:
+    """Reads that pile up behind a long batch join jobs of at most MAX_BATCH entries, and
+    the loop runs at most MAX_BATCH entries' worth of jobs in one batch."""
+    vault.kv.write("a", {"v": 1})
+    sizes: list[tuple[str, int]] = []
+    vault.state.on_batch(
+        lambda tx, entries: sizes.append((threading.current_thread().name, len(entries)))
+    )
+    running, release = threading.Event(), threading.Event()
+
+    def blocking(tx: Tx) -> tuple[None, None]:
+        running.set()
+        release.wait(DEADLINE)
+        return None, None
+
+    blocker = threading.Thread(target=vault.state.submit, args=(blocking, lambda exc: None))
+    blocker.start()
+    assert running.wait(DEADLINE)
+    lead = RecordingLead()
+    futures = [
+        vault.state.read_detached(lambda: vault.kv.read("a"), lead=lead)[2]
+        for _ in range(3 * MAX_BATCH + 5)
+    ]
+    assert len({id(f) for f in futures}) == 4  # jobs of 256, 256, 256 and 5 entries
+    release.set()
+    blocker.join(DEADLINE)
+    for future in futures:
+        assert future is not None
+        assert run_until(lead.calls, future) is None
+    loop = [n for name, n in sizes if name == threading.current_thread().name]
+    assert sum(loop) == 3 * MAX_BATCH + 5 and max(loop) <= MAX_BATCH, loop
     assert vault.verify_audit().ok
 
 

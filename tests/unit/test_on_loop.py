@@ -58,3 +58,24 @@ def test_a_done_future_and_a_cancelled_view() -> None:
         assert view.cancelled() and future.result() == 2
 
     asyncio.run(main())
+
+
+def test_views_of_one_future_raise_their_own_copy_of_its_error() -> None:
+    """Joined reads share one future: each request raises its own copy of the batch's error
+    (same class, message and cause), so no shared traceback grows with each of them."""
+
+    async def main() -> None:
+        future: Future[int] = Future()
+        views = [on_loop(future) for _ in range(3)]
+        shared = errors.StorageUnavailable(cause="disk full")
+        future.set_exception(shared)
+        raised = []
+        for view in views:
+            with pytest.raises(errors.StorageUnavailable) as caught:
+                await view
+            raised.append(caught.value)
+        assert len({id(e) for e in raised}) == 3 and shared not in raised
+        assert {(e.message, e.cause) for e in raised} == {(shared.message, "disk full")}
+        assert shared.__traceback__ is None  # never raised itself
+
+    asyncio.run(main())

@@ -24,7 +24,6 @@ from collections import deque
 from collections.abc import Callable, Generator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from itertools import islice, takewhile
 from typing import Any, Protocol
 
 from strongroom import errors
@@ -95,6 +94,9 @@ class Job:
     led: bool = False
     #: Its answer was handed to its `lead`, which sets its future soon (`Writer._answer`).
     answering: bool = False
+    #: A `Writer.submit_entries` job's audit entries, open to more until it runs or its
+    #: batch fails (then None; always None for other jobs).
+    entries: list[NewAudit] | None = None
 
 
 def _settle(batch: list[Job], outcomes: list[tuple[Any, BaseException | None]]) -> None:
@@ -156,8 +158,6 @@ class Writer:
         self._commits: deque[Callable[[], None]] = deque()
         #: Jobs queued and entries joined to a queued job so far (`_lead` sees the queue grow).
         self._arrivals = 0
-        #: The queued job of `submit_entries` that more entries of the same lead may join.
-        self._entry_jobs: dict[Lead | None, tuple[Job, list[NewAudit]]] = {}
 
     def submit(self, run: JobFn, on_error: FailFn, *, atomic: bool = True) -> Any:
         """Run `run` in the next batch and return its result once the batch is durable.
@@ -202,44 +202,43 @@ class Writer:
         """Queue audit entries that no change carries (a read's) for the next batch, as
         `submit_detached` queues a job: the future is done when they are durable.
 
-        Entries queued for the same `lead` while its job waits in the queue join that job and
-        share its future: a batch holds one job for all the reads of its turns of the loop,
-        not a job, a future and a place in the queue each (decisions.md, "Speed, round ten").
-        Once the job runs, or its batch failed before it ran, later entries start another.
+        Entries for the same `lead` join the entries' job at the end of the queue while it
+        has not run and holds fewer than MAX_BATCH entries, and share its future: a batch
+        holds one job for the reads of its loop's turns, not a job, a future and a place in
+        the queue each (decisions.md, "Speed, round ten"). Only the last job is joined, so
+        the chain keeps the order of the queue (an unlock queued meanwhile stays ahead of
+        the reads it allowed).
 
         Raises:
             StorageUnavailable: the writer is closed.
         """
         with self._cond:
-            waiting = self._entry_jobs.get(lead)
-            self._arrivals += 1
-            if waiting is not None:
-                waiting[1].extend(entries)
-                return waiting[0].future
             if self._closed:
                 raise errors.StorageUnavailable("vault is closed")
-            pending = list(entries)
+            self._arrivals += 1
+            last = self._queue[-1] if self._queue else None
+            if (
+                last is not None
+                and last.entries is not None
+                and last.lead == lead
+                and len(last.entries) < MAX_BATCH
+            ):
+                last.entries.extend(entries)
+                return last.future
 
             def run(tx: Tx) -> tuple[None, Entries]:
-                self._close_entries(lead, job)  # what joins later goes into the next job
+                with self._cond:  # nothing joins the job once it ran
+                    pending, job.entries = job.entries, None
                 return None, pending
 
             job = Job(run, _no_entry, atomic=False, detached=True, lead=lead)
+            job.entries = list(entries)
             job.future.set_running_or_notify_cancel()  # (as `_enqueue`)
-            self._entry_jobs[lead] = (job, pending)
             self._queue.append(job)
             is_head = self._queue[0] is job
-        # A batch that fails before the job runs answers its future: nothing may join it then.
-        job.future.add_done_callback(lambda _: self._close_entries(lead, job))
         if is_head:
             self._wake(job)
         return job.future
-
-    def _close_entries(self, lead: Lead | None, job: Job) -> None:
-        with self._cond:
-            waiting = self._entry_jobs.get(lead)
-            if waiting is not None and waiting[0] is job:
-                del self._entry_jobs[lead]
 
     def _enqueue(self, job: Job) -> bool:
         """Queue `job`; True when it is the head (its owner leads the next batch)."""
@@ -325,12 +324,7 @@ class Writer:
             again = nowait and turns < LOOP_TURNS and queued != seen
             if not again:
                 job.led = True
-                batch = list(islice(self._queue, MAX_BATCH))
-                if nowait:
-                    # On the caller's event loop: only the jobs it queued itself, never another
-                    # thread's (an import of 100,000 versions must not run on the loop). A
-                    # prefix of the queue, as `_finish` expects; the rest is led next.
-                    batch = list(takewhile(lambda other: other.lead == job.lead, batch))
+                batch = self._take_batch(job, nowait=nowait)
         if again:
             self._ask_lead(job, seen=queued, turns=turns + 1)
             return
@@ -354,6 +348,23 @@ class Writer:
             with self._cond:
                 job.led = False  # the writer's thread leads it, waiting for the lock
             self._hand_to_thread()
+
+    def _take_batch(self, head: Job, *, nowait: bool) -> list[Job]:
+        """The jobs of the batch `head` heads, a prefix of the queue as `_finish` expects: up
+        to MAX_BATCH of them, a job of joined entries (`submit_entries`) weighing as many
+        jobs as it has entries; on the caller's event loop (`nowait`) only the jobs it queued
+        itself, never another thread's (an import of 100,000 versions must not run on the
+        loop). The rest is led next. Called under the condition."""
+        batch: list[Job] = []
+        weight = 0
+        for other in self._queue:
+            if nowait and other.lead != head.lead:
+                break
+            weight += len(other.entries) if other.entries else 1
+            if batch and weight > MAX_BATCH:
+                break
+            batch.append(other)
+        return batch
 
     def _hand_commit(self, steps: Generator[None, None, None], batch: list[Job]) -> None:
         """Have the writer's thread finish a batch paused before its commit (`_batch_steps`)."""
@@ -467,6 +478,9 @@ class Writer:
             raise  # nothing ran (`_lead`)
         except Exception as exc:
             self._after_failure()
+            with self._cond:  # entries joined from now on would fail with this batch
+                for job in batch:
+                    job.entries = None
             failure = exc if isinstance(exc, errors.StorageUnavailable) else None
             if failure is None:
                 log.error("write batch failed: %s", type(exc).__name__, exc_info=exc)

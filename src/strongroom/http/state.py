@@ -13,6 +13,7 @@ off the event loop unless its cache already allows the request.
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import importlib
 import threading
@@ -116,9 +117,19 @@ def _copy_outcome(done: Future[T], view: asyncio.Future[T]) -> None:
         return  # cancelled meanwhile (the client went away, a shutdown)
     error = done.exception()
     if error is not None:
-        view.set_exception(error)
+        view.set_exception(_own(error))
     else:
         view.set_result(done.result())
+
+
+def _own(error: BaseException) -> BaseException:
+    """A copy of an error that several requests share (a failed batch answers all its jobs,
+    and joined reads share one future, with one exception): each request raises its own, so
+    no traceback grows with every request that raises it."""
+    try:
+        return copy.copy(error)
+    except Exception:  # an exception class copy cannot rebuild: the shared one, as before
+        return error
 
 
 def _raise(exc: Exception) -> Any:
@@ -246,8 +257,8 @@ class ServerState:
                 return
 
             def outcome() -> T:
-                if audited is not None:
-                    audited.result()  # the batch's failure (StorageUnavailable): fail-closed
+                if audited is not None and (failure := audited.exception()) is not None:
+                    raise _own(failure)  # the batch's failure (StorageUnavailable): fail-closed
                 if error is not None:
                     raise error
                 return result  # type: ignore[return-value]  # None only with an error
