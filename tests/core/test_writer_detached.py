@@ -102,6 +102,36 @@ def _wait_until(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.005)  # polling interval only: the deadline decides
 
 
+def _fail_next_batch(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the writer's next batch fail before it runs any job (its first step raises)."""
+    writer = vault.state._writer
+    before = writer._before_batch
+    failures = [RuntimeError("before the jobs")]
+
+    def failing_once(tx: Tx, term: int) -> None:
+        if failures:
+            raise failures.pop()
+        before(tx, term)
+
+    monkeypatch.setattr(writer, "_before_batch", failing_once)
+
+
+def _hold_a_batch(vault: Vault) -> tuple[threading.Event, threading.Thread]:
+    """Start a batch in another thread that lasts until the event returned is set (work
+    queued meanwhile waits behind it); the thread, to join."""
+    running, release = threading.Event(), threading.Event()
+
+    def blocking(tx: Tx) -> tuple[None, None]:
+        running.set()
+        release.wait(DEADLINE)
+        return None, None
+
+    blocker = threading.Thread(target=vault.state.submit, args=(blocking, lambda exc: None))
+    blocker.start()
+    assert running.wait(DEADLINE)
+    return release, blocker
+
+
 # -- read_detached ------------------------------------------------------------------------------
 def test_read_entry_is_durable_only_once_the_lead_runs(dsn: str, vault: Vault) -> None:
     vault.kv.write("a", {"v": 1})
@@ -203,16 +233,7 @@ def test_a_batch_that_fails_before_its_entry_job_runs_lets_nothing_join_it(
     """A batch that fails before it ran the entries' job answers its future with the
     failure; a read queued after that is not answered by it, but written by the next batch."""
     vault.kv.write("a", {"v": 1})
-    writer = vault.state._writer
-    before = writer._before_batch
-    failures = [RuntimeError("before the jobs")]
-
-    def failing_once(tx: Tx, term: int) -> None:
-        if failures:
-            raise failures.pop()
-        before(tx, term)
-
-    monkeypatch.setattr(writer, "_before_batch", failing_once)
+    _fail_next_batch(vault, monkeypatch)
     lead = RecordingLead()
     _, _, failed = vault.state.read_detached(lambda: vault.kv.read("a"), lead=lead)
     assert failed is not None
@@ -256,16 +277,7 @@ def test_a_read_after_a_failed_loop_batch_is_not_failed_by_it(
     """A loop's batch that failed before its entries' job ran is answered on a later turn
     of the loop; a read of the turn in between does not join that job and fail with it."""
     vault.kv.write("a", {"v": 1})
-    writer = vault.state._writer
-    before = writer._before_batch
-    failures = [RuntimeError("before the jobs")]
-
-    def failing_once(tx: Tx, term: int) -> None:
-        if failures:
-            raise failures.pop()
-        before(tx, term)
-
-    monkeypatch.setattr(writer, "_before_batch", failing_once)
+    _fail_next_batch(vault, monkeypatch)
     lead = RecordingLead()
     _, _, failed = vault.state.read_detached(lambda: vault.kv.read("a"), lead=lead)
     assert failed is not None and len(lead.calls) == 1
@@ -286,16 +298,7 @@ def test_a_loop_batch_holds_at_most_max_batch_entries(vault: Vault) -> None:
     vault.state.on_batch(
         lambda tx, entries: sizes.append((threading.current_thread().name, len(entries)))
     )
-    running, release = threading.Event(), threading.Event()
-
-    def blocking(tx: Tx) -> tuple[None, None]:
-        running.set()
-        release.wait(DEADLINE)
-        return None, None
-
-    blocker = threading.Thread(target=vault.state.submit, args=(blocking, lambda exc: None))
-    blocker.start()
-    assert running.wait(DEADLINE)
+    release, blocker = _hold_a_batch(vault)
     lead = RecordingLead()
     futures = [
         vault.state.read_detached(lambda: vault.kv.read("a"), lead=lead)[2]
@@ -434,17 +437,8 @@ def test_detached_futures_fail_when_the_batch_cannot_commit(dsn: str, vault: Vau
 # -- close --------------------------------------------------------------------------------------
 def test_close_finishes_queued_detached_work_first(dsn: str, vault: Vault) -> None:
     vault.kv.write("a", {"v": 1})
-    running, release = threading.Event(), threading.Event()
-
-    def blocking(tx: Tx) -> tuple[None, None]:
-        running.set()
-        release.wait(DEADLINE)
-        return None, None
-
     # A batch in progress in another thread keeps the detached job queued behind it.
-    blocker = threading.Thread(target=vault.state.submit, args=(blocking, lambda exc: None))
-    blocker.start()
-    assert running.wait(DEADLINE)
+    release, blocker = _hold_a_batch(vault)
     _, error, future = vault.state.read_detached(lambda: vault.kv.read("a"))
     assert error is None and future is not None
     closer = threading.Thread(target=vault.close)
@@ -550,9 +544,7 @@ def test_a_loop_batch_waits_for_the_turns_that_queue_more(vault: Vault) -> None:
     lead = RecordingLead()
 
     def read() -> Future[Any]:
-        _, _, future = vault.state.read_detached(lambda: vault.kv.read("a"), lead=lead)
-        assert future is not None
-        return future
+        return _detached_read(vault, lead)
 
     futures = [read(), read()]  # the turn that queued the head queued another read too
     for turn in range(2):
@@ -587,9 +579,7 @@ def test_a_loop_batch_waits_at_most_loop_turns(vault: Vault) -> None:
     lead = RecordingLead()
 
     def read() -> Future[Any]:
-        _, _, future = vault.state.read_detached(lambda: vault.kv.read("a"), lead=lead)
-        assert future is not None
-        return future
+        return _detached_read(vault, lead)
 
     futures = [read()]
     turns = 0
