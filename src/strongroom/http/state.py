@@ -13,7 +13,6 @@ off the event loop unless its cache already allows the request.
 from __future__ import annotations
 
 import asyncio
-import copy
 import functools
 import importlib
 import threading
@@ -123,13 +122,13 @@ def _copy_outcome(done: Future[T], view: asyncio.Future[T]) -> None:
 
 
 def _own(error: BaseException) -> BaseException:
-    """A copy of an error that several requests share (a failed batch answers all its jobs,
-    and joined reads share one future, with one exception): each request raises its own, so
-    no traceback grows with every request that raises it."""
-    try:
-        return copy.copy(error)
-    except Exception:  # an exception class copy cannot rebuild: the shared one, as before
-        return error
+    """The error to raise for one request. A failed batch answers all its jobs with one
+    StorageUnavailable, and joined reads share one future: each request raises a copy of
+    its own, so no shared traceback grows with every request that raises it. Any other error
+    is one job's own (its only waiter) and is raised as it is."""
+    if type(error) is errors.StorageUnavailable:
+        return errors.StorageUnavailable(error.message, cause=error.cause)
+    return error
 
 
 def _raise(exc: Exception) -> Any:
