@@ -186,9 +186,9 @@ class Writer:
 
         For callers that must not wait, an event loop above all. When the job reaches the head
         of the queue, its batch is run by `lead(call)`, which should call `call` soon in the
-        caller's thread (an event loop's `call_soon_threadsafe`: the loop then commits every
-        entry its requests queued meanwhile, once per tick, with no thread hand-off), or, with
-        no `lead`, by the writer's own thread (started on first use).
+        caller's thread (an event loop's `call_soon_threadsafe`: the loop then runs every job
+        its requests queued meanwhile, once it stops queueing more (`_lead`), with no thread
+        hand-off), or, with no `lead`, by the writer's own thread (started on first use).
 
         Raises:
             StorageUnavailable: the writer is closed.

@@ -209,8 +209,9 @@ class ServerState:
 
         On SQLite the read itself runs on the event loop (a point read takes microseconds and
         a WAL reader never waits for a writer), and its audit entry joins the group commit
-        that the loop leads once per tick for every request of that tick: no thread hop and
-        no GIL hand-off (measured in docs/decisions.md, "Speed, round one").
+        that the loop leads for the requests of its turns, once it stops queueing more: no
+        thread hop and no GIL hand-off (docs/decisions.md, "Speed, round one" and "round
+        ten").
         On PostgreSQL the read runs in the thread pool (a round trip must not hold the loop)
         and the writer's thread commits its entry.
         Either way the caller sees the result, or the read's error, only after the entry is
@@ -275,8 +276,8 @@ class ServerState:
         and return that result once the write and its audit entry are durable.
 
         The call runs on the event loop up to its write (its checks: it reads nothing), and
-        the write is queued. On SQLite it joins the group commit the loop leads
-        once per tick (as `read`'s audit entries); on PostgreSQL the writer's own thread runs
+        the write is queued. On SQLite it joins the group commit the loop leads (as
+        `read`'s audit entries); on PostgreSQL the writer's own thread runs
         the batch, every write queued meanwhile in it (a thread of the pool per write, each
         leading or waiting, cost twice as much CPU: docs/decisions.md, "Speed, round three").
         """
