@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from functools import cached_property
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -172,8 +173,7 @@ class Storage:
         self._shared_lock = threading.Lock()
         self._drop_shared_after = False
 
-    @contextmanager
-    def read(self) -> Iterator[Tx]:
+    def read(self) -> AbstractContextManager[Tx]:
         """A read transaction (snapshot on SQLite WAL, read committed on PostgreSQL), on the
         calling thread's own connection when it has one (`pin_thread`), else on the shared
         reader's when no other read holds it, else on one from the pool.
@@ -181,6 +181,12 @@ class Storage:
         Raises:
             StorageUnavailable: the database cannot be reached.
         """
+        if self._own_begin is not None and getattr(self._local, "pinned", False):
+            return _PinnedRead(self)  # (a server's reads: the hot path, one object)
+        return self._read()
+
+    @contextmanager
+    def _read(self) -> Iterator[Tx]:
         if getattr(self._local, "pinned", False):
             with self.translated_errors():
                 conn = self._own_connection()
@@ -480,12 +486,18 @@ class Storage:
         `storage.health.AUDIT`)."""
         try:
             yield
-        except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DatabaseError) as exc:
-            if isinstance(exc, sa_exc.IntegrityError):
-                raise errors.Conflict("the write conflicted with stored data") from exc
-            cause = cause_of(exc)
-            self.health.failed(cause, writing=writing)
-            raise errors.StorageUnavailable(cause=CAUSES[cause]) from exc
+        except _DRIVER_ERRORS as exc:
+            raise self.translated(exc, writing=writing) from exc
+
+    def translated(
+        self, exc: sa_exc.DBAPIError, *, writing: bool = False
+    ) -> errors.StrongroomError:
+        """The error `translated_errors` raises for a driver's error (and `health` told)."""
+        if isinstance(exc, sa_exc.IntegrityError):
+            return errors.Conflict("the write conflicted with stored data")
+        cause = cause_of(exc)
+        self.health.failed(cause, writing=writing)
+        return errors.StorageUnavailable(cause=CAUSES[cause])
 
     def try_lead(self, name: str) -> Lease | None:
         """Leadership named `name` across every process on this database, or None when another
@@ -521,3 +533,68 @@ class Storage:
             with contextlib.suppress(Exception):
                 conn.close()
         self.engine.dispose()
+
+
+#: The driver's errors `Storage.translated_errors` turns into the vault's.
+_DRIVER_ERRORS = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DatabaseError)
+
+
+class _PinnedRead:
+    """`Storage.read` on the calling thread's own connection with its transaction begun and
+    ended on the driver (`pin_thread`; not PostgreSQL outside autocommit): what the nested
+    `translated_errors`, `_kept_read` and `_own_transaction` do, in one object, as a server's
+    event loop reads on every request (four generator context managers cost ~3 us a read:
+    docs/decisions.md, "Speed, round ten")."""
+
+    __slots__ = ("begin", "conn", "storage")
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    def __enter__(self) -> Tx:
+        storage = self.storage
+        try:
+            conn = self.conn = storage._own_connection()
+        except _DRIVER_ERRORS as exc:
+            raise storage.translated(exc) from exc
+        begin = self.begin = storage._own_begin
+        if begin:
+            try:
+                run_statement(conn, begin)
+            except BaseException as exc:
+                storage._drop_own(conn)  # (as `_kept_read`: a fresh connection next time)
+                if isinstance(exc, _DRIVER_ERRORS):
+                    raise storage.translated(exc) from exc
+                raise
+        return Tx(conn)
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        storage, conn, begin = self.storage, self.conn, self.begin
+        if exc is None:
+            try:
+                if conn.in_transaction():
+                    conn.commit()
+                elif begin:
+                    run_statement(conn, "COMMIT")
+            except BaseException as failed:
+                storage._drop_own(conn)
+                if isinstance(failed, _DRIVER_ERRORS):
+                    raise storage.translated(failed) from failed
+                raise
+            storage.health.ok()
+            return
+        try:
+            if conn.in_transaction():
+                conn.rollback()
+            elif begin and not conn.invalidated:
+                # (the driver's rollback: nothing when SQLite already rolled back itself)
+                on_driver(conn, "ROLLBACK", lambda driver: driver.rollback())
+        except Exception:
+            storage._drop_own(conn)  # the error raised is the read's; a new connection next time
+        if isinstance(exc, errors.StrongroomError):
+            return  # a refusal (not found, locked): the connection is fine; raised as it is
+        storage._drop_own(conn)
+        if isinstance(exc, _DRIVER_ERRORS):
+            raise storage.translated(exc) from exc
