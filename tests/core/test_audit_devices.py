@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -187,9 +188,14 @@ def test_socket_and_syslog_devices(tmp_path: Path, tcp_receiver: tuple[int, list
         vault.close()
         udp.close()
         syslog.close()
-    lines = b"".join(tcp).decode().splitlines()
-    assert [json.loads(line)["action"] for line in lines][-1] == "create"
-    assert CANARY not in "".join(lines)
+    # The receiver's thread reads the stream on its own: wait until the last entry came.
+    deadline = time.monotonic() + 15
+    while not (text := b"".join(tcp).decode()).endswith("\n") or (
+        json.loads(text.splitlines()[-1])["action"] != "create"
+    ):
+        assert time.monotonic() < deadline, f"the TCP receiver got {text!r}"
+        time.sleep(0.01)  # polling interval only: the deadline decides
+    assert CANARY not in text
 
 
 @pytest.mark.parametrize(
