@@ -758,6 +758,41 @@ def test_sqlite_pinned_read_leaves_no_driver_transaction(
         storage.dispose()
 
 
+def test_sqlite_pinned_read_whose_rollback_is_interrupted_drops_its_connection(
+    sqlite_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interrupt (KeyboardInterrupt) raised by the rollback of a failed pinned read is
+    raised, and the connection, left inside its read transaction, is dropped: the thread's
+    next read opens a new one and works (found by the review of round ten's `_PinnedRead`)."""
+    from strongroom.storage import engine, txbase
+
+    storage = open_storage(sqlite_dsn)
+    failed: list[str] = []
+    monkeypatch.setattr(storage.health, "failed", lambda cause, writing=False: failed.append(cause))
+    try:
+        storage.pin_thread()
+        with storage.read() as tx:
+            own = tx.conn
+        real = txbase.on_driver  # (what `engine` calls `on_driver`)
+
+        def interrupted(conn: Connection, what: str, call: Callable[[Any], Any]) -> Any:
+            if what == "ROLLBACK":
+                raise KeyboardInterrupt  # a signal arriving during the rollback
+            return real(conn, what, call)
+
+        monkeypatch.setattr(engine, "on_driver", interrupted)
+        with pytest.raises(KeyboardInterrupt), storage.read():
+            raise errors.SecretNotFound("x")
+        monkeypatch.setattr(engine, "on_driver", real)
+        assert own.closed
+        with storage.read() as tx:
+            assert tx.conn is not own
+            assert tx.secrets.secret_by_path("x") is None
+        assert failed == []
+    finally:
+        storage.dispose()
+
+
 # -- dispose ------------------------------------------------------------------------------------
 
 

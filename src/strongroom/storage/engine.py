@@ -591,8 +591,10 @@ class _PinnedRead:
             elif begin and not conn.invalidated:
                 # (the driver's rollback: nothing when SQLite already rolled back itself)
                 on_driver(conn, "ROLLBACK", lambda driver: driver.rollback())
-        except Exception:
+        except BaseException as failed:
             storage._drop_own(conn)  # the error raised is the read's; a new connection next time
+            if not isinstance(failed, Exception):
+                raise  # (an interrupt during the rollback: raised, the connection dropped)
         if isinstance(exc, errors.StrongroomError):
             return  # a refusal (not found, locked): the connection is fine; raised as it is
         storage._drop_own(conn)
