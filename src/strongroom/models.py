@@ -36,6 +36,9 @@ __all__ = [
 
 MAX_PATH_LENGTH = 500
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
+#: A valid path in one match (every read's check): segments of `_SEGMENT` joined by `/`,
+#: none of them `.` or `..`. What it refuses, `validate_path` explains segment by segment.
+_VALID_PATH = re.compile(r"(?!\.\.?(?:/|$))[A-Za-z0-9._-]+(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._-]+)*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,8 @@ def validate_path(path: object) -> str:
     """
     if not isinstance(path, str) or not path:
         raise errors.InvalidInput("invalid path: must be a non-empty string")
+    if len(path) <= MAX_PATH_LENGTH and _VALID_PATH.fullmatch(path):
+        return path
     if len(path) > MAX_PATH_LENGTH:
         raise errors.InvalidInput(f"invalid path: longer than {MAX_PATH_LENGTH} characters")
     for segment in path.split("/"):

@@ -69,9 +69,10 @@ class KVEngine:
 
     # -- helpers --------------------------------------------------------------------------
     @staticmethod
-    def _names(mount: str, path: str) -> tuple[str, str]:
-        """The canonical mount path and the path audit entries record."""
-        at = mount_path(mount)
+    def _names(mount: str | MountRef, path: str) -> tuple[str, str]:
+        """The canonical mount path and the path audit entries record (a `MountRef`'s path,
+        read from the mount table, is canonical)."""
+        at = mount.path if isinstance(mount, MountRef) else mount_path(mount)
         return at, audit_path(at, path) or path
 
     def _check_data(self, data: object) -> dict[str, Any]:
@@ -231,7 +232,7 @@ class KVEngine:
         validate_path(path)
         number = check_read_version(version)
         routed = mount if isinstance(mount, MountRef) and mount.path != DEFAULT_MOUNT else None
-        at, audited = self._names(mount.path if isinstance(mount, MountRef) else mount, path)
+        at, audited = self._names(mount, path)
 
         def read(tx: Tx) -> tuple[KVSecret, int]:
             row, stored = self._located_version(tx, at, routed, path, number)

@@ -40,11 +40,15 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 def dispatcher(kv2_routes: Sequence[Route]) -> Endpoint:
     """The catch-all endpoint of `/v1/`, serving mounts with `kv2_routes` (the `secret/`
     routes of `api_kv2`, whose handlers read the mount from the request scope)."""
-    by_kind: dict[str, Route] = {}
+    # kind (`data`, `metadata`, ...) -> its route, the methods it serves and its metrics label
+    by_kind: dict[str, tuple[Route, frozenset[str], str]] = {}
     for route in kv2_routes:
         kind = route.path.removeprefix("/v1/secret/").split("/", 1)[0]
         if route.name != "kv2_metadata_root":
-            by_kind[kind] = route
+            label = "/v1/{mount}/" + route.path.removeprefix("/v1/secret/").replace(
+                "{path:path}", "{path}"
+            )
+            by_kind[kind] = (route, frozenset(route.methods or ()), label)
 
     async def mounted(request: Request) -> Response:
         rest = request.path_params["rest"]
@@ -58,7 +62,7 @@ def dispatcher(kv2_routes: Sequence[Route]) -> Endpoint:
         # mount is still the one routed to, in its version; when not, the request is routed
         # again by the table, and checked against the policy again. Everything else is routed
         # by the table.
-        cached = mounts.find_cached(rest) if request.method == "GET" else None
+        cached = mounts.find_cached(rest) if request.scope["method"] == "GET" else None
         if cached is not None and _reads_a_key(request, *cached):
             try:
                 return await serve(request, *cached)
@@ -76,16 +80,16 @@ def dispatcher(kv2_routes: Sequence[Route]) -> Endpoint:
             request.scope["path_params"] = {"path": inner}
             return await kv1(request, ref)
         kind, _, path = inner.partition("/")
-        route = by_kind.get(kind)
-        if route is None or (not path and kind not in ("config", "metadata")):
+        served = by_kind.get(kind)
+        if served is None or (not path and kind not in ("config", "metadata")):
             raise HTTPException(404)
-        if request.method not in (route.methods or ()):
-            raise HTTPException(405, headers={"Allow": ", ".join(sorted(route.methods or ()))})
-        request.scope["route"] = route
-        request.scope["strongroom.route"] = "/v1/{mount}/" + route.path.removeprefix(
-            "/v1/secret/"
-        ).replace("{path:path}", "{path}")
-        request.scope["path_params"] = {"path": path}
+        route, methods, label = served
+        scope = request.scope
+        if scope["method"] not in methods:
+            raise HTTPException(405, headers={"Allow": ", ".join(sorted(methods))})
+        scope["route"] = route
+        scope["strongroom.route"] = label
+        scope["path_params"] = {"path": path}
         endpoint: Endpoint = route.endpoint
         return await endpoint(request)
 
@@ -99,8 +103,11 @@ def _reads_a_key(request: Request, ref: MountRef, inner: str) -> bool:
 
 
 def _is_list(request: Request) -> bool:
-    return request.method == "LIST" or (
-        request.method == "GET" and request.query_params.get("list", "").lower() in ("true", "1")
+    method = request.scope["method"]
+    return method == "LIST" or (
+        method == "GET"
+        and bool(request.scope["query_string"])  # (a read's usual case: no query to parse)
+        and request.query_params.get("list", "").lower() in ("true", "1")
     )
 
 

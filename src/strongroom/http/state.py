@@ -43,6 +43,8 @@ __all__ = ["API", "V1", "V1_SYS", "Caller", "Dialect", "ServerState", "state_of"
 
 T = TypeVar("T")
 USER_RECHECK_SECONDS = 5.0
+#: The request scope's key of its caller (`ServerState.caller`).
+_CALLER = "strongroom.caller"
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,7 +296,9 @@ class ServerState:
         self, request: Request, dialect: Dialect = API, *, token: str | None = None
     ) -> Caller:
         """The authenticated caller of a request, for either API (`token`: the web console's
-        session token, from its cookie, instead of the request's header).
+        session token, from its cookie, instead of the request's header). Found once per
+        request and dialect: a handler that a dispatcher called after checking the token
+        (`api_kv_mounts`) gets the same caller again.
 
         Raises:
             VaultLocked: the vault is locked and the dialect checks that first (`/v1`).
@@ -302,6 +306,11 @@ class ServerState:
                 or a built-in user's token whose user was since disabled, removed or given
                 another role.
         """
+        scope = request.scope
+        from_header = token is None
+        if from_header and (known := scope.get(_CALLER)) is not None and known[0] is dialect:
+            found: Caller = known[1]
+            return found
         unlocker = self.unlocker
         if dialect.locked_first and not self.vault.state.is_unlocked:
             # A lock-free read: an unlock in progress (Argon2, under the state lock) is
@@ -315,20 +324,23 @@ class ServerState:
         if is_recorded(token):
             who = self.vault.tokens.verify_cached(token)
             if who is None:
-                anyone = Actor(0, self.client_ip(request), deps.request_id(request.scope))
+                anyone = Actor(0, self.client_ip(request), deps.request_id(scope))
                 who = await self.run(self.vault.tokens.verify, token, anyone)
         else:
             who = self.auth.verify(token)
             tokens = self.vault.tokens
             if not tokens.jwt_allowed_cached(who):  # None: stale cut-offs, False: revoked
-                anyone = Actor(who.user_id, self.client_ip(request), deps.request_id(request.scope))
+                anyone = Actor(who.user_id, self.client_ip(request), deps.request_id(scope))
                 await self.run(tokens.check_jwt, who, anyone)
         if who.builtin:
             await self.check_user(who)
-        actor = Actor(who.user_id, self.client_ip(request), deps.request_id(request.scope))
+        actor = Actor(who.user_id, self.client_ip(request), deps.request_id(scope))
         if unlocker is not None:
             await unlocker.ensure(actor, self.run)
-        return Caller(who, actor)
+        caller = Caller(who, actor)
+        if from_header:
+            scope[_CALLER] = (dialect, caller)
+        return caller
 
     async def unlock(self, caller: Caller, master_key: str) -> None:
         """Unlock the vault, then every sibling worker (an administrator's request).
