@@ -36,7 +36,14 @@ from strongroom.core.kv_rows import (
     new_key,
     version_meta,
 )
-from strongroom.core.kv_types import KVSecret, KVVersionMeta, json_size, merge_patch, subkeys
+from strongroom.core.kv_types import (
+    KVSecret,
+    KVVersionMeta,
+    json_size,
+    merge_patch,
+    new_kv_secret,
+    subkeys,
+)
 from strongroom.core.mount_paths import (
     DEFAULT_MOUNT,
     MountRef,
@@ -240,7 +247,7 @@ class KVEngine:
             data = decode_value(
                 self._state.decrypt(tx, stored.value, row.id, row.path, stored.version)
             )
-            return KVSecret(data, version_meta(row, stored)), row.id
+            return new_kv_secret(data, version_meta(row, stored)), row.id
 
         return self._state.read("read", actor, audited, read)
 
@@ -311,7 +318,7 @@ class KVEngine:
             data = decode_value(
                 self._state.decrypt(tx, stored.value, row.id, row.path, stored.version)
             )
-            return KVSecret(subkeys(data, depth), version_meta(row, stored)), row.id
+            return new_kv_secret(subkeys(data, depth), version_meta(row, stored)), row.id
 
         return self._state.read("subkeys", actor, audited, read)
 

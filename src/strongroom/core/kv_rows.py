@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from strongroom import errors
-from strongroom.core.kv_types import KVVersionMeta
+from strongroom.core.kv_types import KVVersionMeta, new_version_meta
 from strongroom.core.mount_paths import (
     DEFAULT_MOUNT,
     DEFAULT_MOUNT_ID,
@@ -20,7 +20,7 @@ from strongroom.core.mounts import resolve
 from strongroom.core.state import VaultState
 from strongroom.core.versions import is_deleted, is_expired, secrets_of, versions_of
 from strongroom.models import Actor
-from strongroom.storage import KVConfigRow, SecretRow, Tx, VersionRow
+from strongroom.storage import KVConfigRow, SecretRow, Tx, VersionRow, new_secret_row
 
 __all__ = [
     "CAS_REQUIRED",
@@ -96,7 +96,7 @@ def delete_after(row: SecretRow | None, mount: KVConfigRow) -> int:
 
 def version_meta(row: SecretRow, version: VersionRow) -> KVVersionMeta:
     """The KV v2 metadata of one version."""
-    return KVVersionMeta(
+    return new_version_meta(
         version.version,
         version.updated_at,
         version.deleted_at,
@@ -135,7 +135,9 @@ def new_key(
     secret_id = store.insert_secret(
         path, None, user_id, now, None, version=version, mount_id=mount_id
     )
-    return SecretRow(secret_id, path, None, user_id, now, now, version, None, mount_id=mount_id)
+    return new_secret_row(
+        secret_id, path, None, user_id, now, now, version, None, mount_id=mount_id
+    )
 
 
 CAS_REQUIRED = "check-and-set parameter required for this call"

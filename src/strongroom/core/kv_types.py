@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from strongroom import errors
+from strongroom.records import constructor
 
 __all__ = [
     "MAX_CUSTOM_KEYS",
@@ -26,6 +27,8 @@ __all__ = [
     "folder_keys",
     "format_go_duration",
     "merge_patch",
+    "new_kv_secret",
+    "new_version_meta",
     "parse_go_duration",
     "subkeys",
 ]
@@ -64,6 +67,11 @@ class KVSecret:
 
     data: dict[str, Any]
     metadata: KVVersionMeta
+
+
+#: `KVVersionMeta(...)` and `KVSecret(...)` built faster, for every read (`strongroom.records`).
+new_version_meta = constructor(KVVersionMeta)
+new_kv_secret = constructor(KVSecret)
 
 
 @dataclass(frozen=True, slots=True)

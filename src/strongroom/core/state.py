@@ -28,7 +28,7 @@ from strongroom.core.throttle import UnlockBackoff
 from strongroom.core.writer import Entries, Lead, Writer
 from strongroom.crypto import Barrier, KDFParams, SealedRoot, SealedTerm
 from strongroom.models import MAX_PATH_LENGTH, SYSTEM_ACTOR, Actor
-from strongroom.storage import KeysRow, NewAudit, Storage, TermRow, Tx
+from strongroom.storage import KeysRow, NewAudit, Storage, TermRow, Tx, new_audit_entry
 
 __all__ = ["VaultState"]
 
@@ -219,7 +219,7 @@ class VaultState:
         storable (NUL and lone surrogates escaped, at most MAX_PATH_LENGTH characters): a refused
         request is audited before its path is validated, and one unstorable entry must not fail
         the other entries of its group commit."""
-        return NewAudit(
+        return new_audit_entry(
             self.clock.now(),
             secret_id,
             _storable(path),

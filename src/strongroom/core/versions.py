@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from strongroom import errors
 from strongroom.core.state import VaultState
 from strongroom.models import SecretInfo
-from strongroom.storage import KVConfigRow, SecretRow, Tx, VersionRow
+from strongroom.storage import KVConfigRow, SecretRow, Tx, VersionRow, new_version_row
 
 __all__ = [
     "MountConfigStore",
@@ -246,7 +246,7 @@ def add_version(
     envelope, term = state.encrypt(tx, encode_value(data), row.id, row.path, number)
     ttl = row.delete_version_after or mount.delete_version_after
     deleted_at = now + timedelta(seconds=ttl) if ttl > 0 else None
-    stored = VersionRow(row.id, number, envelope, term, user_id, now, deleted_at)
+    stored = new_version_row(row.id, number, envelope, term, user_id, now, deleted_at)
     store.insert_version(stored)
     if not is_current:
         store.set_current_version(row.id, number, now)

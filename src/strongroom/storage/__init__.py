@@ -27,6 +27,9 @@ from strongroom.storage.base import (
     TokenRow,
     UserRow,
     VersionRow,
+    new_audit_entry,
+    new_secret_row,
+    new_version_row,
 )
 from strongroom.storage.engine import Storage, Tx
 from strongroom.storage.probe import DatabaseState, database_state
@@ -55,6 +58,9 @@ __all__ = [
     "WebhookRow",
     "WriterBusy",
     "database_state",
+    "new_audit_entry",
+    "new_secret_row",
+    "new_version_row",
     "open_storage",
     "redact_dsn",
 ]

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from strongroom.records import constructor
+
 __all__ = [
     "AppRoleRow",
     "AppSecretRow",
@@ -23,6 +25,9 @@ __all__ = [
     "TokenRow",
     "UserRow",
     "VersionRow",
+    "new_audit_entry",
+    "new_secret_row",
+    "new_version_row",
 ]
 
 
@@ -218,3 +223,10 @@ class AppSecretRow:
     expires_at: datetime | None
     uses_left: int
     bound_cidrs: list[str]
+
+
+#: `SecretRow(...)`, `VersionRow(...)` and `NewAudit(...)` built faster, for the rows every read
+#: and write builds (`strongroom.records`).
+new_secret_row = constructor(SecretRow)
+new_version_row = constructor(VersionRow)
+new_audit_entry = constructor(NewAudit)

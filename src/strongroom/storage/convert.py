@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from strongroom.storage.base import AuditRow, SecretRow, UserRow, VersionRow
+from strongroom.storage.base import (
+    AuditRow,
+    SecretRow,
+    UserRow,
+    VersionRow,
+    new_secret_row,
+    new_version_row,
+)
 
 __all__ = ["audit_row", "secret_row", "user_row", "version_row"]
 
@@ -28,7 +35,7 @@ def secret_row(row: Any) -> SecretRow:
         delete_after,
         mount_id,
     ) = row[:13]
-    return SecretRow(
+    return new_secret_row(
         sid,
         path,
         description,
@@ -49,7 +56,7 @@ def version_row(row: Any) -> VersionRow:
     """From `vault_secret_versions`' columns after `id`, in table order (positional, as
     `secret_row`)."""
     secret_id, version, value, key_term, updated_by, updated_at, deleted_at, destroyed = row[:8]
-    return VersionRow(
+    return new_version_row(
         secret_id, version, value, key_term, updated_by, updated_at, deleted_at, bool(destroyed)
     )
 

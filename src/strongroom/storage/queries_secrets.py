@@ -13,7 +13,7 @@ from sqlalchemy import exc as sa_exc
 from strongroom import errors
 from strongroom.models import SecretInfo, secret_infos
 from strongroom.storage import tables as t
-from strongroom.storage.base import SecretRow, VersionRow
+from strongroom.storage.base import SecretRow, VersionRow, new_version_row
 from strongroom.storage.convert import secret_row, version_row
 from strongroom.storage.txbase import (
     Queries,
@@ -193,7 +193,7 @@ class SecretQueries(Queries):
         v_version, value, key_term, updated_by, v_updated_at, deleted_at, destroyed = row[_WIDTH:]
         if v_version is None:
             return secret, None
-        return secret, VersionRow(
+        return secret, new_version_row(
             secret.id,
             v_version,
             value,
