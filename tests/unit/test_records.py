@@ -51,12 +51,13 @@ def test_same_object_as_the_class(cls: type, new: object) -> None:
     assert repr(made) == repr(expected)
     with pytest.raises(dataclasses.FrozenInstanceError):
         made.__setattr__(dataclasses.fields(cls)[0].name, "changed")
-    assert pickle.loads(pickle.dumps(made)) == made
+    assert pickle.loads(pickle.dumps(made)) == made  # noqa: S301 - our own bytes
     assert copy.deepcopy(made) == made
     first = dataclasses.fields(cls)[0].name
     assert dataclasses.replace(made, **{first: "other"}) == cls("other", *values[1:])
     # by keyword too, as the class takes them
-    assert new(**dict(zip([f.name for f in dataclasses.fields(cls)], values))) == made  # type: ignore[operator]
+    names = [f.name for f in dataclasses.fields(cls)]
+    assert new(**dict(zip(names, values, strict=True))) == made  # type: ignore[operator]
 
 
 def test_defaults_and_factories() -> None:
