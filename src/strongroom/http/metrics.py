@@ -161,8 +161,8 @@ class _Requests(Collector):
         yield kv
 
 
-#: The latency buckets' `le` labels, +Inf last.
-_BOUNDS = [*(floatToGoString(b) for b in _BUCKETS), "+Inf"]
+#: The latency buckets' `le` labels, +Inf last (as prometheus_client's `Histogram` writes them).
+_BOUNDS = [*(floatToGoString(b) for b in _BUCKETS), "+Inf"]  # type: ignore[no-untyped-call]
 
 
 class Metrics:
