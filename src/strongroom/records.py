@@ -8,9 +8,12 @@ A frozen dataclass's `__init__` sets each field with `object.__setattr__` (its o
 `constructor(cls)` returns a function with the signature of `cls(...)` that builds the very same
 object about four times faster: it fills an instance of a plain class with the same slots
 (ordinary stores), then gives it `cls` as its class. What comes out is a `cls`, frozen, equal to
-what `cls(...)` builds from the same arguments (checked once, when the constructor is made).
+what `cls(...)` builds from the same arguments (checked once, when the constructor is made; a
+class whose instances the plain class cannot stand in for, say one with a `__dict__` from a
+base, gets `cls` itself back).
 The class itself is left as it is: `cls(...)`, `dataclasses.replace`, copies and pickles behave
-as before. Only a frozen dataclass with slots, a field per slot and no `__post_init__` qualifies.
+as before. Only a frozen dataclass with slots, a field per slot, no `__post_init__` and no
+`__init__` or `__new__` of its own qualifies.
 """
 
 from __future__ import annotations
@@ -33,10 +36,10 @@ def constructor(cls: Callable[P, T]) -> Callable[P, T]:
     """A function building `cls(...)` from the same arguments, faster (module docstring).
 
     Raises:
-        TypeError: `cls` is not a frozen dataclass with slots holding exactly its fields, has a
-            `__post_init__`, `InitVar`s or fields outside `__init__`, or its instances cannot
-            be built this way (a slot layout the plain class cannot share).
+        TypeError: `cls` is not a frozen dataclass with slots holding exactly its fields, or
+            has a `__post_init__`, `InitVar`s or fields outside positional `__init__`.
     """
+    original = cls
     if not isinstance(cls, type) or not dataclasses.is_dataclass(cls):
         raise TypeError("constructor() takes a dataclass")
     params = getattr(cls, "__dataclass_params__", None)
@@ -75,20 +78,20 @@ def constructor(cls: Callable[P, T]) -> Callable[P, T]:
         "    return _sr_obj\n"
     )
     exec(compile(source, f"<constructor of {cls.__qualname__}>", "exec"), scope)  # noqa: S102
-    build: Callable[P, T] = scope["build"]
+    build: Callable[..., Any] = scope["build"]
     build.__name__ = build.__qualname__ = f"new_{cls.__name__}"
     build.__doc__ = f"`{cls.__name__}(...)`, built faster (`strongroom.records`)."
-    _check(cls, build, names)
-    return build
-
-
-def _check(cls: type, build: Callable[..., Any], names: list[str]) -> None:
-    """`build` makes what `cls` makes, field for field (once, with stand-in values)."""
     values = [object() for _ in names]
     try:
         made = build(*values)
-    except TypeError as exc:  # the plain class's layout is not the dataclass's
-        raise TypeError(f"{cls.__name__}: its instances cannot be built by constructor()") from exc
+    except TypeError:  # `__class__` refused: the plain class's layout is not the dataclass's
+        return original
+    _check(cls, made, values, names)
+    return build
+
+
+def _check(cls: type, made: object, values: list[object], names: list[str]) -> None:
+    """`made` (built from `values`) is what `cls` makes from them, field for field."""
     expected = cls(*values)
     if type(made) is not cls or any(getattr(made, n) is not getattr(expected, n) for n in names):
         raise TypeError(f"{cls.__name__}: constructor() built something else")

@@ -3,6 +3,7 @@ management, isolation between mounts (storage, listing, AAD), disable, move, tun
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,8 @@ def test_a_read_routed_by_a_stale_mount_refuses_another_mount(vault: Vault) -> N
     with pytest.raises(errors.SecretNotFound) as missing:
         vault.kv.read("nothing", mount=ref)  # the mount is the routed one: the key is missing
     assert not isinstance(missing.value, errors.MountChanged)
+    # a ref built by hand is canonicalised as a mount name is (`team` is `team/`)
+    assert vault.kv.read("x", mount=dataclasses.replace(ref, path="team")).data == {"who": "team"}
     vault.mounts.move("team", "dev")  # the id now serves dev/ ...
     vault.mounts.enable("team", "kv", options={"version": "2"})  # ... and team/ is another
     vault.kv.write("x", {"who": "new team"}, mount="team")

@@ -111,3 +111,18 @@ class Derived(Base):
 def test_refuses_what_it_cannot_build_the_same(cls: type) -> None:
     with pytest.raises(TypeError):
         constructor(cls)
+
+
+class PlainBase:
+    """Its instances have a `__dict__`: a subclass's objects are laid out differently."""
+
+
+@dataclass(frozen=True, slots=True)
+class OnAPlainBase(PlainBase):
+    x: int
+
+
+def test_a_layout_it_cannot_share_gets_the_class_itself() -> None:
+    new = constructor(OnAPlainBase)
+    assert new is OnAPlainBase
+    assert new(1) == OnAPlainBase(1)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import metrics as prometheus_metrics
 
 from strongroom.http.metrics import _BUCKETS, Metrics
 
@@ -62,7 +64,12 @@ def _without_times(text: str) -> str:
     return re.sub(r"(_created\{?.*?\}?) [0-9.e+]+$", r"\1 T", text, flags=re.MULTILINE)
 
 
-def test_the_exposition_prometheus_client_would_give() -> None:
+@pytest.mark.parametrize("created", [True, False])
+def test_the_exposition_prometheus_client_would_give(
+    created: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # (False: PROMETHEUS_DISABLE_CREATED_SERIES=true, or `disable_created_metrics()`)
+    monkeypatch.setattr(prometheus_metrics, "_use_created", created)
     metrics = Metrics()
     for route, method, status, seconds in REQUESTS:
         metrics.observe(route, method, status, seconds)
@@ -70,6 +77,7 @@ def test_the_exposition_prometheus_client_would_give() -> None:
         metrics.observe_mount(mount, method, status)
     ours = metrics.render().decode()
     assert 'strongroom_http_request_duration_seconds_bucket{le="+Inf",route="/x"} 3.0' in ours
+    assert ("_created" in ours) is created
     assert _without_times(ours) == _without_times(_reference())
 
 

@@ -15,6 +15,7 @@ import. Storage: `versions.SecretStore`/`VersionStore` (`tx.secrets`) and `kv_ro
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -66,6 +67,13 @@ from strongroom.storage import NewAudit, SecretRow, Tx, VersionRow
 __all__ = ["KVEngine"]
 
 
+@functools.lru_cache(maxsize=256)
+def _canonical_mount(name: str) -> str:
+    """`mount_path`, remembered: every KV call names its mount, and the regex that checks it
+    cost a microsecond a request (a refusal raises, and is not remembered)."""
+    return mount_path(name)
+
+
 class KVEngine:
     """KV v2 secret data: write (with cas), read, patch, soft delete, undelete, destroy,
     subkeys and import; `metadata` holds the metadata, listing and mount configuration."""
@@ -76,10 +84,9 @@ class KVEngine:
 
     # -- helpers --------------------------------------------------------------------------
     @staticmethod
-    def _names(mount: str | MountRef, path: str) -> tuple[str, str]:
-        """The canonical mount path and the path audit entries record (a `MountRef`'s path,
-        read from the mount table, is canonical)."""
-        at = mount.path if isinstance(mount, MountRef) else mount_path(mount)
+    def _names(mount: str, path: str) -> tuple[str, str]:
+        """The canonical mount path and the path audit entries record."""
+        at = _canonical_mount(mount) if isinstance(mount, str) else mount_path(mount)
         return at, audit_path(at, path) or path
 
     def _check_data(self, data: object) -> dict[str, Any]:
@@ -239,7 +246,7 @@ class KVEngine:
         validate_path(path)
         number = check_read_version(version)
         routed = mount if isinstance(mount, MountRef) and mount.path != DEFAULT_MOUNT else None
-        at, audited = self._names(mount, path)
+        at, audited = self._names(mount.path if isinstance(mount, MountRef) else mount, path)
 
         def read(tx: Tx) -> tuple[KVSecret, int]:
             row, stored = self._located_version(tx, at, routed, path, number)

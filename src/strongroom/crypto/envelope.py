@@ -57,7 +57,8 @@ class Envelope:
         if tag != FORMAT_TAG:
             raise errors.IntegrityError()
         start = _HEADER.size
-        return _new_envelope(term, raw[start : start + NONCE_SIZE], raw[start + NONCE_SIZE :])
+        new = _new_envelope if cls is Envelope else cls
+        return new(term, raw[start : start + NONCE_SIZE], raw[start + NONCE_SIZE :])
 
 
 #: `Envelope(...)` built faster, for every decryption (`strongroom.records`).

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import metrics as prometheus_metrics
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -114,7 +115,9 @@ class _Requests(Collector):
     prometheus_client's `Counter.inc` and `Histogram.observe` take a lock each and walk the
     buckets: ~4.5 us of every request here (docs/decisions.md, "Speed, round eleven"). These
     counts are only changed by the event loop's thread (`http.app.Front`); a scrape reads
-    copies. The exposition is the one those classes give (`_created` samples included).
+    copies. The exposition is the one those classes give: `_created` samples included, unless
+    prometheus_client is told to leave them out (`PROMETHEUS_DISABLE_CREATED_SERIES=true` or
+    `disable_created_metrics()`), as its classes are.
     """
 
     def __init__(self) -> None:
@@ -126,13 +129,17 @@ class _Requests(Collector):
         self.kv: dict[tuple[str, str, int], list[float]] = {}
 
     def collect(self) -> Iterator[Metric]:
+        # (read at each scrape, as prometheus_client's own classes do)
+        with_created = getattr(prometheus_metrics, "_use_created", True)
         requests = CounterMetricFamily(
             "strongroom_http_requests",
             "HTTP requests by route and status",
             labels=["route", "method", "status"],
         )
         for (route, method, status), (count, created) in self.requests.copy().items():
-            requests.add_metric([route, method, str(status)], count, created=created)
+            requests.add_metric(
+                [route, method, str(status)], count, created=created if with_created else None
+            )
         yield requests
         latency = HistogramMetricFamily(
             "strongroom_http_request_duration_seconds",
@@ -146,9 +153,10 @@ class _Requests(Collector):
                 running += count
                 cumulative.append((bound, running))
             latency.add_metric([route], cumulative, total)
-            latency.samples.append(
-                Sample(f"{latency.name}_created", {"route": route}, created, None)
-            )
+            if with_created:
+                latency.samples.append(
+                    Sample(f"{latency.name}_created", {"route": route}, created, None)
+                )
         yield latency
         kv = CounterMetricFamily(
             "strongroom_kv_requests",
@@ -157,7 +165,9 @@ class _Requests(Collector):
             labels=["mount", "method", "status"],
         )
         for (mount, method, status), (count, created) in self.kv.copy().items():
-            kv.add_metric([mount, method, str(status)], count, created=created)
+            kv.add_metric(
+                [mount, method, str(status)], count, created=created if with_created else None
+            )
         yield kv
 
 
