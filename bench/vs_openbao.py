@@ -447,6 +447,36 @@ def pg_backends(base: str, database: str) -> Callable[[], list[int]]:
     return pids
 
 
+def prepare(dsn: str, env: dict[str, str]) -> str:
+    """Make the vault at `dsn` ready to serve the benchmark (local mode, before a server
+    starts): initialise and unlock it, write the `bench` policy, mount the second KV engine
+    (the policy's `team/` rule applies to it once mounted). Return a `Bench` role token
+    (a JWT: it needs only the JWT secret of `env`, and is signed meanwhile)."""
+    vaultctl = str(BIN / "vaultctl")
+    with ThreadPoolExecutor(1) as pool:
+        signed = pool.submit(
+            run_checked,
+            [
+                vaultctl,
+                *("token", "create", "--jwt", "--user-id", "1000", "--role", "Bench"),
+                *("--policy", "bench", "--ttl", "6h", "--format", "json"),
+            ],
+            env=env,
+        )
+        run_checked([vaultctl, "--db-dsn", dsn, "unlock"], env=env)
+        run_checked([vaultctl, "--db-dsn", dsn, "policy", "write", "bench"], env=env, stdin=POLICY)
+        mounted = json.loads(
+            run_checked([vaultctl, "--db-dsn", dsn, "mount", "list", "--format", "json"], env=env)
+        )
+        if f"{OTHER_MOUNT}/" not in {m["path"] for m in mounted["mounts"]}:  # (`existing`)
+            run_checked(
+                [vaultctl, "--db-dsn", dsn, "mount", "enable", OTHER_MOUNT, "--version", "2"],
+                env=env,
+            )
+        token: str = json.loads(signed.result())["token"]
+    return token
+
+
 @contextmanager
 def strongroom(
     home: Path,
@@ -481,34 +511,7 @@ def strongroom(
             **({"PYTHONPATH": str(src)} if src is not None else {}),
         )
         vaultctl = str(BIN / "vaultctl")
-        # local mode, before the server starts: initialises the vault, writes the policy and
-        # mounts the second KV engine (the policy's `team/` rule applies to it once mounted);
-        # the token (it needs only the JWT secret) is signed meanwhile
-        with ThreadPoolExecutor(1) as pool:
-            signed = pool.submit(
-                run_checked,
-                [
-                    vaultctl,
-                    *("token", "create", "--jwt", "--user-id", "1000", "--role", "Bench"),
-                    *("--policy", "bench", "--ttl", "6h", "--format", "json"),
-                ],
-                env=env,
-            )
-            run_checked([vaultctl, "--db-dsn", dsn, "unlock"], env=env)
-            run_checked(
-                [vaultctl, "--db-dsn", dsn, "policy", "write", "bench"], env=env, stdin=POLICY
-            )
-            mounted = json.loads(
-                run_checked(
-                    [vaultctl, "--db-dsn", dsn, "mount", "list", "--format", "json"], env=env
-                )
-            )
-            if f"{OTHER_MOUNT}/" not in {m["path"] for m in mounted["mounts"]}:  # (`existing`)
-                run_checked(
-                    [vaultctl, "--db-dsn", dsn, "mount", "enable", OTHER_MOUNT, "--version", "2"],
-                    env=env,
-                )
-            token = json.loads(signed.result())["token"]
+        token = prepare(dsn, env)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         log = home / "server.log"

@@ -77,3 +77,36 @@ def test_large_vault_reads_a_small_and_a_large_folder(tmp_path: Path) -> None:
     again = subprocess.run(args, capture_output=True, text=True, timeout=180, check=False)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "filling" not in again.stdout  # the filled database was reused
+
+
+AB = HARNESS.with_name("ab_inprocess.py")
+
+
+def test_ab_inprocess_alternates_two_checkouts(tmp_path: Path) -> None:
+    """bench/ab_inprocess.py with this checkout against a copy of it: both children serve their
+    batches (every answer a 200, or it fails) and the ratio comes out."""
+    src = Path(__file__).resolve().parents[2] / "src"
+    copy = tmp_path / "src"
+    shutil.copytree(src / "strongroom", copy / "strongroom")
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(AB),
+            str(copy),
+            *("--path", "/v1/secret/data/bench/one", "--path", "/v1/team/data/bench/one"),
+            *("--rounds", "2", "--batch", "20", "--conc", "4"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    medians = [line for line in done.stdout.splitlines() if "CPU per request median" in line]
+    assert len(medians) == 2 and medians[0].startswith(str(copy)), done.stdout
+    ratio = done.stdout.split("second / first, per round: median ")[1].split()[0]
+    assert math.isfinite(float(ratio)) and float(ratio) > 0
+    refused = subprocess.run(
+        [sys.executable, str(AB), str(src)], capture_output=True, text=True, check=False
+    )
+    assert refused.returncode == 2 and "two different src/ directories" in refused.stderr
