@@ -16,24 +16,28 @@ import pytest
 HARNESS = Path(__file__).resolve().parents[2] / "bench" / "vs_openbao.py"
 
 
+def bench(script: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run a bench script with this interpreter; its output captured, its status returned."""
+    return subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def test_vs_openbao_one_short_scenario(tmp_path: Path) -> None:
     if shutil.which("wrk") is None:
         if os.environ.get("CI") == "true":
             pytest.fail("wrk is missing under CI=true (.ci/run installs it)")
         pytest.skip("wrk is not installed (apt-get install wrk)")
     out, png = tmp_path / "result.json", tmp_path / "chart.png"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(HARNESS),
-            *("--scenario", "read-one", "--scenario", "read-mount", "--conc", "1"),
-            *("--seconds", "1", "--repeats", "1"),
-            *("--warmup", "0", "--json", str(out), "--chart", str(png)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = bench(
+        HARNESS,
+        *("--scenario", "read-one", "--scenario", "read-mount", "--conc", "1"),
+        *("--seconds", "1", "--repeats", "1"),
+        *("--warmup", "0", "--json", str(out), "--chart", str(png)),
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "| read one key | 1 |" in done.stdout
@@ -63,9 +67,19 @@ def test_large_vault_reads_a_small_and_a_large_folder(tmp_path: Path) -> None:
             pytest.fail("wrk is missing under CI=true (.ci/run installs it)")
         pytest.skip("wrk is not installed (apt-get install wrk)")
     db, out = tmp_path / "vault.db", tmp_path / "large.json"
-    args = [sys.executable, str(LARGE), "--keys", "1500", "--db", str(db), "--json", str(out)]
-    args += ["--seconds", "1", "--repeats", "1"]
-    first = subprocess.run(args, capture_output=True, text=True, timeout=180, check=False)
+    args = [
+        "--keys",
+        "1500",
+        "--db",
+        str(db),
+        "--json",
+        str(out),
+        "--seconds",
+        "1",
+        "--repeats",
+        "1",
+    ]
+    first = bench(LARGE, *args, timeout=180)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "filling" in first.stdout and "| 1,500 keys |" in first.stdout
     result = json.loads(out.read_text())
@@ -74,7 +88,7 @@ def test_large_vault_reads_a_small_and_a_large_folder(tmp_path: Path) -> None:
         assert cell["requests"] > 0 and cell["errors"] == 0, cell
         for key in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req", "rss_mb"):
             assert isinstance(cell[key], float) and math.isfinite(cell[key]), key
-    again = subprocess.run(args, capture_output=True, text=True, timeout=180, check=False)
+    again = bench(LARGE, *args, timeout=180)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "filling" not in again.stdout  # the filled database was reused
 
@@ -88,25 +102,16 @@ def test_ab_inprocess_alternates_two_checkouts(tmp_path: Path) -> None:
     src = Path(__file__).resolve().parents[2] / "src"
     copy = tmp_path / "src"
     shutil.copytree(src / "strongroom", copy / "strongroom")
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(AB),
-            str(copy),
-            *("--path", "/v1/secret/data/bench/one", "--path", "/v1/team/data/bench/one"),
-            *("--rounds", "2", "--batch", "20", "--conc", "4"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = bench(
+        AB,
+        str(copy),
+        *("--path", "/v1/secret/data/bench/one", "--path", "/v1/team/data/bench/one"),
+        *("--rounds", "2", "--batch", "20", "--conc", "4"),
     )
     assert done.returncode == 0, done.stdout + done.stderr
     medians = [line for line in done.stdout.splitlines() if "CPU per request median" in line]
     assert len(medians) == 2 and medians[0].startswith(str(copy)), done.stdout
     ratio = done.stdout.split("second / first, per round: median ")[1].split()[0]
     assert math.isfinite(float(ratio)) and float(ratio) > 0
-    refused = subprocess.run(
-        [sys.executable, str(AB), str(src)], capture_output=True, text=True, check=False
-    )
+    refused = bench(AB, str(src))
     assert refused.returncode == 2 and "two different src/ directories" in refused.stderr
