@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from strongroom.storage import tables as t
 from strongroom.storage.base import KVConfigRow
-from strongroom.storage.txbase import Queries, fetch_column, fetch_first
+from strongroom.storage.txbase import Queries, fetch_column, fetch_first, prefix_range
 
 __all__ = ["DEFAULT_MOUNT_ID", "KVQueries"]
 
@@ -49,8 +49,10 @@ _KV_PATHS = _paths(_S.c.mount_id)
 _KV_PATHS_UNDER = _under(_KV_PATHS)
 # SQLite: a range of the unique index on path, which also gives the order. `mount_id + 0`
 # keeps the planner off the index on mount_id, which it preferred: it read and sorted the
-# whole mount for one folder (a folder of 1,000 in a mount of 4,000: 870 -> 390 us).
-_KV_PATHS_RANGE = _under(_paths(_S.c.mount_id + 0)).where(
+# whole mount for one folder (a folder of 1,000 in a mount of 4,000: 870 -> 390 us). The
+# range holds exactly the paths under the prefix (`txbase.prefix_range`): no substr test
+# beside it, which cost ~55 us a folder of 1,000 (docs/decisions.md, "Speed, round twelve").
+_KV_PATHS_RANGE = _paths(_S.c.mount_id + 0).where(
     _S.c.path >= sa.bindparam("low"), _S.c.path < sa.bindparam("high")
 )
 
@@ -95,9 +97,9 @@ class KVQueries(Queries):
         values: dict[str, Any] = {"mount": mount_id, "now": now}
         if not prefix:
             return fetch_column(self.conn, _KV_PATHS, values)
-        values.update(n=len(prefix), prefix=prefix)
-        if self.conn.dialect.name == "sqlite" and prefix.isascii():
-            # A range of the unique index on path, as `queries_secrets._under` (bytewise text).
-            values.update(low=prefix, high=prefix[:-1] + chr(ord(prefix[-1]) + 1))
+        bounds = prefix_range(self.conn.dialect.name, prefix)
+        if bounds is not None:  # a range of the unique index on path
+            values.update(low=bounds[0], high=bounds[1])
             return fetch_column(self.conn, _KV_PATHS_RANGE, values)
+        values.update(n=len(prefix), prefix=prefix)
         return fetch_column(self.conn, _KV_PATHS_UNDER, values)

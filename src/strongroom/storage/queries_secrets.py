@@ -21,6 +21,7 @@ from strongroom.storage.txbase import (
     fetch_columns,
     fetch_first,
     insert_one,
+    prefix_range,
 )
 
 __all__ = ["SecretQueries"]
@@ -134,7 +135,7 @@ def _listing_under(query: sa.Select[Any]) -> sa.Select[Any]:
 
 _LIST = _listing(_S.c.mount_id)
 _LIST_UNDER = _listing_under(_LIST)
-_LIST_RANGE = _listing_under(_listing(_S.c.mount_id + 0)).where(
+_LIST_RANGE = _listing(_S.c.mount_id + 0).where(
     _S.c.path >= sa.bindparam("low"), _S.c.path < sa.bindparam("high")
 )
 _METADATA, _CAS_REQUIRED = 8, 10  # (columns of `_listing`)
@@ -150,14 +151,12 @@ def _under(query: sa.Select[Any], prefix: str, dialect: str) -> sa.Select[Any]:
     if not prefix:
         return query
     path = t.secrets.c.path
-    query = query.where(sa.func.substr(path, 1, len(prefix)) == prefix)
-    if dialect == "sqlite" and prefix.isascii():
-        # SQLite compares text bytewise, so the paths starting with `prefix` are exactly
-        # those in [prefix, prefix with its last character + 1): a range of the unique index
-        # on path, where substr alone scans every secret (60 ms in a vault of 100,000).
-        # PostgreSQL's index follows the database's collation, so it keeps the scan.
-        query = query.where(path >= prefix, path < prefix[:-1] + chr(ord(prefix[-1]) + 1))
-    return query
+    bounds = prefix_range(dialect, prefix)
+    if bounds is not None:
+        # A range of the unique index on path, where substr scans every secret (60 ms in a
+        # vault of 100,000). PostgreSQL's index follows the database's collation: substr.
+        return query.where(path >= bounds[0], path < bounds[1])
+    return query.where(sa.func.substr(path, 1, len(prefix)) == prefix)
 
 
 class SecretQueries(Queries):
@@ -279,12 +278,13 @@ class SecretQueries(Queries):
         if not prefix:
             statement = _LIST
         else:
-            values.update(n=len(prefix), prefix=prefix)
-            statement = _LIST_UNDER
-            if self.conn.dialect.name == "sqlite" and prefix.isascii():
-                # A range of the unique index on path, as `_under` (bytewise text).
-                values.update(low=prefix, high=prefix[:-1] + chr(ord(prefix[-1]) + 1))
+            bounds = prefix_range(self.conn.dialect.name, prefix)
+            if bounds is not None:  # a range of the unique index on path, as `_under`
+                values.update(low=bounds[0], high=bounds[1])
                 statement = _LIST_RANGE
+            else:
+                values.update(n=len(prefix), prefix=prefix)
+                statement = _LIST_UNDER
         columns = fetch_columns(self.conn, statement, values)
         loads = json.loads
         columns[_METADATA] = [loads(m) if m and m != "{}" else {} for m in columns[_METADATA]]

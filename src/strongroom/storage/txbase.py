@@ -27,6 +27,7 @@ __all__ = [
     "fetch_first",
     "insert_one",
     "on_driver",
+    "prefix_range",
     "run_statement",
     "savepoint",
 ]
@@ -372,6 +373,17 @@ def fetch_all(
     """Every row of a prebuilt SELECT (as `fetch_first`): plain tuples, converted as
     SQLAlchemy would."""
     return list(zip(*fetch_columns(conn, statement, values), strict=True))
+
+
+def prefix_range(dialect: str, prefix: str) -> tuple[str, str] | None:
+    """The bounds `[low, high)` of exactly the text values that start with `prefix`, where an
+    index range can find them: on SQLite, for a non-empty ASCII prefix. SQLite compares text
+    bytewise (UTF-8), so those values are the ones from `prefix` up to `prefix` with its last
+    character + 1, and no substr test is needed beside the range. None otherwise (a
+    PostgreSQL index follows the database's collation: its callers test substr)."""
+    if dialect != "sqlite" or not prefix or not prefix.isascii():
+        return None
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def fetch_columns(
