@@ -94,11 +94,11 @@ def test_fetch_all_and_fetch_columns_match_sqlalchemy(storage: Storage) -> None:
         (_LIST, {"mount": 1}),
         (_LIST_UNDER, {"mount": 1, "n": 2, "prefix": "a/"}),
         (_LIST_UNDER, {"mount": 1, "n": 1, "prefix": "é"}),
-        (_LIST_RANGE, {"mount": 1, "n": 1, "prefix": "a", "low": "a", "high": "b"}),
         (_LIST, {"mount": 99}),
         (sa.select(t.secret_versions), {}),
     ]
     with storage.read() as tx:
+        cases.append((_LIST_RANGE[tx.conn.dialect.name], {"mount": 1, "low": "a", "high": "b"}))
         for statement, values in cases:
             slow = [tuple(r) for r in tx.conn.execute(statement, values).all()]
             fast = fetch_all(tx.conn, statement, values)
@@ -142,8 +142,8 @@ def test_sqlite_listing_reads_a_range_of_the_path_index(sqlite_dsn: str) -> None
     storage = open_storage(sqlite_dsn)
     try:
         with storage.read() as tx:
-            compiled = _compiled(tx.conn.dialect, _LIST_RANGE)
-            values = {"mount": 1, "n": 2, "prefix": "a/", "low": "a/", "high": "a0"}
+            compiled = _compiled(tx.conn.dialect, _LIST_RANGE["sqlite"])
+            values = {"mount": 1, "low": "a/", "high": "a0"}
             plan = tx.conn.exec_driver_sql(
                 "EXPLAIN QUERY PLAN " + compiled.sql, compiled.params(values)
             ).all()

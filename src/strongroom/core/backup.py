@@ -35,7 +35,13 @@ from strongroom.core.options import VaultConfig
 from strongroom.core.state import VaultState
 from strongroom.crypto import Barrier, SealedRoot, SealedTerm
 from strongroom.models import DEFAULT_ACTOR, Actor, iso
-from strongroom.storage import HEAD_REVISION, AuditRow, open_storage, snapshot
+from strongroom.storage import (
+    HEAD_REVISION,
+    SAME_ROWS_AS_HEAD,
+    AuditRow,
+    open_storage,
+    snapshot,
+)
 
 __all__ = ["Backup", "BackupSummary", "restore"]
 
@@ -141,7 +147,10 @@ def _read(path: Path) -> tuple[dict[str, Any], Callable[[], Iterator[snapshot.Ro
         ) from exc
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise errors.InvalidInput(f"{str(path)!r} is not a Strongroom backup")
-    if header.get("format_version") != FORMAT_VERSION or header.get("schema") != HEAD_REVISION:
+    if (
+        header.get("format_version") != FORMAT_VERSION
+        or header.get("schema") not in SAME_ROWS_AS_HEAD
+    ):
         raise errors.InvalidInput(
             "backup was written by an incompatible version of Strongroom "
             f"(format {header.get('format_version')}, "

@@ -38,6 +38,8 @@ from strongroom.storage.txbase import DATABASE_ERRORS, WriterBusy
 
 __all__ = [
     "DATABASE_ERRORS",
+    "HEAD_REVISION",
+    "SAME_ROWS_AS_HEAD",
     "AppRoleRow",
     "AppSecretRow",
     "AuditRow",
@@ -66,7 +68,10 @@ __all__ = [
 ]
 
 #: The newest migration; when the database is already there, Alembic is not even imported.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
+#: Revisions whose tables hold the same rows as HEAD_REVISION's (a later one added an index
+#: only): a backup written at any of them restores into the current schema.
+SAME_ROWS_AS_HEAD = frozenset({"0006", HEAD_REVISION})
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 0x5354524F4E47  # "STRONG"
 

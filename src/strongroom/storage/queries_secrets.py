@@ -17,6 +17,7 @@ from strongroom.storage.base import SecretRow, VersionRow, new_version_row
 from strongroom.storage.convert import secret_row, version_row
 from strongroom.storage.txbase import (
     Queries,
+    bytewise,
     execute_many,
     fetch_columns,
     fetch_first,
@@ -106,9 +107,9 @@ _SET_CURRENT = (
 
 
 # Listing (`secret_infos`), built once: a mount's secrets with `SecretInfo`'s columns, by path;
-# those starting with a prefix; and on SQLite the same as a range of the unique index on path
-# (as `queries_kv`: `mount_id + 0` keeps the planner off the index on mount_id, through which
-# it read and sorted every secret of the mount).
+# those starting with a prefix; and the same as a range of an index in bytewise order, as
+# `queries_kv._KV_PATHS_RANGE` (on SQLite, `mount_id + 0` keeps the planner off the index on
+# mount_id, through which it read and sorted every secret of the mount).
 def _listing(mount_id: Any) -> sa.Select[Any]:
     return (
         sa.select(
@@ -135,9 +136,13 @@ def _listing_under(query: sa.Select[Any]) -> sa.Select[Any]:
 
 _LIST = _listing(_S.c.mount_id)
 _LIST_UNDER = _listing_under(_LIST)
-_LIST_RANGE = _listing(_S.c.mount_id + 0).where(
-    _S.c.path >= sa.bindparam("low"), _S.c.path < sa.bindparam("high")
-)
+_LIST_RANGE = {
+    dialect: _listing(mount_id).where(
+        bytewise(_S.c.path, dialect) >= sa.bindparam("low"),
+        bytewise(_S.c.path, dialect) < sa.bindparam("high"),
+    )
+    for dialect, mount_id in (("sqlite", _S.c.mount_id + 0), ("postgresql", _S.c.mount_id))
+}
 _METADATA, _CAS_REQUIRED = 8, 10  # (columns of `_listing`)
 
 
@@ -146,17 +151,18 @@ _IN_BATCH = 500
 
 
 def _under(query: sa.Select[Any], prefix: str, dialect: str) -> sa.Select[Any]:
-    """`query` limited to paths starting with `prefix`: substr equality, not LIKE (no
-    wildcards, and identical semantics on both backends)."""
+    """`query` (of one mount's secrets) limited to paths starting with `prefix`, compared
+    literally and bytewise on both backends: a range of an index where one holds them, else
+    substr equality (not LIKE: no wildcards)."""
     if not prefix:
         return query
-    path = t.secrets.c.path
     bounds = prefix_range(dialect, prefix)
     if bounds is not None:
-        # A range of the unique index on path, where substr scans every secret (60 ms in a
-        # vault of 100,000). PostgreSQL's index follows the database's collation: substr.
+        # A range of an index in bytewise order (`txbase.prefix_range`), where substr reads
+        # every secret (60 ms in a vault of 100,000 on SQLite).
+        path = bytewise(t.secrets.c.path, dialect)
         return query.where(path >= bounds[0], path < bounds[1])
-    return query.where(sa.func.substr(path, 1, len(prefix)) == prefix)
+    return query.where(sa.func.substr(t.secrets.c.path, 1, len(prefix)) == prefix)
 
 
 class SecretQueries(Queries):
@@ -278,10 +284,11 @@ class SecretQueries(Queries):
         if not prefix:
             statement = _LIST
         else:
-            bounds = prefix_range(self.conn.dialect.name, prefix)
-            if bounds is not None:  # a range of the unique index on path, as `_under`
+            dialect = self.conn.dialect.name
+            bounds = prefix_range(dialect, prefix)
+            if bounds is not None:  # a range of an index in bytewise order, as `_under`
                 values.update(low=bounds[0], high=bounds[1])
-                statement = _LIST_RANGE
+                statement = _LIST_RANGE[dialect]
             else:
                 values.update(n=len(prefix), prefix=prefix)
                 statement = _LIST_UNDER

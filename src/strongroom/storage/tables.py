@@ -168,6 +168,11 @@ secrets = Table(
     Index("idx_vault_secrets_expires_at", "expires_at"),
     sqlite_autoincrement=True,
 )
+# PostgreSQL only (migration 0007): a mount's paths in bytewise order, where the paths under a
+# prefix are one range (`txbase.prefix_range`). SQLite's unique index on path already is.
+Index("idx_vault_secrets_mount_path", secrets.c.mount_id, secrets.c.path.collate("C")).ddl_if(
+    dialect="postgresql"
+)
 
 secret_versions = Table(
     "vault_secret_versions",

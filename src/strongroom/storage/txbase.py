@@ -20,6 +20,7 @@ __all__ = [
     "Queries",
     "WithCommit",
     "WriterBusy",
+    "bytewise",
     "execute_many",
     "fetch_all",
     "fetch_column",
@@ -376,14 +377,21 @@ def fetch_all(
 
 
 def prefix_range(dialect: str, prefix: str) -> tuple[str, str] | None:
-    """The bounds `[low, high)` of exactly the text values that start with `prefix`, where an
-    index range can find them: on SQLite, for a non-empty ASCII prefix. SQLite compares text
-    bytewise (UTF-8), so those values are the ones from `prefix` up to `prefix` with its last
-    character + 1, and no substr test is needed beside the range. None otherwise (a
-    PostgreSQL index follows the database's collation: its callers test substr)."""
-    if dialect != "sqlite" or not prefix or not prefix.isascii():
+    """The bounds `[low, high)` of exactly the text values that start with `prefix`, compared
+    bytewise (`bytewise`), for a non-empty ASCII prefix: the values from `prefix` up to
+    `prefix` with its last character + 1. An index in bytewise order holds them as one range,
+    so no substr test is needed beside it: on SQLite the unique index on path (SQLite compares
+    text bytewise, UTF-8), on PostgreSQL `idx_vault_secrets_mount_path` (`COLLATE "C"`,
+    migration 0007). None for another prefix (its callers test substr)."""
+    if dialect not in ("sqlite", "postgresql") or not prefix or not prefix.isascii():
         return None
     return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def bytewise(column: sa.ColumnElement[str], dialect: str) -> sa.ColumnElement[str]:
+    """`column` compared bytewise, as `prefix_range`'s bounds are: as it is on SQLite, in the
+    "C" collation on PostgreSQL (whose default collation orders text otherwise)."""
+    return column.collate("C") if dialect == "postgresql" else column
 
 
 def fetch_columns(
