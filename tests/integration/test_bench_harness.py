@@ -115,3 +115,24 @@ def test_ab_inprocess_alternates_two_checkouts(tmp_path: Path) -> None:
     assert math.isfinite(float(ratio)) and float(ratio) > 0
     refused = bench(AB, str(src))
     assert refused.returncode == 2 and "two different src/ directories" in refused.stderr
+
+
+LIST_SCALE = HARNESS.parent / "list_scale.py"
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_list_scale_times_both_listings(backend: str, pg_ready: bool) -> None:
+    """bench/list_scale.py on a small vault: it checks its folder lists in full and prints a
+    time for each listing."""
+    if backend == "postgresql" and not pg_ready:
+        pytest.skip("PostgreSQL not reachable")
+    done = bench(LIST_SCALE, "--others", "300", "--runs", "2", "--backend", backend)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{backend}, a folder of 1,000 keys among 300 other secrets" in done.stdout
+    timings = [line.split()[-2:] for line in done.stdout.splitlines() if " ms" not in line][-2:]
+    assert len(timings) == 2
+    for p50, p90 in timings:
+        assert 0 < float(p50) <= float(p90), done.stdout
+    assert bench(LIST_SCALE, "--runs", "0").returncode == 2
