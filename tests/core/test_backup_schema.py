@@ -1,6 +1,6 @@
 """Backups across schema revisions: one written at a revision whose tables hold the same rows
 as today's (`storage.SAME_ROWS_AS_HEAD`: 0007 only added an index) restores; any other is
-refused before anything is written."""
+refused before anything is written, whatever the header holds."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from strongroom.storage import HEAD_REVISION, SAME_ROWS_AS_HEAD
 from tests.conftest import MASTER_KEY, fast_config
 
 
-def _as_written_at(source: Path, schema: str, out: Path) -> None:
+def _as_written_at(source: Path, schema: object, out: Path) -> None:
     """The backup at `source` as Strongroom at `schema` would have written it: the header's
     schema changed, and the closing digest over the lines recomputed."""
     lines = source.read_text(encoding="ascii").splitlines(keepends=True)
@@ -41,11 +41,12 @@ def test_a_backup_of_0006_restores_and_an_older_one_is_refused(
         vault.backup.write(f)
     config = fast_config(clock=clock, auto_lock=False)
 
-    older = tmp_path / "older.backup"
-    _as_written_at(written, "0005", older)
-    target = tmp_path / "refused.db"
-    with pytest.raises(errors.InvalidInput, match="incompatible version"):
-        restore(f"sqlite:///{target}", older, MASTER_KEY, config)
+    for n, schema in enumerate(["0005", ["0006"], {"0006": 1}, None]):
+        refused = tmp_path / f"refused{n}.backup"
+        _as_written_at(written, schema, refused)
+        target = tmp_path / f"refused{n}.db"
+        with pytest.raises(errors.InvalidInput, match="incompatible version"):
+            restore(f"sqlite:///{target}", refused, MASTER_KEY, config)
 
     same_rows = tmp_path / "0006.backup"
     _as_written_at(written, "0006", same_rows)

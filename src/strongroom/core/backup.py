@@ -147,9 +147,11 @@ def _read(path: Path) -> tuple[dict[str, Any], Callable[[], Iterator[snapshot.Ro
         ) from exc
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise errors.InvalidInput(f"{str(path)!r} is not a Strongroom backup")
+    schema = header.get("schema")
     if (
         header.get("format_version") != FORMAT_VERSION
-        or header.get("schema") not in SAME_ROWS_AS_HEAD
+        or not isinstance(schema, str)
+        or schema not in SAME_ROWS_AS_HEAD
     ):
         raise errors.InvalidInput(
             "backup was written by an incompatible version of Strongroom "

@@ -382,8 +382,11 @@ def prefix_range(dialect: str, prefix: str) -> tuple[str, str] | None:
     `prefix` with its last character + 1. An index in bytewise order holds them as one range,
     so no substr test is needed beside it: on SQLite the unique index on path (SQLite compares
     text bytewise, UTF-8), on PostgreSQL `idx_vault_secrets_mount_path` (`COLLATE "C"`,
-    migration 0007). None for another prefix (its callers test substr)."""
+    migration 0007). None for another prefix (its callers test substr), and for one ending in
+    DEL, whose bound past it (U+0080) a database in a single-byte encoding cannot hold."""
     if dialect not in ("sqlite", "postgresql") or not prefix or not prefix.isascii():
+        return None
+    if prefix[-1] == "\x7f":
         return None
     return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
