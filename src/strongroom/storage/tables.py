@@ -164,12 +164,14 @@ secrets = Table(
     # Last: added by migration 0003 (row converters unpack columns in table order).
     Column("mount_id", Integer, nullable=False, default=1, server_default="1"),
     Index("idx_vault_secrets_created_by", "created_by"),
-    Index("idx_vault_secrets_mount_id", "mount_id"),
+    # SQLite only since migration 0007: PostgreSQL's idx_vault_secrets_mount_path (below)
+    # serves lookups by mount alone too.
+    Index("idx_vault_secrets_mount_id", "mount_id").ddl_if(dialect="sqlite"),
     Index("idx_vault_secrets_expires_at", "expires_at"),
     sqlite_autoincrement=True,
 )
 # PostgreSQL only (migration 0007): a mount's paths in bytewise order, where the paths under a
-# prefix are one range (`txbase.prefix_range`). SQLite's unique index on path already is.
+# prefix are one range (`txbase.prefix_range`). SQLite's unique index on path already is one.
 Index("idx_vault_secrets_mount_path", secrets.c.mount_id, secrets.c.path.collate("C")).ddl_if(
     dialect="postgresql"
 )
