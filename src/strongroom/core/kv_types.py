@@ -238,8 +238,9 @@ def folder_keys(paths: list[str], folder: str) -> list[str]:
     tails = text.split("\n" + folder)
     if len(tails) == len(paths) + 1 and text.count("\n") == len(paths):
         # Each newline starts a path and is followed by `folder` (what storage returns: the
-        # paths under a prefix): the tails, cut in C (1,000: 118 -> ~45 us, "Speed, round
-        # twelve"). tails[0] is what came before the first newline: nothing.
+        # paths under a prefix): the tails, cut in C (a folder of 1,000 keys: 133 -> 84 us
+        # for this function, "Speed, round twelve"). tails[0] is what came before the first
+        # newline: nothing.
         del tails[0]
     else:
         start = len(folder)
