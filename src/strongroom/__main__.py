@@ -1,6 +1,6 @@
 """`python -m strongroom` runs `vaultctl`."""
 
-from strongroom.cli.main import main
+from strongroom.cli.startup import main
 
 if __name__ == "__main__":
     main()

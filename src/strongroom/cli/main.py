@@ -157,5 +157,6 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def main() -> None:
-    """Console-script entry point (`vaultctl`)."""
+    """Run `vaultctl` and exit with its code (the console script's `cli.startup.main` calls
+    this once the garbage collector is off)."""
     sys.exit(run())

@@ -22,6 +22,7 @@ import click
 from click.core import ParameterSource
 
 from strongroom import errors
+from strongroom.cli import startup
 from strongroom.cli.serverstart import check_listen, initialise_if_new, remove_on_exit
 from strongroom.cli.vaultcheck import announce_initialised
 from strongroom.clock import parse_duration
@@ -276,6 +277,7 @@ def server(
       vaultctl server --listen 0.0.0.0:8443 --tls-cert fullchain.pem --tls-key privkey.pem \\
         --master-key-file /run/secrets/master_key --auto-unlock
     """
+    startup.collector_on()  # a long-running process: the collector on (cli.startup)
     _warn_if_on_command_line()
     # Defaults shown in --help are Settings' own; only flags actually given override the
     # environment (STRONGROOM_AUTO_LOCK_TIMEOUT, for one).

@@ -20,7 +20,7 @@ import click
 
 from strongroom import errors
 from strongroom.api import VaultAPI
-from strongroom.cli import vaultcheck
+from strongroom.cli import startup, vaultcheck
 from strongroom.cli.addr import server_url
 from strongroom.config import DEFAULT_DSN, Secret, Settings, read_key_file
 from strongroom.models import DEFAULT_ACTOR, Actor
@@ -206,6 +206,7 @@ class Session:
             if not create:
                 vaultcheck.require_vault(self.settings.db_dsn, need_keys=need_keys)
             self._local = open_vault(self.settings.db_dsn, self.settings.vault_config())
+            startup.collector_on()  # (opened: its imports are done, cli.startup)
         return self._local
 
     def unlock_local(self, *, initialise: bool = False) -> Vault:
@@ -327,6 +328,7 @@ def open_client(settings: Settings) -> VaultAPI:
         raise click.UsageError("remote mode needs a token: pass --token or set VAULT_TOKEN")
     from strongroom.client import Client  # type: ignore[import-not-found, unused-ignore]
 
+    startup.collector_on()  # (the imports are done: cli.startup)
     if settings.ca_cert and not Path(settings.ca_cert).is_file():
         raise click.UsageError(f"--ca-cert {settings.ca_cert!r}: no such file")
     client: VaultAPI = Client(
