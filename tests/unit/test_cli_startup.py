@@ -63,8 +63,11 @@ def test_opening_a_local_vault_turns_it_on(collector_off: None, tmp_path: Path) 
 
 def test_opening_a_client_turns_it_on(collector_off: None) -> None:
     settings = Settings.from_env(addr="http://127.0.0.1:1", token=Secret("t"))
-    open_client(settings)
-    assert gc.isenabled()
+    client = open_client(settings)
+    try:
+        assert gc.isenabled()
+    finally:
+        client.close()
 
 
 def test_the_console_script_runs_a_command_and_leaves_this_process_alone() -> None:
@@ -91,5 +94,21 @@ def test_the_server_command_turns_it_on_first(collector_off: None, tmp_path: Pat
         code = run(["server", "--tls-cert", str(tmp_path / "missing.pem")])
     except SystemExit as exc:
         code = exc.code  # type: ignore[assignment]
+    assert code == 2
+    assert gc.isenabled()
+
+
+def test_restore_turns_it_on(collector_off: None, tmp_path: Path) -> None:
+    """`restore` opens its database itself (no Session vault): it turns the collector on before
+    loading (here the backup file is not a backup, which it reports after)."""
+    from strongroom.cli.main import run
+
+    (tmp_path / "not.backup").write_text("{}\n")
+    code = run(
+        [
+            *("restore", "--in", str(tmp_path / "not.backup")),
+            *("--db-dsn", f"sqlite:///{tmp_path / 'new.db'}", "--master-key", "k" * 32),
+        ]
+    )
     assert code == 2
     assert gc.isenabled()

@@ -20,7 +20,7 @@ import click
 
 from strongroom import errors
 from strongroom.api import VaultAPI
-from strongroom.cli import render
+from strongroom.cli import render, startup
 from strongroom.cli.inputs import dotenv_unless_json, format_option, mount_option
 from strongroom.cli.progress import progress_bar
 from strongroom.cli.session import global_options, session_of
@@ -320,6 +320,7 @@ def restore(ctx: click.Context, source: str, fmt: str) -> None:
         raise errors.InvalidInput(f"cannot read backup {source!r}: no such file")
     key = s.master_key()
     assert key is not None  # noqa: S101 - prompt=True never returns None
+    startup.collector_on()  # (a long command that opens no Session vault: cli.startup)
     with progress_bar("Restoring") as update:
         summary = load_backup(
             s.settings.db_dsn,

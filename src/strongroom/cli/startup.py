@@ -5,10 +5,13 @@ collector run ~125 times, each pass walking more of a heap in which nothing is g
 of each local command on the test machine (docs/decisions.md, "Speed, round twelve"). So the
 console script turns it off before it imports anything (`main`), and `collector_on` turns it
 on again, with everything built so far frozen out of its sight (`gc.freeze`), as soon as a
-command has what it needs: when it opens a vault or a client (`cli.session`), and when the
-server starts (`cli.server`). A command that does neither is short; its cyclic garbage, if
-any, waits for the process to exit. Nothing here runs in the library or in a process that
-imports `strongroom.cli` without this entry point (tests, `cog`).
+command has what it needs: when it opens a vault or a client (`cli.session`), when a
+restore starts (`cli.admin`, which opens its database itself) and when the server starts
+(`cli.server`). A command that does none of these is short (`--help`, `--version`, an error
+before the vault opens); its cyclic garbage, if any, waits for the process to exit. The few
+hundred objects the imports left as garbage are frozen with the rest: a `gc.collect()` first
+would cost a full pass, most of what this saves. Nothing here runs in the library or in a
+process that imports `strongroom.cli` without this entry point (tests, `cog`).
 """
 
 from __future__ import annotations
