@@ -136,3 +136,30 @@ def test_list_scale_times_both_listings(backend: str, pg_ready: bool) -> None:
     for p50, p90 in timings:
         assert 0 < float(p50) <= float(p90), done.stdout
     assert bench(LIST_SCALE, "--runs", "0").returncode == 2
+
+
+CEILING = HARNESS.with_name("ceiling.py")
+
+
+def test_ceiling_serves_all_four_servers(tmp_path: Path) -> None:
+    """bench/ceiling.py for one short cell: OpenBao, our server and both variants of the
+    minimal audited-read app each serve reads (every answer a 2xx), and the table comes out."""
+    if shutil.which("wrk") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("wrk is missing under CI=true (.ci/run installs it)")
+        pytest.skip("wrk is not installed (apt-get install wrk)")
+    out = tmp_path / "ceiling.json"
+    done = bench(
+        CEILING,
+        *("--scenario", "read-one", "--conc", "1", "--seconds", "1", "--repeats", "1"),
+        *("--warmup", "0", "--json", str(out)),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| read one key | 1 |" in done.stdout
+    (row,) = json.loads(out.read_text())["rows"]
+    assert (row["scenario"], row["conc"]) == ("read-one", 1)
+    for server in ("OpenBao", "Strongroom", "Ceiling, commit on loop", "Ceiling, commit in thread"):
+        cell = row[server]
+        assert cell["requests"] > 0 and cell["errors"] == 0, (server, cell)
+        for key in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req"):
+            assert isinstance(cell[key], float) and math.isfinite(cell[key]), (server, key)

@@ -1,0 +1,421 @@
+"""The ceiling of an audited read on this machine: issue #16's minimal app beside OpenBao and us.
+
+    python bench/ceiling.py [--quick] [--scenario read-one|read-random ...] [--conc N ...]
+                            [--seconds S] [--repeats N] [--json OUT]
+
+Issue #16 bounds what a Python server could serve with a minimal ASGI app that does the least
+an audited KV v2 read must do, and nothing else:
+
+- a token lookup (the SHA-256 of `X-Vault-Token`, compared in constant time);
+- a SQLite point read and an AES-GCM decrypt bound to the key's path (AAD);
+- an HMAC-chained audit row, group-committed once per event-loop tick on a WAL database with
+  `synchronous=FULL`; the answer waits for its row's commit.
+
+No policies, no lock state, no versions, no metrics, no request ids, no error handling beyond
+403/404: it bounds speed, it is not a vault. It runs under the same HTTP server as
+`vaultctl server` (uvicorn, httptools, uvloop), in two variants:
+
+- `commit on loop`: the event loop commits each tick's batch itself (its fsync stalls every
+  connection meanwhile: what `vaultctl server` does not do);
+- `commit in thread`: one thread writes and commits the batches, one at a time, while the loop
+  goes on, as `vaultctl server` does; the answers wait on a future.
+
+This script starts OpenBao (raft, file audit), `vaultctl server` (SQLite, one worker) and both
+variants, each pinned to `--server-cpu`, and drives them with wrk on `--load-cpu` with the read
+workloads of `vs_openbao.py` (the same Lua, the same alternation per cell). It prints each
+server's requests per second, p99 and CPU per request, with each one's ratio to OpenBao and
+Strongroom's to each ceiling. `--quick`: one run of 4 s per cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from vs_openbao import (
+    BODY,
+    BY_NAME,
+    DEFAULT_PG,
+    LUA,
+    LUA_PRELUDE,
+    VALUE,
+    Server,
+    check,
+    clean_env,
+    fmt,
+    folder_of,
+    free_port,
+    latency,
+    median_run,
+    openbao,
+    pinned,
+    process_group,
+    run_wrk,
+    seed,
+    strongroom,
+    usable_cpus,
+    wait_http,
+)
+
+HERE = Path(__file__).resolve()
+PREFIX = "/v1/secret/data/bench/"
+#: The two variants: how a tick's batch of audit rows is committed.
+COMMITS = {"loop": "Ceiling, commit on loop", "thread": "Ceiling, commit in thread"}
+SCENARIOS = ("read-one", "read-random")
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS secrets (path TEXT PRIMARY KEY, nonce BLOB, ciphertext BLOB);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY, at TEXT NOT NULL, actor BLOB NOT NULL, path TEXT NOT NULL,
+    mac BLOB NOT NULL
+);
+"""
+
+
+# --------------------------------------------------------------------------------------------
+# The app (`--serve`): run by uvicorn in a process of its own.
+# --------------------------------------------------------------------------------------------
+
+
+class Ceiling:
+    """The minimal audited read, as a raw ASGI app (see the module)."""
+
+    def __init__(self, db: Path, token: str, keys: Sequence[str], commit: str) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        self.commit = commit
+        self.actor = hashlib.sha256(token.encode()).digest()
+        self.aead = AESGCM(AESGCM.generate_key(bit_length=256))
+        self.mac_key = secrets.token_bytes(32)
+        self.last_mac = b"\0" * 32
+        self.pending: list[tuple[str, str, asyncio.Future[None]]] = []
+        self.busy = False  # a batch is being written (at most one at a time)
+        writer = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+        writer.execute("PRAGMA journal_mode=WAL")
+        writer.execute("PRAGMA synchronous=FULL")
+        writer.executescript(SCHEMA)
+        value = json.dumps({"value": VALUE}).encode()
+        rows = []
+        for key in keys:
+            nonce = secrets.token_bytes(12)
+            rows.append((key, nonce, self.aead.encrypt(nonce, value, key.encode())))
+        with writer:
+            writer.executemany("INSERT OR REPLACE INTO secrets VALUES (?, ?, ?)", rows)
+        self.writer = writer
+        self.reader = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="commit")
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        path: str = scope["path"]
+        if path == "/v1/sys/health":
+            return await answer(send, 200, b'{"initialized":true,"sealed":false}')
+        token = next((v for k, v in scope["headers"] if k == b"x-vault-token"), b"")
+        if not hmac.compare_digest(hashlib.sha256(token).digest(), self.actor):
+            return await answer(send, 403, b'{"errors":["permission denied"]}')
+        key = path[len(PREFIX) :] if path.startswith(PREFIX) else ""
+        row = self.reader.execute(
+            "SELECT nonce, ciphertext FROM secrets WHERE path = ?", (key,)
+        ).fetchone()
+        if row is None:
+            return await answer(send, 404, b'{"errors":[]}')
+        value = self.aead.decrypt(row[0], row[1], key.encode())
+        now = datetime.now(UTC).isoformat()
+        await self.audited(now, key)
+        await answer(
+            send,
+            200,
+            b'{"data":{"data":%s,"metadata":{"created_time":"%s","version":1}}}'
+            % (value, now.encode()),
+        )
+
+    def audited(self, at: str, key: str) -> asyncio.Future[None]:
+        """A future answered once this read's audit row is committed."""
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        self.pending.append((at, key, done))
+        if not self.busy and len(self.pending) == 1:  # the first of this tick: flush after it
+            loop.call_soon(self.flush, loop)
+        return done
+
+    def flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.busy or not self.pending:
+            return
+        batch, self.pending = self.pending, []
+        rows, mac = [], self.last_mac
+        for at, key, _ in batch:
+            mac = hmac.digest(self.mac_key, mac + f"{at}|{key}".encode(), "sha256")
+            rows.append((at, self.actor, key, mac))
+        self.last_mac = mac
+        if self.commit == "loop":
+            self.write(rows)
+            self.answer(batch, None, loop)
+            return
+        self.busy = True
+
+        def committed(outcome: Any) -> None:
+            loop.call_soon_threadsafe(self.answer, batch, outcome.exception(), loop)
+
+        self.pool.submit(self.write, rows).add_done_callback(committed)
+
+    def write(self, rows: list[tuple[str, bytes, str, bytes]]) -> None:
+        self.writer.execute("BEGIN IMMEDIATE")
+        try:
+            self.writer.executemany(
+                "INSERT INTO audit (at, actor, path, mac) VALUES (?,?,?,?)", rows
+            )
+            self.writer.execute("COMMIT")
+        except BaseException:
+            self.writer.execute("ROLLBACK")
+            raise
+
+    def answer(
+        self,
+        batch: list[tuple[str, str, asyncio.Future[None]]],
+        error: BaseException | None,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.busy = False
+        for _, _, done in batch:
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
+        self.flush(loop)  # what queued meanwhile (the thread variant)
+
+
+async def answer(send: Any, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def serve(port: int, db: Path, token: str, keys: Sequence[str], commit: str) -> None:
+    import uvicorn
+
+    app = Ceiling(db, token, keys, commit)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+    )
+    uvicorn.Server(config).run()
+
+
+# --------------------------------------------------------------------------------------------
+# The comparison.
+# --------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def ceiling(home: Path, cpu: str | None, commit: str, keys: Sequence[str]) -> Iterator[Server]:
+    """The app in a process of its own (`--serve`), its keys written, answering."""
+    home.mkdir()
+    token = secrets.token_urlsafe(24)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = home / "ceiling.log"
+    (home / "keys").write_text("\n".join(keys))
+    cmd = pinned(
+        cpu,
+        [
+            sys.executable,
+            str(HERE),
+            "--serve",
+            *(str(port), str(home / "ceiling.db"), commit, str(home / "keys")),
+        ],
+    )
+    env = clean_env(CEILING_TOKEN=token)
+    with process_group(cmd, log, env=env, cwd=home) as proc:
+        wait_http(f"{url}/v1/sys/health", proc, log, lambda status: status == 200)
+        yield Server(COMMITS[commit], url, token, proc.pid)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true", help="1 run of 4 s per cell")
+    parser.add_argument("--scenario", action="append", choices=SCENARIOS, help="repeatable")
+    parser.add_argument("--conc", action="append", type=int, help="only these (repeatable)")
+    parser.add_argument("--seconds", type=float, default=None, help="per run (default 5; quick 4)")
+    parser.add_argument("--repeats", type=int, default=None, help="runs per cell (default 3)")
+    parser.add_argument("--warmup", type=float, default=None, help="s per server (default 2)")
+    parser.add_argument("--server-cpu", default="0")
+    parser.add_argument("--load-cpu", default="1")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args(argv)
+    args.seconds = args.seconds or (4.0 if args.quick else 5.0)
+    args.repeats = args.repeats or (1 if args.quick else 3)
+    args.warmup = args.warmup if args.warmup is not None else min(2.0, args.seconds)
+    return args
+
+
+NAMES = ("OpenBao", "Strongroom", *COMMITS.values())
+
+
+def table(rows: Sequence[dict[str, Any]]) -> str:
+    short = {"OpenBao": "OpenBao", "Strongroom": "Strongroom"} | {
+        name: f"ceiling ({commit})" for commit, name in COMMITS.items()
+    }
+    head = ["scenario", "conc"]
+    for name in NAMES:
+        head += [f"{short[name]} rps"] + ([f"{short[name]} / OpenBao"] if name != "OpenBao" else [])
+    head += [f"Strongroom / {short[name]}" for name in COMMITS.values()]
+    head += [f"{short[name]} p99 ms" for name in NAMES]
+    head += [f"{short[name]} CPU µs/req" for name in NAMES]
+    lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
+    for row in rows:
+        ob = row["OpenBao"]["rps"]
+        cells = [row["label"], str(row["conc"])]
+        for name in NAMES:
+            rps = row[name]["rps"]
+            cells += [fmt(rps)] + ([f"{rps / ob:.2f}"] if name != "OpenBao" else [])
+        cells += [f"{row['Strongroom']['rps'] / row[n]['rps']:.2f}" for n in COMMITS.values()]
+        cells += [latency(row[name]["p99_ms"]) for name in NAMES]
+        cells += [fmt(row[name]["cpu_us_per_req"]) for name in NAMES]
+        lines.append("| " + " | ".join(cells) + " |")
+    errors = [
+        f"{row['label']} c={row['conc']} {name}: {row[name]['errors']}"
+        for row in rows
+        for name in NAMES
+        if row[name]["errors"]
+    ]
+    if errors:
+        lines += ["", "Errors (non-2xx responses or socket errors): " + "; ".join(errors)]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    if argv is None and sys.argv[1:2] == ["--serve"]:
+        port, db, commit, keys = sys.argv[2:6]
+        names = Path(keys).read_text().split("\n")
+        serve(int(port), Path(db), os.environ["CEILING_TOKEN"], names, commit)
+        return
+    args = parse_args(argv)
+    server_cpu, load_cpu = usable_cpus(args.server_cpu, args.load_cpu)
+    chosen = [
+        (BY_NAME[name], conc)
+        for name in args.scenario or SCENARIOS
+        for conc in args.conc or BY_NAME[name].conc
+    ]
+    folders = {folder_of(s.keys): s.keys for s, _ in chosen if s.keys}
+    paths = [f"{name}/k{i:06d}" for name, keys in folders.items() for i in range(keys)]
+    started, start_date = time.monotonic(), datetime.now(UTC)
+    with tempfile.TemporaryDirectory(prefix="strongroom-ceiling-") as tmp, ExitStack() as stack:
+        folder = Path(tmp)
+        print("starting OpenBao, Strongroom and the two ceilings ...", flush=True)
+        with ThreadPoolExecutor(4) as pool:
+            starting = [
+                pool.submit(stack.enter_context, openbao(folder / "openbao", server_cpu)),
+                pool.submit(
+                    stack.enter_context,
+                    strongroom(folder / "strongroom", server_cpu, "sqlite", DEFAULT_PG, 1),
+                ),
+                *(
+                    pool.submit(
+                        stack.enter_context,
+                        ceiling(folder / commit, server_cpu, commit, ["one", *paths]),
+                    )
+                    for commit in COMMITS
+                ),
+            ]
+            servers = [future.result() for future in starting]
+        for server in servers[:2]:
+            if paths:
+                print(f"seeding {server.name}: {len(paths)} keys ...", flush=True)
+                seed(server, paths)
+            check(server, ["one", *paths[:101]], {})
+        for server in servers[2:]:
+            check(server, ["one", *paths[:101]], {})
+        warmup = folder / "warmup.lua"
+        warmup.write_text(LUA_PRELUDE % {"body": BODY, "seed": 1} + LUA["read-one"])
+        if args.warmup > 0:
+            for server in servers:
+                run_wrk(server, warmup, 16, args.warmup, load_cpu, folder)
+        print(
+            f"{len(chosen)} cells x {args.repeats} run(s) x {args.seconds:g} s x 4 servers; "
+            f"servers on CPU {server_cpu}, wrk on CPU {load_cpu}",
+            flush=True,
+        )
+        rows = []
+        for scenario, conc in chosen:
+            runs: dict[str, list[Any]] = {server.name: [] for server in servers}
+            for repeat in range(args.repeats):
+                for server in servers if repeat % 2 == 0 else servers[::-1]:
+                    values = {
+                        "body": BODY,
+                        "seed": secrets.randbelow(2**31),
+                        "folder": folder_of(scenario.keys),
+                        "keys": scenario.keys,
+                        "run": uuid.uuid4().hex[:8],
+                    }
+                    script = folder / f"{values['run']}.lua"
+                    script.write_text(LUA_PRELUDE % values + LUA[scenario.script] % values)
+                    runs[server.name].append(
+                        run_wrk(server, script, conc, args.seconds, load_cpu, folder)
+                    )
+            row: dict[str, Any] = {"scenario": scenario.name, "label": scenario.label, "conc": conc}
+            row |= {name: asdict(median_run(measured)) for name, measured in runs.items()}
+            rows.append(row)
+            print(
+                f"  {scenario.label} c={conc}: "
+                + ", ".join(f"{name} {fmt(row[name]['rps'])} rps" for name in NAMES),
+                flush=True,
+            )
+    meta = {
+        "date": start_date.strftime("%Y-%m-%d %H:%M UTC"),
+        "server_cpu": server_cpu,
+        "load_cpu": load_cpu,
+        "seconds": args.seconds,
+        "repeats": args.repeats,
+        "elapsed_s": round(time.monotonic() - started, 1),
+    }
+    print()
+    print(
+        f"{meta['date']}, median of {args.repeats} x {args.seconds:g} s per cell, servers on "
+        f"CPU {server_cpu}, wrk on CPU {load_cpu}"
+    )
+    print()
+    print(table(rows))
+    if args.json:
+        args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("interrupted: servers stopped", file=sys.stderr)
+        sys.exit(130)
