@@ -31,11 +31,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import fcntl
 import hashlib
 import hmac
 import json
 import os
 import secrets
+import socket
 import sqlite3
 import sys
 import tempfile
@@ -96,28 +99,24 @@ CREATE TABLE IF NOT EXISTS audit (
 class Ceiling:
     """The minimal audited read, as a raw ASGI app (see the module)."""
 
-    def __init__(self, db: Path, token: str, keys: Sequence[str], commit: str) -> None:
+    def __init__(
+        self, db: Path, token: str, secret: bytes, commit: str, *, shared: bool = False
+    ) -> None:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         self.commit = commit
+        #: Other processes append to the same chain (`--workers`): a batch reads its head
+        #: under the write lock instead of keeping it.
+        self.shared = shared
+        self.lock = os.open(f"{db}-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
         self.actor = hashlib.sha256(token.encode()).digest()
-        self.aead = AESGCM(AESGCM.generate_key(bit_length=256))
-        self.mac_key = secrets.token_bytes(32)
+        self.aead = AESGCM(secret[:32])
+        self.mac_key = secret[32:]
         self.last_mac = b"\0" * 32
         self.pending: list[tuple[str, str, asyncio.Future[None]]] = []
         self.busy = False  # a batch is being written (at most one at a time)
-        writer = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
-        writer.execute("PRAGMA journal_mode=WAL")
-        writer.execute("PRAGMA synchronous=FULL")
-        writer.executescript(SCHEMA)
-        value = json.dumps({"value": VALUE}).encode()
-        rows = []
-        for key in keys:
-            nonce = secrets.token_bytes(12)
-            rows.append((key, nonce, self.aead.encrypt(nonce, value, key.encode())))
-        with writer:
-            writer.executemany("INSERT OR REPLACE INTO secrets VALUES (?, ?, ?)", rows)
-        self.writer = writer
+        self.writer = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+        self.writer.execute("PRAGMA synchronous=FULL")
         self.reader = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="commit")
 
@@ -162,13 +161,8 @@ class Ceiling:
         if self.busy or not self.pending:
             return
         batch, self.pending = self.pending, []
-        rows, mac = [], self.last_mac
-        for at, key, _ in batch:
-            mac = hmac.digest(self.mac_key, mac + f"{at}|{key}".encode(), "sha256")
-            rows.append((at, self.actor, key, mac))
-        self.last_mac = mac
         if self.commit == "loop":
-            self.write(rows)
+            self.write(batch)
             self.answer(batch, None, loop)
             return
         self.busy = True
@@ -176,18 +170,34 @@ class Ceiling:
         def committed(outcome: Any) -> None:
             loop.call_soon_threadsafe(self.answer, batch, outcome.exception(), loop)
 
-        self.pool.submit(self.write, rows).add_done_callback(committed)
+        self.pool.submit(self.write, batch).add_done_callback(committed)
 
-    def write(self, rows: list[tuple[str, bytes, str, bytes]]) -> None:
-        self.writer.execute("BEGIN IMMEDIATE")
+    def write(self, batch: list[tuple[str, str, asyncio.Future[None]]]) -> None:
+        """Append a batch's rows to the chain and commit them (one fsync)."""
+        fcntl.flock(self.lock, fcntl.LOCK_EX)  # (the writers of other workers queue here)
         try:
-            self.writer.executemany(
-                "INSERT INTO audit (at, actor, path, mac) VALUES (?,?,?,?)", rows
-            )
-            self.writer.execute("COMMIT")
-        except BaseException:
-            self.writer.execute("ROLLBACK")
-            raise
+            self.writer.execute("BEGIN IMMEDIATE")
+            try:
+                mac = self.last_mac
+                if self.shared:
+                    head = self.writer.execute(
+                        "SELECT mac FROM audit ORDER BY id DESC LIMIT 1"
+                    ).fetchone()
+                    mac = head[0] if head else mac
+                rows = []
+                for at, key, _ in batch:
+                    mac = hmac.digest(self.mac_key, mac + f"{at}|{key}".encode(), "sha256")
+                    rows.append((at, self.actor, key, mac))
+                self.writer.executemany(
+                    "INSERT INTO audit (at, actor, path, mac) VALUES (?,?,?,?)", rows
+                )
+                self.writer.execute("COMMIT")
+                self.last_mac = mac
+            except BaseException:
+                self.writer.execute("ROLLBACK")
+                raise
+        finally:
+            fcntl.flock(self.lock, fcntl.LOCK_UN)
 
     def answer(
         self,
@@ -204,6 +214,24 @@ class Ceiling:
         self.flush(loop)  # what queued meanwhile (the thread variant)
 
 
+def seed_db(db: Path, keys: Sequence[str], secret: bytes) -> None:
+    """The schema, and each key's value encrypted under `secret` (bound to its path)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    aead = AESGCM(secret[:32])
+    value = json.dumps({"value": VALUE}).encode()
+    rows = []
+    for key in keys:
+        nonce = secrets.token_bytes(12)
+        rows.append((key, nonce, aead.encrypt(nonce, value, key.encode())))
+    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(SCHEMA)
+        conn.execute("BEGIN")
+        conn.executemany("INSERT OR REPLACE INTO secrets VALUES (?, ?, ?)", rows)
+        conn.execute("COMMIT")
+
+
 async def answer(send: Any, status: int, body: bytes) -> None:
     await send(
         {
@@ -215,21 +243,38 @@ async def answer(send: Any, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def serve(port: int, db: Path, token: str, keys: Sequence[str], commit: str) -> None:
+def serve(port: int, db: Path, token: str, keys: Sequence[str], commit: str, workers: int) -> None:
+    """Serve on 127.0.0.1:`port`; with several `workers`, that many processes, each on a
+    socket of its own bound with SO_REUSEPORT (the kernel spreads the connections) and, when
+    they share the allowed CPUs evenly, on a CPU of its own (as `vaultctl server` does)."""
     import uvicorn
 
-    app = Ceiling(db, token, keys, commit)
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        log_level="warning",
-        access_log=False,
-    )
-    uvicorn.Server(config).run()
+    secret = secrets.token_bytes(64)  # the data key and the MAC key, for every worker
+    seed_db(db, keys, secret)
+    allowed = sorted(os.sched_getaffinity(0))
+    children = []
+    for index in range(workers):
+        pid = os.fork() if workers > 1 else 0
+        if pid:
+            children.append(pid)
+            continue
+        if workers > 1 and workers % len(allowed) == 0:
+            os.sched_setaffinity(0, {allowed[index % len(allowed)]})
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(("127.0.0.1", port))
+        app = Ceiling(db, token, secret, commit, shared=workers > 1)
+        config = uvicorn.Config(
+            app, loop="uvloop", http="httptools", lifespan="on", log_level="warning",
+            access_log=False,
+        )  # fmt: skip
+        uvicorn.Server(config).run(sockets=[sock])
+        if workers > 1:
+            os._exit(0)
+        return
+    for pid in children:  # (stopped with its process group)
+        os.waitpid(pid, 0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,7 +283,9 @@ def serve(port: int, db: Path, token: str, keys: Sequence[str], commit: str) -> 
 
 
 @contextmanager
-def ceiling(home: Path, cpu: str | None, commit: str, keys: Sequence[str]) -> Iterator[Server]:
+def ceiling(
+    home: Path, cpu: str | None, commit: str, keys: Sequence[str], workers: int = 1
+) -> Iterator[Server]:
     """The app in a process of its own (`--serve`), its keys written, answering."""
     home.mkdir()
     token = secrets.token_urlsafe(24)
@@ -246,19 +293,16 @@ def ceiling(home: Path, cpu: str | None, commit: str, keys: Sequence[str]) -> It
     url = f"http://127.0.0.1:{port}"
     log = home / "ceiling.log"
     (home / "keys").write_text("\n".join(keys))
-    cmd = pinned(
-        cpu,
-        [
-            sys.executable,
-            str(HERE),
-            "--serve",
-            *(str(port), str(home / "ceiling.db"), commit, str(home / "keys")),
-        ],
-    )
+    args = [str(port), str(home / "ceiling.db"), commit, str(home / "keys"), str(workers)]
+    cmd = pinned(cpu, [sys.executable, str(HERE), "--serve", *args])
     env = clean_env(CEILING_TOKEN=token)
     with process_group(cmd, log, env=env, cwd=home) as proc:
         wait_http(f"{url}/v1/sys/health", proc, log, lambda status: status == 200)
-        yield Server(COMMITS[commit], url, token, proc.pid)
+        yield Server(named(COMMITS[commit], workers), url, token, proc.pid)
+
+
+def named(name: str, workers: int) -> str:
+    return name if workers == 1 else f"{name}, {workers} workers"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -274,42 +318,48 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=None, help="s per server (default 2)")
     parser.add_argument("--server-cpu", default="0")
     parser.add_argument("--load-cpu", default="1")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="N > 1: how both scale instead, unpinned: Strongroom and the ceiling (commit in "
+        "thread) with one worker and with N, beside OpenBao",
+    )
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     args.seconds = args.seconds or (4.0 if args.quick else 5.0)
     args.repeats = args.repeats or (1 if args.quick else 3)
     args.warmup = args.warmup if args.warmup is not None else min(2.0, args.seconds)
     return args
 
 
-NAMES = ("OpenBao", "Strongroom", *COMMITS.values())
-
-
-def table(rows: Sequence[dict[str, Any]]) -> str:
-    short = {"OpenBao": "OpenBao", "Strongroom": "Strongroom"} | {
-        name: f"ceiling ({commit})" for commit, name in COMMITS.items()
-    }
+def table(
+    rows: Sequence[dict[str, Any]], names: Sequence[str], ratios: Sequence[tuple[str, str, str]]
+) -> str:
+    """Each server's rps (and its ratio to OpenBao's), then the `ratios` (heading, numerator,
+    denominator), then each server's p99 and CPU per request."""
     head = ["scenario", "conc"]
-    for name in NAMES:
-        head += [f"{short[name]} rps"] + ([f"{short[name]} / OpenBao"] if name != "OpenBao" else [])
-    head += [f"Strongroom / {short[name]}" for name in COMMITS.values()]
-    head += [f"{short[name]} p99 ms" for name in NAMES]
-    head += [f"{short[name]} CPU µs/req" for name in NAMES]
+    for name in names:
+        head += [f"{name} rps"] + ([f"{name} / OpenBao"] if name != "OpenBao" else [])
+    head += [heading for heading, _, _ in ratios]
+    head += [f"{name} p99 ms" for name in names] + [f"{name} CPU µs/req" for name in names]
     lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
     for row in rows:
         ob = row["OpenBao"]["rps"]
         cells = [row["label"], str(row["conc"])]
-        for name in NAMES:
+        for name in names:
             rps = row[name]["rps"]
             cells += [fmt(rps)] + ([f"{rps / ob:.2f}"] if name != "OpenBao" else [])
-        cells += [f"{row['Strongroom']['rps'] / row[n]['rps']:.2f}" for n in COMMITS.values()]
-        cells += [latency(row[name]["p99_ms"]) for name in NAMES]
-        cells += [fmt(row[name]["cpu_us_per_req"]) for name in NAMES]
+        cells += [f"{row[top]['rps'] / row[bottom]['rps']:.2f}" for _, top, bottom in ratios]
+        cells += [latency(row[name]["p99_ms"]) for name in names]
+        cells += [fmt(row[name]["cpu_us_per_req"]) for name in names]
         lines.append("| " + " | ".join(cells) + " |")
     errors = [
         f"{row['label']} c={row['conc']} {name}: {row[name]['errors']}"
         for row in rows
-        for name in NAMES
+        for name in names
         if row[name]["errors"]
     ]
     if errors:
@@ -319,12 +369,14 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     if argv is None and sys.argv[1:2] == ["--serve"]:
-        port, db, commit, keys = sys.argv[2:6]
+        port, db, commit, keys, workers = sys.argv[2:7]
         names = Path(keys).read_text().split("\n")
-        serve(int(port), Path(db), os.environ["CEILING_TOKEN"], names, commit)
+        serve(int(port), Path(db), os.environ["CEILING_TOKEN"], names, commit, int(workers))
         return
     args = parse_args(argv)
     server_cpu, load_cpu = usable_cpus(args.server_cpu, args.load_cpu)
+    scaling = args.workers > 1
+    pin, wrk_cpu = (None, None) if scaling else (server_cpu, load_cpu)
     chosen = [
         (BY_NAME[name], conc)
         for name in args.scenario or SCENARIOS
@@ -332,41 +384,45 @@ def main(argv: Sequence[str] | None = None) -> None:
     ]
     folders = {folder_of(s.keys): s.keys for s, _ in chosen if s.keys}
     paths = [f"{name}/k{i:06d}" for name, keys in folders.items() for i in range(keys)]
+    keys = ["one", *paths]
     started, start_date = time.monotonic(), datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix="strongroom-ceiling-") as tmp, ExitStack() as stack:
         folder = Path(tmp)
-        print("starting OpenBao, Strongroom and the two ceilings ...", flush=True)
-        with ThreadPoolExecutor(4) as pool:
-            starting = [
-                pool.submit(stack.enter_context, openbao(folder / "openbao", server_cpu)),
-                pool.submit(
-                    stack.enter_context,
-                    strongroom(folder / "strongroom", server_cpu, "sqlite", DEFAULT_PG, 1),
-                ),
-                *(
-                    pool.submit(
-                        stack.enter_context,
-                        ceiling(folder / commit, server_cpu, commit, ["one", *paths]),
-                    )
-                    for commit in COMMITS
-                ),
-            ]
+        wanted: list[Any] = [openbao(folder / "openbao", pin)]
+        if scaling:  # one worker and N, each
+            ratios = []
+            for commit, workers in (("thread", 1), ("thread", args.workers)):
+                wanted.append(ceiling(folder / f"{commit}{workers}", pin, commit, keys, workers))
+            for workers in (1, args.workers):
+                name = named("Strongroom", workers)
+                home = folder / f"strongroom{workers}"
+                wanted.append(strongroom(home, pin, "sqlite", DEFAULT_PG, workers, name=name))
+            for name in ("Strongroom", COMMITS["thread"]):
+                many = named(name, args.workers)
+                ratios.append((f"{many} / {name}", many, name))
+        else:
+            wanted.append(strongroom(folder / "strongroom", pin, "sqlite", DEFAULT_PG, 1))
+            wanted += [ceiling(folder / commit, pin, commit, keys) for commit in COMMITS]
+            ratios = [(f"Strongroom / {name}", "Strongroom", name) for name in COMMITS.values()]
+        print(f"starting {len(wanted)} servers ...", flush=True)
+        with ThreadPoolExecutor(len(wanted)) as pool:
+            starting = [pool.submit(stack.enter_context, manager) for manager in wanted]
             servers = [future.result() for future in starting]
-        for server in servers[:2]:
-            if paths:
+        names = [server.name for server in servers]
+        for server in servers:
+            if paths and not server.name.startswith(tuple(COMMITS.values())):
                 print(f"seeding {server.name}: {len(paths)} keys ...", flush=True)
                 seed(server, paths)
-            check(server, ["one", *paths[:101]], {})
-        for server in servers[2:]:
-            check(server, ["one", *paths[:101]], {})
+            check(server, keys[:101], {})
         warmup = folder / "warmup.lua"
         warmup.write_text(LUA_PRELUDE % {"body": BODY, "seed": 1} + LUA["read-one"])
         if args.warmup > 0:
             for server in servers:
-                run_wrk(server, warmup, 16, args.warmup, load_cpu, folder)
+                run_wrk(server, warmup, 16, args.warmup, wrk_cpu, folder)
+        where = "unpinned" if scaling else f"servers on CPU {server_cpu}, wrk on CPU {load_cpu}"
         print(
-            f"{len(chosen)} cells x {args.repeats} run(s) x {args.seconds:g} s x 4 servers; "
-            f"servers on CPU {server_cpu}, wrk on CPU {load_cpu}",
+            f"{len(chosen)} cells x {args.repeats} run(s) x {args.seconds:g} s x "
+            f"{len(servers)} servers; {where}",
             flush=True,
         )
         rows = []
@@ -384,31 +440,28 @@ def main(argv: Sequence[str] | None = None) -> None:
                     script = folder / f"{values['run']}.lua"
                     script.write_text(LUA_PRELUDE % values + LUA[scenario.script] % values)
                     runs[server.name].append(
-                        run_wrk(server, script, conc, args.seconds, load_cpu, folder)
+                        run_wrk(server, script, conc, args.seconds, wrk_cpu, folder)
                     )
             row: dict[str, Any] = {"scenario": scenario.name, "label": scenario.label, "conc": conc}
             row |= {name: asdict(median_run(measured)) for name, measured in runs.items()}
             rows.append(row)
             print(
                 f"  {scenario.label} c={conc}: "
-                + ", ".join(f"{name} {fmt(row[name]['rps'])} rps" for name in NAMES),
+                + ", ".join(f"{name} {fmt(row[name]['rps'])} rps" for name in names),
                 flush=True,
             )
     meta = {
         "date": start_date.strftime("%Y-%m-%d %H:%M UTC"),
-        "server_cpu": server_cpu,
-        "load_cpu": load_cpu,
+        "where": where,
+        "workers": args.workers,
         "seconds": args.seconds,
         "repeats": args.repeats,
         "elapsed_s": round(time.monotonic() - started, 1),
     }
     print()
-    print(
-        f"{meta['date']}, median of {args.repeats} x {args.seconds:g} s per cell, servers on "
-        f"CPU {server_cpu}, wrk on CPU {load_cpu}"
-    )
+    print(f"{meta['date']}, median of {args.repeats} x {args.seconds:g} s per cell, {where}")
     print()
-    print(table(rows))
+    print(table(rows, names, ratios))
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
 

@@ -163,3 +163,34 @@ def test_ceiling_serves_all_four_servers(tmp_path: Path) -> None:
         assert cell["requests"] > 0 and cell["errors"] == 0, (server, cell)
         for key in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req"):
             assert isinstance(cell[key], float) and math.isfinite(cell[key]), (server, key)
+
+
+def test_ceiling_compares_one_worker_with_two(tmp_path: Path) -> None:
+    """bench/ceiling.py --workers 2: our server and the ceiling (commit in thread) each with one
+    worker and with two, unpinned, every answer a 2xx, and the two scaling ratios come out."""
+    if shutil.which("wrk") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("wrk is missing under CI=true (.ci/run installs it)")
+        pytest.skip("wrk is not installed (apt-get install wrk)")
+    out = tmp_path / "ceiling.json"
+    done = bench(
+        CEILING,
+        *("--scenario", "read-one", "--conc", "4", "--seconds", "1", "--repeats", "1"),
+        *("--warmup", "0", "--workers", "2", "--json", str(out)),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| Strongroom, 2 workers / Strongroom |" in done.stdout
+    assert "| Ceiling, commit in thread, 2 workers / Ceiling, commit in thread |" in done.stdout
+    result = json.loads(out.read_text())
+    assert result["meta"]["where"] == "unpinned" and result["meta"]["workers"] == 2
+    (row,) = result["rows"]
+    for server in (
+        "OpenBao",
+        "Strongroom",
+        "Strongroom, 2 workers",
+        "Ceiling, commit in thread",
+        "Ceiling, commit in thread, 2 workers",
+    ):
+        cell = row[server]
+        assert cell["requests"] > 0 and cell["errors"] == 0, (server, cell)
+        assert math.isfinite(cell["rps"]) and math.isfinite(cell["cpu_us_per_req"]), server
