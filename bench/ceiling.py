@@ -96,24 +96,22 @@ CREATE TABLE IF NOT EXISTS audit (
 # --------------------------------------------------------------------------------------------
 
 
+Batch = list[tuple[str, str, "asyncio.Future[None]"]]
+
+
 class Ceiling:
     """The minimal audited read, as a raw ASGI app (see the module)."""
 
-    def __init__(
-        self, db: Path, token: str, secret: bytes, commit: str, *, shared: bool = False
-    ) -> None:
+    def __init__(self, db: Path, token: str, secret: bytes, commit: str) -> None:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         self.commit = commit
-        #: Other processes append to the same chain (`--workers`): a batch reads its head
-        #: under the write lock instead of keeping it.
-        self.shared = shared
         self.lock = os.open(f"{db}-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
         self.actor = hashlib.sha256(token.encode()).digest()
         self.aead = AESGCM(secret[:32])
         self.mac_key = secret[32:]
-        self.last_mac = b"\0" * 32
-        self.pending: list[tuple[str, str, asyncio.Future[None]]] = []
+        self.pending: Batch = []
+        self.scheduled = False  # a `flush` is due at the loop's next turn
         self.busy = False  # a batch is being written (at most one at a time)
         self.writer = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
         self.writer.execute("PRAGMA synchronous=FULL")
@@ -128,20 +126,20 @@ class Ceiling:
             return
         path: str = scope["path"]
         if path == "/v1/sys/health":
-            return await answer(send, 200, b'{"initialized":true,"sealed":false}')
+            return await respond(send, 200, b'{"initialized":true,"sealed":false}')
         token = next((v for k, v in scope["headers"] if k == b"x-vault-token"), b"")
         if not hmac.compare_digest(hashlib.sha256(token).digest(), self.actor):
-            return await answer(send, 403, b'{"errors":["permission denied"]}')
+            return await respond(send, 403, b'{"errors":["permission denied"]}')
         key = path[len(PREFIX) :] if path.startswith(PREFIX) else ""
         row = self.reader.execute(
             "SELECT nonce, ciphertext FROM secrets WHERE path = ?", (key,)
         ).fetchone()
         if row is None:
-            return await answer(send, 404, b'{"errors":[]}')
+            return await respond(send, 404, b'{"errors":[]}')
         value = self.aead.decrypt(row[0], row[1], key.encode())
         now = datetime.now(UTC).isoformat()
         await self.audited(now, key)
-        await answer(
+        await respond(
             send,
             200,
             b'{"data":{"data":%s,"metadata":{"created_time":"%s","version":1}}}'
@@ -153,65 +151,68 @@ class Ceiling:
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         self.pending.append((at, key, done))
-        if not self.busy and len(self.pending) == 1:  # the first of this tick: flush after it
+        if not self.busy and not self.scheduled:  # the first of this turn: flush after it
+            self.scheduled = True
             loop.call_soon(self.flush, loop)
         return done
 
     def flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Write what is pending as one batch: here (`loop`) or in the commit thread."""
+        self.scheduled = False
         if self.busy or not self.pending:
             return
         batch, self.pending = self.pending, []
         if self.commit == "loop":
-            self.write(batch)
-            self.answer(batch, None, loop)
+            try:
+                self.write(batch)
+            except Exception as exc:
+                self.settle(batch, exc, loop)
+            else:
+                self.settle(batch, None, loop)
             return
         self.busy = True
 
         def committed(outcome: Any) -> None:
-            loop.call_soon_threadsafe(self.answer, batch, outcome.exception(), loop)
+            loop.call_soon_threadsafe(self.settle, batch, outcome.exception(), loop)
 
         self.pool.submit(self.write, batch).add_done_callback(committed)
 
-    def write(self, batch: list[tuple[str, str, asyncio.Future[None]]]) -> None:
-        """Append a batch's rows to the chain and commit them (one fsync)."""
+    def write(self, batch: Batch) -> None:
+        """Append a batch's rows to the chain and commit them (one fsync). The chain's head
+        is read under the writer's lock, as `vaultctl server` reads it: other workers
+        (`--workers`) append to the same chain."""
         fcntl.flock(self.lock, fcntl.LOCK_EX)  # (the writers of other workers queue here)
         try:
             self.writer.execute("BEGIN IMMEDIATE")
             try:
-                mac = self.last_mac
-                if self.shared:
-                    head = self.writer.execute(
-                        "SELECT mac FROM audit ORDER BY id DESC LIMIT 1"
-                    ).fetchone()
-                    mac = head[0] if head else mac
+                head = self.writer.execute("SELECT mac FROM audit ORDER BY id DESC LIMIT 1")
+                mac = (head.fetchone() or (b"\0" * 32,))[0]
                 rows = []
                 for at, key, _ in batch:
-                    mac = hmac.digest(self.mac_key, mac + f"{at}|{key}".encode(), "sha256")
+                    data = b"|".join((mac, at.encode(), self.actor, key.encode()))
+                    mac = hmac.digest(self.mac_key, data, "sha256")
                     rows.append((at, self.actor, key, mac))
                 self.writer.executemany(
                     "INSERT INTO audit (at, actor, path, mac) VALUES (?,?,?,?)", rows
                 )
                 self.writer.execute("COMMIT")
-                self.last_mac = mac
             except BaseException:
                 self.writer.execute("ROLLBACK")
                 raise
         finally:
             fcntl.flock(self.lock, fcntl.LOCK_UN)
 
-    def answer(
-        self,
-        batch: list[tuple[str, str, asyncio.Future[None]]],
-        error: BaseException | None,
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
+    def settle(self, batch: Batch, error: BaseException | None, loop: Any) -> None:
+        """Answer a batch's reads (on the loop), then write what queued meanwhile."""
         self.busy = False
         for _, _, done in batch:
+            if done.done():
+                continue  # (cancelled: its client went away)
             if error is None:
                 done.set_result(None)
             else:
                 done.set_exception(error)
-        self.flush(loop)  # what queued meanwhile (the thread variant)
+        self.flush(loop)
 
 
 def seed_db(db: Path, keys: Sequence[str], secret: bytes) -> None:
@@ -232,49 +233,56 @@ def seed_db(db: Path, keys: Sequence[str], secret: bytes) -> None:
         conn.execute("COMMIT")
 
 
-async def answer(send: Any, status: int, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json")],
-        }
-    )
+async def respond(send: Any, status: int, body: bytes) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
 def serve(port: int, db: Path, token: str, keys: Sequence[str], commit: str, workers: int) -> None:
-    """Serve on 127.0.0.1:`port`; with several `workers`, that many processes, each on a
-    socket of its own bound with SO_REUSEPORT (the kernel spreads the connections) and, when
-    they share the allowed CPUs evenly, on a CPU of its own (as `vaultctl server` does)."""
-    import uvicorn
-
+    """Serve on 127.0.0.1:`port`; with several `workers`, that many forked processes, each on
+    a socket of its own bound with SO_REUSEPORT (the kernel spreads the connections) and, when
+    they share the allowed CPUs evenly, on a CPU of its own (as `vaultctl server` does). The
+    parent exits, failing, as soon as a worker does: the benchmark stops the process group."""
     secret = secrets.token_bytes(64)  # the data key and the MAC key, for every worker
     seed_db(db, keys, secret)
+    if workers == 1:
+        run_worker(port, db, token, secret, commit)
+        return
     allowed = sorted(os.sched_getaffinity(0))
     children = []
     for index in range(workers):
-        pid = os.fork() if workers > 1 else 0
-        if pid:
-            children.append(pid)
-            continue
-        if workers > 1 and workers % len(allowed) == 0:
-            os.sched_setaffinity(0, {allowed[index % len(allowed)]})
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(("127.0.0.1", port))
-        app = Ceiling(db, token, secret, commit, shared=workers > 1)
-        config = uvicorn.Config(
-            app, loop="uvloop", http="httptools", lifespan="on", log_level="warning",
-            access_log=False,
-        )  # fmt: skip
-        uvicorn.Server(config).run(sockets=[sock])
-        if workers > 1:
-            os._exit(0)
-        return
-    for pid in children:  # (stopped with its process group)
-        os.waitpid(pid, 0)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                if workers % len(allowed) == 0:
+                    os.sched_setaffinity(0, {allowed[index % len(allowed)]})
+                run_worker(port, db, token, secret, commit)
+                code = 0
+            finally:
+                os._exit(code)
+        children.append(pid)
+    pid, status = os.wait()  # (a worker ends only when it fails: the group stops together)
+    raise SystemExit(f"worker {pid} ended ({status}); see the log above")
+
+
+def run_worker(port: int, db: Path, token: str, secret: bytes, commit: str) -> None:
+    import uvicorn
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", port))
+    config = uvicorn.Config(
+        Ceiling(db, token, secret, commit),
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 # --------------------------------------------------------------------------------------------
@@ -335,9 +343,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def table(
-    rows: Sequence[dict[str, Any]], names: Sequence[str], ratios: Sequence[tuple[str, str, str]]
-) -> str:
+Ratio = tuple[str, str, str]  # (heading, numerator's server, denominator's server)
+
+
+def table(rows: Sequence[dict[str, Any]], names: Sequence[str], ratios: Sequence[Ratio]) -> str:
     """Each server's rps (and its ratio to OpenBao's), then the `ratios` (heading, numerator,
     denominator), then each server's p99 and CPU per request."""
     head = ["scenario", "conc"]
@@ -367,6 +376,79 @@ def table(
     return "\n".join(lines)
 
 
+def contenders(
+    args: argparse.Namespace, folder: Path, pin: str | None, keys: Sequence[str]
+) -> tuple[list[Any], list[Ratio]]:
+    """The servers to start (context managers) and the ratios to print: pinned, OpenBao, ours
+    and both ceilings; with `--workers N`, unpinned, OpenBao, and ours and the thread
+    ceiling with one worker and with N."""
+    wanted: list[Any] = [openbao(folder / "openbao", pin)]
+    if args.workers == 1:
+        wanted.append(strongroom(folder / "strongroom", pin, "sqlite", DEFAULT_PG, 1))
+        wanted += [ceiling(folder / commit, pin, commit, keys) for commit in COMMITS]
+        return wanted, [(f"Strongroom / {n}", "Strongroom", n) for n in COMMITS.values()]
+    ratios = []
+    for workers in (1, args.workers):
+        wanted.append(ceiling(folder / f"thread{workers}", pin, "thread", keys, workers))
+        name, home = named("Strongroom", workers), folder / f"strongroom{workers}"
+        wanted.append(strongroom(home, pin, "sqlite", DEFAULT_PG, workers, name=name))
+    for name in ("Strongroom", COMMITS["thread"]):
+        many = named(name, args.workers)
+        ratios.append((f"{many} / {name}", many, name))
+    return wanted, ratios
+
+
+def start(stack: ExitStack, wanted: Sequence[Any], paths: Sequence[str]) -> list[Server]:
+    """Start the servers at once (each stopped with `stack`); seed OpenBao and ours with
+    `paths` (the ceilings wrote theirs); check that every one reads them with its token."""
+    print(f"starting {len(wanted)} servers ...", flush=True)
+    with ThreadPoolExecutor(len(wanted)) as pool:
+        starting = [pool.submit(stack.enter_context, manager) for manager in wanted]
+        servers = [future.result() for future in starting]
+    for server in servers:
+        if paths and not server.name.startswith(tuple(COMMITS.values())):
+            print(f"seeding {server.name}: {len(paths)} keys ...", flush=True)
+            seed(server, paths)
+        check(server, ["one", *paths[:100]], {})
+    return servers
+
+
+def measure(
+    args: argparse.Namespace,
+    servers: Sequence[Server],
+    chosen: Sequence[tuple[Any, int]],
+    folder: Path,
+    wrk_cpu: str | None,
+) -> list[dict[str, Any]]:
+    """Each cell's median run per server, the servers alternating their order per repeat."""
+    rows = []
+    for scenario, conc in chosen:
+        runs: dict[str, list[Any]] = {server.name: [] for server in servers}
+        for repeat in range(args.repeats):
+            for server in servers if repeat % 2 == 0 else servers[::-1]:
+                values = {
+                    "body": BODY,
+                    "seed": secrets.randbelow(2**31),
+                    "folder": folder_of(scenario.keys),
+                    "keys": scenario.keys,
+                    "run": uuid.uuid4().hex[:8],
+                }
+                script = folder / f"{values['run']}.lua"
+                script.write_text(LUA_PRELUDE % values + LUA[scenario.script] % values)
+                runs[server.name].append(
+                    run_wrk(server, script, conc, args.seconds, wrk_cpu, folder)
+                )
+        row: dict[str, Any] = {"scenario": scenario.name, "label": scenario.label, "conc": conc}
+        row |= {name: asdict(median_run(measured)) for name, measured in runs.items()}
+        rows.append(row)
+        print(
+            f"  {scenario.label} c={conc}: "
+            + ", ".join(f"{s.name} {fmt(row[s.name]['rps'])} rps" for s in servers),
+            flush=True,
+        )
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     if argv is None and sys.argv[1:2] == ["--serve"]:
         port, db, commit, keys, workers = sys.argv[2:7]
@@ -375,8 +457,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     args = parse_args(argv)
     server_cpu, load_cpu = usable_cpus(args.server_cpu, args.load_cpu)
-    scaling = args.workers > 1
-    pin, wrk_cpu = (None, None) if scaling else (server_cpu, load_cpu)
+    pin, wrk_cpu = (server_cpu, load_cpu) if args.workers == 1 else (None, None)
+    where = f"servers on CPU {server_cpu}, wrk on CPU {load_cpu}" if pin else "unpinned"
     chosen = [
         (BY_NAME[name], conc)
         for name in args.scenario or SCENARIOS
@@ -388,68 +470,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     started, start_date = time.monotonic(), datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix="strongroom-ceiling-") as tmp, ExitStack() as stack:
         folder = Path(tmp)
-        wanted: list[Any] = [openbao(folder / "openbao", pin)]
-        if scaling:  # one worker and N, each
-            ratios = []
-            for commit, workers in (("thread", 1), ("thread", args.workers)):
-                wanted.append(ceiling(folder / f"{commit}{workers}", pin, commit, keys, workers))
-            for workers in (1, args.workers):
-                name = named("Strongroom", workers)
-                home = folder / f"strongroom{workers}"
-                wanted.append(strongroom(home, pin, "sqlite", DEFAULT_PG, workers, name=name))
-            for name in ("Strongroom", COMMITS["thread"]):
-                many = named(name, args.workers)
-                ratios.append((f"{many} / {name}", many, name))
-        else:
-            wanted.append(strongroom(folder / "strongroom", pin, "sqlite", DEFAULT_PG, 1))
-            wanted += [ceiling(folder / commit, pin, commit, keys) for commit in COMMITS]
-            ratios = [(f"Strongroom / {name}", "Strongroom", name) for name in COMMITS.values()]
-        print(f"starting {len(wanted)} servers ...", flush=True)
-        with ThreadPoolExecutor(len(wanted)) as pool:
-            starting = [pool.submit(stack.enter_context, manager) for manager in wanted]
-            servers = [future.result() for future in starting]
-        names = [server.name for server in servers]
-        for server in servers:
-            if paths and not server.name.startswith(tuple(COMMITS.values())):
-                print(f"seeding {server.name}: {len(paths)} keys ...", flush=True)
-                seed(server, paths)
-            check(server, keys[:101], {})
+        wanted, ratios = contenders(args, folder, pin, keys)
+        servers = start(stack, wanted, paths)
         warmup = folder / "warmup.lua"
         warmup.write_text(LUA_PRELUDE % {"body": BODY, "seed": 1} + LUA["read-one"])
-        if args.warmup > 0:
-            for server in servers:
-                run_wrk(server, warmup, 16, args.warmup, wrk_cpu, folder)
-        where = "unpinned" if scaling else f"servers on CPU {server_cpu}, wrk on CPU {load_cpu}"
+        for server in servers if args.warmup > 0 else []:
+            run_wrk(server, warmup, 16, args.warmup, wrk_cpu, folder)
         print(
             f"{len(chosen)} cells x {args.repeats} run(s) x {args.seconds:g} s x "
             f"{len(servers)} servers; {where}",
             flush=True,
         )
-        rows = []
-        for scenario, conc in chosen:
-            runs: dict[str, list[Any]] = {server.name: [] for server in servers}
-            for repeat in range(args.repeats):
-                for server in servers if repeat % 2 == 0 else servers[::-1]:
-                    values = {
-                        "body": BODY,
-                        "seed": secrets.randbelow(2**31),
-                        "folder": folder_of(scenario.keys),
-                        "keys": scenario.keys,
-                        "run": uuid.uuid4().hex[:8],
-                    }
-                    script = folder / f"{values['run']}.lua"
-                    script.write_text(LUA_PRELUDE % values + LUA[scenario.script] % values)
-                    runs[server.name].append(
-                        run_wrk(server, script, conc, args.seconds, wrk_cpu, folder)
-                    )
-            row: dict[str, Any] = {"scenario": scenario.name, "label": scenario.label, "conc": conc}
-            row |= {name: asdict(median_run(measured)) for name, measured in runs.items()}
-            rows.append(row)
-            print(
-                f"  {scenario.label} c={conc}: "
-                + ", ".join(f"{name} {fmt(row[name]['rps'])} rps" for name in names),
-                flush=True,
-            )
+        rows = measure(args, servers, chosen, folder, wrk_cpu)
     meta = {
         "date": start_date.strftime("%Y-%m-%d %H:%M UTC"),
         "where": where,
@@ -461,7 +493,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print()
     print(f"{meta['date']}, median of {args.repeats} x {args.seconds:g} s per cell, {where}")
     print()
-    print(table(rows, names, ratios))
+    print(table(rows, [server.name for server in servers], ratios))
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
 

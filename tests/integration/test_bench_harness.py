@@ -27,11 +27,16 @@ def bench(script: Path, *args: str, timeout: float = 120) -> subprocess.Complete
     )
 
 
-def test_vs_openbao_one_short_scenario(tmp_path: Path) -> None:
+def need_wrk() -> None:
+    """Skip without wrk, but fail under CI, where `.ci/run` installs it."""
     if shutil.which("wrk") is None:
         if os.environ.get("CI") == "true":
             pytest.fail("wrk is missing under CI=true (.ci/run installs it)")
         pytest.skip("wrk is not installed (apt-get install wrk)")
+
+
+def test_vs_openbao_one_short_scenario(tmp_path: Path) -> None:
+    need_wrk()
     out, png = tmp_path / "result.json", tmp_path / "chart.png"
     done = bench(
         HARNESS,
@@ -62,10 +67,7 @@ LARGE = HARNESS.with_name("large_vault.py")
 def test_large_vault_reads_a_small_and_a_large_folder(tmp_path: Path) -> None:
     """bench/large_vault.py with a small "large" folder: it fills, serves and measures both
     folders, and a second run reuses the filled database."""
-    if shutil.which("wrk") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("wrk is missing under CI=true (.ci/run installs it)")
-        pytest.skip("wrk is not installed (apt-get install wrk)")
+    need_wrk()
     db, out = tmp_path / "vault.db", tmp_path / "large.json"
     args = [
         "--keys",
@@ -144,10 +146,7 @@ CEILING = HARNESS.with_name("ceiling.py")
 def test_ceiling_serves_all_four_servers(tmp_path: Path) -> None:
     """bench/ceiling.py for one short cell: OpenBao, our server and both variants of the
     minimal audited-read app each serve reads (every answer a 2xx), and the table comes out."""
-    if shutil.which("wrk") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("wrk is missing under CI=true (.ci/run installs it)")
-        pytest.skip("wrk is not installed (apt-get install wrk)")
+    need_wrk()
     out = tmp_path / "ceiling.json"
     done = bench(
         CEILING,
@@ -168,10 +167,7 @@ def test_ceiling_serves_all_four_servers(tmp_path: Path) -> None:
 def test_ceiling_compares_one_worker_with_two(tmp_path: Path) -> None:
     """bench/ceiling.py --workers 2: our server and the ceiling (commit in thread) each with one
     worker and with two, unpinned, every answer a 2xx, and the two scaling ratios come out."""
-    if shutil.which("wrk") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("wrk is missing under CI=true (.ci/run installs it)")
-        pytest.skip("wrk is not installed (apt-get install wrk)")
+    need_wrk()
     out = tmp_path / "ceiling.json"
     done = bench(
         CEILING,
