@@ -60,6 +60,8 @@ from vs_openbao import (
     LUA_PRELUDE,
     VALUE,
     Server,
+    add_cell_options,
+    cell_defaults,
     check,
     clean_env,
     fmt,
@@ -70,6 +72,7 @@ from vs_openbao import (
     openbao,
     pinned,
     process_group,
+    run_until_interrupted,
     run_wrk,
     seed,
     strongroom,
@@ -320,12 +323,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="1 run of 4 s per cell")
     parser.add_argument("--scenario", action="append", choices=SCENARIOS, help="repeatable")
-    parser.add_argument("--conc", action="append", type=int, help="only these (repeatable)")
-    parser.add_argument("--seconds", type=float, default=None, help="per run (default 5; quick 4)")
-    parser.add_argument("--repeats", type=int, default=None, help="runs per cell (default 3)")
-    parser.add_argument("--warmup", type=float, default=None, help="s per server (default 2)")
-    parser.add_argument("--server-cpu", default="0")
-    parser.add_argument("--load-cpu", default="1")
+    add_cell_options(parser)
     parser.add_argument(
         "--workers",
         type=int,
@@ -337,10 +335,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
-    args.seconds = args.seconds or (4.0 if args.quick else 5.0)
-    args.repeats = args.repeats or (1 if args.quick else 3)
-    args.warmup = args.warmup if args.warmup is not None else min(2.0, args.seconds)
-    return args
+    return cell_defaults(args)
 
 
 Ratio = tuple[str, str, str]  # (heading, numerator's server, denominator's server)
@@ -449,12 +444,14 @@ def measure(
     return rows
 
 
+def serve_from_argv() -> None:
+    """`--serve PORT DB COMMIT KEYS_FILE WORKERS` (`ceiling`), the token from the environment."""
+    port, db, commit, keys, workers = sys.argv[2:7]
+    names = Path(keys).read_text().split("\n")
+    serve(int(port), Path(db), os.environ["CEILING_TOKEN"], names, commit, int(workers))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    if argv is None and sys.argv[1:2] == ["--serve"]:
-        port, db, commit, keys, workers = sys.argv[2:7]
-        names = Path(keys).read_text().split("\n")
-        serve(int(port), Path(db), os.environ["CEILING_TOKEN"], names, commit, int(workers))
-        return
     args = parse_args(argv)
     server_cpu, load_cpu = usable_cpus(args.server_cpu, args.load_cpu)
     pin, wrk_cpu = (server_cpu, load_cpu) if args.workers == 1 else (None, None)
@@ -499,8 +496,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        print("interrupted: servers stopped", file=sys.stderr)
-        sys.exit(130)
+    if sys.argv[1:2] == ["--serve"]:
+        serve_from_argv()
+    else:
+        run_until_interrupted(main)

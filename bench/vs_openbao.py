@@ -787,12 +787,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--pg-dsn", default=os.environ.get("STRONGROOM_TEST_PG", DEFAULT_PG))
     parser.add_argument("--scenario", action="append", choices=list(BY_NAME), help="repeatable")
-    parser.add_argument("--conc", action="append", type=int, help="only these (repeatable)")
-    parser.add_argument("--seconds", type=float, default=None, help="per run (default 5; quick 4)")
-    parser.add_argument("--repeats", type=int, default=None, help="runs per cell (default 3)")
-    parser.add_argument("--warmup", type=float, default=None, help="s per server (default 2)")
-    parser.add_argument("--server-cpu", default="0")
-    parser.add_argument("--load-cpu", default="1")
+    add_cell_options(parser)
     parser.add_argument("--unpinned", action="store_true", help="no taskset for the servers")
     parser.add_argument("--workers", type=int, default=1, help="Strongroom worker processes")
     parser.add_argument(
@@ -806,7 +801,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--from-json", type=Path, help="run nothing: print the table (and --chart) of a --json file"
     )
-    args = parser.parse_args(argv)
+    return cell_defaults(parser.parse_args(argv))
+
+
+def add_cell_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a run's cells (`--quick` aside), shared by the wrk benchmarks."""
+    parser.add_argument("--conc", action="append", type=int, help="only these (repeatable)")
+    parser.add_argument("--seconds", type=float, default=None, help="per run (default 5; quick 4)")
+    parser.add_argument("--repeats", type=int, default=None, help="runs per cell (default 3)")
+    parser.add_argument("--warmup", type=float, default=None, help="s per server (default 2)")
+    parser.add_argument("--server-cpu", default="0")
+    parser.add_argument("--load-cpu", default="1")
+
+
+def cell_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """`add_cell_options`' defaults, which depend on `--quick`."""
     args.seconds = args.seconds or (4.0 if args.quick else 5.0)
     args.repeats = args.repeats or (1 if args.quick else 3)
     args.warmup = args.warmup if args.warmup is not None else min(2.0, args.seconds)
@@ -853,8 +862,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     server_pin = None if args.unpinned else server_cpu
     chosen = cells(args)
     started, start_date = time.monotonic(), datetime.now(UTC)
-    # SIGTERM unwinds like Ctrl-C, so every process group is stopped on the way out
-    signal.signal(signal.SIGTERM, interrupted)
     with tempfile.TemporaryDirectory(prefix="strongroom-vs-openbao-") as tmp, ExitStack() as stack:
         folder = Path(tmp)
         print("starting OpenBao and Strongroom ...", flush=True)
@@ -971,9 +978,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         chart(rows, args.chart, chart_title(meta))
 
 
-if __name__ == "__main__":
+def run_until_interrupted(main: Callable[[], None]) -> None:
+    """Run a benchmark's `main`. SIGTERM unwinds like Ctrl-C, so every process group it
+    started is stopped on the way out; either ends it with status 130."""
+    signal.signal(signal.SIGTERM, interrupted)
     try:
         main()
     except KeyboardInterrupt:
         print("interrupted: servers stopped", file=sys.stderr)
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    run_until_interrupted(main)

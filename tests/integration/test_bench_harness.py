@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -143,50 +144,56 @@ def test_list_scale_times_both_listings(backend: str, pg_ready: bool) -> None:
 CEILING = HARNESS.with_name("ceiling.py")
 
 
-def test_ceiling_serves_all_four_servers(tmp_path: Path) -> None:
-    """bench/ceiling.py for one short cell: OpenBao, our server and both variants of the
-    minimal audited-read app each serve reads (every answer a 2xx), and the table comes out."""
+def ceiling_cell(
+    tmp_path: Path, conc: int, servers: tuple[str, ...], *args: str
+) -> tuple[str, dict[str, Any]]:
+    """bench/ceiling.py for one short read-one cell: its output and its JSON, once every one of
+    `servers` answered every read with a 2xx and its figures came out."""
     need_wrk()
     out = tmp_path / "ceiling.json"
     done = bench(
         CEILING,
-        *("--scenario", "read-one", "--conc", "1", "--seconds", "1", "--repeats", "1"),
-        *("--warmup", "0", "--json", str(out)),
+        *("--scenario", "read-one", "--conc", str(conc), "--seconds", "1", "--repeats", "1"),
+        *("--warmup", "0", "--json", str(out), *args),
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "| read one key | 1 |" in done.stdout
-    (row,) = json.loads(out.read_text())["rows"]
-    assert (row["scenario"], row["conc"]) == ("read-one", 1)
-    for server in ("OpenBao", "Strongroom", "Ceiling, commit on loop", "Ceiling, commit in thread"):
+    result: dict[str, Any] = json.loads(out.read_text())
+    (row,) = result["rows"]
+    assert (row["scenario"], row["conc"]) == ("read-one", conc)
+    assert f"| read one key | {conc} |" in done.stdout
+    for server in servers:
         cell = row[server]
         assert cell["requests"] > 0 and cell["errors"] == 0, (server, cell)
         for key in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req"):
             assert isinstance(cell[key], float) and math.isfinite(cell[key]), (server, key)
+    return done.stdout, result
+
+
+def test_ceiling_serves_all_four_servers(tmp_path: Path) -> None:
+    """OpenBao, our server and both variants of the minimal audited-read app, pinned."""
+    _, result = ceiling_cell(
+        tmp_path,
+        1,
+        ("OpenBao", "Strongroom", "Ceiling, commit on loop", "Ceiling, commit in thread"),
+    )
+    assert result["meta"]["where"] == "servers on CPU 0, wrk on CPU 1"
 
 
 def test_ceiling_compares_one_worker_with_two(tmp_path: Path) -> None:
-    """bench/ceiling.py --workers 2: our server and the ceiling (commit in thread) each with one
-    worker and with two, unpinned, every answer a 2xx, and the two scaling ratios come out."""
-    need_wrk()
-    out = tmp_path / "ceiling.json"
-    done = bench(
-        CEILING,
-        *("--scenario", "read-one", "--conc", "4", "--seconds", "1", "--repeats", "1"),
-        *("--warmup", "0", "--workers", "2", "--json", str(out)),
+    """--workers 2: our server and the ceiling (commit in thread) with one worker and with
+    two, unpinned, and the two scaling ratios."""
+    stdout, result = ceiling_cell(
+        tmp_path,
+        4,
+        (
+            "OpenBao",
+            "Strongroom",
+            "Strongroom, 2 workers",
+            "Ceiling, commit in thread",
+            "Ceiling, commit in thread, 2 workers",
+        ),
+        *("--workers", "2"),
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "| Strongroom, 2 workers / Strongroom |" in done.stdout
-    assert "| Ceiling, commit in thread, 2 workers / Ceiling, commit in thread |" in done.stdout
-    result = json.loads(out.read_text())
+    assert "| Strongroom, 2 workers / Strongroom |" in stdout
+    assert "| Ceiling, commit in thread, 2 workers / Ceiling, commit in thread |" in stdout
     assert result["meta"]["where"] == "unpinned" and result["meta"]["workers"] == 2
-    (row,) = result["rows"]
-    for server in (
-        "OpenBao",
-        "Strongroom",
-        "Strongroom, 2 workers",
-        "Ceiling, commit in thread",
-        "Ceiling, commit in thread, 2 workers",
-    ):
-        cell = row[server]
-        assert cell["requests"] > 0 and cell["errors"] == 0, (server, cell)
-        assert math.isfinite(cell["rps"]) and math.isfinite(cell["cpu_us_per_req"]), server
