@@ -1,7 +1,7 @@
 """The ceiling of an audited read on this machine: issue #16's minimal app beside OpenBao and us.
 
     python bench/ceiling.py [--quick] [--scenario read-one|read-random ...] [--conc N ...]
-                            [--seconds S] [--repeats N] [--json OUT]
+                            [--seconds S] [--repeats N] [--workers N] [--json OUT]
 
 Issue #16 bounds what a Python server could serve with a minimal ASGI app that does the least
 an audited KV v2 read must do, and nothing else:
@@ -12,19 +12,22 @@ an audited KV v2 read must do, and nothing else:
   `synchronous=FULL`; the answer waits for its row's commit.
 
 No policies, no lock state, no versions, no metrics, no request ids, no error handling beyond
-403/404: it bounds speed, it is not a vault. It runs under the same HTTP server as
-`vaultctl server` (uvicorn, httptools, uvloop), in two variants:
+403/404: it bounds speed, it is not a vault. It runs under uvicorn and uvloop, as
+`vaultctl server` does, in three variants:
 
-- `commit on loop`: the event loop commits each tick's batch itself (its fsync stalls every
-  connection meanwhile: what `vaultctl server` does not do);
-- `commit in thread`: one thread writes and commits the batches, one at a time, while the loop
-  goes on, as `vaultctl server` does; the answers wait on a future.
+- `commit on loop` (httptools): the event loop commits each tick's batch itself (its fsync
+  stalls every connection meanwhile: what `vaultctl server` does not do);
+- `commit in thread` (httptools): one thread writes and commits the batches, one at a time,
+  while the loop goes on, as `vaultctl server` does; the answers wait on a future;
+- `commit in thread, our HTTP`: the same under `vaultctl server`'s own HTTP protocol
+  (`strongroom.http.protocol`), to tell what the protocol costs from what the vault does.
 
-This script starts OpenBao (raft, file audit), `vaultctl server` (SQLite, one worker) and both
-variants, each pinned to `--server-cpu`, and drives them with wrk on `--load-cpu` with the read
-workloads of `vs_openbao.py` (the same Lua, the same alternation per cell). It prints each
-server's requests per second, p99 and CPU per request, with each one's ratio to OpenBao and
-Strongroom's to each ceiling. `--quick`: one run of 4 s per cell.
+This script starts OpenBao (raft, file audit), `vaultctl server` (SQLite, one worker) and the
+three variants, each pinned to `--server-cpu`, and drives them with wrk on `--load-cpu` with
+the read workloads of `vs_openbao.py` (the same Lua, the same alternation per cell). It prints
+each server's requests per second, p99 and CPU per request, with each one's ratio to OpenBao
+and Strongroom's to each ceiling. `--quick`: one run of 4 s per cell. `--workers N` compares
+one worker with N instead, unpinned, for `vaultctl server` and the thread variant.
 """
 
 from __future__ import annotations
@@ -82,8 +85,14 @@ from vs_openbao import (
 
 HERE = Path(__file__).resolve()
 PREFIX = "/v1/secret/data/bench/"
-#: The two variants: how a tick's batch of audit rows is committed.
-COMMITS = {"loop": "Ceiling, commit on loop", "thread": "Ceiling, commit in thread"}
+#: The variants: how a tick's batch of audit rows is committed, and under which protocol.
+VARIANTS = {
+    "loop": "Ceiling, commit on loop",
+    "thread": "Ceiling, commit in thread",
+    # the thread variant under `vaultctl server`'s own HTTP protocol (LIST, JSON refusals,
+    # bounded heads, one write per answer): what our protocol costs, apart from the vault
+    "ours": "Ceiling, commit in thread, our HTTP",
+}
 SCENARIOS = ("read-one", "read-random")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS secrets (path TEXT PRIMARY KEY, nonce BLOB, ciphertext BLOB);
@@ -242,7 +251,7 @@ async def respond(send: Any, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def serve(port: int, db: Path, token: str, keys: Sequence[str], commit: str, workers: int) -> None:
+def serve(port: int, db: Path, token: str, keys: Sequence[str], variant: str, workers: int) -> None:
     """Serve on 127.0.0.1:`port`; with several `workers`, that many forked processes, each on
     a socket of its own bound with SO_REUSEPORT (the kernel spreads the connections) and, when
     they share the allowed CPUs evenly, on a CPU of its own (as `vaultctl server` does). The
@@ -250,7 +259,7 @@ def serve(port: int, db: Path, token: str, keys: Sequence[str], commit: str, wor
     secret = secrets.token_bytes(64)  # the data key and the MAC key, for every worker
     seed_db(db, keys, secret)
     if workers == 1:
-        run_worker(port, db, token, secret, commit)
+        run_worker(port, db, token, secret, variant)
         return
     allowed = sorted(os.sched_getaffinity(0))
     children = []
@@ -261,7 +270,7 @@ def serve(port: int, db: Path, token: str, keys: Sequence[str], commit: str, wor
             try:
                 if workers % len(allowed) == 0:
                     os.sched_setaffinity(0, {allowed[index % len(allowed)]})
-                run_worker(port, db, token, secret, commit)
+                run_worker(port, db, token, secret, variant)
                 code = 0
             finally:
                 os._exit(code)
@@ -270,17 +279,19 @@ def serve(port: int, db: Path, token: str, keys: Sequence[str], commit: str, wor
     raise SystemExit(f"worker {pid} ended ({status}); see the log above")
 
 
-def run_worker(port: int, db: Path, token: str, secret: bytes, commit: str) -> None:
+def run_worker(port: int, db: Path, token: str, secret: bytes, variant: str) -> None:
     import uvicorn
+
+    from strongroom.http.protocol import VaultHTTPProtocol
 
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(("127.0.0.1", port))
     config = uvicorn.Config(
-        Ceiling(db, token, secret, commit),
+        Ceiling(db, token, secret, "loop" if variant == "loop" else "thread"),
         loop="uvloop",
-        http="httptools",
+        http=VaultHTTPProtocol if variant == "ours" else "httptools",
         lifespan="on",
         log_level="warning",
         access_log=False,
@@ -295,7 +306,7 @@ def run_worker(port: int, db: Path, token: str, secret: bytes, commit: str) -> N
 
 @contextmanager
 def ceiling(
-    home: Path, cpu: str | None, commit: str, keys: Sequence[str], workers: int = 1
+    home: Path, cpu: str | None, variant: str, keys: Sequence[str], workers: int = 1
 ) -> Iterator[Server]:
     """The app in a process of its own (`--serve`), its keys written, answering."""
     home.mkdir()
@@ -304,12 +315,12 @@ def ceiling(
     url = f"http://127.0.0.1:{port}"
     log = home / "ceiling.log"
     (home / "keys").write_text("\n".join(keys))
-    args = [str(port), str(home / "ceiling.db"), commit, str(home / "keys"), str(workers)]
+    args = [str(port), str(home / "ceiling.db"), variant, str(home / "keys"), str(workers)]
     cmd = pinned(cpu, [sys.executable, str(HERE), "--serve", *args])
     env = clean_env(CEILING_TOKEN=token)
     with process_group(cmd, log, env=env, cwd=home) as proc:
         wait_http(f"{url}/v1/sys/health", proc, log, lambda status: status == 200)
-        yield Server(named(COMMITS[commit], workers), url, token, proc.pid)
+        yield Server(named(VARIANTS[variant], workers), url, token, proc.pid)
 
 
 def named(name: str, workers: int) -> str:
@@ -380,14 +391,14 @@ def contenders(
     wanted: list[Any] = [openbao(folder / "openbao", pin)]
     if args.workers == 1:
         wanted.append(strongroom(folder / "strongroom", pin, "sqlite", DEFAULT_PG, 1))
-        wanted += [ceiling(folder / commit, pin, commit, keys) for commit in COMMITS]
-        return wanted, [(f"Strongroom / {n}", "Strongroom", n) for n in COMMITS.values()]
+        wanted += [ceiling(folder / variant, pin, variant, keys) for variant in VARIANTS]
+        return wanted, [(f"Strongroom / {n}", "Strongroom", n) for n in VARIANTS.values()]
     ratios = []
     for workers in (1, args.workers):
         wanted.append(ceiling(folder / f"thread{workers}", pin, "thread", keys, workers))
         name, home = named("Strongroom", workers), folder / f"strongroom{workers}"
         wanted.append(strongroom(home, pin, "sqlite", DEFAULT_PG, workers, name=name))
-    for name in ("Strongroom", COMMITS["thread"]):
+    for name in ("Strongroom", VARIANTS["thread"]):
         many = named(name, args.workers)
         ratios.append((f"{many} / {name}", many, name))
     return wanted, ratios
@@ -401,7 +412,7 @@ def start(stack: ExitStack, wanted: Sequence[Any], paths: Sequence[str]) -> list
         starting = [pool.submit(stack.enter_context, manager) for manager in wanted]
         servers = [future.result() for future in starting]
     for server in servers:
-        if paths and not server.name.startswith(tuple(COMMITS.values())):
+        if paths and not server.name.startswith(tuple(VARIANTS.values())):
             print(f"seeding {server.name}: {len(paths)} keys ...", flush=True)
             seed(server, paths)
         check(server, ["one", *paths[:100]], {})
@@ -445,10 +456,10 @@ def measure(
 
 
 def serve_from_argv() -> None:
-    """`--serve PORT DB COMMIT KEYS_FILE WORKERS` (`ceiling`), the token from the environment."""
-    port, db, commit, keys, workers = sys.argv[2:7]
+    """`--serve PORT DB VARIANT KEYS_FILE WORKERS` (`ceiling`), the token from the environment."""
+    port, db, variant, keys, workers = sys.argv[2:7]
     names = Path(keys).read_text().split("\n")
-    serve(int(port), Path(db), os.environ["CEILING_TOKEN"], names, commit, int(workers))
+    serve(int(port), Path(db), os.environ["CEILING_TOKEN"], names, variant, int(workers))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

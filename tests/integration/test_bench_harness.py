@@ -169,12 +169,16 @@ def ceiling_cell(
     return done.stdout, result
 
 
-def test_ceiling_serves_all_four_servers(tmp_path: Path) -> None:
-    """OpenBao, our server and both variants of the minimal audited-read app, pinned."""
+def test_ceiling_serves_all_five_servers(tmp_path: Path) -> None:
+    """OpenBao, our server and the three variants of the minimal audited-read app, pinned."""
     _, result = ceiling_cell(
         tmp_path,
         1,
-        ("OpenBao", "Strongroom", "Ceiling, commit on loop", "Ceiling, commit in thread"),
+        (
+            "OpenBao",
+            "Strongroom",
+            *(f"Ceiling, commit {v}" for v in ("on loop", "in thread", "in thread, our HTTP")),
+        ),
     )
     assert result["meta"]["where"] == "servers on CPU 0, wrk on CPU 1"
 
