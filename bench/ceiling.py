@@ -295,6 +295,8 @@ def run_worker(port: int, db: Path, token: str, secret: bytes, variant: str) -> 
         lifespan="on",
         log_level="warning",
         access_log=False,
+        server_header=False,  # (as `vaultctl server`: no proxy middleware, no Server header)
+        proxy_headers=False,
     )
     uvicorn.Server(config).run(sockets=[sock])
 
